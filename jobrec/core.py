@@ -148,6 +148,7 @@ def _check_value(path, default, value, source):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{source}: '{path}' must be an int, got {_typename(value)} {value!r}")
     elif isinstance(default, str):
+        if default == "auto" and isinstance(value, bool): return value  # tri-state keys: auto | true | false
         if not isinstance(value, str): raise ConfigError(f"{source}: '{path}' must be a string, got {_typename(value)} {value!r}")
     elif isinstance(default, list):
         if not isinstance(value, list): raise ConfigError(f"{source}: '{path}' must be a list, got {_typename(value)} {value!r}")
