@@ -33,6 +33,7 @@ def build_parser()->argparse.ArgumentParser:
     p = sub.add_parser("config", help="print the resolved configuration"); _config_args(p)
     p = sub.add_parser("data", help="generate the synthetic dataset (the embedded default unless told otherwise)")
     _config_args(p); p.add_argument("--out", default="data/default")
+    p.add_argument("--catalogue", default="auto", help="released Final_items.csv for the vocabularies ('auto': the shared release when present, 'none': built-in)")
     p = sub.add_parser("train", help="train both experts (two stages) and calibrate"); _config_args(p)
     p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME"); p.add_argument("--no-resume", action="store_true")
     p = sub.add_parser("run", help="the full experiment: experts, baselines, fusion sweep, ablations, evaluation")
@@ -62,9 +63,11 @@ def _cmd_config(a):
     print(yaml.safe_dump(dict(_cfg(a)), sort_keys=False), end="")
 
 def _cmd_data(a):
-    from jobrec.data import build_dataset_from_config
-    out = build_dataset_from_config(_cfg(a), a.out)
-    print(f"dataset written to {out}")
+    from jobrec.data import build_default_dataset
+    cfg = _cfg(a); syn = cfg["data"]["synthetic"]
+    cat = None if a.catalogue.lower() == "none" else a.catalogue
+    d = build_default_dataset(a.out, cat, cfg.seed, n_candidates=syn["n_candidates"], n_jobs=syn["n_jobs"])
+    print(f"{d} written to {a.out}")
 
 def _cmd_train(a):
     from jobrec.pipeline import train_run

@@ -1,0 +1,75 @@
+"The experiment pipeline on a smoke configuration, and every report template executed by papermill on its output."
+import json
+from pathlib import Path
+import numpy as np, pandas as pd, pytest
+
+from jobrec.core import load_config
+from jobrec.pipeline import run_experiment, load_run, load_ablations
+from jobrec.report import list_templates, run_report, report_name, run_reports, ReportError, load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE_ABLATIONS = ["no_stage2", "no_lagrangian", "no_calibration"]
+
+def smoke_config(**over):
+    return load_config("cpu-small", ROOT/"experiments"/"smoke.yaml", over or None)
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")/"smoke"
+    run_experiment(smoke_config(), out, ablation_names=SMOKE_ABLATIONS)
+    return out
+
+def test_run_folder_complete(smoke_run):
+    run = load_run(smoke_run)
+    assert (smoke_run/"config.yaml").exists() and run.config.backbone.name == "tiny"
+    systems = set(run.main.system)
+    assert {"jobrec", "jobrec_pref_only", "conflated", "random", "popularity"} <= systems
+    assert set(run.main.side) == {"candidate", "employer"} and set(run.main.protocol) == {"sampled", "full"}
+    assert (run.main["lo"] <= run.main["mean"] + 1e-12).all() and (run.main["mean"] <= run.main["hi"] + 1e-12).all()
+    assert set(run.ablations.ablation) == {"jobrec", *SMOKE_ABLATIONS}
+    assert {"inference_served", "fixed", "conflated"} <= set(run.sweep.system)
+    s = run.scores("jobrec")
+    n_test = int((run.data.split == "test").sum())
+    assert s["cand"].shape == (n_test, len(run.data.jobs)) and np.isfinite(s["cand"]).all()
+    assert "preference_expert" in run.experts["cross_evaluation"]
+
+def test_no_lagrangian_ablation_reuses_experts_but_changes_ranking(smoke_run):
+    ab = load_run(smoke_run).ablations
+    emp = ab[(ab.side == "employer") & (ab.protocol == "full") & (ab.metric == "ndcg@10")].set_index("ablation")["mean"]
+    assert emp["no_lagrangian"] == pytest.approx(emp["jobrec"])  # same qualification expert: fusion-only delta
+
+def test_same_seed_same_numbers(smoke_run, tmp_path):
+    cfg = smoke_config()
+    out = run_experiment(cfg, tmp_path/"again", ablations=False, systems=["random", "popularity"])
+    a, b = load_run(smoke_run).main, load_run(out).main
+    key = ["system", "side", "protocol", "metric"]
+    m = a.merge(b, on=key, suffixes=("_a", "_b"))
+    assert len(m) == len(b) and len(m) > 50
+    np.testing.assert_allclose(m["mean_a"], m["mean_b"], rtol=0, atol=1e-9)
+
+def test_ablations_file_is_checked():
+    abl = load_ablations()
+    assert all(set(a) == {"description", "delta"} for a in abl.values())
+
+@pytest.mark.parametrize("template", list_templates(ROOT), ids=lambda p: p.stem)
+def test_template_runs_on_smoke(template, smoke_run, tmp_path):
+    params = load_params(ROOT/"experiments"/"params"/"smoke.yaml", report_name(template), ROOT)
+    params["run_dir"] = str(smoke_run)
+    out = run_report(template, tmp_path/"reports", params, root=ROOT)
+    m = json.loads((out/"metrics.json").read_text())
+    assert m, "empty metrics.json"
+    figs = list((out/"figures").glob("*.png"))
+    assert figs and all(f.stat().st_size > 1000 for f in figs)
+    md = (out/"report.md").read_text()
+    assert md.startswith("# ") and "import " not in md
+    env = json.loads((out/"environment.json").read_text())
+    assert env["packages"]["jobrec"] and "git_revision" in env
+
+def test_failed_report_keeps_previous(smoke_run, tmp_path):
+    t = [t for t in list_templates(ROOT) if report_name(t) == "main_results"][0]
+    good = run_report(t, tmp_path/"reports", {"run_dir": str(smoke_run)}, root=ROOT)
+    before = (good/"metrics.json").read_bytes()
+    with pytest.raises(ReportError, match="main_results"):
+        run_report(t, tmp_path/"reports", {"run_dir": str(tmp_path/"no-such-run")}, root=ROOT)
+    assert (good/"metrics.json").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path/"reports").iterdir()) == ["main_results"]
