@@ -49,11 +49,11 @@ export: $(STAMP)
 	$(VENV)/bin/nbdev_export
 	$(VENV)/bin/nbdev_clean
 
-# RecBole baselines need their own environment (numpy<2, scipy<1.13, setuptools<81).
+# RecBole baselines need their own environment (numpy<2, scipy<1.13, setuptools<81, pandas<2.2: pandas 3 breaks its token_seq remapping).
 recbole-env:
 	test -x .venv-recbole/bin/python || python3 -m venv .venv-recbole
 	.venv-recbole/bin/python -m pip -q install torch==2.13.0
-	.venv-recbole/bin/python -m pip -q install recbole==1.2.1 "numpy<2" "scipy<1.13" "setuptools<81" pandas pyyaml
+	.venv-recbole/bin/python -m pip -q install recbole==1.2.1 "numpy<2" "scipy<1.13" "setuptools<81" "pandas<2.2" pyyaml
 
 clean:
 	rm -rf $(VENV) .venv-recbole _proc _docs

@@ -87,7 +87,10 @@ def _cmd_reports(a):
     cfg = _cfg(a); root = project_root()
     run = a.run or cfg.out_dir
     if not a.skip_run: run_experiment(cfg, run)
-    params = a.params or (root/"experiments"/"params"/f"{Path(a.profile).stem}.yaml")
+    import yaml
+    pfile = Path(a.params) if a.params else root/"experiments"/"params"/f"{Path(a.profile).stem}.yaml"
+    params = yaml.safe_load(pfile.read_text()) if pfile.exists() else {}
+    params.setdefault("common", {})["run_dir"] = str(run)  # the templates read the run this command made
     done = run_reports(params, a.reports_dir, only=a.only.split(",") if a.only else None)
     print(f"{len(done)} reports regenerated in {a.reports_dir}/ (index: {a.reports_dir}/index.md)")
 
