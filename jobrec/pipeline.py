@@ -164,7 +164,7 @@ def run_experiment(cfg:dict, # resolved config
                   )->Path:
     "Train, score, fuse and evaluate everything; write the run folder described above."
     from jobrec.experts import train_experts, train_conflated
-    from jobrec.baselines import make_baseline
+    from jobrec.baselines import make_baseline, has_recbole, baseline_options
     t_all = time.time(); timings = {}
     out = Path(out_dir)
     if not out.is_absolute(): out = project_root()/out
@@ -189,7 +189,11 @@ def run_experiment(cfg:dict, # resolved config
     cs = _all_scores(conf, data, vt)["s_pref"]
     scores["conflated"] = {"cand": cs[test], "emp": cs[test]}
 
-    for name in (systems if systems is not None else cfg["baselines"]["run"]):
+    names = list(systems if systems is not None else cfg["baselines"]["run"])
+    if systems is None and cfg["baselines"]["recbole"]:
+        if has_recbole(baseline_options(cfg)): names += list(cfg["baselines"]["recbole"])
+        else: log.info("RecBole baselines skipped: their environment is absent (make recbole-env)")
+    for name in names:
         t = time.time()
         b = make_baseline(name).fit(data, cfg, np.random.default_rng([cfg["seed"], len(scores)]))
         s = b.score(data, test)
