@@ -224,7 +224,7 @@ def run_experiment(cfg:dict, # resolved config
 
     if ablations:
         t = time.time()
-        abl = run_ablations(cfg, data, sysm, sc, out, names=ablation_names)
+        abl = run_ablations(cfg, data, sysm, sc, out, names=ablation_names or cfg.get("ablations"))
         abl.to_csv(out/"results"/"ablations.csv", index=False)
         timings["ablations"] = time.time() - t
     timings["total"] = time.time() - t_all
@@ -238,7 +238,10 @@ def run_ablations(cfg:dict, data:JobRecData, sysm, sc:dict, out:Path, names:list
     "Evaluate jobrec and each ablation on the test candidates; one tidy table with an `ablation` column."
     from jobrec.experts import train_experts
     abl = load_ablations()
-    if names: abl = {k: v for k, v in abl.items() if k in names}
+    if names:
+        bad = sorted(set(names) - set(abl))
+        if bad: raise ConfigError(f"unknown ablations {bad}; defined in {ABLATIONS_FILE.name}: {sorted(abl)}")
+        abl = {k: v for k, v in abl.items() if k in names}
     val, test = data.idx("val"), data.idx("test")
     vt = np.concatenate([val, test])
     rows = []

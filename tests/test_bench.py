@@ -1,0 +1,62 @@
+"""`jobrec bench --quick`: runs end to end and writes its json and figures (no timing assertions)."""
+import contextlib, io, json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jobrec.cli import main
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    "The tiny backbone's matrices are too small for intra-op threads (which collapse on a busy machine); restored afterwards."
+    import torch
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+@pytest.fixture(scope="module")
+def quick_bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf): rc = main(["bench", "--quick", "--out", str(out)])
+    assert rc == 0
+    return out, json.loads((out/"bench.json").read_text())
+
+def test_bench_json_has_every_measure(quick_bench):
+    out, b = quick_bench
+    assert b["quick"] is True
+    modes = {(r["backbone"], r["mode"]) for r in b["training"]["runs"]}
+    assert {("tiny", "dual"), ("tiny", "cross")} <= modes
+    assert all(r["pairs_per_s"] > 0 for r in b["training"]["runs"])
+    for m in ("cross", "dual", "cached"): assert b["scoring"][m]["pairs_per_s"] > 0
+    assert b["scoring"]["cross"]["ratio_vs_cross"] == 1.0
+    lat = b["latency"]["runs"]
+    assert {(r["n_jobs"], r["retrieval"]) for r in lat} == {(300, True), (300, False), (3000, True), (3000, False)}
+    assert all(r["median_s"] > 0 for r in lat)
+    big = [r for r in lat if r["n_jobs"] == 3000]
+    assert {r["shortlist"] for r in big} == {200, 3000}
+    assert b["encoding"]["texts_per_s"] > 0 and "extrapolated" in b["encoding"]["note"]
+    for r in b["recall"]["runs"]:
+        assert set(r["recall"]) == {"20", "40", "100", "200"}
+        assert all(0 <= v <= 1 for v in r["recall"].values())
+        assert r["random"]["200"] == pytest.approx(200/300)
+    assert b["tau_change"]["global_s"] > 0 and b["tau_change"]["one_candidate_shortlist_s"] > 0
+    assert b["memory"]["peak_rss_mb"] > 0 and b["memory"]["traced_peak_mb_recommend_without_retrieval"] > 0
+
+def test_bench_figures_written(quick_bench):
+    out, b = quick_bench
+    assert sorted(b["figures"]) == ["latency.png", "recall.png", "scoring_throughput.png", "training_throughput.png"]
+    for f in b["figures"]: assert (out/f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+def test_tiled_catalogue_reuses_encodings():
+    from jobrec.recommend import Catalogue
+    from jobrec.bench import tiled_catalogue
+    from jobrec.data import generate_synthetic
+    jobs = generate_synthetic(seed=0, n_candidates=10, n_jobs=7).jobs
+    emb = {"preference": np.arange(7*3, dtype=np.float32).reshape(7, 3)}
+    t = tiled_catalogue(Catalogue(jobs, "k", emb), 20)
+    assert len(t) == 20 and len({j.job_id for j in t.jobs}) == 20
+    np.testing.assert_array_equal(t.emb["preference"][15], emb["preference"][1])
+    assert t.jobs[15].required_skills == jobs[1].required_skills and jobs[1].job_id == "J0002"
+    assert len(tiled_catalogue(Catalogue(jobs, "k", emb), 5)) == 5
