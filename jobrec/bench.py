@@ -35,12 +35,13 @@ def training_throughput(cfg:dict, # a resolved config; its backbone and expert.m
                        )->dict:
     "Seconds per training step and pairs per second of the preference expert on a small generated dataset."
     import torch
-    from jobrec.experts import ExpertSystem, _feature_stats, info_nce, pref_groups
+    from jobrec.experts import ExpertSystem, _feature_stats, info_nce
+    from jobrec.data import preference_groups
     data = generate_synthetic(seed=seed, n_candidates=40, n_jobs=30)
     t0 = time.perf_counter()
     s = ExpertSystem(cfg, feat_stats=_feature_stats(data)); load_s = time.perf_counter() - t0
     ctx = s.context(data); rng = np.random.default_rng(seed)
-    a, b = pref_groups(data, "train", n_neg, rng)
+    a, b = preference_groups(data, "train", n_neg, rng)
     keep = (b >= 0).all(1); a, b = a[keep], b[keep]
     opt = torch.optim.AdamW(list(s.trainable("preference").values()), lr=1e-4)
     s.backbone.model.train(); s.heads.train()

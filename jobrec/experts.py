@@ -12,13 +12,14 @@ from typing import Sequence
 import numpy as np
 
 from .core import get_logger, seed_everything, atomic_path, write_json, autocast
+from .data import preference_groups, qualification_groups, hire_groups
 from .schema import (candidate_text, job_text, pair_text, flat_pair_text, pair_features, resolve_view,
                            candidate_to_row, job_to_row, FEATURE_NAMES)
 
 # %% auto #0
 __all__ = ['log', 'EXPERTS', 'PHASES', 'TextCache', 'make_head', 'info_nce', 'ece', 'fit_calibration', 'apply_calibration',
-           'pref_groups', 'qual_groups', 'hire_groups', 'Context', 'ExpertSystem', 'config_fingerprint', 'group_mrr',
-           'train_experts', 'train_conflated', 'evaluate_experts']
+           'Context', 'ExpertSystem', 'config_fingerprint', 'group_mrr', 'train_experts', 'train_conflated',
+           'evaluate_experts']
 
 # %% ../nbs/05_experts.ipynb #c005
 log = get_logger("experts")
@@ -137,64 +138,9 @@ def apply_calibration(z, cal:dict)->np.ndarray:
     return _sigmoid(cal["a"]*np.asarray(z, np.float64) + cal["b"]).astype(np.float32)
 
 # %% ../nbs/05_experts.ipynb #c017
-def _pad(rows, K):
-    out = np.full((len(rows), K), -1, np.int64)
-    for i, r in enumerate(rows): out[i, :min(K, len(r))] = r[:K]
-    return out
-
 def _split_mask(data, split):
     s = np.asarray(data.split)
     return np.isin(s, [split] if isinstance(split, str) else list(split))
-
-def _hard_negatives(pool, score, n, rng, hard_share):
-    if len(pool) <= n: return list(rng.permutation(pool))
-    nh = int(round(n*hard_share)) if score is not None else 0
-    hard = list(pool[np.argsort(-score[pool], kind="stable")[:nh]]) if nh else []
-    rest = np.setdiff1d(pool, hard); easy = list(rng.choice(rest, n - nh, replace=False))
-    return hard + easy
-
-def pref_groups(data, split, n_neg:int, rng, hard_share:float=0.5):
-    "Candidate-centric preference groups (cand_idx [G], job_idx [G, 1+n]); `jobrec.data.preference_groups` when present."
-    try:
-        from jobrec.data import preference_groups
-        return preference_groups(data, split, n_neg, rng, hard_share)
-    except ImportError: pass
-    ci, rows = [], []
-    util = getattr(data, "utility", None)
-    for c in np.flatnonzero(_split_mask(data, split)):
-        pos = np.flatnonzero(data.pref[c] == 1); neg = np.flatnonzero(data.pref[c] == 0)
-        if not len(neg): continue
-        for p in pos:
-            ci.append(c); rows.append([p] + _hard_negatives(neg, None if util is None else util[c], n_neg, rng, hard_share))
-    return np.asarray(ci, np.int64), _pad(rows, 1 + n_neg)
-
-def qual_groups(data, split, n_neg:int, rng):
-    "Job-centric groups among observed applicants (job_idx [G], cand_idx [G, 1+n])."
-    try:
-        from jobrec.data import qualification_groups
-        return qualification_groups(data, split, n_neg, rng)
-    except ImportError: pass
-    m = _split_mask(data, split)[:, None] & np.asarray(data.applied, bool) & (data.qual >= 0)
-    ji, rows = [], []
-    for j in range(m.shape[1]):
-        pos = np.flatnonzero(m[:, j] & (data.qual[:, j] == 1)); neg = np.flatnonzero(m[:, j] & (data.qual[:, j] == 0))
-        if not len(neg): continue
-        for p in pos: ji.append(j); rows.append([p] + list(rng.permutation(neg)[:n_neg]))
-    return np.asarray(ji, np.int64), _pad(rows, 1 + n_neg)
-
-def hire_groups(data, split, n_neg:int, rng, hard_share:float=0.5):
-    "Candidate-centric hire groups (cand_idx [G], job_idx [G, 1+n]): a hired job among the candidate's other jobs."
-    try:
-        from jobrec import data as d
-        if hasattr(d, "hire_groups"): return d.hire_groups(data, split, n_neg, rng)
-    except ImportError: pass
-    ci, rows = [], []
-    hired = np.asarray(data.hired, bool); applied = np.asarray(data.applied, bool)
-    for c in np.flatnonzero(_split_mask(data, split)):
-        neg = np.flatnonzero(~hired[c])
-        for p in np.flatnonzero(hired[c]):
-            ci.append(c); rows.append([p] + _hard_negatives(neg, applied[c].astype(float), n_neg, rng, hard_share))
-    return np.asarray(ci, np.int64), _pad(rows, 1 + n_neg)
 
 # %% ../nbs/05_experts.ipynb #c021
 def _cfg_get(cfg, dotted, default=None):
@@ -471,19 +417,19 @@ class _Trainer:
     def _pool(self, phase):
         g = self.g; n = int(g("train.n_negatives", 15)); hs = float(g("train.hard_negative_share", 0.5))
         rng = np.random.default_rng([self.seed, PHASES.index(phase) if phase in PHASES else 9, 7])
-        if phase == "hire1": return ("c",) + tuple(hire_groups(self.data, "train", n, rng, hs))
-        if phase in ("pref1",): return ("c",) + tuple(pref_groups(self.data, "train", n, rng, hs))
-        if phase == "qual1": return ("j",) + tuple(qual_groups(self.data, "train", n, rng))
+        if phase == "hire1": return ("c",) + tuple(hire_groups(self.data, "train", n, rng))
+        if phase in ("pref1",): return ("c",) + tuple(preference_groups(self.data, "train", n, rng, hs))
+        if phase == "qual1": return ("j",) + tuple(qualification_groups(self.data, "train", n, rng))
         raise ValueError(phase)
 
     def _val_groups(self):
         if hasattr(self, "_vg"): return self._vg
         rng = np.random.default_rng([self.seed, 11]); n = max(int(self.g("train.n_negatives", 15)), 19)
         vg = {}
-        if self.target == "hire": vg["hire"] = ("c",) + tuple(hire_groups(self.data, "val", n, rng, 0.0))
+        if self.target == "hire": vg["hire"] = ("c",) + tuple(hire_groups(self.data, "val", n, rng))
         else:
-            vg["preference"] = ("c",) + tuple(pref_groups(self.data, "val", n, rng, 0.0))
-            vg["qualification"] = ("j",) + tuple(qual_groups(self.data, "val", n, rng))
+            vg["preference"] = ("c",) + tuple(preference_groups(self.data, "val", n, rng, 0.0))
+            vg["qualification"] = ("j",) + tuple(qualification_groups(self.data, "val", n, rng))
         cap = 400  # enough groups for a stable MRR, few enough to evaluate in seconds
         for k, (side, a, b) in vg.items():
             if len(a) > cap:

@@ -18,3 +18,11 @@ def root(): return ROOT
 def release_dir():
     if not (RELEASE/"Final_items.csv").exists(): pytest.skip(f"released reference data not found at {RELEASE}")
     return RELEASE
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    "The tiny backbone's matrices are too small for intra-op threads (which collapse on a busy machine); restored afterwards."
+    import torch
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -7,13 +7,7 @@ import pytest
 
 from jobrec.cli import main
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    "The tiny backbone's matrices are too small for intra-op threads (which collapse on a busy machine); restored afterwards."
-    import torch
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def quick_bench(tmp_path_factory):

@@ -19,6 +19,11 @@ def smoke_run(tmp_path_factory):
     run_experiment(smoke_config(), out, ablation_names=SMOKE_ABLATIONS)
     return out
 
+@pytest.fixture(scope="session")
+def quick_bench(tmp_path_factory):
+    from jobrec.bench import run_benchmarks
+    return run_benchmarks(load_config("cpu-small"), tmp_path_factory.mktemp("bench"), quick=True)
+
 def test_run_folder_complete(smoke_run):
     run = load_run(smoke_run)
     assert (smoke_run/"config.yaml").exists() and run.config.backbone.name == "tiny"
@@ -52,9 +57,10 @@ def test_ablations_file_is_checked():
     assert all(set(a) == {"description", "delta"} for a in abl.values())
 
 @pytest.mark.parametrize("template", list_templates(ROOT), ids=lambda p: p.stem)
-def test_template_runs_on_smoke(template, smoke_run, tmp_path):
+def test_template_runs_on_smoke(template, smoke_run, quick_bench, tmp_path):
     params = load_params(ROOT/"experiments"/"params"/"smoke.yaml", report_name(template), ROOT)
     params["run_dir"] = str(smoke_run)
+    if report_name(template) == "efficiency": params["bench_json"] = str(quick_bench)
     out = run_report(template, tmp_path/"reports", params, root=ROOT)
     m = json.loads((out/"metrics.json").read_text())
     assert m, "empty metrics.json"

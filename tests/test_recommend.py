@@ -14,13 +14,7 @@ from jobrec.cli import main
 
 TINY = {"backbone": {"name": "tiny"}, "schema": {"max_length": 64}, "expert": {"head_hidden": [32, 16]}}
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    "The tiny backbone's matrices are too small for intra-op threads (which collapse on a busy machine); restored afterwards."
-    import torch
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="session")
 def data(): return generate_synthetic(seed=11, n_candidates=40, n_jobs=60)
