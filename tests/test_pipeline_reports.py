@@ -29,6 +29,11 @@ def test_run_folder_complete(smoke_run):
     assert (smoke_run/"config.yaml").exists() and run.config.backbone.name == "tiny"
     systems = set(run.main.system)
     assert {"jobrec", "jobrec_pref_only", "conflated", "random", "popularity"} <= systems
+    # the expensive zero-shot LLM scores a seeded subset, evaluated beside jobrec on the same candidates
+    sub = run.main[run.main.system.isin(["llm_zero_shot (subset)", "jobrec (subset)"])]
+    assert set(sub.system) == {"llm_zero_shot (subset)", "jobrec (subset)"}
+    assert sub[(sub.side == "candidate") & (sub.protocol == "full")]["n"].max() <= run.config.baselines.llm_max_candidates
+    assert "llm_zero_shot (subset)" in set(run.paired.b_system)
     assert set(run.main.side) == {"candidate", "employer"} and set(run.main.protocol) == {"sampled", "full"}
     assert (run.main["lo"] <= run.main["mean"] + 1e-12).all() and (run.main["mean"] <= run.main["hi"] + 1e-12).all()
     assert set(run.ablations.ablation) == {"jobrec", *SMOKE_ABLATIONS}
