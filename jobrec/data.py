@@ -586,17 +586,27 @@ def preference_groups(data:JobRecData, # the dataset
 def qualification_groups(data:JobRecData, # the dataset
                          split:str="train", # applicants from this split's candidates only
                          n_neg:int=15, # negatives per group
-                         rng:np.random.Generator|int=0 # generator or seed
-                        )->tuple[np.ndarray, np.ndarray]: # (job_idx [G], cand_idx [G, 1 + n_neg]), positive in column 0
-    "Job-centric qualification groups: one accepted applicant among rejected applicants (observed screenings only)."
+                         rng:np.random.Generator|int=0, # generator or seed
+                         anchor:str="job" # job: one accepted applicant among the job's rejected applicants (employer side) |
+                                          # candidate: one accepted application among the candidate's rejected applications
+                        )->tuple[np.ndarray, np.ndarray]: # (anchor_idx [G], other_idx [G, 1 + n_neg]), positive in column 0
+    "Qualification groups from observed screenings only: job-centric (the reference) or candidate-centric."
+    if anchor not in ("job", "candidate"): raise ValueError(f"anchor must be 'job' or 'candidate', got {anchor!r}")
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
     rows = data.idx(split); qo = data.qual_observed[rows]
     js, gs = [], []
-    for j in range(len(data.jobs)):
-        pos = rows[qo[:, j] == 1]; neg = rows[qo[:, j] == 0]
-        if not len(neg): continue
-        for c in pos:
-            js.append(j); gs.append(np.concatenate([[c], _neg_sample(rng, neg, n_neg)]))
+    if anchor == "job":
+        for j in range(len(data.jobs)):
+            pos = rows[qo[:, j] == 1]; neg = rows[qo[:, j] == 0]
+            if not len(neg): continue
+            for c in pos:
+                js.append(j); gs.append(np.concatenate([[c], _neg_sample(rng, neg, n_neg)]))
+    else:
+        for r, c in enumerate(rows):
+            pos = np.flatnonzero(qo[r] == 1); neg = np.flatnonzero(qo[r] == 0)
+            if not len(neg): continue
+            for j in pos:
+                js.append(c); gs.append(np.concatenate([[j], _neg_sample(rng, neg, n_neg)]))
     return np.asarray(js, np.int64), np.asarray(gs, np.int64).reshape(len(gs), n_neg + 1)
 
 def hire_groups(data:JobRecData, split:str="train", n_neg:int=15, rng:np.random.Generator|int=0

@@ -18,8 +18,8 @@ from .schema import (candidate_text, job_text, pair_text, flat_pair_text, pair_f
 
 # %% auto #0
 __all__ = ['log', 'EXPERTS', 'PHASES', 'TextCache', 'make_head', 'info_nce', 'ece', 'fit_calibration', 'apply_calibration',
-           'Context', 'ExpertSystem', 'config_fingerprint', 'group_mrr', 'train_experts', 'train_conflated',
-           'evaluate_experts']
+           'Context', 'ExpertSystem', 'config_fingerprint', 'stage1_fingerprint', 'group_mrr', 'train_experts',
+           'train_conflated', 'evaluate_experts']
 
 # %% ../nbs/05_experts.ipynb #c005
 log = get_logger("experts")
@@ -371,6 +371,17 @@ def config_fingerprint(cfg:dict, target:str="two")->str:
     d["target"] = target
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
+_STAGE2_ONLY = ("stage2_steps", "stage2_init", "cooperation", "cooperation_floor", "checkpoint_every")
+
+def stage1_fingerprint(cfg:dict, data=None)->str:
+    "A hash of everything that determines the stage-1 experts (stage-2 keys and calibration left out; the dataset's identity in)."
+    d = {k: cfg.get(k) for k in _FINGERPRINT_KEYS if k in cfg and k != "calibration"}
+    d["train"] = {k: v for k, v in (d.get("train") or {}).items() if k not in _STAGE2_ONLY}
+    if data is not None:
+        d["data"] = [data.shape, hashlib.sha256(np.ascontiguousarray(data.qual_observed).tobytes() + np.ascontiguousarray(data.pref).tobytes()
+                                                + np.asarray(data.split).astype(str).tobytes()).hexdigest()]
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
 def _flatten_optimizer(opt, prefix="opt")->tuple[dict, dict]:
     "AdamW state as flat tensors plus a JSON-able description of the parameter groups."
     sd = opt.state_dict(); t = {}
@@ -399,8 +410,9 @@ def group_mrr(scores:np.ndarray, # [G, K] scores, positive in column 0
 
 # %% ../nbs/05_experts.ipynb #c028
 class _Trainer:
-    def __init__(self, system:ExpertSystem, data, cfg, out_dir, target="two", max_steps=None, progress=True):
+    def __init__(self, system:ExpertSystem, data, cfg, out_dir, target="two", max_steps=None, progress=True, stage1_cache=None):
         self.s, self.data, self.cfg, self.out = system, data, cfg, Path(out_dir)
+        self.stage1_cache = None if stage1_cache is None or target != "two" else Path(stage1_cache)
         g = lambda k, d=None: _cfg_get(cfg, k, d)
         self.g = g; self.seed = int(g("seed", 0)); self.target = target; self.max_steps = max_steps; self.progress = progress
         s1, s2 = int(g("train.stage1_steps", 40)), int(g("train.stage2_steps", 20))
@@ -419,7 +431,11 @@ class _Trainer:
         rng = np.random.default_rng([self.seed, PHASES.index(phase) if phase in PHASES else 9, 7])
         if phase == "hire1": return ("c",) + tuple(hire_groups(self.data, "train", n, rng))
         if phase in ("pref1",): return ("c",) + tuple(preference_groups(self.data, "train", n, rng, hs))
-        if phase == "qual1": return ("j",) + tuple(qualification_groups(self.data, "train", n, rng))
+        if phase == "qual1":
+            anchors = {"job": ("job",), "candidate": ("candidate",), "both": ("job", "candidate")}.get(self.g("train.qual_groups", "both"))
+            if anchors is None: raise ValueError(f"train.qual_groups must be job, candidate or both, got {self.g('train.qual_groups')!r}")
+            subs = [("j" if an == "job" else "c",) + tuple(qualification_groups(self.data, "train", n, rng, an)) for an in anchors]
+            return subs[0] if len(subs) == 1 else ("mix", subs)
         raise ValueError(phase)
 
     def _val_groups(self):
@@ -442,17 +458,37 @@ class _Trainer:
         A = np.broadcast_to(a[:, None], b.shape)
         return (A, b) if side == "c" else (b, A)
 
-    def evaluate(self, experts)->float:
-        vals = []
+    def evaluate_each(self, experts)->dict:
+        "Validation MRR of each expert on its own groups."
+        vals = {}
         for e in experts:
             side, a, b = self._val_groups()[e]
             if len(a) == 0: continue
             ci, ji = self._pairs(side, a, b); valid = b >= 0
             z = np.full(b.shape, -np.inf, np.float32)
             z[valid] = self.s.frozen_logits(e, self.ctx, ci[valid], ji[valid])
-            vals.append(group_mrr(z, valid))
+            vals[e] = float(group_mrr(z, valid))
         self.s.clear_cache(); self.ctx = self.s.context(self.data)
-        return float(np.mean(vals)) if vals else 0.0
+        return vals
+
+    def evaluate(self, experts)->float:
+        vals = self.evaluate_each(experts)
+        return float(np.mean(list(vals.values()))) if vals else 0.0
+
+    def _select(self, best, per, step):
+        "Keep the best state so far. Several experts with one adapter each are selected per expert: each expert's tensors come from its own best step."
+        s = self.s
+        if len(per) > 1 and len({s.adapters[e] for e in per}) == len(per):
+            if not isinstance(best["score"], dict): best = {"score": {}, "step": {}, "state": {}}
+            cur = s.state_tensors()
+            for e, v in per.items():
+                if e not in best["score"] or v > best["score"][e]:
+                    best["score"][e], best["step"][e] = v, step
+                    best["state"].update({k: cur[k] for k in s.trainable(e)})
+            return best
+        sc = float(np.mean(list(per.values()))) if per else 0.0
+        if best["score"] is None or sc > best["score"]: best = {"score": sc, "step": step, "state": s.state_tensors()}
+        return best
 
     # one phase's parameters and optimiser
     def _phase_experts(self, phase):
@@ -469,6 +505,10 @@ class _Trainer:
                                  weight_decay=float(self.g("train.weight_decay", 0.01)))
 
     def _batch(self, phase, pool, step):
+        if pool[0] == "mix":  # alternate between the sub-pools; idx indexes their concatenation
+            subs = pool[1]; k = step % len(subs)
+            side, a, b, idx = self._batch(phase, subs[k], step)
+            return side, a, b, idx + sum(len(x[1]) for x in subs[:k])
         side, a, b = pool
         rng = np.random.default_rng([self.seed, PHASES.index(phase) if phase in PHASES else 9, 1000 + step])
         G = int(self.g("train.batch_groups", 8))
@@ -479,7 +519,7 @@ class _Trainer:
         import torch
         ci, ji = self._pairs(side, a, b); valid = b >= 0
         neg = np.zeros(b.shape, bool); neg[:, 1:] = True
-        bank = self.bank.get(expert) if self.bank is not None else None
+        bank = self.bank.get(f"{expert}:{'j' if side == 'c' else 'c'}") if self.bank is not None else None
         logits = self.s.pair_logits(expert, self.ctx, ci[valid], ji[valid], grad=True, bank=bank,
                                     bank_side=("j" if side == "c" else "c"), bank_rows=neg[valid]).float()
         z = _scatter(logits, valid)
@@ -493,17 +533,22 @@ class _Trainer:
         if R <= 0 or self.s.mode != "dual": self.bank = None; return
         self.bank = {}
         was = self.s.backbone.model.training; self.s.backbone.model.eval()
-        for e, (side, a, b) in pools.items():
-            tc = self.ctx.texts[e]
-            texts, n = (tc.job, len(self.ctx.jobs)) if side == "c" else (tc.cand, len(self.ctx.candidates))
-            need = np.unique(b[:, 1:][b[:, 1:] >= 0])
-            bank = torch.zeros(n, self.s.backbone.hidden_size)
-            if len(need): bank[torch.as_tensor(need)] = self.s._encode([texts[i] for i in need.tolist()], e, False)
-            self.bank[e] = bank
+        for e, pool in pools.items():
+            for side, a, b in (pool[1] if pool[0] == "mix" else [pool]):
+                tc = self.ctx.texts[e]
+                texts, n = (tc.job, len(self.ctx.jobs)) if side == "c" else (tc.cand, len(self.ctx.candidates))
+                need = np.unique(b[:, 1:][b[:, 1:] >= 0])
+                bank = torch.zeros(n, self.s.backbone.hidden_size)
+                if len(need): bank[torch.as_tensor(need)] = self.s._encode([texts[i] for i in need.tolist()], e, False)
+                self.bank[f"{e}:{'j' if side == 'c' else 'c'}"] = bank  # keyed by expert and the negatives' side
         self.s.backbone.model.train(was)
 
     # censoring: inverse-propensity weights of the qualification groups
     def _fit_ipw(self, pool):
+        if pool[0] == "mix":
+            ws = [self._fit_ipw(x) for x in pool[1]]
+            if any(w is None for w in ws): return None
+            w = np.concatenate(ws); return (w/w.mean()).astype(np.float32)
         side, a, b = pool
         if self.g("train.censoring", "ipw") != "ipw" or len(a) == 0: return None
         d = self.data; val = np.flatnonzero(_split_mask(d, "val"))
@@ -512,7 +557,7 @@ class _Trainer:
             z = self.s._matrix("preference", self.ctx, val)
             cal = fit_calibration(z.ravel(), np.asarray(d.applied, bool)[val].ravel().astype(float), "platt")
             self.s.calibration["apply"] = cal
-        ci, ji = b[:, 0], a  # the positive applicant of each job-centric group
+        ci, ji = (b[:, 0], a) if side == "j" else (a, b[:, 0])  # the positive (accepted) application of each group
         p = apply_calibration(self.s.frozen_logits("preference", self.ctx, ci, ji), cal)
         clip = float(self.g("train.ipw_clip", 0.05))
         w = 1.0/np.clip(p, clip, 1.0); w = w/w.mean()
@@ -550,7 +595,7 @@ class _Trainer:
         if self.bank: t.update({f"bank.{e}": v.contiguous() for e, v in self.bank.items()})
         t["rng.torch"] = torch.get_rng_state()
         meta = {"format": "jobrec-experts-ckpt-1", "fingerprint": self.fp, "phase": str(phase_i), "step": str(step),
-                "global_step": str(self.global_step), "best_score": json.dumps(best["score"]), "best_step": str(best["step"]),
+                "global_step": str(self.global_step), "best_score": json.dumps(best["score"]), "best_step": json.dumps(best["step"]),
                 "history": json.dumps(self.history), "optimizer": json.dumps(od), "calibration": json.dumps(self.s.calibration),
                 "feat_stats": json.dumps([self.s.feat_mean.tolist(), self.s.feat_std.tolist()]), "done": str(done)}
         with atomic_path(self.ckpt) as tmp: save_file(t, str(tmp), metadata=meta)
@@ -580,6 +625,8 @@ class _Trainer:
             loaded = (t, meta)
             log.info(f"resuming from {self.ckpt}: phase {self.plan[start_phase][0] if start_phase < len(self.plan) else 'done'}, step {start_step}")
             if meta["done"] == "True": return
+        elif self._load_stage1():
+            start_phase = 2; self.global_step = sum(n for _, n in self.plan[:2])
         ce, ee = int(self.g("train.checkpoint_every", 20)), int(self.g("train.eval_every", 20))
         clip = float(self.g("train.grad_clip", 1.0))
         scratch_state = getattr(s, "_init_state", None)
@@ -598,14 +645,14 @@ class _Trainer:
             opt = self._optimizer(phase); best = {"score": None, "step": -1, "state": None}
             if phase == "coop2" and first == 0 and self.g("train.stage2_init", "stage1") == "stage1" and n > 0:
                 # stage 2 starts from the stage-1 experts: they are a candidate for selection too
-                sc0 = self.evaluate(EXPERTS); best = {"score": sc0, "step": 0, "state": s.state_tensors()}
-                self.history.append({"phase": phase, "step": 0, "val_mrr": sc0})
+                per = self.evaluate_each(EXPERTS); best = self._select(best, per, 0)
+                self.history.append({"phase": phase, "step": 0, "val_mrr": float(np.mean(list(per.values()))) if per else 0.0, "val_mrr_per_expert": per})
             if loaded is not None and pi == start_phase:
                 t, meta = loaded
                 if first > 0:
                     _unflatten_optimizer(opt, t, json.loads(meta["optimizer"]))
                     bs = {k[5:]: v for k, v in t.items() if k.startswith("best.")}
-                    best = {"score": json.loads(meta["best_score"]), "step": int(meta["best_step"]), "state": bs or None}
+                    best = {"score": json.loads(meta["best_score"]), "step": json.loads(meta["best_step"]), "state": bs or None}
                 torch.set_rng_state(t["rng.torch"])
                 banks = {k[5:]: v for k, v in t.items() if k.startswith("bank.")}
                 self.bank = banks or None
@@ -638,20 +685,45 @@ class _Trainer:
                 self.global_step += 1
                 rec = {"phase": phase, "step": step + 1, "loss": float(loss.detach())}
                 if (ee > 0 and (step + 1) % ee == 0) or step + 1 == n:
-                    sc = self.evaluate(experts if phase != "coop2" else EXPERTS); rec["val_mrr"] = sc
+                    per = self.evaluate_each(experts if phase != "coop2" else EXPERTS)
+                    sc = float(np.mean(list(per.values()))) if per else 0.0; rec["val_mrr"] = sc; rec["val_mrr_per_expert"] = per
                     log.info(f"{phase} step {step+1}/{n}: loss {rec['loss']:.4f}, validation MRR {sc:.4f}")
-                    if best["score"] is None or sc > best["score"]:
-                        best = {"score": sc, "step": step + 1, "state": s.state_tensors()}
+                    best = self._select(best, per, step + 1)
                 self.history.append(rec); bar.set_postfix(loss=f"{rec['loss']:.3f}")
                 last = step + 1 == n
                 if not last and ce > 0 and (step + 1) % ce == 0: self._save_ckpt(pi, step + 1, opt, best)
             bar.close(); self.bank = None
-            if best["state"] is not None: s.load_state_tensors(best["state"])
+            if best["state"]: s.load_state_tensors({**s.state_tensors(), **best["state"]})
             log.info(f"{phase}: {n} steps, best validation MRR {best['score']} at step {best['step']}")
             self.history.append({"phase": phase, "best_step": best["step"], "best_val_mrr": best["score"]})
             start_step = 0
             self._save_ckpt(pi + 1, 0, None, {"score": None, "step": -1, "state": None}, done=False)
+            if phase == "qual1": self._save_stage1()
         return "done"
+
+    # stage-1 snapshots: runs that differ only in stage 2 (e.g. the no_stage2 ablation) share their stage 1
+    def _stage1_path(self):
+        return None if self.stage1_cache is None else self.stage1_cache/f"stage1-{stage1_fingerprint(self.cfg, self.data)}.safetensors"
+
+    def _save_stage1(self):
+        from safetensors.torch import save_file
+        p = self._stage1_path()
+        if p is None or p.exists(): return
+        p.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"calibration": json.dumps(self.s.calibration), "history": json.dumps(self.history)}
+        with atomic_path(p) as tmp: save_file(self.s.state_tensors(), str(tmp), metadata=meta)
+
+    def _load_stage1(self)->bool:
+        from safetensors import safe_open
+        p = self._stage1_path()
+        if p is None or not p.exists() or [ph for ph, _ in self.plan[:2]] != ["pref1", "qual1"]: return False
+        with safe_open(str(p), "pt") as f:
+            t = {k: f.get_tensor(k) for k in f.keys()}; meta = f.metadata()
+        self.s.load_state_tensors(t)
+        self.s.calibration = json.loads(meta["calibration"]); self.history = json.loads(meta["history"])
+        self.s.clear_cache(); self.ctx = self.s.context(self.data)
+        log.info(f"stage 1 read from {p.name} (a run with the same stage-1 configuration); training continues with stage 2")
+        return True
 
 def _scatter(values, valid):
     import torch
@@ -684,7 +756,8 @@ def train_experts(data, # a JobRecData (train/val/test split per candidate)
                   target:str="two", # "two": preference + qualification experts; "hire": one conflated expert on hires (baseline)
                   max_steps:int|None=None, # stop after this many optimiser steps in total (time-boxing; resume later)
                   progress:bool=True, # tqdm progress bars
-                  backbone=None # an already loaded backbone with the right adapters (saves loading time)
+                  backbone=None, # an already loaded backbone with the right adapters (saves loading time)
+                  stage1_cache:str|Path|None=None # folder of stage-1 snapshots shared by runs that differ only in stage 2
                  )->ExpertSystem:
     "Train the experts (stage 1, then the cooperative stage 2), calibrate on validation and save to `out_dir/system`."
     import torch
@@ -702,7 +775,7 @@ def train_experts(data, # a JobRecData (train/val/test split per candidate)
             sum((list(resolve_view(x)) for x in v.values()), []) or ["domain", "capability", "logistics", "narrative"]))}
     s = ExpertSystem(cfg, backbone, experts, _feature_stats(data))
     s._init_state = s.state_tensors()
-    tr = _Trainer(s, data, cfg, out, target, max_steps, progress)
+    tr = _Trainer(s, data, cfg, out, target, max_steps, progress, stage1_cache)
     with torch.random.fork_rng(devices=[]):
         status = tr.run(resume)
     if status == "stopped":
@@ -719,7 +792,7 @@ def train_conflated(data, cfg, out_dir, resume:bool=True, **kw)->ExpertSystem:
     "One expert trained on the funnel's hire signal with the same backbone and step budget (the conflated baseline)."
     return train_experts(data, cfg, out_dir, resume, target="hire", **kw)
 
-# %% ../nbs/05_experts.ipynb #c040
+# %% ../nbs/05_experts.ipynb #c042
 def evaluate_experts(system:ExpertSystem, data, split:str="test", scores:dict|None=None, seed:int=0)->dict:
     "NDCG@10, MRR and AUC of each expert on its own and the other's task, with a random scorer for reference."
     from jobrec.metrics import ranking_metrics

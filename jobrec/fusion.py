@@ -14,10 +14,11 @@ from .core import ConfigError, load_config, merge_config
 
 # %% auto #0
 __all__ = ['FUSION_VARIANTS', 'FusionArrays', 'as_arrays', 'synthetic_fusion_arrays', 'topk_mean', 'policy_probs', 'softmax_mean',
-           'constraint_value', 'ndcg_at_k', 'fusion_settings', 'z_values', 'fuse', 'smallest_lambda',
-           'train_primal_dual', 'lambda_head_forward', 'train_lambda_head', 'FusionResult', 'FusionPolicy',
-           'oracle_value', 'fit_fusion', 'controllability_sweep', 'single_score_sweep', 'compare_controllability',
-           'controllability_summary', 'benchmark_tau_change']
+           'constraint_value', 'ndcg_at_k', 'fusion_settings', 'eligibility_values', 'z_values', 'fuse',
+           'smallest_lambda', 'train_primal_dual', 'lambda_head_forward', 'train_lambda_head', 'FusionResult',
+           'FusionPolicy', 'oracle_value', 'fit_fusion', 'tradeoff_curve', 'attainable_range', 'dominance',
+           'controllability_sweep', 'single_score_sweep', 'compare_controllability', 'controllability_summary',
+           'benchmark_tau_change']
 
 # %% ../nbs/06_fusion.ipynb #c006
 @dataclass
@@ -30,12 +31,14 @@ class FusionArrays:
     qual:np.ndarray|None=None # [C, J] true qualification 1/0 (-1 unknown), for reporting only
     pref:np.ndarray|None=None # [C, J] true preference 1/0, for reporting (or primal targets with primal_target=labels)
     features:np.ndarray|None=None # [C, J, F] pair features for the lambda_head variant
+    observed:np.ndarray|None=None # [C, J] OBSERVED screening outcome 1/0 where the candidate applied, -1 elsewhere (what a platform logs)
+    p_observe:np.ndarray|None=None # [C, J] estimated probability that the outcome is observed (the apply propensity)
 
     def __post_init__(self):
         self.s_pref = np.asarray(self.s_pref, dtype=np.float64)
         if self.s_pref.ndim != 2: raise ValueError(f"s_pref must be [candidates, jobs], got shape {self.s_pref.shape}")
         self.p_qual = np.asarray(self.p_qual, dtype=np.float64)
-        for name in ("p_qual", "q_logit", "valid", "qual", "pref"):
+        for name in ("p_qual", "q_logit", "valid", "qual", "pref", "observed", "p_observe"):
             v = getattr(self, name)
             if v is not None and np.shape(v) != self.s_pref.shape:
                 raise ValueError(f"{name} has shape {np.shape(v)}, expected {self.s_pref.shape} like s_pref")
@@ -54,7 +57,7 @@ class FusionArrays:
     def subset(self, idx)->FusionArrays:
         "The arrays restricted to the candidates `idx`."
         pick = lambda v: None if v is None else np.asarray(v)[idx]
-        return FusionArrays(*(pick(getattr(self, n)) for n in ("s_pref", "p_qual", "q_logit", "valid", "qual", "pref", "features")))
+        return FusionArrays(**{n: pick(getattr(self, n)) for n in FusionArrays.__dataclass_fields__})
 
 def as_arrays(x:FusionArrays|dict # arrays object or a dict with its field names
              )->FusionArrays:
@@ -181,13 +184,27 @@ def fusion_settings(cfg:dict|None=None, # a resolved jobrec config, or its fusio
         sec = cfg["fusion"] if "fusion" in cfg else cfg
         st = merge_config(st, dict(sec), "fusion config", "fusion.")
     st = merge_config(st, overrides, "fusion override", "fusion.")
-    checks = {"variant": FUSION_VARIANTS, "global_fit": ("val", "served"), "constraint": ("topk", "softmax"), "z": ("logit", "prob"),
+    checks = {"variant": FUSION_VARIANTS, "global_fit": ("val", "served"), "estimator": ("dr", "calibrated"), "constraint": ("topk", "softmax"), "z": ("logit", "prob"),
               "primal_target": ("expert", "labels")}
     for key, ok in checks.items():
         if st[key] not in ok: raise ConfigError(f"fusion.{key} must be one of {', '.join(ok)}, got {st[key]!r}")
     if st["k"] < 1: raise ConfigError(f"fusion.k must be >= 1, got {st['k']}")
     if st["temperature"] <= 0: raise ConfigError(f"fusion.temperature must be > 0, got {st['temperature']}")
+    if not 0 < st["propensity_clip"] <= 1: raise ConfigError(f"fusion.propensity_clip must be in (0, 1], got {st['propensity_clip']}")
     return st
+
+def eligibility_values(arrays:FusionArrays|dict, # expert outputs, with observed outcomes and propensities for "dr"
+                       estimator:str="dr", # dr | calibrated
+                       clip:float=0.05 # propensities are clipped below at this value
+                      )->tuple: # ([C, J] per-pair values, the estimator used)
+    "Per-pair values whose top-k mean (or policy expectation) estimates a policy's eligibility when fitting on validation."
+    a = as_arrays(arrays)
+    if estimator not in ("dr", "calibrated"): raise ConfigError(f"fusion.estimator must be dr or calibrated, got {estimator!r}")
+    if estimator == "calibrated" or a.observed is None or a.p_observe is None: return a.p_qual, "calibrated"
+    obs = np.asarray(a.observed) >= 0
+    y = np.where(obs, np.asarray(a.observed, dtype=np.float64), 0.0)
+    w = obs/np.clip(np.asarray(a.p_observe, dtype=np.float64), clip, 1.0)
+    return a.p_qual + w*(y - a.p_qual), "dr"
 
 def z_values(arrays:FusionArrays, # expert outputs
              z:str="logit" # "logit": the qualification logit (q_logit, else logit of p_Q) | "prob": calibrated p_Q
@@ -268,11 +285,13 @@ def _ce(pi, t):
 def train_primal_dual(arrays:FusionArrays, # validation arrays
                       tau:float, # eligibility requirement
                       settings:dict|None=None, # resolved fusion settings (default: `fusion_settings()`)
-                      seed:int=0 # seed of the mini-batch order
+                      seed:int=0, # seed of the mini-batch order
+                      values:np.ndarray|None=None # [C, J] per-pair eligibility values of the constraint (default: calibrated p_Q; see `eligibility_values`)
                      )->dict: # lam, mu, history (per step), epochs (per epoch on val), feasible, epoch (selected)
     "Learn one multiplier for `tau` by primal-dual training with a projected dual step."
     st = settings or fusion_settings()
     a = as_arrays(arrays); T = st["temperature"]
+    E = a.p_qual if values is None else np.asarray(values, dtype=np.float64)
     z = z_values(a, st["z"]); t = _soft_targets(a, st)
     rng = np.random.default_rng(seed)
     lam, mu = 0.0, float(st["mu0"])
@@ -289,19 +308,19 @@ def train_primal_dual(arrays:FusionArrays, # validation arrays
             keep = ~np.isnan(t[i][:, 0])
             g_ce = float(((pi[keep] - t[i][keep])*z[i][keep]).sum(1).mean()/T) if keep.any() else 0.0
             pz = z[i]*(pi > 0)
-            e_p = (pi*a.p_qual[i]).sum(1, keepdims=True)
-            g_el = float((pi*(a.p_qual[i] - e_p)*pz).sum(1).mean()/T)
+            e_p = (pi*E[i]).sum(1, keepdims=True)
+            g_el = float((pi*(E[i] - e_p)*pz).sum(1).mean()/T)
             g = g_ce - mu*g_el
             step += 1; m = b1*m + (1 - b1)*g; v = b2*v + (1 - b2)*g*g
             # lambda >= 0: a negative weight would favour jobs the candidate is less qualified for
             lam = max(0.0, lam - st["lr"]*(m/(1 - b1**step))/(np.sqrt(v/(1 - b2**step)) + 1e-8))
-            elig = float(np.nanmean(constraint_value(fuse(a.s_pref[i], z[i], lam), a.p_qual[i], st["k"], st["constraint"], T, vi)))
+            elig = float(np.nanmean(constraint_value(fuse(a.s_pref[i], z[i], lam), E[i], st["k"], st["constraint"], T, vi)))
             # projected dual ascent: mu stays >= 0, so the constraint is an inequality
             mu = max(0.0, mu + st["dual_lr"]*(tau - elig))
             for key, val_ in zip(hist, (step, lam, mu, elig, _ce(pi, t[i]))): hist[key].append(val_)
         s = fuse(a.s_pref, z, lam)
         ep_hist["epoch"].append(ep); ep_hist["lam"].append(lam)
-        ep_hist["elig"].append(float(np.nanmean(constraint_value(s, a.p_qual, st["k"], st["constraint"], T, a.valid))))
+        ep_hist["elig"].append(float(np.nanmean(constraint_value(s, E, st["k"], st["constraint"], T, a.valid))))
         ep_hist["ce"].append(_ce(policy_probs(s, T, a.valid), t))
     el, ce = np.array(ep_hist["elig"]), np.array(ep_hist["ce"])
     feasible = bool((el >= tau).any())
@@ -400,6 +419,7 @@ class FusionPolicy:
     natural:float=float("nan") # calibrated constraint value on validation at lambda = 0
     maximum:float=float("nan") # best reachable calibrated constraint value on validation
     history:dict|None=field(default=None, repr=False)
+    estimator:str="calibrated" # how eligibility was estimated on validation: dr | calibrated
 
     @property
     def per_candidate(self)->bool: return self.variant == "inference" and bool(self.settings["per_candidate"])
@@ -462,13 +482,16 @@ def fit_fusion(val:FusionArrays|dict, # validation arrays
     variant, tau = st["variant"], float(st["tau"] if tau is None else tau)
     a = as_arrays(val); k, con, T = st["k"], st["constraint"], st["temperature"]
     z = z_values(a, st["z"])
-    mean_val = lambda s: float(np.nanmean(constraint_value(s, a.p_qual, k, con, T, a.valid)))
-    pol = FusionPolicy(variant, tau, st, natural=mean_val(a.s_pref), maximum=float(np.nanmean(oracle_value(a, k, con, T))))
+    # policies fitted here, on validation, estimate eligibility with `fusion.estimator`; the others are fitted where they serve
+    served = variant == "inference" and (st["per_candidate"] or st["global_fit"] == "served")
+    E, est = eligibility_values(a, "calibrated" if served or variant == "lambda_head" else st["estimator"], st["propensity_clip"])
+    mean_val = lambda s: float(np.nanmean(constraint_value(s, E, k, con, T, a.valid)))
+    pol = FusionPolicy(variant, tau, st, natural=mean_val(a.s_pref), maximum=mean_val(_masked(a.p_qual, a.valid)), estimator=est)
     if variant == "inference" and not st["per_candidate"]:
-        pol.lam, pol.value, pol.attainable = smallest_lambda(a.s_pref, z, a.p_qual, tau, k, con, T, a.valid, False,
+        pol.lam, pol.value, pol.attainable = smallest_lambda(a.s_pref, z, E, tau, k, con, T, a.valid, False,
                                                              st["lambda_max"], st["bisection_iters"])
     elif variant == "primal_dual":
-        out = train_primal_dual(a, tau, st, seed)
+        out = train_primal_dual(a, tau, st, seed, values=E)
         pol.lam, pol.value, pol.attainable, pol.history = out["lam"], out["value"], out["feasible"], out
     elif variant == "lambda_head":
         out = train_lambda_head(a, tau, st, seed)
@@ -479,7 +502,7 @@ def fit_fusion(val:FusionArrays|dict, # validation arrays
         pol.value = float(np.nanmean(pol.apply(a).value)); pol.attainable = pol.value >= tau
     return pol
 
-# %% ../nbs/06_fusion.ipynb #c030
+# %% ../nbs/06_fusion.ipynb #c032
 def _report(test, scores, tau, st, system, extra, ndcg_k=10):
     k, con, T = st["k"], st["constraint"], st["temperature"]
     q = None if test.qual is None else np.where(np.asarray(test.qual) < 0, np.nan, np.asarray(test.qual, dtype=np.float64))
@@ -493,6 +516,36 @@ def _report(test, scores, tau, st, system, extra, ndcg_k=10):
     if test.pref is not None: row[f"ndcg@{ndcg_k}"] = float(np.nanmean(ndcg_at_k(scores, test.pref, ndcg_k, test.valid)))
     row.update(extra); row["n_candidates"] = test.n_candidates
     return row
+
+def tradeoff_curve(arrays:FusionArrays|dict, # arrays with true labels (test)
+                   cfg:dict|None=None, # a jobrec config or its fusion section
+                   n:int=60, # multipliers on the path (0, then geometric up to lambda_max)
+                   ndcg_k:int=10, # NDCG cut-off
+                   **overrides)->pd.DataFrame: # one row per multiplier: lam, pred_eligibility, achieved, ndcg@k
+    "The policy family's whole trade-off on TRUE labels: s_P + lambda z for lambda from 0 up (reporting only, never fitting)."
+    a = as_arrays(arrays); st = fusion_settings(cfg, **overrides)
+    if a.qual is None: raise ValueError("tradeoff_curve needs true qualification labels")
+    z = z_values(a, st["z"])
+    return pd.DataFrame([_report(a, fuse(a.s_pref, z, lam), np.nan, st, "path", {"lam": float(lam)}, ndcg_k)
+                         for lam in _lambda_grid(st["lambda_max"], n)])
+
+def attainable_range(arrays:FusionArrays|dict, cfg:dict|None=None, **overrides)->tuple: # (natural, maximum) on TRUE labels
+    "Achieved eligibility of pure preference ranking (lambda = 0) and the highest any multiplier reaches, on true labels."
+    c = tradeoff_curve(arrays, cfg, **overrides)
+    return float(c["achieved"].iloc[0]), float(c["achieved"].max())
+
+def dominance(curve:pd.DataFrame, # points of a trade-off curve: columns achieved and ndcg@k
+              point:tuple, # (achieved eligibility, NDCG) of the single-score system
+              ndcg_col:str="ndcg@10")->dict:
+    "Does the curve dominate the point? The best NDCG the curve reaches at eligibility >= the point's (linear between points)."
+    c = curve[["achieved", ndcg_col]].dropna().sort_values("achieved").to_numpy()
+    e0, n0 = float(point[0]), float(point[1]); x, y = c[:, 0], c[:, 1]
+    cand = list(y[x >= e0])
+    for i in range(len(x) - 1):  # where a segment crosses e0
+        if x[i] < e0 <= x[i + 1] and x[i + 1] > x[i]: cand.append(y[i] + (y[i + 1] - y[i])*(e0 - x[i])/(x[i + 1] - x[i]))
+    best = max(cand) if cand else float("nan")
+    return {"point_eligibility": e0, "point_ndcg": n0, "curve_ndcg_at_point": float(best), "delta": float(best - n0),
+            "dominates": bool(cand) and best >= n0, "curve_max_eligibility": float(x.max()) if len(x) else float("nan")}
 
 def controllability_sweep(val:FusionArrays|dict, # validation arrays (fitting)
                           test:FusionArrays|dict, # test arrays (reporting, with true qual and pref)
@@ -511,6 +564,7 @@ def controllability_sweep(val:FusionArrays|dict, # validation arrays (fitting)
         scope = "per_candidate" if st["per_candidate"] else ("served" if st["global_fit"] == "served" else "global")
         system = st["variant"] + ({"inference": "_" + scope}.get(st["variant"], ""))
     rows, pol = [], None
+    lo, hi = attainable_range(test, st) if test.qual is not None else (np.nan, np.nan)
     for tau in taus:
         ov = {"hard_threshold": float(tau)} if st["variant"] == "hard" else {}
         pol = fit_fusion(val, tau, None, {**st, **ov}, seed)
@@ -518,8 +572,8 @@ def controllability_sweep(val:FusionArrays|dict, # validation arrays (fitting)
         lam = np.nan if res.lam is None else float(np.mean(res.lam))
         extra = {"lam": lam, "val_eligibility": pol.value, "attainable": bool(pol.attainable),
                  "n_unattainable": res.n_unattainable, "n_backfilled": res.n_backfilled,
-                 "natural": pol.natural, "maximum": pol.maximum,
-                 "in_range": bool(pol.natural <= tau <= pol.maximum)}
+                 "natural": pol.natural, "maximum": pol.maximum, "true_natural": lo, "true_maximum": hi,
+                 "in_range": bool(lo <= tau <= hi)}
         rows.append(_report(test, res.scores, tau, st, system, extra))
     return pd.DataFrame(rows)
 
@@ -537,8 +591,9 @@ def single_score_sweep(scores:np.ndarray, # [C, J] the single-score system's tes
     ref = as_arrays(val) if val is not None else test
     nat = float(np.nanmean(constraint_value(ref.s_pref, ref.p_qual, st["k"], st["constraint"], st["temperature"], ref.valid)))
     mx = float(np.nanmean(oracle_value(ref, st["k"], st["constraint"])))
-    return pd.DataFrame([_report(test, s, t, st, system, {"lam": np.nan, "natural": nat, "maximum": mx,
-                                                          "in_range": bool(nat <= t <= mx)}) for t in taus])
+    lo, hi = attainable_range(test, st) if test.qual is not None else (np.nan, np.nan)
+    return pd.DataFrame([_report(test, s, t, st, system, {"lam": np.nan, "natural": nat, "maximum": mx, "true_natural": lo,
+                                                          "true_maximum": hi, "in_range": bool(lo <= t <= hi)}) for t in taus])
 
 def compare_controllability(val:FusionArrays|dict, # validation arrays
                             test:FusionArrays|dict, # test arrays with true labels
@@ -578,7 +633,7 @@ def controllability_summary(table:pd.DataFrame, # from `controllability_sweep` /
         rows.append(row)
     return pd.DataFrame(rows)
 
-# %% ../nbs/06_fusion.ipynb #c033
+# %% ../nbs/06_fusion.ipynb #c035
 def benchmark_tau_change(n_candidates:int=1000, # candidates
                          n_jobs:int=100, # jobs per candidate
                          seed:int=0, # seed of the synthetic arrays

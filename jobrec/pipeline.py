@@ -16,7 +16,7 @@ from .core import (load_config, merge_config, save_config, seed_everything, get_
                          atomic_path, CONF_DIR, Config, ConfigError)
 from .data import JobRecData, load_embedded, load_dataset, load_released, generate_synthetic
 from .metrics import evaluate_two_sided, compare_systems, protocol_descriptions
-from .fusion import FusionArrays, fit_fusion, compare_controllability, controllability_summary
+from .fusion import FusionArrays, fit_fusion, compare_controllability, controllability_summary, tradeoff_curve, dominance
 
 # %% auto #0
 __all__ = ['log', 'ABLATIONS_FILE', 'REUSE_SECTIONS', 'load_data', 'fusion_arrays', 'fused_scores', 'evaluate_systems',
@@ -46,11 +46,13 @@ def fusion_arrays(scores:dict, # s_pref, q_logit, p_qual [C, J] over ALL candida
                   idx:np.ndarray, # candidate indices of the block
                   calibrated:bool=True # False: p_qual = sigmoid(q_logit) (the no-calibration ablation)
                  )->FusionArrays:
-    "The fusion inputs of one block of candidates."
+    "The fusion inputs of one block of candidates: expert outputs, what the funnel observed, and the true labels (reporting only)."
     q = scores["q_logit"][idx]
     p = scores["p_qual"][idx] if calibrated else 1/(1 + np.exp(-np.clip(q, -50, 50)))
+    observed = np.where(np.asarray(data.applied, bool)[idx], np.asarray(data.qual)[idx], -1)
     return FusionArrays(s_pref=scores["s_pref"][idx], p_qual=p, q_logit=q,
-                        qual=np.asarray(data.qual)[idx], pref=np.asarray(data.pref)[idx])
+                        qual=np.asarray(data.qual)[idx], pref=np.asarray(data.pref)[idx],
+                        observed=observed, p_observe=scores["p_apply"][idx] if "p_apply" in scores else None)
 
 def fused_scores(cfg:dict, # resolved config (its `fusion` section)
                  scores:dict, # expert scores over all candidates
@@ -130,9 +132,16 @@ def _score_block(sysm, data, idx):
     return sysm.score_all(data, idx)
 
 def _all_scores(sysm, data, idx_all):
-    "Scores of the given candidates, scattered into full [C, J] matrices (zeros elsewhere)."
+    "Scores of the given candidates, scattered into full [C, J] matrices (zeros elsewhere); with both experts also `p_apply`."
+    from jobrec.experts import fit_calibration, apply_calibration
     C, J = data.shape
     sc = sysm.score_all(data, idx_all)
+    if "q_logit" in sc:  # apply propensity: the preference expert's calibrated apply probability (fitted on validation)
+        cal = getattr(sysm, "calibration", {}).get("apply")
+        if cal is None:
+            v = np.asarray(data.split)[idx_all] == "val"
+            cal = fit_calibration(np.asarray(sc["s_pref"])[v].ravel(), np.asarray(data.applied, bool)[idx_all][v].ravel().astype(float), "platt")
+        sc["p_apply"] = apply_calibration(np.asarray(sc["s_pref"]), cal)
     out = {}
     for k, v in sc.items():
         m = np.zeros((C, J), np.float32); m[idx_all] = v; out[k] = m
@@ -176,7 +185,7 @@ def run_experiment(cfg:dict, # resolved config
     val, test = data.idx("val"), data.idx("test")
     vt = np.concatenate([val, test])
 
-    t = time.time(); sysm = train_experts(data, cfg, out/"model"); timings["train_jobrec"] = time.time() - t
+    t = time.time(); sysm = train_experts(data, cfg, out/"model", stage1_cache=out/"cache"/"stage1"); timings["train_jobrec"] = time.time() - t
     t = time.time(); sc = _all_scores(sysm, data, vt); timings["score_jobrec"] = time.time() - t
     fused, finfo = fused_scores(cfg, sc, data, val, test)
     scores = {"jobrec": {"cand": fused, "emp": sc["q_logit"][test]},
@@ -228,6 +237,11 @@ def run_experiment(cfg:dict, # resolved config
     sweep.to_csv(out/"results"/"sweep.csv", index=False)
     summary = controllability_summary(sweep)
     summary.to_csv(out/"results"/"sweep_summary.csv", index=False)
+    # the policy family's whole trade-off on test (true labels, reporting only) and whether it dominates the conflated point
+    curve = tradeoff_curve(fusion_arrays(sc, data, test), cfg=cfg)
+    curve.to_csv(out/"results"/"tradeoff.csv", index=False)
+    c0 = sweep[sweep.system == "conflated"].iloc[0]
+    write_json(dominance(curve, (c0["achieved"], c0["ndcg@10"])), out/"results"/"dominance.json")
     timings["sweep"] = time.time() - t
 
     funnel = {"data": funnel_figures(data, test)}
@@ -239,7 +253,7 @@ def run_experiment(cfg:dict, # resolved config
 
     if ablations:
         t = time.time()
-        abl = run_ablations(cfg, data, sysm, sc, out, names=ablation_names or cfg.get("ablations"))
+        abl = run_ablations(cfg, data, sysm, sc, out, names=ablation_names if ablation_names is not None else cfg.get("ablations"))
         abl.to_csv(out/"results"/"ablations.csv", index=False)
         timings["ablations"] = time.time() - t
     timings["total"] = time.time() - t_all
@@ -253,7 +267,7 @@ def run_ablations(cfg:dict, data:JobRecData, sysm, sc:dict, out:Path, names:list
     "Evaluate jobrec and each ablation on the test candidates; one tidy table with an `ablation` column."
     from jobrec.experts import train_experts
     abl = load_ablations()
-    if names:
+    if names is not None:  # None: every ablation; []: none
         bad = sorted(set(names) - set(abl))
         if bad: raise ConfigError(f"unknown ablations {bad}; defined in {ABLATIONS_FILE.name}: {sorted(abl)}")
         abl = {k: v for k, v in abl.items() if k in names}
@@ -266,7 +280,7 @@ def run_ablations(cfg:dict, data:JobRecData, sysm, sc:dict, out:Path, names:list
         if set(a["delta"]) <= REUSE_SECTIONS: runs[name] = (c, sc, a["description"])
         else:
             log.info(f"ablation {name}: retraining ({a['description']})")
-            s2 = train_experts(data, c, out/"ablations"/name)
+            s2 = train_experts(data, c, out/"ablations"/name, stage1_cache=out/"cache"/"stage1")
             runs[name] = (c, _all_scores(s2, data, vt), a["description"])
     systems = {}
     for name, (c, s, desc) in runs.items():
@@ -289,6 +303,10 @@ def headline(main:pd.DataFrame, sweep:pd.DataFrame, cfg:dict)->dict:
         out[s] = {"candidate_ndcg@10": get(s, "candidate", "ndcg@10"), "employer_ndcg@10": get(s, "employer", "ndcg@10"),
                   f"eligibility@{k}": get(s, "candidate", f"eligibility@{k}"),
                   "candidate_recall@10_sampled": get(s, "candidate", "recall@10", "sampled")}
+    if len(sweep):
+        sm = controllability_summary(sweep).set_index("system")
+        out["controllability"] = {sy: {c: (bool(r[c]) if c in ("monotone", "meets") else (int(r[c]) if c == "n_in_range" else float(r[c])))
+                                       for c in ("n_in_range", "max_error_in_range", "monotone", "meets")} for sy, r in sm.iterrows()}
     return out
 
 # %% ../nbs/08_pipeline.ipynb #c022
@@ -305,6 +323,8 @@ class Run:
     funnel: dict
     timings: dict
     metrics: dict
+    tradeoff: pd.DataFrame = field(default_factory=pd.DataFrame) # the fusion family's trade-off path on test (`tradeoff_curve`)
+    dominance: dict = field(default_factory=dict) # does that path dominate the conflated model's point (`dominance`)
     _data: JobRecData|None = field(default=None, repr=False)
     @property
     def data(self)->JobRecData:
@@ -326,4 +346,5 @@ def load_run(run_dir:str|Path # a folder written by `run_experiment`
     cfg = load_config(experiment=yaml.safe_load((p/"config.yaml").read_text()))
     return Run(p, cfg, rd("main.csv"), rd("paired.csv"), rd("sweep.csv"), rd("sweep_summary.csv"),
                rd("ablations.csv") if (p/"results"/"ablations.csv").exists() else None,
-               js("results/experts.json"), js("results/funnel.json"), js("timings.json"), js("metrics.json"))
+               js("results/experts.json"), js("results/funnel.json"), js("timings.json"), js("metrics.json"),
+               rd("tradeoff.csv"), js("results/dominance.json") if (p/"results"/"dominance.json").exists() else {})

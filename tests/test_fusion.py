@@ -63,7 +63,7 @@ def test_settings_reject_unknown_and_select_variant_from_config():
 
 def test_inference_meets_constraint_on_val_with_smallest_lambda(split):
     val, _ = split
-    z = z_values(val, "logit")
+    z = z_values(val, fusion_settings()["z"])
     for tau in (0.45, 0.55, 0.65):
         pol = fit_fusion(val, tau, "inference")
         assert pol.attainable and pol.value >= tau
@@ -190,7 +190,7 @@ def test_lambda_head_trains_and_is_clamped():
     x = np.asarray(val.features, dtype=np.float32)
     lam = lambda_head_forward(fit["head"], x)
     assert lam.shape == val.s_pref.shape and np.abs(lam).max() <= 5.0
-    assert np.nanmean(constraint_value(val.s_pref + lam*z_values(val), val.p_qual)) > fit["history"]["elig"][0] - 0.05
+    assert np.nanmean(constraint_value(val.s_pref + lam*z_values(val, fusion_settings()["z"]), val.p_qual)) > fit["history"]["elig"][0] - 0.05
     natural = np.nanmean(constraint_value(val.s_pref, val.p_qual))
     assert fit["value"] > natural  # training moved eligibility up towards tau
     big = {**fit["head"], "W2": fit["head"]["W2"]*1e6}
