@@ -248,6 +248,7 @@ def write_json(obj, path:str|Path, **kw)->Path:
 def _json_default(o):
     if isinstance(o, np.integer): return int(o)
     if isinstance(o, np.floating): return float(o)
+    if isinstance(o, np.bool_): return bool(o)
     if isinstance(o, np.ndarray): return o.tolist()
     if isinstance(o, Path): return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -545,7 +545,7 @@ def dominance(curve:pd.DataFrame, # points of a trade-off curve: columns achieve
         if x[i] < e0 <= x[i + 1] and x[i + 1] > x[i]: cand.append(y[i] + (y[i + 1] - y[i])*(e0 - x[i])/(x[i + 1] - x[i]))
     best = max(cand) if cand else float("nan")
     return {"point_eligibility": e0, "point_ndcg": n0, "curve_ndcg_at_point": float(best), "delta": float(best - n0),
-            "dominates": bool(cand) and best >= n0, "curve_max_eligibility": float(x.max()) if len(x) else float("nan")}
+            "dominates": bool(cand) and bool(best >= n0), "curve_max_eligibility": float(x.max()) if len(x) else float("nan")}
 
 def controllability_sweep(val:FusionArrays|dict, # validation arrays (fitting)
                           test:FusionArrays|dict, # test arrays (reporting, with true qual and pref)
