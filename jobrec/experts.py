@@ -372,11 +372,20 @@ def config_fingerprint(cfg:dict, target:str="two")->str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 _STAGE2_ONLY = ("stage2_steps", "stage2_init", "cooperation", "cooperation_floor", "checkpoint_every")
+_QUAL_ONLY = ("censoring", "ipw_clip", "qual_groups")
 
-def stage1_fingerprint(cfg:dict, data=None)->str:
-    "A hash of everything that determines the stage-1 experts (stage-2 keys and calibration left out; the dataset's identity in)."
+def stage1_fingerprint(cfg:dict, data=None,
+                       phase:str="qual1" # the state after "pref1" (preference expert trained) or "qual1" (all of stage 1)
+                      )->str:
+    "A hash of everything that determines the experts after a stage-1 phase (later keys and calibration left out; the dataset's identity in)."
+    if phase not in ("pref1", "qual1"): raise ValueError(f"phase must be pref1 or qual1, got {phase!r}")
     d = {k: cfg.get(k) for k in _FINGERPRINT_KEYS if k in cfg and k != "calibration"}
-    d["train"] = {k: v for k, v in (d.get("train") or {}).items() if k not in _STAGE2_ONLY}
+    drop = _STAGE2_ONLY + (_QUAL_ONLY if phase == "pref1" else ())
+    d["train"] = {k: v for k, v in (d.get("train") or {}).items() if k not in drop}
+    if phase == "pref1":  # the qualification expert's view is not read before qual1
+        sch = dict(d.get("schema") or {}); sch["views"] = {k: v for k, v in dict(sch.get("views") or {}).items() if k != "qualification"}
+        d["schema"] = sch
+    d["phase"] = phase
     if data is not None:
         d["data"] = [data.shape, hashlib.sha256(np.ascontiguousarray(data.qual_observed).tobytes() + np.ascontiguousarray(data.pref).tobytes()
                                                 + np.asarray(data.split).astype(str).tobytes()).hexdigest()]
@@ -625,8 +634,8 @@ class _Trainer:
             loaded = (t, meta)
             log.info(f"resuming from {self.ckpt}: phase {self.plan[start_phase][0] if start_phase < len(self.plan) else 'done'}, step {start_step}")
             if meta["done"] == "True": return
-        elif self._load_stage1():
-            start_phase = 2; self.global_step = sum(n for _, n in self.plan[:2])
+        elif (done := self._load_stage1()):
+            start_phase = done; self.global_step = sum(n for _, n in self.plan[:done])
         ce, ee = int(self.g("train.checkpoint_every", 20)), int(self.g("train.eval_every", 20))
         clip = float(self.g("train.grad_clip", 1.0))
         scratch_state = getattr(s, "_init_state", None)
@@ -698,32 +707,36 @@ class _Trainer:
             self.history.append({"phase": phase, "best_step": best["step"], "best_val_mrr": best["score"]})
             start_step = 0
             self._save_ckpt(pi + 1, 0, None, {"score": None, "step": -1, "state": None}, done=False)
-            if phase == "qual1": self._save_stage1()
+            if phase in ("pref1", "qual1"): self._save_stage1(phase)
         return "done"
 
     # stage-1 snapshots: runs that differ only in stage 2 (e.g. the no_stage2 ablation) share their stage 1
-    def _stage1_path(self):
-        return None if self.stage1_cache is None else self.stage1_cache/f"stage1-{stage1_fingerprint(self.cfg, self.data)}.safetensors"
+    def _stage1_path(self, phase):
+        return None if self.stage1_cache is None else self.stage1_cache/f"{phase}-{stage1_fingerprint(self.cfg, self.data, phase)}.safetensors"
 
-    def _save_stage1(self):
+    def _save_stage1(self, phase):
         from safetensors.torch import save_file
-        p = self._stage1_path()
+        p = self._stage1_path(phase)
         if p is None or p.exists(): return
         p.parent.mkdir(parents=True, exist_ok=True)
         meta = {"calibration": json.dumps(self.s.calibration), "history": json.dumps(self.history)}
         with atomic_path(p) as tmp: save_file(self.s.state_tensors(), str(tmp), metadata=meta)
 
-    def _load_stage1(self)->bool:
+    def _load_stage1(self)->int:
+        "Restore the furthest stage-1 snapshot that matches this configuration; the number of phases it covers (0: none)."
         from safetensors import safe_open
-        p = self._stage1_path()
-        if p is None or not p.exists() or [ph for ph, _ in self.plan[:2]] != ["pref1", "qual1"]: return False
-        with safe_open(str(p), "pt") as f:
-            t = {k: f.get_tensor(k) for k in f.keys()}; meta = f.metadata()
-        self.s.load_state_tensors(t)
-        self.s.calibration = json.loads(meta["calibration"]); self.history = json.loads(meta["history"])
-        self.s.clear_cache(); self.ctx = self.s.context(self.data)
-        log.info(f"stage 1 read from {p.name} (a run with the same stage-1 configuration); training continues with stage 2")
-        return True
+        if [ph for ph, _ in self.plan[:2]] != ["pref1", "qual1"]: return 0
+        for n_done, phase in ((2, "qual1"), (1, "pref1")):
+            p = self._stage1_path(phase)
+            if p is None or not p.exists(): continue
+            with safe_open(str(p), "pt") as f:
+                t = {k: f.get_tensor(k) for k in f.keys()}; meta = f.metadata()
+            self.s.load_state_tensors(t)
+            self.s.calibration = json.loads(meta["calibration"]); self.history = json.loads(meta["history"])
+            self.s.clear_cache(); self.ctx = self.s.context(self.data)
+            log.info(f"{phase} read from {p.name} (a run with the same configuration up to it); training continues after it")
+            return n_done
+        return 0
 
 def _scatter(values, valid):
     import torch
