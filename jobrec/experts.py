@@ -528,7 +528,7 @@ class _Trainer:
         import torch
         ci, ji = self._pairs(side, a, b); valid = b >= 0
         neg = np.zeros(b.shape, bool); neg[:, 1:] = True
-        bank = self.bank.get(f"{expert}:{'j' if side == 'c' else 'c'}") if self.bank is not None else None
+        bank = self.bank.get(_bank_key(expert, side)) if self.bank is not None else None
         logits = self.s.pair_logits(expert, self.ctx, ci[valid], ji[valid], grad=True, bank=bank,
                                     bank_side=("j" if side == "c" else "c"), bank_rows=neg[valid]).float()
         z = _scatter(logits, valid)
@@ -549,7 +549,7 @@ class _Trainer:
                 need = np.unique(b[:, 1:][b[:, 1:] >= 0])
                 bank = torch.zeros(n, self.s.backbone.hidden_size)
                 if len(need): bank[torch.as_tensor(need)] = self.s._encode([texts[i] for i in need.tolist()], e, False)
-                self.bank[f"{e}:{'j' if side == 'c' else 'c'}"] = bank  # keyed by expert and the negatives' side
+                self.bank[_bank_key(e, side)] = bank
         self.s.backbone.model.train(was)
 
     # censoring: inverse-propensity weights of the qualification groups
@@ -737,6 +737,10 @@ class _Trainer:
             log.info(f"{phase} read from {p.name} (a run with the same configuration up to it); training continues after it")
             return n_done
         return 0
+
+def _bank_key(expert, side):
+    "A negative bank per expert and per side of its negatives (jobs for candidate-anchored groups, candidates for job-anchored)."
+    return f"{expert}:{'j' if side == 'c' else 'c'}"
 
 def _scatter(values, valid):
     import torch

@@ -554,6 +554,7 @@ def controllability_sweep(val:FusionArrays|dict, # validation arrays (fitting)
                           cfg:dict|None=None, # a jobrec config or its fusion section
                           seed:int=0, # seed of the training variants
                           system:str|None=None, # name in the table (default: the variant, with global/per_candidate for inference)
+                          true_range:tuple|None=None, # `attainable_range(test)` when already computed
                           **overrides # fusion keys, e.g. per_candidate=True
                          )->pd.DataFrame: # one row per tau
     "Fit on validation per tau, apply to test, report achieved eligibility (true labels), NDCG and errors vs tau."
@@ -564,7 +565,7 @@ def controllability_sweep(val:FusionArrays|dict, # validation arrays (fitting)
         scope = "per_candidate" if st["per_candidate"] else ("served" if st["global_fit"] == "served" else "global")
         system = st["variant"] + ({"inference": "_" + scope}.get(st["variant"], ""))
     rows, pol = [], None
-    lo, hi = attainable_range(test, st) if test.qual is not None else (np.nan, np.nan)
+    lo, hi = true_range or (attainable_range(test, st) if test.qual is not None else (np.nan, np.nan))
     for tau in taus:
         ov = {"hard_threshold": float(tau)} if st["variant"] == "hard" else {}
         pol = fit_fusion(val, tau, None, {**st, **ov}, seed)
@@ -583,6 +584,7 @@ def single_score_sweep(scores:np.ndarray, # [C, J] the single-score system's tes
                        cfg:dict|None=None, # a jobrec config or its fusion section
                        system:str="conflated", # name in the table
                        val:FusionArrays|dict|None=None, # validation arrays, only to mark `in_range` like the others
+                       true_range:tuple|None=None, # `attainable_range(test)` when already computed
                        **overrides)->pd.DataFrame:
     "A system without a qualification knob: one point, repeated across the tau grid."
     test = as_arrays(test); st = fusion_settings(cfg, **overrides)
@@ -591,7 +593,7 @@ def single_score_sweep(scores:np.ndarray, # [C, J] the single-score system's tes
     ref = as_arrays(val) if val is not None else test
     nat = float(np.nanmean(constraint_value(ref.s_pref, ref.p_qual, st["k"], st["constraint"], st["temperature"], ref.valid)))
     mx = float(np.nanmean(oracle_value(ref, st["k"], st["constraint"])))
-    lo, hi = attainable_range(test, st) if test.qual is not None else (np.nan, np.nan)
+    lo, hi = true_range or (attainable_range(test, st) if test.qual is not None else (np.nan, np.nan))
     return pd.DataFrame([_report(test, s, t, st, system, {"lam": np.nan, "natural": nat, "maximum": mx, "true_natural": lo,
                                                           "true_maximum": hi, "in_range": bool(lo <= t <= hi)}) for t in taus])
 
@@ -604,14 +606,17 @@ def compare_controllability(val:FusionArrays|dict, # validation arrays
                             seed:int=0, # seed of the training variants
                             **overrides)->pd.DataFrame:
     "One controllability table for the fusion variants, fixed-weight fusion and the single-score system."
+    test = as_arrays(test)
+    # the attainable range is a property of the test candidates and the multiplier path, the same for every row
+    rng_ = attainable_range(test, cfg, **overrides) if test.qual is not None else (np.nan, np.nan)
     parts = []
     for name in systems:
         if name.startswith("inference"):
-            parts.append(controllability_sweep(val, test, taus, "inference", cfg, seed, name,
+            parts.append(controllability_sweep(val, test, taus, "inference", cfg, seed, name, rng_,
                                                **{**overrides, "per_candidate": name.endswith("per_candidate"),
                                                   "global_fit": "served" if name.endswith("served") else "val"}))
-        else: parts.append(controllability_sweep(val, test, taus, name, cfg, seed, name, **overrides))
-    if single_scores is not None: parts.append(single_score_sweep(single_scores, test, taus, cfg, val=val, **overrides))
+        else: parts.append(controllability_sweep(val, test, taus, name, cfg, seed, name, rng_, **overrides))
+    if single_scores is not None: parts.append(single_score_sweep(single_scores, test, taus, cfg, val=val, true_range=rng_, **overrides))
     return pd.concat(parts, ignore_index=True)
 
 def controllability_summary(table:pd.DataFrame, # from `controllability_sweep` / `compare_controllability`

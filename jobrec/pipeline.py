@@ -232,13 +232,14 @@ def run_experiment(cfg:dict, # resolved config
     main.to_csv(out/"results"/"main.csv", index=False); paired.to_csv(out/"results"/"paired.csv", index=False)
 
     t = time.time()
-    sweep = compare_controllability(fusion_arrays(sc, data, val), fusion_arrays(sc, data, test), cfg=cfg,
+    test_arrays = fusion_arrays(sc, data, test)
+    sweep = compare_controllability(fusion_arrays(sc, data, val), test_arrays, cfg=cfg,
                                     single_scores=cs[test], seed=cfg["seed"])
     sweep.to_csv(out/"results"/"sweep.csv", index=False)
     summary = controllability_summary(sweep)
     summary.to_csv(out/"results"/"sweep_summary.csv", index=False)
     # the policy family's whole trade-off on test (true labels, reporting only) and whether it dominates the conflated point
-    curve = tradeoff_curve(fusion_arrays(sc, data, test), cfg=cfg)
+    curve = tradeoff_curve(test_arrays, cfg=cfg)
     curve.to_csv(out/"results"/"tradeoff.csv", index=False)
     c0 = sweep[sweep.system == "conflated"].iloc[0]
     write_json(dominance(curve, (c0["achieved"], c0["ndcg@10"])), out/"results"/"dominance.json")
@@ -258,7 +259,7 @@ def run_experiment(cfg:dict, # resolved config
         timings["ablations"] = time.time() - t
     timings["total"] = time.time() - t_all
     write_json({k: round(v, 2) for k, v in timings.items()}, out/"timings.json")
-    write_json(headline(main, sweep, cfg), out/"metrics.json")
+    write_json(headline(main, sweep, cfg, summary), out/"metrics.json")
     log.info(f"experiment done in {timings['total']:.0f}s -> {out}")
     return out
 
@@ -292,7 +293,7 @@ def run_ablations(cfg:dict, data:JobRecData, sysm, sc:dict, out:Path, names:list
     main["description"] = main["ablation"].map({n: d for n, (_, _, d) in runs.items()})
     return main
 
-def headline(main:pd.DataFrame, sweep:pd.DataFrame, cfg:dict)->dict:
+def headline(main:pd.DataFrame, sweep:pd.DataFrame, cfg:dict, summary:pd.DataFrame|None=None)->dict:
     "The numbers a reader looks for first."
     def get(system, side, metric, protocol="full"):
         m = main[(main.system == system) & (main.side == side) & (main.protocol == protocol) & (main.metric == metric)]
@@ -304,7 +305,7 @@ def headline(main:pd.DataFrame, sweep:pd.DataFrame, cfg:dict)->dict:
                   f"eligibility@{k}": get(s, "candidate", f"eligibility@{k}"),
                   "candidate_recall@10_sampled": get(s, "candidate", "recall@10", "sampled")}
     if len(sweep):
-        sm = controllability_summary(sweep).set_index("system")
+        sm = (controllability_summary(sweep) if summary is None else summary).set_index("system")
         out["controllability"] = {sy: {c: (bool(r[c]) if c in ("monotone", "meets") else (int(r[c]) if c == "n_in_range" else float(r[c])))
                                        for c in ("n_in_range", "max_error_in_range", "monotone", "meets")} for sy, r in sm.iterrows()}
     return out
