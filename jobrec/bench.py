@@ -35,11 +35,11 @@ def training_throughput(cfg:dict, # a resolved config; its backbone and expert.m
                        )->dict:
     "Seconds per training step and pairs per second of the preference expert on a small generated dataset."
     import torch
-    from jobrec.experts import ExpertSystem, _feature_stats, info_nce
+    from jobrec.experts import ExpertSystem, feature_stats, info_nce
     from jobrec.data import preference_groups
     data = generate_synthetic(seed=seed, n_candidates=40, n_jobs=30)
     t0 = time.perf_counter()
-    s = ExpertSystem(cfg, feat_stats=_feature_stats(data)); load_s = time.perf_counter() - t0
+    s = ExpertSystem(cfg, feat_stats=feature_stats(data)); load_s = time.perf_counter() - t0
     ctx = s.context(data); rng = np.random.default_rng(seed)
     a, b = preference_groups(data, "train", n_neg, rng)
     keep = (b >= 0).all(1); a, b = a[keep], b[keep]
@@ -63,9 +63,9 @@ def scoring_throughput(cfg:dict, # a resolved config (backbone measured; the mod
                        cached_pairs:int=20000, # pairs of the cached measurement
                        seed:int=0)->dict:
     "Pairs per second of cross, dual and cached-dual scoring on the same backbone (untrained weights: same cost)."
-    from jobrec.experts import ExpertSystem, _feature_stats
+    from jobrec.experts import ExpertSystem, feature_stats
     data = generate_synthetic(seed=seed, n_candidates=max(n_candidates, 10), n_jobs=max(n_jobs, 10))
-    C, J = data.candidates[:n_candidates], data.jobs[:n_jobs]; fs = _feature_stats(data)
+    C, J = data.candidates[:n_candidates], data.jobs[:n_jobs]; fs = feature_stats(data)
     out = {"backbone": cfg["backbone"]["name"], "pairs_per_call": n_candidates*n_jobs}
     dual = None
     for mode in ("cross", "dual"):

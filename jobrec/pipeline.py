@@ -133,7 +133,7 @@ def _score_block(sysm, data, idx):
 
 def _all_scores(sysm, data, idx_all):
     "Scores of the given candidates, scattered into full [C, J] matrices (zeros elsewhere); with both experts also `p_apply`."
-    from jobrec.experts import fit_calibration, apply_calibration
+    from jobrec.calibration import fit_calibration, apply_calibration
     C, J = data.shape
     sc = sysm.score_all(data, idx_all)
     if "q_logit" in sc:  # apply propensity: the preference expert's calibrated apply probability (fitted on validation)
@@ -153,7 +153,7 @@ def train_run(cfg:dict, # resolved config
               data:JobRecData|None=None
              )->Path:
     "Train both experts (two stages) and calibrate; writes `out_dir/model` and `out_dir/config.yaml`."
-    from jobrec.experts import train_experts
+    from jobrec.training import train_experts
     out = Path(out_dir); save_config(cfg, out)
     seed_everything(cfg["seed"])
     data = data if data is not None else load_data(cfg)
@@ -161,7 +161,7 @@ def train_run(cfg:dict, # resolved config
     return out
 
 def _expert_eval(sysm, data, sc, idx):
-    from jobrec.experts import evaluate_experts
+    from jobrec.training import evaluate_experts
     return evaluate_experts(sysm, data, "test", scores={k: v[idx] for k, v in sc.items()}, seed=0)
 
 def run_experiment(cfg:dict, # resolved config
@@ -172,7 +172,7 @@ def run_experiment(cfg:dict, # resolved config
                    ablation_names:list|None=None # a subset of the ablations
                   )->Path:
     "Train, score, fuse and evaluate everything; write the run folder described above."
-    from jobrec.experts import train_experts, train_conflated
+    from jobrec.training import train_experts, train_conflated
     from jobrec.baselines import make_baseline, has_recbole, baseline_options
     t_all = time.time(); timings = {}
     out = Path(out_dir)
@@ -266,7 +266,7 @@ def run_experiment(cfg:dict, # resolved config
 # %% ../nbs/08_pipeline.ipynb #c020
 def run_ablations(cfg:dict, data:JobRecData, sysm, sc:dict, out:Path, names:list|None=None)->pd.DataFrame:
     "Evaluate jobrec and each ablation on the test candidates; one tidy table with an `ablation` column."
-    from jobrec.experts import train_experts
+    from jobrec.training import train_experts
     abl = load_ablations()
     if names is not None:  # None: every ablation; []: none
         bad = sorted(set(names) - set(abl))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy, hashlib, json, os, shutil, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Sequence
 
 import numpy as np
@@ -89,9 +88,9 @@ def init_run(cfg:dict, # a resolved config (its backbone, expert, schema section
              data=None # a dataset whose training split gives the feature standardisation (default: none)
             )->Path:
     "Write an untrained expert system in the run-folder layout of `jobrec train` (docs, tests, latency benchmarks)."
-    from jobrec.experts import ExpertSystem, _feature_stats
+    from jobrec.experts import ExpertSystem, feature_stats
     out = Path(out_dir); save_config(cfg, out)
-    s = ExpertSystem(cfg, feat_stats=_feature_stats(data) if data is not None else None)
+    s = ExpertSystem(cfg, feat_stats=feature_stats(data) if data is not None else None)
     s.calibration = {"qualification": {"method": "none", "a": 1.0, "b": 0.0}}
     s.report = {"untrained": True}
     s.save(out/"model"/"system")
@@ -145,9 +144,8 @@ def head_scores(system, # an ExpertSystem in dual mode
             v = torch.from_numpy(np.ascontiguousarray(V[s:s+chunk] if len(V) > 1 else V)).float()
             m = max(len(u), len(v)); u, v = u.expand(m, -1), v.expand(m, -1)
             # the system's own pair input, so the layout matches training exactly
-            ctx = SimpleNamespace(feats=None if features is None or not system.use_features else torch.from_numpy(np.ascontiguousarray(features[s:s+m]))[None])
-            x = system._pair_input(ctx, torch.zeros(m, dtype=torch.long), torch.arange(m), u, v)
-            out.append(system._head(expert, x).float().numpy())
+            f = None if features is None or not system.use_features else torch.from_numpy(np.ascontiguousarray(features[s:s+m]))
+            out.append(system.score_encoded(expert, u, v, f).float().numpy())
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 # %% ../nbs/10_recommend.ipynb #c018
@@ -331,8 +329,8 @@ class Recommender:
         with torch.enable_grad():
             v = torch.from_numpy(vbar[None].astype(np.float32)).requires_grad_(True)
             ut = torch.from_numpy(u[None].astype(np.float32))
-            ctx = SimpleNamespace(feats=torch.zeros(1, 1, F) if F else None)  # standardised features: 0 is the training mean
-            out = self.system._head(expert, self.system._pair_input(ctx, torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long), ut, v)).sum()
+            f = torch.zeros(1, F) if F else None  # standardised features: 0 is the training mean
+            out = self.system.score_encoded(expert, ut, v, f).sum()
             g, = torch.autograd.grad(out, v)
         return g[0].numpy()
 
@@ -361,7 +359,7 @@ class Recommender:
 
     def score(self, c:Candidate, U:dict, cat:Catalogue, idx:np.ndarray)->dict:
         "s_pref, q_logit, p_qual [len(idx)] of candidate `c` against the catalogue jobs `idx`."
-        from jobrec.experts import apply_calibration
+        from jobrec.calibration import apply_calibration
         jobs = [cat.jobs[i] for i in idx]
         if self.system.mode == "cross":
             sc = self.system.score_pairs([c], jobs)
@@ -463,7 +461,7 @@ class Recommender:
         if self.system.mode == "cross":
             sc = {k_: v[:, 0] for k_, v in self.system.score_pairs(cands, [job]).items()}
         else:
-            from jobrec.experts import apply_calibration
+            from jobrec.calibration import apply_calibration
             U = self.encode_candidates(cands); V = {e: encode_entities(self.system, [job], e) for e in dict.fromkeys(self.experts)}
             f = standard_features(self.system, cands, [job])[:, 0] if self.system.use_features else None
             s = head_scores(self.system, ep, U[ep], V[ep], f); q = s.copy() if eq == ep else head_scores(self.system, eq, U[eq], V[eq], f)

@@ -4,8 +4,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("TRANSFORMER
 import numpy as np, pytest, torch
 from jobrec.core import load_config, has_module
 from jobrec.data import generate_synthetic
-from jobrec.experts import (train_experts, train_conflated, ExpertSystem, info_nce, fit_calibration, apply_calibration, ece,
-                            evaluate_experts, group_mrr, config_fingerprint, _sigmoid)
+from jobrec.calibration import fit_calibration, apply_calibration, ece, sigmoid
+from jobrec.experts import ExpertSystem, info_nce
+from jobrec.training import train_experts, train_conflated, evaluate_experts, group_mrr, config_fingerprint
 
 def tiny_cfg(train=None, **sections):
     ov = {"backbone": {"name": "tiny", "use_unsloth": "false"}, "device": "cpu", "schema": {"max_length": 48},
@@ -33,9 +34,9 @@ def test_info_nce_matches_formula():
     assert info_nce(z, bce_weight=1.0).item() > info_nce(z).item()
 
 def test_calibration_improves_ece():
-    rng = np.random.default_rng(1); t = rng.normal(0, 2, 5000); y = (rng.random(5000) < _sigmoid(t)).astype(float); z = 0.5*t - 4
+    rng = np.random.default_rng(1); t = rng.normal(0, 2, 5000); y = (rng.random(5000) < sigmoid(t)).astype(float); z = 0.5*t - 4
     for m in ("platt", "temperature"):
-        c = fit_calibration(z, y, m); assert ece(apply_calibration(z, c), y) < ece(_sigmoid(z), y) / 3
+        c = fit_calibration(z, y, m); assert ece(apply_calibration(z, c), y) < ece(sigmoid(z), y) / 3
     with pytest.raises(ValueError, match="calibration.method"): fit_calibration(z, y, "isotonic")
     assert abs(group_mrr(np.array([[1.0, 1.0]])) - 1/1.5) < 1e-9
 
@@ -105,14 +106,14 @@ def test_cold_start_score_pairs(full, data):
     np.testing.assert_allclose(same["q_logit"], sc["q_logit"][:2, :4], atol=1e-5)
 
 def test_ipw_weights_and_censoring_switch(full, data, tmp_path):
-    from jobrec.experts import _Trainer, ExpertSystem, _feature_stats
+    from jobrec.training import Trainer
     _, s, _ = full
-    tr = _Trainer(s, data, tiny_cfg(), tmp_path, progress=False)
-    w = tr._fit_ipw(tr._pool("qual1"))
+    tr = Trainer(s, data, tiny_cfg(), tmp_path, progress=False)
+    w = tr.fit_ipw(tr.pool("qual1"))
     assert w is not None and abs(w.mean() - 1) < 1e-5 and (w > 0).all() and w.max() <= 1/0.05/w.min() * 1.0001
-    tr2 = _Trainer(s, data, tiny_cfg({"censoring": "none"}), tmp_path, progress=False)
-    assert tr2._fit_ipw(tr2._pool("qual1")) is None
-    cw = tr._coop_weights(tr._pool("pref1"))
+    tr2 = Trainer(s, data, tiny_cfg({"censoring": "none"}), tmp_path, progress=False)
+    assert tr2.fit_ipw(tr2.pool("qual1")) is None
+    cw = tr.coop_weights(tr.pool("pref1"))
     assert cw.min() >= 0.1 - 1e-6 and cw.max() <= 1 + 1e-6
 
 def test_ablations_shared_scratch_no_stage2(data, tmp_path):
@@ -142,7 +143,7 @@ UNSLOTH_EXPERTS = textwrap.dedent('''
     import json, sys, numpy as np
     from jobrec.core import load_config
     from jobrec.data import generate_synthetic
-    from jobrec.experts import train_experts
+    from jobrec.training import train_experts
     data = generate_synthetic({"n_candidates": 30, "n_jobs": 8}, 0)
     cfg = load_config("cpu-small", overrides={"backbone": {"name": "tiny", "use_unsloth": "true"}, "device": "cpu",
         "schema": {"max_length": 48}, "expert": {"head_hidden": [16]}, "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
