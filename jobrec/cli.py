@@ -7,16 +7,13 @@ from __future__ import annotations
 import argparse, json, sys
 from pathlib import Path
 
-from .core import load_config, ConfigError, get_logger, project_root
+from .core import load_config, ConfigError, UsageError, get_logger, project_root
 
 # %% auto #0
-__all__ = ['log', 'COMMANDS', 'UsageError', 'build_parser', 'main']
+__all__ = ['log', 'COMMANDS', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #c005
 log = get_logger("cli")
-
-class UsageError(Exception):
-    "Bad input on the command line or in a file named there: printed as one line, exit status 2."
 
 def _config_args(p):
     p.add_argument("--profile", default="cpu-small", help="packaged profile or a YAML path (default: cpu-small)")
@@ -57,6 +54,42 @@ def build_parser()->argparse.ArgumentParser:
     _config_args(p); p.add_argument("--out", default="reports/bench"); p.add_argument("--quick", action="store_true")
     return ap
 
+# %% ../nbs/12_cli.ipynb #c010
+def _check_serving_args(a):
+    from jobrec.recommend import find_system
+    if a.k < 1: raise UsageError(f"--k must be >= 1, got {a.k}")
+    if getattr(a, "tau", None) is not None and not 0.0 <= a.tau <= 1.0: raise UsageError(f"--tau must lie in [0, 1], got {a.tau:g}")
+    find_system(a.model)
+
+def _emit(a, results, header):
+    from jobrec.recommend import results_json, results_table, write_output
+    text = json.dumps(results_json(results, **header), indent=2) + "\n" if a.format == "json" else results_table(results)
+    if a.out:
+        write_output(text, a.out); print(f"wrote {sum(len(t) for t in results)} results for {len(results)} {header['for']} to {a.out}")
+    else: print(text, end="")
+
+def _cmd_recommend(a):
+    "`jobrec recommend`: top-k jobs for each candidate of a file."
+    from jobrec.recommend import Recommender, read_entities
+    _check_serving_args(a)
+    cands = read_entities(a.candidate, "candidate")
+    jobs = read_entities(a.jobs, "job")  # validated before the model loads
+    rec = Recommender.load(a.model)
+    cat = rec.catalogue(a.jobs, records=jobs)
+    res = rec.recommend(cands, cat, k=a.k, tau=a.tau, hard=a.hard)
+    _emit(a, res, {"model": str(a.model), "catalogue": str(a.jobs), "for": "candidates"})
+
+def _cmd_rank_candidates(a):
+    "`jobrec rank-candidates`: top-k candidates of a file for one job."
+    from jobrec.recommend import Recommender, read_entities
+    _check_serving_args(a)
+    js = read_entities(a.job, "job")
+    if len(js) != 1: raise UsageError(f"--job must hold exactly one job, {a.job} holds {len(js)}")
+    cands = read_entities(a.candidates, "candidate")
+    rec = Recommender.load(a.model)
+    res = rec.rank_candidates(js[0], cands, k=a.k)
+    _emit(a, [res], {"model": str(a.model), "job": str(a.job), "for": "jobs"})
+
 # %% ../nbs/12_cli.ipynb #c006
 def _cmd_config(a):
     import yaml
@@ -93,14 +126,6 @@ def _cmd_reports(a):
     params.setdefault("common", {})["run_dir"] = str(run)  # the templates read the run this command made
     done = run_reports(params, a.reports_dir, only=a.only.split(",") if a.only else None)
     print(f"{len(done)} reports regenerated in {a.reports_dir}/ (index: {a.reports_dir}/index.md)")
-
-def _cmd_recommend(a):
-    from jobrec.recommend import recommend_cli
-    recommend_cli(a)
-
-def _cmd_rank_candidates(a):
-    from jobrec.recommend import rank_candidates_cli
-    rank_candidates_cli(a)
 
 def _cmd_bench(a):
     from jobrec.bench import run_benchmarks

@@ -14,7 +14,7 @@ import yaml
 # %% auto #0
 __all__ = ['PACKAGE_DIR', 'CONF_DIR', 'EXTRAS', 'project_root', 'seed_everything', 'get_logger', 'optional_import', 'has_module',
            'cpu_has_bf16', 'pick_device', 'autocast_dtype', 'autocast', 'ConfigError', 'Config', 'merge_config',
-           'list_profiles', 'parse_override', 'load_config', 'save_config', 'atomic_path', 'write_json']
+           'list_profiles', 'parse_override', 'load_config', 'save_config', 'atomic_path', 'write_json', 'UsageError']
 
 # %% ../nbs/00_core.ipynb #c005
 PACKAGE_DIR = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd().parent/"jobrec"
@@ -252,3 +252,7 @@ def _json_default(o):
     if isinstance(o, np.ndarray): return o.tolist()
     if isinstance(o, Path): return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+# %% ../nbs/00_core.ipynb #c028
+class UsageError(Exception):
+    "Bad input on the command line or in a file named there: printed as one line, exit status 2."

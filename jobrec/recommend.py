@@ -21,7 +21,7 @@ from .fusion import FusionArrays, FusionPolicy, fusion_settings, smallest_lambda
 # %% auto #0
 __all__ = ['log', 'read_entities', 'write_entities', 'find_system', 'init_run', 'encode_entities', 'standard_features',
            'head_scores', 'file_digest', 'jobs_digest', 'Catalogue', 'build_index', 'Recommender', 'results_json',
-           'results_table', 'write_output', 'recommend_cli', 'rank_candidates_cli']
+           'results_table', 'write_output']
 
 # %% ../nbs/10_recommend.ipynb #c005
 log = get_logger("recommend")
@@ -524,37 +524,3 @@ def write_output(text:str, path:str|Path)->Path:
     "Write `text` to `path` atomically: the file is complete or absent."
     with atomic_path(path) as tmp: tmp.write_text(text)
     return Path(path)
-
-# %% ../nbs/10_recommend.ipynb #c035
-def _check_args(a):
-    from jobrec.cli import UsageError
-    if a.k < 1: raise UsageError(f"--k must be >= 1, got {a.k}")
-    if getattr(a, "tau", None) is not None and not 0.0 <= a.tau <= 1.0: raise UsageError(f"--tau must lie in [0, 1], got {a.tau:g}")
-    find_system(a.model)
-
-def _emit(a, results, header):
-    text = json.dumps(results_json(results, **header), indent=2) + "\n" if a.format == "json" else results_table(results)
-    if a.out:
-        write_output(text, a.out); print(f"wrote {sum(len(t) for t in results)} results for {len(results)} {header['for']} to {a.out}")
-    else: print(text, end="")
-
-def recommend_cli(a)->None:
-    "`jobrec recommend`: top-k jobs for each candidate of a file."
-    _check_args(a)
-    cands = read_entities(a.candidate, "candidate")
-    jobs = read_entities(a.jobs, "job")  # validated before the model loads
-    rec = Recommender.load(a.model)
-    cat = rec.catalogue(a.jobs, records=jobs)
-    res = rec.recommend(cands, cat, k=a.k, tau=a.tau, hard=a.hard)
-    _emit(a, res, {"model": str(a.model), "catalogue": str(a.jobs), "for": "candidates"})
-
-def rank_candidates_cli(a)->None:
-    "`jobrec rank-candidates`: top-k candidates of a file for one job."
-    _check_args(a)
-    js = read_entities(a.job, "job")
-    from jobrec.cli import UsageError
-    if len(js) != 1: raise UsageError(f"--job must hold exactly one job, {a.job} holds {len(js)}")
-    cands = read_entities(a.candidates, "candidate")
-    rec = Recommender.load(a.model)
-    res = rec.rank_candidates(js[0], cands, k=a.k)
-    _emit(a, [res], {"model": str(a.model), "job": str(a.job), "for": "jobs"})

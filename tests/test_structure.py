@@ -1,0 +1,90 @@
+"The package's structure: notebooks import only from lower-numbered ones, no import circle, no module uses another's private names."
+import ast, json, re, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LIB = ROOT/"jobrec"
+
+def _modules()->dict:
+    "module name -> (path, source notebook stem) of every generated jobrec module."
+    out = {}
+    for p in sorted(LIB.glob("*.py")):
+        m = re.search(r"File to edit: \.\./nbs/(\w+)\.ipynb", p.read_text())
+        if m: out[p.stem] = (p, m.group(1))
+    return out
+
+MODULES = _modules()
+
+def _imports(path)->list[tuple[str, list[str], int]]:
+    "(jobrec module, imported names, line) of every import of a jobrec module in `path`, at module level or inside functions."
+    out = []
+    for n in ast.walk(ast.parse(path.read_text())):
+        if isinstance(n, ast.ImportFrom) and (n.level == 1 or (n.module or "").startswith("jobrec.")):
+            out.append(((n.module or "").split(".")[-1], [a.name for a in n.names], n.lineno))
+        elif isinstance(n, ast.Import):
+            out += [(a.name.split(".")[1], [], n.lineno) for a in n.names if a.name.startswith("jobrec.")]
+    return out
+
+def _graph()->dict:
+    return {m: {t for t, _, _ in _imports(p) if t in MODULES and t != m} for m, (p, _) in MODULES.items()}
+
+def test_every_module_found():
+    assert {"core", "schema", "data", "metrics", "experts", "calibration", "training", "fusion", "recommend", "cli"} <= set(MODULES)
+
+# data's dataset card computes a reference NDCG with jobrec.metrics when it can (a lazy import with a fallback)
+KNOWN_UPWARD = {("data", "metrics")}
+
+def test_notebooks_import_only_lower_numbered():
+    "A module imports (even lazily, inside a function) only modules whose notebook sorts before its own."
+    up = {(m, t) for m, (_, nb) in MODULES.items() for t in _graph()[m] if MODULES[t][1] >= nb}
+    assert up - KNOWN_UPWARD == set(), sorted(up - KNOWN_UPWARD)
+    assert KNOWN_UPWARD <= up, f"{sorted(KNOWN_UPWARD - up)} no longer import upwards: remove them from KNOWN_UPWARD"
+
+def test_import_graph_acyclic():
+    g, state = _graph(), {}
+    def visit(m, path):
+        if state.get(m) == "done": return
+        assert state.get(m) != "open", f"import circle: {' -> '.join(path + [m])}"
+        state[m] = "open"
+        for t in sorted(g[m]): visit(t, path + [m])
+        state[m] = "done"
+    for m in g: visit(m, [])
+
+@pytest.mark.parametrize("mod", sorted(MODULES))
+def test_import_in_fresh_process_loads_only_lower_modules(mod):
+    "Importing a module and calling nothing loads no jobrec module of a higher notebook (in particular not jobrec.cli)."
+    code = f"import sys, json, jobrec.{mod}; print(json.dumps(sorted(m.split('.')[1] for m in sys.modules if m.startswith('jobrec.') and m.count('.') == 1)))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    loaded = [m for m in json.loads(r.stdout.strip().splitlines()[-1]) if m in MODULES]
+    assert mod in loaded
+    above = [m for m in loaded if MODULES[m][1] > MODULES[mod][1]]
+    assert not above, f"importing jobrec.{mod} loaded {above}"
+    if mod != "cli": assert "cli" not in loaded
+
+def _defined(path)->set:
+    "Names a module defines: functions, classes, module-level and attribute assignments."
+    out = set()
+    for n in ast.walk(ast.parse(path.read_text())):
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): out.add(n.name)
+        elif isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store): out.add(n.attr)
+        elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store): out.add(n.id)
+    return out
+
+def test_no_module_uses_another_modules_private_names():
+    "No `from jobrec.x import _name`, and no `obj._name` where `_name` is defined by another jobrec module only."
+    defined = {m: _defined(p) for m, (p, _) in MODULES.items()}
+    bad = []
+    for m, (p, _) in MODULES.items():
+        bad += [f"{m}:{line} imports {t}.{n}" for t, names, line in _imports(p) for n in names if n.startswith("_") and not n.startswith("__")]
+        others = set().union(*(d for k, d in defined.items() if k != m)) - defined[m]
+        for n in ast.walk(ast.parse(p.read_text())):
+            if isinstance(n, ast.Attribute) and n.attr.startswith("_") and not n.attr.startswith("__") and n.attr in others:
+                bad.append(f"{m}:{n.lineno} uses {ast.unparse(n)}")
+    assert not bad, bad
+
+def test_private_name_check_catches_a_violation(tmp_path):
+    "The checks above read real imports: a module importing a private name is seen."
+    p = tmp_path/"x.py"; p.write_text("def f():\n    from jobrec.experts import _adapter_of\n    from .core import get_logger\n")
+    assert _imports(p) == [("experts", ["_adapter_of"], 2), ("core", ["get_logger"], 3)]
