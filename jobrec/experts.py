@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_experts.ipynb #c002
 from __future__ import annotations
-import json
+import json, re
 from pathlib import Path
 from typing import Sequence
 
@@ -12,12 +12,56 @@ import numpy as np
 
 from .core import get_logger, atomic_path, write_json
 from .calibration import apply_calibration
-from .schema import (candidate_text, job_text, pair_text, flat_pair_text, pair_features, resolve_view,
+from .schema import (Candidate, candidate_text, job_text, pair_text, flat_pair_text, pair_features, resolve_view,
                            candidate_to_row, job_to_row, FEATURE_NAMES)
 
 # %% auto #0
-__all__ = ['log', 'EXPERTS', 'TextCache', 'make_head', 'info_nce', 'split_mask', 'feature_stats', 'cfg_get', 'Context',
+__all__ = ['SLOTS', 'log', 'EXPERTS', 'split_phrases', 'segment_phrases', 'PhraseLayout', 'TextCache', 'make_head', 'info_nce',
+           'late_interaction_class', 'pair_head', 'split_mask', 'feature_stats', 'cfg_get', 'Context',
            'read_safetensors', 'ExpertSystem']
+
+# %% ../nbs/05_experts.ipynb #ndc9bd4
+_PHRASE_SPLIT = re.compile(r"(?<=[.!?])\s+|;\s+|,\s+|\s+and\s+")
+
+def split_phrases(text:str, # a narrative text
+                  max_phrases:int=64 # phrases kept, in reading order
+                 )->list[str]:
+    "Sentences of `text`, cut again at commas, semicolons and 'and'."
+    ps = (p.strip(" .;,") for p in _PHRASE_SPLIT.split(" ".join(str(text).split())))
+    return [p for p in ps if p][:max_phrases]
+
+SLOTS = {"interests": (3, 1), "majors": (3, 8), "skills": (20, 16), "requirements": (1, 1), "logistics": (1, 1),
+         "narrative": (12, 8), "flat": (24, 16)}  # phrase slots per segment: (candidate side, job side)
+
+def segment_phrases(entity, # a Candidate or a Job
+                    segment:str # a schema segment, or "flat"
+                   )->list[str]:
+    "The phrases of one segment of an entity: list items, one line for numbers, clauses for the narrative."
+    is_c = isinstance(entity, Candidate)
+    if segment == "flat":
+        row = candidate_to_row(entity) if is_c else job_to_row(entity)
+        return [f"{k}: {v}" for k, v in row.items() if k not in ("student_id", "row_id", "job_id")]
+    if segment == "interests": return list(entity.interests) if is_c else [entity.industry]
+    if segment == "majors": return list(entity.majors) if is_c else (list(entity.acceptable_majors) or ["any major"])
+    if segment == "skills": return list(entity.skills) if is_c else list(entity.required_skills)
+    text = candidate_text(entity, (segment,)) if is_c else job_text(entity, (segment,))
+    return split_phrases(text) if segment == "narrative" else [text]
+
+class PhraseLayout:
+    "Which slots of an entity's encoding hold which segment's phrases, per side ('c' candidate, 'j' job)."
+    def __init__(self, segments:Sequence[str]):
+        self.segments = tuple(segments)
+        self.n = {side: [SLOTS[s][k] for s in self.segments] for k, side in enumerate("cj")}
+    def slots(self, side:str)->int: return sum(self.n[side])
+    def segment_of_slot(self, side:str)->np.ndarray: return np.repeat(np.arange(len(self.segments)), self.n[side])
+    def phrases(self, entity, side:str, include_ids:bool=False)->list[str]:
+        "The entity's phrases in slot order, '' in empty slots (the id first when `include_ids`, an ablation)."
+        out = []
+        for i, (s, n) in enumerate(zip(self.segments, self.n[side])):
+            ps = segment_phrases(entity, s)
+            if include_ids and i == 0: ps = [f"id {entity.candidate_id if side == 'c' else entity.job_id}"] + ps
+            out += ps[:n] + [""]*(n - len(ps[:n]))
+        return out
 
 # %% ../nbs/05_experts.ipynb #c007
 log = get_logger("experts")
@@ -28,10 +72,11 @@ def _flat_side(row:dict)->str: return "\n".join(f"{k}: {v}" for k, v in row.item
 def _adapter_of(expert:str, shared:bool)->str: return "shared" if shared else expert
 
 class TextCache:
-    "Texts of one dataset for one expert's view, computed once: candidate and job sides (dual) or pairs on demand (cross)."
+    "Texts of one dataset for one expert's view, computed once: candidate and job sides (dual), their phrase slots, or pairs on demand (cross)."
     def __init__(self, candidates, jobs, view, prompt="layers", include_ids=False):
         self.candidates, self.jobs, self.view, self.prompt, self.ids = candidates, jobs, tuple(view), prompt, include_ids
-        self._c = self._j = None
+        self.layout = PhraseLayout(("flat",) if prompt == "flat" else resolve_view(self.view))
+        self._c = self._j = self._pc = self._pj = None
     @property
     def cand(self)->list[str]:
         if self._c is None:
@@ -44,6 +89,14 @@ class TextCache:
             self._j = ([_flat_side({k: v for k, v in job_to_row(j).items() if self.ids or k != "job_id"}) for j in self.jobs]
                        if self.prompt == "flat" else [job_text(j, self.view, self.ids) for j in self.jobs])
         return self._j
+    @property
+    def cand_phrases(self)->list[list[str]]:
+        if self._pc is None: self._pc = [self.layout.phrases(c, "c", self.ids) for c in self.candidates]
+        return self._pc
+    @property
+    def job_phrases(self)->list[list[str]]:
+        if self._pj is None: self._pj = [self.layout.phrases(j, "j", self.ids) for j in self.jobs]
+        return self._pj
     def pair(self, ci:int, ji:int)->str:
         c, j = self.candidates[ci], self.jobs[ji]
         return flat_pair_text(c, j, self.ids) if self.prompt == "flat" else pair_text(c, j, self.view, self.ids)
@@ -87,6 +140,76 @@ def info_nce(logits, # [G, K] scores, positive in column 0
     w = torch.ones_like(per) if group_weight is None else group_weight
     return (per*w).sum() / w.sum()
 
+# %% ../nbs/05_experts.ipynb #na99d01
+def _seeded(seed, build):
+    import torch
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed); return build()
+
+def late_interaction_class():
+    "The `LateInteraction` module (built on first use, so that importing jobrec.experts does not import torch)."
+    import torch, torch.nn.functional as F
+    from torch import nn
+    class LateInteraction(nn.Module):
+        "Per segment and channel: phrase-to-best-phrase similarity, attention-pooled over each side's phrases."
+        def __init__(self, hidden:int, layout:PhraseLayout, channels:int=4, dim:int=64, seed:int=0):
+            super().__init__()
+            self.H, self.ch, self.dim, self.S = hidden, channels, dim, {s: layout.slots(s) for s in "cj"}
+            self.proj, self.wc, self.wj = _seeded(seed, lambda: (nn.Linear(hidden, channels*dim, bias=False), nn.Linear(hidden, 1), nn.Linear(hidden, 1)))
+            oh = {s: F.one_hot(torch.as_tensor(layout.segment_of_slot(s)), len(layout.segments)).float() for s in "cj"}
+            self.register_buffer("oc", oh["c"], persistent=False); self.register_buffer("oj", oh["j"], persistent=False)
+            self.register_buffer("same", (oh["c"] @ oh["j"].T) > 0, persistent=False)
+            self.width = 2*channels*len(layout.segments)
+        def side(self, X, side, w):
+            X = X.reshape(-1, self.S[side], self.H)
+            return F.normalize(self.proj(X).unflatten(-1, (self.ch, self.dim)), dim=-1), X.abs().sum(-1) > 0, w(X).squeeze(-1)
+        @staticmethod
+        def pool(best, logits, mask, onehot):
+            w = torch.exp(logits.clamp(-20, 20)) * mask
+            return torch.einsum("ncs,ns,sg->ncg", best, w, onehot) / (w @ onehot)[:, None, :].clamp(min=1e-6)
+        def forward(self, U, V, ui=None, vi=None):
+            (pu, mu, lu), (pv, mv, lv) = self.side(U, "c", self.wc), self.side(V, "j", self.wj)
+            if ui is not None: pu, mu, lu = pu[ui], mu[ui], lu[ui]
+            if vi is not None: pv, mv, lv = pv[vi], mv[vi], lv[vi]
+            n = max(len(pu), len(pv))
+            pu, mu, lu = pu.expand(n, *pu.shape[1:]), mu.expand(n, -1), lu.expand(n, -1)
+            pv, mv, lv = pv.expand(n, *pv.shape[1:]), mv.expand(n, -1), lv.expand(n, -1)
+            ok = self.same[None] & mu[:, :, None] & mv[:, None, :]
+            sim = torch.einsum("nscd,ntcd->ncst", pu, pv).masked_fill(~ok[:, None], -1.0)
+            return torch.cat([self.pool(sim.amax(3), lu, mu, self.oc).flatten(1), self.pool(sim.amax(2), lv, mv, self.oj).flatten(1)], 1)
+    return LateInteraction
+
+# %% ../nbs/05_experts.ipynb #n6fdf24
+def pair_head(kind:str, # phrases | pooled | cross
+              hidden_size:int, # the backbone's width H
+              n_features:int, # alignment features joined to the input (0: none)
+              hidden:Sequence[int]=(512, 256), # the MLP's hidden widths
+              dropout:float=0.1, # dropout in the MLP
+              seed:int=0, # initialisation seed
+              layout:PhraseLayout|None=None, # the view's phrase slots (phrases only)
+              channels:int=4, # late-interaction projections (phrases only)
+              dim:int=64 # width of each projection (phrases only)
+             ):
+    "An expert's head: the pair's input (see above) and features, then the MLP."
+    import torch
+    from torch import nn
+    class PairHead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.kind = kind
+            self.li = late_interaction_class()(hidden_size, layout, channels, dim, seed + 7) if kind == "phrases" else None
+            self.in_dim = {"phrases": self.li.width if self.li is not None else 0, "pooled": 4*hidden_size, "cross": hidden_size}[kind] + n_features
+            self.mlp = make_head(self.in_dim, hidden, dropout, seed)
+        def inputs(self, U, V=None, features=None, ui=None, vi=None):
+            if self.kind == "phrases": parts = [self.li(U, V, ui, vi)]
+            else:
+                U = U if ui is None else U[ui]; V = V if V is None or vi is None else V[vi]
+                parts = [U, V, U*V, (U-V).abs()] if self.kind == "pooled" else [U]
+            return torch.cat(parts + ([features] if features is not None else []), -1)
+        def forward(self, U, V=None, features=None, ui=None, vi=None): return self.mlp(self.inputs(U, V, features, ui, vi)).squeeze(-1)
+    if kind not in ("phrases", "pooled", "cross"): raise ValueError(f"head kind must be phrases, pooled or cross, got {kind!r}")
+    return PairHead()
+
 # %% ../nbs/05_experts.ipynb #c017
 def split_mask(data, # a JobRecData (anything with .split)
                split:str|Sequence[str] # a split name, or several
@@ -129,81 +252,101 @@ class Context:
 
 # %% ../nbs/05_experts.ipynb #c021
 class _Encoding:
-    "Texts to logits: the encoder under an expert's adapter, the pair input, the head."
-    def encode(self, texts:list[str], expert:str, grad:bool=False):
+    "Texts to logits: the encoder under an expert's adapter, the head, and the pairs of a batch."
+    def encode(self, texts:list[str], expert:str, grad:bool=False, max_length:int|None=None):
         "Pooled encodings [N, H] of `texts` under `expert`'s adapter."
-        return self.backbone.encode(texts, self.adapters[expert], self.max_length, batch_size=64, grad=grad)
+        return self.backbone.encode(texts, self.adapters[expert], max_length or self.max_length, batch_size=64, grad=grad)
 
-    def pair_input(self, U, V=None, features=None):
-        "The head's input: `[u, v, u*v, |u-v|, features]` (dual) or `[h, features]` (cross, V None)."
+    def encode_entities(self, items:list, expert:str, grad:bool=False):
+        "Encodings [N, D] of entities: one text each (pooled: D = H), or phrase slots ('' empty; phrases: D = slots x H, zeros in empty slots)."
         import torch
-        parts = [U, V, U*V, (U-V).abs()] if V is not None else [U]
-        if features is not None: parts.append(features)
-        return torch.cat(parts, -1)
+        if self.encoding != "phrases" or self.mode != "dual": return self.encode(list(items), expert, grad)
+        flat = [p for ps in items for p in ps]
+        uniq = sorted({p for p in flat if p}); pos = {p: i + 1 for i, p in enumerate(uniq)}
+        E = self.encode(uniq, expert, grad, self.phrase_max_length) if uniq else torch.zeros(0, self.backbone.hidden_size)
+        E = torch.cat([torch.zeros(1, E.shape[1], dtype=E.dtype, device=E.device), E])
+        return E[torch.as_tensor([pos.get(p, 0) for p in flat], dtype=torch.long)].reshape(len(items), -1)
+
+    def side_items(self, ctx, expert:str, side:str)->list:
+        "What `encode_entities` reads for one side ('c' or 'j') of a context."
+        tc = ctx.texts[expert]
+        if self.encoding == "phrases": return tc.cand_phrases if side == "c" else tc.job_phrases
+        return tc.cand if side == "c" else tc.job
+
+    def pair_input(self, expert:str, U, V=None, features=None, ui=None, vi=None):
+        "The head's input for pairs (`ui`, `vi` index rows of U and V; None: row n is pair n)."
+        return self.heads[expert].inputs(U, V, features, ui, vi)
 
     def head_logits(self, expert:str, x):
-        "The expert's head on pair inputs [N, in_dim]: logits [N]."
-        return self.heads[expert](x).squeeze(-1)
+        "The expert's MLP on pair inputs [N, in_dim]: logits [N]."
+        return self.heads[expert].mlp(x).squeeze(-1)
 
-    def score_encoded(self, expert:str, U, V=None, features=None):
+    def score_encoded(self, expert:str, U, V=None, features=None, ui=None, vi=None):
         "Logits [N] of pairs from their encodings (no encoder call; the caller chooses grad or inference mode)."
-        return self.head_logits(expert, self.pair_input(U, V, features))
+        return self.heads[expert](U, V, features, ui, vi)
 
     def pair_logits(self, expert:str, ctx:Context, ci, ji, grad:bool=False, bank=None, bank_side=None, bank_rows=None):
-        "Logits of pairs (ci[n], ji[n]) for `expert`; in dual mode each distinct text is encoded once."
+        "Logits of pairs (ci[n], ji[n]); dual mode encodes each distinct entity once, negatives may read a bank of cached encodings."
         import torch
         ci, ji = torch.as_tensor(ci, dtype=torch.long), torch.as_tensor(ji, dtype=torch.long)
-        tc = ctx.texts[expert]
         if self.mode == "dual":
-            def side(idx, texts, use_bank):
-                if use_bank is None: u, inv = torch.unique(idx, return_inverse=True); return self.encode([texts[i] for i in u.tolist()], expert, grad)[inv]
+            def side(idx, items, use_bank):  # a table of encodings and each pair's row in it
+                if use_bank is None:
+                    u, inv = torch.unique(idx, return_inverse=True)
+                    return self.encode_entities([items[i] for i in u.tolist()], expert, grad), inv
                 # rows flagged in `use_bank` (the negatives) read the cached encodings; the others are encoded with gradients
-                out = bank[idx].clone()
-                live = ~use_bank
-                if live.any():
-                    u, inv = torch.unique(idx[live], return_inverse=True)
-                    out = out.index_put((live.nonzero().squeeze(1),), self.encode([texts[i] for i in u.tolist()], expert, grad)[inv])
-                return out
+                live = ~use_bank; u, inv = torch.unique(idx[live], return_inverse=True)
+                T = torch.cat([bank, self.encode_entities([items[i] for i in u.tolist()], expert, grad)]) if live.any() else bank
+                rows = idx.clone(); rows[live] = len(bank) + inv
+                return T, rows
             br = None if bank is None else torch.as_tensor(bank_rows, dtype=torch.bool)
-            U = side(ci, tc.cand, br if bank_side == "c" else None)
-            V = side(ji, tc.job, br if bank_side == "j" else None)
-            x = self.pair_input(U, V, ctx.features(ci, ji))
-        else:
-            H = self.encode([tc.pair(a, b) for a, b in zip(ci.tolist(), ji.tolist())], expert, grad)
-            x = self.pair_input(H, None, ctx.features(ci, ji))
+            U, ui = side(ci, self.side_items(ctx, expert, "c"), br if bank_side == "c" else None)
+            V, vi = side(ji, self.side_items(ctx, expert, "j"), br if bank_side == "j" else None)
+            with (torch.enable_grad() if grad else torch.inference_mode()):
+                return self.score_encoded(expert, U, V, ctx.features(ci, ji), ui, vi)
+        H = self.encode([ctx.texts[expert].pair(a, b) for a, b in zip(ci.tolist(), ji.tolist())], expert, grad)
         with (torch.enable_grad() if grad else torch.inference_mode()):
-            return self.head_logits(expert, x)
+            return self.score_encoded(expert, H, None, ctx.features(ci, ji))
 
 # %% ../nbs/05_experts.ipynb #c022
 class _Scoring:
     "Matrices of logits and calibrated probabilities under the current (frozen) weights."
+    def entity_table(self, expert:str, ctx:Context, side:str, idx)->tuple:
+        "Frozen encodings of the distinct entities of `idx` (cached in `ctx` until the weights change) and each element's row."
+        import torch
+        cache = ctx.frozen.setdefault(expert, {"c": {}, "j": {}})[side]
+        u, inv = np.unique(np.asarray(idx, np.int64), return_inverse=True)
+        need = [int(i) for i in u if int(i) not in cache]
+        if need:
+            items = self.side_items(ctx, expert, side)
+            was = self.backbone.model.training; self.backbone.model.eval()
+            try: E = self.encode_entities([items[i] for i in need], expert, False)
+            finally: self.backbone.model.train(was)
+            cache.update({i: E[k] for k, i in enumerate(need)})
+        return torch.stack([cache[int(i)] for i in u]), torch.as_tensor(inv.ravel(), dtype=torch.long)
+
+    def cached_logits(self, expert:str, ctx:Context, ci, ji):
+        "Logits of pairs from frozen cached encodings, with gradients for the head only (dual mode)."
+        Ut, ui = self.entity_table(expert, ctx, "c", ci); Vt, vi = self.entity_table(expert, ctx, "j", ji)
+        import torch
+        return self.score_encoded(expert, Ut, Vt, ctx.features(torch.as_tensor(ci), torch.as_tensor(ji)), ui, vi)
+
     def frozen_logits(self, expert:str, ctx:Context, ci, ji)->np.ndarray:
-        "Logits of pairs under the current (frozen) weights; dual mode caches each entity's encoding."
+        "Logits of pairs under the current weights, in eval mode; dual mode encodes each entity once (cached)."
         import torch
         ci, ji = np.asarray(ci, np.int64).ravel(), np.asarray(ji, np.int64).ravel()
-        was = self.backbone.model.training; self.backbone.model.eval(); self.heads.eval()
+        was = self.backbone.model.training; hw = self.heads.training; self.backbone.model.eval(); self.heads.eval()
+        step = (4096 if self.encoding == "phrases" else 65536) if self.mode == "dual" else 256
+        out = []
         try:
-            if self.mode == "dual":
-                tc = ctx.texts[expert]; key = (expert,)
-                cache = ctx.frozen.setdefault(key, {"c": {}, "j": {}})
-                for side, idx, texts in (("c", ci, tc.cand), ("j", ji, tc.job)):
-                    need = [int(i) for i in np.unique(idx) if int(i) not in cache[side]]
-                    if need:
-                        E = self.encode([texts[i] for i in need], expert, False)
-                        cache[side].update({i: E[k] for k, i in enumerate(need)})
-                out = []
-                with torch.inference_mode():
-                    for s in range(0, len(ci), 65536):
-                        a, b = ci[s:s+65536], ji[s:s+65536]
-                        U = torch.stack([cache["c"][int(i)] for i in a]); V = torch.stack([cache["j"][int(i)] for i in b])
-                        out.append(self.score_encoded(expert, U, V, ctx.features(torch.as_tensor(a), torch.as_tensor(b))).float().numpy())
-                return np.concatenate(out) if out else np.zeros(0, np.float32)
-            out = []
-            for s in range(0, len(ci), 256):
-                out.append(self.pair_logits(expert, ctx, ci[s:s+256], ji[s:s+256]).float().numpy())
+            for s in range(0, len(ci), step):
+                a, b = ci[s:s+step], ji[s:s+step]
+                if self.mode == "dual":
+                    with torch.inference_mode(): out.append(self.cached_logits(expert, ctx, a, b).float().numpy())
+                else: out.append(self.pair_logits(expert, ctx, a, b).float().numpy())
             return np.concatenate(out) if out else np.zeros(0, np.float32)
         finally:
-            self.backbone.model.train(was)
+            self.backbone.model.train(was); self.heads.train(hw)
 
     def logit_matrix(self, expert:str, ctx:Context, cand_idx)->np.ndarray:
         "Logits [len(cand_idx), J] of the given candidates against every job of `ctx`."
@@ -309,13 +452,19 @@ class ExpertSystem(_Encoding, _Scoring, _State):
         allv = ("domain", "capability", "logistics", "narrative")
         self.views = {e: tuple(resolve_view(views.get(e, allv))) for e in self.experts}
         self.use_features = bool(g("expert.use_features", True))
+        self.encoding = g("expert.encoding", "phrases")
+        if self.encoding not in ("phrases", "pooled"): raise ValueError(f"expert.encoding must be phrases or pooled, got {self.encoding!r}")
+        self.phrase_max_length = int(g("expert.phrase_max_length", 32))
         self.adapters = {e: _adapter_of(e, self.shared) for e in self.experts}
         self.backbone = backbone or load_backbone(self.cfg, adapters=tuple(dict.fromkeys(self.adapters.values())))
         H, F = self.backbone.hidden_size, len(FEATURE_NAMES) if self.use_features else 0
-        self.in_dim = (4*H if self.mode == "dual" else H) + F
+        kind = "cross" if self.mode == "cross" else self.encoding
         seed = int(g("seed", 0))
-        self.heads = torch.nn.ModuleDict({e: make_head(self.in_dim, g("expert.head_hidden", [512, 256]), float(g("expert.head_dropout", 0.1)),
-                                                       seed=seed*1000 + 101 + i) for i, e in enumerate(self.experts)})
+        self.heads = torch.nn.ModuleDict({e: pair_head(kind, H, F, g("expert.head_hidden", [512, 256]), float(g("expert.head_dropout", 0.1)),
+                                                       seed*1000 + 101 + i, PhraseLayout(("flat",) if self.prompt == "flat" else self.views[e]),
+                                                       int(g("expert.channels", 4)), int(g("expert.channel_dim", 64)))
+                                          for i, e in enumerate(self.experts)})
+        self.in_dim = self.heads[self.experts[0]].in_dim
         self.task_logits = torch.nn.Parameter(torch.zeros(2))
         fm, fs = feat_stats if feat_stats is not None else (np.zeros(F, np.float32), np.ones(F, np.float32))
         self.feat_mean, self.feat_std = np.asarray(fm, np.float32), np.asarray(fs, np.float32)

@@ -115,15 +115,15 @@ class _Groups:
         A = np.broadcast_to(a[:, None], b.shape)
         return (A, b) if side == "c" else (b, A)
 
-    def batch(self, phase:str, pool, step:int):
-        "The groups of one step: (side, anchors, others, their indices in the pool)."
+    def batch(self, phase:str, pool, step:int, groups:int|None=None):
+        "The groups of one step: (side, anchors, others, their indices in the pool); `groups` per step (default `train.batch_groups`)."
         if pool[0] == "mix":  # alternate between the sub-pools; idx indexes their concatenation
             subs = pool[1]; k = step % len(subs)
-            side, a, b, idx = self.batch(phase, subs[k], step)
+            side, a, b, idx = self.batch(phase, subs[k], step, groups)
             return side, a, b, idx + sum(len(x[1]) for x in subs[:k])
         side, a, b = pool
         rng = np.random.default_rng([self.seed, PHASES.index(phase) if phase in PHASES else 9, 1000 + step])
-        G = int(self.g("train.batch_groups", 8))
+        G = int(groups or self.g("train.batch_groups", 8))
         idx = rng.choice(len(a), min(G, len(a)), replace=False)
         return side, a[idx], b[idx], idx
 
@@ -132,8 +132,8 @@ def _no_best(): return {"score": None, "step": -1, "state": None}
 
 class _Selection:
     "Validation MRR of the experts and the best state so far."
-    def evaluate_each(self, experts)->dict:
-        "Validation MRR of each expert on its own groups."
+    def evaluate_each(self, experts, keep_cache:bool=False)->dict:
+        "Validation MRR of each expert on its own groups (`keep_cache`: the encodings stay valid, as in head steps)."
         vals = {}
         for e in experts:
             side, a, b = self._val_groups()[e]
@@ -142,7 +142,7 @@ class _Selection:
             z = np.full(b.shape, -np.inf, np.float32)
             z[valid] = self.s.frozen_logits(e, self.ctx, ci[valid], ji[valid])
             vals[e] = float(group_mrr(z, valid))
-        self._fresh_context()
+        if not keep_cache: self._fresh_context()
         return vals
 
     def evaluate(self, experts)->float:
@@ -214,13 +214,42 @@ class _Loss:
         was = self.s.backbone.model.training; self.s.backbone.model.eval()
         for e, pool in pools.items():
             for side, a, b in (pool[1] if pool[0] == "mix" else [pool]):
-                tc = self.ctx.texts[e]
-                texts, n = (tc.job, len(self.ctx.jobs)) if side == "c" else (tc.cand, len(self.ctx.candidates))
+                other = "j" if side == "c" else "c"; items = self.s.side_items(self.ctx, e, other)
                 need = np.unique(b[:, 1:][b[:, 1:] >= 0])
-                bank = torch.zeros(n, self.s.backbone.hidden_size)
-                if len(need): bank[torch.as_tensor(need)] = self.s.encode([texts[i] for i in need.tolist()], e, False)
+                E = self.s.encode_entities([items[i] for i in need.tolist()], e, False)
+                bank = torch.zeros(len(items), E.shape[1]); bank[torch.as_tensor(need, dtype=torch.long)] = E
                 self.bank[_bank_key(e, side)] = bank
         self.s.backbone.model.train(was)
+
+# %% ../nbs/05b_training.ipynb #n7f5933
+class _HeadSteps:
+    "Stage-1 head steps on frozen, cached encodings."
+    def head_steps(self, phase:str, pools:dict):
+        "Train the phase's expert head alone on cached encodings; keep its best state on validation (dual mode; nothing otherwise)."
+        import torch
+        n, G = int(self.g("train.head_steps", 0)), int(self.g("train.head_batch_groups", 32))
+        if n <= 0 or self.s.mode != "dual": return
+        (e, pool), = pools.items(); s = self.s
+        params = [v for k, v in s.trainable(e).items() if k.startswith("head.")]
+        opt = torch.optim.AdamW(params, float(self.g("train.head_lr", 1e-3)), weight_decay=float(self.g("train.weight_decay", 0.01)))
+        ee, best, clip = int(self.g("train.eval_every", 20)), _no_best(), float(self.g("train.grad_clip", 1.0))
+        s.backbone.model.eval()
+        for step in range(n):
+            torch.manual_seed(hash((self.seed, PHASES.index(phase) if phase in PHASES else 9, 50_000 + step)) % 2**31); s.heads.train()
+            side, a, b, idx = self.batch(phase, pool, 50_000 + step, G)
+            gw = torch.from_numpy(self.ipw[idx]) if (phase == "qual1" and self.ipw is not None) else None
+            ci, ji = self.pairs(side, a, b); valid = b >= 0
+            z = _scatter(s.cached_logits(e, self.ctx, ci[valid], ji[valid]).float(), valid)
+            loss = info_nce(z, float(self.g("train.temperature", 1.0)), gw, None, torch.from_numpy(valid), float(self.g("train.bce_weight", 0.0)))
+            loss.backward()
+            if clip > 0: torch.nn.utils.clip_grad_norm_(params, clip)
+            opt.step(); opt.zero_grad(set_to_none=True)
+            if (ee > 0 and (step + 1) % ee == 0) or step + 1 == n:
+                per = self.evaluate_each((e,), keep_cache=True); best = self._select(best, per, step + 1)
+                self.history.append({"phase": phase, "head_step": step + 1, "loss": float(loss.detach()), "val_mrr": per.get(e)})
+        if best["state"]: s.load_state_tensors({**s.state_tensors(), **best["state"]})
+        log.info(f"{phase}: {n} head steps, best validation MRR {best['score']} at head step {best['step']}")
+        self._fresh_context()
 
 # %% ../nbs/05b_training.ipynb #c021
 class _Weights:
@@ -357,10 +386,11 @@ class _Run:
             if phase == "coop2":
                 self.ipw = self.fit_ipw(pools["qualification"])
                 self.coop = self.coop_weights(pools["preference"])
+        if first == 0 and phase != "coop2": self.head_steps(phase, pools)
         opt = self._optimizer(phase); best = _no_best()
-        if phase == "coop2" and first == 0 and init == "stage1" and n > 0:
-            # stage 2 starts from the stage-1 experts: they are a candidate for selection too
-            per = self.evaluate_each(EXPERTS); best = self._select(best, per, 0)
+        if first == 0 and n > 0 and (phase != "coop2" or init == "stage1"):
+            # the phase's starting point (after its head steps; in stage 2 the stage-1 experts) is a candidate for selection too
+            per = self.evaluate_each(self.phase_experts(phase)); best = self._select(best, per, 0)
             self.history.append({"phase": phase, "step": 0, "val_mrr": float(np.mean(list(per.values()))) if per else 0.0, "val_mrr_per_expert": per})
         return pools, opt, best
 
@@ -443,7 +473,7 @@ class _Steps:
         return self._select(best, per, rec["step"])
 
 # %% ../nbs/05b_training.ipynb #c027
-class Trainer(_Groups, _Selection, _Loss, _Weights, _Checkpoints, _Run, _Steps):
+class Trainer(_Groups, _Selection, _Loss, _HeadSteps, _Weights, _Checkpoints, _Run, _Steps):
     "One training run of an `ExpertSystem`: the plan of phases, the run's state, and the loop."
     def __init__(self, system:ExpertSystem, data, cfg, out_dir, target="two", max_steps=None, progress=True, stage1_cache=None,
                  init_state:dict|None=None # the state stage 2 restarts from with `train.stage2_init: scratch`
