@@ -12,7 +12,7 @@ import numpy as np
 
 from .core import get_logger, atomic_path, write_json
 from .calibration import apply_calibration
-from .schema import (candidate_text, job_text, pair_text, flat_pair_text, pair_features, resolve_view,
+from .schema import (Candidate, Job, candidate_text, job_text, pair_text, flat_pair_text, pair_features, resolve_view,
                            candidate_to_row, job_to_row, FEATURE_NAMES)
 
 # %% auto #0
@@ -133,6 +133,13 @@ class _Encoding:
     def encode(self, texts:list[str], expert:str, grad:bool=False):
         "Pooled encodings [N, H] of `texts` under `expert`'s adapter."
         return self.backbone.encode(texts, self.adapters[expert], self.max_length, batch_size=64, grad=grad)
+
+    def entity_texts(self, entities:Sequence, expert:str)->list[str]:
+        "Texts of candidates or of jobs (one kind) as `expert`'s encoder reads them (its view and prompt)."
+        cands = [e for e in entities if isinstance(e, Candidate)]; jobs = [e for e in entities if isinstance(e, Job)]
+        if cands and jobs: raise ValueError("encode candidates and jobs separately")
+        tc = TextCache(cands, jobs, self.views[expert], self.prompt, self.include_ids)
+        return tc.cand if cands else tc.job
 
     def pair_input(self, U, V=None, features=None):
         "The head's input: `[u, v, u*v, |u-v|, features]` (dual) or `[h, features]` (cross, V None)."

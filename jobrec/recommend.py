@@ -97,13 +97,6 @@ def init_run(cfg:dict, # a resolved config (its backbone, expert, schema section
     return out
 
 # %% ../nbs/10_recommend.ipynb #c014
-def _texts(system, entities, expert):
-    from jobrec.experts import TextCache
-    cands = [e for e in entities if isinstance(e, Candidate)]; jobs = [e for e in entities if isinstance(e, Job)]
-    if cands and jobs: raise ValueError("encode candidates and jobs separately")
-    tc = TextCache(cands, jobs, system.views[expert], system.prompt, system.include_ids)
-    return tc.cand if cands else tc.job
-
 def encode_entities(system, # an ExpertSystem
                     entities:Sequence, # Candidate or Job objects (one kind)
                     expert:str, # "preference" | "qualification"
@@ -113,7 +106,7 @@ def encode_entities(system, # an ExpertSystem
     if not len(entities): return np.zeros((0, system.backbone.hidden_size), np.float32)
     system.backbone.model.eval(); system.heads.eval()
     import torch
-    texts = _texts(system, entities, expert)
+    texts = system.entity_texts(entities, expert)
     # a few short sequences (a query) or a tiny backbone: intra-op threads cost more than they gain, and collapse when the cores are shared
     n_threads = torch.get_num_threads()
     if len(texts) <= 8 or system.backbone.hidden_size < 256: torch.set_num_threads(1)

@@ -6,7 +6,7 @@ import pytest
 
 from jobrec.data import (DataError, JobRecData, build_default_dataset, dataset_card, eval_matrices, generate_synthetic, hire_groups,
                          load_dataset, load_embedded, load_released, preference_groups, qualification_groups, read_candidates,
-                         read_interactions, read_jobs, to_recbole, vocab_from_catalogue, TOPICS)
+                         read_interactions, read_jobs, vocab_from_catalogue, TOPICS)
 from jobrec.schema import SchemaError, pair_text, resolve_view, default_views
 
 FIX = Path(__file__).parent/"fixtures"/"Final_users_small.csv"
@@ -162,16 +162,6 @@ def test_catalogue_vocabulary(release_dir):
 def test_unknown_synthetic_key():
     with pytest.raises(DataError, match="unknown data.synthetic"):
         generate_synthetic(seed=0, n_candidatez=3)
-
-
-def test_recbole_export(small, tmp_path):
-    p = to_recbole(small, tmp_path)
-    inter = pd.read_csv(p/"jobrec.inter", sep="\t")
-    assert list(inter.columns) == ["user_id:token", "item_id:token", "hire:float"]
-    assert len(inter) == small.applied.sum() and inter["hire:float"].sum() == small.hired.sum()
-    parts = [pd.read_csv(p/f"jobrec.{s}.inter", sep="\t") for s in ("train", "valid", "test")]
-    assert sum(map(len, parts)) == len(inter)
-    assert not set(parts[0]["user_id:token"]) & set(parts[2]["user_id:token"])
 
 
 # ---- embedded dataset ---------------------------------------------------------------------------------------------------
