@@ -70,6 +70,7 @@ class Baseline:
     def fit(self, data, cfg=None, rng=None):
         "Learn from the train split's observed signals (and entity text/features); returns self."
         self.opts = baseline_options(cfg, **self.kw)
+        self.precision = cfg.get("precision", "auto") if isinstance(cfg, dict) else "auto"  # of model-based baselines (the run's)
         self.seed = int(as_rng(rng, default=0).integers(2**31 - 1))
         self._fit(data)
         self.fitted = True
@@ -297,7 +298,7 @@ class LLMZeroShotBaseline(Baseline):
         for side in ("cand", "emp"):
             prompts = [llm_prompt(data.candidates[idx[r]], data.jobs[c], side, tok) for r, c in zip(rows, cols)]
             S = np.full((n, J), np.nan)
-            S[rows, cols] = yes_no_scores(prompts, tok, net, self.opts["llm_batch_size"], self.opts["llm_max_length"])
+            S[rows, cols] = yes_no_scores(prompts, tok, net, self.opts["llm_batch_size"], self.opts["llm_max_length"], self.precision)
             out[side] = S
         log.info(f"llm_zero_shot scored {len(rows)} pairs x 2 sides")
         return out
