@@ -105,7 +105,7 @@ def _report_templates(root):
     if src is None: raise UsageError(f"no report templates in {root/'experiments'/'templates'} nor in this installation; copy there "
                                      "the experiments/templates and experiments/params folders of the jobrec repository")
     for d in ("templates", "params"): shutil.copytree(src.parent/d, root/"experiments"/d, dirs_exist_ok=True)
-    print(f"copied the report templates and their parameters to {root/'experiments'}/ (reports go to {root}/)")
+    print(f"copied the report templates and their parameters that ship with jobrec to {root/'experiments'}/")
 
 def _cmd_reports(a):
     from jobrec.pipeline import run_experiment
@@ -134,8 +134,8 @@ def _cmd_bench(a):
     out = run_benchmarks(_cfg(a), a.out, quick=a.quick)
     print(f"benchmark written to {out}")
 
-COMMANDS = {"config": _cmd_config, "data": _cmd_data, "vocabulary": _cmd_vocabulary, "examples": _cmd_examples, "train": _cmd_train, "run": _cmd_run, "reports": _cmd_reports,
-            "recommend": _cmd_recommend, "rank-candidates": _cmd_rank_candidates, "bench": _cmd_bench}
+COMMANDS = {"config": _cmd_config, "data": _cmd_data, "vocabulary": _cmd_vocabulary, "examples": _cmd_examples, "train": _cmd_train,
+            "run": _cmd_run, "reports": _cmd_reports, "recommend": _cmd_recommend, "rank-candidates": _cmd_rank_candidates, "bench": _cmd_bench}
 
 def main(argv:list[str]|None=None # arguments (default: sys.argv[1:])
         )->int:
