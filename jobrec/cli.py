@@ -33,7 +33,12 @@ def build_parser()->argparse.ArgumentParser:
     p = sub.add_parser("config", help="print the resolved configuration"); _config_args(p)
     p = sub.add_parser("data", help="generate the synthetic dataset (the embedded default unless told otherwise)")
     _config_args(p); p.add_argument("--out", default="data/default")
-    p.add_argument("--catalogue", default="auto", help="released Final_items.csv for the vocabularies ('auto': the shared release when present, 'none': built-in)")
+    p.add_argument("--catalogue", default="packaged", help="vocabulary source: 'packaged' (jobrec/conf/vocabulary.json), a Final_items.csv, a vocabulary .json or 'none' (built-in)")
+    p = sub.add_parser("vocabulary", help="derive the generator's vocabulary from a released-format job catalogue")
+    p.add_argument("--catalogue", required=True, help="a Final_items.csv"); p.add_argument("--out", required=True, help="the JSON file to write")
+    p.add_argument("--date", default=None, help="ISO date recorded in the provenance (default: today)")
+    p = sub.add_parser("examples", help="copy the example candidate and job catalogue shipped with jobrec")
+    p.add_argument("--out", default="examples", help="folder to copy them to")
     p = sub.add_parser("train", help="train both experts (two stages) and calibrate"); _config_args(p)
     p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME"); p.add_argument("--no-resume", action="store_true")
     p = sub.add_parser("run", help="the full experiment: experts, baselines, fusion sweep, ablations, evaluation")
@@ -101,6 +106,7 @@ def _cmd_reports(a):
     from jobrec.pipeline import run_experiment
     from jobrec.report import run_reports
     cfg = _cfg(a); root = project_root()
+    _report_templates(root)
     tmp = Path(tempfile.mkdtemp(prefix="jobrec-verify-")) if a.verify else None
     run = tmp/"run" if tmp and not a.skip_run else a.run or cfg.out_dir
     rdir = tmp/"reports" if tmp else a.reports_dir
@@ -153,13 +159,34 @@ def _cmd_run(a):
     print(f"experiment written to {out}")
 
 
+def _cmd_vocabulary(a):
+    from jobrec.data import derive_vocabulary
+    d = derive_vocabulary(a.catalogue, a.out, a.date)
+    print(f"vocabulary of {d['provenance']['jobs']} jobs ({len(d['industries'])} industries, {len(d['majors'])} majors) written to {a.out}")
+
+def _cmd_examples(a):
+    from jobrec.core import PACKAGE_DIR
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    for n in ("candidate.csv", "jobs.csv"): shutil.copyfile(PACKAGE_DIR/"examples"/n, out/n)
+    print(f"example candidate and jobs in {out}/; try: jobrec recommend --model RUN --candidate {out/'candidate.csv'} --jobs {out/'jobs.csv'}")
+
+def _report_templates(root):
+    "Outside a checkout, copy the report templates and their parameters that ship with jobrec to `root/experiments`."
+    if (root/"experiments"/"templates").is_dir(): return
+    from jobrec.data import embedded_path
+    src = embedded_path("experiments", "templates")
+    if src is None: raise UsageError(f"no report templates in {root/'experiments'/'templates'} nor in this installation; copy there "
+                                     "the experiments/templates and experiments/params folders of the jobrec repository")
+    for d in ("templates", "params"): shutil.copytree(src.parent/d, root/"experiments"/d, dirs_exist_ok=True)
+    print(f"copied the report templates and their parameters that ship with jobrec to {root/'experiments'}/")
+
 def _cmd_bench(a):
     from jobrec.bench import run_benchmarks
     out = run_benchmarks(_cfg(a), a.out, quick=a.quick)
     print(f"benchmark written to {out}")
 
-COMMANDS = {"config": _cmd_config, "data": _cmd_data, "train": _cmd_train, "run": _cmd_run, "reports": _cmd_reports,
-            "recommend": _cmd_recommend, "rank-candidates": _cmd_rank_candidates, "bench": _cmd_bench}
+COMMANDS = {"config": _cmd_config, "data": _cmd_data, "vocabulary": _cmd_vocabulary, "examples": _cmd_examples, "train": _cmd_train,
+            "run": _cmd_run, "reports": _cmd_reports, "recommend": _cmd_recommend, "rank-candidates": _cmd_rank_candidates, "bench": _cmd_bench}
 
 def main(argv:list[str]|None=None # arguments (default: sys.argv[1:])
         )->int:

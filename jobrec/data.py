@@ -18,11 +18,12 @@ from .schema import (ACADEMIC_LEVELS, IN_PERSON_MODES, FEATURE_NAMES, Candidate,
                            job_from_row, candidate_to_row, job_to_row, pair_features, parse_list, mode_fits, USER_COLUMNS, ITEM_COLUMNS)
 
 # %% auto #0
-__all__ = ['log', 'SPLITS', 'BUILTIN_VOCAB', 'TOPICS', 'SYNTH_DEFAULTS', 'DataError', 'JobRecData', 'save_npz', 'save_dataset',
-           'load_dataset', 'read_jobs', 'read_candidates', 'read_interactions', 'candidate_split', 'load_released',
-           'vocab_from_catalogue', 'synthetic_config', 'refine_candidates', 'refine_jobs', 'generate_synthetic',
+__all__ = ['log', 'SPLITS', 'BUILTIN_VOCAB', 'TOPICS', 'VOCABULARY_FILE', 'VOCABULARY_KEYS', 'SYNTH_DEFAULTS', 'DataError',
+           'JobRecData', 'save_npz', 'save_dataset', 'load_dataset', 'read_jobs', 'read_candidates',
+           'read_interactions', 'candidate_split', 'load_released', 'vocab_from_catalogue', 'derive_vocabulary',
+           'load_vocabulary', 'synthetic_config', 'refine_candidates', 'refine_jobs', 'generate_synthetic',
            'preference_groups', 'qualification_groups', 'hire_groups', 'eval_matrices', 'fields_heuristic',
-           'dataset_card', 'card_markdown', 'default_catalogue', 'build_default_dataset', 'load_embedded', 'main']
+           'dataset_card', 'card_markdown', 'embedded_path', 'build_default_dataset', 'load_embedded', 'main']
 
 # %% ../nbs/02_data.ipynb #c005
 log = get_logger("jobrec.data")
@@ -323,6 +324,49 @@ def vocab_from_catalogue(path:str|Path # a released-format Final_items.csv
             "n_required_skills": sorted(len(j.required_skills) for j in jobs),
             "n_acceptable_majors": sorted(len(j.acceptable_majors) for j in jobs), "source": Path(path).name}
 
+# %% ../nbs/02_data.ipynb #c017b
+import datetime, hashlib
+from .core import CONF_DIR, PACKAGE_DIR
+
+VOCABULARY_FILE = CONF_DIR/"vocabulary.json"
+VOCABULARY_KEYS = {
+    "industries": "each skill of the catalogue, under the industry whose jobs require it most often (ties: the one met first)",
+    "majors": "share of each major among all acceptable_majors entries",
+    "requirements": "every job's value of each requirement, sorted; the generator draws uniformly from a list",
+    "n_required_skills": "length of each job's required_skills, sorted",
+    "n_acceptable_majors": "length of each job's acceptable_majors, sorted",
+    "source": "file name of the catalogue (recorded in a generated dataset's meta.json)"}
+
+def _json_text(o, ind=0):
+    "JSON with one key per line and each list on one line: a short file that diffs well."
+    if isinstance(o, dict) and o:
+        pad = " " * (ind + 1)
+        return "{\n" + ",\n".join(f"{pad}{json.dumps(k)}: {_json_text(v, ind + 1)}" for k, v in o.items()) + "\n" + " " * ind + "}"
+    return json.dumps(o, ensure_ascii=False)
+
+def derive_vocabulary(catalogue:str|Path, # a released-format Final_items.csv
+                      out:str|Path, # the vocabulary file to write (recorded in the command as given)
+                      date:str|None=None # ISO date recorded in the provenance (default: today)
+                     )->dict:
+    "Derive the generator's vocabulary from a job catalogue and write it, with its provenance, to `out`."
+    cat = Path(catalogue); v = vocab_from_catalogue(cat)
+    prov = {"source": cat.name, "sha256": hashlib.sha256(cat.read_bytes()).hexdigest(), "jobs": len(v["n_required_skills"]),
+            "date": date or datetime.date.today().isoformat(), "command": f"jobrec vocabulary --catalogue {cat.name} --out {out}",
+            "keys": VOCABULARY_KEYS}
+    d = {"provenance": prov, **v}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp: tmp.write_text(_json_text(d) + "\n", encoding="utf-8")
+    return d
+
+def load_vocabulary(catalogue:str|Path|None=None # None | "packaged" | a vocabulary .json | a Final_items.csv
+                   )->dict:
+    "The generator's vocabulary: built-in (None), the packaged file, a vocabulary file, or derived from a catalogue."
+    if not catalogue: return BUILTIN_VOCAB
+    p = VOCABULARY_FILE if str(catalogue) == "packaged" else Path(catalogue)
+    if p.suffix.lower() != ".json": return vocab_from_catalogue(p)
+    if not p.exists(): raise DataError("vocabulary file not found", file=p)
+    return json.loads(p.read_text(encoding="utf-8"))
+
 # %% ../nbs/02_data.ipynb #c019
 SYNTH_DEFAULTS = dict(n_candidates=600, n_jobs=100, catalogue=None, pref_rate=0.12, text_weight=0.35, taste_weight=0.2,
                       noise=0.25, employer_noise=0.1, apply_rate=0.7, stray_apply_rate=0.02, n_topics=24,
@@ -497,7 +541,7 @@ def generate_synthetic(cfg:dict|None=None, # a `data.synthetic` section or a ful
     p = synthetic_config(cfg, **kw)
     split = list(split or (cfg.get("data", {}).get("split") if cfg and "data" in cfg else None) or load_config()["data"]["split"])
     rng = np.random.default_rng(seed)
-    vocab = vocab_from_catalogue(p["catalogue"]) if p["catalogue"] else BUILTIN_VOCAB
+    vocab = load_vocabulary(p["catalogue"])
     nC, nJ, nT = int(p["n_candidates"]), int(p["n_jobs"]), min(int(p["n_topics"]), len(TOPICS))
     if nC < 3 or nJ < 2: raise DataError("need at least 3 candidates and 2 jobs")
     cd = _draft_candidates(rng, vocab, int(nC * 1.1) + 3, nT, p["draft_error_rate"])
@@ -640,6 +684,12 @@ def _ndcg_recall(scores, labels, k=10):
     ideal = np.array([disc[:min(k, int(n))].sum() for n in y.sum(1)])
     return float(((g * disc).sum(1) / ideal).mean()), float((g.sum(1) / y.sum(1)).mean())
 
+def _phi(p, q):
+    "Phi correlation of two boolean arrays from their 2x2 counts (exact integers: the same digits on every machine)."
+    a, b, c = int((p & q).sum()), int((p & ~q).sum()), int((~p & q).sum()); d = p.size - a - b - c
+    den = (a + b) * (c + d) * (a + c) * (b + d)
+    return (a * d - b * c) / math.sqrt(den) if den else None
+
 def fields_heuristic(data:JobRecData)->np.ndarray:
     "A structured-fields-only preference score [C, J]: interest match, skill overlap and logistics fit."
     F = data.features(); f = lambda n: F[:, :, FEATURE_NAMES.index(n)]
@@ -666,7 +716,7 @@ def dataset_card(data:JobRecData, # the dataset
                             "qualified_given_preferred": float(q[p].mean()) if p.any() else None,
                             "preferred_given_qualified": float(p[q].mean()) if q.any() else None,
                             "jaccard": float((p & q).sum() / max((p | q).sum(), 1)),
-                            "phi": float(np.corrcoef(p.astype(float), q.astype(float))[0, 1]) if p.std() > 0 and q.std() > 0 else None}
+                            "phi": _phi(p, q)}
     if "validator" in data.meta: d["validator"] = data.meta["validator"]
     if data.meta.get("skipped"): d["skipped_rows"] = len(data.meta["skipped"])
     te = data.idx("test")
@@ -711,37 +761,39 @@ def card_markdown(d:dict)->str:
     return "\n".join(L)
 
 # %% ../nbs/02_data.ipynb #c035
-def default_catalogue()->Path|None:
-    "The released job catalogue next to the checkout, if present."
-    p = project_root()/".."/"shared"/"data"/"jobrec_release"/"Final_items.csv"
-    return p.resolve() if p.exists() else None
+def embedded_path(*parts:str # a path inside the project, e.g. "data", "default"
+                 )->Path|None:
+    "A file the project embeds: the checkout's copy when there is one, else the installed package's (None if neither)."
+    bases = [project_root(), PACKAGE_DIR/"_embedded"]
+    if (PACKAGE_DIR.parent/"settings.ini").exists(): bases.append(PACKAGE_DIR.parent)  # an editable install used from elsewhere
+    return next((b.joinpath(*parts) for b in bases if b.joinpath(*parts).exists()), None)
 
 def build_default_dataset(out_folder:str|Path="data/default", # where to write
-                          catalogue:str|Path|None="auto", # Final_items.csv to derive vocabularies from; "auto": the released one if present
+                          catalogue:str|Path|None="packaged", # vocabulary source (see `load_vocabulary`); None: built-in
                           seed:int|None=None, # default: the config's seed
                           **kw # overrides of data.synthetic keys (e.g. n_candidates)
                          )->JobRecData:
     "Generate and save the embedded default dataset with its card."
     cfg = load_config()
-    if catalogue == "auto": catalogue = default_catalogue()
     data = generate_synthetic(cfg, seed=cfg["seed"] if seed is None else seed, catalogue=str(catalogue) if catalogue else None, **kw)
-    # the catalogue's absolute path would make the files depend on the checkout location
-    data.meta["config"]["catalogue"] = Path(catalogue).name if catalogue else None
+    # the catalogue the vocabulary comes from, by name: a path would make the files depend on where the checkout lies
+    data.meta["config"]["catalogue"] = data.meta["vocabulary"] if catalogue else None
     save_dataset(data, out_folder)
     log.info(f"wrote {data} to {out_folder}")
     return data
 
 def load_embedded()->JobRecData:
-    "The embedded default dataset (data/default in the checkout)."
-    p = project_root()/"data"/"default"
-    if not (p/"meta.json").exists(): raise DataError("the embedded dataset is missing; run `make data`", file=p)
-    return load_dataset(p)
+    "The embedded default dataset: the checkout's data/default, else the copy installed with the package."
+    p = embedded_path("data", "default", "meta.json")
+    if p is None: raise DataError("the embedded dataset is missing (no data/default here nor in the installed package); "
+                                  "run `jobrec data --out data/default`", file=project_root()/"data"/"default")
+    return load_dataset(p.parent)
 
 def main(argv:list[str]|None=None)->int:
-    "`jobrec data --out FOLDER [--catalogue CSV|none] [--seed N] [--n-candidates N] [--n-jobs N]`."
+    "`jobrec data --out FOLDER [--catalogue packaged|CSV|JSON|none] [--seed N] [--n-candidates N] [--n-jobs N]`."
     import argparse
     ap = argparse.ArgumentParser(prog="jobrec data", description="Generate the synthetic dataset and its card.")
-    ap.add_argument("--out", default="data/default"); ap.add_argument("--catalogue", default="auto")
+    ap.add_argument("--out", default="data/default"); ap.add_argument("--catalogue", default="packaged")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--n-candidates", type=int, default=None); ap.add_argument("--n-jobs", type=int, default=None)
     a = ap.parse_args(argv)
