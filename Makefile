@@ -15,7 +15,7 @@ UNSLOTH_CPU := unsloth==2026.10.9 unsloth_zoo==2026.10.9
 UNSLOTH_CPU_NEEDS := transformers==5.17.0 trl==1.15.0 "datasets<5" tyro msgspec sentencepiece protobuf hf_transfer \
 	einops torchao cut_cross_entropy nest-asyncio structlog
 
-.PHONY: install test test-slow reports bench data export recbole-env clean
+.PHONY: install test test-slow reports verify-reports bench data export recbole-env clean
 
 install: $(STAMP)
 
@@ -39,6 +39,11 @@ test-slow: $(STAMP)
 # The RecBole baselines (LightGCN, SimpleX, DCNv2, xDeepFM) are part of the main table: their environment comes first.
 reports: $(STAMP) recbole-env
 	$(VENV)/bin/jobrec reports --profile cpu-small
+
+# Runs the experiment and the reports again in a temporary folder (reports/ and runs/ untouched) and compares every
+# figure of reports/*/metrics.json with the committed one; exit status 1 on any difference (timings are not compared).
+verify-reports: $(STAMP) recbole-env
+	$(VENV)/bin/jobrec reports --profile cpu-small --verify
 
 # Measures the model `make reports` trained (runs/default) when it exists, else trains a short one itself.
 bench: $(STAMP)

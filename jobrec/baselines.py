@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import autocast, get_logger, load_config, optional_import, project_root
+from .metrics import as_rng
 from .schema import FEATURE_NAMES, candidate_text, job_text, pair_features, pair_text
 
 log = get_logger("jobrec.baselines")
@@ -18,8 +19,8 @@ log = get_logger("jobrec.baselines")
 __all__ = ['log', 'BASELINES', 'QUESTIONS', 'baseline_options', 'observed_signals', 'register', 'Baseline', 'make_baseline',
            'list_baselines', 'RandomBaseline', 'PopularityBaseline', 'TfidfBaseline', 'tokenize', 'BM25Baseline',
            'encode_texts', 'MiniLMBaseline', 'EligibilityPopularityBaseline', 'llm_prompt', 'yes_no_ids', 'load_llm',
-           'yes_no_scores', 'LLMZeroShotBaseline', 'ExternalBaseline', 'ConflatedBaseline', 'PreferenceOnlyBaseline',
-           'write_atomic_files', 'recbole_python', 'has_recbole', 'RecBoleBaseline', 'compare_baselines']
+           'yes_no_scores', 'LLMZeroShotBaseline', 'write_atomic_files', 'recbole_python', 'has_recbole',
+           'RecBoleBaseline', 'compare_baselines']
 
 # %% ../nbs/07_baselines.ipynb #c005
 def baseline_options(cfg=None, # a full config, its `baselines` section, or None (packaged defaults)
@@ -44,10 +45,6 @@ def observed_signals(data, # a JobRecData
         applied, hired = np.asarray(data.pref) == 1, np.asarray(data.qual) == 1
     return applied & rows, hired & rows
 
-def _as_rng(rng):
-    if isinstance(rng, np.random.Generator): return rng
-    return np.random.default_rng(0 if rng is None else rng)
-
 def _rows(data, candidate_idx):
     return np.arange(len(data.candidates)) if candidate_idx is None else np.asarray(candidate_idx, dtype=np.int64)
 
@@ -55,7 +52,7 @@ def _rows(data, candidate_idx):
 BASELINES: dict = {}
 
 def register(name:str, # registry name
-             kind:str, # heuristic | text | embedding | llm | recbole | external
+             kind:str, # heuristic | text | embedding | llm | recbole
              expensive:bool=False, # too slow for every pair on CPU: score a subset / sampled groups
              requires:str|None=None # optional extra it needs (for list_baselines' notes)
             ):
@@ -73,7 +70,8 @@ class Baseline:
     def fit(self, data, cfg=None, rng=None):
         "Learn from the train split's observed signals (and entity text/features); returns self."
         self.opts = baseline_options(cfg, **self.kw)
-        self.seed = int(_as_rng(rng).integers(2**31 - 1))
+        self.precision = cfg.get("precision", "auto") if isinstance(cfg, dict) else "auto"  # of model-based baselines (the run's)
+        self.seed = int(as_rng(rng, default=0).integers(2**31 - 1))
         self._fit(data)
         self.fitted = True
         return self
@@ -97,12 +95,10 @@ def make_baseline(name:str, # a name from `list_baselines()`
     return BASELINES[name](**kw)
 
 def list_baselines(expensive:bool=True, # include the expensive ones (LLM zero-shot)
-                   recbole:bool=True, # include the RecBole models
-                   external:bool=False # include the hooks whose models come from jobrec.experts
+                   recbole:bool=True # include the RecBole models
                   )->list[str]:
     "Registered baseline names, in registration order."
-    return [n for n, c in BASELINES.items() if (expensive or not c.expensive) and (recbole or c.kind != "recbole")
-            and (external or c.kind != "external")]
+    return [n for n, c in BASELINES.items() if (expensive or not c.expensive) and (recbole or c.kind != "recbole")]
 
 # %% ../nbs/07_baselines.ipynb #c011
 @register("random", "heuristic")
@@ -126,7 +122,7 @@ class PopularityBaseline(Baseline):
         return dict(cand=np.broadcast_to(self.pop, (n, len(self.pop))).copy(), emp=np.zeros((n, len(self.pop))))
 
 # %% ../nbs/07_baselines.ipynb #c014
-def _texts(data, idx, view, side):
+def _side_texts(data, idx, view, side):
     if side == "job": return [job_text(j, view) for j in data.jobs]
     return [candidate_text(data.candidates[i], view) for i in idx]
 
@@ -140,13 +136,13 @@ class TfidfBaseline(Baseline):
         self.vec = {}
         for side in ("cand", "emp"):
             view = self.opts[f"{side}_view"]
-            docs = _texts(data, _train_idx(data), view, "cand") + _texts(data, None, view, "job")
+            docs = _side_texts(data, _train_idx(data), view, "cand") + _side_texts(data, None, view, "job")
             self.vec[side] = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1).fit(docs)
     def _score(self, data, idx):
         out = {}
         for side, v in self.vec.items():
             view = self.opts[f"{side}_view"]
-            C = v.transform(_texts(data, idx, view, "cand")); Jm = v.transform(_texts(data, idx, view, "job"))
+            C = v.transform(_side_texts(data, idx, view, "cand")); Jm = v.transform(_side_texts(data, idx, view, "job"))
             out[side] = (C @ Jm.T).toarray()
         return out
 
@@ -160,17 +156,17 @@ class BM25Baseline(Baseline):
     "BM25 (rank_bm25 Okapi): candidate text queries job texts; job text queries candidate texts."
     def _fit(self, data):
         bm = optional_import("rank_bm25").BM25Okapi
-        self.jobs = bm([tokenize(t) for t in _texts(data, None, self.opts["cand_view"], "job")])
-        self.cands = bm([tokenize(t) for t in _texts(data, _train_idx(data), self.opts["emp_view"], "cand")])
+        self.jobs = bm([tokenize(t) for t in _side_texts(data, None, self.opts["cand_view"], "job")])
+        self.cands = bm([tokenize(t) for t in _side_texts(data, _train_idx(data), self.opts["emp_view"], "cand")])
     def _score(self, data, idx):
-        cand = np.stack([self.jobs.get_scores(tokenize(t)) for t in _texts(data, idx, self.opts["cand_view"], "cand")]) \
+        cand = np.stack([self.jobs.get_scores(tokenize(t)) for t in _side_texts(data, idx, self.opts["cand_view"], "cand")]) \
             if len(idx) else np.zeros((0, len(data.jobs)))
         emp = np.zeros((len(idx), len(data.jobs)))
         if len(idx):
             # scored candidates are documents under the train corpus statistics (not their own)
-            docs = optional_import("rank_bm25").BM25Okapi([tokenize(t) for t in _texts(data, idx, self.opts["emp_view"], "cand")])
+            docs = optional_import("rank_bm25").BM25Okapi([tokenize(t) for t in _side_texts(data, idx, self.opts["emp_view"], "cand")])
             docs.idf, docs.avgdl = self.cands.idf, self.cands.avgdl
-            for j, t in enumerate(_texts(data, idx, self.opts["emp_view"], "job")): emp[:, j] = docs.get_scores(tokenize(t))
+            for j, t in enumerate(_side_texts(data, idx, self.opts["emp_view"], "job")): emp[:, j] = docs.get_scores(tokenize(t))
         return dict(cand=cand, emp=emp)
 
 # %% ../nbs/07_baselines.ipynb #c017
@@ -207,7 +203,7 @@ class MiniLMBaseline(Baseline):
         out = {}
         for side in ("cand", "emp"):
             view, L = self.opts[f"{side}_view"], self.opts["text_max_length"]
-            out[side] = encode_texts(_texts(data, idx, view, "cand"), max_length=L) @ encode_texts(_texts(data, idx, view, "job"), max_length=L).T
+            out[side] = encode_texts(_side_texts(data, idx, view, "cand"), max_length=L) @ encode_texts(_side_texts(data, idx, view, "job"), max_length=L).T
         return out
 
 # %% ../nbs/07_baselines.ipynb #c020
@@ -302,29 +298,10 @@ class LLMZeroShotBaseline(Baseline):
         for side in ("cand", "emp"):
             prompts = [llm_prompt(data.candidates[idx[r]], data.jobs[c], side, tok) for r, c in zip(rows, cols)]
             S = np.full((n, J), np.nan)
-            S[rows, cols] = yes_no_scores(prompts, tok, net, self.opts["llm_batch_size"], self.opts["llm_max_length"])
+            S[rows, cols] = yes_no_scores(prompts, tok, net, self.opts["llm_batch_size"], self.opts["llm_max_length"], self.precision)
             out[side] = S
         log.info(f"llm_zero_shot scored {len(rows)} pairs x 2 sides")
         return out
-
-# %% ../nbs/07_baselines.ipynb #c028
-class ExternalBaseline(Baseline):
-    "A baseline whose model is trained elsewhere; wraps `fit_fn` and `score_fn`."
-    def __init__(self, fit_fn=None, score_fn=None, **kw):
-        super().__init__(**kw); self.fit_fn, self.score_fn = fit_fn, score_fn
-    def _fit(self, data):
-        if self.fit_fn is None or self.score_fn is None:
-            raise RuntimeError(f"baseline {self.name!r} is trained by jobrec.experts: make_baseline({self.name!r}, fit_fn=..., score_fn=...)")
-        self.state = self.fit_fn(data, self.opts, self.seed)
-    def _score(self, data, idx): return dict(self.score_fn(self.state, data, idx))
-
-@register("conflated", "external")
-class ConflatedBaseline(ExternalBaseline):
-    "One expert trained on the hire signal (apply AND accepted), used for both sides (jobrec.experts)."
-
-@register("preference_only", "external")
-class PreferenceOnlyBaseline(ExternalBaseline):
-    "The preference expert alone, no qualification expert or fusion (jobrec.experts)."
 
 # %% ../nbs/07_baselines.ipynb #c031
 def _tok(x)->str: return re.sub(r"\s+", "_", str(x).strip()) or "none"

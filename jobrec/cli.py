@@ -4,10 +4,10 @@
 
 # %% ../nbs/12_cli.ipynb #c002
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, shutil, sys, tempfile
 from pathlib import Path
 
-from .core import load_config, ConfigError, UsageError, get_logger, project_root
+from .core import load_config, ConfigError, UsageError, get_logger, project_root, pin_cpu_kernels
 
 # %% auto #0
 __all__ = ['log', 'COMMANDS', 'build_parser', 'main']
@@ -21,7 +21,10 @@ def _config_args(p):
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set train.lr=1e-4 (repeatable)")
 
-def _cfg(a): return load_config(a.profile, a.config, a.overrides)
+def _cfg(a):
+    cfg = load_config(a.profile, a.config, a.overrides)
+    pin_cpu_kernels(cfg.cpu_kernels)  # before torch computes anything here (the report kernels inherit the variables)
+    return cfg
 
 def build_parser()->argparse.ArgumentParser:
     "The `jobrec` argument parser."
@@ -30,7 +33,12 @@ def build_parser()->argparse.ArgumentParser:
     p = sub.add_parser("config", help="print the resolved configuration"); _config_args(p)
     p = sub.add_parser("data", help="generate the synthetic dataset (the embedded default unless told otherwise)")
     _config_args(p); p.add_argument("--out", default="data/default")
-    p.add_argument("--catalogue", default="auto", help="released Final_items.csv for the vocabularies ('auto': the shared release when present, 'none': built-in)")
+    p.add_argument("--catalogue", default="packaged", help="vocabulary source: 'packaged' (jobrec/conf/vocabulary.json), a Final_items.csv, a vocabulary .json or 'none' (built-in)")
+    p = sub.add_parser("vocabulary", help="derive the generator's vocabulary from a released-format job catalogue")
+    p.add_argument("--catalogue", required=True, help="a Final_items.csv"); p.add_argument("--out", required=True, help="the JSON file to write")
+    p.add_argument("--date", default=None, help="ISO date recorded in the provenance (default: today)")
+    p = sub.add_parser("examples", help="copy the example candidate and job catalogue shipped with jobrec")
+    p.add_argument("--out", default="examples", help="folder to copy them to")
     p = sub.add_parser("train", help="train both experts (two stages) and calibrate"); _config_args(p)
     p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME"); p.add_argument("--no-resume", action="store_true")
     p = sub.add_parser("run", help="the full experiment: experts, baselines, fusion sweep, ablations, evaluation")
@@ -40,7 +48,10 @@ def build_parser()->argparse.ArgumentParser:
     _config_args(p); p.add_argument("--run", default=None, help="run folder to report on (default: config out_dir)")
     p.add_argument("--params", default=None, help="parameter YAML for the templates (default: experiments/params/<profile>.yaml)")
     p.add_argument("--only", default=None, help="comma-separated report names"); p.add_argument("--skip-run", action="store_true")
-    p.add_argument("--reports-dir", default="reports")
+    p.add_argument("--reports-dir", default="reports", help="where the reports go (with --verify: the committed reports compared against)")
+    p.add_argument("--verify", action="store_true", help="regenerate the run (unless --skip-run) and the reports into a temporary folder "
+                   "and compare every metrics.json figure with the committed one; exit status 1 on a difference")
+    p.add_argument("--tolerance", type=float, default=0.0, help="--verify: largest absolute difference accepted (timings are never compared)")
     p = sub.add_parser("recommend", help="top-k jobs for candidates")
     p.add_argument("--model", required=True); p.add_argument("--candidate", required=True, help="CSV/JSON of one or more candidates")
     p.add_argument("--jobs", required=True, help="job catalogue CSV/JSON"); p.add_argument("--k", type=int, default=10)
@@ -90,6 +101,39 @@ def _cmd_rank_candidates(a):
     res = rec.rank_candidates(js[0], cands, k=a.k)
     _emit(a, [res], {"model": str(a.model), "job": str(a.job), "for": "jobs"})
 
+# %% ../nbs/12_cli.ipynb #c005a
+def _cmd_reports(a):
+    from jobrec.pipeline import run_experiment
+    from jobrec.report import run_reports
+    cfg = _cfg(a); root = project_root()
+    _report_templates(root)
+    tmp = Path(tempfile.mkdtemp(prefix="jobrec-verify-")) if a.verify else None
+    run = tmp/"run" if tmp and not a.skip_run else a.run or cfg.out_dir
+    rdir = tmp/"reports" if tmp else a.reports_dir
+    if not a.skip_run: run_experiment(cfg, run)
+    import yaml
+    pfile = Path(a.params) if a.params else root/"experiments"/"params"/f"{Path(a.profile).stem}.yaml"
+    params = yaml.safe_load(pfile.read_text()) if pfile.exists() else {}
+    params.setdefault("common", {})["run_dir"] = str(run)  # the templates read the run this command made
+    done = run_reports(params, rdir, only=a.only.split(",") if a.only else None)
+    if tmp: return _verify(a, rdir, root, tmp)
+    print(f"{len(done)} reports regenerated in {rdir}/ (index: {rdir}/index.md)")
+
+def _verify(a, regenerated, root, tmp)->int:
+    "Print each figure that differs from the committed reports; status 1 (and the regenerated folder kept) when any does."
+    from jobrec.report import verify_reports
+    ref = Path(a.reports_dir) if Path(a.reports_dir).is_absolute() else root/a.reports_dir
+    diffs = verify_reports(regenerated, ref, a.only.split(",") if a.only else None, a.tolerance)
+    for name, ds in diffs.items():
+        for k, x, y in ds: print(f"{name}: {k}: committed {x!r}, regenerated {y!r}")
+    n = sum(map(len, diffs.values()))
+    if n:
+        print(f"{n} difference(s) beyond tolerance {a.tolerance} in {len(diffs)} report(s); the regenerated ones are in {tmp}")
+        return 1
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"the reports in {ref} are reproduced (tolerance {a.tolerance}, timings not compared)")
+    return 0
+
 # %% ../nbs/12_cli.ipynb #c006
 def _cmd_config(a):
     import yaml
@@ -114,36 +158,45 @@ def _cmd_run(a):
                          systems=a.systems.split(",") if a.systems else None)
     print(f"experiment written to {out}")
 
-def _cmd_reports(a):
-    from jobrec.pipeline import run_experiment
-    from jobrec.report import run_reports
-    cfg = _cfg(a); root = project_root()
-    run = a.run or cfg.out_dir
-    if not a.skip_run: run_experiment(cfg, run)
-    import yaml
-    pfile = Path(a.params) if a.params else root/"experiments"/"params"/f"{Path(a.profile).stem}.yaml"
-    params = yaml.safe_load(pfile.read_text()) if pfile.exists() else {}
-    params.setdefault("common", {})["run_dir"] = str(run)  # the templates read the run this command made
-    done = run_reports(params, a.reports_dir, only=a.only.split(",") if a.only else None)
-    print(f"{len(done)} reports regenerated in {a.reports_dir}/ (index: {a.reports_dir}/index.md)")
+
+def _cmd_vocabulary(a):
+    from jobrec.data import derive_vocabulary
+    d = derive_vocabulary(a.catalogue, a.out, a.date)
+    print(f"vocabulary of {d['provenance']['jobs']} jobs ({len(d['industries'])} industries, {len(d['majors'])} majors) written to {a.out}")
+
+def _cmd_examples(a):
+    from jobrec.core import PACKAGE_DIR
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    for n in ("candidate.csv", "jobs.csv"): shutil.copyfile(PACKAGE_DIR/"examples"/n, out/n)
+    print(f"example candidate and jobs in {out}/; try: jobrec recommend --model RUN --candidate {out/'candidate.csv'} --jobs {out/'jobs.csv'}")
+
+def _report_templates(root):
+    "Outside a checkout, copy the report templates and their parameters that ship with jobrec to `root/experiments`."
+    if (root/"experiments"/"templates").is_dir(): return
+    from jobrec.data import embedded_path
+    src = embedded_path("experiments", "templates")
+    if src is None: raise UsageError(f"no report templates in {root/'experiments'/'templates'} nor in this installation; copy there "
+                                     "the experiments/templates and experiments/params folders of the jobrec repository")
+    for d in ("templates", "params"): shutil.copytree(src.parent/d, root/"experiments"/d, dirs_exist_ok=True)
+    print(f"copied the report templates and their parameters that ship with jobrec to {root/'experiments'}/")
 
 def _cmd_bench(a):
     from jobrec.bench import run_benchmarks
     out = run_benchmarks(_cfg(a), a.out, quick=a.quick)
     print(f"benchmark written to {out}")
 
-COMMANDS = {"config": _cmd_config, "data": _cmd_data, "train": _cmd_train, "run": _cmd_run, "reports": _cmd_reports,
-            "recommend": _cmd_recommend, "rank-candidates": _cmd_rank_candidates, "bench": _cmd_bench}
+COMMANDS = {"config": _cmd_config, "data": _cmd_data, "vocabulary": _cmd_vocabulary, "examples": _cmd_examples, "train": _cmd_train,
+            "run": _cmd_run, "reports": _cmd_reports, "recommend": _cmd_recommend, "rank-candidates": _cmd_rank_candidates, "bench": _cmd_bench}
 
 def main(argv:list[str]|None=None # arguments (default: sys.argv[1:])
         )->int:
     "Entry point of the `jobrec` command; returns the exit status."
     a = build_parser().parse_args(argv)
-    try: COMMANDS[a.command](a)
+    try: rc = COMMANDS[a.command](a)
     except (ConfigError, UsageError, FileNotFoundError) as e:
         print(f"jobrec {a.command}: error: {e}", file=sys.stderr); return 2
     except ValueError as e:
         if type(e).__name__ in ("SchemaError", "DataError"):
             print(f"jobrec {a.command}: error: {e}", file=sys.stderr); return 2
         raise
-    return 0
+    return rc or 0

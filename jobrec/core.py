@@ -12,9 +12,10 @@ import numpy as np
 import yaml
 
 # %% auto #0
-__all__ = ['PACKAGE_DIR', 'CONF_DIR', 'EXTRAS', 'project_root', 'seed_everything', 'get_logger', 'optional_import', 'has_module',
-           'cpu_has_bf16', 'pick_device', 'autocast_dtype', 'autocast', 'ConfigError', 'Config', 'merge_config',
-           'list_profiles', 'parse_override', 'load_config', 'save_config', 'atomic_path', 'write_json', 'UsageError']
+__all__ = ['PACKAGE_DIR', 'CONF_DIR', 'EXTRAS', 'CPU_KERNELS', 'project_root', 'seed_everything', 'get_logger', 'optional_import',
+           'has_module', 'cpu_has_bf16', 'pick_device', 'autocast_dtype', 'autocast', 'cpu_info', 'pin_cpu_kernels',
+           'numerics', 'ConfigError', 'Config', 'merge_config', 'list_profiles', 'parse_override', 'load_config',
+           'save_config', 'atomic_path', 'write_json', 'UsageError']
 
 # %% ../nbs/00_core.ipynb #c005
 PACKAGE_DIR = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd().parent/"jobrec"
@@ -99,6 +100,7 @@ def autocast_dtype(device:str, # "cpu" or "cuda"
                   ):
     "The autocast dtype for `device` (None means fp32, no autocast)."
     import torch
+    if setting not in ("auto", "bf16", "fp32"): raise ValueError(f"precision must be auto, bf16 or fp32, got {setting!r}")
     if setting == "fp32": return None
     if setting == "bf16": return torch.bfloat16
     if device == "cuda": return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -111,6 +113,39 @@ def autocast(device:str, # "cpu" or "cuda"
     import torch
     dt = autocast_dtype(device, setting)
     return torch.autocast(device_type=device, dtype=dt) if dt is not None else contextlib.nullcontext()
+
+# %% ../nbs/00_core.ipynb #c018b
+CPU_KERNELS = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}}
+
+def cpu_info()->dict:
+    "The CPU model name and the flags that choose torch's kernels: avx2, fma, avx512*, amx* (Linux; empty elsewhere)."
+    try: text = Path("/proc/cpuinfo").read_text()
+    except OSError: return {"model": None, "flags": []}
+    field = lambda k: next((l.split(":", 1)[1].strip() for l in text.splitlines() if l.startswith(k)), "")
+    flags = sorted(f for f in field("flags").split() if f in ("avx2", "fma") or f.startswith(("avx512", "amx")))
+    return {"model": field("model name") or None, "flags": flags}
+
+def pin_cpu_kernels(setting:str="auto" # "auto" (torch's widest kernels) or "avx2"
+                   )->bool: # False when torch already runs other kernels in this process
+    "Pin torch's CPU code paths through the variables ATen, oneDNN and MKL read on first use."
+    if setting == "auto": return True
+    if setting not in CPU_KERNELS: raise ValueError(f"cpu_kernels must be auto or {', '.join(CPU_KERNELS)}, got {setting!r}")
+    os.environ.update(CPU_KERNELS[setting])
+    if "torch" not in sys.modules: return True
+    import torch
+    got = torch.backends.cpu.get_cpu_capability().lower()
+    if got != setting: get_logger("core").warning(f"cpu_kernels={setting} asked for, but torch already runs {got} kernels in this process")
+    return got == setting
+
+def numerics(cfg:dict # a resolved config (device, precision, cpu_kernels)
+            )->dict:
+    "What a run computes with: precision asked for and used, torch's CPU kernels and threads, the CPU model and flags."
+    import torch
+    dev = pick_device(cfg.get("device", "auto"))
+    dt = autocast_dtype(dev, cfg.get("precision", "auto"))
+    return {"precision": cfg.get("precision", "auto"), "compute_dtype": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dt, "fp32"),
+            "device": dev, "cpu_kernels": cfg.get("cpu_kernels", "auto"), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch_threads": torch.get_num_threads(), "cpu": cpu_info()}
 
 # %% ../nbs/00_core.ipynb #c020
 class ConfigError(ValueError):

@@ -12,7 +12,7 @@ import numpy as np
 
 from .core import get_logger, atomic_path, write_json
 from .calibration import apply_calibration
-from .schema import (Candidate, candidate_text, job_text, pair_text, flat_pair_text, pair_features, resolve_view,
+from .schema import (Candidate, Job, candidate_text, job_text, pair_text, flat_pair_text, pair_features, resolve_view,
                            candidate_to_row, job_to_row, FEATURE_NAMES)
 
 # %% auto #0
@@ -266,6 +266,14 @@ class _Encoding:
         E = self.encode(uniq, expert, grad, self.phrase_max_length) if uniq else torch.zeros(0, self.backbone.hidden_size)
         E = torch.cat([torch.zeros(1, E.shape[1], dtype=E.dtype, device=E.device), E])
         return E[torch.as_tensor([pos.get(p, 0) for p in flat], dtype=torch.long)].reshape(len(items), -1)
+
+    def entity_texts(self, entities:Sequence, expert:str)->list:
+        "What `encode_entities` reads for candidates or jobs (one kind) under `expert`'s view and prompt: texts (pooled), phrase slots (phrases)."
+        cands = [e for e in entities if isinstance(e, Candidate)]; jobs = [e for e in entities if isinstance(e, Job)]
+        if cands and jobs: raise ValueError("encode candidates and jobs separately")
+        tc = TextCache(cands, jobs, self.views[expert], self.prompt, self.include_ids)
+        if self.mode == "dual" and self.encoding == "phrases": return tc.cand_phrases if cands else tc.job_phrases
+        return tc.cand if cands else tc.job
 
     def side_items(self, ctx, expert:str, side:str)->list:
         "What `encode_entities` reads for one side ('c' or 'j') of a context."

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .core import ConfigError, load_config, merge_config
+from .calibration import sigmoid
 
 # %% auto #0
 __all__ = ['FUSION_VARIANTS', 'FusionArrays', 'as_arrays', 'synthetic_fusion_arrays', 'topk_mean', 'policy_probs', 'softmax_mean',
@@ -69,8 +70,6 @@ def as_arrays(x:FusionArrays|dict # arrays object or a dict with its field names
     raise TypeError(f"expected FusionArrays or dict, got {type(x).__name__}")
 
 # %% ../nbs/06_fusion.ipynb #c008
-def _sigmoid(x): return 1.0/(1.0 + np.exp(-x))
-
 def _logit(p, eps=1e-6):
     p = np.clip(p, eps, 1 - eps)
     return np.log(p) - np.log1p(-p)
@@ -94,9 +93,9 @@ def synthetic_fusion_arrays(n_candidates:int=300, # candidates (rows)
     s_pref = u + pref_noise*rng.normal(size=(C, J))
     level, difficulty = rng.normal(size=(C, 1)), rng.normal(size=(1, J))
     m = _logit(qual_rate) + 1.2*(level - difficulty) - trade_off*u + 0.5*rng.normal(size=(C, J))
-    qual = (rng.random((C, J)) < _sigmoid(m + noise*rng.normal(size=(C, J)))).astype(np.int8)
+    qual = (rng.random((C, J)) < sigmoid(m + noise*rng.normal(size=(C, J)))).astype(np.int8)
     x, w = np.polynomial.hermite.hermgauss(32)
-    p_qual = (_sigmoid(m[..., None] + np.sqrt(2)*noise*x) * w).sum(-1)/np.sqrt(np.pi)
+    p_qual = (sigmoid(m[..., None] + np.sqrt(2)*noise*x) * w).sum(-1)/np.sqrt(np.pi)
     valid = None
     if valid_share < 1:
         valid = rng.random((C, J)) < valid_share

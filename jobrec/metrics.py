@@ -13,7 +13,7 @@ from .core import PACKAGE_DIR, get_logger, optional_import
 
 # %% auto #0
 __all__ = ['KS', 'PROTOCOLS', 'SIDES', 'METRIC_MODULE_DIR', 'RankingResult', 'expected_rank', 'ranking_metrics', 'pad_groups',
-           'sampled_protocol', 'full_protocol', 'eligibility_at_k', 'violation', 'controllability_error',
+           'as_rng', 'sampled_protocol', 'full_protocol', 'eligibility_at_k', 'violation', 'controllability_error',
            'bootstrap_ci', 'paired_test', 'two_sided_values', 'summarise_values', 'protocol_descriptions',
            'evaluate_two_sided', 'report_lines', 'compare_systems', 'eval_options', 'load_ranking_metric',
            'benchmark_evaluation']
@@ -163,8 +163,13 @@ def pad_groups(scores:list, # one sequence of scores per unit (lengths may diffe
     return s, l, valid
 
 # %% ../nbs/03_metrics.ipynb #c024
-def _as_rng(rng):
-    if rng is None: raise ValueError("pass rng (a numpy Generator or an int seed): sampling and bootstrap need explicit randomness")
+def as_rng(rng:np.random.Generator|int|None, # a generator, or a seed
+           default:int|None=None # the seed used when rng is None (None: rng is required)
+          )->np.random.Generator:
+    "A numpy Generator from a generator or a seed; with no default, None is refused (randomness must be explicit)."
+    if rng is None:
+        if default is None: raise ValueError("pass rng (a numpy Generator or an int seed): sampling and bootstrap need explicit randomness")
+        rng = default
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 def sampled_protocol(scores:np.ndarray, # [U, N] scores
@@ -176,7 +181,7 @@ def sampled_protocol(scores:np.ndarray, # [U, N] scores
                      exclude:np.ndarray|None=None # [U, N] items never used (neither positive nor negative)
                     )->RankingResult: # one value per group (positive), `.units` = its unit, `.positive_items` = its positive
     "Metrics on 1 + n_neg groups, one per positive, negatives drawn from the same unit."
-    rng = _as_rng(rng)
+    rng = as_rng(rng)
     s, pos, v = _prep(scores, labels, valid, exclude)
     neg = v & ~pos
     U, N = s.shape
@@ -278,7 +283,7 @@ def bootstrap_ci(values:np.ndarray, # one value per unit, or several per unit wi
     S, C = _clusters(values, groups)
     if C.sum() == 0: return (np.nan, np.nan, np.nan)
     keep = C[:, 0] > 0
-    m, lo, hi = _boot_table(S[keep], C[keep], n_boot, _as_rng(rng), alpha)
+    m, lo, hi = _boot_table(S[keep], C[keep], n_boot, as_rng(rng), alpha)
     return float(m[0]), float(lo[0]), float(hi[0])
 
 def paired_test(a:np.ndarray, # system A's values on some units
@@ -291,7 +296,7 @@ def paired_test(a:np.ndarray, # system A's values on some units
                 n_perm:int=10000 # random sign flips when there are more than 12 units
                )->dict: # diff (mean of a - b), lo, hi, p, n (units), method
     "Paired comparison of two systems on the same units: bootstrap CI of the mean difference and a p-value."
-    rng = _as_rng(rng)
+    rng = as_rng(rng)
     a, b = np.asarray(a, float), np.asarray(b, float)
     if a.shape != b.shape: raise ValueError(f"paired values must align, got {a.shape} and {b.shape}")
     S, C = _clusters(a - b, groups)

@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from .core import (load_config, merge_config, save_config, seed_everything, get_logger, project_root, write_json,
-                         atomic_path, CONF_DIR, Config, ConfigError)
+                         atomic_path, CONF_DIR, Config, ConfigError, pin_cpu_kernels, numerics)
 from .data import JobRecData, load_embedded, load_dataset, load_released, generate_synthetic
 from .metrics import evaluate_two_sided, compare_systems, protocol_descriptions
 from .fusion import FusionArrays, fit_fusion, compare_controllability, controllability_summary, tradeoff_curve, dominance
@@ -155,6 +155,7 @@ def train_run(cfg:dict, # resolved config
     "Train both experts (two stages) and calibrate; writes `out_dir/model` and `out_dir/config.yaml`."
     from jobrec.training import train_experts
     out = Path(out_dir); save_config(cfg, out)
+    pin_cpu_kernels(cfg.get("cpu_kernels", "auto")); write_json(numerics(cfg), out/"numerics.json")
     seed_everything(cfg["seed"])
     data = data if data is not None else load_data(cfg)
     train_experts(data, cfg, out/"model", resume=resume)
@@ -178,6 +179,7 @@ def run_experiment(cfg:dict, # resolved config
     out = Path(out_dir)
     if not out.is_absolute(): out = project_root()/out
     save_config(cfg, out)
+    pin_cpu_kernels(cfg.get("cpu_kernels", "auto")); write_json(numerics(cfg), out/"numerics.json")
     (out/"scores").mkdir(parents=True, exist_ok=True); (out/"results").mkdir(exist_ok=True)
     log.info("protocols: " + " | ".join(protocol_descriptions(cfg["eval"]["n_negatives"]).values()))
     rng = seed_everything(cfg["seed"])

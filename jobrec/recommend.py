@@ -97,27 +97,20 @@ def init_run(cfg:dict, # a resolved config (its backbone, expert, schema section
     return out
 
 # %% ../nbs/10_recommend.ipynb #c014
-def _texts(system, entities, expert):
-    from jobrec.experts import TextCache
-    cands = [e for e in entities if isinstance(e, Candidate)]; jobs = [e for e in entities if isinstance(e, Job)]
-    if cands and jobs: raise ValueError("encode candidates and jobs separately")
-    tc = TextCache(cands, jobs, system.views[expert], system.prompt, system.include_ids)
-    return tc.cand if cands else tc.job
-
 def encode_entities(system, # an ExpertSystem
                     entities:Sequence, # Candidate or Job objects (one kind)
                     expert:str, # "preference" | "qualification"
                     batch_size:int=64 # texts per forward pass
-                   )->np.ndarray: # float32 [N, H]
-    "Pooled encodings of each entity's text under `expert`'s adapter and view (eval mode, no gradients)."
+                   )->np.ndarray: # float32 [N, D]
+    "Encodings of each entity under `expert`'s adapter and view, as the head reads them (eval mode, no gradients)."
     if not len(entities): return np.zeros((0, system.backbone.hidden_size), np.float32)
     system.backbone.model.eval(); system.heads.eval()
     import torch
-    texts = _texts(system, entities, expert)
+    texts = system.entity_texts(entities, expert)
     # a few short sequences (a query) or a tiny backbone: intra-op threads cost more than they gain, and collapse when the cores are shared
     n_threads = torch.get_num_threads()
     if len(texts) <= 8 or system.backbone.hidden_size < 256: torch.set_num_threads(1)
-    try: E = system.backbone.encode(texts, system.adapters[expert], system.max_length, batch_size=batch_size, grad=False)
+    try: E = system.encode_entities(texts, expert, grad=False)
     finally: torch.set_num_threads(n_threads)
     return E.float().numpy().astype(np.float32, copy=False)
 

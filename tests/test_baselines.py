@@ -40,7 +40,6 @@ def test_registry():
     assert "llm_zero_shot" in list_baselines() and "llm_zero_shot" not in FAST
     assert BASELINES["llm_zero_shot"].expensive
     assert set(RECBOLE) == {"lightgcn", "simplex", "dcnv2", "xdeepfm"}
-    assert {"conflated", "preference_only"} <= set(list_baselines(external=True)) - set(list_baselines())
     with pytest.raises(KeyError, match="did you mean"): make_baseline("tfdif")
     with pytest.raises(KeyError, match="unknown baselines option"): baseline_options(None, recbole_epoch=2)
     assert baseline_options({"baselines": {"recbole_epochs": 2}})["recbole_epochs"] == 2
@@ -128,14 +127,6 @@ def test_llm_zero_shot_smollm2(data):
     for side in ("cand", "emp"):
         v = s[side][s["valid"]]
         assert np.isfinite(v).all() and v.std() > 0
-
-
-def test_external_hooks(data):
-    with pytest.raises(RuntimeError, match="jobrec.experts"): make_baseline("preference_only").fit(data)
-    b = make_baseline("conflated", fit_fn=lambda d, o, seed: seed,
-                      score_fn=lambda st, d, i: dict(cand=np.full((len(i), len(d.jobs)), st), emp=np.zeros((len(i), len(d.jobs)))))
-    s = b.fit(data, rng=0).score(data, [0, 3])
-    assert s["cand"].shape == (2, len(data.jobs)) and s["cand"].dtype == np.float32
 
 
 def test_atomic_files(data, tmp_path):

@@ -1,4 +1,4 @@
-import json
+import json, shutil
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -6,9 +6,12 @@ import pytest
 
 from jobrec.data import (DataError, JobRecData, build_default_dataset, dataset_card, eval_matrices, generate_synthetic, hire_groups,
                          load_dataset, load_embedded, load_released, preference_groups, qualification_groups, read_candidates,
-                         read_interactions, read_jobs, to_recbole, vocab_from_catalogue, TOPICS)
+                         read_interactions, read_jobs, vocab_from_catalogue, TOPICS, derive_vocabulary, load_vocabulary,
+                         embedded_path, VOCABULARY_KEYS)
+import jobrec.data
 from jobrec.schema import SchemaError, pair_text, resolve_view, default_views
 
+ROOT = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).parent/"fixtures"/"Final_users_small.csv"
 
 
@@ -17,7 +20,46 @@ def small():
     return generate_synthetic(seed=5, n_candidates=80, n_jobs=25)
 
 
-# ---- released format -------------------------------------------------------------------------------------------------
+# ---- released format (hand-written fixtures: tests/fixtures/release) ---------------------------------------------------
+def test_fixture_catalogue(fixture_release):
+    jobs = read_jobs(fixture_release/"Final_items.csv")
+    assert len(jobs) == 8 and {j.industry for j in jobs} == {"Robotics", "NLP", "CV"}
+    assert len({s for j in jobs for s in j.required_skills}) == 14
+    assert len({m for j in jobs for m in j.acceptable_majors}) == 6
+    v = vocab_from_catalogue(fixture_release/"Final_items.csv")
+    assert sum(len(x) for x in v["industries"].values()) == 14
+    # a skill goes to the industry that requires it most often: Python is asked by 3 CV, 2 NLP and 1 Robotics jobs
+    assert "Python" in v["industries"]["CV"] and "Python" not in v["industries"]["NLP"]
+    assert v["requirements"]["min_num_publications"] == [0, 0, 0, 0, 1, 1, 2, 3]
+
+
+def test_fixture_interactions(fixture_release):
+    it = read_interactions(fixture_release)
+    assert [len(it[k]) for k in ("train", "val", "test", "qual_train", "qual_test")] == [9, 6, 7, 12, 7]
+    for k in ("train", "val", "test"):
+        assert ((it[k].score >= 14).astype(int) == it[k].label_pref).all()
+    negs = [set(map(tuple, it[k][it[k].label_pref == 0][["user", "item"]].values)) for k in ("train", "val", "test")]
+    assert negs[0] == negs[1] == negs[2] and len(negs[0]) == 4  # the release's shared negatives
+    for k in ("qual_train", "qual_test"):
+        assert (it[k].groupby("item").label_qual.sum() == 1).all()  # one selected applicant per job
+    assert not set(it["qual_train"].item) & set(it["qual_test"].item)  # job-disjoint
+
+
+def test_load_released_with_fixture_users(fixture_release):
+    with pytest.raises(DataError, match="Final_users.csv"):
+        load_released(fixture_release)  # the profiles are not released
+    d = load_released(fixture_release, users_csv=FIX)
+    assert d.shape == (10, 8)
+    assert d.applied.sum() == 12 - 1 + 7 - 1 and ((d.qual >= 0) == d.applied).all()
+    assert (d.hired == (d.applied & (d.qual == 1))).all() and d.hired.sum() == 8
+    assert d.meta["dropped_interactions_without_profile"] == {"train": 1, "val": 0, "test": 0, "qual_train": 1, "qual_test": 1}
+    assert set(np.unique(d.pref)) == {-1, 0, 1} and (d.pref == 1).sum() == 4 + 2 + 3 and (d.pref == 0).sum() == 4
+    c, j = [x.candidate_id for x in d.candidates].index("S0073"), [x.job_id for x in d.jobs].index("J0004")
+    assert d.pref[c, j] == 1 and d.arrays["score"][c, j] == np.float32(14.0)  # score 14 is a positive
+
+
+# ---- the real released files (JOBREC_RELEASE_DIR) -------------------------------------------------------------------------
+@pytest.mark.release
 def test_released_catalogue(release_dir):
     jobs = read_jobs(release_dir/"Final_items.csv")
     assert len(jobs) == 100 and len({j.industry for j in jobs}) == 6
@@ -27,25 +69,26 @@ def test_released_catalogue(release_dir):
     assert sum(len(x) for x in v["industries"].values()) == 149
 
 
+@pytest.mark.release
 def test_released_interactions(release_dir):
     it = read_interactions(release_dir)
     assert [len(it[k]) for k in ("train", "val", "test", "qual_train", "qual_test")] == [42573, 37311, 37949, 3157, 1334]
     for k in ("train", "val", "test"):
         assert ((it[k].score >= 14).astype(int) == it[k].label_pref).all()
     for k in ("qual_train", "qual_test"):
-        assert (it[k].groupby("item").label_qual.sum() == 1).all()  # one selected applicant per job
-    assert not set(it["qual_train"].item) & set(it["qual_test"].item)  # job-disjoint
+        assert (it[k].groupby("item").label_qual.sum() == 1).all()
+    assert not set(it["qual_train"].item) & set(it["qual_test"].item)
 
 
-def test_load_released_with_fixture_users(release_dir):
-    with pytest.raises(DataError, match="Final_users.csv"):
-        load_released(release_dir)  # the profiles are not released
-    d = load_released(release_dir, users_csv=FIX)
-    assert d.shape == (10, 100)
-    assert d.applied.sum() > 0 and ((d.qual >= 0) == d.applied).all()
-    assert (d.hired == (d.applied & (d.qual == 1))).all()
-    assert sum(d.meta["dropped_interactions_without_profile"].values()) > 0
-    assert set(np.unique(d.pref)) <= {-1, 0, 1}
+@pytest.mark.release
+def test_released_catalogue_gives_the_packaged_vocabulary(release_dir, tmp_path, monkeypatch):
+    "The command recorded in jobrec/conf/vocabulary.json, run on the released catalogue, rewrites it byte for byte."
+    packaged = ROOT/"jobrec"/"conf"/"vocabulary.json"
+    prov = json.loads(packaged.read_text())["provenance"]
+    assert prov["command"] == "jobrec vocabulary --catalogue Final_items.csv --out jobrec/conf/vocabulary.json"
+    monkeypatch.chdir(tmp_path)
+    derive_vocabulary(release_dir/"Final_items.csv", "jobrec/conf/vocabulary.json", date=prov["date"])
+    assert (tmp_path/"jobrec"/"conf"/"vocabulary.json").read_bytes() == packaged.read_bytes()
 
 
 def test_fixture_users_parse():
@@ -152,26 +195,24 @@ def test_same_seed_byte_identical_files(tmp_path):
     assert d.shape == (30, 10) and d.utility.dtype == np.float32
 
 
-def test_catalogue_vocabulary(release_dir):
-    d = generate_synthetic(seed=1, n_candidates=30, n_jobs=10, catalogue=str(release_dir/"Final_items.csv"))
-    cat = {s for j in read_jobs(release_dir/"Final_items.csv") for s in j.required_skills}
-    assert {s for j in d.jobs for s in j.required_skills} <= cat
-    assert d.meta["vocabulary"] == "Final_items.csv"
+def test_catalogue_vocabulary(tmp_path):
+    "A catalogue jobrec writes (released columns) is one it can draw a vocabulary from; the generator then keeps to it."
+    build_default_dataset(tmp_path/"g", catalogue=None, seed=4, n_candidates=20, n_jobs=60)
+    cat = tmp_path/"g"/"jobs.csv"
+    d = generate_synthetic(seed=1, n_candidates=30, n_jobs=10, catalogue=str(cat))
+    skills = {s for j in read_jobs(cat) for s in j.required_skills}
+    assert {s for j in d.jobs for s in j.required_skills} <= skills
+    assert d.meta["vocabulary"] == "jobs.csv"
+    # the vocabulary file is the vocabulary: fed the file or the catalogue, the generator draws the same dataset
+    derive_vocabulary(cat, tmp_path/"v.json")
+    f = generate_synthetic(seed=1, n_candidates=30, n_jobs=10, catalogue=str(tmp_path/"v.json"))
+    assert (f.pref == d.pref).all() and (f.qual == d.qual).all() and f.meta["vocabulary"] == "jobs.csv"
+    assert [j.required_skills for j in f.jobs] == [j.required_skills for j in d.jobs]
 
 
 def test_unknown_synthetic_key():
     with pytest.raises(DataError, match="unknown data.synthetic"):
         generate_synthetic(seed=0, n_candidatez=3)
-
-
-def test_recbole_export(small, tmp_path):
-    p = to_recbole(small, tmp_path)
-    inter = pd.read_csv(p/"jobrec.inter", sep="\t")
-    assert list(inter.columns) == ["user_id:token", "item_id:token", "hire:float"]
-    assert len(inter) == small.applied.sum() and inter["hire:float"].sum() == small.hired.sum()
-    parts = [pd.read_csv(p/f"jobrec.{s}.inter", sep="\t") for s in ("train", "valid", "test")]
-    assert sum(map(len, parts)) == len(inter)
-    assert not set(parts[0]["user_id:token"]) & set(parts[2]["user_id:token"])
 
 
 # ---- embedded dataset ---------------------------------------------------------------------------------------------------
@@ -189,3 +230,46 @@ def test_embedded_dataset_and_card():
     assert r["random"]["ndcg@10"] < r["fields_heuristic"]["ndcg@10"] < r["ceiling"]["ndcg@10"]
     assert "make data" in (Path(__file__).parents[1]/"data"/"default"/"CARD.md").read_text()
     assert abs(d.pref.mean() - card["pref_rate"]) < 1e-9
+
+
+# ---- the packaged vocabulary and the embedded default, with nothing beside the checkout --------------------------------
+def test_packaged_vocabulary_regenerates_the_embedded_default_byte_for_byte(tmp_path):
+    "What `make data` does (the cpu-small sizes are the defaults) gives the committed data/default, file for file."
+    build_default_dataset(tmp_path/"d")
+    names = sorted(p.name for p in (ROOT/"data"/"default").iterdir())
+    assert names == sorted(p.name for p in (tmp_path/"d").iterdir())
+    for n in names: assert (tmp_path/"d"/n).read_bytes() == (ROOT/"data"/"default"/n).read_bytes(), n
+    meta = json.loads((tmp_path/"d"/"meta.json").read_text())
+    assert meta["vocabulary"] == meta["config"]["catalogue"] == "Final_items.csv"
+
+
+def test_vocabulary_from_a_fixture_catalogue(fixture_release, tmp_path):
+    import hashlib
+    cat = fixture_release/"Final_items.csv"; f = tmp_path/"v.json"
+    d = derive_vocabulary(cat, f, date="2026-02-03"); first = f.read_bytes()
+    derive_vocabulary(cat, f, date="2026-02-03")
+    assert f.read_bytes() == first  # deterministic
+    v = json.loads(first)
+    assert list(v) == ["provenance", *VOCABULARY_KEYS] and set(v["provenance"]["keys"]) == set(VOCABULARY_KEYS)
+    p = v["provenance"]
+    assert (p["source"], p["jobs"], p["date"]) == ("Final_items.csv", 8, "2026-02-03")
+    assert p["sha256"] == hashlib.sha256(cat.read_bytes()).hexdigest() and p["command"].endswith(f"--out {f}")
+    assert load_vocabulary(f) == {"provenance": p, **vocab_from_catalogue(cat)}
+    assert load_vocabulary("packaged")["provenance"]["jobs"] == 100 and load_vocabulary(None)["majors"]
+    with pytest.raises(DataError, match="not found"): load_vocabulary(tmp_path/"missing.json")
+
+
+def test_load_embedded_from_anywhere(tmp_path, monkeypatch):
+    "Outside a checkout the wheel's copy (jobrec/_embedded/data/default) is used; with neither, the error says what to run."
+    monkeypatch.delenv("JOBREC_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    pkg = tmp_path/"site"/"jobrec"
+    shutil.copytree(ROOT/"data"/"default", pkg/"_embedded"/"data"/"default")
+    monkeypatch.setattr(jobrec.data, "PACKAGE_DIR", pkg)
+    assert embedded_path("data", "default") == pkg/"_embedded"/"data"/"default"
+    assert load_embedded().shape == (600, 100)
+    (tmp_path/"data"/"default").mkdir(parents=True)
+    build_default_dataset(tmp_path/"data"/"default", catalogue=None, seed=1, n_candidates=12, n_jobs=5)
+    assert load_embedded().shape == (12, 5)  # a data/default in the project folder comes first
+    shutil.rmtree(tmp_path/"data"); shutil.rmtree(pkg/"_embedded")
+    with pytest.raises(DataError, match="jobrec data --out data/default"): load_embedded()

@@ -84,3 +84,28 @@ def test_failed_report_keeps_previous(smoke_run, tmp_path):
         run_report(t, tmp_path/"reports", {"run_dir": str(tmp_path/"no-such-run")}, root=ROOT)
     assert (good/"metrics.json").read_bytes() == before
     assert sorted(p.name for p in (tmp_path/"reports").iterdir()) == ["main_results"]
+
+def test_run_and_reports_record_numerics(smoke_run, tmp_path):
+    num = json.loads((smoke_run/"numerics.json").read_text())
+    assert num["precision"] == num["compute_dtype"] == "fp32" and num["torch_threads"] >= 1 and "flags" in num["cpu"]
+    t = [t for t in list_templates(ROOT) if report_name(t) == "main_results"][0]
+    env = json.loads((run_report(t, tmp_path/"reports", {"run_dir": str(smoke_run)}, root=ROOT)/"environment.json").read_text())
+    assert env["precision"] == "fp32" and env["numerics"] == num and env["torch_threads"] >= 1 and env["cpu"]["flags"] == num["cpu"]["flags"]
+
+def test_verify_reports_command(smoke_run, tmp_path, capsys, monkeypatch):
+    from jobrec.cli import main
+    from jobrec.core import CPU_KERNELS
+    import tempfile
+    for k in CPU_KERNELS["avx2"]: monkeypatch.setenv(k, ""); monkeypatch.delenv(k)  # restored after the test
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a failed verification keeps its folder
+    committed = tmp_path/"committed"
+    args = ["reports", "--config", str(ROOT/"experiments"/"smoke.yaml"), "--params", "smoke", "--skip-run", "--run", str(smoke_run),
+            "--only", "main_results", "--reports-dir", str(committed)]
+    assert main(args) == 0
+    p = committed/"main_results"/"metrics.json"
+    m = json.loads(p.read_text()); m["jobrec"]["employer_ndcg@10"] += 0.01; p.write_text(json.dumps(m))
+    assert main(args + ["--verify"]) == 1
+    out = [l for l in capsys.readouterr().out.splitlines() if l.startswith("main_results:")]
+    assert len(out) == 1 and out[0].startswith("main_results: jobrec.employer_ndcg@10: committed")  # every other figure: the same bits
+    assert main(args + ["--verify", "--tolerance", "0.02"]) == 0
+    assert "reproduced" in capsys.readouterr().out

@@ -1,0 +1,84 @@
+"""A newcomer's path, outside any checkout: build the wheel, install it into a fresh venv that sees the already-resolved
+dependencies, and from an empty folder generate the data, train on a small cut, recommend for the bundled example
+candidate, run a small experiment and regenerate a report from the templates the wheel carries."""
+import json, os, subprocess, sys, sysconfig, time
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+# A small cut: the tiny random backbone, a few steps, a 40 x 12 dataset (the tests' tiny configs, through --set).
+TINY = ["backbone.name=tiny", "device=cpu", "schema.max_length=48", "expert.head_hidden=[32]", "lora.r=4", "lora.alpha=8",
+        "train.stage1_steps=3", "train.stage2_steps=2", "train.batch_groups=4", "train.n_negatives=5", "train.eval_every=2",
+        "train.checkpoint_every=0", "data.source=small"]
+RUN = ["eval.bootstrap=50", "eval.n_negatives=9", "fusion.taus=[0.3,0.6]", "fusion.epochs=5", "baselines.recbole=[]",
+       "baselines.expensive=[]"]
+sets = lambda keys: [a for k in keys for a in ("--set", k)]
+
+
+@pytest.fixture(scope="module")
+def newcomer(tmp_path_factory):
+    "(venv bin folder, an empty working folder, environment, timings): the wheel built from a copy of the checkout, installed."
+    t = tmp_path_factory.mktemp("newcomer"); times = {}
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    src = t/"clone"
+    for f in files:
+        if (ROOT/f).is_file(): (src/f).parent.mkdir(parents=True, exist_ok=True); (src/f).write_bytes((ROOT/f).read_bytes())
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(t/"dist"), str(src)],
+                   check=True, capture_output=True, text=True)
+    times["pip wheel"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(t/"venv")], check=True)
+    vpy = t/"venv"/"bin"/"python"
+    site = Path(subprocess.run([str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    deps = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])  # the resolved dependencies
+    (site/"resolved_dependencies.pth").write_text("\n".join(deps) + "\n")
+    wheel = next((t/"dist").glob("jobrec-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(vpy), "install", "-q", "--no-deps", "--no-index", str(wheel)],
+                   check=True, capture_output=True, text=True)
+    times["venv + pip install"] = time.perf_counter() - t0
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "JOBREC_ROOT", "VIRTUAL_ENV")}
+    env.update(PATH=f"{vpy.parent}{os.pathsep}{env['PATH']}", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               JUPYTER_PATH=str(Path(sys.prefix)/"share"/"jupyter"))  # the dependencies' data files (nbconvert's templates)
+    work = t/"empty"; work.mkdir()
+    yield vpy.parent, work, env, times
+    print("\nnewcomer timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()))
+
+
+def jobrec(newcomer, name, *args):
+    bin_, work, env, times = newcomer
+    t0 = time.perf_counter()
+    r = subprocess.run([str(bin_/"jobrec"), *map(str, args)], cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    times[name] = time.perf_counter() - t0
+    assert r.returncode == 0, f"jobrec {' '.join(map(str, args))} failed:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+    return r.stdout
+
+
+def test_newcomer_data_train_recommend_run_reports(newcomer):
+    bin_, work, env, times = newcomer
+    where = subprocess.run([str(bin_/"python"), "-c", "import jobrec, jobrec.data as d; print(jobrec.__file__); print(d.embedded_path('data', 'default'))"],
+                           cwd=work, env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert str(bin_.parent) in where[0] and where[1].endswith("jobrec/_embedded/data/default"), where  # the wheel, not the checkout
+    # 1. the default dataset, from the packaged vocabulary: the same bytes as the committed data/default
+    jobrec(newcomer, "jobrec data --out d", "data", "--out", "d")
+    for f in (ROOT/"data"/"default").iterdir(): assert (work/"d"/f.name).read_bytes() == f.read_bytes(), f.name
+    # 2. a small cut, trained
+    jobrec(newcomer, "jobrec data (40 x 12)", "data", "--out", "small", *sets(["data.synthetic.n_candidates=40", "data.synthetic.n_jobs=12"]))
+    jobrec(newcomer, "jobrec train", "train", "--out", "runs/x", *sets(TINY))
+    assert (work/"runs"/"x"/"model").is_dir() and (work/"runs"/"x"/"config.yaml").exists()
+    # 3. the bundled example candidate, recommended
+    jobrec(newcomer, "jobrec examples", "examples", "--out", "ex")
+    out = jobrec(newcomer, "jobrec recommend", "recommend", "--model", "runs/x", "--candidate", "ex/candidate.csv", "--jobs", "ex/jobs.csv",
+                 "--k", 5, "--format", "json")
+    res = json.loads(out)["results"]
+    example_jobs = {l.split(",")[0] for l in (work/"ex"/"jobs.csv").read_text().splitlines()[1:]}
+    assert [r["candidate_id"] for r in res] == ["EX001"] and res[0]["n_jobs"] == 20
+    assert len(res[0]["items"]) == 5 and {i["job_id"] for i in res[0]["items"]} <= example_jobs
+    # 4. the experiment and a report from the packaged templates, written under the working folder
+    jobrec(newcomer, "jobrec run (small cut)", "run", "--out", "runs/r", "--no-ablations", "--systems", "random", *sets(TINY + RUN))
+    out = jobrec(newcomer, "jobrec reports (dataset_card)", "reports", "--skip-run", "--run", "runs/r", "--only", "dataset_card", *sets(TINY + RUN))
+    assert "copied the report templates" in out and (work/"experiments"/"templates").is_dir()
+    assert (work/"reports"/"dataset_card"/"metrics.json").exists() and (work/"reports"/"index.md").exists()
