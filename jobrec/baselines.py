@@ -52,7 +52,7 @@ def _rows(data, candidate_idx):
 BASELINES: dict = {}
 
 def register(name:str, # registry name
-             kind:str, # heuristic | text | embedding | llm | recbole
+             kind:str, # heuristic | text | features | embedding | llm | recbole
              expensive:bool=False, # too slow for every pair on CPU: score a subset / sampled groups
              requires:str|None=None # optional extra it needs (for list_baselines' notes)
             ):
@@ -168,6 +168,41 @@ class BM25Baseline(Baseline):
             docs.idf, docs.avgdl = self.cands.idf, self.cands.avgdl
             for j, t in enumerate(_side_texts(data, idx, self.opts["emp_view"], "job")): emp[:, j] = docs.get_scores(tokenize(t))
         return dict(cand=cand, emp=emp)
+
+# %% ../nbs/07_baselines.ipynb #na36543
+class _FeatureModel(Baseline):
+    "A classifier per side on the alignment features (+ the TF-IDF similarity): preference labels of training candidates, their observed screenings."
+    model, text = "lr", False
+    def _inputs(self, data, idx, side):
+        X = data.features()[idx].astype(np.float64)
+        if self.text: X = np.concatenate([X, self.tfidf._score(data, idx)[side][..., None]], -1)
+        return X.reshape(-1, X.shape[-1])
+    def _classifier(self):
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        if self.model == "gbdt": return HistGradientBoostingClassifier(random_state=self.seed % 2**31)
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
+    def _fit(self, data):
+        tr = _train_idx(data)
+        if self.text: self.tfidf = TfidfBaseline(); self.tfidf.opts = self.opts; self.tfidf._fit(data)
+        q = np.asarray(data.qual_observed if np.asarray(data.applied).any() else data.qual)[tr]
+        self.clf = {}
+        for side, y in (("cand", np.asarray(data.pref)[tr]), ("emp", q)):
+            y = y.ravel(); keep = y >= 0
+            if len(np.unique(y[keep])) < 2: raise ValueError(f"baseline {self.name!r}: the training labels of side {side!r} hold one class")
+            self.clf[side] = self._classifier().fit(self._inputs(data, tr, side)[keep], y[keep])
+    def _score(self, data, idx):
+        J = len(data.jobs)
+        if not len(idx): return dict(cand=np.zeros((0, J)), emp=np.zeros((0, J)))
+        return {side: c.predict_proba(self._inputs(data, idx, side))[:, 1].reshape(len(idx), J) for side, c in self.clf.items()}
+
+for _m in ("lr", "gbdt"):
+    for _t in (False, True):
+        register(f"features{'_tfidf' if _t else ''}_{_m}", "features")(
+            type(f"Features{'Tfidf' if _t else ''}{_m.upper()}Baseline", (_FeatureModel,), {"model": _m, "text": _t,
+                 "__doc__": f"{'Logistic regression' if _m == 'lr' else 'Gradient boosting'} on the alignment features{' and the TF-IDF similarity' if _t else ''}."}))
 
 # %% ../nbs/07_baselines.ipynb #c017
 _EMB_CACHE: dict = {}

@@ -267,7 +267,7 @@ def run_experiment(cfg:dict, # resolved config
 
 # %% ../nbs/08_pipeline.ipynb #c020
 def run_ablations(cfg:dict, data:JobRecData, sysm, sc:dict, out:Path, names:list|None=None)->pd.DataFrame:
-    "Evaluate jobrec and each ablation on the test candidates; one tidy table with an `ablation` column."
+    "Evaluate jobrec and each ablation on the test candidates: one tidy table with an `ablation` column (returned), and paired differences against jobrec (`results/ablations_paired.csv`)."
     from jobrec.training import train_experts
     abl = load_ablations()
     if names is not None:  # None: every ablation; []: none
@@ -290,7 +290,8 @@ def run_ablations(cfg:dict, data:JobRecData, sysm, sc:dict, out:Path, names:list
         calibrated = c["calibration"]["method"] != "none"
         fused, _ = fused_scores(c, s, data, val, test, calibrated=calibrated)
         systems[name] = {"cand": fused, "emp": s["q_logit"][test]}
-    main, _ = evaluate_systems(systems, data, test, cfg, reference=None)
+    main, paired = evaluate_systems(systems, data, test, cfg, reference="jobrec")
+    if len(paired): paired.to_csv(out/"results"/"ablations_paired.csv", index=False)  # jobrec minus each ablation, per candidate, with CIs
     main = main.rename(columns={"system": "ablation"})
     main["description"] = main["ablation"].map({n: d for n, (_, _, d) in runs.items()})
     return main
