@@ -32,7 +32,7 @@ def config_fingerprint(cfg:dict, target:str="two")->str:
     d["target"] = target
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-_STAGE2_ONLY = ("stage2_steps", "stage2_init", "cooperation", "cooperation_floor", "checkpoint_every")
+_STAGE2_ONLY = ("stage2_steps", "stage2_init", "stage2_adapters", "cooperation", "cooperation_floor", "checkpoint_every")
 _QUAL_ONLY = ("censoring", "ipw_clip", "qual_groups")
 
 def stage1_fingerprint(cfg:dict, data=None,
@@ -184,23 +184,28 @@ class _Loss:
     def phase_experts(self, phase:str)->tuple:
         return {"pref1": ("preference",), "qual1": ("qualification",), "coop2": EXPERTS, "hire1": ("hire",)}[phase]
 
+    def cached(self, phase:str)->bool:
+        "Whether the phase's steps read frozen cached encodings (stage 2 with `train.stage2_adapters: false`, dual mode): heads and task weights only."
+        return phase == "coop2" and self.s.mode == "dual" and not self.g("train.stage2_adapters", True)
+
     def _optimizer(self, phase):
         import torch
         es = self.phase_experts(phase); tr = self.s.trainable(None if phase == "coop2" else es[0])
-        lora = [v for k, v in tr.items() if k.startswith("lora.")]
+        lora = [] if self.cached(phase) else [v for k, v in tr.items() if k.startswith("lora.")]
         rest = [v for k, v in tr.items() if not k.startswith("lora.") and (phase == "coop2" or k != "task_logits")]
         self.params = lora + rest
         return torch.optim.AdamW([{"params": lora, "lr": float(self.g("train.lr", 5e-5))},
                                   {"params": rest, "lr": float(self.g("train.head_lr", 1e-3))}],
                                  weight_decay=float(self.g("train.weight_decay", 0.01)))
 
-    def _group_loss(self, expert, side, a, b, group_weight=None, neg_weight=None):
+    def _group_loss(self, expert, side, a, b, group_weight=None, neg_weight=None, cached:bool=False):
         import torch
         ci, ji = self.pairs(side, a, b); valid = b >= 0
         neg = np.zeros(b.shape, bool); neg[:, 1:] = True
         bank = self.bank.get(_bank_key(expert, side)) if self.bank is not None else None
-        logits = self.s.pair_logits(expert, self.ctx, ci[valid], ji[valid], grad=True, bank=bank,
-                                    bank_side=("j" if side == "c" else "c"), bank_rows=neg[valid]).float()
+        if cached: logits = self.s.cached_logits(expert, self.ctx, ci[valid], ji[valid]).float()
+        else: logits = self.s.pair_logits(expert, self.ctx, ci[valid], ji[valid], grad=True, bank=bank,
+                                          bank_side=("j" if side == "c" else "c"), bank_rows=neg[valid]).float()
         z = _scatter(logits, valid)
         return info_nce(z, float(self.g("train.temperature", 1.0)), group_weight, neg_weight, torch.from_numpy(valid),
                         float(self.g("train.bce_weight", 0.0)))
@@ -224,10 +229,16 @@ class _Loss:
 # %% ../nbs/05b_training.ipynb #n7f5933
 class _HeadSteps:
     "Stage-1 head steps on frozen, cached encodings."
+    def head_budget(self, phase:str)->int:
+        "Head steps of a phase: `train.head_steps` per expert; the conflated expert gets both experts' and the cached stage-2 steps (equal compute)."
+        n = int(self.g("train.head_steps", 0))
+        if phase != "hire1": return n
+        return 2*n + (0 if self.g("train.stage2_adapters", True) else int(self.g("train.stage2_steps", 20)))
+
     def head_steps(self, phase:str, pools:dict):
         "Train the phase's expert head alone on cached encodings; keep its best state on validation (dual mode; nothing otherwise)."
         import torch
-        n, G = int(self.g("train.head_steps", 0)), int(self.g("train.head_batch_groups", 32))
+        n, G = self.head_budget(phase), int(self.g("train.head_batch_groups", 32))
         if n <= 0 or self.s.mode != "dual": return
         (e, pool), = pools.items(); s = self.s
         params = [v for k, v in s.trainable(e).items() if k.startswith("head.")]
@@ -439,19 +450,20 @@ class _Steps:
     def _step(self, phase, pi, step, pools, opt)->dict:
         "One optimiser step; its record."
         import torch
-        s = self.s; R = int(self.g("train.negative_bank_refresh", 10))
+        s = self.s; R = int(self.g("train.negative_bank_refresh", 10)); cached = self.cached(phase)
         torch.manual_seed(hash((self.seed, pi, step)) % 2**31)
-        if R > 0 and step % R == 0: self.refresh_bank(phase, pools)
+        if R > 0 and step % R == 0 and not cached: self.refresh_bank(phase, pools)
         # with a bank the backbone runs without dropout, so banked and live encodings come from the same function
         # (otherwise the head could tell positives, encoded with dropout, from banked negatives)
-        s.backbone.model.train(self.bank is None); s.heads.train()
+        s.backbone.model.train(self.bank is None and not cached); s.heads.train()
         if phase == "coop2":
-            side, a, b, idx = self.batch("pref1", pools["preference"], 10_000 + step)
+            G = int(self.g("train.head_batch_groups", 32)) if cached else None
+            side, a, b, idx = self.batch("pref1", pools["preference"], 10_000 + step, G)
             nw = torch.from_numpy(self.coop[idx]) if self.coop is not None else None
-            lp = self._group_loss("preference", side, a, b, None, nw)
-            side, a, b, idx = self.batch("qual1", pools["qualification"], 10_000 + step)
+            lp = self._group_loss("preference", side, a, b, None, nw, cached)
+            side, a, b, idx = self.batch("qual1", pools["qualification"], 10_000 + step, G)
             gw = torch.from_numpy(self.ipw[idx]) if self.ipw is not None else None
-            lq = self._group_loss("qualification", side, a, b, gw)
+            lq = self._group_loss("qualification", side, a, b, gw, cached=cached)
             w = torch.softmax(s.task_logits, 0); loss = w[0]*lp + w[1]*lq
         else:
             expert = self.phase_experts(phase)[0]
@@ -467,7 +479,7 @@ class _Steps:
 
     def _validate(self, phase, n, rec, best)->dict:
         "Evaluate the phase's experts on validation, record it in `rec`, update the best state."
-        per = self.evaluate_each(self.phase_experts(phase))
+        per = self.evaluate_each(self.phase_experts(phase), keep_cache=self.cached(phase))
         sc = float(np.mean(list(per.values()))) if per else 0.0; rec["val_mrr"] = sc; rec["val_mrr_per_expert"] = per
         log.info(f"{phase} step {rec['step']}/{n}: loss {rec['loss']:.4f}, validation MRR {sc:.4f}")
         return self._select(best, per, rec["step"])
@@ -483,7 +495,7 @@ class Trainer(_Groups, _Selection, _Loss, _HeadSteps, _Weights, _Checkpoints, _R
         g = lambda k, d=None: cfg_get(cfg, k, d)
         self.g = g; self.seed = int(g("seed", 0)); self.target = target; self.max_steps = max_steps; self.progress = progress
         s1, s2 = int(g("train.stage1_steps", 40)), int(g("train.stage2_steps", 20))
-        if target == "hire": self.plan = [("hire1", 2*s1 + s2)]
+        if target == "hire": self.plan = [("hire1", 2*s1 + (s2 if g("train.stage2_adapters", True) else 0))]
         else: self.plan = [("pref1", s1), ("qual1", s1)] + ([("coop2", s2)] if s2 > 0 and len(system.experts) == 2 else [])
         self.ctx = system.context(data)
         self.ckpt = self.out/"checkpoint.safetensors"
