@@ -7,16 +7,13 @@ from __future__ import annotations
 import argparse, json, sys
 from pathlib import Path
 
-from .core import load_config, ConfigError, get_logger, project_root
+from .core import load_config, ConfigError, JobrecError, UsageError, get_logger, project_root
 
 # %% auto #0
-__all__ = ['log', 'COMMANDS', 'UsageError', 'build_parser', 'main']
+__all__ = ['log', 'COMMANDS', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #c005
 log = get_logger("cli")
-
-class UsageError(Exception):
-    "Bad input on the command line or in a file named there: printed as one line, exit status 2."
 
 def _config_args(p):
     p.add_argument("--profile", default="cpu-small", help="packaged profile or a YAML path (default: cpu-small)")
@@ -29,6 +26,7 @@ def _cfg(a): return load_config(a.profile, a.config, a.overrides)
 def build_parser()->argparse.ArgumentParser:
     "The `jobrec` argument parser."
     ap = argparse.ArgumentParser(prog="jobrec", description="Constrained two-sided job recommendation.")
+    ap.add_argument("--debug", action="store_true", help="show the traceback of an error (accepted anywhere on the line)")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("config", help="print the resolved configuration"); _config_args(p)
     p = sub.add_parser("data", help="generate the synthetic dataset (the embedded default unless told otherwise)")
@@ -113,12 +111,17 @@ COMMANDS = {"config": _cmd_config, "data": _cmd_data, "train": _cmd_train, "run"
 def main(argv:list[str]|None=None # arguments (default: sys.argv[1:])
         )->int:
     "Entry point of the `jobrec` command; returns the exit status."
-    a = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    a = build_parser().parse_args([x for x in argv if x != "--debug"])
     try: COMMANDS[a.command](a)
-    except (ConfigError, UsageError, FileNotFoundError) as e:
-        print(f"jobrec {a.command}: error: {e}", file=sys.stderr); return 2
-    except ValueError as e:
-        if type(e).__name__ in ("SchemaError", "DataError"):
-            print(f"jobrec {a.command}: error: {e}", file=sys.stderr); return 2
-        raise
+    except Exception as e:
+        if debug: raise
+        # one type per kind of bad input (data, configuration, model, usage) and the file system's own: one line, exit 2
+        known = isinstance(e, (JobrecError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError))
+        msg = " ".join(str(e).split()) or type(e).__name__
+        msg = msg if len(msg) <= 400 else msg[:397] + "..."
+        if known: print(f"jobrec {a.command}: error: {msg}", file=sys.stderr); return 2
+        print(f"jobrec {a.command}: internal error: {type(e).__name__}: {msg} (--debug shows the traceback)", file=sys.stderr)
+        return 1
     return 0

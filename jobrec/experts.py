@@ -358,7 +358,8 @@ def _read_safetensors(path):
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, (f.metadata() or {})
     except Exception as e:
-        raise ValueError(f"cannot read checkpoint {path}: corrupt or not a safetensors file ({type(e).__name__}: {e})") from e
+        from jobrec.core import ModelError
+        raise ModelError(f"cannot read checkpoint {path}: corrupt or not a safetensors file ({type(e).__name__}: {e})") from e
 
 # %% ../nbs/05_experts.ipynb #c023
 PHASES = ("pref1", "qual1", "coop2")
@@ -433,6 +434,7 @@ class _Trainer:
         self.ipw = None; self.coop = None; self.bank = None
         self.history = []
         self.global_step = 0
+        self.t0, self.seconds_before = time.time(), 0.0
 
     # groups: the pools are fixed per phase (seeded), batches are drawn per step
     def _pool(self, phase):
@@ -606,17 +608,20 @@ class _Trainer:
         meta = {"format": "jobrec-experts-ckpt-1", "fingerprint": self.fp, "phase": str(phase_i), "step": str(step),
                 "global_step": str(self.global_step), "best_score": json.dumps(best["score"]), "best_step": json.dumps(best["step"]),
                 "history": json.dumps(self.history), "optimizer": json.dumps(od), "calibration": json.dumps(self.s.calibration),
-                "feat_stats": json.dumps([self.s.feat_mean.tolist(), self.s.feat_std.tolist()]), "done": str(done)}
+                "feat_stats": json.dumps([self.s.feat_mean.tolist(), self.s.feat_std.tolist()]), "done": str(done),
+                "train_seconds": f"{self.seconds_before + time.time() - self.t0:.3f}"}
         with atomic_path(self.ckpt) as tmp: save_file(t, str(tmp), metadata=meta)
         write_json({k: (json.loads(v) if k in ("history", "best_score", "calibration") else v) for k, v in meta.items() if k not in ("optimizer", "feat_stats")},
                    self.out/"checkpoint.json")
 
     def _load_ckpt(self):
+        from jobrec.core import ModelError
         t, meta = _read_safetensors(self.ckpt)
-        if meta.get("format") != "jobrec-experts-ckpt-1": raise ValueError(f"{self.ckpt} is not a jobrec experts checkpoint")
+        if meta.get("format") != "jobrec-experts-ckpt-1": raise ModelError(f"{self.ckpt} is not a jobrec experts checkpoint")
         if meta.get("fingerprint") != self.fp:
-            raise ValueError(f"checkpoint {self.ckpt} was written with a different configuration (fingerprint {meta.get('fingerprint')} != {self.fp}); "
-                             "use another out_dir or resume=False")
+            raise ModelError(f"checkpoint {self.ckpt} was written with a different configuration (fingerprint {meta.get('fingerprint')} != {self.fp}); "
+                             "train into another folder, or start again: --no-resume (jobrec train), resume=False (train_experts)")
+        self.seconds_before = float(meta.get("train_seconds", 0.0))  # the interrupted processes' training time
         return t, meta
 
     def run(self, resume=True):
@@ -799,7 +804,7 @@ def train_experts(data, # a JobRecData (train/val/test split per candidate)
         log.info(f"stopped after {tr.global_step} steps (max_steps); resume to finish"); return s
     cal, z = tr._fit_q_calibration()
     s.calibration["qualification"] = cal
-    s.report = _report(s, data, tr.history, z, time.time() - t0)
+    s.report = _report(s, data, tr.history, z, tr.seconds_before + time.time() - t0)  # every process's training time
     s.save(out/"system")
     tr._save_ckpt(len(tr.plan), 0, None, {"score": None, "step": -1, "state": None}, done=True)
     log.info(f"trained {'+'.join(experts)} in {time.time()-t0:.1f}s; saved to {out/'system'}")

@@ -102,7 +102,8 @@ def parse_list(value:str|Sequence|None, # a Python-list string, a JSON list, a l
     return tuple(out)
 
 # %% ../nbs/01_schema.ipynb #c008b
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)  # ASCII digits only: float() also reads '１２'
+
 
 def parse_number(value, column:str, lo:float|None=None, hi:float|None=None, integer:bool=False)->float:
     "A finite number in [lo, hi] from a number or a plain decimal string (no underscores, no inf/nan); never a silent NaN."
