@@ -111,17 +111,15 @@ COMMANDS = {"config": _cmd_config, "data": _cmd_data, "train": _cmd_train, "run"
 def main(argv:list[str]|None=None # arguments (default: sys.argv[1:])
         )->int:
     "Entry point of the `jobrec` command; returns the exit status."
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    argv = list(sys.argv[1:] if argv is None else argv); debug = "--debug" in argv
     a = build_parser().parse_args([x for x in argv if x != "--debug"])
     try: COMMANDS[a.command](a)
     except Exception as e:
         if debug: raise
         # one type per kind of bad input (data, configuration, model, usage) and the file system's own: one line, exit 2
         known = isinstance(e, (JobrecError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError))
-        msg = " ".join(str(e).split()) or type(e).__name__
-        msg = msg if len(msg) <= 400 else msg[:397] + "..."
-        if known: print(f"jobrec {a.command}: error: {msg}", file=sys.stderr); return 2
-        print(f"jobrec {a.command}: internal error: {type(e).__name__}: {msg} (--debug shows the traceback)", file=sys.stderr)
-        return 1
+        msg = " ".join(str(e).split())[:400] or type(e).__name__
+        print(f"jobrec {a.command}: error: {msg}" if known else
+              f"jobrec {a.command}: internal error: {type(e).__name__}: {msg} (--debug shows the traceback)", file=sys.stderr)
+        return 2 if known else 1
     return 0

@@ -128,7 +128,7 @@ def load_dataset(folder:str|Path # a folder written by `save_dataset`
     return JobRecData(cands, jobs, sp.split.to_numpy(dtype=object).astype(str), m["pref"], m["qual"], m["applied"], m["hired"],
                       m.get("utility"), {k[2:]: v for k, v in m.items() if k.startswith("x_")}, json.loads((f/"meta.json").read_text()))
 
-# %% ../nbs/02_data.ipynb #c009
+# %% ../nbs/02_data.ipynb #c008b
 import csv
 from .core import show_value
 
@@ -156,6 +156,7 @@ def read_csv_strict(path:str|Path, # a CSV (or TSV) file with a header row
     finally: csv.field_size_limit(old)
     return pd.DataFrame(rows, columns=header, dtype=str)
 
+# %% ../nbs/02_data.ipynb #c009
 def _read_table(path, required, name):
     path = Path(path)
     if not path.exists(): raise DataError(f"file not found", file=path)
