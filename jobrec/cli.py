@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, json, shutil, sys, tempfile
 from pathlib import Path
 
-from .core import load_config, ConfigError, UsageError, get_logger, project_root, pin_cpu_kernels
+from .core import load_config, ConfigError, JobrecError, UsageError, get_logger, project_root, pin_cpu_kernels
 
 # %% auto #0
 __all__ = ['log', 'COMMANDS', 'build_parser', 'main']
@@ -29,6 +29,7 @@ def _cfg(a):
 def build_parser()->argparse.ArgumentParser:
     "The `jobrec` argument parser."
     ap = argparse.ArgumentParser(prog="jobrec", description="Constrained two-sided job recommendation.")
+    ap.add_argument("--debug", action="store_true", help="show the traceback of an error (accepted anywhere on the line)")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("config", help="print the resolved configuration"); _config_args(p)
     p = sub.add_parser("data", help="generate the synthetic dataset (the embedded default unless told otherwise)")
@@ -191,12 +192,15 @@ COMMANDS = {"config": _cmd_config, "data": _cmd_data, "vocabulary": _cmd_vocabul
 def main(argv:list[str]|None=None # arguments (default: sys.argv[1:])
         )->int:
     "Entry point of the `jobrec` command; returns the exit status."
-    a = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv); debug = "--debug" in argv
+    a = build_parser().parse_args([x for x in argv if x != "--debug"])
     try: rc = COMMANDS[a.command](a)
-    except (ConfigError, UsageError, FileNotFoundError) as e:
-        print(f"jobrec {a.command}: error: {e}", file=sys.stderr); return 2
-    except ValueError as e:
-        if type(e).__name__ in ("SchemaError", "DataError"):
-            print(f"jobrec {a.command}: error: {e}", file=sys.stderr); return 2
-        raise
+    except Exception as e:
+        if debug: raise
+        # one type per kind of bad input (data, configuration, model, usage) and the file system's own: one line, exit 2
+        known = isinstance(e, (JobrecError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError))
+        msg = " ".join(str(e).split())[:400] or type(e).__name__
+        print(f"jobrec {a.command}: error: {msg}" if known else
+              f"jobrec {a.command}: internal error: {type(e).__name__}: {msg} (--debug shows the traceback)", file=sys.stderr)
+        return 2 if known else 1
     return rc or 0

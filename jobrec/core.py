@@ -12,10 +12,11 @@ import numpy as np
 import yaml
 
 # %% auto #0
-__all__ = ['PACKAGE_DIR', 'CONF_DIR', 'EXTRAS', 'CPU_KERNELS', 'project_root', 'seed_everything', 'get_logger', 'optional_import',
-           'has_module', 'cpu_has_bf16', 'pick_device', 'autocast_dtype', 'autocast', 'cpu_info', 'pin_cpu_kernels',
-           'numerics', 'ConfigError', 'Config', 'merge_config', 'list_profiles', 'parse_override', 'load_config',
-           'save_config', 'atomic_path', 'write_json', 'UsageError']
+__all__ = ['PACKAGE_DIR', 'CONF_DIR', 'EXTRAS', 'CPU_KERNELS', 'CONSTRAINTS', 'project_root', 'seed_everything', 'get_logger',
+           'optional_import', 'has_module', 'cpu_has_bf16', 'pick_device', 'autocast_dtype', 'autocast', 'cpu_info',
+           'pin_cpu_kernels', 'numerics', 'JobrecError', 'ConfigError', 'ModelError', 'UsageError', 'show_value',
+           'allowed_text', 'check_allowed', 'Config', 'merge_config', 'list_profiles', 'parse_override', 'load_config',
+           'save_config', 'atomic_path', 'write_json']
 
 # %% ../nbs/00_core.ipynb #c005
 PACKAGE_DIR = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd().parent/"jobrec"
@@ -147,10 +148,81 @@ def numerics(cfg:dict # a resolved config (device, precision, cpu_kernels)
             "device": dev, "cpu_kernels": cfg.get("cpu_kernels", "auto"), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "torch_threads": torch.get_num_threads(), "cpu": cpu_info()}
 
-# %% ../nbs/00_core.ipynb #c020
-class ConfigError(ValueError):
+# %% ../nbs/00_core.ipynb #c019b
+import math, reprlib
+
+class JobrecError(ValueError):
+    "Bad input a user can fix (a record, a file, a setting, a saved model, an argument); the CLI prints it as one line, exit 2."
+
+class ConfigError(JobrecError):
     "A configuration key or value that jobrec does not accept."
 
+class ModelError(JobrecError):
+    "A saved model or training checkpoint that cannot be used: corrupt, truncated, or written with another configuration."
+
+class UsageError(JobrecError):
+    "A bad argument to a jobrec function or command (a `k` that is not a whole number, an `--out` that is a folder)."
+
+def show_value(value, # any value, however large or deep
+               width:int=80 # the most characters shown
+              )->str:
+    "The repr of `value` for an error message, cut to `width` characters (depth and length bounded as it is built)."
+    r = reprlib.Repr(); r.maxstring = r.maxother = r.maxlong = width; r.maxlevel = 3
+    try: s = r.repr(value)
+    except (ValueError, RecursionError): s = f"<{type(value).__name__}>"  # e.g. an int past Python's digit limit
+    return s if len(s) <= width else s[:width - 3] + "..."
+
+# %% ../nbs/00_core.ipynb #c019e
+_RULE_KEYS = {"min", "max", "above", "choices", "registry", "prefix", "each", "nullable"}
+
+def _flatten_rules(d:dict, prefix:str="")->dict:
+    out = {}
+    for k, v in d.items():
+        if set(v) <= _RULE_KEYS: out[prefix + k] = v
+        else: out.update(_flatten_rules(v, f"{prefix}{k}."))
+    return out
+
+CONSTRAINTS = _flatten_rules(yaml.safe_load((CONF_DIR/"constraints.yaml").read_text()))
+
+def _choices(rule:dict)->list:
+    if "registry" not in rule: return list(rule["choices"])
+    mod, attr = rule["registry"].rsplit(".", 1)
+    return list(getattr(importlib.import_module(mod), attr))
+
+def _word(v): return str(v).lower() if isinstance(v, bool) else str(v)
+
+def allowed_text(rule:dict # a rule of constraints.yaml
+                )->str:
+    "What a rule accepts, as it reads in an error message: 'in [0, 1]', 'one of auto, cpu, cuda', '>= 0'."
+    if "each" in rule: return f"a list whose items are each {allowed_text(rule['each'])}"
+    if "choices" in rule or "registry" in rule:
+        return "one of " + ", ".join([_word(c) for c in _choices(rule)] + ([f"{rule['prefix']}<...>"] if "prefix" in rule else []))
+    lo = f"[{rule['min']:g}" if "min" in rule else f"({rule['above']:g}" if "above" in rule else None
+    if "max" in rule: return f"in {lo or '(-inf'}, {rule['max']:g}]"
+    return f">= {rule['min']:g}" if "min" in rule else f"> {rule['above']:g}"
+
+def _violates(rule:dict, v)->bool:
+    if "each" in rule: return not isinstance(v, list) or any(_violates(rule["each"], x) for x in v)
+    if "choices" in rule or "registry" in rule:
+        p = rule.get("prefix")
+        if p and isinstance(v, str) and v.startswith(p) and v[len(p):].strip(): return False
+        return not any(v == c and isinstance(v, bool) == isinstance(c, bool) for c in _choices(rule))
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v): return True
+    return ("min" in rule and v < rule["min"]) or ("above" in rule and v <= rule["above"]) or ("max" in rule and v > rule["max"])
+
+def check_allowed(path:str, # dotted key, e.g. "fusion.tau"
+                  value, # its value (type already checked against the default)
+                  source:str="config" # the layer, for the message
+                 ):
+    "`value` when `path` accepts it (see conf/constraints.yaml), else a one-line ConfigError naming the key and what it accepts."
+    if isinstance(value, float) and not math.isfinite(value): raise ConfigError(f"{source}: {path} must be a finite number, got {value}")
+    rule = CONSTRAINTS.get(path)
+    if rule is None or (value is None and rule.get("nullable")): return value
+    if value is None or _violates(rule, value):
+        raise ConfigError(f"{source}: {path} must be {allowed_text(rule)}, got {'null' if value is None else show_value(value)}")
+    return value
+
+# %% ../nbs/00_core.ipynb #c020
 class Config(dict):
     "A resolved configuration: a nested dict with attribute access."
     def __getattr__(self, k):
@@ -165,6 +237,7 @@ class Config(dict):
     def to_dict(self)->dict: return copy.deepcopy(dict(self))
 
 def _unknown_msg(key, valid, prefix):
+    key = str(key)
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
     hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys here: {', '.join(sorted(valid))}"
     return f"unknown config key '{prefix}{key}'{hint}"
@@ -202,13 +275,16 @@ def merge_config(base:dict, # the resolved config so far (its keys are the schem
         if isinstance(base[k], dict):
             if not isinstance(v, dict): raise ConfigError(f"{source}: '{prefix}{k}' is a section, got {_typename(v)} {v!r}")
             out[k] = merge_config(base[k], v, source, f"{prefix}{k}.")
-        else: out[k] = _check_value(prefix+k, base[k], v, source)
+        else: out[k] = check_allowed(prefix+k, _check_value(prefix+k, base[k], v, source), source)
     return out
 
 def _read_yaml(path):
     path = Path(path)
-    if not path.exists(): raise ConfigError(f"config file not found: {path}")
-    with open(path) as f: d = yaml.safe_load(f)
+    if not path.is_file(): raise ConfigError(f"config file not found: {path}" if not path.exists() else f"expected a YAML file, got a folder: {path}")
+    try:
+        with open(path, encoding="utf-8") as f: d = yaml.safe_load(f)
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
+        raise ConfigError(f"{path.name} is not valid YAML ({' '.join(str(e).split())[:120]})") from None
     return d or {}
 
 def list_profiles()->list[str]:
@@ -219,7 +295,8 @@ def parse_override(text:str)->dict:
     "Turn 'train.lr=1e-4' into {'train': {'lr': 0.0001}} (the value is parsed as YAML)."
     if "=" not in text: raise ConfigError(f"override {text!r} must look like key.sub=value")
     key, val = text.split("=", 1)
-    v = yaml.safe_load(val) if val.strip() else ""
+    try: v = yaml.safe_load(val) if val.strip() else ""
+    except (yaml.YAMLError, RecursionError): raise ConfigError(f"override {show_value(text)}: the value is not valid YAML") from None
     if isinstance(v, str) and _looks_float(v): v = float(v)
     d = v
     for k in reversed(key.strip().split(".")): d = {k: d}
@@ -242,7 +319,9 @@ def load_config(profile:str|None=None, # a packaged profile name (see `list_prof
             if not p.exists():
                 close = difflib.get_close_matches(profile, list_profiles(), n=1)
                 raise ConfigError(f"unknown profile '{profile}'" + (f"; did you mean '{close[0]}'?" if close else "") + f" (profiles: {', '.join(list_profiles())})")
-        cfg = merge_config(cfg, _read_yaml(p), f"profile {p.name}")
+        layer = _read_yaml(p)
+        if not layer: raise ConfigError(f"profile {p.name} is empty; a profile sets at least one key (see {CONF_DIR/'profiles'})")
+        cfg = merge_config(cfg, layer, f"profile {p.name}")
         cfg["profile"] = profile if not Path(profile).suffix else str(p)
     if experiment is not None:
         layer = experiment if isinstance(experiment, dict) else _read_yaml(experiment)
@@ -287,7 +366,3 @@ def _json_default(o):
     if isinstance(o, np.ndarray): return o.tolist()
     if isinstance(o, Path): return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-# %% ../nbs/00_core.ipynb #c028
-class UsageError(Exception):
-    "Bad input on the command line or in a file named there: printed as one line, exit status 2."

@@ -19,7 +19,7 @@ from .schema import (ACADEMIC_LEVELS, IN_PERSON_MODES, FEATURE_NAMES, Candidate,
 
 # %% auto #0
 __all__ = ['log', 'SPLITS', 'BUILTIN_VOCAB', 'TOPICS', 'VOCABULARY_FILE', 'VOCABULARY_KEYS', 'SYNTH_DEFAULTS', 'DataError',
-           'JobRecData', 'save_npz', 'save_dataset', 'load_dataset', 'read_jobs', 'read_candidates',
+           'JobRecData', 'save_npz', 'save_dataset', 'load_dataset', 'read_csv_strict', 'read_jobs', 'read_candidates',
            'read_interactions', 'candidate_split', 'load_released', 'vocab_from_catalogue', 'derive_vocabulary',
            'load_vocabulary', 'synthetic_config', 'refine_candidates', 'refine_jobs', 'utility_terms',
            'generate_synthetic', 'preference_groups', 'qualification_groups', 'hire_groups', 'eval_matrices',
@@ -129,12 +129,39 @@ def load_dataset(folder:str|Path # a folder written by `save_dataset`
     return JobRecData(cands, jobs, sp.split.to_numpy(dtype=object).astype(str), m["pref"], m["qual"], m["applied"], m["hired"],
                       m.get("utility"), {k[2:]: v for k, v in m.items() if k.startswith("x_")}, json.loads((f/"meta.json").read_text()))
 
+# %% ../nbs/02_data.ipynb #c008b
+import csv
+from .core import show_value
+
+def read_csv_strict(path:str|Path, # a CSV (or TSV) file with a header row
+                    sep:str="," # the field separator
+                   )->pd.DataFrame: # every value a string ('' for an empty cell)
+    "A table read exactly: duplicate columns, ragged rows, bad quoting and bytes that are not UTF-8 are errors naming the line."
+    path, rd = Path(path), None
+    old = csv.field_size_limit(); csv.field_size_limit(max(old, 1 << 26))  # a long text field is data, not an error
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rd = csv.reader(f, delimiter=sep, strict=True)
+            header = next(rd, None)
+            if header is None: raise DataError("the file is empty", file=path.name)
+            dup = [c for c, n in Counter(header).items() if n > 1]
+            if dup: raise DataError(f"malformed CSV: duplicate column(s) {', '.join(show_value(c) for c in dup)} in the header", dup[0], file=path.name)
+            rows = []
+            for row in rd:
+                if not row: continue  # a blank line
+                if len(row) != len(header):
+                    raise DataError(f"malformed CSV: line {rd.line_num} has {len(row)} fields, the header has {len(header)}", file=path.name)
+                rows.append(row)
+    except csv.Error as e: raise DataError(f"malformed CSV at line {getattr(rd, 'line_num', 0)} ({e})", file=path.name) from None
+    except UnicodeDecodeError as e: raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", file=path.name) from None
+    finally: csv.field_size_limit(old)
+    return pd.DataFrame(rows, columns=header, dtype=str)
+
 # %% ../nbs/02_data.ipynb #c009
 def _read_table(path, required, name):
     path = Path(path)
     if not path.exists(): raise DataError(f"file not found", file=path)
-    try: df = pd.read_csv(path, dtype=str, keep_default_na=False, on_bad_lines="error")
-    except pd.errors.ParserError as e: raise DataError(f"malformed CSV ({str(e).strip()})", file=path.name) from None
+    df = read_csv_strict(path)
     miss = [c for c in required if c not in df.columns]
     if miss: raise DataError(f"missing column(s) {', '.join(miss)} in {name}", miss[0], file=path.name)
     return df

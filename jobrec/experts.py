@@ -392,7 +392,8 @@ def read_safetensors(path)->tuple[dict, dict]:
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, (f.metadata() or {})
     except Exception as e:
-        raise ValueError(f"cannot read checkpoint {path}: corrupt or not a safetensors file ({type(e).__name__}: {e})") from e
+        from jobrec.core import ModelError
+        raise ModelError(f"cannot read checkpoint {path}: corrupt or not a safetensors file ({type(e).__name__}: {e})") from e
 
 class _State:
     "The learned tensors, their saved form, and loading a saved system."

@@ -12,10 +12,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .core import get_logger, load_config, save_config, atomic_path, write_json, ConfigError
+from .core import (get_logger, load_config, save_config, atomic_path, write_json, ConfigError, JobrecError, ModelError,
+                         UsageError, show_value)
 from .schema import (Candidate, Job, SchemaError, candidate_from_row, job_from_row, explain_pair, pair_features,
                            candidate_text, job_text, candidate_to_row, job_to_row, USER_COLUMNS, ITEM_COLUMNS)
-from .data import DataError
+from .data import DataError, read_csv_strict
 from .fusion import FusionArrays, FusionPolicy, fusion_settings, smallest_lambda
 
 # %% auto #0
@@ -27,9 +28,12 @@ __all__ = ['log', 'read_entities', 'write_entities', 'find_system', 'init_run', 
 log = get_logger("recommend")
 _KINDS = {"candidate": (candidate_from_row, "candidates", "student_id"), "job": (job_from_row, "jobs", "job_id")}
 
+def _no_constant(name): raise ValueError(f"{name} is not a number jobrec reads")
+
 def _json_records(path, plural):
-    try: obj = json.loads(path.read_text())
-    except ValueError as e: raise DataError(f"malformed JSON ({e})", file=path.name) from None
+    try: obj = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except RecursionError: raise DataError("malformed JSON (nested too deeply)", file=path.name) from None
+    except ValueError as e: raise DataError(f"malformed JSON ({show_value(str(e), 120)[1:-1]})", file=path.name) from None
     if isinstance(obj, dict) and plural in obj: obj = obj[plural]
     if isinstance(obj, dict): obj = [obj]
     if not isinstance(obj, list) or not all(isinstance(r, dict) for r in obj):
@@ -40,25 +44,24 @@ def read_entities(path:str|Path, # a CSV or JSON file in the released column for
                   kind:str="candidate" # "candidate" (Final_users.csv columns) | "job" (Final_items.csv columns)
                  )->list:
     "Validated candidates or jobs from a file; errors name the file, row and field."
-    if kind not in _KINDS: raise ValueError(f"kind must be 'candidate' or 'job', got {kind!r}")
+    if kind not in _KINDS: raise UsageError(f"kind must be 'candidate' or 'job', got {show_value(kind)}")
     build, plural, id_col = _KINDS[kind]
     path = Path(path)
-    if not path.exists(): raise DataError("file not found", file=path)
-    if path.is_dir(): raise DataError(f"expected a CSV or JSON file of {plural}, got a folder", file=path)
+    try: exists, folder = path.exists(), path.is_dir()
+    except (OSError, ValueError): raise DataError("not a usable file name", file=show_value(str(path))) from None
+    if not exists: raise DataError("file not found", file=path)
+    if folder: raise DataError(f"expected a CSV or JSON file of {plural}, got a folder", file=path)
     if path.stat().st_size == 0 or not path.read_bytes().strip(): raise DataError(f"the file is empty; expected {plural}", file=path.name)
     ext = path.suffix.lower()
     if ext == ".json": rows = _json_records(path, plural)
-    elif ext in (".csv", ".tsv", ".txt"):
-        try: rows = pd.read_csv(path, dtype=str, keep_default_na=False, sep="\t" if ext == ".tsv" else ",").to_dict("records")
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-            raise DataError(f"malformed CSV ({str(e).strip()})", file=path.name) from None
+    elif ext in (".csv", ".tsv", ".txt"): rows = read_csv_strict(path, "\t" if ext == ".tsv" else ",").to_dict("records")
     else: raise DataError(f"unsupported file type {ext or '(none)'}; use .csv or .json", file=path.name)
     if not rows: raise DataError(f"no {plural} in the file (a header without rows?)", file=path.name)
     out, seen = [], {}
     for i, row in enumerate(rows):
         r = build(row, i, path.name)
         rid = r.candidate_id if kind == "candidate" else r.job_id
-        if rid in seen: raise SchemaError(f"duplicate id {rid!r} (first at row {seen[rid]})", id_col, i, path.name)
+        if rid in seen: raise SchemaError(f"duplicate id {show_value(rid)} (first at row {seen[rid]})", id_col, i, path.name)
         seen[rid] = i; out.append(r)
     return out
 
@@ -187,6 +190,30 @@ def build_index(vectors:np.ndarray, # float32 [N, d]
     ix.add(x)
     return ix
 
+# %% ../nbs/10_recommend.ipynb #c019b
+def _whole(v)->bool: return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+def _check_call(k, tau=None, shortlist=None, **flags):
+    "The API's arguments, checked before any work: a UsageError that names the argument and what it accepts."
+    if not _whole(k) or k < 1: raise UsageError(f"k must be a whole number >= 1, got {type(k).__name__} {show_value(k)}")
+    if tau is not None and (isinstance(tau, (bool, np.bool_)) or not isinstance(tau, (int, float, np.number)) or not 0 <= tau <= 1):
+        raise UsageError(f"tau must be None or a number in [0, 1], got {type(tau).__name__} {show_value(tau)}")
+    if shortlist is not None and (not _whole(shortlist) or shortlist < 1):
+        raise UsageError(f"shortlist must be None or a whole number >= 1, got {type(shortlist).__name__} {show_value(shortlist)}")
+    for name, v in flags.items():
+        if not isinstance(v, (bool, np.bool_)): raise UsageError(f"{name} must be True or False, got {type(v).__name__} {show_value(v)}")
+
+def _records(value, cls, kind:str)->list:
+    "Candidates or jobs given as one record, a list of records or a file."
+    if isinstance(value, (str, Path)): return read_entities(value, kind)
+    if isinstance(value, cls): return [value]
+    items = list(value) if isinstance(value, (list, tuple)) else None
+    if items is None or not all(isinstance(x, cls) for x in items):
+        bad = value if items is None else next(x for x in items if not isinstance(x, cls))
+        raise UsageError(f"{kind}s must be a {cls.__name__}, a list of {cls.__name__} records or a CSV/JSON file, got {type(bad).__name__} {show_value(bad)}")
+    if not items: raise DataError(f"no {kind}s given")
+    return items
+
 # %% ../nbs/10_recommend.ipynb #c020
 def _summary(ex:dict)->str:
     "One line of an explanation: requirements missed with margins, skills missing, interest and logistics."
@@ -225,7 +252,11 @@ class Recommender:
         "Load the trained experts of a run folder."
         from jobrec.experts import ExpertSystem
         sysdir = find_system(run_dir)
-        return cls(ExpertSystem.load(sysdir), sysdir, retrieval, fusion)
+        try: system = ExpertSystem.load(sysdir)
+        except (JobrecError, FileNotFoundError): raise
+        except (ValueError, KeyError, TypeError, RuntimeError, OSError) as e:  # a damaged meta.json, config.json or tensor file
+            raise ModelError(f"cannot load the model in {sysdir} ({type(e).__name__}: {show_value(str(e), 160)[1:-1]})") from e
+        return cls(system, sysdir, retrieval, fusion)
 
     # --- keys and cache ----------------------------------------------------------------------
     @property
@@ -277,8 +308,8 @@ class Recommender:
             src = str(jobs); digest = file_digest(jobs) if Path(jobs).exists() else None
             jobs = list(records) if records is not None else read_entities(jobs, "job"); digest = digest or jobs_digest(jobs)
         else:
-            jobs = list(jobs)
-            if not jobs: raise DataError("the job catalogue is empty")
+            if isinstance(jobs, (list, tuple)) and not jobs: raise DataError("the job catalogue is empty")
+            jobs = _records(jobs, Job, "job")
             digest = jobs_digest(jobs)
         key = hashlib.sha256(f"{digest}|{self.model_key}|{self.system.mode}".encode()).hexdigest()[:24]
         folder = self.cache_dir()/key if (cache and self.cache_dir() is not None) else None
@@ -407,11 +438,8 @@ class Recommender:
                   explain:bool=True # add the per-layer explanations
                  )->list[pd.DataFrame]:
         "One result table per candidate: rank, job, preference, calibrated p_Q, fused score, explanation."
-        if k < 1: raise ValueError(f"k must be >= 1, got {k}")
-        if tau is not None and not 0.0 <= float(tau) <= 1.0: raise ValueError(f"tau must lie in [0, 1], got {tau}")
-        if isinstance(candidates, (str, Path)): candidates = read_entities(candidates, "candidate")
-        cands = [candidates] if isinstance(candidates, Candidate) else list(candidates)
-        if not cands: raise DataError("no candidates given")
+        _check_call(k, tau, shortlist, hard=hard, explain=explain)
+        cands = _records(candidates, Candidate, "candidate")
         cat = self.catalogue(jobs)
         out = []
         for c in cands:
@@ -443,13 +471,13 @@ class Recommender:
                         explain:bool=True # add the per-layer explanations
                        )->pd.DataFrame:
         "Employer side: candidates ranked by the qualification expert for one job."
-        if k < 1: raise ValueError(f"k must be >= 1, got {k}")
+        _check_call(k, explain=explain)
         if isinstance(job, (str, Path)):
             js = read_entities(job, "job")
             if len(js) != 1: raise DataError(f"expected exactly one job, found {len(js)}", file=Path(job).name)
             job = js[0]
-        cands = read_entities(candidates, "candidate") if isinstance(candidates, (str, Path)) else list(candidates)
-        if not cands: raise DataError("no candidates given")
+        if not isinstance(job, Job): raise UsageError(f"job must be a Job or a file holding one, got {type(job).__name__} {show_value(job)}")
+        cands = _records(candidates, Candidate, "candidate")
         t0 = time.perf_counter(); ep, eq = self.experts
         if self.system.mode == "cross":
             sc = {k_: v[:, 0] for k_, v in self.system.score_pairs(cands, [job]).items()}

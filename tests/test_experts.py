@@ -173,3 +173,9 @@ def test_cpu_small_budget_and_quality(tmp_path):
     assert el < 360
     assert ev["preference_expert"]["preference"]["ndcg@10"] > ev["random"]["preference"]["ndcg@10"] + 0.1
     assert ev["qualification_expert"]["qualification"]["auc"] > ev["random"]["qualification"]["auc"] + 0.1
+
+def test_train_seconds_count_every_process(data, tmp_path):
+    train_experts(data, tiny_cfg(), tmp_path/"r", progress=False, max_steps=3)
+    first = float(json.loads((tmp_path/"r"/"checkpoint.json").read_text())["train_seconds"])
+    t0 = time.time(); s = train_experts(data, tiny_cfg(), tmp_path/"r", progress=False); second = time.time() - t0
+    assert first > 0.2 and first + second - 0.2 <= s.report["train_seconds"] <= first + second + 0.2
