@@ -17,7 +17,7 @@ from .schema import (Candidate, Job, candidate_text, job_text, pair_text, flat_p
 
 # %% auto #0
 __all__ = ['SLOTS', 'log', 'EXPERTS', 'split_phrases', 'segment_phrases', 'PhraseLayout', 'TextCache', 'make_head', 'info_nce',
-           'late_interaction_class', 'pair_head', 'split_mask', 'feature_stats', 'cfg_get', 'Context',
+           'late_interaction_class', 'pair_head', 'split_mask', 'feature_stats', 'to_host', 'cfg_get', 'Context',
            'read_safetensors', 'ExpertSystem']
 
 # %% ../nbs/05_experts.ipynb #ndc9bd4
@@ -224,6 +224,11 @@ def feature_stats(data)->tuple[np.ndarray, np.ndarray]:
     f = f.reshape(-1, f.shape[-1])
     return f.mean(0).astype(np.float32), np.maximum(f.std(0), 1e-3).astype(np.float32)
 
+def to_host(t)->np.ndarray:
+    "A tensor's values as a float32 numpy array on the host: the one place results leave the model's device."
+    if t.device.type == "meta": return np.zeros(tuple(t.shape), np.float32)  # the tests' device guard: shapes, no values
+    return t.detach().float().cpu().numpy()
+
 def cfg_get(cfg:dict, # a nested config
             dotted:str, # a key such as "train.lr"
             default=None):
@@ -243,7 +248,7 @@ class Context:
         self.texts = {e: TextCache(self.candidates, self.jobs, system.views[e], system.prompt, system.include_ids) for e in system.experts}
         if system.use_features:
             f = pair_features(self.candidates, self.jobs)
-            self.feats = torch.from_numpy((f - system.feat_mean)/system.feat_std).float()
+            self.feats = torch.from_numpy((f - system.feat_mean)/system.feat_std).float().to(system.device)
         else: self.feats = None
         self.frozen = {}
     def features(self, ci, ji):
@@ -263,9 +268,9 @@ class _Encoding:
         if self.encoding != "phrases" or self.mode != "dual": return self.encode(list(items), expert, grad)
         flat = [p for ps in items for p in ps]
         uniq = sorted({p for p in flat if p}); pos = {p: i + 1 for i, p in enumerate(uniq)}
-        E = self.encode(uniq, expert, grad, self.phrase_max_length) if uniq else torch.zeros(0, self.backbone.hidden_size)
+        E = self.encode(uniq, expert, grad, self.phrase_max_length) if uniq else torch.zeros(0, self.backbone.hidden_size, device=self.device)
         E = torch.cat([torch.zeros(1, E.shape[1], dtype=E.dtype, device=E.device), E])
-        return E[torch.as_tensor([pos.get(p, 0) for p in flat], dtype=torch.long)].reshape(len(items), -1)
+        return E[torch.as_tensor([pos.get(p, 0) for p in flat], dtype=torch.long, device=E.device)].reshape(len(items), -1)
 
     def entity_texts(self, entities:Sequence, expert:str)->list:
         "What `encode_entities` reads for candidates or jobs (one kind) under `expert`'s view and prompt: texts (pooled), phrase slots (phrases)."
@@ -350,8 +355,8 @@ class _Scoring:
             for s in range(0, len(ci), step):
                 a, b = ci[s:s+step], ji[s:s+step]
                 if self.mode == "dual":
-                    with torch.inference_mode(): out.append(self.cached_logits(expert, ctx, a, b).float().numpy())
-                else: out.append(self.pair_logits(expert, ctx, a, b).float().numpy())
+                    with torch.inference_mode(): out.append(to_host(self.cached_logits(expert, ctx, a, b)))
+                else: out.append(to_host(self.pair_logits(expert, ctx, a, b)))
             return np.concatenate(out) if out else np.zeros(0, np.float32)
         finally:
             self.backbone.model.train(was); self.heads.train(hw)
@@ -429,7 +434,7 @@ class _State:
     def task_weights(self)->np.ndarray:
         "The stage-2 task weights (w_P, w_Q), a softmax of the task logits."
         import torch
-        return torch.softmax(self.task_logits.detach(), 0).numpy()
+        return to_host(torch.softmax(self.task_logits.detach(), 0))
 
     def meta(self)->dict:
         return {"experts": list(self.experts), "mode": self.mode, "shared_adapter": self.shared, "views": {k: list(v) for k, v in self.views.items()},
@@ -467,6 +472,7 @@ class ExpertSystem(_Encoding, _Scoring, _State):
         self.adapters = {e: _adapter_of(e, self.shared) for e in self.experts}
         self.backbone = backbone or load_backbone(self.cfg, adapters=tuple(dict.fromkeys(self.adapters.values())))
         H, F = self.backbone.hidden_size, len(FEATURE_NAMES) if self.use_features else 0
+        self.device = getattr(self.backbone, "device", "cpu")
         kind = "cross" if self.mode == "cross" else self.encoding
         seed = int(g("seed", 0))
         self.heads = torch.nn.ModuleDict({e: pair_head(kind, H, F, g("expert.head_hidden", [512, 256]), float(g("expert.head_dropout", 0.1)),
@@ -474,7 +480,9 @@ class ExpertSystem(_Encoding, _Scoring, _State):
                                                        int(g("expert.channels", 4)), int(g("expert.channel_dim", 64)))
                                           for i, e in enumerate(self.experts)})
         self.in_dim = self.heads[self.experts[0]].in_dim
-        self.task_logits = torch.nn.Parameter(torch.zeros(2))
+        # one device rule: heads, task weights, features and banks live where the backbone computes; results leave through to_host
+        self.heads.to(self.device)
+        self.task_logits = torch.nn.Parameter(torch.zeros(2, device=self.device))
         fm, fs = feat_stats if feat_stats is not None else (np.zeros(F, np.float32), np.ones(F, np.float32))
         self.feat_mean, self.feat_std = np.asarray(fm, np.float32), np.asarray(fs, np.float32)
         self.calibration = {}; self.report = {}

@@ -17,6 +17,7 @@ from .core import (get_logger, load_config, save_config, atomic_path, write_json
 from .schema import (Candidate, Job, SchemaError, candidate_from_row, job_from_row, explain_pair, pair_features,
                            candidate_text, job_text, candidate_to_row, job_to_row, USER_COLUMNS, ITEM_COLUMNS)
 from .data import DataError, read_csv_strict
+from .experts import to_host
 from .fusion import FusionArrays, FusionPolicy, fusion_settings, smallest_lambda
 
 # %% auto #0
@@ -115,7 +116,7 @@ def encode_entities(system, # an ExpertSystem
     if len(texts) <= 8 or system.backbone.hidden_size < 256: torch.set_num_threads(1)
     try: E = system.encode_entities(texts, expert, grad=False)
     finally: torch.set_num_threads(n_threads)
-    return E.float().numpy().astype(np.float32, copy=False)
+    return to_host(E)
 
 def standard_features(system, cands, jobs)->np.ndarray:
     "The schema's pair features [C, J, F], standardised as in training."
@@ -136,12 +137,12 @@ def head_scores(system, # an ExpertSystem in dual mode
     system.heads.eval(); out = []
     with torch.inference_mode():
         for s in range(0, n, chunk):
-            u = torch.from_numpy(np.ascontiguousarray(U[s:s+chunk] if len(U) > 1 else U)).float()
-            v = torch.from_numpy(np.ascontiguousarray(V[s:s+chunk] if len(V) > 1 else V)).float()
+            u = torch.from_numpy(np.ascontiguousarray(U[s:s+chunk] if len(U) > 1 else U)).float().to(system.device)
+            v = torch.from_numpy(np.ascontiguousarray(V[s:s+chunk] if len(V) > 1 else V)).float().to(system.device)
             m = max(len(u), len(v)); u, v = u.expand(m, -1), v.expand(m, -1)
             # the system's own pair input, so the layout matches training exactly
-            f = None if features is None or not system.use_features else torch.from_numpy(np.ascontiguousarray(features[s:s+m]))
-            out.append(system.score_encoded(expert, u, v, f).float().numpy())
+            f = None if features is None or not system.use_features else torch.from_numpy(np.ascontiguousarray(features[s:s+m])).to(system.device)
+            out.append(to_host(system.score_encoded(expert, u, v, f)))
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 # %% ../nbs/10_recommend.ipynb #c018
@@ -351,12 +352,12 @@ class Recommender:
         heads = self.system.heads; heads.eval()
         F = len(self.system.feat_mean) if self.system.use_features else 0
         with torch.enable_grad():
-            v = torch.from_numpy(vbar[None].astype(np.float32)).requires_grad_(True)
-            ut = torch.from_numpy(u[None].astype(np.float32))
-            f = torch.zeros(1, F) if F else None  # standardised features: 0 is the training mean
+            v = torch.from_numpy(vbar[None].astype(np.float32)).to(self.system.device).requires_grad_(True)
+            ut = torch.from_numpy(u[None].astype(np.float32)).to(self.system.device)
+            f = torch.zeros(1, F, device=self.system.device) if F else None  # standardised features: 0 is the training mean
             out = self.system.score_encoded(expert, ut, v, f).sum()
             g, = torch.autograd.grad(out, v)
-        return g[0].numpy()
+        return to_host(g[0])
 
     def query_vector(self, U:dict, # expert -> [H] candidate encoding
                      cat:Catalogue)->np.ndarray:

@@ -176,8 +176,8 @@ def _bank_key(expert, side):
 
 def _scatter(values, valid):
     import torch
-    z = torch.zeros(valid.shape, dtype=values.dtype)
-    return z.masked_scatter(torch.from_numpy(valid), values)
+    z = torch.zeros(valid.shape, dtype=values.dtype, device=values.device)
+    return z.masked_scatter(torch.from_numpy(valid).to(values.device), values)
 
 class _Loss:
     "One phase's parameters and optimiser, the group loss, the negative bank."
@@ -206,8 +206,8 @@ class _Loss:
         if cached: logits = self.s.cached_logits(expert, self.ctx, ci[valid], ji[valid]).float()
         else: logits = self.s.pair_logits(expert, self.ctx, ci[valid], ji[valid], grad=True, bank=bank,
                                           bank_side=("j" if side == "c" else "c"), bank_rows=neg[valid]).float()
-        z = _scatter(logits, valid)
-        return info_nce(z, float(self.g("train.temperature", 1.0)), group_weight, neg_weight, torch.from_numpy(valid),
+        z = _scatter(logits, valid); dev = lambda x: None if x is None else x.to(z.device)
+        return info_nce(z, float(self.g("train.temperature", 1.0)), dev(group_weight), dev(neg_weight), torch.from_numpy(valid).to(z.device),
                         float(self.g("train.bce_weight", 0.0)))
 
     def refresh_bank(self, phase:str, pools:dict):
@@ -222,7 +222,7 @@ class _Loss:
                 other = "j" if side == "c" else "c"; items = self.s.side_items(self.ctx, e, other)
                 need = np.unique(b[:, 1:][b[:, 1:] >= 0])
                 E = self.s.encode_entities([items[i] for i in need.tolist()], e, False)
-                bank = torch.zeros(len(items), E.shape[1]); bank[torch.as_tensor(need, dtype=torch.long)] = E
+                bank = torch.zeros(len(items), E.shape[1], device=E.device); bank[torch.as_tensor(need, dtype=torch.long, device=E.device)] = E
                 self.bank[_bank_key(e, side)] = bank
         self.s.backbone.model.train(was)
 
@@ -248,10 +248,10 @@ class _HeadSteps:
         for step in range(n):
             torch.manual_seed(hash((self.seed, PHASES.index(phase) if phase in PHASES else 9, 50_000 + step)) % 2**31); s.heads.train()
             side, a, b, idx = self.batch(phase, pool, 50_000 + step, G)
-            gw = torch.from_numpy(self.ipw[idx]) if (phase == "qual1" and self.ipw is not None) else None
+            gw = torch.from_numpy(self.ipw[idx]).to(s.device) if (phase == "qual1" and self.ipw is not None) else None
             ci, ji = self.pairs(side, a, b); valid = b >= 0
             z = _scatter(s.cached_logits(e, self.ctx, ci[valid], ji[valid]).float(), valid)
-            loss = info_nce(z, float(self.g("train.temperature", 1.0)), gw, None, torch.from_numpy(valid), float(self.g("train.bce_weight", 0.0)))
+            loss = info_nce(z, float(self.g("train.temperature", 1.0)), gw, None, torch.from_numpy(valid).to(z.device), float(self.g("train.bce_weight", 0.0)))
             loss.backward()
             if clip > 0: torch.nn.utils.clip_grad_norm_(params, clip)
             opt.step(); opt.zero_grad(set_to_none=True)
