@@ -224,6 +224,8 @@ def feature_stats(data)->tuple[np.ndarray, np.ndarray]:
     f = f.reshape(-1, f.shape[-1])
     return f.mean(0).astype(np.float32), np.maximum(f.std(0), 1e-3).astype(np.float32)
 
+_PHRASE_CACHE: dict = {}  # (backbone folder, device, precision, phrase length) -> phrase -> encoding of the base model
+
 def to_host(t)->np.ndarray:
     "A tensor's values as a float32 numpy array on the host: the one place results leave the model's device."
     if t.device.type == "meta": return np.zeros(tuple(t.shape), np.float32)  # the tests' device guard: shapes, no values
@@ -262,13 +264,33 @@ class _Encoding:
         "Pooled encodings [N, H] of `texts` under `expert`'s adapter."
         return self.backbone.encode(texts, self.adapters[expert], max_length or self.max_length, batch_size=64, grad=grad)
 
+    def adapter_digest(self, expert:str)->str:
+        "Identity of `expert`'s adapter as an encoder: 'base' while every LoRA B is zero (the adapter is then the identity), else a hash of its tensors."
+        import hashlib
+        st = self.backbone.lora_state(self.adapters[expert])
+        if all(not bool(v.detach().abs().sum()) for k, v in st.items() if "lora_B" in k): return "base"
+        h = hashlib.sha256()
+        for k in sorted(st): h.update(k.encode()); h.update(st[k].detach().float().cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def encode_phrases(self, phrases:list[str], expert:str, grad:bool=False):
+        "Encodings [N, H] of distinct phrases. While the adapter is the identity ('base'), frozen encodings are kept per process and shared by every system on this backbone."
+        import torch
+        digest = None if grad or self.backbone.model.training else self.adapter_digest(expert)
+        if digest != "base": return self.encode(phrases, expert, grad, self.phrase_max_length)
+        b = self.backbone
+        cache = _PHRASE_CACHE.setdefault((str(b.folder), str(b.device), str(b.precision), self.phrase_max_length), {})
+        need = [p for p in phrases if p not in cache]
+        if need: cache.update(zip(need, self.encode(need, expert, False, self.phrase_max_length)))
+        return torch.stack([cache[p] for p in phrases])
+
     def encode_entities(self, items:list, expert:str, grad:bool=False):
         "Encodings [N, D] of entities: one text each (pooled: D = H), or phrase slots ('' empty; phrases: D = slots x H, zeros in empty slots)."
         import torch
         if self.encoding != "phrases" or self.mode != "dual": return self.encode(list(items), expert, grad)
         flat = [p for ps in items for p in ps]
         uniq = sorted({p for p in flat if p}); pos = {p: i + 1 for i, p in enumerate(uniq)}
-        E = self.encode(uniq, expert, grad, self.phrase_max_length) if uniq else torch.zeros(0, self.backbone.hidden_size, device=self.device)
+        E = self.encode_phrases(uniq, expert, grad) if uniq else torch.zeros(0, self.backbone.hidden_size, device=self.device)
         E = torch.cat([torch.zeros(1, E.shape[1], dtype=E.dtype, device=E.device), E])
         return E[torch.as_tensor([pos.get(p, 0) for p in flat], dtype=torch.long, device=E.device)].reshape(len(items), -1)
 
@@ -330,6 +352,7 @@ class _Scoring:
         cache = ctx.frozen.setdefault(expert, {"c": {}, "j": {}})[side]
         u, inv = np.unique(np.asarray(idx, np.int64), return_inverse=True)
         need = [int(i) for i in u if int(i) not in cache]
+        if need and self.mode == "dual" and self.encoding == "phrases": self.warm_phrases(ctx, expert)
         if need:
             items = self.side_items(ctx, expert, side)
             was = self.backbone.model.training; self.backbone.model.eval()
@@ -337,6 +360,16 @@ class _Scoring:
             finally: self.backbone.model.train(was)
             cache.update({i: E[k] for k, i in enumerate(need)})
         return torch.stack([cache[int(i)] for i in u]), torch.as_tensor(inv.ravel(), dtype=torch.long)
+
+    def warm_phrases(self, ctx:Context, expert:str):
+        "Encode every phrase of the context's entities under all experts' views in one call (sorted), so that frozen encodings do not depend on which entities asked first."
+        if ctx.frozen.get("warm") or self.adapter_digest(expert) != "base": return
+        tcs = ctx.texts.values()
+        universe = sorted({p for tc in tcs for ps in tc.cand_phrases + tc.job_phrases for p in ps if p})
+        was = self.backbone.model.training; self.backbone.model.eval()
+        try: self.encode_phrases(universe, expert)
+        finally: self.backbone.model.train(was)
+        ctx.frozen["warm"] = True
 
     def cached_logits(self, expert:str, ctx:Context, ci, ji):
         "Logits of pairs from frozen cached encodings, with gradients for the head only (dual mode)."
