@@ -168,7 +168,7 @@ def _bench_model(cfg, quick, work):
     from jobrec.pipeline import train_run
     from jobrec.core import merge_config
     n = int(r["bench_train_steps"])
-    c = merge_config(dict(cfg), {"train": {"stage1_steps": n, "stage2_steps": 0, "eval_every": 0, "checkpoint_every": 0,
+    c = merge_config(dict(cfg), {"train": {"head_steps": 0, "stage1_steps": n, "stage2_steps": 0, "eval_every": 0, "checkpoint_every": 0,
                                            "batch_groups": 4, "n_negatives": 7}})
     t0 = time.perf_counter(); train_run(c, work/"model_run", resume=False, data=data)
     return work/"model_run", f"a short model trained by the bench ({n} steps per expert on {data.shape[0]} generated candidates x {data.shape[1]} jobs, {time.perf_counter()-t0:.0f}s)"

@@ -244,6 +244,7 @@ class _HeadSteps:
         params = [v for k, v in s.trainable(e).items() if k.startswith("head.")]
         opt = torch.optim.AdamW(params, float(self.g("train.head_lr", 1e-3)), weight_decay=float(self.g("train.weight_decay", 0.01)))
         ee, best, clip = int(self.g("train.eval_every", 20)), _no_best(), float(self.g("train.grad_clip", 1.0))
+        ee = max(ee, n // 10) if ee > 0 else 0  # at most about ten validations: head steps are many and cheap
         s.backbone.model.eval()
         for step in range(n):
             torch.manual_seed(hash((self.seed, PHASES.index(phase) if phase in PHASES else 9, 50_000 + step)) % 2**31); s.heads.train()

@@ -213,7 +213,7 @@ def trained(data, tmp_path_factory):
 
 TRAIN_ARGS = ["--set", "backbone.name=tiny", "--set", "device=cpu", "--set", "schema.max_length=48", "--set", "expert.head_hidden=[16]",
               "--set", "lora.r=2", "--set", "lora.alpha=4", "--set", "data.source=synthetic", "--set", "data.synthetic.n_candidates=30",
-              "--set", "data.synthetic.n_jobs=10", "--set", "train.stage1_steps=2", "--set", "train.stage2_steps=1",
+              "--set", "data.synthetic.n_jobs=10", "--set", "train.head_steps=3", "--set", "train.stage1_steps=2", "--set", "train.stage2_steps=1",
               "--set", "train.batch_groups=2", "--set", "train.n_negatives=3", "--set", "train.checkpoint_every=1", "--set", "train.eval_every=2"]
 
 def run_cli(*args):

@@ -11,7 +11,7 @@ from jobrec.training import train_experts, train_conflated, evaluate_experts, gr
 def tiny_cfg(train=None, **sections):
     ov = {"backbone": {"name": "tiny", "use_unsloth": "false"}, "device": "cpu", "schema": {"max_length": 48},
           "expert": {"head_hidden": [32]}, "lora": {"r": 4, "alpha": 8},
-          "train": {"stage1_steps": 3, "stage2_steps": 3, "batch_groups": 4, "n_negatives": 5, "checkpoint_every": 2, "eval_every": 2, **(train or {})}}
+          "train": {"head_steps": 4, "stage1_steps": 3, "stage2_steps": 3, "batch_groups": 4, "n_negatives": 5, "checkpoint_every": 2, "eval_every": 2, **(train or {})}}
     for k, v in sections.items(): ov[k] = {**ov.get(k, {}), **v}
     return load_config("cpu-small", overrides=ov).to_dict()
 
@@ -147,7 +147,7 @@ UNSLOTH_EXPERTS = textwrap.dedent('''
     data = generate_synthetic({"n_candidates": 30, "n_jobs": 8}, 0)
     cfg = load_config("cpu-small", overrides={"backbone": {"name": "tiny", "use_unsloth": "true"}, "device": "cpu",
         "schema": {"max_length": 48}, "expert": {"head_hidden": [16]}, "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-        "train": {"stage1_steps": 2, "stage2_steps": 1, "batch_groups": 2, "n_negatives": 3}}).to_dict()
+        "train": {"head_steps": 4, "stage1_steps": 2, "stage2_steps": 1, "batch_groups": 2, "n_negatives": 3}}).to_dict()
     s = train_experts(data, cfg, sys.argv[1], progress=False)
     sc = s.score_all(data)
     print(json.dumps({"unsloth": s.backbone.unsloth, "finite": bool(all(np.isfinite(v).all() for v in sc.values())),

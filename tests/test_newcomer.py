@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow
 
 # A small cut: the tiny random backbone, a few steps, a 40 x 12 dataset (the tests' tiny configs, through --set).
 TINY = ["backbone.name=tiny", "device=cpu", "schema.max_length=48", "expert.head_hidden=[32]", "lora.r=4", "lora.alpha=8",
-        "train.stage1_steps=3", "train.stage2_steps=2", "train.batch_groups=4", "train.n_negatives=5", "train.eval_every=2",
+        "train.head_steps=4", "train.stage1_steps=3", "train.stage2_steps=2", "train.batch_groups=4", "train.n_negatives=5", "train.eval_every=2",
         "train.checkpoint_every=0", "data.source=small"]
 RUN = ["eval.bootstrap=50", "eval.n_negatives=9", "fusion.taus=[0.3,0.6]", "fusion.epochs=5", "baselines.recbole=[]",
        "baselines.expensive=[]"]

@@ -10,7 +10,7 @@ from jobrec.experts import train_experts
 def tiny_cfg(precision):
     ov = {"backbone": {"name": "tiny", "use_unsloth": "false"}, "device": "cpu", "precision": precision, "schema": {"max_length": 32},
           "expert": {"head_hidden": [16]}, "lora": {"r": 4, "alpha": 8},
-          "train": {"stage1_steps": 2, "stage2_steps": 1, "batch_groups": 2, "n_negatives": 3, "checkpoint_every": 0, "eval_every": 2}}
+          "train": {"head_steps": 3, "stage1_steps": 2, "stage2_steps": 1, "batch_groups": 2, "n_negatives": 3, "checkpoint_every": 0, "eval_every": 2}}
     return load_config("cpu-small", overrides=ov).to_dict()
 
 @pytest.fixture(scope="module")
