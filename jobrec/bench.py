@@ -75,11 +75,12 @@ def scoring_throughput(cfg:dict, # a resolved config (backbone measured; the mod
         t = _timeit(lambda: s.score_pairs(C, J))[0]
         out[mode] = {"seconds": t, "pairs_per_s": n_candidates*n_jobs/t}
         dual = s
-    U = encode_entities(dual, C[:1], "preference"); V = encode_entities(dual, J, "preference")
-    idx = np.arange(cached_pairs) % len(J); Vb = V[idx]
+    es = ("preference", "qualification")  # each expert reads its own view: its own encodings
+    U = {e: encode_entities(dual, C[:1], e) for e in es}; idx = np.arange(cached_pairs) % len(J)
+    Vb = {e: encode_entities(dual, J, e)[idx] for e in es}
     f = np.zeros((cached_pairs, len(dual.feat_mean)), np.float32)
-    head_scores(dual, "preference", U, Vb[:100], f[:100])
-    t = _timeit(lambda: [head_scores(dual, e, U, Vb, f) for e in ("preference", "qualification")])[0]
+    head_scores(dual, "preference", U["preference"], Vb["preference"][:100], f[:100])
+    t = _timeit(lambda: [head_scores(dual, e, U[e], Vb[e], f) for e in es])[0]
     out["cached"] = {"seconds": t, "pairs_per_s": cached_pairs/t, "pairs": cached_pairs}
     for m in ("cross", "dual", "cached"): out[m]["ratio_vs_cross"] = out[m]["pairs_per_s"]/out["cross"]["pairs_per_s"]
     return out

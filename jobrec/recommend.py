@@ -330,10 +330,17 @@ class Recommender:
     # --- retrieval -----------------------------------------------------------------------------
     def _query_kind(self)->str: return "cosine" if self.system.mode == "cross" else self.retrieval["query"]
 
+    def entity_vectors(self, x:np.ndarray)->np.ndarray:
+        "One vector per entity for cosine retrieval: phrase encodings [n, slots x H] are averaged over their non-empty slots."
+        x = np.atleast_2d(x)
+        if self.system.mode != "dual" or self.system.encoding != "phrases": return x
+        X = x.reshape(len(x), -1, self.system.backbone.hidden_size); m = np.abs(X).sum(-1, keepdims=True) > 0
+        return (X*m).sum(1)/np.maximum(m.sum(1), 1)
+
     def _job_vectors(self, cat:Catalogue, kind:str)->np.ndarray:
         w = float(self.retrieval["qual_weight"]); ep, eq = self.experts
         if kind == "cosine":
-            nv = lambda x: x/np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
+            nv = lambda x: (lambda y: y/np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-9))(self.entity_vectors(x))
             return np.concatenate([nv(cat.emb[ep]), nv(cat.emb[eq])], 1) if w > 0 and eq != ep else nv(cat.emb[ep])
         return np.concatenate([cat.emb[ep], cat.emb[eq]], 1) if w > 0 and eq != ep else cat.emb[ep]
 
@@ -364,7 +371,7 @@ class Recommender:
         "The retrieval query of one candidate (see the linearisation above)."
         w = float(self.retrieval["qual_weight"]); ep, eq = self.experts
         if self._query_kind() == "cosine":
-            nv = lambda x: x/max(np.linalg.norm(x), 1e-9)
+            nv = lambda x: (lambda y: y/max(np.linalg.norm(y), 1e-9))(self.entity_vectors(x)[0])
             parts = [nv(U[ep])] + ([w*nv(U[eq])] if w > 0 and eq != ep else [])
         else:
             parts = [self._linear_query(ep, U[ep], cat.mean(ep))] + ([w*self._linear_query(eq, U[eq], cat.mean(eq))] if w > 0 and eq != ep else [])
