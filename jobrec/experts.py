@@ -308,6 +308,9 @@ class _Encoding:
         if self.encoding == "phrases": return tc.cand_phrases if side == "c" else tc.job_phrases
         return tc.cand if side == "c" else tc.job
 
+# %% ../nbs/05_experts.ipynb #c021b
+class _Pairs:
+    "Pairs to logits: the head's input, the head, and the pairs of a training batch."
     def pair_input(self, expert:str, U, V=None, features=None, ui=None, vi=None):
         "The head's input for pairs (`ui`, `vi` index rows of U and V; None: row n is pair n)."
         return self.heads[expert].inputs(U, V, features, ui, vi)
@@ -344,8 +347,8 @@ class _Encoding:
             return self.score_encoded(expert, H, None, ctx.features(ci, ji))
 
 # %% ../nbs/05_experts.ipynb #c022
-class _Scoring:
-    "Matrices of logits and calibrated probabilities under the current (frozen) weights."
+class _Frozen:
+    "Frozen encodings: one table per expert and side, cached in the context while the weights do not change."
     def entity_table(self, expert:str, ctx:Context, side:str, idx)->tuple:
         "Frozen encodings of the distinct entities of `idx` (cached in `ctx` until the weights change) and each element's row."
         import torch
@@ -377,6 +380,9 @@ class _Scoring:
         import torch
         return self.score_encoded(expert, Ut, Vt, ctx.features(torch.as_tensor(ci), torch.as_tensor(ji)), ui, vi)
 
+# %% ../nbs/05_experts.ipynb #c022b
+class _Scoring:
+    "Matrices of logits and calibrated probabilities under the current (frozen) weights."
     def frozen_logits(self, expert:str, ctx:Context, ci, ji)->np.ndarray:
         "Logits of pairs under the current weights, in eval mode; dual mode encodes each entity once (cached)."
         import torch
@@ -483,7 +489,7 @@ class _State:
         return folder
 
 # %% ../nbs/05_experts.ipynb #c025
-class ExpertSystem(_Encoding, _Scoring, _State):
+class ExpertSystem(_Encoding, _Pairs, _Frozen, _Scoring, _State):
     "Preference and qualification experts (or one conflated expert) on one shared backbone."
     def __init__(self, cfg, backbone=None, experts:Sequence[str]=EXPERTS, feat_stats=None):
         import torch
