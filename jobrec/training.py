@@ -417,7 +417,7 @@ class _Run:
             bs = {k[5:]: v for k, v in t.items() if k.startswith("best.")}
             best = {"score": json.loads(meta["best_score"]), "step": json.loads(meta["best_step"]), "state": bs or None}
         torch.set_rng_state(t["rng.torch"])
-        banks = {k[5:]: v for k, v in t.items() if k.startswith("bank.")}
+        banks = {k[5:]: v.to(self.s.device) for k, v in t.items() if k.startswith("bank.")}  # read on the host, used on the device
         self.bank = banks or None
         return best
 

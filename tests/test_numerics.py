@@ -5,7 +5,7 @@ import pytest, torch
 import jobrec.core
 from jobrec.core import load_config
 from jobrec.data import generate_synthetic
-from jobrec.experts import train_experts
+from jobrec.training import train_experts
 
 def tiny_cfg(precision):
     ov = {"backbone": {"name": "tiny", "use_unsloth": "false"}, "device": "cpu", "precision": precision, "schema": {"max_length": 32},
