@@ -15,7 +15,7 @@ UNSLOTH_CPU := unsloth==2026.10.9 unsloth_zoo==2026.10.9
 UNSLOTH_CPU_NEEDS := transformers==5.17.0 trl==1.15.0 "datasets<5" tyro msgspec sentencepiece protobuf hf_transfer \
 	einops torchao cut_cross_entropy nest-asyncio structlog
 
-.PHONY: install test test-slow reports verify-reports bench data export recbole-env clean
+.PHONY: install test test-slow gpu-check reports verify-reports bench data export recbole-env clean
 
 install: $(STAMP)
 
@@ -31,10 +31,15 @@ $(STAMP): setup.py settings.ini Makefile
 
 test: $(STAMP)
 	$(VENV)/bin/nbdev_test --n_workers 2 --timing
-	$(PY) -m pytest -q -m "not slow" tests || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no tests collected" || exit $$rc; }
+	$(PY) -m pytest -q -m "not slow and not gpu" tests || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no tests collected" || exit $$rc; }
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow tests
+
+# On a CUDA machine: its own venv (.venv-gpu) with the CUDA torch, Unsloth and bitsandbytes, then the `gpu` tests;
+# writes reports/gpu/gpu-check.json (docs/gpu.md).
+gpu-check:
+	bash tools/gpu-check
 
 # The RecBole baselines (LightGCN, SimpleX, DCNv2, xDeepFM) are part of the main table: their environment comes first.
 reports: $(STAMP) recbole-env

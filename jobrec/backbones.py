@@ -225,7 +225,7 @@ class Backbone:
                 with autocast(self.device, self.precision):
                     h = self.trunk(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
                 outs.append(self.pool(h, b["attention_mask"]).float())
-        if not outs: return torch.zeros(0, self.hidden_size)
+        if not outs: return torch.zeros(0, self.hidden_size, device=self.device)
         return torch.cat(outs)
 
 # %% ../nbs/04_backbones.ipynb #c024
@@ -256,11 +256,12 @@ def load_backbone(cfg, # a resolved config (sections backbone, lora, schema, dev
     gc = bool(bb.get("gradient_checkpointing", False))
     max_len = int(_section(cfg, "schema").get("max_length", 128))
     r, alpha, drop = int(lo.get("r", 16)), int(lo.get("alpha", 32)), float(lo.get("dropout", 0.1))
+    if use_u:  # before peft (and so transformers): Unsloth patches them when it is imported
+        optional_import("unsloth", "unsloth")
+        from unsloth import FastLanguageModel
     from peft import LoraConfig, get_peft_model
     t0 = time.time()
     if use_u:
-        optional_import("unsloth", "unsloth")
-        from unsloth import FastLanguageModel
         model, tok = FastLanguageModel.from_pretrained(str(folder), load_in_4bit=four, max_seq_length=max_len)
     else:
         from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
