@@ -136,7 +136,10 @@ def test_conflated_baseline(data, tmp_path):
     sc = c.score_all(data)
     np.testing.assert_array_equal(sc["s_pref"], sc["q_logit"])
     assert [h["phase"] for h in c.report["history"] if "best_step" in h] == ["hire1"]
-    assert sum(1 for h in c.report["history"] if "loss" in h) == 2*2 + 1
+    # equal budget: both experts' adapter steps (stage 2 runs on cached encodings in this profile, so none there) ...
+    assert sum(1 for h in c.report["history"] if "step" in h and "loss" in h) == 2*2
+    # ... and both experts' head steps plus the cached stage-2 steps as head steps
+    assert max(h["head_step"] for h in c.report["history"] if "head_step" in h) == 2*4 + 1
 
 UNSLOTH_EXPERTS = textwrap.dedent('''
     import unsloth  # first, as Unsloth requires
