@@ -224,7 +224,7 @@ def feature_stats(data)->tuple[np.ndarray, np.ndarray]:
     f = f.reshape(-1, f.shape[-1])
     return f.mean(0).astype(np.float32), np.maximum(f.std(0), 1e-3).astype(np.float32)
 
-_PHRASE_CACHE: dict = {}  # (backbone folder, device, precision, phrase length) -> phrase -> encoding of the base model
+_PHRASE_CACHE: dict = {}  # (backbone folder, device, autocast dtype, phrase length) -> phrase -> encoding of the base model
 
 def to_host(t)->np.ndarray:
     "A tensor's values as a float32 numpy array on the host: the one place results leave the model's device."
@@ -279,7 +279,8 @@ class _Encoding:
         digest = None if grad or self.backbone.model.training else self.adapter_digest(expert)
         if digest != "base": return self.encode(phrases, expert, grad, self.phrase_max_length)
         b = self.backbone
-        cache = _PHRASE_CACHE.setdefault((str(b.folder), str(b.device), str(b.precision), self.phrase_max_length), {})
+        from jobrec.core import autocast_dtype  # the dtype actually computed in, not the setting (auto differs between hosts)
+        cache = _PHRASE_CACHE.setdefault((str(b.folder), str(b.device), str(autocast_dtype(str(b.device), b.precision)), self.phrase_max_length), {})
         need = [p for p in phrases if p not in cache]
         if need: cache.update(zip(need, self.encode(need, expert, False, self.phrase_max_length)))
         return torch.stack([cache[p] for p in phrases])

@@ -154,7 +154,7 @@ UNSLOTH_EXPERTS = textwrap.dedent('''
     s = train_experts(data, cfg, sys.argv[1], progress=False)
     sc = s.score_all(data)
     print(json.dumps({"unsloth": s.backbone.unsloth, "finite": bool(all(np.isfinite(v).all() for v in sc.values())),
-                      "shape": list(sc["p_qual"].shape), "losses": [h["loss"] for h in s.report["history"] if "loss" in h]}))
+                      "shape": list(sc["p_qual"].shape), "losses": [h["loss"] for h in s.report["history"] if "step" in h and "loss" in h]}))
 ''')
 
 @pytest.mark.skipif(not has_module("unsloth"), reason='needs the unsloth extra (pip install "jobrec[unsloth]")')
