@@ -173,9 +173,9 @@ class BM25Baseline(Baseline):
 class _FeatureModel(Baseline):
     "A classifier per side on the alignment features (+ the TF-IDF similarity): preference labels of training candidates, their observed screenings."
     model, text = "lr", False
-    def _inputs(self, data, idx, side):
+    def _inputs(self, data, idx, side, sims=None):
         X = data.features()[idx].astype(np.float64)
-        if self.text: X = np.concatenate([X, self.tfidf._score(data, idx)[side][..., None]], -1)
+        if sims is not None: X = np.concatenate([X, sims[side][..., None]], -1)
         return X.reshape(-1, X.shape[-1])
     def _classifier(self):
         from sklearn.ensemble import HistGradientBoostingClassifier
@@ -188,15 +188,16 @@ class _FeatureModel(Baseline):
         tr = _train_idx(data)
         if self.text: self.tfidf = TfidfBaseline(); self.tfidf.opts = self.opts; self.tfidf._fit(data)
         q = np.asarray(data.qual_observed if np.asarray(data.applied).any() else data.qual)[tr]
-        self.clf = {}
+        self.clf = {}; sims = self.tfidf._score(data, tr) if self.text else None  # both sides' similarities, once
         for side, y in (("cand", np.asarray(data.pref)[tr]), ("emp", q)):
             y = y.ravel(); keep = y >= 0
             if len(np.unique(y[keep])) < 2: raise ValueError(f"baseline {self.name!r}: the training labels of side {side!r} hold one class")
-            self.clf[side] = self._classifier().fit(self._inputs(data, tr, side)[keep], y[keep])
+            self.clf[side] = self._classifier().fit(self._inputs(data, tr, side, sims)[keep], y[keep])
     def _score(self, data, idx):
         J = len(data.jobs)
         if not len(idx): return dict(cand=np.zeros((0, J)), emp=np.zeros((0, J)))
-        return {side: c.predict_proba(self._inputs(data, idx, side))[:, 1].reshape(len(idx), J) for side, c in self.clf.items()}
+        sims = self.tfidf._score(data, idx) if self.text else None
+        return {side: c.predict_proba(self._inputs(data, idx, side, sims))[:, 1].reshape(len(idx), J) for side, c in self.clf.items()}
 
 for _m in ("lr", "gbdt"):
     for _t in (False, True):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_experts.ipynb #c002
 from __future__ import annotations
-import json, re
+import functools, json, re
 from pathlib import Path
 from typing import Sequence
 
@@ -146,8 +146,9 @@ def _seeded(seed, build):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed); return build()
 
+@functools.lru_cache(maxsize=None)
 def late_interaction_class():
-    "The `LateInteraction` module (built on first use, so that importing jobrec.experts does not import torch)."
+    "The `LateInteraction` module (built once, on first use, so that importing jobrec.experts does not import torch)."
     import torch, torch.nn.functional as F
     from torch import nn
     class LateInteraction(nn.Module):
