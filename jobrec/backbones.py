@@ -241,6 +241,7 @@ def _section(cfg, key):
     v = cfg.get(key, {}) if isinstance(cfg, dict) else {}
     return v or {}
 
+# %% ../nbs/04_backbones.ipynb #c024e
 def load_backbone(cfg, # a resolved config (sections backbone, lora, schema, device, precision, seed)
                   adapters:Sequence[str]=("preference", "qualification") # LoRA adapters to attach, one per expert
                  )->Backbone:
