@@ -15,7 +15,7 @@ UNSLOTH_CPU := unsloth==2026.10.9 unsloth_zoo==2026.10.9
 UNSLOTH_CPU_NEEDS := transformers==5.17.0 trl==1.15.0 "datasets<5" tyro msgspec sentencepiece protobuf hf_transfer \
 	einops torchao cut_cross_entropy nest-asyncio structlog
 
-.PHONY: install test test-slow gpu-check reports verify-reports bench data export recbole-env clean
+.PHONY: install test test-slow gpu-check reports verify-reports bench data export readme docs recbole-env clean
 
 install: $(STAMP)
 
@@ -61,6 +61,14 @@ data: $(STAMP)
 export: $(STAMP)
 	$(VENV)/bin/nbdev_export
 	$(VENV)/bin/nbdev_clean
+
+# README.md is rendered from nbs/index.ipynb (nbdev's own nbdev_readme needs Quarto, a download): edit the notebook.
+readme: $(STAMP)
+	$(PY) tools/docs.py readme
+
+# A static site in _docs/, offline: every notebook of nbs/ executed (as nbdev_test runs them) and every report of reports/.
+docs: $(STAMP)
+	$(PY) tools/docs.py site _docs
 
 # RecBole baselines need their own environment (numpy<2, scipy<1.13, setuptools<81, pandas<2.2: pandas 3 breaks its token_seq remapping).
 recbole-env: .venv-recbole/.installed
