@@ -31,10 +31,10 @@ $(STAMP): setup.py settings.ini Makefile
 
 test: $(STAMP)
 	$(VENV)/bin/nbdev_test --n_workers 2 --timing
-	$(PY) -m pytest -q -m "not slow and not gpu" tests || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no tests collected" || exit $$rc; }
+	JOBREC_TEST_ALL_EXTRAS=1 $(PY) -m pytest -q -m "not slow and not gpu" tests || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no tests collected" || exit $$rc; }
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow tests
+	JOBREC_TEST_ALL_EXTRAS=1 $(PY) -m pytest -q -m slow tests
 
 # On a CUDA machine: its own venv (.venv-gpu) with the CUDA torch, Unsloth and bitsandbytes, then the `gpu` tests;
 # writes reports/gpu/gpu-check.json (docs/gpu.md).
