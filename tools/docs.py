@@ -67,6 +67,7 @@ def build_site(out:Path=ROOT/"_docs", # the site's folder (replaced)
     else: done = [(p.name, nbformat.read(p, as_version=4), 0.0) for p in nbs]
     exporter, pages = HTMLExporter(), []
     for name, nb, _ in done:
+        nb.cells = [c for c in nb.cells if "hide" not in _directives(c.source)]  # as nbdev's docs: `#| hide` cells stay out
         body, _ = exporter.from_notebook_node(nb)
         page = out/"nbs"/f"{Path(name).stem}.html"; page.write_text(body, encoding="utf-8"); pages.append(page.relative_to(out).as_posix())
     figures = []
