@@ -70,7 +70,7 @@ class Baseline:
     def fit(self, data, cfg=None, rng=None):
         "Learn from the train split's observed signals (and entity text/features); returns self."
         self.opts = baseline_options(cfg, **self.kw)
-        self.precision = cfg.get("precision", "auto") if isinstance(cfg, dict) else "auto"  # of model-based baselines (the run's)
+        self.precision = (cfg if isinstance(cfg, dict) and "precision" in cfg else load_config())["precision"]  # of model-based baselines (the run's)
         self.seed = int(as_rng(rng, default=0).integers(2**31 - 1))
         self._fit(data)
         self.fitted = True

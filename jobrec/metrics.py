@@ -472,7 +472,7 @@ def eval_options(cfg:dict # a resolved config (or its `eval` section)
     "Keyword arguments of `evaluate_two_sided` from the `eval` section of a config."
     e = cfg.get("eval", cfg)
     return dict(ks=tuple(e["ks"]), n_neg=int(e["n_negatives"]), n_boot=int(e["bootstrap"]), protocols=tuple(e["protocols"]),
-                alpha=float(e.get("alpha", 0.05)))
+                alpha=float(e["alpha"]))
 
 # %% ../nbs/03_metrics.ipynb #c044
 METRIC_MODULE_DIR = PACKAGE_DIR/"metric_modules"/"jobrec_ranking"
