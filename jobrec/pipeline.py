@@ -21,8 +21,8 @@ from .fusion import (FusionArrays, FusionModel, fusion_settings, save_fusion, co
 
 # %% auto #0
 __all__ = ['log', 'ABLATIONS_FILE', 'REUSE_SECTIONS', 'load_data', 'fusion_arrays', 'fusion_model', 'fused_scores',
-           'evaluate_systems', 'load_ablations', 'ablation_config', 'funnel_figures', 'train_run', 'run_experiment',
-           'run_ablations', 'headline', 'Run', 'load_run']
+           'evaluate_systems', 'load_ablations', 'ablation_config', 'funnel_figures', 'save_served_fusion', 'train_run',
+           'run_experiment', 'run_ablations', 'headline', 'Run', 'load_run']
 
 # %% ../nbs/08_pipeline.ipynb #c006
 log = get_logger("pipeline")
@@ -158,6 +158,15 @@ def _all_scores(sysm, data, idx_all):
         m = np.zeros((C, J), np.float32); m[idx_all] = v; out[k] = m
     return out
 
+def save_served_fusion(system, # a trained ExpertSystem
+                       data:JobRecData, # the dataset it was trained on (its validation candidates fit the fusion)
+                       cfg:dict, # resolved config
+                       model_dir:str|Path # the run's model folder
+                      )->Path:
+    "Fit the served fusion on the validation candidates' expert scores and save it beside the model (what `jobrec recommend --tau` serves)."
+    val = data.idx("val")
+    return save_fusion(fusion_model(cfg, _all_scores(system, data, val), data, val), model_dir)
+
 def train_run(cfg:dict, # resolved config
               out_dir:str|Path, # run folder
               resume:bool=True, # continue an interrupted training
@@ -170,9 +179,7 @@ def train_run(cfg:dict, # resolved config
     seed_everything(cfg["seed"])
     data = data if data is not None else load_data(cfg)
     sysm = train_experts(data, cfg, out/"model", resume=resume)
-    # the fusion it serves, fitted on the validation candidates' expert scores (what `jobrec recommend --tau` uses)
-    val = data.idx("val")
-    save_fusion(fusion_model(cfg, _all_scores(sysm, data, val), data, val), out/"model")
+    save_served_fusion(sysm, data, cfg, out/"model")
     return out
 
 # %% ../nbs/08_pipeline.ipynb #c018b
