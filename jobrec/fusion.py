@@ -184,7 +184,7 @@ class FusionSpec:
     validated:bool # fitted on validation candidates: served from a run's saved validation arrays
     sweep:bool=True # in the default controllability sweep (lambda_head trains an MLP per tau: opt-in)
 
-FUSIONS:dict = {
+FUSIONS:dict = {  # in the order of the controllability tables
     "inference_global": FusionSpec("inference", {"per_candidate": False, "global_fit": "val"},
         "one multiplier for all candidates, the smallest whose estimated eligibility@k on the validation candidates (fusion.estimator) reaches tau", True),
     "inference_served": FusionSpec("inference", {"per_candidate": False, "global_fit": "served"},
@@ -192,9 +192,9 @@ FUSIONS:dict = {
     "inference_per_candidate": FusionSpec("inference", {"per_candidate": True},
         "one multiplier per candidate, the smallest whose calibrated eligibility@k of that candidate reaches tau (no validation)", False),
     "primal_dual": FusionSpec("primal_dual", {}, "one multiplier per tau, learned by primal-dual training on the validation candidates", True),
-    "lambda_head": FusionSpec("lambda_head", {}, "the reference's per-pair multiplier MLP, trained per tau on the validation candidates", True, False),
-    "hard": FusionSpec("hard", {}, "jobs with calibrated p_Q >= fusion.hard_threshold first, each group by preference (tau unused)", False),
     "fixed": FusionSpec("fixed", {}, "s_P + fusion.fixed_weight * z whatever tau is (the fixed-weight baseline)", False),
+    "hard": FusionSpec("hard", {}, "jobs with calibrated p_Q >= fusion.hard_threshold first, each group by preference (tau unused)", False),
+    "lambda_head": FusionSpec("lambda_head", {}, "the reference's per-pair multiplier MLP, trained per tau on the validation candidates", True, False),
 }
 FUSION_VARIANTS = tuple(dict.fromkeys(s.variant for s in FUSIONS.values()))  # what fusion.variant accepts (constraints.yaml reads it)
 
