@@ -11,6 +11,11 @@ from jobrec.training import train_experts
 from jobrec.experts import ExpertSystem, EXPERTS, feature_stats
 
 ROOT = Path(__file__).resolve().parents[1]
+
+def free_port()->str:
+    "A port nobody listens on now (several test runs may share this machine)."
+    import socket
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return str(s.getsockname()[1])
 # dropout off (head and LoRA): with it, each rank draws its own masks, so DDP and one process differ by design
 CFG = {"backbone": {"name": "tiny", "use_unsloth": "false"}, "device": "cpu", "schema": {"max_length": 48},
        "expert": {"head_hidden": [32], "head_dropout": 0.0}, "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
@@ -50,7 +55,7 @@ def runs(tmp_path_factory):
     one = train_experts(generate_synthetic(DATA, 0), cfg, d/"one", progress=False).state_tensors()  # also builds the tiny backbone's cache
     (d/"cfg.json").write_text(json.dumps(cfg)); (d/"worker.py").write_text(WORKER)
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(),
                         str(d/"worker.py"), str(d), json.dumps(DATA), str(STOP)], env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     return d, one
@@ -98,7 +103,7 @@ TRAIN_ARGS = ["--set", "backbone.name=tiny", "--set", "device=cpu", "--set", "sc
 def test_torchrun_jobrec_train(runs, tmp_path):
     "`torchrun --nproc_per_node 2 -m jobrec train`: both ranks train, rank 0 alone writes the run folder and says so."
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29542", "-m", "jobrec",
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(), "-m", "jobrec",
                         "train", "--out", str(tmp_path/"run"), *TRAIN_ARGS], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("trained model in") == 1  # rank 0's message only
