@@ -4,7 +4,7 @@ import contextlib, io, json
 import pytest
 
 from jobrec.core import load_config
-from jobrec.data import generate_synthetic, TOPICS
+from jobrec.data import generate_synthetic, rewrite_card, save_dataset, TOPICS
 from jobrec.recommend import init_run, write_entities
 from jobrec.cli import main
 from jobrec.narratives import TOPIC_BRIEFS, TopicScorer, calibrate_threshold, check_narrative
@@ -59,8 +59,11 @@ def test_rank_candidates_rationale(run):
 @pytest.fixture(scope="module")
 def scorer(): return TopicScorer()
 
-def test_narrative_validators_catch_an_unlisted_skill_and_a_missing_topic(scorer):
-    d = generate_synthetic(seed=3, n_candidates=4, n_jobs=2, narrative="llm", narrative_model="tiny")
+@pytest.fixture(scope="module")
+def llm_data(): return generate_synthetic(seed=3, n_candidates=4, n_jobs=2, narrative="llm", narrative_model="tiny")
+
+def test_narrative_validators_catch_an_unlisted_skill_and_a_missing_topic(scorer, llm_data):
+    d = llm_data
     meta = d.meta["narratives"]
     assert meta["counts"]["statement"]["generated"] == 4 and meta["counts"]["description"]["generated"] == 2
     thr = calibrate_threshold(scorer, TOPICS)["threshold"]
@@ -75,6 +78,24 @@ def test_narrative_validators_catch_an_unlisted_skill_and_a_missing_topic(scorer
     one = f"I want to work on {TOPIC_BRIEFS[topics[0]]}. I have used {c.skills[0]} in class."
     r = check_narrative(one, c.skills, vocab, scorer.similarities(one, briefs), thr, (10, 120))
     assert len(r) == 1 and r[0].startswith("missing topic 2")
+
+def test_the_card_of_an_llm_dataset_carries_the_validators_counts(tmp_path, llm_data):
+    "An LLM-narrative dataset's card shows the validators' outcomes, the time and the lexical baselines; a template dataset's card does not."
+    f = save_dataset(llm_data, tmp_path/"llm")
+    md, card = (f/"CARD.md").read_text(), json.loads((f/"card.json").read_text())
+    counts = llm_data.meta["narratives"]["counts"]
+    assert card["narratives"]["counts"] == counts and "## LLM narratives (validators)" in md
+    for kind, c in counts.items():
+        assert f"| {kind} | " + " | ".join(str(c[o]) for o in ("generated", "accepted", "repaired", "regenerated", "dropped")) + " |" in md
+    reasons = llm_data.meta["narratives"]["first_pass_reasons"]
+    assert reasons and all(f"{k} {v}" in md for k, v in reasons.items())
+    assert f"generation time: {llm_data.meta['narratives']['seconds']:.1f} s" in md and "weak evidence" in md
+    lex = card["narratives"]["lexical"]  # seed 3 puts one of the four candidates in the test split
+    assert lex["n_candidates"] == 1 and {"bm25", "tfidf"} <= set(lex["baselines"]) and "| bm25 | " in md
+    before = f.joinpath("CARD.md").read_bytes(); f.joinpath("CARD.md").write_text(""); rewrite_card(f)
+    assert f.joinpath("CARD.md").read_bytes() == before  # from the folder's files, texts not regenerated
+    t = save_dataset(generate_synthetic(seed=3, n_candidates=4, n_jobs=2), tmp_path/"template")
+    assert "LLM narratives" not in (t/"CARD.md").read_text() and "narratives" not in json.loads((t/"card.json").read_text())
 
 @pytest.mark.slow
 def test_smollm2_narratives_pass_the_validators(scorer):
