@@ -106,3 +106,23 @@ def test_smollm2_narratives_pass_the_validators(scorer):
     for c, t in zip(d.candidates, d.meta["candidate_topics"]):
         if c.statement.startswith("My research interests are"): continue  # dropped: the template kept
         assert check_narrative(c.statement, c.skills, vocab, scorer.similarities(c.statement, [TOPIC_BRIEFS[x] for x in t]), thr, (15, 110)) == []
+
+def test_the_experts_report_reads_the_rationale_figures(tmp_path):
+    "The experts template's rationale cell takes its figures from rationales.json, and says so when the file is absent."
+    import pandas as pd
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    nb = json.loads((root/"experiments"/"templates"/"r06_experts.ipynb").read_text())
+    cell = "".join(next(c for c in nb["cells"] if c.get("id") == "c008b")["source"])
+    shown = []
+    r = {"accepted_by_checker": 0.6, "accepted_faithful_by_exact_check": 0.9, "seconds_per_rationale": 2.5, "pairs": 40, "candidates": 4, "k": 10}
+    (tmp_path/"r.json").write_text(json.dumps(r))
+    for path in (tmp_path/"r.json", tmp_path/"absent.json"):
+        ns = {"json": json, "Path": Path, "pd": pd, "Markdown": str, "display": shown.append, "rationales_json": str(path)}
+        exec(cell, ns)
+        if path.name == "r.json":
+            assert ns["rat"]["accepted_share"] == 0.6 and ns["rat"]["faithful_share_of_accepted"] == 0.9 and ns["rat"]["n_pairs"] == 40
+            assert ns["rat"]["command"] == "python reports/rationales/measure.py RUN_DIR 4 10" and "2.5" in shown[-1]
+        else: assert ns["rat"] is None and "not found" in shown[-1]
+    final = "".join(next(c for c in nb["cells"] if c.get("id") == "c009")["source"])
+    assert '"rationales": rat' in final
