@@ -1,11 +1,12 @@
 "README.md is rendered from nbs/index.ipynb, and `make docs` builds a site with every notebook and every report figure."
-import importlib.util, json, re
+import importlib.util, json, re, sys
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("jobrec_docs_tool", ROOT/"tools"/"docs.py")
-docs = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(docs)
+docs = importlib.util.module_from_spec(_spec); sys.modules[_spec.name] = docs  # its functions pickle to the site's worker processes
+_spec.loader.exec_module(docs)
 
 def test_readme_is_rendered_from_index():
     "Edits go to nbs/index.ipynb: README.md is exactly what it renders to (`make readme`)."
