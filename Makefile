@@ -15,7 +15,7 @@ UNSLOTH_CPU := unsloth==2026.10.9 unsloth_zoo==2026.10.9
 UNSLOTH_CPU_NEEDS := transformers==5.17.0 trl==1.15.0 "datasets<5" tyro msgspec sentencepiece protobuf hf_transfer \
 	einops torchao cut_cross_entropy nest-asyncio structlog
 
-.PHONY: install test test-slow gpu-check reports reports-seeds verify-reports bench data export recbole-env clean
+.PHONY: install test test-slow gpu-check reports reports-seeds verify-reports bench data export readme docs recbole-env clean
 
 install: $(STAMP)
 
@@ -31,10 +31,10 @@ $(STAMP): setup.py settings.ini Makefile
 
 test: $(STAMP)
 	$(VENV)/bin/nbdev_test --n_workers 2 --timing
-	$(PY) -m pytest -q -m "not slow and not gpu" tests || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no tests collected" || exit $$rc; }
+	JOBREC_TEST_ALL_EXTRAS=1 $(PY) -m pytest -q -m "not slow and not gpu" tests || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no tests collected" || exit $$rc; }
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow tests
+	JOBREC_TEST_ALL_EXTRAS=1 $(PY) -m pytest -q -m slow tests
 
 # On a CUDA machine: its own venv (.venv-gpu) with the CUDA torch, Unsloth and bitsandbytes, then the `gpu` tests;
 # writes reports/gpu/gpu-check.json (docs/gpu.md).
@@ -66,6 +66,14 @@ data: $(STAMP)
 export: $(STAMP)
 	$(VENV)/bin/nbdev_export
 	$(VENV)/bin/nbdev_clean
+
+# README.md is rendered from nbs/index.ipynb (nbdev's own nbdev_readme needs Quarto, a download): edit the notebook.
+readme: $(STAMP)
+	$(PY) tools/docs.py readme
+
+# A static site in _docs/, offline: every notebook of nbs/ executed (as nbdev_test runs them) and every report of reports/.
+docs: $(STAMP)
+	$(PY) tools/docs.py site _docs
 
 # RecBole baselines need their own environment (numpy<2, scipy<1.13, setuptools<81, pandas<2.2: pandas 3 breaks its token_seq remapping).
 recbole-env: .venv-recbole/.installed

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .core import get_logger, optional_import, has_module, pick_device, autocast, ConfigError
+from .core import get_logger, optional_import, has_module, pick_device, autocast, ConfigError, load_config, merge_config
 
 # %% auto #0
 __all__ = ['log', 'READY', 'SMOLLM2_GGUF', 'BACKBONES', 'cache_dir', 'build_tiny', 'smollm2_folder', 'resolve_backbone',
@@ -237,25 +237,22 @@ def _want_unsloth(setting, kind:str, device:str)->bool:
     if setting != "auto": raise ConfigError(f"backbone.use_unsloth must be auto, true or false, got {setting!r}")
     return kind == "decoder" and device == "cuda" and has_module("unsloth")
 
-def _section(cfg, key):
-    v = cfg.get(key, {}) if isinstance(cfg, dict) else {}
-    return v or {}
-
-def load_backbone(cfg, # a resolved config (sections backbone, lora, schema, device, precision, seed)
+# %% ../nbs/04_backbones.ipynb #c024e
+def load_backbone(cfg, # a resolved config, or part of one over the packaged defaults (sections backbone, lora, schema, device, precision, seed)
                   adapters:Sequence[str]=("preference", "qualification") # LoRA adapters to attach, one per expert
                  )->Backbone:
     "Load the configured backbone once and attach one named LoRA adapter per entry of `adapters`."
     import torch
-    bb, lo = _section(cfg, "backbone"), _section(cfg, "lora")
-    name = bb.get("name", "minilm"); seed = int(cfg.get("seed", 0)) if isinstance(cfg, dict) else 0
-    device = pick_device(cfg.get("device", "auto") if isinstance(cfg, dict) else "auto")
+    cfg = merge_config(load_config(), cfg or {}, "backbone config")  # defaults.yaml is the only default
+    bb, lo = cfg["backbone"], cfg["lora"]
+    name, seed, device = bb["name"], int(cfg["seed"]), pick_device(cfg["device"])
     folder, kind = resolve_backbone(name, cfg)
-    use_u = _want_unsloth(bb.get("use_unsloth", "auto"), kind, device)
-    four = bool(bb.get("load_in_4bit", False))
+    use_u = _want_unsloth(bb["use_unsloth"], kind, device)
+    four = bool(bb["load_in_4bit"])
     if four and device != "cuda": raise ConfigError("backbone.load_in_4bit needs a CUDA GPU (bitsandbytes / Unsloth 4-bit)")
-    gc = bool(bb.get("gradient_checkpointing", False))
-    max_len = int(_section(cfg, "schema").get("max_length", 128))
-    r, alpha, drop = int(lo.get("r", 16)), int(lo.get("alpha", 32)), float(lo.get("dropout", 0.1))
+    gc = bool(bb["gradient_checkpointing"])
+    max_len = int(cfg["schema"]["max_length"])
+    r, alpha, drop = int(lo["r"]), int(lo["alpha"]), float(lo["dropout"])
     if use_u:  # before peft (and so transformers): Unsloth patches them when it is imported
         optional_import("unsloth", "unsloth")
         from unsloth import FastLanguageModel
@@ -273,7 +270,7 @@ def load_backbone(cfg, # a resolved config (sections backbone, lora, schema, dev
         tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
         if device == "cuda" and not four: model = model.to(device)
     if tok.pad_token is None: tok.pad_token = tok.eos_token
-    targets = lora_targets(model, lo.get("target_modules", "auto"))
+    targets = lora_targets(model, lo["target_modules"])
     names = {}
     for i, a in enumerate(adapters):
         with torch.random.fork_rng(devices=[]):
@@ -291,7 +288,7 @@ def load_backbone(cfg, # a resolved config (sections backbone, lora, schema, dev
     if gc and not use_u:
         model.get_base_model().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     hs = model.get_base_model().config.hidden_size
-    prec = cfg.get("precision", "auto") if isinstance(cfg, dict) else "auto"
+    prec = cfg["precision"]
     b = Backbone(name=name, kind=kind, tokenizer=tok, model=model, hidden_size=hs, device=device, precision=prec,
                  unsloth=use_u, adapters=names, folder=str(folder))
     b.use(adapters[0])

@@ -70,7 +70,7 @@ class Baseline:
     def fit(self, data, cfg=None, rng=None):
         "Learn from the train split's observed signals (and entity text/features); returns self."
         self.opts = baseline_options(cfg, **self.kw)
-        self.precision = cfg.get("precision", "auto") if isinstance(cfg, dict) else "auto"  # of model-based baselines (the run's)
+        self.precision = (cfg if isinstance(cfg, dict) and "precision" in cfg else load_config())["precision"]  # of model-based baselines (the run's)
         self.seed = int(as_rng(rng, default=0).integers(2**31 - 1))
         self._fit(data)
         self.fitted = True
@@ -278,6 +278,7 @@ def yes_no_ids(tokenizer)->tuple[list[int], list[int]]:
     if not yes or not no: raise ValueError("the tokenizer does not separate Yes from No in its first token")
     return yes, no
 
+# %% ../nbs/07_baselines.ipynb #c023e
 def load_llm(name:str="smollm2", # a jobrec.backbones name: smollm2 | tiny | hf:<folder>
              cfg=None # config (backbone cache folder)
             ):
@@ -315,6 +316,7 @@ def yes_no_scores(prompts:list[str], # serialised prompts
             out[s:s+len(lp)] = (lp[:, yes].logsumexp(-1) - lp[:, no].logsumexp(-1)).numpy()
     return out
 
+# %% ../nbs/07_baselines.ipynb #c023i
 @register("llm_zero_shot", "llm", expensive=True, requires="llm")
 class LLMZeroShotBaseline(Baseline):
     "Zero-shot yes/no log-odds of a small instruction LLM on the aligned pair prompt (expensive: subsets only)."
@@ -369,6 +371,7 @@ def write_atomic_files(data, # a JobRecData
     for part in ("valid", "test"): (d/f"{name}.{part}.inter").write_text(inter(val))
     return d
 
+# %% ../nbs/07_baselines.ipynb #c031e
 def recbole_python(opts:dict|None=None # baselines options (`recbole_python`)
                   )->Path:
     "The RecBole environment's python (default: <project>/.venv-recbole/bin/python)."
@@ -379,6 +382,7 @@ def has_recbole(opts:dict|None=None)->bool:
     "True when the RecBole environment exists."
     return recbole_python(opts).exists()
 
+# %% ../nbs/07_baselines.ipynb #c031h
 class RecBoleBaseline(Baseline):
     "A RecBole model trained in `.venv-recbole` on the train split's applications; scores read back from .npy."
     kind, requires, model = "recbole", "recbole", "lightgcn"

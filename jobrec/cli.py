@@ -173,7 +173,7 @@ def _cmd_data(a):
     from jobrec.data import build_default_dataset
     cfg = _cfg(a); syn = cfg["data"]["synthetic"]
     cat = None if a.catalogue.lower() == "none" else a.catalogue
-    d = build_default_dataset(a.out, cat, cfg.seed, n_candidates=syn["n_candidates"], n_jobs=syn["n_jobs"])
+    d = build_default_dataset(a.out, cat, cfg.seed, split=cfg["data"]["split"], **{k: v for k, v in syn.items() if k != "catalogue"})
     print(f"{d} written to {a.out}")
 
 def _cmd_train(a):

@@ -242,6 +242,7 @@ def _unknown_msg(key, valid, prefix):
     hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys here: {', '.join(sorted(valid))}"
     return f"unknown config key '{prefix}{key}'{hint}"
 
+# %% ../nbs/00_core.ipynb #c020e
 def _typename(v): return "null" if v is None else type(v).__name__
 
 def _check_value(path, default, value, source):
@@ -278,6 +279,7 @@ def merge_config(base:dict, # the resolved config so far (its keys are the schem
         else: out[k] = check_allowed(prefix+k, _check_value(prefix+k, base[k], v, source), source)
     return out
 
+# %% ../nbs/00_core.ipynb #c020i
 def _read_yaml(path):
     path = Path(path)
     if not path.is_file(): raise ConfigError(f"config file not found: {path}" if not path.exists() else f"expected a YAML file, got a folder: {path}")
@@ -306,6 +308,7 @@ def _looks_float(s):
     try: float(s); return s.strip().lower() not in ("nan", "inf", "-inf", "infinity")
     except ValueError: return False
 
+# %% ../nbs/00_core.ipynb #c020m
 def load_config(profile:str|None=None, # a packaged profile name (see `list_profiles`) or a YAML path
                 experiment:str|Path|dict|None=None, # an experiment YAML file (or dict) applied on the profile
                 overrides:list[str]|dict|None=None # 'key.sub=value' strings or a nested dict, applied last

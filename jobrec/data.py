@@ -22,9 +22,9 @@ __all__ = ['log', 'SPLITS', 'BUILTIN_VOCAB', 'TOPICS', 'VOCABULARY_FILE', 'VOCAB
            'JobRecData', 'save_npz', 'save_dataset', 'load_dataset', 'read_csv_strict', 'read_jobs', 'read_candidates',
            'read_interactions', 'candidate_split', 'load_released', 'vocab_from_catalogue', 'derive_vocabulary',
            'load_vocabulary', 'synthetic_config', 'refine_candidates', 'refine_jobs', 'utility_terms',
-           'generate_synthetic', 'preference_groups', 'qualification_groups', 'hire_groups', 'eval_matrices',
-           'fields_heuristic', 'observable_utility', 'ceilings', 'dataset_card', 'card_markdown', 'embedded_path',
-           'build_default_dataset', 'load_embedded', 'main']
+           'employer_labels', 'generate_synthetic', 'preference_groups', 'qualification_groups', 'hire_groups',
+           'eval_matrices', 'fields_heuristic', 'observable_utility', 'ceilings', 'dataset_card', 'card_markdown',
+           'embedded_path', 'build_default_dataset', 'load_embedded', 'main']
 
 # %% ../nbs/02_data.ipynb #c005
 log = get_logger("jobrec.data")
@@ -77,6 +77,7 @@ def save_npz(path:str|Path, arrays:dict)->Path:
                 z.writestr(info, buf.getvalue())
     return Path(path)
 
+# %% ../nbs/02_data.ipynb #c007d
 def _write_csv(df:pd.DataFrame, path:Path):
     with atomic_path(path) as tmp: df.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
 
@@ -111,6 +112,7 @@ def save_dataset(data:JobRecData, # the dataset
         with atomic_path(out/"CARD.md") as tmp: tmp.write_text(md)
     return out
 
+# %% ../nbs/02_data.ipynb #c007g
 def load_dataset(folder:str|Path # a folder written by `save_dataset`
                 )->JobRecData:
     "Read a dataset folder back (validating every record)."
@@ -305,6 +307,7 @@ BUILTIN_VOCAB = {
                      "min_num_publications": [0, 1, 1, 2]},
     "n_required_skills": [6, 7, 8], "n_acceptable_majors": [3]}
 
+# %% ../nbs/02_data.ipynb #c016d
 # Research topics live only in narrative text; three phrasings each, so matching needs more than string equality.
 TOPICS = [
     ("robustness to distribution shift", "models that survive changes in the data they see", "out-of-distribution generalisation"),
@@ -333,6 +336,7 @@ TOPICS = [
     ("legal and policy text", "reading laws and regulations automatically", "computational law"),
 ]
 
+# %% ../nbs/02_data.ipynb #c016h
 def vocab_from_catalogue(path:str|Path # a released-format Final_items.csv
                         )->dict:
     "Industries with their skills, major frequencies and requirement value lists derived from a job catalogue."
@@ -413,6 +417,7 @@ def synthetic_config(cfg:dict|None=None, **kw)->dict:
     base.update(kw)
     return base
 
+# %% ../nbs/02_data.ipynb #c019e
 def _z(x):
     x = np.asarray(x, np.float64); s = x.std()
     return (x - x.mean()) / (s if s > 0 else 1.0)
@@ -421,6 +426,7 @@ def _pick(rng, xs, k=None, p=None):
     idx = rng.choice(len(xs), size=k, replace=False, p=p) if k is not None else rng.choice(len(xs), p=p)
     return [xs[i] for i in np.atleast_1d(idx)] if k is not None else xs[int(idx)]
 
+# %% ../nbs/02_data.ipynb #c019h
 def _draft_jobs(rng, vocab, n, n_topics, err):
     inds = list(vocab["industries"]); majors = list(vocab["majors"]); mp = np.array([vocab["majors"][m] for m in majors]); mp /= mp.sum()
     all_sk = sorted({s for v in vocab["industries"].values() for s in v}); R = vocab["requirements"]
@@ -448,6 +454,7 @@ def _job_description(d):
     return (f"Our {d['industry']} team studies {t(0)} and {t(1)}. You will apply {d['mention'][0]}, {d['mention'][1]} "
             f"and {d['mention'][2]} to open research problems and share results with the group.")
 
+# %% ../nbs/02_data.ipynb #c019l
 def _draft_candidates(rng, vocab, n, n_topics, err):
     inds = list(vocab["industries"]); majors = list(vocab["majors"]); mp = np.array([vocab["majors"][m] for m in majors]); mp /= mp.sum()
     all_sk = sorted({s for v in vocab["industries"].values() for s in v})
@@ -519,6 +526,7 @@ def refine_candidates(drafts:list, # drafted candidate dicts
         cands.append((c, d))
     return cands, rep, drop
 
+# %% ../nbs/02_data.ipynb #c021d
 def refine_jobs(drafts:list, # drafted job dicts
                 cands:list, # validated candidates, to check that requirements are satisfiable
                 rng # numpy Generator
@@ -570,6 +578,26 @@ def utility_terms(F:np.ndarray, # pair features [C, J, F]
     fields = _z(f("interest_match")) + _z(f("skill_jaccard")) + 0.5 * _z(f("mode_fit") + f("hours_met") + f("length_met"))
     return fields, _multihot(cand_topics, n_topics) @ _multihot(job_topics, n_topics).T
 
+# %% ../nbs/02_data.ipynb #c023e
+def employer_labels(F:np.ndarray, # pair features [C, J, F]
+                    p:dict, # `data.synthetic` settings: max_missed_requirements, coverage_threshold, employer_noise
+                    rng # numpy Generator: draws each job's coverage threshold, then the flips
+                   )->tuple[np.ndarray, np.ndarray, int]: # (noise-free rule bool [C, J], label int8 [C, J], jobs repaired)
+    "The employer's decision: few requirements missed and enough skill coverage, each decision flipped with probability `employer_noise`."
+    f = lambda n: F[:, :, FEATURE_NAMES.index(n)]
+    # at most `max_missed_requirements` of five missed, and skill coverage above a job-specific threshold
+    missed = 5 - np.rint(f("requirements_met_share") * 5)
+    lo, hi = p["coverage_threshold"]
+    theta = rng.uniform(lo, hi, size=F.shape[1])[None, :]
+    qual_clean = (missed <= int(p["max_missed_requirements"])) & (f("skill_coverage") >= theta)
+    flip = rng.random(qual_clean.shape) < float(p["employer_noise"])
+    qual = (qual_clean ^ flip).astype(np.int8)
+    # a job nobody qualifies for accepts its best-matching candidate
+    none = np.flatnonzero(qual.sum(0) == 0)
+    for jx in none: qual[F[:, jx, FEATURE_NAMES.index("requirements_met_share")].argmax(), jx] = 1
+    return qual_clean, qual, len(none)
+
+# %% ../nbs/02_data.ipynb #c023i
 def generate_synthetic(cfg:dict|None=None, # a `data.synthetic` section or a full config (default: packaged defaults)
                        seed:int=42, # the one seed
                        split:Sequence[float]|None=None, # candidate-disjoint shares (default: config `data.split`)
@@ -594,7 +622,7 @@ def generate_synthetic(cfg:dict|None=None, # a `data.synthetic` section or a ful
     # ids are renumbered so that they are dense after drops
     for i, c in enumerate(cands): c.candidate_id = f"S{i + 1:04d}"
     for i, j in enumerate(jobs): j.job_id = f"J{i + 1:04d}"
-    F = pair_features(cands, jobs); f = lambda n: F[:, :, FEATURE_NAMES.index(n)]
+    F = pair_features(cands, jobs)
     fields, topics = utility_terms(F, [d["topics"] for _, d in cand_pairs], [d["topics"] for _, d in job_pairs], nT)
     # taste: each candidate weighs visible job attributes (industry, mode, hours, level asked) in their own way
     inds = sorted({j.industry for j in jobs})
@@ -610,16 +638,8 @@ def generate_synthetic(cfg:dict|None=None, # a `data.synthetic` section or a ful
     pair_rep = Counter()
     none = np.flatnonzero(pref.sum(1) == 0)
     pref[none, util[none].argmax(1)] = 1; pair_rep["candidate_without_preferred_job"] += len(none)
-    # employer: at most `max_missed_requirements` of five missed, and skill coverage above a job-specific threshold
-    missed = 5 - np.rint(f("requirements_met_share") * 5)
-    lo, hi = p["coverage_threshold"]
-    theta = rng.uniform(lo, hi, size=nJ)[None, :]
-    qual_clean = (missed <= int(p["max_missed_requirements"])) & (f("skill_coverage") >= theta)
-    flip = rng.random(qual_clean.shape) < float(p["employer_noise"])
-    qual = (qual_clean ^ flip).astype(np.int8)
-    none = np.flatnonzero(qual.sum(0) == 0)
-    for jx in none: qual[F[:, jx, FEATURE_NAMES.index("requirements_met_share")].argmax(), jx] = 1
-    pair_rep["job_without_qualified_candidate"] += len(none)
+    qual_clean, qual, n_fixed = employer_labels(F, p, rng)
+    pair_rep["job_without_qualified_candidate"] += n_fixed
     apply_prob = np.where(pref == 1, float(p["apply_rate"]), float(p["stray_apply_rate"])).astype(np.float32)
     applied = rng.random(pref.shape) < apply_prob
     hired = applied & (qual == 1)
@@ -662,6 +682,7 @@ def preference_groups(data:JobRecData, # the dataset
             cs.append(c); gs.append(np.concatenate([[j], _neg_sample(rng, negs, n_neg, order, hard_share)]))
     return np.asarray(cs, np.int64), np.asarray(gs, np.int64).reshape(len(gs), n_neg + 1)
 
+# %% ../nbs/02_data.ipynb #c026e
 def qualification_groups(data:JobRecData, # the dataset
                          split:str="train", # applicants from this split's candidates only
                          n_neg:int=15, # negatives per group
@@ -688,6 +709,7 @@ def qualification_groups(data:JobRecData, # the dataset
                 js.append(c); gs.append(np.concatenate([[j], _neg_sample(rng, neg, n_neg)]))
     return np.asarray(js, np.int64), np.asarray(gs, np.int64).reshape(len(gs), n_neg + 1)
 
+# %% ../nbs/02_data.ipynb #c026h
 def hire_groups(data:JobRecData, split:str="train", n_neg:int=15, rng:np.random.Generator|int=0
                )->tuple[np.ndarray, np.ndarray]: # (cand_idx [G], job_idx [G, 1 + n_neg])
     "The conflated signal: one hired job among jobs without a hire (what a single hire model trains on)."
@@ -726,6 +748,7 @@ def _phi(p, q):
     den = (a + b) * (c + d) * (a + c) * (b + d)
     return (a * d - b * c) / math.sqrt(den) if den else None
 
+# %% ../nbs/02_data.ipynb #c029e
 def fields_heuristic(data:JobRecData)->np.ndarray:
     "A structured-fields-only preference score [C, J]: interest match, skill overlap and logistics fit."
     F = data.features(); f = lambda n: F[:, :, FEATURE_NAMES.index(n)]
@@ -739,6 +762,7 @@ def observable_utility(data:JobRecData)->np.ndarray|None:
     fields, topics = utility_terms(data.features(), m["candidate_topics"], m["job_topics"], int(m["n_topics"]))
     return (1.0 - wt - wq) * _z(fields) + wt * _z(topics)
 
+# %% ../nbs/02_data.ipynb #c029i
 def _auc(s, y):
     "Area under the ROC curve with ties counted half (Mann-Whitney)."
     from scipy.stats import rankdata
@@ -762,6 +786,7 @@ def ceilings(data:JobRecData, # a synthetic dataset
         out["qualification_rule_employer_ndcg@10"] = _ndcg_recall(rule.T, q.T.clip(0))[0]
     return out
 
+# %% ../nbs/02_data.ipynb #c029m
 def dataset_card(data:JobRecData, # the dataset
                  seed:int=0 # seed of the random ranker
                 )->tuple[dict, str]: # (numbers, markdown)
@@ -797,6 +822,7 @@ def dataset_card(data:JobRecData, # the dataset
         d["ceilings"] = ceilings(data)
     return d, card_markdown(d)
 
+# %% ../nbs/02_data.ipynb #c029n
 def card_markdown(d:dict)->str:
     "Render dataset-card numbers as markdown."
     pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"

@@ -273,6 +273,7 @@ def _boot_table(S, C, n_boot, rng, alpha):
     lo, hi = np.nanquantile(bm, [alpha / 2, 1 - alpha / 2], axis=0) if np.isfinite(bm).any() else (mean * np.nan,) * 2
     return mean, lo, hi
 
+# %% ../nbs/03_metrics.ipynb #c032e
 def bootstrap_ci(values:np.ndarray, # one value per unit, or several per unit with `groups`
                  n_boot:int=1000, # bootstrap resamples
                  rng:np.random.Generator|int|None=None, # generator or seed (required)
@@ -286,6 +287,7 @@ def bootstrap_ci(values:np.ndarray, # one value per unit, or several per unit wi
     m, lo, hi = _boot_table(S[keep], C[keep], n_boot, as_rng(rng), alpha)
     return float(m[0]), float(lo[0]), float(hi[0])
 
+# %% ../nbs/03_metrics.ipynb #c032i
 def paired_test(a:np.ndarray, # system A's values on some units
                 b:np.ndarray, # system B's values on the same units, same order
                 n_boot:int=1000, # bootstrap resamples for the interval
@@ -371,6 +373,7 @@ def two_sided_values(s_cand:np.ndarray, # [C, J] candidate-side scores (preferen
             out["candidate", "full", "eligibility"] = RankingResult({f"eligibility@{eligibility_k}": e}, units=np.arange(len(c)))
     return out
 
+# %% ../nbs/03_metrics.ipynb #c035e
 def summarise_values(values:dict, # output of `two_sided_values`
                      system:str="system", # name of the system in the table
                      n_boot:int=1000, # bootstrap resamples
@@ -404,6 +407,7 @@ def protocol_descriptions(n_neg:int=49 # negatives per sampled group
     return {"sampled": f"sampled: each positive ranked against {n_neg} negatives drawn uniformly from the same unit (1+{n_neg} per group)",
             "full": "full: every valid item of the unit ranked, excluded (training) pairs removed"}
 
+# %% ../nbs/03_metrics.ipynb #c035i
 def evaluate_two_sided(s_cand:np.ndarray, # [C, J] candidate-side scores
                        pref:np.ndarray, # [C, J] preference labels 1/0/-1
                        s_emp:np.ndarray|None, # [C, J] employer-side scores; None: use s_cand
@@ -434,6 +438,7 @@ def report_lines(df)->list[str]:
     return [f"{r.system} | {r.side} side | {r.protocol} protocol | {r.metric} = {r.mean:.4f} "
             f"(95% CI {r.lo:.4f} to {r.hi:.4f}, n={r.n})" for r in df.itertuples()]
 
+# %% ../nbs/03_metrics.ipynb #c035k
 def compare_systems(values_a:dict, # `two_sided_values` of system A
                     values_b:dict, # `two_sided_values` of system B (same labels, candidates and seed)
                     metrics:tuple|None=None, # metric names to test (default: all)
@@ -467,7 +472,7 @@ def eval_options(cfg:dict # a resolved config (or its `eval` section)
     "Keyword arguments of `evaluate_two_sided` from the `eval` section of a config."
     e = cfg.get("eval", cfg)
     return dict(ks=tuple(e["ks"]), n_neg=int(e["n_negatives"]), n_boot=int(e["bootstrap"]), protocols=tuple(e["protocols"]),
-                alpha=float(e.get("alpha", 0.05)))
+                alpha=float(e["alpha"]))
 
 # %% ../nbs/03_metrics.ipynb #c044
 METRIC_MODULE_DIR = PACKAGE_DIR/"metric_modules"/"jobrec_ranking"

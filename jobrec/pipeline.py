@@ -31,10 +31,10 @@ def load_data(cfg:dict # a resolved config
     "The dataset named by `cfg['data']`: the embedded default, a fresh synthetic draw, the released format or a dataset folder."
     d = cfg["data"]; src = d["source"]
     if src == "embedded": return load_embedded()
-    if src == "synthetic": return generate_synthetic(d["synthetic"], seed=cfg["seed"])
+    if src == "synthetic": return generate_synthetic(d["synthetic"], seed=cfg["seed"], split=d["split"])
     if src == "released":
         if not d.get("path"): raise ConfigError("data.source=released needs data.path (the folder of the released files)")
-        return load_released(d["path"])
+        return load_released(d["path"], split=d["split"], seed=cfg["seed"])
     p = Path(src)
     if not p.is_absolute(): p = project_root()/p
     if not p.exists(): raise ConfigError(f"data.source {src!r} is neither embedded/synthetic/released nor an existing dataset folder")
@@ -80,7 +80,7 @@ def evaluate_systems(systems:dict, # name -> dict(cand=[n, J], emp=[n, J]) score
     tables, vals = [], {}
     for name, s in systems.items():
         df, v = evaluate_two_sided(s["cand"], pref, s["emp"], qual, system=name, ks=tuple(e["ks"]), n_neg=e["n_negatives"],
-                                   protocols=tuple(e["protocols"]), n_boot=e["bootstrap"], seed=cfg["seed"],
+                                   protocols=tuple(e["protocols"]), n_boot=e["bootstrap"], alpha=e["alpha"], seed=cfg["seed"],
                                    eligibility_k=f["k"], tau=f["tau"], return_values=True)
         tables.append(df); vals[name] = v
     main = pd.concat(tables, ignore_index=True)
@@ -88,7 +88,7 @@ def evaluate_systems(systems:dict, # name -> dict(cand=[n, J], emp=[n, J]) score
     if reference in vals:
         for name in vals:
             if name == reference: continue
-            t = compare_systems(vals[reference], vals[name], n_boot=e["bootstrap"], seed=cfg["seed"])
+            t = compare_systems(vals[reference], vals[name], n_boot=e["bootstrap"], seed=cfg["seed"], alpha=e["alpha"], method=e["paired_test"], n_perm=e["n_permutations"])
             t.insert(0, "b_system", name); t.insert(0, "a_system", reference); paired.append(t)
     return main, (pd.concat(paired, ignore_index=True) if paired else pd.DataFrame())
 

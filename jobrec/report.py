@@ -93,6 +93,7 @@ def _strip_run_metadata(nb_path:Path):
         c.get("metadata", {}).pop("papermill", None); c.get("metadata", {}).pop("execution", None)
     nb_path.write_text(json.dumps(d, indent=1, ensure_ascii=False) + "\n")
 
+# %% ../nbs/09_report.ipynb #c010e
 def run_report(template:str|Path, # the template notebook
                reports_dir:str|Path="reports", # parent folder of the report folders
                parameters:dict|None=None, # parameters for the template (`report_dir` is added)

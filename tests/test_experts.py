@@ -157,7 +157,7 @@ UNSLOTH_EXPERTS = textwrap.dedent('''
                       "shape": list(sc["p_qual"].shape), "losses": [h["loss"] for h in s.report["history"] if "step" in h and "loss" in h]}))
 ''')
 
-@pytest.mark.skipif(not has_module("unsloth"), reason='needs the unsloth extra (pip install "jobrec[unsloth]")')
+@pytest.mark.needs("unsloth", extra="unsloth")
 def test_experts_train_through_unsloth_cpu(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     r = subprocess.run([sys.executable, "-c", UNSLOTH_EXPERTS, str(tmp_path/"u")], capture_output=True, text=True, env=env, timeout=600)

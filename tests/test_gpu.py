@@ -186,6 +186,7 @@ def run_scenario(spec:dict, record:dict):
         assert a["n_jobs"] == N_JOBS and a["retrieval"] and a["n_scored"] == int(rec.retrieval["shortlist"])
         assert list(tb["fused"]) == sorted(tb["fused"], reverse=True)
         if a["attainable"]: assert a["eligibility_at_k"] >= TAU - 1e-9
+        else: assert any("unattainable" in n for n in a["notes"])
     again = rec.recommend(cands[0], rec.catalogue(big), k=K, tau=TAU)[0]
     assert rec.catalogue(big).from_cache and list(again["job_id"]) == list(tabs[0]["job_id"])
     fig["recommend_seconds_per_candidate"] = [t.attrs["seconds"] for t in tabs]

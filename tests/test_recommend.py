@@ -72,7 +72,16 @@ def test_cli_hard_mode_says_so(model_run, files):
     assert rc == 0, err
     r = json.loads(out)["results"][0]
     assert r["mode"] == "hard" and any(n.startswith("hard mode") for n in r["notes"])
-    if r["backfilled"]: assert any("back-filled" in n for n in r["notes"])
+    assert r["backfilled"] == any("back-filled" in n for n in r["notes"])
+
+@pytest.mark.parametrize("threshold,backfilled", [(1.0, True), (0.0, False)])
+def test_hard_mode_backfills_when_too_few_jobs_pass(model_run, data, threshold, backfilled):
+    "Forced both ways: no job reaches p_Q >= 1, so the top-k is back-filled and says so; every job reaches 0, so none is."
+    from jobrec.recommend import Recommender
+    rec = Recommender.load(model_run, fusion={"hard_threshold": threshold})
+    a = rec.recommend(data.candidates[0], rec.catalogue(data.jobs), k=5, hard=True)[0].attrs
+    assert a["mode"] == "hard" and a["backfilled"] is backfilled
+    assert any("back-filled" in n for n in a["notes"]) is backfilled
 
 def test_unattainable_tau_is_reported(model_run, files):
     rc, out, err = run_cli("recommend", "--model", model_run, "--candidate", files/"cands.csv", "--jobs", files/"jobs.csv", "--k", 10, "--tau", 1.0)
@@ -182,7 +191,7 @@ def test_cli_bad_arguments(model_run, files, tmp_path):
 def test_console_script_exit_status(model_run, files, data, tmp_path):
     "The installed `jobrec` command exits 2 on bad input, before any model is loaded."
     exe = Path(sys.executable).parent/"jobrec"
-    if not exe.exists(): pytest.skip("the jobrec console script is not installed")
+    assert exe.exists(), "the jobrec console script is not installed (pip install -e .)"
     p = _bad_file(tmp_path, data, "c.csv", [{**candidate_to_row(data.candidates[0]), "academic_level": "PhD"}])
     r = subprocess.run([str(exe), "recommend", "--model", str(model_run), "--candidate", str(p), "--jobs", str(files/"jobs.csv")],
                        capture_output=True, text=True, timeout=120)

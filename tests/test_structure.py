@@ -91,6 +91,31 @@ def test_private_name_check_catches_a_violation(tmp_path):
 
 def test_no_test_skips_a_missing_requirement():
     "A missing test dependency makes `make test` fail: no import-or-skip call in the suite (optional environments use explicit skips with a reason)."
-    word = "import" + "orskip"
-    bad = [f"{p.name}:{i}" for p in sorted((ROOT/"tests").glob("*.py")) for i, l in enumerate(p.read_text().splitlines(), 1) if word in l]
+    words = ("import" + "orskip", "skipif(not " + "has_module")  # optional modules: @pytest.mark.needs (fails under `make test`)
+    bad = [f"{p.name}:{i}" for p in sorted((ROOT/"tests").glob("*.py")) for i, l in enumerate(p.read_text().splitlines(), 1) if any(w in l for w in words)]
     assert not bad, bad
+
+MAX_CELL_LINES = 60
+# Exported cells still over the limit in notebooks being split elsewhere; this set only shrinks, to empty.
+LONG_CELLS_PENDING = {("nbs/06_fusion.ipynb", "c011"), ("nbs/06_fusion.ipynb", "c024"), ("nbs/06_fusion.ipynb", "c027"),
+                      ("nbs/06_fusion.ipynb", "c032"), ("nbs/08_pipeline.ipynb", "c018"), ("nbs/10_recommend.ipynb", "c020"),
+                      ("nbs/11_bench.ipynb", "c020"), ("nbs/12_cli.ipynb", "c006"), ("nbs/05b_training.ipynb", "c025")}
+
+def _long_exported_cells()->dict:
+    "(notebook, cell id) -> line count of every exported code cell over MAX_CELL_LINES lines."
+    out = {}
+    for nb in sorted((ROOT/"nbs").glob("*.ipynb")):
+        for c in json.loads(nb.read_text())["cells"]:
+            src = "".join(c["source"])
+            exported = any(l.strip() in ("#| export", "#| exporti") for l in src.splitlines())
+            if c["cell_type"] == "code" and exported and len(src.splitlines()) > MAX_CELL_LINES:
+                out[(f"nbs/{nb.name}", c.get("id"))] = len(src.splitlines())
+    return out
+
+def test_no_exported_cell_over_60_lines():
+    "A notebook teaches one concept per cell: no exported code cell is over 60 lines (except the pending ones, which shrink)."
+    long = _long_exported_cells()
+    bad = {k: n for k, n in long.items() if k not in LONG_CELLS_PENDING}
+    assert not bad, "exported cells over 60 lines (split them): " + ", ".join(f"{nb} {cid} ({n} lines)" for (nb, cid), n in sorted(bad.items()))
+    done = sorted(LONG_CELLS_PENDING - set(long))
+    assert not done, f"{done} are within {MAX_CELL_LINES} lines now (or gone): remove them from LONG_CELLS_PENDING"

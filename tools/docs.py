@@ -1,0 +1,111 @@
+"""The README and the static documentation site, built offline (no Quarto, no network).
+
+`python tools/docs.py readme` writes README.md from nbs/index.ipynb (the README's source: edit the notebook, not README.md).
+`python tools/docs.py site [OUT] [--no-execute]` writes a static HTML site (default `_docs/`): every notebook of nbs/
+as a page (executed first unless --no-execute), every report of reports/ with its figures, and an index page."""
+import argparse, html, os, re, shutil, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS, REPORTS = ROOT/"nbs", ROOT/"reports"
+SKIP_FLAGS = ("slow", "gpu")  # settings.ini tst_flags: cells nbdev_test skips are not executed for the site either
+
+def _source(cell)->str: return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+def _directives(src:str)->set:
+    "The `#| word` directives at the top of a cell."
+    out = set()
+    for line in src.splitlines():
+        if not line.startswith("#|"): break
+        out.update(line[2:].split())
+    return out
+
+def render_readme(nb_path:Path=NBS/"index.ipynb")->str:
+    "README.md's text: the notebook's markdown cells and its visible code cells as ```python blocks; `#| hide` cells left out."
+    import json
+    parts = []
+    for c in json.loads(Path(nb_path).read_text(encoding="utf-8"))["cells"]:
+        src = _source(c).strip("\n")
+        if not src or "hide" in _directives(src): continue
+        parts.append(src if c["cell_type"] == "markdown" else f"```python\n{src}\n```")
+    return "\n\n".join(parts) + "\n"
+
+def _execute(nb_path:str)->tuple:
+    "Execute one notebook in nbs/ as nbdev_test does (cells flagged slow/gpu skipped); (name, notebook, seconds)."
+    import nbformat
+    from nbconvert.preprocessors import ExecutePreprocessor
+    nb = nbformat.read(nb_path, as_version=4); t0 = time.perf_counter()
+    for c in nb.cells:
+        if c.cell_type == "code" and _directives(c.source) & set(SKIP_FLAGS):
+            c.metadata.setdefault("tags", []).append("skip-execution")
+    ExecutePreprocessor(timeout=900, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(Path(nb_path).parent)}})
+    return Path(nb_path).name, nb, time.perf_counter() - t0
+
+def _page(title:str, body:str)->str:
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            "<style>body{max-width:60em;margin:2em auto;font-family:sans-serif;line-height:1.45}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}pre{background:#f6f6f6;padding:.5em;overflow:auto}"
+            f"</style></head><body>\n<p><a href=\"{'../' * title.count('/')}index.html\">jobrec</a></p>\n{body}\n</body></html>\n")
+
+def _md_html(text:str)->str:
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+    # links between the markdown files become links between their pages
+    return markdown2html_mistune(re.sub(r"\]\(([^)#:]+?)\.md(#[^)]*)?\)", r"](\1.html\2)", text))
+
+def build_site(out:Path=ROOT/"_docs", # the site's folder (replaced)
+               execute:bool=True, # execute the notebooks first (they are committed without outputs)
+               workers:int=2 # notebooks executed at once
+              )->dict:
+    "Write the static site; returns {'notebooks': [page, ...], 'figures': [path, ...], 'seconds': {notebook: s}}."
+    import nbformat
+    from nbconvert import HTMLExporter
+    out = Path(out); shutil.rmtree(out, ignore_errors=True); (out/"nbs").mkdir(parents=True)
+    nbs = sorted(NBS.glob("*.ipynb"))
+    if execute:
+        with ProcessPoolExecutor(workers) as ex: done = list(ex.map(_execute, [str(p) for p in nbs]))
+    else: done = [(p.name, nbformat.read(p, as_version=4), 0.0) for p in nbs]
+    exporter, pages = HTMLExporter(), []
+    for name, nb, _ in done:
+        nb.cells = [c for c in nb.cells if "hide" not in _directives(c.source)]  # as nbdev's docs: `#| hide` cells stay out
+        body, _ = exporter.from_notebook_node(nb)
+        page = out/"nbs"/f"{Path(name).stem}.html"; page.write_text(body, encoding="utf-8"); pages.append(page.relative_to(out).as_posix())
+    figures = []
+    for p in sorted(REPORTS.rglob("*.png")):
+        dst = out/"reports"/p.relative_to(REPORTS); dst.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(p, dst)
+        figures.append(dst.relative_to(out).as_posix())
+    for md in sorted(REPORTS.rglob("*.md")):
+        rel = md.relative_to(REPORTS).with_suffix(".html"); dst = out/"reports"/rel; dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text(_page(f"reports/{rel.as_posix()}", _md_html(md.read_text(encoding="utf-8"))), encoding="utf-8")
+    # figures that no report page shows (reports/bench) get a gallery page
+    shown = {(md.parent/m.group(1)).resolve() for md in REPORTS.rglob("*.md")
+             for m in re.finditer(r"!\[[^\]]*\]\(([^)\s]+)\)", md.read_text(encoding="utf-8"))}
+    loose = [f for f in figures if (REPORTS/Path(f).relative_to("reports")).resolve() not in shown]
+    gallery = "".join(f"<h3>{html.escape(f)}</h3><img src=\"../{html.escape(f)}\">\n" for f in loose)
+    (out/"reports"/"figures.html").write_text(_page("reports/figures", "<h1>Figures no report shows</h1>\n" + gallery), encoding="utf-8")
+    nav = ("<h2>Notebooks</h2><ul>" + "".join(f"<li><a href=\"{p}\">{Path(p).stem}</a></li>" for p in pages) + "</ul>"
+           "<h2>Reports</h2><ul><li><a href=\"reports/index.html\">reports/index</a></li>"
+           "<li><a href=\"reports/figures.html\">figures no report shows</a></li></ul>")
+    (out/"index.html").write_text(_page("jobrec", _md_html(render_readme()) + nav), encoding="utf-8")
+    return {"notebooks": pages, "figures": figures, "seconds": {n: round(s, 1) for n, _, s in done}}
+
+def main(argv=None)->int:
+    ap = argparse.ArgumentParser(prog="tools/docs.py", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("readme", help="write README.md from nbs/index.ipynb"); r.add_argument("--check", action="store_true", help="exit 1 if README.md differs")
+    s = sub.add_parser("site", help="build the static site"); s.add_argument("out", nargs="?", default=str(ROOT/"_docs"))
+    s.add_argument("--no-execute", action="store_true"); s.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args(argv)
+    if a.cmd == "readme":
+        text = render_readme()
+        if a.check:
+            same = (ROOT/"README.md").read_text(encoding="utf-8") == text
+            print("README.md matches nbs/index.ipynb" if same else "README.md differs from nbs/index.ipynb: edit the notebook, then `make readme`")
+            return 0 if same else 1
+        (ROOT/"README.md").write_text(text, encoding="utf-8"); print("README.md written from nbs/index.ipynb"); return 0
+    t0 = time.perf_counter(); res = build_site(Path(a.out), execute=not a.no_execute, workers=a.workers)
+    slow = sorted(res["seconds"].items(), key=lambda kv: -kv[1])[:5]
+    print(f"site: {len(res['notebooks'])} notebooks, {len(res['figures'])} figures in {a.out} ({time.perf_counter()-t0:.0f} s; slowest {slow})")
+    return 0
+
+if __name__ == "__main__": sys.exit(main())
