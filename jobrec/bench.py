@@ -263,7 +263,7 @@ def _run(cfg, out, quick, r, sizes, n_base, n_q, res, work, T0):
     res["scoring"] = scoring_throughput(cfg, n_candidates=2, n_jobs=8 if quick else 32, cached_pairs=2000 if quick else 20000)
     # 3. the model, its base catalogue and the encoding throughput
     run_dir, how = _bench_model(cfg, quick, work); res["model"] = how
-    rec = Recommender.load(run_dir, retrieval={"cache_dir": str(work/"cache")})
+    rec = Recommender.load(run_dir, retrieval={"cache_dir": str(work/"cache")}, fusion={"per_candidate": True})  # the per-candidate search: latency at any tau
     data = generate_synthetic(seed=int(cfg["seed"]) + 1, n_candidates=max(n_q + 5, 20), n_jobs=n_base)
     t0 = time.perf_counter(); base_cat = rec.catalogue(data.jobs, cache=False); enc = time.perf_counter() - t0
     rate = n_base*2/enc

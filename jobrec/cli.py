@@ -8,6 +8,7 @@ import argparse, json, shutil, sys, tempfile
 from pathlib import Path
 
 from .core import load_config, Config, merge_config, ConfigError, JobrecError, UsageError, get_logger, project_root, pin_cpu_kernels
+from .fusion import FUSIONS
 
 # %% auto #0
 __all__ = ['log', 'SEED_REPORT', 'COMMANDS', 'build_parser', 'main']
@@ -58,7 +59,10 @@ def build_parser()->argparse.ArgumentParser:
     p = sub.add_parser("recommend", help="top-k jobs for candidates")
     p.add_argument("--model", required=True); p.add_argument("--candidate", required=True, help="CSV/JSON of one or more candidates")
     p.add_argument("--jobs", required=True, help="job catalogue CSV/JSON"); p.add_argument("--k", type=int, default=10)
-    p.add_argument("--tau", type=float, default=None); p.add_argument("--hard", action="store_true")
+    p.add_argument("--tau", type=float, default=None, help="eligibility requirement: the calibrated eligibility@k the top-k should reach")
+    p.add_argument("--hard", action="store_true", help="eligible jobs (calibrated p_Q >= fusion.hard_threshold) first, back-filled")
+    p.add_argument("--fusion", choices=list(FUSIONS), default=None, metavar="NAME",
+                   help=f"fusion system serving --tau, one of {', '.join(FUSIONS)} (default: the run's validated one; see jobrec.fusion.FUSIONS)")
     p.add_argument("--format", choices=["table", "json"], default="table"); p.add_argument("--out", default=None)
     p = sub.add_parser("rank-candidates", help="rank candidates for a job (employer side)")
     p.add_argument("--model", required=True); p.add_argument("--job", required=True); p.add_argument("--candidates", required=True)
@@ -90,7 +94,7 @@ def _cmd_recommend(a):
     jobs = read_entities(a.jobs, "job")  # validated before the model loads
     rec = Recommender.load(a.model)
     cat = rec.catalogue(a.jobs, records=jobs)
-    res = rec.recommend(cands, cat, k=a.k, tau=a.tau, hard=a.hard)
+    res = rec.recommend(cands, cat, k=a.k, tau=a.tau, hard=a.hard, fusion=a.fusion)
     _emit(a, res, {"model": str(a.model), "catalogue": str(a.jobs), "for": "candidates"})
 
 def _cmd_rank_candidates(a):
@@ -188,7 +192,7 @@ def _cmd_run(a):
                          systems=a.systems.split(",") if a.systems else None)
     print(f"experiment written to {out}")
 
-
+# %% ../nbs/12_cli.ipynb #c008c
 def _cmd_vocabulary(a):
     from jobrec.data import derive_vocabulary
     d = derive_vocabulary(a.catalogue, a.out, a.date)

@@ -4,20 +4,22 @@
 
 # %% ../nbs/06_fusion.ipynb #c002
 from __future__ import annotations
-import time
+import json, time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .core import ConfigError, load_config, merge_config
+from .core import ConfigError, UsageError, load_config, merge_config, write_json, atomic_path
 from .calibration import sigmoid
 
 # %% auto #0
-__all__ = ['FUSION_VARIANTS', 'FusionArrays', 'as_arrays', 'synthetic_fusion_arrays', 'topk_mean', 'policy_probs', 'softmax_mean',
-           'constraint_value', 'ndcg_at_k', 'fusion_settings', 'eligibility_values', 'z_values', 'fuse',
-           'smallest_lambda', 'train_primal_dual', 'lambda_head_forward', 'train_lambda_head', 'FusionResult',
-           'FusionPolicy', 'oracle_value', 'fit_fusion', 'tradeoff_curve', 'attainable_range', 'dominance',
+__all__ = ['FUSIONS', 'FUSION_VARIANTS', 'FusionArrays', 'as_arrays', 'synthetic_fusion_arrays', 'topk_mean', 'policy_probs',
+           'softmax_mean', 'constraint_value', 'ndcg_at_k', 'FusionSpec', 'fusion_system', 'system_settings',
+           'fusion_settings', 'eligibility_values', 'z_values', 'fuse', 'smallest_lambda', 'train_primal_dual',
+           'lambda_head_forward', 'train_lambda_head', 'FusionResult', 'oracle_value', 'FusionPolicy', 'fit_values',
+           'fit_fusion', 'FusionModel', 'save_fusion', 'load_fusion', 'tradeoff_curve', 'attainable_range', 'dominance',
            'controllability_sweep', 'single_score_sweep', 'compare_controllability', 'controllability_summary',
            'benchmark_tau_change']
 
@@ -154,6 +156,7 @@ def constraint_value(scores:np.ndarray, # [C, J] fused scores
     if constraint == "softmax": return softmax_mean(scores, values, temperature, valid)
     raise ValueError(f"constraint must be 'topk' or 'softmax', got {constraint!r}")
 
+# %% ../nbs/06_fusion.ipynb #c012b
 def ndcg_at_k(scores:np.ndarray, # [C, J] ranking scores
               labels:np.ndarray, # [C, J] binary relevance (<= 0: not relevant)
               k:int=10, # cut-off
@@ -171,9 +174,48 @@ def ndcg_at_k(scores:np.ndarray, # [C, J] ranking scores
     ideal = np.cumsum(disc)[np.clip(npos, 1, k) - 1]
     return np.where(npos > 0, dcg/ideal, np.nan)
 
-# %% ../nbs/06_fusion.ipynb #c014
-FUSION_VARIANTS = ("inference", "primal_dual", "lambda_head", "hard", "fixed")
+# %% ../nbs/06_fusion.ipynb #c015b
+@dataclass(frozen=True)
+class FusionSpec:
+    "One fusion system of the registry: the `fusion.variant` it runs, the settings that make it this system, and what it does."
+    variant:str # the fusion.variant it runs
+    settings:dict # fusion keys that distinguish it, e.g. per_candidate=True
+    description:str # one line, shown by the CLI and the reports
+    validated:bool # fitted on validation candidates: served from a run's saved validation arrays
+    sweep:bool=True # in the default controllability sweep (lambda_head trains an MLP per tau: opt-in)
 
+FUSIONS:dict = {  # in the order of the controllability tables
+    "inference_global": FusionSpec("inference", {"per_candidate": False, "global_fit": "val"},
+        "one multiplier for all candidates, the smallest whose estimated eligibility@k on the validation candidates (fusion.estimator) reaches tau", True),
+    "inference_served": FusionSpec("inference", {"per_candidate": False, "global_fit": "served"},
+        "one multiplier searched on the served candidates' own calibrated p_Q (no labels, no validation)", False),
+    "inference_per_candidate": FusionSpec("inference", {"per_candidate": True},
+        "one multiplier per candidate, the smallest whose calibrated eligibility@k of that candidate reaches tau (no validation)", False),
+    "primal_dual": FusionSpec("primal_dual", {}, "one multiplier per tau, learned by primal-dual training on the validation candidates", True),
+    "fixed": FusionSpec("fixed", {}, "s_P + fusion.fixed_weight * z whatever tau is (the fixed-weight baseline)", False),
+    "hard": FusionSpec("hard", {}, "jobs with calibrated p_Q >= fusion.hard_threshold first, each group by preference (tau unused)", False),
+    "lambda_head": FusionSpec("lambda_head", {}, "the reference's per-pair multiplier MLP, trained per tau on the validation candidates", True, False),
+}
+FUSION_VARIANTS = tuple(dict.fromkeys(s.variant for s in FUSIONS.values()))  # what fusion.variant accepts (constraints.yaml reads it)
+
+def fusion_system(settings:dict # resolved fusion settings
+                 )->str: # a FUSIONS name
+    "The registry name of the fusion that `settings` describe."
+    v = settings["variant"]
+    if v != "inference": return v
+    if settings["per_candidate"]: return "inference_per_candidate"
+    return "inference_served" if settings["global_fit"] == "served" else "inference_global"
+
+def system_settings(name:str, # a FUSIONS name
+                    cfg:dict|None=None, # a jobrec config or its fusion section
+                    **overrides # other fusion keys, e.g. k=5
+                   )->dict:
+    "The resolved fusion settings of the registered system `name`."
+    if name not in FUSIONS: raise ConfigError(f"unknown fusion {name!r}; known: {', '.join(FUSIONS)}")
+    spec = FUSIONS[name]
+    return fusion_settings(cfg, **{**overrides, "variant": spec.variant, **spec.settings})
+
+# %% ../nbs/06_fusion.ipynb #c014
 def fusion_settings(cfg:dict|None=None, # a resolved jobrec config, or its fusion section
                     **overrides # fusion keys to override, e.g. k=5, constraint="softmax"
                    )->dict:
@@ -339,6 +381,7 @@ def lambda_head_forward(head:dict, # weights from `train_lambda_head`: W1, b1, W
     h = np.maximum(0, ((x - head["mean"])/head["std"]) @ head["W1"] + head["b1"])
     return np.clip(h @ head["W2"] + head["b2"], -head["clamp"], head["clamp"])[..., 0].astype(np.float64)
 
+# %% ../nbs/06_fusion.ipynb #c024c
 def train_lambda_head(arrays:FusionArrays, # validation arrays
                       tau:float, # eligibility requirement
                       settings:dict|None=None, # resolved fusion settings
@@ -405,6 +448,17 @@ class FusionResult:
     @property
     def n_backfilled(self)->int: return int(self.backfilled.sum())
 
+def oracle_value(arrays:FusionArrays|dict, # expert outputs
+                 k:int=10, # top-k
+                 constraint:str="topk", # "topk" | "softmax"
+                 temperature:float=1.0 # unused: the softmax limit is the best single job
+                )->np.ndarray: # [C] best reachable calibrated eligibility per candidate
+    "The highest calibrated eligibility any ranking reaches: top-k by p_Q itself (softmax: the best job's p_Q)."
+    a = as_arrays(arrays)
+    if constraint == "topk": return topk_mean(a.p_qual, a.p_qual, k, a.valid)
+    return _masked(a.p_qual, a.valid).max(1)
+
+# %% ../nbs/06_fusion.ipynb #c027b
 @dataclass
 class FusionPolicy:
     "A fitted fusion policy: a variant, its tau and settings, and what was learned on validation."
@@ -459,15 +513,15 @@ class FusionPolicy:
         if self.variant != "inference": raise ValueError(f"retarget needs the inference variant; {self.variant} must be refitted")
         return fit_fusion(val, tau, "inference", self.settings)
 
-def oracle_value(arrays:FusionArrays|dict, # expert outputs
-                 k:int=10, # top-k
-                 constraint:str="topk", # "topk" | "softmax"
-                 temperature:float=1.0 # unused: the softmax limit is the best single job
-                )->np.ndarray: # [C] best reachable calibrated eligibility per candidate
-    "The highest calibrated eligibility any ranking reaches: top-k by p_Q itself (softmax: the best job's p_Q)."
-    a = as_arrays(arrays)
-    if constraint == "topk": return topk_mean(a.p_qual, a.p_qual, k, a.valid)
-    return _masked(a.p_qual, a.valid).max(1)
+# %% ../nbs/06_fusion.ipynb #c027e
+def fit_values(arrays:FusionArrays|dict, # the arrays a policy is fitted on
+               settings:dict # resolved fusion settings
+              )->tuple: # ([C, J] per-pair values, the estimator used)
+    "The per-pair eligibility values a policy is fitted on: `fusion.estimator` on validation; calibrated p_Q for the policies fitted where they serve and for lambda_head."
+    st, v = settings, settings["variant"]
+    # policies fitted on validation estimate eligibility with `fusion.estimator`; the others are fitted where they serve, with no outcomes to correct with
+    served = v == "inference" and (st["per_candidate"] or st["global_fit"] == "served")
+    return eligibility_values(arrays, "calibrated" if served or v == "lambda_head" else st["estimator"], st["propensity_clip"])
 
 def fit_fusion(val:FusionArrays|dict, # validation arrays
                tau:float|None=None, # eligibility requirement (default: fusion.tau)
@@ -481,9 +535,7 @@ def fit_fusion(val:FusionArrays|dict, # validation arrays
     variant, tau = st["variant"], float(st["tau"] if tau is None else tau)
     a = as_arrays(val); k, con, T = st["k"], st["constraint"], st["temperature"]
     z = z_values(a, st["z"])
-    # policies fitted here, on validation, estimate eligibility with `fusion.estimator`; the others are fitted where they serve
-    served = variant == "inference" and (st["per_candidate"] or st["global_fit"] == "served")
-    E, est = eligibility_values(a, "calibrated" if served or variant == "lambda_head" else st["estimator"], st["propensity_clip"])
+    E, est = fit_values(a, st)
     mean_val = lambda s: float(np.nanmean(constraint_value(s, E, k, con, T, a.valid)))
     pol = FusionPolicy(variant, tau, st, natural=mean_val(a.s_pref), maximum=mean_val(_masked(a.p_qual, a.valid)), estimator=est)
     if variant == "inference" and not st["per_candidate"]:
@@ -500,6 +552,97 @@ def fit_fusion(val:FusionArrays|dict, # validation arrays
     if np.isnan(pol.value):
         pol.value = float(np.nanmean(pol.apply(a).value)); pol.attainable = pol.value >= tau
     return pol
+
+# %% ../nbs/06_fusion.ipynb #c030b
+class FusionModel:
+    "The fusion a run serves: its settings and the validation arrays they are fitted on; any tau is fitted with `fit_fusion` (cached) and applied with `FusionPolicy.apply`."
+    def __init__(self, settings:dict, # a config, its fusion section or resolved settings (variant, per_candidate, global_fit: the system)
+                 val:FusionArrays|dict|None=None, # validation arrays (needed by the systems fitted on validation)
+                 seed:int=0, # seed of the training variants
+                 cache_size:int=64 # fitted policies kept, one per (tau, overrides)
+                ):
+        self.settings, self.seed, self.cache_size = fusion_settings(settings), int(seed), int(cache_size)
+        self.val = None if val is None else as_arrays(val)
+        self._policies, self._ranges = {}, {}
+        if self.val is None and FUSIONS[self.system].validated:
+            raise ValueError(f"fusion {self.system} is fitted on validation candidates: give their arrays")
+
+    @property
+    def system(self)->str: return fusion_system(self.settings)
+    def __repr__(self): return f"FusionModel({self.system}, {'no validation' if self.val is None else f'{self.val.n_candidates} validation candidates'})"
+
+    def _key(self, overrides): return tuple(sorted((k, v) for k, v in overrides.items() if self.settings.get(k) != v))
+
+    def policy(self, tau:float, # eligibility requirement
+               **overrides # fusion keys for this call, e.g. k=5 (the top-k served)
+              )->FusionPolicy:
+        "The policy for `tau`: fitted on the validation arrays once per (tau, overrides), then kept."
+        key = (float(tau), self._key(overrides))
+        if key not in self._policies:
+            st = fusion_settings({**self.settings, **dict(key[1])})
+            pol = fit_fusion(self.val, key[0], None, st, self.seed) if self.val is not None else FusionPolicy(st["variant"], key[0], st)
+            if len(self._policies) >= self.cache_size: self._policies.pop(next(iter(self._policies)))
+            self._policies[key] = pol
+        return self._policies[key]
+
+    def apply(self, arrays:FusionArrays|dict, # the served block: expert outputs of candidates x jobs
+              tau:float, # eligibility requirement
+              **overrides)->FusionResult:
+        "Fused scores at `tau`: the one fusion call of the experiment (`fused_scores`), the controllability sweep and `Recommender.recommend`."
+        return self.policy(tau, **overrides).apply(arrays)
+
+    def validated_range(self, **overrides)->tuple|None: # (low, high), or None for a system not fitted on validation
+        "The taus the validation candidates vouch for: the estimated eligibility of ranking by preference (lambda = 0) up to the highest any multiplier reaches."
+        if not (FUSIONS[self.system].validated and self.settings["variant"] in ("inference", "primal_dual")): return None
+        key = self._key(overrides)
+        if key not in self._ranges:
+            st, a = fusion_settings({**self.settings, **dict(key)}), self.val
+            E, z = fit_values(a, st)[0], z_values(a, st["z"])
+            # the multiplier grid of `smallest_lambda`: every tau in this range is attainable there, and none outside it is needed
+            at = lambda t: smallest_lambda(a.s_pref, z, E, t, st["k"], st["constraint"], st["temperature"], a.valid, False, st["lambda_max"], 0)[1]
+            self._ranges[key] = (float(at(-np.inf)), float(at(np.inf)))
+        return self._ranges[key]
+
+    def require(self, tau:float, **overrides):
+        "Raise a `UsageError` (one line, with the range) when `tau` lies outside the validated range."
+        r = self.validated_range(**overrides)
+        if r is not None and not r[0] <= tau <= r[1]:
+            k = overrides.get("k", self.settings["k"])
+            raise UsageError(f"tau {tau:g} is outside the range validated for fusion {self.system}: estimated eligibility@{k} on the "
+                             f"validation candidates runs from {r[0]:.3f} (ranking by preference) to {r[1]:.3f} (the largest multiplier)")
+
+# %% ../nbs/06_fusion.ipynb #c030e
+_SAVED_FIELDS = ("s_pref", "p_qual", "q_logit", "valid", "pref", "observed", "p_observe")  # true qualification labels stay out
+
+def save_fusion(model:FusionModel, # the fusion a run serves
+                folder:str|Path, # the run's model folder
+                taus:list|None=None # taus whose fitted multiplier is recorded (default: fusion.taus)
+               )->Path: # the fusion.json written
+    "Write `fusion.json` (system, settings, estimator, validated range, multiplier per tau) and `fusion_validation.npz` (the arrays every tau is fitted on)."
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    info = {"system": model.system, "description": FUSIONS[model.system].description, "seed": model.seed, "settings": model.settings}
+    if model.val is not None:
+        a = model.val
+        with atomic_path(folder/"fusion_validation.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, **{n: np.asarray(getattr(a, n)) for n in _SAVED_FIELDS if getattr(a, n) is not None})
+        pols = [model.policy(t) for t in (model.settings["taus"] if taus is None else taus)]
+        rng = model.validated_range()
+        info.update(n_candidates=a.n_candidates, n_jobs=a.s_pref.shape[1], estimator=pols[0].estimator if pols else None,
+                    validated_range=None if rng is None else list(rng), natural=pols[0].natural if pols else None,
+                    maximum=pols[0].maximum if pols else None,
+                    policies=[{"tau": p.tau, "lambda": p.lam, "value": p.value, "attainable": bool(p.attainable)} for p in pols])
+    return write_json(info, folder/"fusion.json")
+
+def load_fusion(folder:str|Path, # a folder written by `save_fusion`
+                **overrides # fusion keys, e.g. per_candidate=True
+               )->FusionModel:
+    "The saved fusion of a run (json and npz, never pickle)."
+    folder = Path(folder)
+    info = json.loads((folder/"fusion.json").read_text())
+    val = None
+    if (folder/"fusion_validation.npz").exists():
+        with np.load(folder/"fusion_validation.npz", allow_pickle=False) as z: val = FusionArrays(**{k: z[k] for k in z.files})
+    return FusionModel(fusion_settings(info["settings"], **overrides), val, info.get("seed", 0))
 
 # %% ../nbs/06_fusion.ipynb #c032
 def _report(test, scores, tau, st, system, extra, ndcg_k=10):
@@ -533,6 +676,7 @@ def attainable_range(arrays:FusionArrays|dict, cfg:dict|None=None, **overrides)-
     c = tradeoff_curve(arrays, cfg, **overrides)
     return float(c["achieved"].iloc[0]), float(c["achieved"].max())
 
+# %% ../nbs/06_fusion.ipynb #c032b
 def dominance(curve:pd.DataFrame, # points of a trade-off curve: columns achieved and ndcg@k
               point:tuple, # (achieved eligibility, NDCG) of the single-score system
               ndcg_col:str="ndcg@10")->dict:
@@ -546,13 +690,14 @@ def dominance(curve:pd.DataFrame, # points of a trade-off curve: columns achieve
     return {"point_eligibility": e0, "point_ndcg": n0, "curve_ndcg_at_point": float(best), "delta": float(best - n0),
             "dominates": bool(cand) and bool(best >= n0), "curve_max_eligibility": float(x.max()) if len(x) else float("nan")}
 
+# %% ../nbs/06_fusion.ipynb #c032e
 def controllability_sweep(val:FusionArrays|dict, # validation arrays (fitting)
                           test:FusionArrays|dict, # test arrays (reporting, with true qual and pref)
                           taus:list|None=None, # tau grid (default: fusion.taus)
                           variant:str|None=None, # fusion variant (default: fusion.variant)
                           cfg:dict|None=None, # a jobrec config or its fusion section
                           seed:int=0, # seed of the training variants
-                          system:str|None=None, # name in the table (default: the variant, with global/per_candidate for inference)
+                          system:str|None=None, # name in the table (default: the FUSIONS name of the settings)
                           true_range:tuple|None=None, # `attainable_range(test)` when already computed
                           **overrides # fusion keys, e.g. per_candidate=True
                          )->pd.DataFrame: # one row per tau
@@ -560,15 +705,12 @@ def controllability_sweep(val:FusionArrays|dict, # validation arrays (fitting)
     val, test = as_arrays(val), as_arrays(test)
     st = fusion_settings(cfg, **({"variant": variant} if variant else {}), **overrides)
     taus = st["taus"] if taus is None else list(taus)
-    if system is None:
-        scope = "per_candidate" if st["per_candidate"] else ("served" if st["global_fit"] == "served" else "global")
-        system = st["variant"] + ({"inference": "_" + scope}.get(st["variant"], ""))
-    rows, pol = [], None
+    system = system or fusion_system(st)
+    rows, model = [], FusionModel(st, val, seed)
     lo, hi = true_range or (attainable_range(test, st) if test.qual is not None else (np.nan, np.nan))
     for tau in taus:
         ov = {"hard_threshold": float(tau)} if st["variant"] == "hard" else {}
-        pol = fit_fusion(val, tau, None, {**st, **ov}, seed)
-        res = pol.apply(test)
+        pol, res = model.policy(tau, **ov), model.apply(test, tau, **ov)
         lam = np.nan if res.lam is None else float(np.mean(res.lam))
         extra = {"lam": lam, "val_eligibility": pol.value, "attainable": bool(pol.attainable),
                  "n_unattainable": res.n_unattainable, "n_backfilled": res.n_backfilled,
@@ -596,25 +738,21 @@ def single_score_sweep(scores:np.ndarray, # [C, J] the single-score system's tes
     return pd.DataFrame([_report(test, s, t, st, system, {"lam": np.nan, "natural": nat, "maximum": mx, "true_natural": lo,
                                                           "true_maximum": hi, "in_range": bool(lo <= t <= hi)}) for t in taus])
 
+# %% ../nbs/06_fusion.ipynb #c032g
 def compare_controllability(val:FusionArrays|dict, # validation arrays
                             test:FusionArrays|dict, # test arrays with true labels
                             taus:list|None=None, # tau grid (default: fusion.taus)
                             cfg:dict|None=None, # a jobrec config or its fusion section
                             single_scores:np.ndarray|None=None, # [C, J] test scores of the single-score (conflated) system
-                            systems:tuple=("inference_global", "inference_served", "inference_per_candidate", "primal_dual", "fixed", "hard"), # also: lambda_head
+                            systems:tuple|None=None, # FUSIONS names (default: those with sweep=True)
                             seed:int=0, # seed of the training variants
                             **overrides)->pd.DataFrame:
     "One controllability table for the fusion variants, fixed-weight fusion and the single-score system."
     test = as_arrays(test)
     # the attainable range is a property of the test candidates and the multiplier path, the same for every row
     rng_ = attainable_range(test, cfg, **overrides) if test.qual is not None else (np.nan, np.nan)
-    parts = []
-    for name in systems:
-        if name.startswith("inference"):
-            parts.append(controllability_sweep(val, test, taus, "inference", cfg, seed, name, rng_,
-                                               **{**overrides, "per_candidate": name.endswith("per_candidate"),
-                                                  "global_fit": "served" if name.endswith("served") else "val"}))
-        else: parts.append(controllability_sweep(val, test, taus, name, cfg, seed, name, rng_, **overrides))
+    systems = [n for n, s in FUSIONS.items() if s.sweep] if systems is None else list(systems)
+    parts = [controllability_sweep(val, test, taus, None, system_settings(name, cfg, **overrides), seed, name, rng_) for name in systems]
     if single_scores is not None: parts.append(single_score_sweep(single_scores, test, taus, cfg, val=val, true_range=rng_, **overrides))
     return pd.concat(parts, ignore_index=True)
 

@@ -16,12 +16,13 @@ from .core import (load_config, merge_config, save_config, seed_everything, get_
                          atomic_path, CONF_DIR, Config, ConfigError, pin_cpu_kernels, numerics)
 from .data import JobRecData, load_embedded, load_dataset, load_released, generate_synthetic
 from .metrics import evaluate_two_sided, compare_systems, protocol_descriptions
-from .fusion import FusionArrays, fit_fusion, compare_controllability, controllability_summary, tradeoff_curve, dominance
+from .fusion import (FusionArrays, FusionModel, fusion_settings, save_fusion, compare_controllability, controllability_summary,
+                           tradeoff_curve, dominance)
 
 # %% auto #0
-__all__ = ['log', 'ABLATIONS_FILE', 'REUSE_SECTIONS', 'load_data', 'fusion_arrays', 'fused_scores', 'evaluate_systems',
-           'load_ablations', 'ablation_config', 'funnel_figures', 'train_run', 'run_experiment', 'run_ablations',
-           'headline', 'Run', 'load_run']
+__all__ = ['log', 'ABLATIONS_FILE', 'REUSE_SECTIONS', 'load_data', 'fusion_arrays', 'fusion_model', 'fused_scores',
+           'evaluate_systems', 'load_ablations', 'ablation_config', 'funnel_figures', 'save_served_fusion', 'train_run',
+           'run_experiment', 'run_ablations', 'headline', 'Run', 'load_run']
 
 # %% ../nbs/08_pipeline.ipynb #c006
 log = get_logger("pipeline")
@@ -54,15 +55,25 @@ def fusion_arrays(scores:dict, # s_pref, q_logit, p_qual [C, J] over ALL candida
                         qual=np.asarray(data.qual)[idx], pref=np.asarray(data.pref)[idx],
                         observed=observed, p_observe=scores["p_apply"][idx] if "p_apply" in scores else None)
 
+def fusion_model(cfg:dict, # resolved config (its `fusion` section and seed)
+                 scores:dict, # expert scores over all candidates
+                 data:JobRecData,
+                 val:np.ndarray, # validation candidate indices
+                 calibrated:bool=True
+                )->FusionModel:
+    "The fusion a run serves: the configured system with the validation candidates' arrays it is fitted on."
+    return FusionModel(fusion_settings(cfg), fusion_arrays(scores, data, val, calibrated), cfg["seed"])
+
 def fused_scores(cfg:dict, # resolved config (its `fusion` section)
                  scores:dict, # expert scores over all candidates
                  data:JobRecData,
                  val:np.ndarray, test:np.ndarray, # candidate indices
-                 calibrated:bool=True
+                 calibrated:bool=True,
+                 model:FusionModel|None=None # the run's fusion when already built (default: `fusion_model`)
                 )->tuple[np.ndarray, dict]:
-    "jobrec's candidate-side test scores at `fusion.tau`, and what the policy did."
-    pol = fit_fusion(fusion_arrays(scores, data, val, calibrated), cfg=cfg, seed=cfg["seed"])
-    res = pol.apply(fusion_arrays(scores, data, test, calibrated))
+    "jobrec's candidate-side test scores at `fusion.tau` (`FusionModel.apply`, as served), and what the policy did."
+    model = model or fusion_model(cfg, scores, data, val, calibrated)
+    res = model.apply(fusion_arrays(scores, data, test, calibrated), cfg["fusion"]["tau"])
     info = {"variant": cfg["fusion"]["variant"], "tau": cfg["fusion"]["tau"], "lambda": float(np.mean(res.lam)),
             "n_unattainable": res.n_unattainable, "n_backfilled": res.n_backfilled}
     return res.scores, info
@@ -147,59 +158,34 @@ def _all_scores(sysm, data, idx_all):
         m = np.zeros((C, J), np.float32); m[idx_all] = v; out[k] = m
     return out
 
+def save_served_fusion(system, # a trained ExpertSystem
+                       data:JobRecData, # the dataset it was trained on (its validation candidates fit the fusion)
+                       cfg:dict, # resolved config
+                       model_dir:str|Path # the run's model folder
+                      )->Path:
+    "Fit the served fusion on the validation candidates' expert scores and save it beside the model (what `jobrec recommend --tau` serves)."
+    val = data.idx("val")
+    return save_fusion(fusion_model(cfg, _all_scores(system, data, val), data, val), model_dir)
+
 def train_run(cfg:dict, # resolved config
               out_dir:str|Path, # run folder
               resume:bool=True, # continue an interrupted training
               data:JobRecData|None=None
              )->Path:
-    "Train both experts (two stages) and calibrate; writes `out_dir/model` and `out_dir/config.yaml`."
+    "Train both experts (two stages), calibrate and fit the served fusion; writes `out_dir/model` (with `fusion.json`) and `out_dir/config.yaml`."
     from jobrec.training import train_experts
     out = Path(out_dir); save_config(cfg, out)
     pin_cpu_kernels(cfg.get("cpu_kernels", "auto")); write_json(numerics(cfg), out/"numerics.json")
     seed_everything(cfg["seed"])
     data = data if data is not None else load_data(cfg)
-    train_experts(data, cfg, out/"model", resume=resume)
+    sysm = train_experts(data, cfg, out/"model", resume=resume)
+    save_served_fusion(sysm, data, cfg, out/"model")
     return out
 
-def _expert_eval(sysm, data, sc, idx):
-    from jobrec.training import evaluate_experts
-    return evaluate_experts(sysm, data, "test", scores={k: v[idx] for k, v in sc.items()}, seed=0)
-
-def run_experiment(cfg:dict, # resolved config
-                   out_dir:str|Path, # run folder
-                   ablations:bool=True, # also run the ablations
-                   systems:list|None=None, # baselines to run (default: cfg baselines.run); jobrec and conflated always run
-                   data:JobRecData|None=None, # dataset (default: from cfg)
-                   ablation_names:list|None=None # a subset of the ablations
-                  )->Path:
-    "Train, score, fuse and evaluate everything; write the run folder described above."
-    from jobrec.training import train_experts, train_conflated
+# %% ../nbs/08_pipeline.ipynb #c018b
+def _baseline_scores(cfg, data, test, systems, scores, timings)->dict:
+    "Fit and score the baselines into `scores` (and their seconds into `timings`); returns, per expensive baseline, the test rows it scored."
     from jobrec.baselines import make_baseline, has_recbole, baseline_options
-    t_all = time.time(); timings = {}
-    out = Path(out_dir)
-    if not out.is_absolute(): out = project_root()/out
-    save_config(cfg, out)
-    pin_cpu_kernels(cfg.get("cpu_kernels", "auto")); write_json(numerics(cfg), out/"numerics.json")
-    (out/"scores").mkdir(parents=True, exist_ok=True); (out/"results").mkdir(exist_ok=True)
-    log.info("protocols: " + " | ".join(protocol_descriptions(cfg["eval"]["n_negatives"]).values()))
-    rng = seed_everything(cfg["seed"])
-    t = time.time(); data = data if data is not None else load_data(cfg); timings["data"] = time.time() - t
-    val, test = data.idx("val"), data.idx("test")
-    vt = np.concatenate([val, test])
-
-    t = time.time(); sysm = train_experts(data, cfg, out/"model", stage1_cache=out/"cache"/"stage1"); timings["train_jobrec"] = time.time() - t
-    t = time.time(); sc = _all_scores(sysm, data, vt); timings["score_jobrec"] = time.time() - t
-    fused, finfo = fused_scores(cfg, sc, data, val, test)
-    scores = {"jobrec": {"cand": fused, "emp": sc["q_logit"][test]},
-              "jobrec_pref_only": {"cand": sc["s_pref"][test], "emp": sc["s_pref"][test]}}
-    experts = {"fusion": finfo, "training": getattr(sysm, "report", {}), "cross_evaluation": _expert_eval(sysm, data, sc, test)}
-    np.savez(out/"scores"/"jobrec.npz", cand=fused, emp=sc["q_logit"][test], test=test, val=val,
-             **{k: v[vt] for k, v in sc.items()})
-
-    t = time.time(); conf = train_conflated(data, cfg, out/"conflated"); timings["train_conflated"] = time.time() - t
-    cs = _all_scores(conf, data, vt)["s_pref"]
-    scores["conflated"] = {"cand": cs[test], "emp": cs[test]}
-
     names = list(systems if systems is not None else cfg["baselines"]["run"])
     if systems is None and cfg["baselines"]["recbole"]:
         if has_recbole(baseline_options(cfg)): names += list(cfg["baselines"]["recbole"])
@@ -219,9 +205,28 @@ def run_experiment(cfg:dict, # resolved config
         partial[name] = rows
         scores[name] = {"cand": s["cand"], "emp": s["emp"]}
         timings[f"baseline_{name}"] = time.time() - t
-    for name, s in scores.items():
-        if name != "jobrec": np.savez(out/"scores"/f"{name}.npz", cand=s["cand"], emp=s["emp"], test=test)
+    return partial
 
+def _controllability(cfg, sc, data, val, test, single, out, timings)->tuple:
+    "The tau sweep of every fusion system and the single-score system, the trade-off path and dominance; written under `out/results`."
+    t = time.time()
+    test_arrays = fusion_arrays(sc, data, test)
+    sweep = compare_controllability(fusion_arrays(sc, data, val), test_arrays, cfg=cfg,
+                                    single_scores=single, seed=cfg["seed"])
+    sweep.to_csv(out/"results"/"sweep.csv", index=False)
+    summary = controllability_summary(sweep)
+    summary.to_csv(out/"results"/"sweep_summary.csv", index=False)
+    # the policy family's whole trade-off on test (true labels, reporting only) and whether it dominates the conflated point
+    curve = tradeoff_curve(test_arrays, cfg=cfg)
+    curve.to_csv(out/"results"/"tradeoff.csv", index=False)
+    c0 = sweep[sweep.system == "conflated"].iloc[0]
+    write_json(dominance(curve, (c0["achieved"], c0["ndcg@10"])), out/"results"/"dominance.json")
+    timings["sweep"] = time.time() - t
+    return sweep, summary
+
+# %% ../nbs/08_pipeline.ipynb #c018d
+def _evaluate_all(cfg, data, test, scores, partial, out, timings)->pd.DataFrame:
+    "Evaluate every system on the test candidates (the expensive ones on their subset, beside jobrec there); writes main.csv and paired.csv."
     t = time.time()
     main, paired = evaluate_systems({k: v for k, v in scores.items() if k not in partial}, data, test, cfg)
     for name, rows in partial.items():
@@ -232,26 +237,63 @@ def run_experiment(cfg:dict, # resolved config
         main, paired = pd.concat([main, m2], ignore_index=True), pd.concat([paired, p2], ignore_index=True)
     timings["evaluate"] = time.time() - t
     main.to_csv(out/"results"/"main.csv", index=False); paired.to_csv(out/"results"/"paired.csv", index=False)
+    return main
 
-    t = time.time()
-    test_arrays = fusion_arrays(sc, data, test)
-    sweep = compare_controllability(fusion_arrays(sc, data, val), test_arrays, cfg=cfg,
-                                    single_scores=cs[test], seed=cfg["seed"])
-    sweep.to_csv(out/"results"/"sweep.csv", index=False)
-    summary = controllability_summary(sweep)
-    summary.to_csv(out/"results"/"sweep_summary.csv", index=False)
-    # the policy family's whole trade-off on test (true labels, reporting only) and whether it dominates the conflated point
-    curve = tradeoff_curve(test_arrays, cfg=cfg)
-    curve.to_csv(out/"results"/"tradeoff.csv", index=False)
-    c0 = sweep[sweep.system == "conflated"].iloc[0]
-    write_json(dominance(curve, (c0["achieved"], c0["ndcg@10"])), out/"results"/"dominance.json")
-    timings["sweep"] = time.time() - t
-
+def _funnel_of(data, test, main, cfg)->dict:
+    "The funnel figures of the test candidates, and jobrec's, preference-only and conflated rankings on them."
     funnel = {"data": funnel_figures(data, test)}
     for name in ("jobrec", "jobrec_pref_only", "conflated"):
         m = main[(main.system == name) & (main.side == "candidate") & (main.protocol == "full")].set_index("metric")["mean"]
         funnel[name] = {k: float(m[k]) for k in ("ndcg@10", "recall@10", f"eligibility@{cfg['fusion']['k']}") if k in m}
-    write_json(funnel, out/"results"/"funnel.json")
+    return funnel
+
+# %% ../nbs/08_pipeline.ipynb #c018c
+def _expert_eval(sysm, data, sc, idx):
+    from jobrec.training import evaluate_experts
+    return evaluate_experts(sysm, data, "test", scores={k: v[idx] for k, v in sc.items()}, seed=0)
+
+def run_experiment(cfg:dict, # resolved config
+                   out_dir:str|Path, # run folder
+                   ablations:bool=True, # also run the ablations
+                   systems:list|None=None, # baselines to run (default: cfg baselines.run); jobrec and conflated always run
+                   data:JobRecData|None=None, # dataset (default: from cfg)
+                   ablation_names:list|None=None # a subset of the ablations
+                  )->Path:
+    "Train, score, fuse and evaluate everything; write the run folder described above."
+    from jobrec.training import train_experts, train_conflated
+    t_all = time.time(); timings = {}
+    out = Path(out_dir)
+    if not out.is_absolute(): out = project_root()/out
+    save_config(cfg, out)
+    pin_cpu_kernels(cfg.get("cpu_kernels", "auto")); write_json(numerics(cfg), out/"numerics.json")
+    (out/"scores").mkdir(parents=True, exist_ok=True); (out/"results").mkdir(exist_ok=True)
+    log.info("protocols: " + " | ".join(protocol_descriptions(cfg["eval"]["n_negatives"]).values()))
+    rng = seed_everything(cfg["seed"])
+    t = time.time(); data = data if data is not None else load_data(cfg); timings["data"] = time.time() - t
+    val, test = data.idx("val"), data.idx("test")
+    vt = np.concatenate([val, test])
+
+    t = time.time(); sysm = train_experts(data, cfg, out/"model", stage1_cache=out/"cache"/"stage1"); timings["train_jobrec"] = time.time() - t
+    t = time.time(); sc = _all_scores(sysm, data, vt); timings["score_jobrec"] = time.time() - t
+    fm = fusion_model(cfg, sc, data, val)
+    fused, finfo = fused_scores(cfg, sc, data, val, test, model=fm)
+    scores = {"jobrec": {"cand": fused, "emp": sc["q_logit"][test]},
+              "jobrec_pref_only": {"cand": sc["s_pref"][test], "emp": sc["s_pref"][test]}}
+    experts = {"fusion": finfo, "training": getattr(sysm, "report", {}), "cross_evaluation": _expert_eval(sysm, data, sc, test)}
+    np.savez(out/"scores"/"jobrec.npz", cand=fused, emp=sc["q_logit"][test], test=test, val=val,
+             **{k: v[vt] for k, v in sc.items()})
+
+    t = time.time(); conf = train_conflated(data, cfg, out/"conflated"); timings["train_conflated"] = time.time() - t
+    cs = _all_scores(conf, data, vt)["s_pref"]
+    scores["conflated"] = {"cand": cs[test], "emp": cs[test]}
+
+    partial = _baseline_scores(cfg, data, test, systems, scores, timings)
+    for name, s in scores.items():
+        if name != "jobrec": np.savez(out/"scores"/f"{name}.npz", cand=s["cand"], emp=s["emp"], test=test)
+
+    main = _evaluate_all(cfg, data, test, scores, partial, out, timings)
+    sweep, summary = _controllability(cfg, sc, data, val, test, cs[test], out, timings)
+    write_json(_funnel_of(data, test, main, cfg), out/"results"/"funnel.json")
     write_json(experts, out/"results"/"experts.json")
 
     if ablations:
@@ -259,6 +301,7 @@ def run_experiment(cfg:dict, # resolved config
         abl = run_ablations(cfg, data, sysm, sc, out, names=ablation_names if ablation_names is not None else cfg.get("ablations"))
         abl.to_csv(out/"results"/"ablations.csv", index=False)
         timings["ablations"] = time.time() - t
+    save_fusion(fm, out/"model")  # what `jobrec recommend --tau` serves from this run (fitted last: nothing above changes)
     timings["total"] = time.time() - t_all
     write_json({k: round(v, 2) for k, v in timings.items()}, out/"timings.json")
     write_json(headline(main, sweep, cfg, summary), out/"metrics.json")

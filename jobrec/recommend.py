@@ -18,12 +18,12 @@ from .schema import (Candidate, Job, SchemaError, candidate_from_row, job_from_r
                            candidate_text, job_text, candidate_to_row, job_to_row, USER_COLUMNS, ITEM_COLUMNS)
 from .data import DataError, read_csv_strict
 from .experts import to_host
-from .fusion import FusionArrays, FusionPolicy, fusion_settings, smallest_lambda
+from .fusion import FusionArrays, FusionModel, FUSIONS, fusion_settings, fusion_system, system_settings, load_fusion
 
 # %% auto #0
 __all__ = ['log', 'read_entities', 'write_entities', 'find_system', 'init_run', 'encode_entities', 'standard_features',
-           'head_scores', 'file_digest', 'jobs_digest', 'Catalogue', 'build_index', 'Recommender', 'results_json',
-           'results_table', 'write_output']
+           'head_scores', 'file_digest', 'jobs_digest', 'Catalogue', 'build_index', 'Recommender',
+           'served_controllability', 'results_json', 'results_table', 'write_output']
 
 # %% ../nbs/10_recommend.ipynb #c005
 log = get_logger("recommend")
@@ -227,38 +227,21 @@ def _summary(ex:dict)->str:
     lg = [r["name"] for r in logi["requirements"] if not r["met"]]
     return "; ".join([req, sk, "interest match" if dom["interest_match"] else "outside interests"] + ([f"logistics: misses {', '.join(lg)}"] if lg else []))
 
-class Recommender:
-    "Top-k jobs for candidates and top-k candidates for jobs with a trained expert system."
-    def __init__(self, system, # an ExpertSystem
-                 run_dir:str|Path|None=None, # where the model lives (catalogue encodings are cached under it)
-                 retrieval:dict|None=None, # overrides of the `retrieval` config section
-                 fusion:dict|None=None # overrides of the `fusion` config section
-                ):
-        self.system, self.run_dir = system, (Path(run_dir) if run_dir else None)
-        base = dict(load_config()["retrieval"]); base.update(system.cfg.get("retrieval", {}) or {})
-        self.retrieval = {**base, **(retrieval or {})}
-        for key, ok in (("index", ("flat", "hnsw")), ("query", ("linear", "cosine"))):
-            if self.retrieval[key] not in ok: raise ConfigError(f"retrieval.{key} must be one of {', '.join(ok)}, got {self.retrieval[key]!r}")
-        if int(self.retrieval["shortlist"]) < 1: raise ConfigError(f"retrieval.shortlist must be >= 1, got {self.retrieval['shortlist']}")
-        self.fusion = fusion_settings(system.cfg, **(fusion or {}))
-        self.experts = ("preference", "qualification") if "preference" in system.experts else (system.experts[0],)*2
-        self._model_key = None
-        system.backbone.model.eval(); system.heads.eval()
+def _job_rows(c, cat, idx, sc, fu, explain)->list:
+    "The rows of one candidate's result table."
+    rows = []
+    for r, t in enumerate(fu["top"]):
+        j = cat.jobs[idx[t]]
+        row = {"rank": r + 1, "job_id": j.job_id, "industry": j.industry, "preference": float(sc["s_pref"][t]),
+               "p_qual": float(sc["p_qual"][t]), "fused": float(fu["fused"][t])}
+        if explain:
+            ex = explain_pair(c, j); row["why"] = _summary(ex); row["explanation"] = ex
+        rows.append(row)
+    return rows
 
-    @classmethod
-    def load(cls, run_dir:str|Path, # run folder of `jobrec train` (or its system folder)
-             retrieval:dict|None=None, # retrieval overrides, e.g. {"shortlist": 100}
-             fusion:dict|None=None # fusion overrides, e.g. {"hard_threshold": 0.6}
-            )->"Recommender":
-        "Load the trained experts of a run folder."
-        from jobrec.experts import ExpertSystem
-        sysdir = find_system(run_dir)
-        try: system = ExpertSystem.load(sysdir)
-        except (JobrecError, FileNotFoundError): raise
-        except (ValueError, KeyError, TypeError, RuntimeError, OSError) as e:  # a damaged meta.json, config.json or tensor file
-            raise ModelError(f"cannot load the model in {sysdir} ({type(e).__name__}: {show_value(str(e), 160)[1:-1]})") from e
-        return cls(system, sysdir, retrieval, fusion)
-
+# %% ../nbs/10_recommend.ipynb #c020a
+class _Store:
+    "A recommender's model key, run folder and catalogue cache."
     # --- keys and cache ----------------------------------------------------------------------
     @property
     def model_key(self)->str:
@@ -272,13 +255,16 @@ class Recommender:
             self._model_key = h.hexdigest()
         return self._model_key
 
+    def run_root(self)->Path|None:
+        "The run folder the model was loaded from (None for a system given in memory)."
+        if self.run_dir is None: return None
+        d = self.run_dir
+        return d.parent.parent if (d.name == "system" and d.parent.name == "model") else d.parent if d.name == "system" else d
+
     def cache_dir(self)->Path|None:
         c = self.retrieval.get("cache_dir")
         if c: return Path(c)
-        if self.run_dir is None: return None
-        d = self.run_dir
-        run = d.parent.parent if (d.name == "system" and d.parent.name == "model") else d.parent if d.name == "system" else d
-        return run/"cache"/"catalogues"
+        return None if self.run_dir is None else self.run_root()/"cache"/"catalogues"
 
     def _load_cached(self, folder, n):
         try:
@@ -297,6 +283,33 @@ class Recommender:
             if folder.exists(): shutil.rmtree(folder)
             os.replace(tmp, folder)
         finally: shutil.rmtree(tmp, ignore_errors=True)
+
+    def _table(self, rows, attrs):
+        df = pd.DataFrame(rows)
+        df.attrs.update(attrs)
+        return df
+
+# %% ../nbs/10_recommend.ipynb #c020a2
+class _Loading(_Store):
+    "Loading a run folder, and encoding (or reading from the cache) a job catalogue."
+    @classmethod
+    def load(cls, run_dir:str|Path, # run folder of `jobrec train` (or its system folder)
+             retrieval:dict|None=None, # retrieval overrides, e.g. {"shortlist": 100}
+             fusion:dict|None=None # fusion overrides, e.g. {"hard_threshold": 0.6}
+            )->"Recommender":
+        "Load the trained experts of a run folder and the fusion it saved (`model/fusion.json`)."
+        from jobrec.experts import ExpertSystem
+        sysdir = find_system(run_dir)
+        try: system = ExpertSystem.load(sysdir)
+        except (JobrecError, FileNotFoundError): raise
+        except (ValueError, KeyError, TypeError, RuntimeError, OSError) as e:  # a damaged meta.json, config.json or tensor file
+            raise ModelError(f"cannot load the model in {sysdir} ({type(e).__name__}: {show_value(str(e), 160)[1:-1]})") from e
+        served, fdir = None, sysdir.parent
+        if (fdir/"fusion.json").exists():
+            try: served = load_fusion(fdir)
+            except (ValueError, KeyError, TypeError, OSError) as e:
+                raise ModelError(f"cannot load the fusion in {fdir} ({type(e).__name__}: {show_value(str(e), 160)[1:-1]})") from e
+        return cls(system, sysdir, retrieval, fusion, served)
 
     def catalogue(self, jobs:str|Path|Sequence[Job]|Catalogue, # a catalogue file, job records, or a Catalogue
                   cache:bool=True, # read and write the encodings cache
@@ -327,7 +340,9 @@ class Recommender:
         log.info(f"encoded {len(jobs)} jobs in {dt:.1f}s" + (f"; cached in {folder}" if folder else ""))
         return Catalogue(jobs, key, emb, src, dt, False)
 
-    # --- retrieval -----------------------------------------------------------------------------
+# %% ../nbs/10_recommend.ipynb #c020b
+class _Retrieval(_Loading):
+    "The retrieval stage: a faiss index over the catalogue's encodings, queried per candidate."
     def _query_kind(self)->str: return "cosine" if self.system.mode == "cross" else self.retrieval["query"]
 
     def entity_vectors(self, x:np.ndarray)->np.ndarray:
@@ -384,7 +399,9 @@ class Recommender:
         _, I = self.index(cat).search(self.query_vector(U, cat)[None], M)
         return I[0][I[0] >= 0]
 
-    # --- scoring -------------------------------------------------------------------------------
+# %% ../nbs/10_recommend.ipynb #c020c
+class _Scoring(_Retrieval):
+    "The experts on a candidate's shortlist."
     def encode_candidates(self, cands:Sequence[Candidate])->dict:
         "expert -> float32 [C, H] encodings."
         return {e: encode_entities(self.system, cands, e, int(self.retrieval["batch_size"])) for e in dict.fromkeys(self.experts)}
@@ -402,76 +419,6 @@ class Recommender:
         q = s.copy() if eq == ep else head_scores(self.system, eq, U[eq][None], cat.emb[eq][idx], f)
         p = apply_calibration(q, self.system.calibration.get("qualification", {"a": 1.0, "b": 0.0}))
         return {"s_pref": s.astype(np.float32), "q_logit": q.astype(np.float32), "p_qual": p}
-
-    def fuse(self, sc:dict, k:int, tau:float|None=None, hard:bool=False)->dict:
-        "Fused scores of one candidate's shortlist and what the fusion did."
-        st = self.fusion; n = len(sc["s_pref"]); kk = min(k, n)
-        s, q, p = (np.asarray(sc[x], np.float64) for x in ("s_pref", "q_logit", "p_qual"))
-        z = q if st["z"] == "logit" else p
-        best = float(np.sort(p)[::-1][:kk].mean())  # the highest top-k eligibility any ranking of the shortlist reaches
-        out = {"mode": "hard" if hard else ("tau" if tau is not None else "preference"), "tau": tau, "lambda": 0.0,
-               "best_reachable": best, "attainable": True, "backfilled": False, "notes": []}
-        if hard:
-            pol = FusionPolicy("hard", float("nan") if tau is None else float(tau), {**st, "k": kk})
-            r = pol.apply(FusionArrays(s[None], p[None], q[None]))
-            fused = r.scores[0]; out["lambda"] = None; out["backfilled"] = bool(r.backfilled[0])
-            n_el = int((p >= st["hard_threshold"]).sum())
-            out["notes"].append(f"hard mode: jobs with calibrated p_Q >= {st['hard_threshold']:g} first, each group ranked by preference"
-                                + (f"; only {n_el} of {n} jobs pass, the top-{kk} was back-filled with {kk - n_el} below the threshold" if out["backfilled"] else ""))
-            if tau is not None: out["notes"].append("tau is not used in hard mode")
-        elif tau is not None:
-            lam, val, ok = smallest_lambda(s[None], z[None], p[None], float(tau), kk, st["constraint"], st["temperature"], None, True,
-                                           st["lambda_max"], st["bisection_iters"])
-            out["lambda"], out["attainable"] = float(lam[0]), bool(ok[0])
-            fused = s + out["lambda"]*z
-            if not out["attainable"]:
-                out["notes"].append(f"tau={tau:g} is unattainable for this candidate: the best reachable calibrated eligibility@{kk} over the "
-                                    f"{n} jobs scored is {best:.3f}; showing the ranking at the multiplier that comes closest (lambda={out['lambda']:g})")
-        else: fused = s
-        top = np.argsort(-fused, kind="stable")[:kk]
-        out.update(fused=fused, top=top, eligibility=float(p[top].mean()))
-        return out
-
-    def _table(self, rows, attrs):
-        df = pd.DataFrame(rows)
-        df.attrs.update(attrs)
-        return df
-
-    def recommend(self, candidates:Candidate|Sequence[Candidate]|str|Path, # candidates (or a file of them)
-                  jobs:str|Path|Sequence[Job]|Catalogue, # the job catalogue (a file, records, or a prepared Catalogue)
-                  k:int=10, # jobs per candidate
-                  tau:float|None=None, # eligibility requirement on the calibrated p_Q of the top-k (None: rank by preference)
-                  hard:bool=False, # hard mode: eligible jobs first, back-filled
-                  shortlist:int|None=None, # M (default: retrieval.shortlist)
-                  explain:bool=True # add the per-layer explanations
-                 )->list[pd.DataFrame]:
-        "One result table per candidate: rank, job, preference, calibrated p_Q, fused score, explanation."
-        _check_call(k, tau, shortlist, hard=hard, explain=explain)
-        cands = _records(candidates, Candidate, "candidate")
-        cat = self.catalogue(jobs)
-        out = []
-        for c in cands:
-            t0 = time.perf_counter()
-            U = {e: v[0] for e, v in self.encode_candidates([c]).items()}
-            idx = self.shortlist(U, cat, shortlist)
-            sc = self.score(c, U, cat, idx)
-            fu = self.fuse(sc, k, tau, hard)
-            rows = []
-            for r, t in enumerate(fu["top"]):
-                j = cat.jobs[idx[t]]
-                row = {"rank": r + 1, "job_id": j.job_id, "industry": j.industry, "preference": float(sc["s_pref"][t]),
-                       "p_qual": float(sc["p_qual"][t]), "fused": float(fu["fused"][t])}
-                if explain:
-                    ex = explain_pair(c, j); row["why"] = _summary(ex); row["explanation"] = ex
-                rows.append(row)
-            notes = list(fu["notes"])
-            if len(idx) < len(cat): notes.insert(0, f"retrieval: the experts scored the {len(idx)} of {len(cat)} jobs shortlisted by a {self.retrieval['index']} index ({self._query_kind()} query)")
-            attrs = {"candidate_id": c.candidate_id, "k": min(k, len(idx)), "n_jobs": len(cat), "n_scored": int(len(idx)),
-                     "retrieval": bool(len(idx) < len(cat)), "mode": fu["mode"], "tau": tau, "lambda": fu["lambda"],
-                     "eligibility_at_k": fu["eligibility"], "best_reachable": fu["best_reachable"], "attainable": fu["attainable"],
-                     "backfilled": fu["backfilled"], "notes": notes, "seconds": round(time.perf_counter() - t0, 4)}
-            out.append(self._table(rows, attrs))
-        return out
 
     def rank_candidates(self, job:Job|str|Path, # the job (or a file holding exactly one)
                         candidates:Sequence[Candidate]|str|Path, # the applicants (or a file of them)
@@ -507,6 +454,163 @@ class Recommender:
         return self._table(rows, {"job_id": job.job_id, "k": len(rows), "n_candidates": len(cands), "ranked_by": "qualification (calibrated p_Q)",
                                   "notes": [], "seconds": round(time.perf_counter() - t0, 4)})
 
+# %% ../nbs/10_recommend.ipynb #c020e
+class _Fusions:
+    "The fusion systems a `Recommender` serves tau with, and what the run measured for each."
+    @property
+    def default_fusion(self)->str:
+        "What `recommend(tau=...)` serves: the run's configured system, or per candidate where the run saved no validated fusion."
+        name = fusion_system(self.fusion)
+        return "inference_per_candidate" if FUSIONS[name].validated and self.served is None else name
+
+    def fusion_model(self, name:str|None=None # a FUSIONS name (default: `default_fusion`)
+                    )->FusionModel:
+        "The fusion `name` of this run (built once)."
+        name = name or self.default_fusion
+        if name not in FUSIONS: raise UsageError(f"fusion must be one of {', '.join(FUSIONS)}, got {show_value(name)}")
+        if name not in self._fusions:
+            spec = FUSIONS[name]
+            if spec.validated and self.served is None:
+                raise UsageError(f"fusion {name} is fitted on validation candidates and {self.run_root() or 'this model'} holds no saved fusion "
+                                 "(model/fusion.json, written by `jobrec train` and `jobrec run`); retrain, or serve fusion inference_per_candidate")
+            val = self.served.val if spec.validated else None
+            self._fusions[name] = FusionModel(system_settings(name, self.fusion), val, self.served.seed if self.served else 0)
+        return self._fusions[name]
+
+    def measured_error(self, name:str)->str:
+        "One line: the max |eligibility@k - tau| on true labels that this run's controllability report measured for fusion `name`."
+        root = self.run_root(); f = None if root is None else root/"results"/"sweep_summary.csv"
+        if f is None or not f.exists():
+            return f"fusion {name}: its error against tau is unmeasured (no results/sweep_summary.csv in the run folder; `jobrec run` writes it)"
+        t = pd.read_csv(f); r = t[t["system"] == name]
+        if not len(r) or pd.isna(r["max_error_in_range"].iloc[0]): return f"fusion {name}: unmeasured in this run's controllability report"
+        return (f"fusion {name}: max |eligibility@{self.fusion['k']} - tau| on true labels {r['max_error_in_range'].iloc[0]:.3f} over the "
+                f"{int(r['n_in_range'].iloc[0])} taus in range of this run's controllability report")
+
+# %% ../nbs/10_recommend.ipynb #c020e2
+class _Fusion(_Fusions):
+    "The tau fusion of one candidate's shortlist, served through `FusionModel.apply` as in the experiment."
+    def fuse(self, sc:dict, # s_pref, q_logit, p_qual of one candidate's scored jobs
+             k:int, tau:float|None=None, hard:bool=False,
+             fusion:str|None=None # a FUSIONS name (default: `default_fusion`)
+            )->dict:
+        "Fused scores of one candidate's shortlist and what the fusion did."
+        n = len(sc["s_pref"]); kk = min(k, n)
+        s, q, p = (np.asarray(sc[x], np.float64) for x in ("s_pref", "q_logit", "p_qual"))
+        best = float(np.sort(p)[::-1][:kk].mean())  # the highest top-k eligibility any ranking of the shortlist reaches
+        out = {"mode": "hard" if hard else ("tau" if tau is not None else "preference"), "tau": tau, "lambda": 0.0, "fusion": None,
+               "best_reachable": best, "attainable": True, "backfilled": False, "notes": []}
+        fused = s
+        if hard or tau is not None:
+            name = "hard" if hard else (fusion or self.default_fusion); m = self.fusion_model(name); out["fusion"] = name
+            if not hard: m.require(float(tau), k=kk)
+            r = m.apply(FusionArrays(s[None], p[None], q[None]), float("nan") if tau is None else float(tau), k=kk)
+            fused = r.scores[0]
+        if hard:
+            out["lambda"] = None; out["backfilled"] = bool(r.backfilled[0]); th = m.settings["hard_threshold"]
+            n_el = int((p >= th).sum())
+            out["notes"].append(f"hard mode: jobs with calibrated p_Q >= {th:g} first, each group ranked by preference"
+                                + (f"; only {n_el} of {n} jobs pass, the top-{kk} was back-filled with {kk - n_el} below the threshold" if out["backfilled"] else ""))
+            if tau is not None: out["notes"].append("tau is not used in hard mode")
+        elif tau is not None:
+            out["lambda"], out["attainable"] = float(np.mean(r.lam)), not bool(r.unattainable[0])
+            if not out["attainable"]:
+                searched = name in ("inference_per_candidate", "inference_served")  # the multiplier was searched on this candidate alone
+                out["notes"].append(f"tau={tau:g} is unattainable for this candidate: the best reachable calibrated eligibility@{kk} over the {n} jobs scored is {best:.3f}; "
+                                    + (f"showing the ranking at the multiplier that comes closest (lambda={out['lambda']:g})" if searched else
+                                       f"the validated multiplier (lambda={out['lambda']:g}) is applied: tau holds on average over candidates, not for each"))
+        top = np.argsort(-fused, kind="stable")[:kk]
+        out.update(fused=fused, top=top, eligibility=float(p[top].mean()))
+        return out
+
+# %% ../nbs/10_recommend.ipynb #c020f
+class Recommender(_Fusion, _Scoring):
+    "Top-k jobs for candidates and top-k candidates for jobs with a trained expert system."
+    def __init__(self, system, # an ExpertSystem
+                 run_dir:str|Path|None=None, # where the model lives (catalogue encodings are cached under it)
+                 retrieval:dict|None=None, # overrides of the `retrieval` config section
+                 fusion:dict|None=None, # overrides of the `fusion` config section
+                 served:FusionModel|None=None # the run's saved fusion (`fusion.load_fusion`): the validation arrays tau is fitted on
+                ):
+        self.system, self.run_dir = system, (Path(run_dir) if run_dir else None)
+        base = dict(load_config()["retrieval"]); base.update(system.cfg.get("retrieval", {}) or {})
+        self.retrieval = {**base, **(retrieval or {})}
+        for key, ok in (("index", ("flat", "hnsw")), ("query", ("linear", "cosine"))):
+            if self.retrieval[key] not in ok: raise ConfigError(f"retrieval.{key} must be one of {', '.join(ok)}, got {self.retrieval[key]!r}")
+        if int(self.retrieval["shortlist"]) < 1: raise ConfigError(f"retrieval.shortlist must be >= 1, got {self.retrieval['shortlist']}")
+        self.fusion = fusion_settings(system.cfg, **(fusion or {}))
+        self.served, self._fusions = served, {}
+        self.experts = ("preference", "qualification") if "preference" in system.experts else (system.experts[0],)*2
+        self._model_key = None
+        system.backbone.model.eval(); system.heads.eval()
+
+    def recommend(self, candidates:Candidate|Sequence[Candidate]|str|Path, # candidates (or a file of them)
+                  jobs:str|Path|Sequence[Job]|Catalogue, # the job catalogue (a file, records, or a prepared Catalogue)
+                  k:int=10, # jobs per candidate
+                  tau:float|None=None, # eligibility requirement on the calibrated p_Q of the top-k (None: rank by preference)
+                  hard:bool=False, # hard mode: eligible jobs first, back-filled
+                  shortlist:int|None=None, # M (default: retrieval.shortlist)
+                  explain:bool=True, # add the per-layer explanations
+                  fusion:str|None=None # a FUSIONS name, e.g. "inference_per_candidate" (default: `default_fusion`, the run's validated one)
+                 )->list[pd.DataFrame]:
+        "One result table per candidate: rank, job, preference, calibrated p_Q, fused score, explanation."
+        _check_call(k, tau, shortlist, hard=hard, explain=explain)
+        if fusion is not None and fusion not in FUSIONS: raise UsageError(f"fusion must be None or one of {', '.join(FUSIONS)}, got {show_value(fusion)}")
+        cands = _records(candidates, Candidate, "candidate")
+        cat = self.catalogue(jobs)
+        about = []
+        if tau is not None and not hard:
+            name = fusion or self.default_fusion
+            self.fusion_model(name).require(float(tau), k=min(k, len(cat)))  # before any candidate is scored
+            if fusion is None and name != fusion_system(self.fusion): about.append(f"this run holds no validated fusion (model/fusion.json): tau is served by {name}")
+            about.append(self.measured_error(name))
+        out = []
+        for c in cands:
+            t0 = time.perf_counter()
+            U = {e: v[0] for e, v in self.encode_candidates([c]).items()}
+            idx = self.shortlist(U, cat, shortlist)
+            sc = self.score(c, U, cat, idx)
+            fu = self.fuse(sc, k, tau, hard, fusion)
+            rows = _job_rows(c, cat, idx, sc, fu, explain)
+            notes = list(fu["notes"]) + about
+            if len(idx) < len(cat): notes.insert(0, f"retrieval: the experts scored the {len(idx)} of {len(cat)} jobs shortlisted by a {self.retrieval['index']} index ({self._query_kind()} query)")
+            attrs = {"candidate_id": c.candidate_id, "k": min(k, len(idx)), "n_jobs": len(cat), "n_scored": int(len(idx)),
+                     "retrieval": bool(len(idx) < len(cat)), "mode": fu["mode"], "tau": tau, "fusion": fu["fusion"], "lambda": fu["lambda"],
+                     "eligibility_at_k": fu["eligibility"], "best_reachable": fu["best_reachable"], "attainable": fu["attainable"],
+                     "backfilled": fu["backfilled"], "notes": notes, "seconds": round(time.perf_counter() - t0, 4)}
+            out.append(self._table(rows, attrs))
+        return out
+
+# %% ../nbs/10_recommend.ipynb #c028d
+def served_controllability(run_dir:str|Path, # a run folder with a saved fusion (`jobrec run`, `jobrec train`)
+                           taus:list|None=None, # requirements (default: the run's fusion.taus)
+                           fusion:str|None=None, # a FUSIONS name (default: the run's validated system)
+                           data=None, # the run's dataset (default: read from its config.yaml)
+                           k:int|None=None # top-k (default: fusion.k)
+                          )->pd.DataFrame: # one row per tau
+    "Eligibility@k on TRUE labels of the run's test candidates as `Recommender.recommend` serves them (every job scored), per tau; a tau the server refuses is a row with in_range False."
+    import yaml
+    from jobrec.pipeline import load_data
+    run = Path(run_dir); rec = Recommender.load(run)
+    if fusion is None and rec.served is None: raise ModelError(f"{run} holds no saved fusion (model/fusion.json): rerun `jobrec run` or `jobrec train`")
+    name = fusion or rec.default_fusion
+    if data is None: data = load_data(load_config(experiment=yaml.safe_load((run/"config.yaml").read_text())))
+    k = int(k or rec.fusion["k"]); taus = list(rec.fusion["taus"] if taus is None else taus)
+    test = data.idx("test"); cands = [data.candidates[i] for i in test]
+    q = np.asarray(data.qual, dtype=np.float64)[test]; q[q < 0] = np.nan  # unknown labels are skipped
+    cat = rec.catalogue(list(data.jobs), cache=False); idx = np.arange(len(cat))
+    U = rec.encode_candidates(cands)
+    scores = [rec.score(c, {e: v[i] for e, v in U.items()}, cat, idx) for i, c in enumerate(cands)]
+    rows = []
+    for tau in taus:
+        row = {"system": f"served {name}", "tau": float(tau), "k": k, "n_candidates": len(cands)}
+        try: fus = [rec.fuse(sc, k, float(tau), fusion=name) for sc in scores]
+        except UsageError: rows.append({**row, "in_range": False}); continue  # outside the validated range: refused
+        achieved = float(np.nanmean([np.nanmean(q[i][f["top"]]) for i, f in enumerate(fus)]))
+        rows.append({**row, "in_range": True, "achieved": achieved, "pred_eligibility": float(np.mean([f["eligibility"] for f in fus])),
+                     "lam": float(np.mean([f["lambda"] for f in fus])), "violation": max(0.0, tau - achieved), "controllability_error": abs(achieved - tau)})
+    return pd.DataFrame(rows)
+
 # %% ../nbs/10_recommend.ipynb #c032
 def _clean(o):
     if isinstance(o, dict): return {str(k): _clean(v) for k, v in o.items()}
@@ -536,7 +640,7 @@ def results_table(results:Sequence[pd.DataFrame] # tables from `recommend` or `r
             head = f"candidate {a['candidate_id']}: top {a['k']} of {a['n_jobs']} jobs"
             if a["retrieval"]: head += f" (experts on a shortlist of {a['n_scored']})"
             if a["mode"] == "tau":
-                head += f" | tau {a['tau']:g}: lambda {a['lambda']:.3g}, calibrated eligibility@{a['k']} {a['eligibility_at_k']:.3f}"
+                head += f" | tau {a['tau']:g} ({a.get('fusion')}): lambda {a['lambda']:.3g}, calibrated eligibility@{a['k']} {a['eligibility_at_k']:.3f}"
                 if not a["attainable"]: head += " (tau UNATTAINABLE)"
             elif a["mode"] == "hard": head += f" | hard mode, eligibility@{a['k']} {a['eligibility_at_k']:.3f}" + (" (back-filled)" if a["backfilled"] else "")
             else: head += f" | ranked by preference, eligibility@{a['k']} {a['eligibility_at_k']:.3f}"

@@ -97,9 +97,7 @@ def test_no_test_skips_a_missing_requirement():
 
 MAX_CELL_LINES = 60
 # Exported cells still over the limit in notebooks being split elsewhere; this set only shrinks, to empty.
-LONG_CELLS_PENDING = {("nbs/06_fusion.ipynb", "c011"), ("nbs/06_fusion.ipynb", "c024"), ("nbs/06_fusion.ipynb", "c027"),
-                      ("nbs/06_fusion.ipynb", "c032"), ("nbs/08_pipeline.ipynb", "c018"), ("nbs/10_recommend.ipynb", "c020"),
-                      ("nbs/11_bench.ipynb", "c020"), ("nbs/12_cli.ipynb", "c006"), ("nbs/05b_training.ipynb", "c025")}
+LONG_CELLS_PENDING = {("nbs/11_bench.ipynb", "c020"), ("nbs/05b_training.ipynb", "c025")}
 
 def _long_exported_cells()->dict:
     "(notebook, cell id) -> line count of every exported code cell over MAX_CELL_LINES lines."

@@ -1,0 +1,116 @@
+"""Tau served as validated, on a small trained run: `jobrec train` saves the fusion, `jobrec recommend --tau` serves it through
+`FusionModel.apply` (the experiment's call), refuses a tau outside the validated range, and `served_controllability` measures
+the served path on true labels."""
+import contextlib, io, json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jobrec.core import load_config, UsageError
+from jobrec.fusion import FusionArrays, fit_fusion, load_fusion, topk_mean
+from jobrec.pipeline import load_data, train_run
+from jobrec.recommend import Recommender, write_entities, served_controllability
+from jobrec.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+# the smoke experiment with a few training steps: a real trained and calibrated run in well under a minute
+TRAIN = ["train.head_steps=2", "train.stage1_steps=2", "train.stage2_steps=0", "fusion.taus=[0.2, 0.4, 0.6]"]
+K = 5
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    cfg = load_config("cpu-small", ROOT/"experiments"/"smoke.yaml", TRAIN)
+    data = load_data(cfg)
+    run = train_run(cfg, tmp_path_factory.mktemp("tau")/"run", resume=False, data=data)
+    d = tmp_path_factory.mktemp("tau_files")
+    cand = data.candidates[int(data.idx("test")[0])]
+    write_entities(data.jobs, d/"jobs.csv"); write_entities([cand], d/"cand.csv")
+    return run, cfg, data, cand, d
+
+def run_cli(*args):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = main([str(a) for a in args])
+    return rc, out.getvalue(), err.getvalue()
+
+def test_train_saves_the_fusion(trained):
+    run, cfg, data, _, _ = trained
+    info = json.loads((run/"model"/"fusion.json").read_text())
+    assert info["system"] == "inference_global" and info["estimator"] == "dr"
+    lo, hi = info["validated_range"]
+    assert 0 <= lo < hi <= 1
+    with np.load(run/"model"/"fusion_validation.npz", allow_pickle=False) as z:
+        assert "qual" not in z.files  # true qualification labels stay out
+        val = FusionArrays(**{k: z[k] for k in z.files})
+    assert val.n_candidates == len(data.idx("val")) and val.s_pref.shape[1] == len(data.jobs)
+    # the multipliers it records are fit_fusion's on those arrays, the call the experiment makes
+    assert [p["tau"] for p in info["policies"]] == [0.2, 0.4, 0.6]
+    for p in info["policies"]: assert p["lambda"] == fit_fusion(val, p["tau"], cfg=cfg, seed=cfg["seed"]).lam
+
+def test_served_tau_is_the_experiments_fusion(trained):
+    run, _, _, cand, _ = trained
+    rec = Recommender.load(run)
+    assert rec.default_fusion == "inference_global"
+    cat = rec.catalogue(list(trained[2].jobs), cache=False)
+    U = {e: v[0] for e, v in rec.encode_candidates([cand]).items()}
+    sc = rec.score(cand, U, cat, np.arange(len(cat)))
+    arrays = FusionArrays(sc["s_pref"][None], sc["p_qual"][None], sc["q_logit"][None])
+    exp = load_fusion(run/"model")  # the experiment's function, from the saved arrays
+    lo, hi = exp.validated_range(k=K)
+    lams, elig = [], []
+    for t in np.linspace(lo, hi, 6):
+        tab = rec.recommend(cand, cat, k=K, tau=float(t), explain=False)[0]
+        ref = exp.apply(arrays, float(t), k=K)
+        top = np.argsort(-ref.scores[0], kind="stable")[:K]
+        assert list(tab.job_id) == [cat.jobs[i].job_id for i in top]
+        assert tab.attrs["lambda"] == pytest.approx(float(np.mean(ref.lam)))
+        assert tab.attrs["eligibility_at_k"] == pytest.approx(float(ref.value[0]))
+        lams.append(tab.attrs["lambda"]); elig.append(tab.attrs["eligibility_at_k"])
+    assert lams[0] == 0.0 and lams[-1] > 0  # the range starts where tau needs no multiplier
+    assert all(np.diff(lams) >= 0) and all(np.diff(elig) >= -1e-12), (lams, elig)  # monotone in tau
+
+def test_cli_refuses_a_tau_outside_the_validated_range(trained):
+    run, _, _, _, d = trained
+    lo, hi = load_fusion(run/"model").validated_range(k=K)
+    base = ["recommend", "--model", run, "--candidate", d/"cand.csv", "--jobs", d/"jobs.csv", "--k", K]
+    rc, out, err = run_cli(*base, "--tau", round((lo + hi)/2, 4), "--format", "json")
+    assert rc == 0, err
+    r = json.loads(out)["results"][0]
+    assert r["fusion"] == "inference_global" and r["mode"] == "tau"
+    assert any("inference_global" in n and "unmeasured" in n for n in r["notes"])  # a train-only run has no controllability report
+    bad = hi + 0.05 if hi <= 0.95 else lo - 0.05
+    assert 0 <= bad <= 1
+    rc, out, err = run_cli(*base, "--tau", bad)
+    lines = err.strip().splitlines(); line = lines[-1]  # progress logs may precede the one error line
+    assert rc == 2 and out == "" and sum(": error: " in l for l in lines) == 1, err
+    assert line.startswith("jobrec recommend: error: tau") and "outside the range validated" in line
+    assert f"{lo:.3f}" in line and f"{hi:.3f}" in line
+    with pytest.raises(UsageError, match="outside the range validated"): main([str(a) for a in base] + ["--tau", str(bad), "--debug"])
+    # the per-candidate search serves any tau, and says what the run's report measured for it
+    (run/"results").mkdir(exist_ok=True)
+    pd.DataFrame([{"system": "inference_per_candidate", "n_in_range": 3, "max_error_in_range": 0.0589}]).to_csv(run/"results"/"sweep_summary.csv", index=False)
+    try:
+        rc, out, err = run_cli(*base, "--tau", bad, "--fusion", "inference_per_candidate")
+        assert rc == 0, err
+        assert "tau" in out and "inference_per_candidate" in out and "0.059" in out
+    finally: (run/"results"/"sweep_summary.csv").unlink()
+
+def test_served_controllability(trained):
+    run, cfg, data, _, _ = trained
+    lo, hi = load_fusion(run/"model").validated_range()
+    taus = [lo, (lo + hi)/2, hi, min(hi + 0.05, 1.0)]
+    sv = served_controllability(run, taus, data=data)
+    assert list(sv["in_range"]) == [True, True, True, hi + 0.05 > 1.0]
+    assert sv["n_candidates"].iloc[0] == len(data.idx("test"))
+    # the served eligibility@k on true labels is the experiment's fusion applied to the served candidates' arrays
+    rec = Recommender.load(run); test = data.idx("test")
+    cat = rec.catalogue(list(data.jobs), cache=False); U = rec.encode_candidates([data.candidates[i] for i in test])
+    sc = [rec.score(data.candidates[c], {e: v[i] for e, v in U.items()}, cat, np.arange(len(cat))) for i, c in enumerate(test)]
+    arrays = FusionArrays(*(np.stack([s[x] for s in sc]) for x in ("s_pref", "p_qual", "q_logit")))
+    exp = load_fusion(run/"model"); k = cfg["fusion"]["k"]
+    q = np.asarray(data.qual, dtype=np.float64)[test]; q[q < 0] = np.nan
+    for t, achieved in zip(taus[:3], sv["achieved"][:3]):
+        assert achieved == pytest.approx(float(np.nanmean(topk_mean(exp.apply(arrays, t).scores, q, k))))
