@@ -243,10 +243,9 @@ def load_backbone(cfg, # a resolved config, or part of one over the packaged def
                  )->Backbone:
     "Load the configured backbone once and attach one named LoRA adapter per entry of `adapters`."
     import torch
-    cfg = cfg or {}  # only the sections read here, over defaults.yaml (the only default); a training config may carry more views
-    part = {k: cfg[k] for k in ("backbone", "lora", "seed", "device", "precision") if k in cfg}
+    cfg = cfg or {}; part = {k: cfg[k] for k in ("backbone", "lora", "seed", "device", "precision") if k in cfg}  # what is read here
     if "max_length" in (cfg.get("schema") or {}): part["schema"] = {"max_length": cfg["schema"]["max_length"]}
-    cfg = merge_config(load_config(), part, "backbone config")
+    cfg = merge_config(load_config(), part, "backbone config")  # over defaults.yaml, the only default (a training config has more views)
     bb, lo = cfg["backbone"], cfg["lora"]
     name, seed, device = bb["name"], int(cfg["seed"]), pick_device(cfg["device"])
     folder, kind = resolve_backbone(name, cfg)
