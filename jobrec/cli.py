@@ -63,16 +63,20 @@ def build_parser()->argparse.ArgumentParser:
     p.add_argument("--hard", action="store_true", help="eligible jobs (calibrated p_Q >= fusion.hard_threshold) first, back-filled")
     p.add_argument("--fusion", choices=list(FUSIONS), default=None, metavar="NAME",
                    help=f"fusion system serving --tau, one of {', '.join(FUSIONS)} (default: the run's validated one; see jobrec.fusion.FUSIONS)")
-    p.add_argument("--format", choices=["table", "json"], default="table"); p.add_argument("--out", default=None)
+    p.add_argument("--format", choices=["table", "json"], default="table"); p.add_argument("--out", default=None); _rationale_args(p)
     p = sub.add_parser("rank-candidates", help="rank candidates for a job (employer side)")
     p.add_argument("--model", required=True); p.add_argument("--job", required=True); p.add_argument("--candidates", required=True)
     p.add_argument("--k", type=int, default=10); p.add_argument("--format", choices=["table", "json"], default="table")
-    p.add_argument("--out", default=None)
+    p.add_argument("--out", default=None); _rationale_args(p)
     p = sub.add_parser("bench", help="benchmarks: throughput, latency, tau change, memory")
     _config_args(p); p.add_argument("--out", default="reports/bench"); p.add_argument("--quick", action="store_true")
     return ap
 
 # %% ../nbs/12_cli.ipynb #c010
+def _rationale_args(p):
+    p.add_argument("--rationale", action="store_true", help="add 2-3 sentences per result written by a language model from the explanation, checked against it (nbs/10b_rationale)")
+    p.add_argument("--rationale-model", default="smollm2", help="decoder that writes the rationales: smollm2 | tiny | hf:<folder>")
+
 def _check_serving_args(a):
     from jobrec.recommend import find_system
     if a.k < 1: raise UsageError(f"--k must be >= 1, got {a.k}")
@@ -82,6 +86,9 @@ def _check_serving_args(a):
 def _emit(a, results, header):
     from jobrec.recommend import results_json, results_table, write_output
     text = json.dumps(results_json(results, **header), indent=2) + "\n" if a.format == "json" else results_table(results)
+    if a.rationale and a.format == "table":
+        from jobrec.rationale import rationale_lines
+        text += "\n" + rationale_lines(results)
     if a.out:
         write_output(text, a.out); print(f"wrote {sum(len(t) for t in results)} results for {len(results)} {header['for']} to {a.out}")
     else: print(text, end="")
@@ -95,6 +102,7 @@ def _cmd_recommend(a):
     rec = Recommender.load(a.model)
     cat = rec.catalogue(a.jobs, records=jobs)
     res = rec.recommend(cands, cat, k=a.k, tau=a.tau, hard=a.hard, fusion=a.fusion)
+    if a.rationale: from jobrec.rationale import add_rationales; add_rationales(res, a.rationale_model)
     _emit(a, res, {"model": str(a.model), "catalogue": str(a.jobs), "for": "candidates"})
 
 def _cmd_rank_candidates(a):
@@ -106,6 +114,7 @@ def _cmd_rank_candidates(a):
     cands = read_entities(a.candidates, "candidate")
     rec = Recommender.load(a.model)
     res = rec.rank_candidates(js[0], cands, k=a.k)
+    if a.rationale: from jobrec.rationale import add_rationales; add_rationales([res], a.rationale_model)
     _emit(a, [res], {"model": str(a.model), "job": str(a.job), "for": "jobs"})
 
 # %% ../nbs/12_cli.ipynb #c005a

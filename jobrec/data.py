@@ -651,6 +651,9 @@ def generate_synthetic(cfg:dict|None=None, # a `data.synthetic` section or a ful
     meta = {"source": "synthetic", "seed": seed, "config": {k: p[k] for k in sorted(p)}, "split_shares": split,
             "vocabulary": vocab.get("source", "built-in"), "validator": counts, "n_topics": nT,
             "candidate_topics": [d["topics"] for _, d in cand_pairs], "job_topics": [d["topics"] for _, d in job_pairs]}
+    if p["narrative"] == "llm":  # the language model rewrites the texts, refined by validators (nbs/04b_narratives)
+        from jobrec.narratives import write_narratives
+        meta["narratives"] = write_narratives(cands, jobs, [d for _, d in cand_pairs], [d for _, d in job_pairs], sorted({s for v in vocab["industries"].values() for s in v}), TOPICS, seed, p["narrative_model"])
     return JobRecData(cands, jobs, candidate_split(nC, split, seed + 1), pref, qual, applied, hired, util,
                       {"utility_clean": clean.astype(np.float32), "apply_prob": apply_prob, "qual_clean": qual_clean.astype(np.int8)}, meta)
 

@@ -75,10 +75,12 @@ def environment_info(root:Path|None=None, # the checkout (default: `project_root
 
 # %% ../nbs/09_report.ipynb #c010
 def _render_markdown(nb_path:Path, out_dir:Path):
-    "Render the executed notebook to report.md without code cells; images go to report_files/."
+    "Render the executed notebook to report.md without code cells or their stderr (warnings, progress bars); images go to report_files/."
     from nbconvert import MarkdownExporter
     import nbformat
     nb = nbformat.read(nb_path, as_version=4)
+    for c in nb.cells:
+        if c.cell_type == "code": c.outputs = [o for o in c.outputs if not (o.output_type == "stream" and o.get("name") == "stderr")]
     exp = MarkdownExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, res = exp.from_notebook_node(nb, resources={"output_files_dir": "report_files"})
     for name, data in (res.get("outputs") or {}).items():

@@ -44,7 +44,7 @@ def test_an_unread_key_is_caught():
     d = yaml.safe_load((ROOT/"jobrec"/"conf"/"defaults.yaml").read_text())
     d["train"]["never_read_anywhere"] = 1; d["eval"]["also_unread"] = [1, 2]
     assert unread_keys(d, sources()) == unread_keys(DEFAULTS, sources()) + ["train.never_read_anywhere", "eval.also_unread"]
-    code = sources(); code["fusion.py"] = code["fusion.py"].replace('"fixed_weight"', '"renamed"')
+    code = sources(); code["fusion.py"] = code["fusion.py"].replace("fixed_weight", "renamed")
     assert "fusion.fixed_weight" in unread_keys(DEFAULTS, code)
 
 def test_leaf_keys_walks_nested_sections():
