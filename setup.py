@@ -33,6 +33,8 @@ extras = {
     "unsloth": ["unsloth==2026.10.9", "unsloth_zoo==2026.10.9", "transformers==5.17.0", "trl==1.15.0",
                 "datasets<5", "bitsandbytes"],
     "baselines": ["rank-bm25"],
+    # `jobrec score --engine ray` (Ray Data batch scoring); the local engine needs nothing more
+    "scale": ["ray[data]==2.60.0"],
 }
 extras["all"] = sorted({r for k in ("dev", "llm", "baselines") for r in extras[k]})
 

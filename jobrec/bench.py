@@ -174,6 +174,7 @@ def _bench_model(cfg, quick, work):
     t0 = time.perf_counter(); train_run(c, work/"model_run", resume=False, data=data)
     return work/"model_run", f"a short model trained by the bench ({n} steps per expert on {data.shape[0]} generated candidates x {data.shape[1]} jobs, {time.perf_counter()-t0:.0f}s)"
 
+# %% ../nbs/11_bench.ipynb #c020b
 def _figures(res, out):
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt, seaborn as sns
@@ -210,6 +211,7 @@ def _figures(res, out):
     ax.legend(fontsize=8); fig.tight_layout(); fig.savefig(out/"recall.png", dpi=120); plt.close(fig); figs.append("recall.png")
     return figs
 
+# %% ../nbs/11_bench.ipynb #c020c
 def run_benchmarks(cfg:dict, # a resolved config (backbone, retrieval.bench_* keys)
                    out:str|Path="reports/bench", # output folder
                    quick:bool=False # small sizes and the tiny backbone: under a minute
@@ -235,9 +237,9 @@ def run_benchmarks(cfg:dict, # a resolved config (backbone, retrieval.bench_* ke
         torch.set_num_threads(n_threads)
         import shutil; shutil.rmtree(work, ignore_errors=True)  # the short model and its caches are scratch
 
-def _run(cfg, out, quick, r, sizes, n_base, n_q, res, work, T0):
-    import torch
-    from jobrec.fusion import benchmark_tau_change
+# %% ../nbs/11_bench.ipynb #c020d
+def _throughputs(cfg, quick, r, res):
+    "Stages 1-2: training throughput per backbone and mode, scoring throughput."
     from jobrec.core import merge_config
     # 1. training throughput per backbone and mode; the baseline is the per-pair (cross) encoder of the first backbone
     specs = [(cfg["backbone"]["name"], "dual"), (cfg["backbone"]["name"], "cross")]
@@ -261,17 +263,10 @@ def _run(cfg, out, quick, r, sizes, n_base, n_q, res, work, T0):
                        "note": "one InfoNCE step of the preference expert, full gradients through LoRA (no negative bank), median of the timed steps"}
     # 2. scoring throughput on the model's backbone
     res["scoring"] = scoring_throughput(cfg, n_candidates=2, n_jobs=8 if quick else 32, cached_pairs=2000 if quick else 20000)
-    # 3. the model, its base catalogue and the encoding throughput
-    run_dir, how = _bench_model(cfg, quick, work); res["model"] = how
-    rec = Recommender.load(run_dir, retrieval={"cache_dir": str(work/"cache")}, fusion={"per_candidate": True})  # the per-candidate search: latency at any tau
-    data = generate_synthetic(seed=int(cfg["seed"]) + 1, n_candidates=max(n_q + 5, 20), n_jobs=n_base)
-    t0 = time.perf_counter(); base_cat = rec.catalogue(data.jobs, cache=False); enc = time.perf_counter() - t0
-    rate = n_base*2/enc
-    res["encoding"] = {"jobs": n_base, "experts": 2, "seconds": enc, "texts_per_s": rate,
-                       "extrapolated_build_s": {int(n): n*2/rate for n in sizes},
-                       "note": f"catalogues larger than {n_base} jobs reuse these encodings (record i gets encoding i mod {n_base}); "
-                               "their build time above is extrapolated from this throughput, not measured"}
-    queries = data.candidates[:n_q]
+
+# %% ../nbs/11_bench.ipynb #c020e
+def _latencies(rec, base_cat, queries, sizes, quick, res):
+    "Stage 4: latency against catalogue size with and without retrieval, hnsw against flat; the largest catalogue."
     # 4. latency against catalogue size, with and without retrieval
     lat = []; largest = None
     for n in sizes:
@@ -295,6 +290,11 @@ def _run(cfg, out, quick, r, sizes, n_base, n_q, res, work, T0):
             h["overlap_with_flat"] = float(np.mean([len(a & b)/max(len(b), 1) for a, b in zip(sl_h, sl_f)]))
             res["latency"]["hnsw"] = h
         finally: rec.retrieval["index"] = old
+    return largest
+
+def _recall_tau_memory(rec, base_cat, data, queries, largest, n_base, n_q, quick, res):
+    "Stages 5-7: recall of the shortlist, tau change, memory."
+    from jobrec.fusion import benchmark_tau_change
     # 5. recall of the shortlist over the distinct base jobs
     rq = data.candidates[n_q:n_q + (5 if quick else 15)] or queries
     Ms = (20, 40, 100, 200)
@@ -313,6 +313,24 @@ def _run(cfg, out, quick, r, sizes, n_base, n_q, res, work, T0):
                      "traced_peak_mb_recommend_without_retrieval": traced_peak_mb(lambda: one(False)),
                      "catalogue_encodings_mb": sum(v.nbytes for v in largest.emb.values())/1024**2,
                      "peak_rss_mb": peak_rss_mb(), "catalogue_jobs": len(largest)}
+
+# %% ../nbs/11_bench.ipynb #c020f
+def _run(cfg, out, quick, r, sizes, n_base, n_q, res, work, T0):
+    "The stages in order; the figures and bench.json."
+    _throughputs(cfg, quick, r, res)
+    # 3. the model, its base catalogue and the encoding throughput
+    run_dir, how = _bench_model(cfg, quick, work); res["model"] = how
+    rec = Recommender.load(run_dir, retrieval={"cache_dir": str(work/"cache")}, fusion={"per_candidate": True})  # the per-candidate search: latency at any tau
+    data = generate_synthetic(seed=int(cfg["seed"]) + 1, n_candidates=max(n_q + 5, 20), n_jobs=n_base)
+    t0 = time.perf_counter(); base_cat = rec.catalogue(data.jobs, cache=False); enc = time.perf_counter() - t0
+    rate = n_base*2/enc
+    res["encoding"] = {"jobs": n_base, "experts": 2, "seconds": enc, "texts_per_s": rate,
+                       "extrapolated_build_s": {int(n): n*2/rate for n in sizes},
+                       "note": f"catalogues larger than {n_base} jobs reuse these encodings (record i gets encoding i mod {n_base}); "
+                               "their build time above is extrapolated from this throughput, not measured"}
+    queries = data.candidates[:n_q]
+    largest = _latencies(rec, base_cat, queries, sizes, quick, res)
+    _recall_tau_memory(rec, base_cat, data, queries, largest, n_base, n_q, quick, res)
     res["seconds"] = time.perf_counter() - T0
     res["figures"] = _figures(res, out)
     res["seconds"] = time.perf_counter() - T0

@@ -70,6 +70,10 @@ def build_parser()->argparse.ArgumentParser:
     p.add_argument("--out", default=None); _rationale_args(p)
     p = sub.add_parser("bench", help="benchmarks: throughput, latency, tau change, memory")
     _config_args(p); p.add_argument("--out", default="reports/bench"); p.add_argument("--quick", action="store_true")
+    p = sub.add_parser("score", help="batch scoring: top-k jobs for every candidate of files, to Parquet shards (local or Ray)")
+    p.add_argument("--model", required=True); p.add_argument("--candidates", required=True, help="a candidate file or a glob of them")
+    p.add_argument("--jobs", required=True); p.add_argument("--k", type=int, default=10); p.add_argument("--tau", type=float, default=0.6)
+    p.add_argument("--out", required=True); p.add_argument("--engine", choices=["local", "ray"], default="local"); p.add_argument("--shard-size", type=int, default=256)
     return ap
 
 # %% ../nbs/12_cli.ipynb #c010
@@ -104,6 +108,10 @@ def _cmd_recommend(a):
     res = rec.recommend(cands, cat, k=a.k, tau=a.tau, hard=a.hard, fusion=a.fusion)
     if a.rationale: from jobrec.rationale import add_rationales; add_rationales(res, a.rationale_model)
     _emit(a, res, {"model": str(a.model), "catalogue": str(a.jobs), "for": "candidates"})
+
+def _cmd_score(a):
+    from jobrec.batch import score_command
+    return score_command(a)
 
 def _cmd_rank_candidates(a):
     "`jobrec rank-candidates`: top-k candidates of a file for one job."
@@ -229,7 +237,8 @@ def _cmd_bench(a):
     print(f"benchmark written to {out}")
 
 COMMANDS = {"config": _cmd_config, "data": _cmd_data, "vocabulary": _cmd_vocabulary, "examples": _cmd_examples, "train": _cmd_train,
-            "run": _cmd_run, "reports": _cmd_reports, "recommend": _cmd_recommend, "rank-candidates": _cmd_rank_candidates, "bench": _cmd_bench}
+            "run": _cmd_run, "reports": _cmd_reports, "recommend": _cmd_recommend, "rank-candidates": _cmd_rank_candidates, "bench": _cmd_bench,
+            "score": _cmd_score}
 
 def main(argv:list[str]|None=None # arguments (default: sys.argv[1:])
         )->int:

@@ -14,6 +14,7 @@ from .data import preference_groups, qualification_groups, hire_groups
 from .schema import resolve_view
 from .calibration import (NO_CALIBRATION, fit_calibration, apply_calibration, observed_pairs, fit_qualification_calibration,
                                 calibration_report)
+from .distributed import init_from_env, is_main, barrier, shard, rank_seed, global_share, sync_grads
 from .experts import EXPERTS, ExpertSystem, info_nce, cfg_get, split_mask, feature_stats, read_safetensors
 
 # %% auto #0
@@ -124,7 +125,7 @@ class _Groups:
         side, a, b = pool
         rng = np.random.default_rng([self.seed, PHASES.index(phase) if phase in PHASES else 9, 1000 + step])
         G = int(groups or self.g("train.batch_groups", 8))
-        idx = rng.choice(len(a), min(G, len(a)), replace=False)
+        idx = shard(rng.choice(len(a), min(G, len(a)), replace=False))  # this rank's rows of the step's global batch
         return side, a[idx], b[idx], idx
 
 # %% ../nbs/05b_training.ipynb #c017
@@ -207,8 +208,9 @@ class _Loss:
         else: logits = self.s.pair_logits(expert, self.ctx, ci[valid], ji[valid], grad=True, bank=bank,
                                           bank_side=("j" if side == "c" else "c"), bank_rows=neg[valid]).float()
         z = _scatter(logits, valid); dev = lambda x: None if x is None else x.to(z.device)
-        return info_nce(z, float(self.g("train.temperature", 1.0)), dev(group_weight), dev(neg_weight), torch.from_numpy(valid).to(z.device),
+        loss = info_nce(z, float(self.g("train.temperature", 1.0)), dev(group_weight), dev(neg_weight), torch.from_numpy(valid).to(z.device),
                         float(self.g("train.bce_weight", 0.0)))
+        return global_share(loss, len(a) if group_weight is None else float(group_weight.sum()))
 
     def refresh_bank(self, phase:str, pools:dict):
         "Encode the negatives of `pools` (expert -> pool) with the current adapters (dual mode; none otherwise)."
@@ -247,13 +249,13 @@ class _HeadSteps:
         ee = max(ee, n // 10) if ee > 0 else 0  # at most about ten validations: head steps are many and cheap
         s.backbone.model.eval()
         for step in range(n):
-            torch.manual_seed(hash((self.seed, PHASES.index(phase) if phase in PHASES else 9, 50_000 + step)) % 2**31); s.heads.train()
+            torch.manual_seed(rank_seed(hash((self.seed, PHASES.index(phase) if phase in PHASES else 9, 50_000 + step)) % 2**31)); s.heads.train()
             side, a, b, idx = self.batch(phase, pool, 50_000 + step, G)
             gw = torch.from_numpy(self.ipw[idx]).to(s.device) if (phase == "qual1" and self.ipw is not None) else None
             ci, ji = self.pairs(side, a, b); valid = b >= 0
             z = _scatter(s.cached_logits(e, self.ctx, ci[valid], ji[valid]).float(), valid)
             loss = info_nce(z, float(self.g("train.temperature", 1.0)), gw, None, torch.from_numpy(valid).to(z.device), float(self.g("train.bce_weight", 0.0)))
-            loss.backward()
+            loss = global_share(loss, len(a) if gw is None else float(gw.sum())); loss.backward(); loss = sync_grads(params, loss)
             if clip > 0: torch.nn.utils.clip_grad_norm_(params, clip)
             opt.step(); opt.zero_grad(set_to_none=True)
             if (ee > 0 and (step + 1) % ee == 0) or step + 1 == n:
@@ -311,9 +313,9 @@ class _Weights:
 class _Checkpoints:
     "The run's checkpoint (exact resume) and the stage-1 snapshots shared by runs that differ only later."
     def save_checkpoint(self, phase_i:int, step:int, opt, best:dict, done:bool=False):
-        "Write the checkpoint atomically: training resumes at (phase_i, step)."
-        import torch
-        from safetensors.torch import save_file
+        "Write the checkpoint atomically: training resumes at (phase_i, step). Rank 0 writes; the replicas hold the same state."
+        if not is_main(): return
+        import torch; from safetensors.torch import save_file
         t = {f"cur.{k}": v for k, v in self.s.state_tensors().items()}
         if best["state"] is not None: t.update({f"best.{k}": v for k, v in best["state"].items()})
         ot, od = flatten_optimizer(opt) if opt is not None else ({}, {"param_groups": []})
@@ -347,7 +349,7 @@ class _Checkpoints:
     def _save_stage1(self, phase):
         from safetensors.torch import save_file
         p = self._stage1_path(phase)
-        if p is None or p.exists(): return
+        if p is None or p.exists() or not is_main(): return
         p.parent.mkdir(parents=True, exist_ok=True)
         meta = {"calibration": json.dumps(self.s.calibration), "history": json.dumps(self.history)}
         with atomic_path(p) as tmp: save_file(self.s.state_tensors(), str(tmp), metadata=meta)
@@ -370,7 +372,7 @@ class _Checkpoints:
 
 # %% ../nbs/05b_training.ipynb #c025
 class _Run:
-    "Where a run starts, the start and end of a phase."
+    "Where a run starts: a checkpoint of this configuration, a stage-1 snapshot, or the beginning."
     def _restore(self, resume):
         "(first phase, first step, checkpoint read or None); first phase None when the checkpoint is of a finished run."
         s = self.s
@@ -389,6 +391,10 @@ class _Run:
         if done: self.global_step = sum(n for _, n in self.plan[:done])
         return done, 0, None
 
+
+# %% ../nbs/05b_training.ipynb #c025b
+class _Phases:
+    "The start of a phase (pools, weights, optimiser), its resumption mid-way, its end."
     def _start_phase(self, phase, n, first):
         "The phase's pools (expert -> pool), weights, optimiser and initial best state."
         s = self.s; init = self.g("train.stage2_init", "stage1")
@@ -455,7 +461,7 @@ class _Steps:
         "One optimiser step; its record."
         import torch
         s = self.s; R = int(self.g("train.negative_bank_refresh", 10)); cached = self.cached(phase)
-        torch.manual_seed(hash((self.seed, pi, step)) % 2**31)
+        torch.manual_seed(rank_seed(hash((self.seed, pi, step)) % 2**31))
         if R > 0 and step % R == 0 and not cached: self.refresh_bank(phase, pools)
         # with a bank the backbone runs without dropout, so banked and live encodings come from the same function
         # (otherwise the head could tell positives, encoded with dropout, from banked negatives)
@@ -474,7 +480,7 @@ class _Steps:
             side, a, b, idx = self.batch(phase, pools[expert], step)
             gw = torch.from_numpy(self.ipw[idx]) if (phase == "qual1" and self.ipw is not None) else None
             loss = self._group_loss(expert, side, a, b, gw)
-        loss.backward()
+        loss.backward(); loss = sync_grads(self.params, loss)  # gradients of the global batch on every rank
         clip = float(self.g("train.grad_clip", 1.0))
         if clip > 0: torch.nn.utils.clip_grad_norm_(self.params, clip)
         opt.step(); opt.zero_grad(set_to_none=True)
@@ -489,7 +495,7 @@ class _Steps:
         return self._select(best, per, rec["step"])
 
 # %% ../nbs/05b_training.ipynb #c027
-class Trainer(_Groups, _Selection, _Loss, _HeadSteps, _Weights, _Checkpoints, _Run, _Steps):
+class Trainer(_Groups, _Selection, _Loss, _HeadSteps, _Weights, _Checkpoints, _Run, _Phases, _Steps):
     "One training run of an `ExpertSystem`: the plan of phases, the run's state, and the loop."
     def __init__(self, system:ExpertSystem, data, cfg, out_dir, target="two", max_steps=None, progress=True, stage1_cache=None,
                  init_state:dict|None=None # the state stage 2 restarts from with `train.stage2_init: scratch`
@@ -553,6 +559,7 @@ def train_experts(data, # a JobRecData (train/val/test split per candidate)
     # without torch's deterministic mode, two cpu-small runs with one seed differed by up to 0.005 in the logits
     # (and 0.017 in test NDCG@10); the deterministic kernels cost about 1.4x in training time, one seed one result is worth it
     seed_everything(seed, deterministic=True)
+    init_from_env(str(cfg.get("device", "cpu"))); progress = progress and is_main()
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     experts = ("hire",) if target == "hire" else EXPERTS
@@ -562,12 +569,12 @@ def train_experts(data, # a JobRecData (train/val/test split per candidate)
     with torch.random.fork_rng(devices=[]):
         status = tr.run(resume)
     if status == "stopped":
-        log.info(f"stopped after {tr.global_step} steps (max_steps); resume to finish"); return s
+        barrier(); log.info(f"stopped after {tr.global_step} steps (max_steps); resume to finish"); return s
     cal, z = tr.fit_q_calibration()
     s.calibration["qualification"] = cal
     s.report = _report(s, data, tr.history, z, tr.seconds_before + time.time() - t0)  # every process's training time
-    s.save(out/"system")
-    tr.save_checkpoint(len(tr.plan), 0, None, _no_best(), done=True)
+    if is_main(): s.save(out/"system")
+    tr.save_checkpoint(len(tr.plan), 0, None, _no_best(), done=True); barrier()
     log.info(f"trained {'+'.join(experts)} in {time.time()-t0:.1f}s; saved to {out/'system'}")
     return s
 

@@ -53,3 +53,11 @@ def one_torch_thread():
     n = torch.get_num_threads(); torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    "One local Ray instance for the whole test session (its start-up takes about a minute on a busy two-core machine)."
+    import ray  # the `scale` extra, installed by `make install`
+    if not ray.is_initialized(): ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -4,7 +4,7 @@ import contextlib, io, json
 import pytest
 
 from jobrec.core import load_config
-from jobrec.data import generate_synthetic, TOPICS
+from jobrec.data import generate_synthetic, rewrite_card, save_dataset, TOPICS
 from jobrec.recommend import init_run, write_entities
 from jobrec.cli import main
 from jobrec.narratives import TOPIC_BRIEFS, TopicScorer, calibrate_threshold, check_narrative
@@ -59,8 +59,11 @@ def test_rank_candidates_rationale(run):
 @pytest.fixture(scope="module")
 def scorer(): return TopicScorer()
 
-def test_narrative_validators_catch_an_unlisted_skill_and_a_missing_topic(scorer):
-    d = generate_synthetic(seed=3, n_candidates=4, n_jobs=2, narrative="llm", narrative_model="tiny")
+@pytest.fixture(scope="module")
+def llm_data(): return generate_synthetic(seed=3, n_candidates=4, n_jobs=2, narrative="llm", narrative_model="tiny")
+
+def test_narrative_validators_catch_an_unlisted_skill_and_a_missing_topic(scorer, llm_data):
+    d = llm_data
     meta = d.meta["narratives"]
     assert meta["counts"]["statement"]["generated"] == 4 and meta["counts"]["description"]["generated"] == 2
     thr = calibrate_threshold(scorer, TOPICS)["threshold"]
@@ -76,6 +79,24 @@ def test_narrative_validators_catch_an_unlisted_skill_and_a_missing_topic(scorer
     r = check_narrative(one, c.skills, vocab, scorer.similarities(one, briefs), thr, (10, 120))
     assert len(r) == 1 and r[0].startswith("missing topic 2")
 
+def test_the_card_of_an_llm_dataset_carries_the_validators_counts(tmp_path, llm_data):
+    "An LLM-narrative dataset's card shows the validators' outcomes, the time and the lexical baselines; a template dataset's card does not."
+    f = save_dataset(llm_data, tmp_path/"llm")
+    md, card = (f/"CARD.md").read_text(), json.loads((f/"card.json").read_text())
+    counts = llm_data.meta["narratives"]["counts"]
+    assert card["narratives"]["counts"] == counts and "## LLM narratives (validators)" in md
+    for kind, c in counts.items():
+        assert f"| {kind} | " + " | ".join(str(c[o]) for o in ("generated", "accepted", "repaired", "regenerated", "dropped")) + " |" in md
+    reasons = llm_data.meta["narratives"]["first_pass_reasons"]
+    assert reasons and all(f"{k} {v}" in md for k, v in reasons.items())
+    assert f"generation time: {llm_data.meta['narratives']['seconds']:.1f} s" in md and "weak evidence" in md
+    lex = card["narratives"]["lexical"]  # seed 3 puts one of the four candidates in the test split
+    assert lex["n_candidates"] == 1 and {"bm25", "tfidf"} <= set(lex["baselines"]) and "| bm25 | " in md
+    before = f.joinpath("CARD.md").read_bytes(); f.joinpath("CARD.md").write_text(""); rewrite_card(f)
+    assert f.joinpath("CARD.md").read_bytes() == before  # from the folder's files, texts not regenerated
+    t = save_dataset(generate_synthetic(seed=3, n_candidates=4, n_jobs=2), tmp_path/"template")
+    assert "LLM narratives" not in (t/"CARD.md").read_text() and "narratives" not in json.loads((t/"card.json").read_text())
+
 @pytest.mark.slow
 def test_smollm2_narratives_pass_the_validators(scorer):
     "SmolLM2 writes a small dataset; every text it kept passes the validators again."
@@ -85,3 +106,23 @@ def test_smollm2_narratives_pass_the_validators(scorer):
     for c, t in zip(d.candidates, d.meta["candidate_topics"]):
         if c.statement.startswith("My research interests are"): continue  # dropped: the template kept
         assert check_narrative(c.statement, c.skills, vocab, scorer.similarities(c.statement, [TOPIC_BRIEFS[x] for x in t]), thr, (15, 110)) == []
+
+def test_the_experts_report_reads_the_rationale_figures(tmp_path):
+    "The experts template's rationale cell takes its figures from rationales.json, and says so when the file is absent."
+    import pandas as pd
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    nb = json.loads((root/"experiments"/"templates"/"r06_experts.ipynb").read_text())
+    cell = "".join(next(c for c in nb["cells"] if c.get("id") == "c008b")["source"])
+    shown = []
+    r = {"accepted_by_checker": 0.6, "accepted_faithful_by_exact_check": 0.9, "seconds_per_rationale": 2.5, "pairs": 40, "candidates": 4, "k": 10}
+    (tmp_path/"r.json").write_text(json.dumps(r))
+    for path in (tmp_path/"r.json", tmp_path/"absent.json"):
+        ns = {"json": json, "Path": Path, "pd": pd, "Markdown": str, "display": shown.append, "rationales_json": str(path)}
+        exec(cell, ns)
+        if path.name == "r.json":
+            assert ns["rat"]["accepted_share"] == 0.6 and ns["rat"]["faithful_share_of_accepted"] == 0.9 and ns["rat"]["n_pairs"] == 40
+            assert ns["rat"]["command"] == "python reports/rationales/measure.py RUN_DIR 4 10" and "2.5" in shown[-1]
+        else: assert ns["rat"] is None and "not found" in shown[-1]
+    final = "".join(next(c for c in nb["cells"] if c.get("id") == "c009")["source"])
+    assert '"rationales": rat' in final
