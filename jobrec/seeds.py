@@ -117,9 +117,10 @@ def spread_matches(spread:pd.DataFrame, # from `spread_table` (with a `reference
                   )->bool:
     "Do the spread's reference-seed values equal the run's figures, row for row?"
     if "reference" not in spread or not len(spread): return False
-    a = spread.set_index(keys)["reference"]
-    b = table.set_index(keys)[value].reindex(a.index)
-    return bool(b.notna().all() and np.allclose(a.to_numpy(float), b.to_numpy(float), rtol=0, atol=tol))
+    a, t = spread.set_index(keys)["reference"], table.set_index(keys)[value]
+    if len(a) != len(t) or not a.index.isin(t.index).all(): return False  # other systems or metrics: another run
+    b = t.reindex(a.index)  # a metric undefined in the run (NaN) must be undefined in the spread's reference too
+    return bool(np.allclose(a.to_numpy(float), b.to_numpy(float), rtol=0, atol=tol, equal_nan=True))
 
 def format_spread(mean:float, sd:float, nd:int=3)->str:
     "'0.785 ± 0.003' (a lone value when the spread is unknown)."
