@@ -129,11 +129,11 @@ def _cmd_rank_candidates(a):
 SEED_REPORT = "seed_spread"  # made only with --seeds (an experiment per seed); without, the committed one is kept and read
 
 def _report_names(a, root, seeds)->list[str]:
-    "The reports this call regenerates: --only, else every template but the seed spread unless seeds were run (it goes first)."
+    "The reports this call regenerates: --only, else every template but the seed spread unless seeds were run."
     from jobrec.report import list_templates, report_name
     if a.only: return a.only.split(",")
     names = [report_name(t) for t in list_templates(root)]
-    return ([SEED_REPORT] if seeds else []) + [n for n in names if n != SEED_REPORT]
+    return [n for n in names if seeds or n != SEED_REPORT]
 
 def _seed_runs(a, cfg, run, seeds)->dict:
     "seed -> run folder: the experiment once per seed (finished runs reused), or, with --skip-run, the folders already there."
@@ -165,8 +165,9 @@ def _cmd_reports(a):
     common["run_dir"] = str(run)  # the templates read the run this command made
     common["seed_spread_dir"] = str(Path(rdir if seeds else a.reports_dir)/SEED_REPORT)  # the spread made now, else the committed one
     if seeds: params.setdefault(SEED_REPORT, {})["seed_runs"] = [str(d) for d in runs.values()]
-    names = _report_names(a, root, seeds)
-    done = run_reports(params, rdir, only=names)
+    names = _report_names(a, root, seeds)  # the seed spread first: main results and ablations read it
+    done = [p for group in ([n for n in names if n == SEED_REPORT], [n for n in names if n != SEED_REPORT]) if group
+            for p in run_reports(params, rdir, only=group)]
     if tmp: return _verify(a, rdir, root, tmp, names)
     print(f"{len(done)} reports regenerated in {rdir}/ (index: {rdir}/index.md)")
 
