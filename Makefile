@@ -15,7 +15,7 @@ UNSLOTH_CPU := unsloth==2026.10.9 unsloth_zoo==2026.10.9
 UNSLOTH_CPU_NEEDS := transformers==5.17.0 trl==1.15.0 "datasets<5" tyro msgspec sentencepiece protobuf hf_transfer \
 	einops torchao cut_cross_entropy nest-asyncio structlog
 
-.PHONY: install test test-slow gpu-check reports verify-reports bench data export readme docs recbole-env clean
+.PHONY: install test test-slow gpu-check reports reports-seeds verify-reports bench data export readme docs recbole-env clean
 
 install: $(STAMP)
 
@@ -44,6 +44,11 @@ gpu-check:
 # The RecBole baselines (LightGCN, SimpleX, DCNv2, xDeepFM) are part of the main table: their environment comes first.
 reports: $(STAMP) recbole-env
 	$(VENV)/bin/jobrec reports --profile cpu-small
+
+# The seed spread: the experiment once per training seed (42 is `make reports`' run, reused when it finished with the same config),
+# then reports/seed_spread and the reports that read it (main_results, ablations). About three times `make reports`.
+reports-seeds: $(STAMP) recbole-env
+	$(VENV)/bin/jobrec reports --profile cpu-small --seeds 42,43,44
 
 # Runs the experiment and the reports again in a temporary folder (reports/ and runs/ untouched) and compares every
 # figure of reports/*/metrics.json with the committed one; exit status 1 on any difference (timings are not compared).

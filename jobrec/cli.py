@@ -7,11 +7,11 @@ from __future__ import annotations
 import argparse, json, shutil, sys, tempfile
 from pathlib import Path
 
-from .core import load_config, ConfigError, JobrecError, UsageError, get_logger, project_root, pin_cpu_kernels
+from .core import load_config, Config, merge_config, ConfigError, JobrecError, UsageError, get_logger, project_root, pin_cpu_kernels
 from .fusion import FUSIONS
 
 # %% auto #0
-__all__ = ['log', 'COMMANDS', 'build_parser', 'main']
+__all__ = ['log', 'SEED_REPORT', 'COMMANDS', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #c005
 log = get_logger("cli")
@@ -54,6 +54,8 @@ def build_parser()->argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="regenerate the run (unless --skip-run) and the reports into a temporary folder "
                    "and compare every metrics.json figure with the committed one; exit status 1 on a difference")
     p.add_argument("--tolerance", type=float, default=0.0, help="--verify: largest absolute difference accepted (timings are never compared)")
+    p.add_argument("--seeds", default=None, help="comma-separated training seeds, the configured one among them: one experiment per seed "
+                   "(a finished run is reused), then the seed_spread report, which main_results and ablations read (make reports-seeds)")
     p = sub.add_parser("recommend", help="top-k jobs for candidates")
     p.add_argument("--model", required=True); p.add_argument("--candidate", required=True, help="CSV/JSON of one or more candidates")
     p.add_argument("--jobs", required=True, help="job catalogue CSV/JSON"); p.add_argument("--k", type=int, default=10)
@@ -124,28 +126,56 @@ def _cmd_rank_candidates(a):
     _emit(a, [res], {"model": str(a.model), "job": str(a.job), "for": "jobs"})
 
 # %% ../nbs/12_cli.ipynb #c005a
+SEED_REPORT = "seed_spread"  # made only with --seeds (an experiment per seed); without, the committed one is kept and read
+
+def _report_names(a, root, seeds)->list[str]:
+    "The reports this call regenerates: --only, else every template but the seed spread unless seeds were run."
+    from jobrec.report import list_templates, report_name
+    if a.only: return a.only.split(",")
+    names = [report_name(t) for t in list_templates(root)]
+    return [n for n in names if seeds or n != SEED_REPORT]
+
+def _seed_runs(a, cfg, run, seeds)->dict:
+    "seed -> run folder: the experiment once per seed (finished runs reused), or, with --skip-run, the folders already there."
+    from jobrec.seeds import run_seeds, seed_run_dir
+    if cfg.seed not in seeds: raise UsageError(f"--seeds must include the configured seed {cfg.seed}: its run is the one the reports show")
+    c = cfg if str(run) == str(cfg.out_dir) else Config(merge_config(dict(cfg), {"out_dir": str(run)}, "--run"))
+    if not a.skip_run: return run_seeds(c, seeds)
+    runs = {s: seed_run_dir(c.out_dir, s, c.seed) for s in seeds}
+    missing = [str(d) for d in runs.values() if not (d/"metrics.json").exists()]
+    if missing: raise UsageError(f"--skip-run: no finished run in {missing}; run without --skip-run")
+    return runs
+
 def _cmd_reports(a):
     from jobrec.pipeline import run_experiment
     from jobrec.report import run_reports
+    from jobrec.seeds import check_seeds
     cfg = _cfg(a); root = project_root()
     _report_templates(root)
+    seeds = check_seeds(a.seeds.split(",")) if a.seeds else None
     tmp = Path(tempfile.mkdtemp(prefix="jobrec-verify-")) if a.verify else None
     run = tmp/"run" if tmp and not a.skip_run else a.run or cfg.out_dir
     rdir = tmp/"reports" if tmp else a.reports_dir
-    if not a.skip_run: run_experiment(cfg, run)
+    runs = _seed_runs(a, cfg, run, seeds) if seeds else None
+    if not a.skip_run and not seeds: run_experiment(cfg, run)
     import yaml
     pfile = Path(a.params) if a.params else root/"experiments"/"params"/f"{Path(a.profile).stem}.yaml"
     params = yaml.safe_load(pfile.read_text()) if pfile.exists() else {}
-    params.setdefault("common", {})["run_dir"] = str(run)  # the templates read the run this command made
-    done = run_reports(params, rdir, only=a.only.split(",") if a.only else None)
-    if tmp: return _verify(a, rdir, root, tmp)
+    common = params.setdefault("common", {})
+    common["run_dir"] = str(run)  # the templates read the run this command made
+    common["seed_spread_dir"] = str(Path(rdir if seeds else a.reports_dir)/SEED_REPORT)  # the spread made now, else the committed one
+    if seeds: params.setdefault(SEED_REPORT, {})["seed_runs"] = [str(d) for d in runs.values()]
+    names = _report_names(a, root, seeds)  # the seed spread first: main results and ablations read it
+    done = [p for group in ([n for n in names if n == SEED_REPORT], [n for n in names if n != SEED_REPORT]) if group
+            for p in run_reports(params, rdir, only=group)]
+    if tmp: return _verify(a, rdir, root, tmp, names)
     print(f"{len(done)} reports regenerated in {rdir}/ (index: {rdir}/index.md)")
 
-def _verify(a, regenerated, root, tmp)->int:
+def _verify(a, regenerated, root, tmp, names)->int:
     "Print each figure that differs from the committed reports; status 1 (and the regenerated folder kept) when any does."
     from jobrec.report import verify_reports
     ref = Path(a.reports_dir) if Path(a.reports_dir).is_absolute() else root/a.reports_dir
-    diffs = verify_reports(regenerated, ref, a.only.split(",") if a.only else None, a.tolerance)
+    diffs = verify_reports(regenerated, ref, names, a.tolerance)
     for name, ds in diffs.items():
         for k, x, y in ds: print(f"{name}: {k}: committed {x!r}, regenerated {y!r}")
     n = sum(map(len, diffs.values()))

@@ -20,6 +20,15 @@ def smoke_run(tmp_path_factory):
     return out
 
 @pytest.fixture(scope="session")
+def smoke_seed8(smoke_run):
+    "The smoke experiment again with training seed 8 (same data), where `jobrec reports --seeds 7,8` looks for it."
+    from jobrec.seeds import seed_config, seed_run_dir
+    from jobrec.pipeline import load_data
+    cfg = smoke_config(); out = seed_run_dir(smoke_run, 8, cfg.seed)
+    run_experiment(seed_config(cfg, 8), out, ablation_names=SMOKE_ABLATIONS, data=load_data(cfg))
+    return out
+
+@pytest.fixture(scope="session")
 def quick_bench(tmp_path_factory):
     from jobrec.bench import run_benchmarks
     return run_benchmarks(load_config("cpu-small"), tmp_path_factory.mktemp("bench"), quick=True)
@@ -62,10 +71,11 @@ def test_ablations_file_is_checked():
     assert all(set(a) == {"description", "delta"} for a in abl.values())
 
 @pytest.mark.parametrize("template", list_templates(ROOT), ids=lambda p: p.stem)
-def test_template_runs_on_smoke(template, smoke_run, quick_bench, tmp_path):
+def test_template_runs_on_smoke(template, smoke_run, quick_bench, tmp_path, request):
     params = load_params(ROOT/"experiments"/"params"/"smoke.yaml", report_name(template), ROOT)
     params["run_dir"] = str(smoke_run)
     if report_name(template) == "efficiency": params["bench_json"] = str(quick_bench)
+    if report_name(template) == "seed_spread": params["seed_runs"] = [str(smoke_run), str(request.getfixturevalue("smoke_seed8"))]
     out = run_report(template, tmp_path/"reports", params, root=ROOT)
     m = json.loads((out/"metrics.json").read_text())
     assert m, "empty metrics.json"
@@ -109,3 +119,32 @@ def test_verify_reports_command(smoke_run, tmp_path, capsys, monkeypatch):
     assert len(out) == 1 and out[0].startswith("main_results: jobrec.employer_ndcg@10: committed")  # every other figure: the same bits
     assert main(args + ["--verify", "--tolerance", "0.02"]) == 0
     assert "reproduced" in capsys.readouterr().out
+
+def test_reports_with_seed_spread(smoke_run, smoke_seed8, tmp_path):
+    "`jobrec reports --seeds`: the spread report, then main results and ablations that show it (and not once the run differs)."
+    from jobrec.cli import main
+    rd = tmp_path/"reports"
+    args = ["reports", "--config", str(ROOT/"experiments"/"smoke.yaml"), "--params", "smoke", "--skip-run", "--run", str(smoke_run), "--reports-dir", str(rd)]
+    assert main(args + ["--seeds", "7,8", "--only", "seed_spread,main_results,ablations"]) == 0
+    sp = json.loads((rd/"seed_spread"/"metrics.json").read_text())
+    assert sp["seeds"] == [7, 8] and sp["reference_seed"] == 7
+    a, b = (load_run(d).main.set_index(["system", "side", "protocol", "metric"])["mean"] for d in (smoke_run, smoke_seed8))
+    key = ("jobrec", "candidate", "full", "ndcg@10")
+    assert sp["systems"]["jobrec"]["candidate_ndcg@10"]["mean"] == pytest.approx((a[key] + b[key])/2)
+    assert sp["systems"]["jobrec"]["candidate_ndcg@10"]["sd"] == pytest.approx(abs(a[key] - b[key])/np.sqrt(2))
+    assert sp["systems"]["bm25"]["candidate_ndcg@10"]["sd"] == 0 and sp["systems"]["jobrec"]["candidate_ndcg@10"]["sd"] > 0  # a deterministic baseline has no spread
+    mr = json.loads((rd/"main_results"/"metrics.json").read_text())
+    assert mr["seed_spread"]["jobrec"]["candidate_ndcg@10"] == pytest.approx(sp["systems"]["jobrec"]["candidate_ndcg@10"], abs=1e-12)
+    ab = json.loads((rd/"ablations"/"metrics.json").read_text())
+    v = ab["paired_vs_jobrec"]["no_stage2/candidate"]
+    assert {"seed_mean", "seed_sd"} <= set(v) and v["verdict"] == sp["ablations"]["no_stage2/candidate"]["verdict"]
+    # a spread made from other runs is not this run's: the reports say so instead of showing it
+    (rd/"seed_spread"/"spread_main.csv").write_text(pd.read_csv(rd/"seed_spread"/"spread_main.csv").assign(reference=lambda d: d.reference + 1e-3).to_csv(index=False))
+    assert main(args + ["--only", "main_results"]) == 0
+    assert json.loads((rd/"main_results"/"metrics.json").read_text())["seed_spread"] is None
+
+def test_reports_seeds_need_the_reference_seed(capsys):
+    from jobrec.cli import main
+    assert main(["reports", "--config", str(ROOT/"experiments"/"smoke.yaml"), "--seeds", "8,9", "--skip-run"]) == 2
+    assert "configured seed 7" in capsys.readouterr().err
+    assert main(["reports", "--config", str(ROOT/"experiments"/"smoke.yaml"), "--seeds", "7", "--skip-run"]) == 2
