@@ -106,6 +106,16 @@ def test_smollm2_narratives_pass_the_validators(scorer):
     for c, t in zip(d.candidates, d.meta["candidate_topics"]):
         if c.statement.startswith("My research interests are"): continue  # dropped: the template kept
         assert check_narrative(c.statement, c.skills, vocab, scorer.similarities(c.statement, [TOPIC_BRIEFS[x] for x in t]), thr, (15, 110)) == []
+    # the validators catch what was injected into a text SmolLM2 wrote: an unlisted skill, a topic it does not express
+    kept = [(c, t) for c, t in zip(d.candidates, d.meta["candidate_topics"]) if not c.statement.startswith("My research interests are")]
+    assert kept, "SmolLM2 kept no statement"
+    c, t = kept[0]
+    other = next(s for s in vocab if s not in c.skills)
+    assert f"unlisted skill: {other}" in check_narrative(c.statement + f" I also know {other}.", c.skills, vocab, [], thr, (15, 130))
+    foreign = [i for i in range(len(TOPIC_BRIEFS)) if i not in t]
+    sims = scorer.similarities(c.statement, [TOPIC_BRIEFS[x] for x in foreign])
+    r = check_narrative(c.statement, c.skills, vocab, [float(min(sims))], thr, (15, 110))
+    assert r and r[0].startswith("missing topic 1")
 
 def test_the_experts_report_reads_the_rationale_figures(tmp_path):
     "The experts template's rationale cell takes its figures from rationales.json, and says so when the file is absent."
