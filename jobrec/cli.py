@@ -56,6 +56,12 @@ def build_parser()->argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=0.0, help="--verify: largest absolute difference accepted (timings are never compared)")
     p.add_argument("--seeds", default=None, help="comma-separated training seeds, the configured one among them: one experiment per seed "
                    "(a finished run is reused), then the seed_spread report, which main_results and ablations read (make reports-seeds)")
+    _serving_parsers(sub)
+    return ap
+
+# %% ../nbs/12_cli.ipynb #c005s
+def _serving_parsers(sub):
+    "The commands that serve a trained run: recommend, rank-candidates, bench and score."
     p = sub.add_parser("recommend", help="top-k jobs for candidates")
     p.add_argument("--model", required=True); p.add_argument("--candidate", required=True, help="CSV/JSON of one or more candidates")
     p.add_argument("--jobs", required=True, help="job catalogue CSV/JSON"); p.add_argument("--k", type=int, default=10)
@@ -74,7 +80,6 @@ def build_parser()->argparse.ArgumentParser:
     p.add_argument("--model", required=True); p.add_argument("--candidates", required=True, help="a candidate file or a glob of them")
     p.add_argument("--jobs", required=True); p.add_argument("--k", type=int, default=10); p.add_argument("--tau", type=float, default=0.6)
     p.add_argument("--out", required=True); p.add_argument("--engine", choices=["local", "ray"], default="local"); p.add_argument("--shard-size", type=int, default=256)
-    return ap
 
 # %% ../nbs/12_cli.ipynb #c010
 def _rationale_args(p):
