@@ -9,7 +9,7 @@ import os
 from .core import get_logger
 
 # %% auto #0
-__all__ = ['world', 'is_main', 'init_from_env', 'barrier', 'shard', 'rank_seed', 'global_share', 'sync_grads']
+__all__ = ['world', 'is_main', 'init_from_env', 'barrier', 'shutdown', 'shard', 'rank_seed', 'global_share', 'sync_grads']
 
 # %% ../nbs/04b_distributed.ipynb #c005
 def world()->tuple[int, int]:
@@ -43,6 +43,12 @@ def barrier():
     if world()[1] > 1:
         import torch.distributed as dist
         dist.barrier()
+
+def shutdown():
+    "Leave the process group (nothing in one process): every rank waits for the others, then gloo/NCCL threads stop before the interpreter exits (else the C++ runtime aborts the process at exit)."
+    if world()[1] > 1:
+        import torch.distributed as dist
+        dist.barrier(); dist.destroy_process_group()
 
 # %% ../nbs/04b_distributed.ipynb #c008
 def shard(idx:np.ndarray # the global batch's rows, the same on every rank

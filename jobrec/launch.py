@@ -33,4 +33,6 @@ def main(argv:list[str]|None=None # arguments (default: sys.argv[1:])
     if a.command != "train":
         print(f"jobrec {a.command}: error: only `jobrec train` runs under a launcher ({n} processes); run {a.command} as one process", file=sys.stderr)
         return 2
-    return cli_main(argv) if rank == 0 else replica_train(a)
+    from jobrec.distributed import shutdown
+    try: return cli_main(argv) if rank == 0 else replica_train(a)
+    finally: shutdown()  # leave the process group before exit, on every rank

@@ -35,7 +35,7 @@ WORKER = textwrap.dedent("""
     from safetensors.torch import save_file
     from jobrec.data import generate_synthetic
     from jobrec.training import train_experts
-    from jobrec.distributed import world
+    from jobrec.distributed import world, shutdown
     torch.set_num_threads(1)
     out = Path(sys.argv[1]); cfg = json.loads((out/"cfg.json").read_text()); data = generate_synthetic(json.loads(sys.argv[2]), 0)
     r, n = world()
@@ -46,6 +46,7 @@ WORKER = textwrap.dedent("""
     s = train_experts(data, cfg, out/"cut", progress=False)
     save_file(s.state_tensors(), str(out/f"resumed-rank{r}.safetensors"))
     (out/f"world-rank{r}.json").write_text(json.dumps([r, n]))
+    shutdown()
 """)
 
 @pytest.fixture(scope="module")
