@@ -98,8 +98,6 @@ def test_no_test_skips_a_missing_requirement():
     assert not bad, bad
 
 MAX_CELL_LINES = 60
-# Exported cells still over the limit in notebooks being split elsewhere; this set only shrinks, to empty.
-LONG_CELLS_PENDING = set()
 
 def _long_exported_cells()->dict:
     "(notebook, cell id) -> line count of every exported code cell over MAX_CELL_LINES lines."
@@ -113,9 +111,6 @@ def _long_exported_cells()->dict:
     return out
 
 def test_no_exported_cell_over_60_lines():
-    "A notebook teaches one concept per cell: no exported code cell is over 60 lines (except the pending ones, which shrink)."
-    long = _long_exported_cells()
-    bad = {k: n for k, n in long.items() if k not in LONG_CELLS_PENDING}
+    "A notebook teaches one concept per cell: no exported code cell is over 60 lines."
+    bad = _long_exported_cells()
     assert not bad, "exported cells over 60 lines (split them): " + ", ".join(f"{nb} {cid} ({n} lines)" for (nb, cid), n in sorted(bad.items()))
-    done = sorted(LONG_CELLS_PENDING - set(long))
-    assert not done, f"{done} are within {MAX_CELL_LINES} lines now (or gone): remove them from LONG_CELLS_PENDING"
