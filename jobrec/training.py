@@ -564,7 +564,7 @@ def train_experts(data, # a JobRecData (train/val/test split per candidate)
     t0 = time.time()
     experts = ("hire",) if target == "hire" else EXPERTS
     if target == "hire": cfg = _hire_cfg(cfg)
-    s = ExpertSystem(cfg, backbone, experts, feature_stats(data))
+    s = ExpertSystem(cfg, backbone, experts, feature_stats(data, cfg))
     tr = Trainer(s, data, cfg, out, target, max_steps, progress, stage1_cache, init_state=s.state_tensors())
     with torch.random.fork_rng(devices=[]):
         status = tr.run(resume)
