@@ -70,6 +70,7 @@ class Baseline:
     def fit(self, data, cfg=None, rng=None):
         "Learn from the train split's observed signals (and entity text/features); returns self."
         self.opts = baseline_options(cfg, **self.kw)
+        self.cfg = cfg if isinstance(cfg, dict) and "baselines" in cfg else load_config()  # the full config (schema layers the models read)
         self.precision = (cfg if isinstance(cfg, dict) and "precision" in cfg else load_config())["precision"]  # of model-based baselines (the run's)
         self.seed = int(as_rng(rng, default=0).integers(2**31 - 1))
         self._fit(data)
@@ -174,7 +175,7 @@ class _FeatureModel(Baseline):
     "A classifier per side on the alignment features (+ the TF-IDF similarity): preference labels of training candidates, their observed screenings."
     model, text = "lr", False
     def _inputs(self, data, idx, side, sims=None):
-        X = data.features()[idx].astype(np.float64)
+        X = data.model_features(idx, self.history).astype(np.float64)
         if sims is not None: X = np.concatenate([X, sims[side][..., None]], -1)
         return X.reshape(-1, X.shape[-1])
     def _classifier(self):
@@ -186,6 +187,8 @@ class _FeatureModel(Baseline):
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
     def _fit(self, data):
         tr = _train_idx(data)
+        names = list(self.cfg.get("schema", {}).get("job_history") or [])
+        self.history = data.job_history(names) if names and np.asarray(data.applied).any() else None  # the employer-history layer
         if self.text: self.tfidf = TfidfBaseline(); self.tfidf.opts = self.opts; self.tfidf._fit(data)
         q = np.asarray(data.qual_observed if np.asarray(data.applied).any() else data.qual)[tr]
         self.clf = {}; sims = self.tfidf._score(data, tr) if self.text else None  # both sides' similarities, once

@@ -39,7 +39,7 @@ def training_throughput(cfg:dict, # a resolved config; its backbone and expert.m
     from jobrec.data import preference_groups
     data = generate_synthetic(seed=seed, n_candidates=40, n_jobs=30)
     t0 = time.perf_counter()
-    s = ExpertSystem(cfg, feat_stats=feature_stats(data)); load_s = time.perf_counter() - t0
+    s = ExpertSystem(cfg, feat_stats=feature_stats(data, cfg)); load_s = time.perf_counter() - t0
     ctx = s.context(data); rng = np.random.default_rng(seed)
     a, b = preference_groups(data, "train", n_neg, rng)
     keep = (b >= 0).all(1); a, b = a[keep], b[keep]
@@ -65,7 +65,7 @@ def scoring_throughput(cfg:dict, # a resolved config (backbone measured; the mod
     "Pairs per second of cross, dual and cached-dual scoring on the same backbone (untrained weights: same cost)."
     from jobrec.experts import ExpertSystem, feature_stats
     data = generate_synthetic(seed=seed, n_candidates=max(n_candidates, 10), n_jobs=max(n_jobs, 10))
-    C, J = data.candidates[:n_candidates], data.jobs[:n_jobs]; fs = feature_stats(data)
+    C, J = data.candidates[:n_candidates], data.jobs[:n_jobs]; fs = feature_stats(data, cfg)
     out = {"backbone": cfg["backbone"]["name"], "pairs_per_call": n_candidates*n_jobs}
     dual = None
     for mode in ("cross", "dual"):

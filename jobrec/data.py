@@ -18,14 +18,15 @@ from .schema import (ACADEMIC_LEVELS, IN_PERSON_MODES, FEATURE_NAMES, Candidate,
                            job_from_row, candidate_to_row, job_to_row, pair_features, parse_list, mode_fits, USER_COLUMNS, ITEM_COLUMNS)
 
 # %% auto #0
-__all__ = ['log', 'SPLITS', 'BUILTIN_VOCAB', 'TOPICS', 'VOCABULARY_FILE', 'VOCABULARY_KEYS', 'SYNTH_DEFAULTS', 'DataError',
-           'JobRecData', 'save_npz', 'save_dataset', 'load_dataset', 'read_csv_strict', 'read_jobs', 'read_candidates',
-           'read_interactions', 'candidate_split', 'load_released', 'vocab_from_catalogue', 'derive_vocabulary',
-           'load_vocabulary', 'synthetic_config', 'refine_candidates', 'refine_jobs', 'utility_terms',
-           'employer_labels', 'generate_synthetic', 'preference_groups', 'qualification_groups', 'hire_groups',
-           'eval_matrices', 'fields_heuristic', 'observable_utility', 'ceilings', 'dataset_card', 'card_markdown',
-           'template_twin', 'lexical_shares', 'narrative_card', 'narrative_markdown', 'write_card', 'rewrite_card',
-           'embedded_path', 'build_default_dataset', 'load_embedded', 'main']
+__all__ = ['log', 'SPLITS', 'BUILTIN_VOCAB', 'TOPICS', 'VOCABULARY_FILE', 'VOCABULARY_KEYS', 'SYNTH_DEFAULTS', 'HISTORY_PRIOR',
+           'DataError', 'JobRecData', 'save_npz', 'save_dataset', 'load_dataset', 'read_csv_strict', 'read_jobs',
+           'read_candidates', 'read_interactions', 'candidate_split', 'load_released', 'vocab_from_catalogue',
+           'derive_vocabulary', 'load_vocabulary', 'synthetic_config', 'refine_candidates', 'refine_jobs',
+           'utility_terms', 'employer_labels', 'generate_synthetic', 'preference_groups', 'qualification_groups',
+           'hire_groups', 'eval_matrices', 'job_history', 'history_feature_names', 'history_features', 'model_features',
+           'fields_heuristic', 'observable_utility', 'ceilings', 'dataset_card', 'card_markdown', 'template_twin',
+           'lexical_shares', 'narrative_card', 'narrative_markdown', 'write_card', 'rewrite_card', 'embedded_path',
+           'build_default_dataset', 'load_embedded', 'main']
 
 # %% ../nbs/02_data.ipynb #c005
 log = get_logger("jobrec.data")
@@ -61,6 +62,13 @@ class JobRecData:
         "The schema's numeric alignment features [C, J, F] (computed once, then cached)."
         if "_features" not in self.__dict__: self.__dict__["_features"] = pair_features(self.candidates, self.jobs)
         return self.__dict__["_features"]
+    def job_history(self, names:Sequence[str], split:str="train")->dict:
+        "This dataset's employer-history table (`job_history`)."
+        return job_history(self, names, split)
+    def model_features(self, rows:Sequence[int], table:dict|None=None)->np.ndarray:
+        "The features models read for candidates `rows` x all jobs: alignment features and the employer-history layer of `table`."
+        F = self.features()[np.asarray(rows, dtype=np.int64)]
+        return np.concatenate([F, history_features(table, self.jobs, F)], -1) if table and table.get("names") else F
     def __repr__(self):
         C, J = self.shape
         return (f"JobRecData({C} candidates x {J} jobs, split {dict(Counter(self.split.tolist()))}, "
@@ -728,6 +736,56 @@ def eval_matrices(data:JobRecData, split:str="test")->dict:
     out = {"cand_idx": r, "pref": data.pref[r], "qual": data.qual[r], "applied": data.applied[r], "hired": data.hired[r]}
     if "utility_clean" in data.arrays: out["utility_clean"] = data.arrays["utility_clean"][r]
     return out
+
+# %% ../nbs/02_data.ipynb #c027i
+HISTORY_PRIOR = 5.0  # pseudo-screenings that pull a job's summaries toward the catalogue-wide ones
+
+def job_history(data:JobRecData, # the dataset (its logged screenings and pair features)
+                names:Sequence[str]=("skill_coverage", "requirements_met_share"), # alignment features to summarise
+                split:str="train" # whose screenings may be read
+               )->dict: # {"names", "prior": summary, "jobs": {job_id: summary}}, a summary = {"rate", "accepted", "rejected"}
+    "Each job's logged screening decisions of `split`'s candidates: acceptance rate, mean features of the accepted and the rejected (shrunk)."
+    unknown = [n for n in names if n not in FEATURE_NAMES]
+    if unknown: raise DataError(f"job_history: unknown alignment features {unknown}; expected some of {list(FEATURE_NAMES)}")
+    rows = data.idx(split); o = data.qual_observed[rows]
+    X = data.features()[rows][:, :, [FEATURE_NAMES.index(n) for n in names]].astype(np.float64)  # [c, J, K]
+    acc, rej = (o == 1)[..., None], (o == 0)[..., None]
+    if not (acc.any() and rej.any()): raise DataError(f"job_history: the {split} split logs no accepted and rejected screenings")
+    g_acc, g_rej = (X * acc).sum((0, 1)) / acc.sum(), (X * rej).sum((0, 1)) / rej.sum()
+    n_acc, n_rej = acc.sum(0)[:, 0], rej.sum(0)[:, 0]  # [J]
+    m, rate0 = HISTORY_PRIOR, float(acc.sum() / (acc.sum() + rej.sum()))
+    rate = (n_acc + m * rate0) / (n_acc + n_rej + m)
+    mean_acc = ((X * acc).sum(0) + m * g_acc) / (n_acc[:, None] + m)
+    mean_rej = ((X * rej).sum(0) + m * g_rej) / (n_rej[:, None] + m)
+    r = lambda x: [round(float(v), 6) for v in np.atleast_1d(x)]
+    return {"names": list(names), "split": split, "prior": {"rate": round(rate0, 6), "accepted": r(g_acc), "rejected": r(g_rej)},
+            "jobs": {j.job_id: {"rate": r(rate[i])[0], "accepted": r(mean_acc[i]), "rejected": r(mean_rej[i]), "screened": int(n_acc[i] + n_rej[i])}
+                     for i, j in enumerate(data.jobs)}}
+
+# %% ../nbs/02_data.ipynb #c027m
+def history_feature_names(names:Sequence[str])->list[str]:
+    "Names of the history features `history_features` appends for the summarised features `names`."
+    return ["job_accept_rate"] + [f"{n}_{w}" for n in names for w in ("vs_accepted", "vs_rejected")]
+
+def history_features(table:dict|None, # `job_history`'s table (None or no names: no features)
+                     jobs:Sequence, # the Job objects of the columns
+                     F:np.ndarray # their pair features [C, J, len(FEATURE_NAMES)]
+                    )->np.ndarray: # [C, J, 1 + 2K]: the job's acceptance rate, each feature minus the job's accepted and rejected means
+    "The employer-history layer of a pair: where the candidate sits against what this job accepted and rejected before."
+    names = list((table or {}).get("names") or [])
+    if not names: return np.zeros(F.shape[:2] + (0,), np.float32)
+    rows = [table["jobs"].get(j.job_id, table["prior"]) for j in jobs]  # a job never screened gets the catalogue-wide summary
+    rate = np.array([r["rate"] for r in rows], np.float32)
+    acc, rej = (np.array([r[k] for r in rows], np.float32) for k in ("accepted", "rejected"))  # [J, K]
+    X = F[:, :, [FEATURE_NAMES.index(n) for n in names]].astype(np.float32)
+    out = np.empty(F.shape[:2] + (1 + 2*len(names),), np.float32)
+    out[..., 0] = rate[None]; out[..., 1::2] = X - acc[None]; out[..., 2::2] = X - rej[None]
+    return out
+
+def model_features(cands:Sequence, jobs:Sequence, table:dict|None=None)->np.ndarray:
+    "What the models read as numbers for each pair: the schema's alignment features, then the employer-history layer."
+    F = pair_features(cands, jobs)
+    return np.concatenate([F, history_features(table, jobs, F)], -1) if table and table.get("names") else F
 
 # %% ../nbs/02_data.ipynb #c029
 def _ndcg_recall(scores, labels, k=10):

@@ -12,13 +12,14 @@ import numpy as np
 
 from .core import get_logger, atomic_path, write_json
 from .calibration import apply_calibration
+from .data import DataError, job_history, model_features, history_feature_names
 from .schema import (Candidate, Job, candidate_text, job_text, pair_text, flat_pair_text, pair_features, resolve_view,
                            candidate_to_row, job_to_row, FEATURE_NAMES)
 
 # %% auto #0
 __all__ = ['SLOTS', 'log', 'EXPERTS', 'split_phrases', 'segment_phrases', 'PhraseLayout', 'TextCache', 'make_head', 'info_nce',
-           'late_interaction_class', 'pair_head', 'split_mask', 'feature_stats', 'to_host', 'cfg_get', 'Context',
-           'read_safetensors', 'ExpertSystem']
+           'late_interaction_class', 'pair_head', 'output_of_class', 'split_mask', 'feature_stats', 'to_host',
+           'cfg_get', 'Context', 'read_safetensors', 'expert_heads', 'ExpertSystem']
 
 # %% ../nbs/05_experts.ipynb #ndc9bd4
 _PHRASE_SPLIT = re.compile(r"(?<=[.!?])\s+|;\s+|,\s+|\s+and\s+")
@@ -105,16 +106,17 @@ class TextCache:
 def make_head(in_dim:int, # input width
               hidden:Sequence[int]=(512, 256), # hidden widths (the reference: 512, 256)
               dropout:float=0.1, # dropout after each hidden layer
-              seed:int=0 # initialisation seed
+              seed:int=0, # initialisation seed
+              n_out:int=1 # outputs (2: one head for both decisions, the shared-model ablation)
              ):
-    "An MLP `in_dim -> hidden... -> 1` with ReLU and dropout, initialised from `seed`."
+    "An MLP `in_dim -> hidden... -> n_out` with ReLU and dropout, initialised from `seed`."
     import torch
     from torch import nn
     layers, d = [], in_dim
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for h in hidden: layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(dropout)]; d = h
-        layers.append(nn.Linear(d, 1))
+        layers.append(nn.Linear(d, n_out))
         return nn.Sequential(*layers)
 
 # %% ../nbs/05_experts.ipynb #c014
@@ -189,7 +191,8 @@ def pair_head(kind:str, # phrases | pooled | cross
               seed:int=0, # initialisation seed
               layout:PhraseLayout|None=None, # the view's phrase slots (phrases only)
               channels:int=4, # late-interaction projections (phrases only)
-              dim:int=64 # width of each projection (phrases only)
+              dim:int=64, # width of each projection (phrases only)
+              n_out:int=1 # outputs of the MLP (2: the shared-model ablation; `OutputOf` picks one)
              ):
     "An expert's head: the pair's input (see above) and features, then the MLP."
     import torch
@@ -200,16 +203,30 @@ def pair_head(kind:str, # phrases | pooled | cross
             self.kind = kind
             self.li = late_interaction_class()(hidden_size, layout, channels, dim, seed + 7) if kind == "phrases" else None
             self.in_dim = {"phrases": self.li.width if self.li is not None else 0, "pooled": 4*hidden_size, "cross": hidden_size}[kind] + n_features
-            self.mlp = make_head(self.in_dim, hidden, dropout, seed)
+            self.mlp = make_head(self.in_dim, hidden, dropout, seed, n_out)
         def inputs(self, U, V=None, features=None, ui=None, vi=None):
             if self.kind == "phrases": parts = [self.li(U, V, ui, vi)]
             else:
                 U = U if ui is None else U[ui]; V = V if V is None or vi is None else V[vi]
                 parts = [U, V, U*V, (U-V).abs()] if self.kind == "pooled" else [U]
             return torch.cat(parts + ([features] if features is not None else []), -1)
-        def forward(self, U, V=None, features=None, ui=None, vi=None): return self.mlp(self.inputs(U, V, features, ui, vi)).squeeze(-1)
+        def forward(self, U, V=None, features=None, ui=None, vi=None):
+            y = self.mlp(self.inputs(U, V, features, ui, vi)); return y.squeeze(-1) if n_out == 1 else y
     if kind not in ("phrases", "pooled", "cross"): raise ValueError(f"head kind must be phrases, pooled or cross, got {kind!r}")
     return PairHead()
+
+# %% ../nbs/05_experts.ipynb #n7413c1
+def output_of_class():
+    "The `OutputOf` module class (built lazily so that importing jobrec does not import torch)."
+    from torch import nn
+    class OutputOf(nn.Module):
+        "Output `i` of a multi-output pair head, with the interface of a one-output head."
+        def __init__(self, head, i:int):
+            super().__init__(); self.head, self.i, self.in_dim = head, int(i), head.in_dim
+        def inputs(self, *a, **kw): return self.head.inputs(*a, **kw)
+        def mlp(self, x): return self.head.mlp(x)[..., self.i:self.i + 1]
+        def forward(self, *a, **kw): return self.head(*a, **kw)[..., self.i]
+    return OutputOf
 
 # %% ../nbs/05_experts.ipynb #c017
 def split_mask(data, # a JobRecData (anything with .split)
@@ -219,11 +236,16 @@ def split_mask(data, # a JobRecData (anything with .split)
     s = np.asarray(data.split)
     return np.isin(s, [split] if isinstance(split, str) else list(split))
 
-def feature_stats(data)->tuple[np.ndarray, np.ndarray]:
-    "Mean and standard deviation [F] of the pair features over the training candidates."
-    f = pair_features(data.candidates, data.jobs)[split_mask(data, "train")]
+def feature_stats(data, # the dataset (its training candidates)
+                  cfg:dict|None=None # a config whose `schema.job_history` names the history layer's features (None: no layer)
+                 )->tuple: # (mean [F], std [F], job_history table or None)
+    "Mean and standard deviation of the models' pair features over the training candidates, and the employer-history table they use."
+    names = list(cfg_get(cfg or {}, "schema.job_history", []) or [])
+    try: table = job_history(data, names) if names else None
+    except DataError as e: log.warning(f"no employer-history layer: {e}"); table = None
+    f = model_features([data.candidates[i] for i in np.flatnonzero(split_mask(data, "train"))], data.jobs, table)
     f = f.reshape(-1, f.shape[-1])
-    return f.mean(0).astype(np.float32), np.maximum(f.std(0), 1e-3).astype(np.float32)
+    return f.mean(0).astype(np.float32), np.maximum(f.std(0), 1e-3).astype(np.float32), table
 
 _PHRASE_CACHE: dict = {}  # (backbone folder, device, autocast dtype, phrase length) -> phrase -> encoding of the base model
 
@@ -250,7 +272,7 @@ class Context:
         self.candidates, self.jobs = list(candidates), list(jobs)
         self.texts = {e: TextCache(self.candidates, self.jobs, system.views[e], system.prompt, system.include_ids) for e in system.experts}
         if system.use_features:
-            f = pair_features(self.candidates, self.jobs)
+            f = model_features(self.candidates, self.jobs, system.job_history)
             self.feats = torch.from_numpy((f - system.feat_mean)/system.feat_std).float().to(system.device)
         else: self.feats = None
         self.frozen = {}
@@ -430,7 +452,7 @@ class _Scoring:
         ctx = Context(self, candidates, jobs)
         return self._score(ctx, np.arange(len(ctx.candidates)))
 
-# %% ../nbs/05_experts.ipynb #c024
+# %% ../nbs/05_experts.ipynb #c023z
 def read_safetensors(path)->tuple[dict, dict]:
     "Tensors and metadata of a safetensors file, or a clear error when it is unreadable."
     from safetensors import safe_open
@@ -441,6 +463,7 @@ def read_safetensors(path)->tuple[dict, dict]:
         from jobrec.core import ModelError
         raise ModelError(f"cannot read checkpoint {path}: corrupt or not a safetensors file ({type(e).__name__}: {e})") from e
 
+# %% ../nbs/05_experts.ipynb #c024
 class _State:
     "The learned tensors, their saved form, and loading a saved system."
     def trainable(self, expert:str|None=None)->dict:
@@ -449,7 +472,8 @@ class _State:
         out = {}
         for a in dict.fromkeys(self.adapters[e] for e in es):
             out.update({f"lora.{a}.{k}": v for k, v in self.backbone.lora_state(a).items()})
-        for e in es: out.update({f"head.{e}.{k}": v for k, v in self.heads[e].named_parameters()})
+        for e in es:  # a shared head (the shared-model ablation) is one set of tensors, named once
+            out.update({f"head.{'shared' if self.shared_head else e}.{k}": v for k, v in self.heads[e].named_parameters()})
         if expert is None: out["task_logits"] = self.task_logits
         return out
 
@@ -478,9 +502,10 @@ class _State:
         return to_host(torch.softmax(self.task_logits.detach(), 0))
 
     def meta(self)->dict:
-        return {"experts": list(self.experts), "mode": self.mode, "shared_adapter": self.shared, "views": {k: list(v) for k, v in self.views.items()},
+        return {"experts": list(self.experts), "mode": self.mode, "shared_adapter": self.shared, "shared_head": self.shared_head, "views": {k: list(v) for k, v in self.views.items()},
                 "feat_mean": self.feat_mean.tolist(), "feat_std": self.feat_std.tolist(), "calibration": self.calibration,
-                "report": self.report, "backbone": cfg_get(self.cfg, "backbone.name"), "feature_names": list(FEATURE_NAMES)}
+                "report": self.report, "backbone": cfg_get(self.cfg, "backbone.name"), "feature_names": list(FEATURE_NAMES),
+                "job_history": self.job_history}
 
     def save(self, folder)->Path:
         "Write the learned tensors (safetensors), the config and the metadata (JSON) to `folder`."
@@ -489,6 +514,20 @@ class _State:
         with atomic_path(folder/"experts.safetensors") as tmp: save_file(self.state_tensors(), str(tmp))
         write_json(self.cfg, folder/"config.json"); write_json(self.meta(), folder/"meta.json")
         return folder
+
+# %% ../nbs/05_experts.ipynb #c024z
+def expert_heads(system, # an ExpertSystem being built (its experts, views, prompt, shared_head and cfg)
+                 kind:str, H:int, F:int, seed:int): # head kind, backbone width, feature width, the run's seed
+    "One head per expert, or one head with an output per expert (`expert.shared_head`), in a ModuleDict keyed by expert."
+    import torch
+    g = lambda k, d=None: cfg_get(system.cfg, k, d)
+    head = lambda e, i, n_out=1: pair_head(kind, H, F, g("expert.head_hidden", [512, 256]), float(g("expert.head_dropout", 0.1)),
+                                           seed*1000 + 101 + i, PhraseLayout(("flat",) if system.prompt == "flat" else system.views[e]),
+                                           int(g("expert.channels", 4)), int(g("expert.channel_dim", 64)), n_out)
+    if system.shared_head:
+        one = head(system.experts[0], 0, len(system.experts))
+        return torch.nn.ModuleDict({e: output_of_class()(one, i) for i, e in enumerate(system.experts)})
+    return torch.nn.ModuleDict({e: head(e, i) for i, e in enumerate(system.experts)})
 
 # %% ../nbs/05_experts.ipynb #c025
 class ExpertSystem(_Encoding, _Pairs, _Frozen, _Scoring, _State):
@@ -500,31 +539,34 @@ class ExpertSystem(_Encoding, _Pairs, _Frozen, _Scoring, _State):
         g = lambda k, d=None: cfg_get(self.cfg, k, d)
         self.mode = g("expert.mode", "dual")
         if self.mode not in ("dual", "cross"): raise ValueError(f"expert.mode must be dual or cross, got {self.mode!r}")
-        self.shared = bool(g("expert.shared_adapter", False)) and len(self.experts) > 1
+        self.shared_head = bool(g("expert.shared_head", False)) and len(self.experts) > 1
+        self.shared = (bool(g("expert.shared_adapter", False)) or self.shared_head) and len(self.experts) > 1
         self.prompt, self.include_ids = g("schema.prompt", "layers"), bool(g("schema.include_ids", False))
         self.max_length = int(g("schema.max_length", 128))
         views = g("schema.views", {}) or {}
         allv = ("domain", "capability", "logistics", "narrative")
         self.views = {e: tuple(resolve_view(views.get(e, allv))) for e in self.experts}
+        if self.shared_head:  # one model reads one view: the union of the experts' layers
+            union = tuple(dict.fromkeys(s for e in self.experts for s in self.views[e])); self.views = {e: union for e in self.experts}
         self.use_features = bool(g("expert.use_features", True))
         self.encoding = g("expert.encoding", "phrases")
         if self.encoding not in ("phrases", "pooled"): raise ValueError(f"expert.encoding must be phrases or pooled, got {self.encoding!r}")
         self.phrase_max_length = int(g("expert.phrase_max_length", 32))
         self.adapters = {e: _adapter_of(e, self.shared) for e in self.experts}
         self.backbone = backbone or load_backbone(self.cfg, adapters=tuple(dict.fromkeys(self.adapters.values())))
-        H, F = self.backbone.hidden_size, len(FEATURE_NAMES) if self.use_features else 0
+        fm, fs, *hist = feat_stats if feat_stats is not None else (None, None)
+        self.job_history = (hist[0] if hist else None) if self.use_features else None  # the employer-history layer's table (`feature_stats`)
+        F = len(FEATURE_NAMES) + (len(history_feature_names(self.job_history["names"])) if self.job_history else 0) if self.use_features else 0
+        H = self.backbone.hidden_size
         self.device = getattr(self.backbone, "device", "cpu")
         kind = "cross" if self.mode == "cross" else self.encoding
         seed = int(g("seed", 0))
-        self.heads = torch.nn.ModuleDict({e: pair_head(kind, H, F, g("expert.head_hidden", [512, 256]), float(g("expert.head_dropout", 0.1)),
-                                                       seed*1000 + 101 + i, PhraseLayout(("flat",) if self.prompt == "flat" else self.views[e]),
-                                                       int(g("expert.channels", 4)), int(g("expert.channel_dim", 64)))
-                                          for i, e in enumerate(self.experts)})
+        self.heads = expert_heads(self, kind, H, F, seed)
         self.in_dim = self.heads[self.experts[0]].in_dim
         # one device rule: heads, task weights, features and banks live where the backbone computes; results leave through to_host
         self.heads.to(self.device)
         self.task_logits = torch.nn.Parameter(torch.zeros(2, device=self.device))
-        fm, fs = feat_stats if feat_stats is not None else (np.zeros(F, np.float32), np.ones(F, np.float32))
+        if fm is None: fm, fs = np.zeros(F, np.float32), np.ones(F, np.float32)
         self.feat_mean, self.feat_std = np.asarray(fm, np.float32), np.asarray(fs, np.float32)
         self.calibration = {}; self.report = {}
         self._ctx = {}
@@ -536,7 +578,6 @@ class ExpertSystem(_Encoding, _Pairs, _Frozen, _Scoring, _State):
         return self._ctx[key][1]
 
     def clear_cache(self): self._ctx = {}
-
     @classmethod
     def load(cls, folder, backbone=None)->"ExpertSystem":
         "Load a system written by `save` (the backbone is rebuilt from the saved config)."
@@ -544,7 +585,7 @@ class ExpertSystem(_Encoding, _Pairs, _Frozen, _Scoring, _State):
         for f in ("experts.safetensors", "config.json", "meta.json"):
             if not (folder/f).exists(): raise FileNotFoundError(f"{folder} is not a saved ExpertSystem: {f} is missing")
         cfg, meta = json.loads((folder/"config.json").read_text()), json.loads((folder/"meta.json").read_text())
-        s = cls(cfg, backbone, meta["experts"], (meta["feat_mean"], meta["feat_std"]))
+        s = cls(cfg, backbone, meta["experts"], (meta["feat_mean"], meta["feat_std"], meta.get("job_history")))
         s.load_state_tensors(read_safetensors(folder/"experts.safetensors")[0])
         s.calibration, s.report = meta["calibration"], meta["report"]
         return s

@@ -20,8 +20,8 @@ __all__ = ['FUSIONS', 'FUSION_VARIANTS', 'FusionArrays', 'as_arrays', 'synthetic
            'fusion_settings', 'eligibility_values', 'z_values', 'fuse', 'smallest_lambda', 'train_primal_dual',
            'lambda_head_forward', 'train_lambda_head', 'FusionResult', 'oracle_value', 'FusionPolicy', 'fit_values',
            'fit_fusion', 'FusionModel', 'save_fusion', 'load_fusion', 'tradeoff_curve', 'attainable_range', 'dominance',
-           'controllability_sweep', 'single_score_sweep', 'compare_controllability', 'controllability_summary',
-           'benchmark_tau_change']
+           'dominance_ci', 'controllability_sweep', 'single_score_sweep', 'compare_controllability',
+           'controllability_summary', 'benchmark_tau_change']
 
 # %% ../nbs/06_fusion.ipynb #c006
 @dataclass
@@ -689,6 +689,35 @@ def dominance(curve:pd.DataFrame, # points of a trade-off curve: columns achieve
     best = max(cand) if cand else float("nan")
     return {"point_eligibility": e0, "point_ndcg": n0, "curve_ndcg_at_point": float(best), "delta": float(best - n0),
             "dominates": bool(cand) and bool(best >= n0), "curve_max_eligibility": float(x.max()) if len(x) else float("nan")}
+
+# %% ../nbs/06_fusion.ipynb #c032db
+def dominance_ci(arrays:FusionArrays|dict, # test arrays with true labels
+                 single_scores:np.ndarray, # [C, J] scores of the single-score (conflated) system on the same candidates
+                 cfg:dict|None=None, # a jobrec config or its fusion section
+                 n_boot:int=1000, # bootstrap resamples of the candidates
+                 alpha:float=0.05, # 1 - confidence level
+                 seed:int=0, # seed of the resampling
+                 n:int=60, # multipliers on the path (as `tradeoff_curve`)
+                 ndcg_k:int=10 # NDCG cut-off
+                )->dict: # `dominance`'s keys, with ci_lo, ci_hi, n_boot, share_reached and ahead (the interval excludes 0 above)
+    "`dominance` of the multiplier path over the single-score point, with a paired bootstrap interval over candidates."
+    a = as_arrays(arrays); st = fusion_settings(cfg)
+    if a.qual is None or a.pref is None: raise ValueError("dominance_ci needs true qualification and preference labels")
+    q = np.where(np.asarray(a.qual) < 0, np.nan, np.asarray(a.qual, dtype=np.float64)); z = z_values(a, st["z"])
+    per = lambda s: (constraint_value(s, q, st["k"], st["constraint"], st["temperature"], a.valid), ndcg_at_k(s, a.pref, ndcg_k, a.valid))
+    E, N = (np.array(x) for x in zip(*[per(fuse(a.s_pref, z, lam)) for lam in _lambda_grid(st["lambda_max"], n)]))  # [L, C] each
+    e1, n1 = per(np.asarray(single_scores, dtype=np.float64))
+    col = f"ndcg@{ndcg_k}"
+    def lead(rows):
+        curve = pd.DataFrame({"achieved": np.nanmean(E[:, rows], 1), col: np.nanmean(N[:, rows], 1)})
+        return dominance(curve, (np.nanmean(e1[rows]), np.nanmean(n1[rows])), col)
+    out, C, rng = lead(np.arange(E.shape[1])), E.shape[1], np.random.default_rng(seed)
+    d = np.array([lead(rng.integers(0, C, C))["delta"] for _ in range(int(n_boot))])
+    reached = np.isfinite(d)
+    with np.errstate(invalid="ignore"): lo, hi = np.quantile(np.where(reached, d, -np.inf), [alpha/2, 1 - alpha/2])
+    fin = lambda v: float(v) if np.isfinite(v) else None
+    out.update(ci_lo=fin(lo), ci_hi=fin(hi), n_boot=int(n_boot), share_reached=float(reached.mean()), ahead=bool(np.isfinite(lo) and lo > 0))
+    return out
 
 # %% ../nbs/06_fusion.ipynb #c032e
 def controllability_sweep(val:FusionArrays|dict, # validation arrays (fitting)

@@ -17,7 +17,7 @@ from .core import (load_config, merge_config, save_config, seed_everything, get_
 from .data import JobRecData, load_embedded, load_dataset, load_released, generate_synthetic
 from .metrics import evaluate_two_sided, compare_systems, protocol_descriptions
 from .fusion import (FusionArrays, FusionModel, fusion_settings, save_fusion, compare_controllability, controllability_summary,
-                           tradeoff_curve, dominance)
+                           tradeoff_curve, dominance, dominance_ci)
 
 # %% auto #0
 __all__ = ['log', 'ABLATIONS_FILE', 'REUSE_SECTIONS', 'load_data', 'fusion_arrays', 'fusion_model', 'fused_scores',
@@ -220,7 +220,9 @@ def _controllability(cfg, sc, data, val, test, single, out, timings)->tuple:
     curve = tradeoff_curve(test_arrays, cfg=cfg)
     curve.to_csv(out/"results"/"tradeoff.csv", index=False)
     c0 = sweep[sweep.system == "conflated"].iloc[0]
-    write_json(dominance(curve, (c0["achieved"], c0["ndcg@10"])), out/"results"/"dominance.json")
+    dom = dominance_ci(test_arrays, single, cfg, n_boot=int(cfg["eval"]["bootstrap"]), alpha=float(cfg["eval"]["alpha"]), seed=int(cfg["seed"]))
+    if abs(dom["point_eligibility"] - c0["achieved"]) > 1e-9: raise AssertionError("dominance_ci's single-score point is not the sweep's")
+    write_json(dom, out/"results"/"dominance.json")
     timings["sweep"] = time.time() - t
     return sweep, summary
 

@@ -18,6 +18,7 @@ from .schema import (Candidate, Job, SchemaError, candidate_from_row, job_from_r
                            candidate_text, job_text, candidate_to_row, job_to_row, USER_COLUMNS, ITEM_COLUMNS)
 from .data import DataError, read_csv_strict
 from .experts import to_host
+from .data import model_features
 from .fusion import FusionArrays, FusionModel, FUSIONS, fusion_settings, fusion_system, system_settings, load_fusion
 
 # %% auto #0
@@ -94,7 +95,7 @@ def init_run(cfg:dict, # a resolved config (its backbone, expert, schema section
     "Write an untrained expert system in the run-folder layout of `jobrec train` (docs, tests, latency benchmarks)."
     from jobrec.experts import ExpertSystem, feature_stats
     out = Path(out_dir); save_config(cfg, out)
-    s = ExpertSystem(cfg, feat_stats=feature_stats(data) if data is not None else None)
+    s = ExpertSystem(cfg, feat_stats=feature_stats(data, cfg) if data is not None else None)
     s.calibration = {"qualification": {"method": "none", "a": 1.0, "b": 0.0}}
     s.report = {"untrained": True}
     s.save(out/"model"/"system")
@@ -120,7 +121,7 @@ def encode_entities(system, # an ExpertSystem
 
 def standard_features(system, cands, jobs)->np.ndarray:
     "The schema's pair features [C, J, F], standardised as in training."
-    f = pair_features(cands, jobs)
+    f = model_features(cands, jobs, system.job_history)
     return ((f - system.feat_mean)/system.feat_std).astype(np.float32)
 
 def head_scores(system, # an ExpertSystem in dual mode

@@ -103,11 +103,18 @@ class _Groups:
         if self.target == "hire": vg["hire"] = ("c",) + tuple(hire_groups(self.data, "val", n, rng))
         else:
             vg["preference"] = ("c",) + tuple(preference_groups(self.data, "val", n, rng, 0.0))
-            vg["qualification"] = ("j",) + tuple(qualification_groups(self.data, "val", n, rng))
+            # the qualification expert is selected on the groups it is trained on: job-anchored (which applicant does a job accept?)
+            # and, with qual_groups candidate or both, candidate-anchored (which of a candidate's applications is accepted?), which
+            # is the comparison the fusion makes when it ranks one candidate's jobs
+            anchors = {"job": ("job",), "candidate": ("candidate",), "both": ("job", "candidate")}.get(self.g("train.qual_groups", "both"), ("job",))
+            vg["qualification"] = [(an[0],) + tuple(qualification_groups(self.data, "val", n, rng, an)) for an in anchors]
         cap = 400  # enough groups for a stable MRR, few enough to evaluate in seconds
-        for k, (side, a, b) in vg.items():
-            if len(a) > cap:
-                keep = np.sort(np.random.default_rng([self.seed, 12]).choice(len(a), cap, replace=False)); vg[k] = (side, a[keep], b[keep])
+        for k, sets in vg.items():
+            sets = [sets] if isinstance(sets, tuple) else sets
+            for i, (side, a, b) in enumerate(sets):
+                if len(a) > cap:
+                    keep = np.sort(np.random.default_rng([self.seed, 12]).choice(len(a), cap, replace=False)); sets[i] = (side, a[keep], b[keep])
+            vg[k] = sets
         self._vg = vg; return vg
 
     @staticmethod
@@ -134,15 +141,17 @@ def _no_best(): return {"score": None, "step": -1, "state": None}
 class _Selection:
     "Validation MRR of the experts and the best state so far."
     def evaluate_each(self, experts, keep_cache:bool=False)->dict:
-        "Validation MRR of each expert on its own groups (`keep_cache`: the encodings stay valid, as in head steps)."
+        "Validation MRR of each expert on its own groups, the mean over its group sets (`keep_cache`: the encodings stay valid, as in head steps)."
         vals = {}
         for e in experts:
-            side, a, b = self._val_groups()[e]
-            if len(a) == 0: continue
-            ci, ji = self.pairs(side, a, b); valid = b >= 0
-            z = np.full(b.shape, -np.inf, np.float32)
-            z[valid] = self.s.frozen_logits(e, self.ctx, ci[valid], ji[valid])
-            vals[e] = float(group_mrr(z, valid))
+            mrr = []
+            for side, a, b in self._val_groups()[e]:
+                if len(a) == 0: continue
+                ci, ji = self.pairs(side, a, b); valid = b >= 0
+                z = np.full(b.shape, -np.inf, np.float32)
+                z[valid] = self.s.frozen_logits(e, self.ctx, ci[valid], ji[valid])
+                mrr.append(float(group_mrr(z, valid)))
+            if mrr: vals[e] = float(np.mean(mrr))
         if not keep_cache: self._fresh_context()
         return vals
 
@@ -564,7 +573,7 @@ def train_experts(data, # a JobRecData (train/val/test split per candidate)
     t0 = time.time()
     experts = ("hire",) if target == "hire" else EXPERTS
     if target == "hire": cfg = _hire_cfg(cfg)
-    s = ExpertSystem(cfg, backbone, experts, feature_stats(data))
+    s = ExpertSystem(cfg, backbone, experts, feature_stats(data, cfg))
     tr = Trainer(s, data, cfg, out, target, max_steps, progress, stage1_cache, init_state=s.state_tensors())
     with torch.random.fork_rng(devices=[]):
         status = tr.run(resume)

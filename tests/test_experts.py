@@ -92,6 +92,9 @@ def test_save_load_roundtrip_and_mismatch(full, data, tmp_path):
     d, s, sc = full
     back = ExpertSystem.load(d/"run"/"system")
     for k in sc: np.testing.assert_allclose(back.score_all(data)[k], sc[k], atol=1e-5)
+    # the employer-history layer travels with the model: the table the experts were trained with, 5 more feature columns
+    assert back.job_history == s.job_history and s.job_history["names"] == ["skill_coverage", "requirements_met_share"]
+    assert len(back.feat_mean) == 21 + 5 and set(s.job_history["jobs"]) == {j.job_id for j in data.jobs}
     s.save(tmp_path/"copy")
     cfg = json.loads((tmp_path/"copy"/"config.json").read_text()); cfg["expert"]["head_hidden"] = [16]
     (tmp_path/"copy"/"config.json").write_text(json.dumps(cfg))
@@ -123,6 +126,19 @@ def test_ablations_shared_scratch_no_stage2(data, tmp_path):
     sc = sh.score_all(data); assert not np.allclose(sc["s_pref"], sc["q_logit"])
     n2 = train_experts(data, tiny_cfg({"stage2_steps": 0, "bce_weight": 0.5}), tmp_path/"n2", progress=False)
     assert "coop2" not in {h["phase"] for h in n2.report["history"]}
+
+def test_shared_model_ablation_trains_one_head(data, tmp_path):
+    "The shared-model ablation: one view, one adapter, one head whose two outputs are the two experts; saved once, loaded back."
+    s = train_experts(data, tiny_cfg(expert={"shared_head": True}), tmp_path/"sm", progress=False)
+    assert s.shared_head and s.shared and s.views["preference"] == s.views["qualification"]
+    assert set(s.views["preference"]) >= {"narrative", "requirements", "majors"}
+    heads = {k for k in s.trainable() if k.startswith("head.")}
+    assert heads and all(k.startswith("head.shared.") for k in heads)
+    assert {id(p) for p in s.heads["preference"].parameters()} == {id(p) for p in s.heads["qualification"].parameters()}
+    sc = s.score_all(data); assert not np.allclose(sc["s_pref"], sc["q_logit"])
+    back = ExpertSystem.load(tmp_path/"sm"/"system")
+    assert back.shared_head
+    for k in sc: np.testing.assert_allclose(back.score_all(data)[k], sc[k], atol=1e-5)
 
 def test_cross_mode_and_flat_prompt(data, tmp_path):
     cfg = tiny_cfg({"stage1_steps": 2, "stage2_steps": 1, "batch_groups": 2, "n_negatives": 3}, expert={"mode": "cross"}, schema={"prompt": "flat"})
