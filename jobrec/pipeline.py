@@ -281,6 +281,7 @@ def warm_systems(cfg:dict, # resolved config (eval.warm, fusion, baselines)
             "history_pairs_test": int(history[test].sum()), "weights": model.weights(), "refit": refit, "fusion": finfo}
     return out, info
 
+# %% ../nbs/08_pipeline.ipynb #c018h
 def warm_summary(main:pd.DataFrame, # a main table with warm rows
                  own:tuple=("jobrec", "jobrec_pref_only", "conflated") # jobrec's own systems (not baselines)
                 )->dict|None:
@@ -354,8 +355,7 @@ def run_experiment(cfg:dict, # resolved config
 
     main = _evaluate_all(cfg, data, test, scores, partial, out, timings)
     sweep, summary = _controllability(cfg, sc, data, val, test, cs[test], out, timings)
-    write_json(_funnel_of(data, test, main, cfg), out/"results"/"funnel.json")
-    write_json(experts, out/"results"/"experts.json")
+    write_json(_funnel_of(data, test, main, cfg), out/"results"/"funnel.json"); write_json(experts, out/"results"/"experts.json")
 
     if ablations:
         t = time.time()
