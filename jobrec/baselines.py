@@ -38,8 +38,10 @@ def baseline_options(cfg=None, # a full config, its `baselines` section, or None
 def observed_signals(data, # a JobRecData
                      split:str="train" # the split whose observations may be used
                     )->tuple[np.ndarray, np.ndarray]: # (applied, hired) bool [C, J], False outside `split`
-    "What a platform logged for the candidates of `split`: applications and hires (observed labels on released data)."
+    "What a platform logged for the candidates of `split`: applications and hires (observed labels on released data); for `train`, also any visible warm history."
     rows = (np.asarray(data.split) == split)[:, None]
+    if split == "train" and "history" in data.arrays:  # the warm protocol: visible histories are logged interactions too (jobrec.warm.with_history)
+        rows = rows | np.asarray(data.arrays["history"], bool)
     applied, hired = np.asarray(data.applied, bool), np.asarray(data.hired, bool)
     if not applied.any():  # no funnel logged: the observed preference / qualification labels stand in for it
         applied, hired = np.asarray(data.pref) == 1, np.asarray(data.qual) == 1

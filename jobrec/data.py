@@ -22,11 +22,11 @@ __all__ = ['log', 'SPLITS', 'BUILTIN_VOCAB', 'TOPICS', 'VOCABULARY_FILE', 'VOCAB
            'DataError', 'JobRecData', 'save_npz', 'save_dataset', 'load_dataset', 'read_csv_strict', 'read_jobs',
            'read_candidates', 'read_interactions', 'candidate_split', 'load_released', 'vocab_from_catalogue',
            'derive_vocabulary', 'load_vocabulary', 'synthetic_config', 'refine_candidates', 'refine_jobs',
-           'utility_terms', 'employer_labels', 'generate_synthetic', 'preference_groups', 'qualification_groups',
-           'hire_groups', 'eval_matrices', 'job_history', 'history_feature_names', 'history_features', 'model_features',
-           'fields_heuristic', 'observable_utility', 'ceilings', 'dataset_card', 'card_markdown', 'template_twin',
-           'lexical_shares', 'narrative_card', 'narrative_markdown', 'write_card', 'rewrite_card', 'embedded_path',
-           'build_default_dataset', 'load_embedded', 'main']
+           'utility_terms', 'job_attributes', 'employer_labels', 'generate_synthetic', 'preference_groups',
+           'qualification_groups', 'hire_groups', 'eval_matrices', 'job_history', 'history_feature_names',
+           'history_features', 'model_features', 'fields_heuristic', 'observable_utility', 'ceilings', 'dataset_card',
+           'card_markdown', 'template_twin', 'lexical_shares', 'narrative_card', 'narrative_markdown', 'write_card',
+           'rewrite_card', 'embedded_path', 'build_default_dataset', 'load_embedded', 'main']
 
 # %% ../nbs/02_data.ipynb #c005
 log = get_logger("jobrec.data")
@@ -584,6 +584,14 @@ def utility_terms(F:np.ndarray, # pair features [C, J, F]
     fields = _z(f("interest_match")) + _z(f("skill_jaccard")) + 0.5 * _z(f("mode_fit") + f("hours_met") + f("length_met"))
     return fields, _multihot(cand_topics, n_topics) @ _multihot(job_topics, n_topics).T
 
+def job_attributes(jobs:list # Job records
+                  )->np.ndarray: # float32 [J, A]
+    "The job attributes a candidate sees at a glance: industry (one-hot over the catalogue's industries), mode (one-hot), hours / 40, level asked / 5."
+    inds = sorted({j.industry for j in jobs})
+    return np.concatenate([_multihot([[inds.index(j.industry)] for j in jobs], len(inds)),
+                           _multihot([[IN_PERSON_MODES.index(j.in_person)] for j in jobs], 4),
+                           np.array([[j.min_hours_per_week / 40, j.level_index / 5] for j in jobs], np.float32)], 1)
+
 # %% ../nbs/02_data.ipynb #c023e
 def employer_labels(F:np.ndarray, # pair features [C, J, F]
                     p:dict, # `data.synthetic` settings: max_missed_requirements, coverage_threshold, employer_noise
@@ -631,10 +639,7 @@ def generate_synthetic(cfg:dict|None=None, # a `data.synthetic` section or a ful
     F = pair_features(cands, jobs)
     fields, topics = utility_terms(F, [d["topics"] for _, d in cand_pairs], [d["topics"] for _, d in job_pairs], nT)
     # taste: each candidate weighs visible job attributes (industry, mode, hours, level asked) in their own way
-    inds = sorted({j.industry for j in jobs})
-    jattr = np.concatenate([_multihot([[inds.index(j.industry)] for j in jobs], len(inds)),
-                            _multihot([[IN_PERSON_MODES.index(j.in_person)] for j in jobs], 4),
-                            np.array([[j.min_hours_per_week / 40, j.level_index / 5] for j in jobs], np.float32)], 1)
+    jattr = job_attributes(jobs)
     taste = rng.normal(size=(nC, jattr.shape[1])) @ (jattr - jattr.mean(0)).T
     wt, wq = float(p["text_weight"]), float(p["taste_weight"]); wf = 1.0 - wt - wq
     if wf < 0: raise DataError("text_weight + taste_weight must be <= 1")

@@ -16,13 +16,14 @@ from .core import (load_config, merge_config, save_config, seed_everything, get_
                          atomic_path, CONF_DIR, Config, ConfigError, pin_cpu_kernels, numerics)
 from .data import JobRecData, load_embedded, load_dataset, load_released, generate_synthetic
 from .metrics import evaluate_two_sided, compare_systems, protocol_descriptions
+from .warm import warm_split, warm_preference, with_history, warm_description
 from .fusion import (FusionArrays, FusionModel, fusion_settings, save_fusion, compare_controllability, controllability_summary,
                            tradeoff_curve, dominance, dominance_ci)
 
 # %% auto #0
 __all__ = ['log', 'ABLATIONS_FILE', 'REUSE_SECTIONS', 'load_data', 'fusion_arrays', 'fusion_model', 'fused_scores',
            'evaluate_systems', 'load_ablations', 'ablation_config', 'funnel_figures', 'save_served_fusion', 'train_run',
-           'run_experiment', 'run_ablations', 'headline', 'Run', 'load_run']
+           'warm_systems', 'warm_summary', 'run_experiment', 'run_ablations', 'headline', 'Run', 'load_run']
 
 # %% ../nbs/08_pipeline.ipynb #c006
 log = get_logger("pipeline")
@@ -45,7 +46,8 @@ def load_data(cfg:dict # a resolved config
 def fusion_arrays(scores:dict, # s_pref, q_logit, p_qual [C, J] over ALL candidates
                   data:JobRecData, # the dataset (labels for reporting only)
                   idx:np.ndarray, # candidate indices of the block
-                  calibrated:bool=True # False: p_qual = sigmoid(q_logit) (the no-calibration ablation)
+                  calibrated:bool=True, # False: p_qual = sigmoid(q_logit) (the no-calibration ablation)
+                  history:np.ndarray|None=None # [C, J] warm protocol: visible history, never recommended (`valid` is its complement)
                  )->FusionArrays:
     "The fusion inputs of one block of candidates: expert outputs, what the funnel observed, and the true labels (reporting only)."
     q = scores["q_logit"][idx]
@@ -53,27 +55,30 @@ def fusion_arrays(scores:dict, # s_pref, q_logit, p_qual [C, J] over ALL candida
     observed = np.where(np.asarray(data.applied, bool)[idx], np.asarray(data.qual)[idx], -1)
     return FusionArrays(s_pref=scores["s_pref"][idx], p_qual=p, q_logit=q,
                         qual=np.asarray(data.qual)[idx], pref=np.asarray(data.pref)[idx],
-                        observed=observed, p_observe=scores["p_apply"][idx] if "p_apply" in scores else None)
+                        observed=observed, p_observe=scores["p_apply"][idx] if "p_apply" in scores else None,
+                        valid=None if history is None else ~np.asarray(history, bool)[idx])
 
 def fusion_model(cfg:dict, # resolved config (its `fusion` section and seed)
                  scores:dict, # expert scores over all candidates
                  data:JobRecData,
                  val:np.ndarray, # validation candidate indices
-                 calibrated:bool=True
+                 calibrated:bool=True,
+                 history:np.ndarray|None=None # warm protocol: the visible history (`fusion_arrays`)
                 )->FusionModel:
     "The fusion a run serves: the configured system with the validation candidates' arrays it is fitted on."
-    return FusionModel(fusion_settings(cfg), fusion_arrays(scores, data, val, calibrated), cfg["seed"])
+    return FusionModel(fusion_settings(cfg), fusion_arrays(scores, data, val, calibrated, history), cfg["seed"])
 
 def fused_scores(cfg:dict, # resolved config (its `fusion` section)
                  scores:dict, # expert scores over all candidates
                  data:JobRecData,
                  val:np.ndarray, test:np.ndarray, # candidate indices
                  calibrated:bool=True,
-                 model:FusionModel|None=None # the run's fusion when already built (default: `fusion_model`)
+                 model:FusionModel|None=None, # the run's fusion when already built (default: `fusion_model`)
+                 history:np.ndarray|None=None # warm protocol: the visible history (`fusion_arrays`)
                 )->tuple[np.ndarray, dict]:
     "jobrec's candidate-side test scores at `fusion.tau` (`FusionModel.apply`, as served), and what the policy did."
-    model = model or fusion_model(cfg, scores, data, val, calibrated)
-    res = model.apply(fusion_arrays(scores, data, test, calibrated), cfg["fusion"]["tau"])
+    model = model or fusion_model(cfg, scores, data, val, calibrated, history)
+    res = model.apply(fusion_arrays(scores, data, test, calibrated, history), cfg["fusion"]["tau"])
     info = {"variant": cfg["fusion"]["variant"], "tau": cfg["fusion"]["tau"], "lambda": float(np.mean(res.lam)),
             "n_unattainable": res.n_unattainable, "n_backfilled": res.n_backfilled}
     return res.scores, info
@@ -83,7 +88,9 @@ def evaluate_systems(systems:dict, # name -> dict(cand=[n, J], emp=[n, J]) score
                      data:JobRecData,
                      test:np.ndarray, # candidate indices the scores are for
                      cfg:dict, # resolved config (eval and fusion sections)
-                     reference:str|None="jobrec" # paired tests of this system against each other one
+                     reference:str|None="jobrec", # paired tests of this system against each other one
+                     exclude:np.ndarray|None=None, # [n, J] pairs left out on both sides (the warm protocol's visible history)
+                     protocols:tuple|None=None # default: cfg eval.protocols
                     )->tuple[pd.DataFrame, pd.DataFrame]:
     "(main table, paired tests) over `systems`."
     e, f = cfg["eval"], cfg["fusion"]
@@ -91,7 +98,7 @@ def evaluate_systems(systems:dict, # name -> dict(cand=[n, J], emp=[n, J]) score
     tables, vals = [], {}
     for name, s in systems.items():
         df, v = evaluate_two_sided(s["cand"], pref, s["emp"], qual, system=name, ks=tuple(e["ks"]), n_neg=e["n_negatives"],
-                                   protocols=tuple(e["protocols"]), n_boot=e["bootstrap"], alpha=e["alpha"], seed=cfg["seed"],
+                                   protocols=tuple(protocols or e["protocols"]), exclude=exclude, exclude_emp=exclude, n_boot=e["bootstrap"], alpha=e["alpha"], seed=cfg["seed"],
                                    eligibility_k=f["k"], tau=f["tau"], return_values=True)
         tables.append(df); vals[name] = v
     main = pd.concat(tables, ignore_index=True)
@@ -249,6 +256,61 @@ def _funnel_of(data, test, main, cfg)->dict:
         funnel[name] = {k: float(m[k]) for k in ("ndcg@10", "recall@10", f"eligibility@{cfg['fusion']['k']}") if k in m}
     return funnel
 
+# %% ../nbs/08_pipeline.ipynb #c018g
+def warm_systems(cfg:dict, # resolved config (eval.warm, fusion, baselines)
+                 data:JobRecData, sc:dict, # the dataset and the experts' scores over all candidates
+                 scores:dict, # the cold systems' test scores (name -> cand, emp)
+                 history:np.ndarray, # bool [C, J] visible history (`warm_split`)
+                 skip:tuple=() # systems left out (the expensive ones scored on a subset)
+                )->tuple[dict, dict]: # (name -> cand, emp), info
+    "The systems of the warm protocol: jobrec on its warm preference, the collaborative baselines refitted with the histories, every other system as it is."
+    from jobrec.baselines import make_baseline
+    val, test = data.idx("val"), data.idx("test"); vt = np.concatenate([val, test])
+    w, model = warm_preference(data, history, sc["s_pref"], val, vt)
+    sw = {**sc, "s_pref": sc["s_pref"].copy()}; sw["s_pref"][vt] = w
+    fused, finfo = fused_scores(cfg, sw, data, val, test, history=history)
+    out = {"jobrec": {"cand": fused, "emp": sc["q_logit"][test]},
+           "jobrec_pref_only": {"cand": sw["s_pref"][test], "emp": sc["s_pref"][test]}}
+    refit = [n for n in cfg["eval"]["warm"]["refit"] if n in scores]
+    wd = with_history(data, history)
+    for i, name in enumerate(scores):
+        if name in out or name in skip or name.endswith("(subset)"): continue
+        if name in refit:
+            s = make_baseline(name).fit(wd, cfg, np.random.default_rng([cfg["seed"], i, 1])).score(wd, test)
+            out[name] = {"cand": s["cand"], "emp": s["emp"]}
+        else: out[name] = scores[name]
+    info = {"description": warm_description(cfg["eval"]["warm"]["history_share"]), "history_share": cfg["eval"]["warm"]["history_share"],
+            "history_pairs_test": int(history[test].sum()), "weights": model.weights(), "refit": refit, "fusion": finfo}
+    return out, info
+
+# %% ../nbs/08_pipeline.ipynb #c018h
+def warm_summary(main:pd.DataFrame, # a main table with warm rows
+                 own:tuple=("jobrec", "jobrec_pref_only", "conflated") # jobrec's own systems (not baselines)
+                )->dict|None:
+    "jobrec against the best baseline under the warm protocol (candidate side, NDCG@10); None without warm rows."
+    m = main[(main.protocol == "warm") & (main.side == "candidate") & (main.metric == "ndcg@10")].set_index("system")["mean"]
+    if "jobrec" not in m: return None
+    b = m[[s for s in m.index if s not in own and not s.endswith("(subset)")]]
+    if not len(b): return {"jobrec_candidate_ndcg@10": float(m["jobrec"])}
+    return {"jobrec_candidate_ndcg@10": float(m["jobrec"]), "best_baseline": str(b.idxmax()),
+            "best_baseline_candidate_ndcg@10": float(b.max()), "margin": float(m["jobrec"] - b.max())}
+
+def _warm_protocol(cfg, data, sc, scores, partial, main, out, timings)->pd.DataFrame:
+    "Run the warm protocol; its rows are appended to main.csv and paired.csv (protocol `warm`), its details written to results/warm.json."
+    t = time.time(); w = cfg["eval"]["warm"]; test = data.idx("test")
+    history = warm_split(data, w["history_share"], cfg["seed"])
+    log.info(warm_description(w["history_share"]))
+    systems, info = warm_systems(cfg, data, sc, scores, history, tuple(partial))
+    mw, pw = evaluate_systems(systems, data, test, cfg, exclude=history[test], protocols=("full",))
+    mw["protocol"] = "warm"
+    if len(pw): pw["protocol"] = "warm"
+    main = pd.concat([main, mw], ignore_index=True); main.to_csv(out/"results"/"main.csv", index=False)
+    paired = pd.read_csv(out/"results"/"paired.csv") if (out/"results"/"paired.csv").stat().st_size > 1 else pd.DataFrame()
+    pd.concat([paired, pw], ignore_index=True).to_csv(out/"results"/"paired.csv", index=False)
+    write_json({**info, "summary": warm_summary(main)}, out/"results"/"warm.json")
+    timings["warm"] = time.time() - t
+    return main
+
 # %% ../nbs/08_pipeline.ipynb #c018c
 def _expert_eval(sysm, data, sc, idx):
     from jobrec.training import evaluate_experts
@@ -295,14 +357,14 @@ def run_experiment(cfg:dict, # resolved config
 
     main = _evaluate_all(cfg, data, test, scores, partial, out, timings)
     sweep, summary = _controllability(cfg, sc, data, val, test, cs[test], out, timings)
-    write_json(_funnel_of(data, test, main, cfg), out/"results"/"funnel.json")
-    write_json(experts, out/"results"/"experts.json")
+    write_json(_funnel_of(data, test, main, cfg), out/"results"/"funnel.json"); write_json(experts, out/"results"/"experts.json")
 
     if ablations:
         t = time.time()
         abl = run_ablations(cfg, data, sysm, sc, out, names=ablation_names if ablation_names is not None else cfg.get("ablations"))
         abl.to_csv(out/"results"/"ablations.csv", index=False)
         timings["ablations"] = time.time() - t
+    if cfg["eval"]["warm"]["enabled"]: main = _warm_protocol(cfg, data, sc, scores, partial, main, out, timings)
     save_fusion(fm, out/"model")  # what `jobrec recommend --tau` serves from this run (fitted last: nothing above changes)
     timings["total"] = time.time() - t_all
     write_json({k: round(v, 2) for k, v in timings.items()}, out/"timings.json")
@@ -352,6 +414,7 @@ def headline(main:pd.DataFrame, sweep:pd.DataFrame, cfg:dict, summary:pd.DataFra
         out[s] = {"candidate_ndcg@10": get(s, "candidate", "ndcg@10"), "employer_ndcg@10": get(s, "employer", "ndcg@10"),
                   f"eligibility@{k}": get(s, "candidate", f"eligibility@{k}"),
                   "candidate_recall@10_sampled": get(s, "candidate", "recall@10", "sampled")}
+    if (w := warm_summary(main)) is not None: out["warm"] = w
     if len(sweep):
         sm = (controllability_summary(sweep) if summary is None else summary).set_index("system")
         out["controllability"] = {sy: {c: (bool(r[c]) if c in ("monotone", "meets") else (int(r[c]) if c == "n_in_range" else float(r[c])))
