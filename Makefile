@@ -53,7 +53,8 @@ reports-seeds: $(STAMP) recbole-env
 # The LLM path on CPU (profile cpu-llm: SmolLM2-135M with LoRA adapters, and zero-shot SmolLM2 on a seeded subset of test
 # candidates beside jobrec on the same ones): its own run (runs/cpu-llm), too long for `make reports`, summarised in
 # reports/cpu_llm/summary.json (figures, wall time, revision, resolved config), which the experts and main_results reports
-# read; those two are regenerated here when `make reports`' run is present. About 20-25 minutes on 2 busy CPU cores.
+# read; those two are regenerated here when `make reports`' run is present. Long on 2 CPU cores: each SmolLM2 encoding pass
+# over the 700 entities took 18 min and each LoRA step 79 s with the cores shared four ways (load about 8); see the summary's wall time.
 LLM_REPORTS := experts,main_results
 reports-llm: $(STAMP)
 	$(VENV)/bin/jobrec run --profile cpu-llm --summary reports/cpu_llm/summary.json
