@@ -46,6 +46,8 @@ def build_parser()->argparse.ArgumentParser:
     p = sub.add_parser("run", help="the full experiment: experts, baselines, fusion sweep, ablations, evaluation")
     _config_args(p); p.add_argument("--out", default=None, help="run folder (default: config out_dir)")
     p.add_argument("--no-ablations", action="store_true"); p.add_argument("--systems", default=None, help="comma-separated systems to run")
+    p.add_argument("--summary", default=None, metavar="FILE", help="also write what the reports show of this run to FILE (JSON), as "
+                   "`make reports-llm` does for the cpu-llm profile (reports/cpu_llm/summary.json)")
     p = sub.add_parser("reports", help="run the experiment (unless --skip-run) and regenerate reports/ with papermill")
     _config_args(p); p.add_argument("--run", default=None, help="run folder to report on (default: config out_dir)")
     p.add_argument("--params", default=None, help="parameter YAML for the templates (default: experiments/params/<profile>.yaml)")
@@ -214,6 +216,12 @@ def _cmd_run(a):
     out = run_experiment(cfg, a.out or cfg.out_dir, ablations=not a.no_ablations,
                          systems=a.systems.split(",") if a.systems else None)
     print(f"experiment written to {out}")
+    if a.summary:
+        from jobrec.report import write_profile_summary
+        import shlex
+        argv = ["jobrec", "run", "--profile", a.profile, *(["--config", a.config] if a.config else []), *(x for o in a.overrides for x in ("--set", o)),
+                "--out", str(a.out or cfg.out_dir), *(["--no-ablations"] if a.no_ablations else []), *(["--systems", a.systems] if a.systems else [])]
+        print(f"summary written to {write_profile_summary(out, a.summary, shlex.join(argv))}")
 
 # %% ../nbs/12_cli.ipynb #c008c
 def _cmd_vocabulary(a):

@@ -12,9 +12,10 @@ import yaml
 from .core import project_root, get_logger, atomic_path, write_json, cpu_info
 
 # %% auto #0
-__all__ = ['log', 'TEMPLATE_DIR', 'PARAMS_DIR', 'PACKAGES', 'MEASURED', 'ABSENT', 'ReportError', 'list_templates', 'report_name',
-           'load_params', 'environment_info', 'run_report', 'write_index', 'run_reports', 'is_measured',
-           'compare_metrics', 'verify_reports']
+__all__ = ['log', 'TEMPLATE_DIR', 'PARAMS_DIR', 'PACKAGES', 'ZERO_SHOT', 'MEASURED', 'ABSENT', 'ReportError', 'list_templates',
+           'report_name', 'load_params', 'environment_info', 'run_report', 'write_index', 'run_reports',
+           'subset_candidates', 'ndcg10_full', 'profile_summary', 'write_profile_summary', 'subset_ndcg10',
+           'is_measured', 'compare_metrics', 'verify_reports']
 
 # %% ../nbs/09_report.ipynb #c005
 log = get_logger("report")
@@ -190,6 +191,70 @@ def run_reports(params:str|Path|dict|None=None, # parameter file (or its name in
     write_index(rd)
     if failed: raise ReportError(f"{len(failed)} report(s) failed; previous versions kept:\n" + "\n".join(failed))
     return done
+
+# %% ../nbs/09_report.ipynb #c014q
+ZERO_SHOT = "llm_zero_shot"  # the expensive baseline the summary sets beside jobrec on its subset
+
+def subset_candidates(run_dir:str|Path, # a run folder (`jobrec run`)
+                      baseline:str=ZERO_SHOT # an expensive baseline of that run
+                     )->list[int]:
+    "Dataset indices of the test candidates `baseline` scored: the rows of its saved scores with no NaN."
+    import numpy as np
+    with np.load(Path(run_dir)/"scores"/f"{baseline}.npz") as z: cand, test = z["cand"], z["test"]
+    return [int(i) for i in test[np.isfinite(cand).all(1)]]
+
+def ndcg10_full(main, # a run's main table (results/main.csv)
+                system:str
+               )->dict:
+    "A system's full-catalogue NDCG@10 on each side it was evaluated on."
+    m = main[(main.system == system) & (main.protocol == "full") & (main.metric == "ndcg@10")].set_index("side")["mean"]
+    return {f"{side}_ndcg@10": float(m[side]) for side in ("candidate", "employer") if side in m}
+
+def profile_summary(run_dir:str|Path, # a finished run folder
+                    command:str # the command that made it, for the reader
+                   )->dict:
+    "What the reports show of a run made apart: jobrec on both sides, the experts' AUCs, wall time, revision, config, the zero-shot subset."
+    import pandas as pd
+    run = Path(run_dir); rd = lambda n: json.loads((run/n).read_text())
+    cfg, main, timings = yaml.safe_load((run/"config.yaml").read_text()), pd.read_csv(run/"results"/"main.csv"), rd("timings.json")
+    ce, env = rd("results/experts.json")["cross_evaluation"], environment_info(None, run)
+    zs = f"{ZERO_SHOT} (subset)"
+    zero_shot = None if zs not in set(main.system) else {
+        "candidates": subset_candidates(run), ZERO_SHOT: ndcg10_full(main, zs), "jobrec": ndcg10_full(main, "jobrec (subset)"),
+        "seconds": timings.get(f"baseline_{ZERO_SHOT}")}
+    return {"command": command, "git_revision": env["git_revision"], "git_dirty": env["git_dirty"], "precision": env["precision"],
+            "cpus": env["cpus"], "wall_seconds": timings["total"], "timings": timings, "backbone": cfg["backbone"]["name"],
+            "jobrec": ndcg10_full(main, "jobrec"),
+            "experts": {"preference_auc": ce["preference_expert"]["preference"]["auc"],
+                        "qualification_auc": ce["qualification_expert"]["qualification"]["auc"]},
+            "zero_shot": zero_shot, "config": cfg}
+
+def write_profile_summary(run_dir:str|Path, path:str|Path, command:str)->Path:
+    "`profile_summary` of `run_dir` written to `path` (JSON)."
+    p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
+    write_json(profile_summary(run_dir, command), p)
+    return p
+
+
+# %% ../nbs/09_report.ipynb #c014s
+def subset_ndcg10(summary:dict, # a `profile_summary`
+                  run_dir:str|Path # another run folder, e.g. the default's
+                 )->dict|None:
+    "That run's jobrec full-catalogue NDCG@10 on both sides over the summary's zero-shot subset; None when it cannot be had."
+    import numpy as np
+    from jobrec.core import load_config
+    from jobrec.pipeline import load_data, evaluate_systems
+    run = Path(run_dir); zs = summary.get("zero_shot")
+    if zs is None or not (run/"scores"/"jobrec.npz").exists(): return None
+    cfg = load_config(experiment=yaml.safe_load((run/"config.yaml").read_text()))
+    if json.dumps(cfg["data"], sort_keys=True) != json.dumps(summary["config"]["data"], sort_keys=True): return None
+    with np.load(run/"scores"/"jobrec.npz") as z: s = {k: z[k] for k in ("cand", "emp", "test")}
+    pos = {int(c): i for i, c in enumerate(s["test"])}
+    if any(c not in pos for c in zs["candidates"]): return None
+    rows = np.array([pos[c] for c in zs["candidates"]])
+    main, _ = evaluate_systems({"jobrec": {"cand": s["cand"][rows], "emp": s["emp"][rows]}}, load_data(cfg), s["test"][rows], cfg, reference=None)
+    return ndcg10_full(main, "jobrec")
+
 
 # %% ../nbs/09_report.ipynb #c016
 MEASURED = ("seconds", "time", "wall", "per_s", "throughput")  # key fragments of timings (never compared)

@@ -148,3 +148,33 @@ def test_reports_seeds_need_the_reference_seed(capsys):
     assert main(["reports", "--config", str(ROOT/"experiments"/"smoke.yaml"), "--seeds", "8,9", "--skip-run"]) == 2
     assert "configured seed 7" in capsys.readouterr().err
     assert main(["reports", "--config", str(ROOT/"experiments"/"smoke.yaml"), "--seeds", "7", "--skip-run"]) == 2
+
+def test_profile_summary_and_its_report_sections(smoke_run, tmp_path):
+    "A run made apart summarised (zero-shot subset included); main_results and experts show it only when the summary exists."
+    import yaml
+    from jobrec.report import write_profile_summary
+    run = load_run(smoke_run)
+    f = write_profile_summary(smoke_run, tmp_path/"cpu_llm"/"summary.json", "jobrec run --config experiments/smoke.yaml")
+    s = json.loads(f.read_text()); zs = s["zero_shot"]
+    full = run.main[(run.main.protocol == "full") & (run.main.metric == "ndcg@10")].set_index(["system", "side"])["mean"]
+    assert 0 < len(zs["candidates"]) <= run.config.baselines.llm_max_candidates
+    assert set(zs["candidates"]) <= set(run.data.idx("test").tolist())
+    assert zs["llm_zero_shot"]["employer_ndcg@10"] == full[("llm_zero_shot (subset)", "employer")]
+    assert zs["jobrec"]["candidate_ndcg@10"] == full[("jobrec (subset)", "candidate")]
+    assert s["jobrec"]["candidate_ndcg@10"] == full[("jobrec", "candidate")] and s["wall_seconds"] == run.timings["total"]
+    assert s["experts"]["qualification_auc"] == run.experts["cross_evaluation"]["qualification_expert"]["qualification"]["auc"]
+    assert s["config"] == yaml.safe_load((smoke_run/"config.yaml").read_text()) and s["backbone"] == "tiny"
+    t = {report_name(x): x for x in list_templates(ROOT)}
+    for present in (True, False):
+        params = {"run_dir": str(smoke_run), "llm_summary_json": str(f if present else tmp_path/"absent.json")}
+        mr, ex = (run_report(t[n], tmp_path/f"reports_{present}", params, root=ROOT) for n in ("main_results", "experts"))
+        m, e = (json.loads((d/"metrics.json").read_text()) for d in (mr, ex))
+        assert ("Zero-shot SmolLM2 (seeded subset of" in (mr/"report.md").read_text()) == present
+        assert ("The LLM path on CPU" in (ex/"report.md").read_text()) == present
+        if not present:
+            assert m["zero_shot_subset"] is None and e["cpu_llm"] is None
+            continue
+        # this run's own jobrec scored again on the summary's subset: the pipeline's subset figures, to the bit
+        assert m["zero_shot_subset"]["systems"]["jobrec (this run)"] == zs["jobrec"]
+        assert m["zero_shot_subset"]["n_candidates"] == len(zs["candidates"])
+        assert e["cpu_llm"]["wall_seconds"] == s["wall_seconds"] and e["cpu_llm"]["qualification AUC"] == s["experts"]["qualification_auc"]
