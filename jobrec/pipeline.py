@@ -23,7 +23,8 @@ from .fusion import (FusionArrays, FusionModel, fusion_settings, save_fusion, co
 # %% auto #0
 __all__ = ['log', 'ABLATIONS_FILE', 'REUSE_SECTIONS', 'load_data', 'fusion_arrays', 'fusion_model', 'fused_scores',
            'evaluate_systems', 'load_ablations', 'ablation_config', 'funnel_figures', 'save_served_fusion', 'train_run',
-           'warm_systems', 'warm_summary', 'run_experiment', 'run_ablations', 'headline', 'Run', 'load_run']
+           'warm_systems', 'warm_summary', 'run_experiment', 'run_ablations', 'headline', 'Run', 'load_run',
+           'qualification_auc']
 
 # %% ../nbs/08_pipeline.ipynb #c006
 log = get_logger("pipeline")
@@ -460,3 +461,13 @@ def load_run(run_dir:str|Path # a folder written by `run_experiment`
                rd("ablations.csv") if (p/"results"/"ablations.csv").exists() else None,
                js("results/experts.json"), js("results/funnel.json"), js("timings.json"), js("metrics.json"),
                rd("tradeoff.csv"), js("results/dominance.json") if (p/"results"/"dominance.json").exists() else {})
+
+# %% ../nbs/08_pipeline.ipynb #c022r
+def qualification_auc(run:Run, # a loaded run
+                      system:str # a system with saved scores (`scores/<system>.npz`)
+                     )->tuple[float, float]: # (AUC against the label, AUC against the noise-free rule or nan)
+    "AUC of a system's employer-side scores over all test pairs, against the employer's decision and against the noise-free rule."
+    from jobrec.data import _auc
+    sc = run.scores(system); t, e = sc["test"], np.asarray(sc["emp"], np.float64); ok = np.isfinite(e)
+    rule = run.data.arrays.get("qual_clean")
+    return _auc(e[ok], np.asarray(run.data.qual)[t][ok]), (_auc(e[ok], np.asarray(rule)[t][ok]) if rule is not None else float("nan"))

@@ -72,7 +72,7 @@ def test_ddp_matches_one_process(runs):
     assert set(ddp) == set(one)
     diff = max(float((ddp[k] - one[k]).abs().max()) for k in one)
     assert diff < TOL_ABS, f"largest weight difference {diff:g}"
-    init = ExpertSystem(load_config("cpu-small", overrides=CFG).to_dict(), None, EXPERTS, feature_stats(generate_synthetic(DATA, 0))).state_tensors()
+    init = ExpertSystem(load_config("cpu-small", overrides=CFG).to_dict(), None, EXPERTS, feature_stats(generate_synthetic(DATA, 0), load_config("cpu-small", overrides=CFG).to_dict())).state_tensors()
     norm = lambda a, b: sum(float((a[k] - b[k]).norm())**2 for k in one)**0.5
     moved = norm(one, init)
     assert moved > 20*TOL_ABS, f"training moved the weights by only {moved:g}: the comparison would not tell"

@@ -43,7 +43,10 @@ def test_run_folder_complete(smoke_run):
     assert set(sub.system) == {"llm_zero_shot (subset)", "jobrec (subset)"}
     assert sub[(sub.side == "candidate") & (sub.protocol == "full")]["n"].max() <= run.config.baselines.llm_max_candidates
     assert "llm_zero_shot (subset)" in set(run.paired.b_system)
-    assert set(run.main.side) == {"candidate", "employer"} and set(run.main.protocol) == {"sampled", "full"}
+    assert set(run.main.side) == {"candidate", "employer"} and set(run.main.protocol) == {"sampled", "full", "warm"}
+    from jobrec.pipeline import qualification_auc
+    a_label, a_rule = qualification_auc(run, "jobrec")  # the employer side's AUC over all test pairs, against label and rule
+    assert 0 <= a_label <= 1 and 0 <= a_rule <= 1 and qualification_auc(run, "random")[1] < a_rule
     assert (run.main["lo"] <= run.main["mean"] + 1e-12).all() and (run.main["mean"] <= run.main["hi"] + 1e-12).all()
     assert set(run.ablations.ablation) == {"jobrec", *SMOKE_ABLATIONS}
     assert {"inference_served", "fixed", "conflated"} <= set(run.sweep.system)
