@@ -24,9 +24,9 @@ __all__ = ['log', 'SPLITS', 'BUILTIN_VOCAB', 'TOPICS', 'VOCABULARY_FILE', 'VOCAB
            'derive_vocabulary', 'load_vocabulary', 'synthetic_config', 'refine_candidates', 'refine_jobs',
            'utility_terms', 'job_attributes', 'employer_labels', 'generate_synthetic', 'preference_groups',
            'qualification_groups', 'hire_groups', 'eval_matrices', 'job_history', 'history_feature_names',
-           'history_features', 'model_features', 'fields_heuristic', 'observable_utility', 'ceilings', 'dataset_card',
-           'card_markdown', 'template_twin', 'lexical_shares', 'narrative_card', 'narrative_markdown', 'write_card',
-           'rewrite_card', 'embedded_path', 'build_default_dataset', 'load_embedded', 'main']
+           'history_features', 'model_features', 'fields_heuristic', 'observable_utility', 'roc_auc', 'ceilings',
+           'dataset_card', 'card_markdown', 'template_twin', 'lexical_shares', 'narrative_card', 'narrative_markdown',
+           'write_card', 'rewrite_card', 'embedded_path', 'build_default_dataset', 'load_embedded', 'main']
 
 # %% ../nbs/02_data.ipynb #c005
 log = get_logger("jobrec.data")
@@ -827,7 +827,7 @@ def observable_utility(data:JobRecData)->np.ndarray|None:
     return (1.0 - wt - wq) * _z(fields) + wt * _z(topics)
 
 # %% ../nbs/02_data.ipynb #c029i
-def _auc(s, y):
+def roc_auc(s, y):
     "Area under the ROC curve with ties counted half (Mann-Whitney)."
     from scipy.stats import rankdata
     s, y = np.ravel(s), np.ravel(y).astype(bool); r = rankdata(s)
@@ -846,7 +846,7 @@ def ceilings(data:JobRecData, # a synthetic dataset
     if obs is not None: out["preference_observable_ndcg@10"] = _ndcg_recall(obs[te], y)[0]
     if "qual_clean" in data.arrays:
         rule, q = data.arrays["qual_clean"][te].astype(np.float64), data.qual[te]
-        out["qualification_rule_auc"] = _auc(rule, q == 1)
+        out["qualification_rule_auc"] = roc_auc(rule, q == 1)
         out["qualification_rule_employer_ndcg@10"] = _ndcg_recall(rule.T, q.T.clip(0))[0]
     return out
 
