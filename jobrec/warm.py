@@ -13,7 +13,7 @@ from .data import JobRecData, job_attributes
 from .schema import job_text
 
 # %% auto #0
-__all__ = ['WARM_FEATURES', 'logged_applications', 'warm_split', 'with_history', 'job_similarities', 'history_features',
+__all__ = ['WARM_FEATURES', 'logged_applications', 'warm_split', 'with_history', 'job_similarities', 'warm_features',
            'WarmPreference', 'fit_warm_preference', 'warm_preference', 'warm_description']
 
 # %% ../nbs/06b_warm.ipynb #w005
@@ -61,7 +61,7 @@ def _zrow(x):
     s = x.std(1, keepdims=True)
     return (x - x.mean(1, keepdims=True)) / np.where(s > 0, s, 1)
 
-def history_features(data:JobRecData, # the dataset
+def warm_features(data:JobRecData, # the dataset
                      history:np.ndarray, # bool [C, J] visible history
                      idx:np.ndarray, # candidates to describe
                      s_pref:np.ndarray, # [len(idx), J] their cold preference scores
@@ -102,8 +102,8 @@ def warm_preference(data:JobRecData, # the dataset
                    )->tuple[np.ndarray, WarmPreference]: # ([len(idx), J] warm scores, the model)
     "jobrec's warm preference score of `idx`, fitted on `fit_idx`."
     sims = job_similarities(data)
-    m = fit_warm_preference(history_features(data, history, fit_idx, s_pref[fit_idx], sims), np.asarray(data.pref)[fit_idx], history[fit_idx])
-    return m.score(history_features(data, history, idx, s_pref[idx], sims)), m
+    m = fit_warm_preference(warm_features(data, history, fit_idx, s_pref[fit_idx], sims), np.asarray(data.pref)[fit_idx], history[fit_idx])
+    return m.score(warm_features(data, history, idx, s_pref[idx], sims)), m
 
 # %% ../nbs/06b_warm.ipynb #w019
 def warm_description(share:float # the history share
