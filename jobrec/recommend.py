@@ -170,8 +170,11 @@ class Catalogue:
     encode_seconds:float=0.0 # time spent encoding (0 when read from the cache)
     from_cache:bool=False
     indexes:dict=field(default_factory=dict, repr=False) # (query kind, index kind) -> faiss index
+    means:dict=field(default_factory=dict, repr=False) # expert -> mean encoding (computed once: the linear query and the re-rank read it per candidate)
     def __len__(self): return len(self.jobs)
-    def mean(self, expert:str)->np.ndarray: return self.emb[expert].mean(0)
+    def mean(self, expert:str)->np.ndarray:
+        if expert not in self.means: self.means[expert] = self.emb[expert].mean(0)
+        return self.means[expert]
 
 def _faiss():
     from jobrec.core import optional_import
@@ -370,17 +373,20 @@ class _Retrieval(_Loading):
             log.info(f"built a {kind[1]} index over {len(cat)} jobs in {time.perf_counter()-t0:.2f}s")
         return cat.indexes[kind]
 
-    def _linear_query(self, expert, u, vbar):
+    def linear_terms(self, expert:str, u:np.ndarray, vbar:np.ndarray)->tuple:
+        "The head's gradients (g_v [D], g_f [F] or None) at the mean job and the mean pair features: the first-order terms of the expansion above."
         import torch
         heads = self.system.heads; heads.eval()
         F = len(self.system.feat_mean) if self.system.use_features else 0
         with torch.enable_grad():
             v = torch.from_numpy(vbar[None].astype(np.float32)).to(self.system.device).requires_grad_(True)
             ut = torch.from_numpy(u[None].astype(np.float32)).to(self.system.device)
-            f = torch.zeros(1, F, device=self.system.device) if F else None  # standardised features: 0 is the training mean
+            f = torch.zeros(1, F, device=self.system.device, requires_grad=True) if F else None  # standardised features: 0 is the training mean
             out = self.system.score_encoded(expert, ut, v, f).sum()
-            g, = torch.autograd.grad(out, v)
-        return to_host(g[0])
+            g = torch.autograd.grad(out, [v, f] if F else [v])
+        return to_host(g[0][0]), (to_host(g[1][0]) if F else None)
+
+    def _linear_query(self, expert, u, vbar): return self.linear_terms(expert, u, vbar)[0]
 
     def query_vector(self, U:dict, # expert -> [H] candidate encoding
                      cat:Catalogue)->np.ndarray:
@@ -400,8 +406,35 @@ class _Retrieval(_Loading):
         _, I = self.index(cat).search(self.query_vector(U, cat)[None], M)
         return I[0][I[0] >= 0]
 
+# %% ../nbs/10_recommend.ipynb #c020b2
+class _Rerank(_Retrieval):
+    "The second stage: the index's first `rerank` x M jobs, re-ranked by the linearised heads with the exact pair features."
+    def rerank_scores(self, c:Candidate, # the candidate
+                      U:dict, # expert -> [D] candidate encoding
+                      cat:Catalogue, idx:np.ndarray # the catalogue and the first stage's jobs
+                     )->np.ndarray: # float32 [len(idx)]
+        "The second stage's scores: each expert's first-order expansion, with the exact standardised pair features."
+        w = float(self.retrieval["qual_weight"]); ep, eq = self.experts
+        f = standard_features(self.system, [c], [cat.jobs[i] for i in idx])[0] if self.system.use_features else None
+        out = np.zeros(len(idx), np.float32)
+        for e, we in ((ep, 1.0),) + (((eq, w),) if w > 0 and eq != ep else ()):
+            gv, gf = self.linear_terms(e, U[e], cat.mean(e))
+            out += we*(cat.emb[e][idx] @ gv + (f @ gf if gf is not None else 0.0))
+        return out
+
+    def shortlist(self, U:dict, # expert -> [D] candidate encoding
+                  cat:Catalogue, M:int|None=None, # the catalogue; jobs to keep (default: retrieval.shortlist)
+                  candidate:Candidate|None=None # the candidate (the second stage needs it for the pair features; None: the index alone)
+                 )->np.ndarray:
+        "Indices of the M jobs the retrieval stage passes to the experts (all jobs when the catalogue is small or retrieval is off)."
+        M = int(self.retrieval["shortlist"] if M is None else M); r = int(self.retrieval.get("rerank") or 0)
+        if candidate is None or r <= 1 or self.system.mode != "dual" or not self.retrieval["enabled"] or len(cat) <= M:
+            return super().shortlist(U, cat, M)
+        idx = super().shortlist(U, cat, min(r*M, len(cat)))
+        return idx[np.argsort(-self.rerank_scores(candidate, U, cat, idx), kind="stable")[:M]]
+
 # %% ../nbs/10_recommend.ipynb #c020c
-class _Scoring(_Retrieval):
+class _Scoring(_Rerank):
     "The experts on a candidate's shortlist."
     def encode_candidates(self, cands:Sequence[Candidate])->dict:
         "expert -> float32 [C, H] encodings."
@@ -569,7 +602,7 @@ class Recommender(_Fusion, _Scoring):
         for c in cands:
             t0 = time.perf_counter()
             U = {e: v[0] for e, v in self.encode_candidates([c]).items()}
-            idx = self.shortlist(U, cat, shortlist)
+            idx = self.shortlist(U, cat, shortlist, candidate=c)
             sc = self.score(c, U, cat, idx)
             fu = self.fuse(sc, k, tau, hard, fusion)
             rows = _job_rows(c, cat, idx, sc, fu, explain)
