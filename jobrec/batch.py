@@ -71,8 +71,9 @@ class ShardScorer:
         return self._cands[start:stop]
     def __call__(self, batch:dict)->dict:
         done = {"name": [], "rows": [], "seconds": []}
+        from jobrec.experts import clear_phrase_cache
         for f, s, e, name in zip(batch["file"], batch["start"], batch["stop"], batch["name"]):
-            t0 = time.perf_counter()
+            t0 = time.perf_counter(); clear_phrase_cache()  # a shard's encodings depend on the shard alone, not on what this process did before
             df = score_candidates(self.rec, self.cat, self.candidates(str(f), int(s), int(e)), self.k, self.tau)
             commit(df, self.out/f"{name}.parquet")
             for key, v in (("name", str(name)), ("rows", len(df)), ("seconds", time.perf_counter() - t0)): done[key].append(v)
@@ -121,6 +122,14 @@ def batch_score(model:str|Path, # run folder of `jobrec train`
     out = Path(out); out.mkdir(parents=True, exist_ok=True); t0 = time.perf_counter()
     shards = plan_shards(candidates, shard_size)
     todo = [s for s in shards if not (out/f"{s['name']}.parquet").exists()]  # committed shards are kept
+    import torch
+    n_threads = torch.get_num_threads(); torch.set_num_threads(1)
+    try: return _batch_score(model, candidates, jobs, out, k, tau, engine, shards, todo, concurrency, progress, t0)
+    finally: torch.set_num_threads(n_threads)
+
+def _batch_score(model, candidates, jobs, out, k, tau, engine, shards, todo, concurrency, progress, t0):
+    # one thread for everything encoded here too: a catalogue phrase a local scorer later reads from this process's phrase cache
+    # must have the bits a Ray actor computes for itself (GEMM kernels split sums differently with more threads)
     rec = Recommender.load(model); cat = rec.catalogue(jobs)
     shared = portable_catalogue(rec, cat); t1 = time.perf_counter()
     if todo and engine == "local":

@@ -82,6 +82,9 @@ def _serving_parsers(sub):
     p.add_argument("--model", required=True); p.add_argument("--candidates", required=True, help="a candidate file or a glob of them")
     p.add_argument("--jobs", required=True); p.add_argument("--k", type=int, default=10); p.add_argument("--tau", type=float, default=0.6)
     p.add_argument("--out", required=True); p.add_argument("--engine", choices=["local", "ray"], default="local"); p.add_argument("--shard-size", type=int, default=256)
+    p = sub.add_parser("cascade", help="fit the retrieval cascade's first stage of a trained run (model/cascade/), distilled from its experts")
+    p.add_argument("--model", required=True); p.add_argument("--jobs", default=None, help="a catalogue to fit on (default: the run's jobs and --n-jobs generated ones)")
+    p.add_argument("--n-jobs", type=int, default=2000); p.add_argument("--steps", type=int, default=1500)
 
 # %% ../nbs/12_cli.ipynb #c010
 def _rationale_args(p):
@@ -115,6 +118,13 @@ def _cmd_recommend(a):
     res = rec.recommend(cands, cat, k=a.k, tau=a.tau, hard=a.hard, fusion=a.fusion)
     if a.rationale: from jobrec.rationale import add_rationales; add_rationales(res, a.rationale_model)
     _emit(a, res, {"model": str(a.model), "catalogue": str(a.jobs), "for": "candidates"})
+
+def _cmd_cascade(a):
+    "`jobrec cascade`: fit and save the retrieval cascade's first stage, and print its held-out recall."
+    from jobrec.cascade import cascade_command
+    if a.n_jobs < 0 or a.steps < 1: raise UsageError(f"--n-jobs must be >= 0 and --steps >= 1, got {a.n_jobs} and {a.steps}")
+    out = cascade_command(a.model, a.jobs, a.n_jobs, a.steps)
+    print(json.dumps(out, indent=2))
 
 def _cmd_score(a):
     from jobrec.batch import score_command
@@ -252,7 +262,7 @@ def _cmd_bench(a):
 
 COMMANDS = {"config": _cmd_config, "data": _cmd_data, "vocabulary": _cmd_vocabulary, "examples": _cmd_examples, "train": _cmd_train,
             "run": _cmd_run, "reports": _cmd_reports, "recommend": _cmd_recommend, "rank-candidates": _cmd_rank_candidates, "bench": _cmd_bench,
-            "score": _cmd_score}
+            "score": _cmd_score, "cascade": _cmd_cascade}
 
 def main(argv:list[str]|None=None # arguments (default: sys.argv[1:])
         )->int:

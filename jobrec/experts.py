@@ -18,8 +18,8 @@ from .schema import (Candidate, Job, candidate_text, job_text, pair_text, flat_p
 
 # %% auto #0
 __all__ = ['SLOTS', 'log', 'EXPERTS', 'split_phrases', 'segment_phrases', 'PhraseLayout', 'TextCache', 'make_head', 'info_nce',
-           'late_interaction_class', 'pair_head', 'output_of_class', 'split_mask', 'feature_stats', 'to_host',
-           'cfg_get', 'Context', 'read_safetensors', 'expert_heads', 'ExpertSystem']
+           'late_interaction_class', 'pair_head', 'output_of_class', 'split_mask', 'feature_stats',
+           'clear_phrase_cache', 'to_host', 'cfg_get', 'Context', 'read_safetensors', 'expert_heads', 'ExpertSystem']
 
 # %% ../nbs/05_experts.ipynb #ndc9bd4
 _PHRASE_SPLIT = re.compile(r"(?<=[.!?])\s+|;\s+|,\s+|\s+and\s+")
@@ -248,6 +248,10 @@ def feature_stats(data, # the dataset (its training candidates)
     return f.mean(0).astype(np.float32), np.maximum(f.std(0), 1e-3).astype(np.float32), table
 
 _PHRASE_CACHE: dict = {}  # (backbone folder, device, autocast dtype, phrase length) -> phrase -> encoding of the base model
+
+def clear_phrase_cache():
+    "Forget this process's frozen phrase encodings. A phrase's bits depend on the batch it was first encoded in (padding to the batch's\n    longest), so work that must give the same bits in any process (a batch-scoring shard, locally or on a Ray actor) starts from empty."
+    _PHRASE_CACHE.clear()
 
 def to_host(t)->np.ndarray:
     "A tensor's values as a float32 numpy array on the host: the one place results leave the model's device."

@@ -301,7 +301,7 @@ class _Loading(_Store):
              retrieval:dict|None=None, # retrieval overrides, e.g. {"shortlist": 100}
              fusion:dict|None=None # fusion overrides, e.g. {"hard_threshold": 0.6}
             )->"Recommender":
-        "Load the trained experts of a run folder and the fusion it saved (`model/fusion.json`)."
+        "Load the trained experts of a run folder, the fusion it saved (`model/fusion.json`) and its retrieval cascade (`model/cascade/`) when fitted."
         from jobrec.experts import ExpertSystem
         sysdir = find_system(run_dir)
         try: system = ExpertSystem.load(sysdir)
@@ -313,7 +313,11 @@ class _Loading(_Store):
             try: served = load_fusion(fdir)
             except (ValueError, KeyError, TypeError, OSError) as e:
                 raise ModelError(f"cannot load the fusion in {fdir} ({type(e).__name__}: {show_value(str(e), 160)[1:-1]})") from e
-        return cls(system, sysdir, retrieval, fusion, served)
+        ranker = None
+        if (fdir/"cascade"/"ranker.json").exists():  # the retrieval cascade's first stage (`jobrec cascade`)
+            from jobrec.cascade import Ranker
+            ranker = Ranker.load(fdir/"cascade")
+        return cls(system, sysdir, retrieval, fusion, served, ranker)
 
     def catalogue(self, jobs:str|Path|Sequence[Job]|Catalogue, # a catalogue file, job records, or a Catalogue
                   cache:bool=True, # read and write the encodings cache
@@ -347,7 +351,11 @@ class _Loading(_Store):
 # %% ../nbs/10_recommend.ipynb #c020b
 class _Retrieval(_Loading):
     "The retrieval stage: a faiss index over the catalogue's encodings, queried per candidate."
-    def _query_kind(self)->str: return "cosine" if self.system.mode == "cross" else self.retrieval["query"]
+    def _query_kind(self)->str:
+        "cosine, linear or cascade: what the shortlist is ranked by (auto: the cascade when the model holds one, else cosine)."
+        q = self.retrieval["query"]
+        if self.system.mode == "cross": return "cosine"
+        return ("cascade" if self.ranker is not None else "cosine") if q == "auto" else q
 
     def entity_vectors(self, x:np.ndarray)->np.ndarray:
         "One vector per entity for cosine retrieval: phrase encodings [n, slots x H] are averaged over their non-empty slots."
@@ -433,8 +441,33 @@ class _Rerank(_Retrieval):
         idx = super().shortlist(U, cat, min(r*M, len(cat)))
         return idx[np.argsort(-self.rerank_scores(candidate, U, cat, idx), kind="stable")[:M]]
 
+# %% ../nbs/10_recommend.ipynb #c020b3
+class _Cascade(_Rerank):
+    "The retrieval cascade (`jobrec.cascade`, `nbs/10c_cascade`): a first stage distilled from the experts over every job, the experts on its shortlist."
+    def tables(self, cat:Catalogue):
+        "The catalogue's cascade tables (feature columns, projected distinct phrases), built once."
+        from jobrec.cascade import CatalogueTables
+        if ("cascade", "tables") not in cat.indexes:
+            cat.indexes[("cascade", "tables")] = tb = CatalogueTables(self.system, cat)
+            log.info(f"cascade tables of {len(cat)} jobs built in {tb.seconds:.2f}s")
+        return cat.indexes[("cascade", "tables")]
+
+    def shortlist(self, U:dict, # expert -> [D] candidate encoding
+                  cat:Catalogue, M:int|None=None, # the catalogue; jobs to keep (default: retrieval.shortlist)
+                  candidate:Candidate|None=None, # the candidate (the cascade and the re-rank read its pair features)
+                  tau:float|None=None, # the requirement the shortlist is fused at (cascade; None: preference)
+                  k:int|None=None # the top-k tau is measured on (default: fusion.k)
+                 )->np.ndarray:
+        "Indices of the M jobs the experts score: the cascade's first stage when the query is cascade, else the index (and re-rank)."
+        M = int(self.retrieval["shortlist"] if M is None else M)
+        if self._query_kind() != "cascade" or not self.retrieval["enabled"] or len(cat) <= M: return super().shortlist(U, cat, M, candidate)
+        if candidate is None: raise UsageError("the cascade's shortlist needs the candidate (its pair features)")
+        from jobrec.cascade import stage_inputs, fused_top
+        s, p = self.ranker.scores(stage_inputs(self, candidate, U, self.tables(cat))[0])
+        return fused_top(s, p, M, tau, int(k or self.fusion["k"]))
+
 # %% ../nbs/10_recommend.ipynb #c020c
-class _Scoring(_Rerank):
+class _Scoring(_Cascade):
     "The experts on a candidate's shortlist."
     def encode_candidates(self, cands:Sequence[Candidate])->dict:
         "expert -> float32 [C, H] encodings."
@@ -447,6 +480,9 @@ class _Scoring(_Rerank):
         if self.system.mode == "cross":
             sc = self.system.score_pairs([c], jobs)
             return {k: v[0] for k, v in sc.items()}
+        if self._query_kind() == "cascade":  # the same numbers from the catalogue's tables, each distinct phrase projected once
+            from jobrec.cascade import exact_scores
+            return exact_scores(self, c, U, self.tables(cat), idx)
         f = standard_features(self.system, [c], jobs)[0] if self.system.use_features else None
         ep, eq = self.experts
         s = head_scores(self.system, ep, U[ep][None], cat.emb[ep][idx], f)
@@ -564,13 +600,17 @@ class Recommender(_Fusion, _Scoring):
                  run_dir:str|Path|None=None, # where the model lives (catalogue encodings are cached under it)
                  retrieval:dict|None=None, # overrides of the `retrieval` config section
                  fusion:dict|None=None, # overrides of the `fusion` config section
-                 served:FusionModel|None=None # the run's saved fusion (`fusion.load_fusion`): the validation arrays tau is fitted on
+                 served:FusionModel|None=None, # the run's saved fusion (`fusion.load_fusion`): the validation arrays tau is fitted on
+                 ranker=None # the retrieval cascade's first stage (`cascade.Ranker`), None when not fitted
                 ):
         self.system, self.run_dir = system, (Path(run_dir) if run_dir else None)
         base = dict(load_config()["retrieval"]); base.update(system.cfg.get("retrieval", {}) or {})
         self.retrieval = {**base, **(retrieval or {})}
-        for key, ok in (("index", ("flat", "hnsw")), ("query", ("linear", "cosine"))):
+        self.ranker = ranker
+        for key, ok in (("index", ("flat", "hnsw")), ("query", ("auto", "cascade", "cosine", "linear"))):
             if self.retrieval[key] not in ok: raise ConfigError(f"retrieval.{key} must be one of {', '.join(ok)}, got {self.retrieval[key]!r}")
+        if self.retrieval["query"] == "cascade" and ranker is None:
+            raise ConfigError("retrieval.query=cascade needs the model's fitted first stage (model/cascade/): run `jobrec cascade --model RUN`, or use query auto")
         if int(self.retrieval["shortlist"]) < 1: raise ConfigError(f"retrieval.shortlist must be >= 1, got {self.retrieval['shortlist']}")
         self.fusion = fusion_settings(system.cfg, **(fusion or {}))
         self.served, self._fusions = served, {}
@@ -602,12 +642,13 @@ class Recommender(_Fusion, _Scoring):
         for c in cands:
             t0 = time.perf_counter()
             U = {e: v[0] for e, v in self.encode_candidates([c]).items()}
-            idx = self.shortlist(U, cat, shortlist, candidate=c)
+            idx = self.shortlist(U, cat, shortlist, candidate=c, tau=None if hard else tau, k=k)
             sc = self.score(c, U, cat, idx)
             fu = self.fuse(sc, k, tau, hard, fusion)
             rows = _job_rows(c, cat, idx, sc, fu, explain)
             notes = list(fu["notes"]) + about
-            if len(idx) < len(cat): notes.insert(0, f"retrieval: the experts scored the {len(idx)} of {len(cat)} jobs shortlisted by a {self.retrieval['index']} index ({self._query_kind()} query)")
+            by = "the cascade's distilled first stage" if self._query_kind() == "cascade" else f"a {self.retrieval['index']} index ({self._query_kind()} query)"
+            if len(idx) < len(cat): notes.insert(0, f"retrieval: the experts scored the {len(idx)} of {len(cat)} jobs shortlisted by {by}")
             attrs = {"candidate_id": c.candidate_id, "k": min(k, len(idx)), "n_jobs": len(cat), "n_scored": int(len(idx)),
                      "retrieval": bool(len(idx) < len(cat)), "mode": fu["mode"], "tau": tau, "fusion": fu["fusion"], "lambda": fu["lambda"],
                      "eligibility_at_k": fu["eligibility"], "best_reachable": fu["best_reachable"], "attainable": fu["attainable"],

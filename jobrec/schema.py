@@ -19,8 +19,8 @@ __all__ = ['ACADEMIC_LEVELS', 'IN_PERSON_MODES', 'LAYERS', 'SEGMENTS', 'LAYER_SE
            'ITEM_COLUMNS', 'USER_REQUIRED', 'FEATURE_NAMES', 'SchemaError', 'resolve_view', 'default_views',
            'parse_list', 'parse_number', 'parse_bool', 'parse_choice', 'parse_major', 'parse_text', 'parse_id',
            'Candidate', 'Job', 'candidate_from_row', 'job_from_row', 'candidate_to_row', 'job_to_row', 'mode_fits',
-           'explain_pair', 'candidate_text', 'job_text', 'pair_text', 'flat_pair_text', 'pair_features',
-           'load_tokenizer', 'token_length_table']
+           'explain_pair', 'candidate_text', 'job_text', 'pair_text', 'flat_pair_text', 'feature_vocab', 'job_columns',
+           'candidate_columns', 'features_of', 'pair_features', 'load_tokenizer', 'token_length_table']
 
 # %% ../nbs/01_schema.ipynb #c005
 ACADEMIC_LEVELS = ("UG1", "UG2", "UG3", "UG4", "MS1", "MS2")
@@ -449,49 +449,75 @@ FEATURE_NAMES = ["interest_match", "major_match", "skill_coverage", "skill_jacca
                  "hours_margin", "hours_met", "length_margin", "length_met", "mode_fit", "summer"]
 
 def _multihot(lists:Sequence[Sequence[str]], vocab:dict)->np.ndarray:
+    "Rows of 0/1 over `vocab`; an item outside it is left out (it can match nothing on the other side)."
     m = np.zeros((len(lists), len(vocab)), np.float32)
     for i, xs in enumerate(lists):
-        for x in xs: m[i, vocab[x]] = 1.0
+        for x in xs:
+            k = vocab.get(x)
+            if k is not None: m[i, k] = 1.0
     return m
+
+def _index(*lists)->dict:
+    v = {}
+    for xs in lists:
+        for x in xs: v.setdefault(x, len(v))
+    return v
+
+def feature_vocab(cands:Sequence[Candidate]=(), # candidates (none: a catalogue's own vocabulary)
+                  jobs:Sequence[Job]=() # jobs
+                 )->dict: # skills, majors, interests -> {item: column}
+    "The vocabularies the overlap features are computed over."
+    return {"skills": _index(*[j.required_skills for j in jobs], *[c.skills for c in cands]),
+            "majors": _index(*[j.acceptable_majors for j in jobs], *[c.majors for c in cands]),
+            "interests": _index(*[(j.industry,) for j in jobs], *[c.interests for c in cands])}
+
+def job_columns(jobs:Sequence[Job], vocab:dict)->dict:
+    "The job side of the features, as arrays: multi-hots over `vocab` and the thresholds."
+    f = lambda xs: np.asarray(xs, np.float32)
+    js, jm = _multihot([j.required_skills for j in jobs], vocab["skills"]), _multihot([j.acceptable_majors for j in jobs], vocab["majors"])
+    return {"skills": js, "n_skills": js.sum(1), "majors": jm, "any_major": jm.sum(1) == 0,
+            "industry": _multihot([(j.industry,) for j in jobs], vocab["interests"]), "gpa": f([j.min_gpa for j in jobs]),
+            "level": f([j.level_index for j in jobs]), "months": f([j.min_months_experience for j in jobs]),
+            "pubs": f([j.min_num_publications for j in jobs]), "hours": f([j.min_hours_per_week for j in jobs]),
+            "length": f([j.min_length_of_commitment for j in jobs]), "mode": np.array([j.in_person for j in jobs])}
+
+def candidate_columns(cands:Sequence[Candidate], vocab:dict)->dict:
+    "The candidate side of the features, as arrays (the skill count counts every distinct skill, in `vocab` or not)."
+    f = lambda xs: np.asarray(xs, np.float32)
+    return {"skills": _multihot([c.skills for c in cands], vocab["skills"]), "n_skills": f([len(set(c.skills)) for c in cands]),
+            "majors": _multihot([c.majors for c in cands], vocab["majors"]), "interests": _multihot([c.interests for c in cands], vocab["interests"]),
+            "gpa": f([c.gpa for c in cands]), "level": f([c.level_index for c in cands]), "months": f([c.months_experience for c in cands]),
+            "pubs": f([c.num_publications for c in cands]), "hours": f([c.hours_per_week for c in cands]),
+            "length": f([c.length_of_commitment for c in cands]), "mode": np.array([c.in_person for c in cands]),
+            "summer": f([c.commit_to_summer for c in cands])}
+
+def features_of(cc:dict, # `candidate_columns`
+                jc:dict # `job_columns` over the same vocabulary
+               )->np.ndarray: # float32 [C, J, len(FEATURE_NAMES)]
+    "The alignment features of every pair of the two sides' columns."
+    inter = cc["skills"] @ jc["skills"].T
+    nreq = jc["n_skills"][None, :]; ncs = cc["n_skills"][:, None]
+    cov = np.where(nreq > 0, inter / np.maximum(nreq, 1), 1.0)
+    jac = inter / np.maximum(ncs + nreq - inter, 1)
+    major = ((cc["majors"] @ jc["majors"].T) > 0) | jc["any_major"][None, :]
+    interest = (cc["interests"] @ jc["industry"].T) > 0
+    gpa, lvl, mon, pub, hrs, lng = (cc[k][:, None] - jc[k][None, :] for k in ("gpa", "level", "months", "pubs", "hours", "length"))
+    cmode, jmode = cc["mode"][:, None], jc["mode"][None, :]
+    mode = (cmode == "No Preference") | (jmode == "No Preference") | (cmode == jmode)
+    met = [gpa >= 0, lvl >= 0, mon >= 0, pub >= 0, major]
+    share = sum(m.astype(np.float32) for m in met) / len(met)
+    summer = np.broadcast_to(cc["summer"][:, None], gpa.shape)
+    feats = [interest, major, cov, jac, (nreq - inter) / 10.0, gpa, gpa >= 0, lvl / 5.0, lvl >= 0, mon / 12.0, mon >= 0,
+             pub / 2.0, pub >= 0, share, share == 1.0, hrs / 10.0, hrs >= 0, lng, lng >= 0, mode, summer]
+    out = np.stack([np.broadcast_to(np.asarray(f, np.float32), gpa.shape) for f in feats], -1)
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 def pair_features(cands:Sequence[Candidate], # C candidates
                   jobs:Sequence[Job] # J jobs
                  )->np.ndarray: # float32 [C, J, len(FEATURE_NAMES)]
     "Numeric alignment features for every candidate-job pair."
-    vocab = {}
-    for xs in [c.skills for c in cands] + [j.required_skills for j in jobs]:
-        for x in xs: vocab.setdefault(x, len(vocab))
-    cs, js = _multihot([c.skills for c in cands], vocab), _multihot([j.required_skills for j in jobs], vocab)
-    inter = cs @ js.T
-    nreq = js.sum(1)[None, :]; ncs = cs.sum(1)[:, None]
-    cov = np.where(nreq > 0, inter / np.maximum(nreq, 1), 1.0)
-    jac = inter / np.maximum(ncs + nreq - inter, 1)
-    mv = {}
-    for xs in [c.majors for c in cands] + [j.acceptable_majors for j in jobs]:
-        for x in xs: mv.setdefault(x, len(mv))
-    cm, jm = _multihot([c.majors for c in cands], mv), _multihot([j.acceptable_majors for j in jobs], mv)
-    major = ((cm @ jm.T) > 0) | (jm.sum(1)[None, :] == 0)
-    iv = {}
-    for xs in [c.interests for c in cands] + [(j.industry,) for j in jobs]:
-        for x in xs: iv.setdefault(x, len(iv))
-    interest = (_multihot([c.interests for c in cands], iv) @ _multihot([(j.industry,) for j in jobs], iv).T) > 0
-    col = lambda xs: np.asarray(xs, np.float32)[:, None]
-    row = lambda xs: np.asarray(xs, np.float32)[None, :]
-    gpa = col([c.gpa for c in cands]) - row([j.min_gpa for j in jobs])
-    lvl = col([c.level_index for c in cands]) - row([j.level_index for j in jobs])
-    mon = col([c.months_experience for c in cands]) - row([j.min_months_experience for j in jobs])
-    pub = col([c.num_publications for c in cands]) - row([j.min_num_publications for j in jobs])
-    hrs = col([c.hours_per_week for c in cands]) - row([j.min_hours_per_week for j in jobs])
-    lng = col([c.length_of_commitment for c in cands]) - row([j.min_length_of_commitment for j in jobs])
-    cmode = np.array([c.in_person for c in cands])[:, None]; jmode = np.array([j.in_person for j in jobs])[None, :]
-    mode = (cmode == "No Preference") | (jmode == "No Preference") | (cmode == jmode)
-    met = [gpa >= 0, lvl >= 0, mon >= 0, pub >= 0, major]
-    share = sum(m.astype(np.float32) for m in met) / len(met)
-    summer = np.broadcast_to(col([c.commit_to_summer for c in cands]), gpa.shape)
-    feats = [interest, major, cov, jac, (nreq - inter) / 10.0, gpa, gpa >= 0, lvl / 5.0, lvl >= 0, mon / 12.0, mon >= 0,
-             pub / 2.0, pub >= 0, share, share == 1.0, hrs / 10.0, hrs >= 0, lng, lng >= 0, mode, summer]
-    out = np.stack([np.broadcast_to(np.asarray(f, np.float32), gpa.shape) for f in feats], -1)
-    return np.ascontiguousarray(out, dtype=np.float32)
+    v = feature_vocab(cands, jobs)
+    return features_of(candidate_columns(cands, v), job_columns(jobs, v))
 
 # %% ../nbs/01_schema.ipynb #c027
 def load_tokenizer(name:str="minilm", # "minilm" | "smollm2" | a local tokenizer folder

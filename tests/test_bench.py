@@ -37,6 +37,11 @@ def test_bench_json_has_every_measure(quick_bench):
         assert r["random"]["200"] == pytest.approx(200/300)
     assert b["tau_change"]["global_s"] > 0 and b["tau_change"]["one_candidate_shortlist_s"] > 0
     assert b["memory"]["peak_rss_mb"] > 0 and b["memory"]["traced_peak_mb_recommend_without_retrieval"] > 0
+    # the bench fits the retrieval cascade of a model that holds none, measures it beside the cosine index, and serves with it
+    assert b["cascade"]["fitted_now"] is True and set(b["cascade"]["held_out_recall"]) == {"0.8", "None"}
+    assert {r["query"] for r in b["recall"]["runs"]} == {"cosine", "cascade"} and b["latency"]["query"] == "cascade"
+    # quick mode leaves out what takes minutes: the two-process training and Ray's start-up
+    assert b["ddp"] is None and b["engines"]["local"]["candidates_per_s"] > 0 and "ray" not in b["engines"]
 
 def test_bench_figures_written(quick_bench):
     out, b = quick_bench
@@ -52,5 +57,6 @@ def test_tiled_catalogue_reuses_encodings():
     t = tiled_catalogue(Catalogue(jobs, "k", emb), 20)
     assert len(t) == 20 and len({j.job_id for j in t.jobs}) == 20
     np.testing.assert_array_equal(t.emb["preference"][15], emb["preference"][1])
+    np.testing.assert_array_equal(t.emb["preference"][[15, 3]], emb["preference"][[1, 3]]); assert t.emb["preference"].shape == (20, 3)
     assert t.jobs[15].required_skills == jobs[1].required_skills and jobs[1].job_id == "J0002"
     assert len(tiled_catalogue(Catalogue(jobs, "k", emb), 5)) == 5

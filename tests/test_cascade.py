@@ -1,0 +1,51 @@
+"""`jobrec cascade`: fits the retrieval cascade of a run folder on its training candidates, saves it beside the experts, and
+`jobrec recommend` then shortlists with it; bad arguments are one-line errors."""
+import contextlib, io, json, os
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from pathlib import Path
+import numpy as np
+import pytest
+from jobrec.cli import main
+from jobrec.core import load_config
+from jobrec.pipeline import load_data
+from jobrec.recommend import Recommender, init_run, write_entities
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+TINY = {"backbone": {"name": "tiny"}, "schema": {"max_length": 48}, "expert": {"head_hidden": [16]}}
+
+def run_cli(args):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = main(args)
+    return rc, out.getvalue(), err.getvalue()
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cascade"); cfg = load_config("cpu-small", overrides=TINY).to_dict()
+    run = init_run(cfg, d/"run", load_data(load_config("cpu-small", overrides=TINY)))
+    rc, out, err = run_cli(["cascade", "--model", str(run), "--n-jobs", "30", "--steps", "20"])
+    assert rc == 0, err[-2000:]
+    return d, run, json.loads(out)
+
+def test_cascade_saved_with_its_report(fitted):
+    d, run, info = fitted
+    assert (run/"model"/"cascade"/"ranker.safetensors").exists() and (run/"model"/"cascade"/"ranker.json").exists()
+    assert info["jobs"] == 130 and info["candidates"] + info["held_out"] > 100  # the run's 100 jobs and 30 generated; its training candidates
+    assert all(0 <= v <= 1 for t in info["held_out_recall"].values() for v in t.values())
+
+def test_recommend_shortlists_with_the_cascade(fitted):
+    d, run, _ = fitted
+    data = load_data(load_config("cpu-small", overrides=TINY))
+    write_entities(data.candidates[:1], d/"cand.csv"); write_entities(data.jobs, d/"jobs.csv")
+    rec = Recommender.load(run); assert rec._query_kind() == "cascade"
+    res = rec.recommend(d/"cand.csv", d/"jobs.csv", k=5, shortlist=20, explain=False)[0]
+    assert res.attrs["n_scored"] == 20 and "cascade" in res.attrs["notes"][0]
+    # the experts' scores of the shortlisted jobs are those of the cosine path's full scoring
+    cos = Recommender.load(run, retrieval={"query": "cosine"}).recommend(d/"cand.csv", d/"jobs.csv", k=100, shortlist=100, explain=False)[0]
+    both = res.merge(cos, on="job_id", suffixes=("", "_cos"))
+    assert len(both) == len(res)
+    np.testing.assert_allclose(both["preference"], both["preference_cos"], atol=1e-4)
+
+def test_bad_arguments(fitted, tmp_path):
+    _, run, _ = fitted
+    rc, _, err = run_cli(["cascade", "--model", str(run), "--steps", "0"]); assert rc == 2 and "--steps" in err
+    rc, _, err = run_cli(["cascade", "--model", str(tmp_path/"nowhere")]); assert rc == 2
