@@ -172,6 +172,7 @@ def shortlist_curve(rec:Recommender, # the recommender
     try:
         for q, r in methods:
             rec.retrieval.update(query=q, rerank=r)
+            rec.recommend(candidates[0], cat, k=k, tau=tau, shortlist=Ms[0], explain=False)  # warm-up of this method
             for m in Ms:
                 ts = [_timeit(lambda: rec.recommend(c, cat, k=k, tau=tau, shortlist=m, explain=False))[0] for c in candidates[:timed]]
                 for t in (tau, None):

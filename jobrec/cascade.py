@@ -44,12 +44,12 @@ def phrase_table(system, # an ExpertSystem (dual mode, phrase encoding)
 
 # %% ../nbs/10c_cascade.ipynb #k007
 class JobSide:
-    "A late-interaction head's job side over a catalogue: the distinct phrases projected once, and per segment the jobs' normalised attention weights."
+    "A late-interaction head's job side over a catalogue: the distinct phrases projected once, and per segment the jobs' normalised attention weights over that segment's phrases."
     def __init__(self, li, # the head's LateInteraction module
                  ids:np.ndarray, # `phrase_table` ids [N, S_j]
                  E:np.ndarray # distinct phrase encodings [P, H]
                 ):
-        import torch, torch.nn.functional as F
+        import torch, torch.nn.functional as F, warnings
         with torch.inference_mode():
             X = torch.from_numpy(E)
             self.P = F.normalize(li.proj(X).unflatten(-1, (li.ch, li.dim)), dim=-1)  # [P, ch, dim]
@@ -59,15 +59,15 @@ class JobSide:
             w = torch.exp(self.logit[self.ids.clamp(min=0)].clamp(-20, 20)) * mv  # the head's pooling weights [N, S_j]
             self.seg = li.oj.argmax(1); self.G = li.oj.shape[1]
             den = (w @ li.oj).clamp(min=1e-6)[:, self.seg]  # each slot's segment total
-            N, P = len(ids), len(E)
-            self.W = []
-            import warnings
-            for g in range(self.G):
+            N = len(ids); self.cols, self.W = [], []
+            for g in range(self.G):  # segment g: its distinct phrases (columns) and a sparse [N, columns] of the jobs' weights
                 keep = mv & (self.seg == g)[None, :]
+                cols, col = torch.unique(self.ids[keep], return_inverse=True)
                 rows = torch.arange(N)[:, None].expand_as(keep)[keep]
                 with warnings.catch_warnings():  # torch calls its sparse CSR support beta
                     warnings.simplefilter("ignore")
-                    self.W.append(torch.sparse_coo_tensor(torch.stack([rows, self.ids[keep]]), (w/den)[keep], (N, P)).coalesce().to_sparse_csr())
+                    self.W.append(torch.sparse_coo_tensor(torch.stack([rows, col]), (w/den)[keep], (N, len(cols))).coalesce().to_sparse_csr())
+                self.cols.append(cols)
 
 # %% ../nbs/10c_cascade.ipynb #k008
 class CatalogueTables:
@@ -131,11 +131,11 @@ def job_side_inputs(li, js:JobSide, u:np.ndarray): # torch [N, li.width / 2]
     import torch
     with torch.inference_mode():
         pu, mu, _ = _cand_side(li, u)
-        tab = torch.einsum("scd,pcd->spc", pu[0], js.P)  # [S_c, P, ch]
         segc = li.oc.argmax(1); out = torch.empty(len(js.ids), li.ch, js.G)
         for g in range(js.G):
-            s = (segc == g) & mu[0]
-            best = tab[s].amax(0) if bool(s.any()) else torch.full(tab.shape[1:], -1.0)  # m_g(p) [P, ch]
+            s = (segc == g) & mu[0]; Pg = js.P[js.cols[g]]
+            best = (torch.einsum("scd,pcd->spc", pu[0][s], Pg).amax(0) if bool(s.any())
+                    else torch.full((len(Pg), li.ch), -1.0))  # m_g(p) [P_g, ch]: each of the segment's phrases' best match
             out[:, :, g] = js.W[g] @ best
         return out.flatten(1)
 
@@ -169,7 +169,10 @@ def exact_scores(rec, # a Recommender
 def stage_inputs(rec, c, U:dict, tb:CatalogueTables)->tuple: # ([N, F + job-side widths], F [N, F])
     "The first stage's inputs for every catalogue job: the standardised pair features, then each expert's job side."
     F = catalogue_features(rec.system, c, tb)
-    return np.concatenate([F] + [to_host(job_side_inputs(rec.system.heads[e].li, tb.side[e], U[e])) for e in dict.fromkeys(rec.experts)], 1), F
+    sides = [job_side_inputs(rec.system.heads[e].li, tb.side[e], U[e]) for e in dict.fromkeys(rec.experts)]
+    X = np.empty((len(F), F.shape[1] + sum(x.shape[1] for x in sides)), np.float32); X[:, :F.shape[1]] = F; a = F.shape[1]
+    for x in sides: X[:, a:a + x.shape[1]] = x.numpy(); a += x.shape[1]
+    return X, F
 
 def ranker_module(n_in:int, hidden:Sequence[int]=(64, 64), seed:int=0):
     "The first stage's MLP: n_in -> hidden... -> 2 (preference, qualification)."
@@ -183,28 +186,54 @@ def ranker_module(n_in:int, hidden:Sequence[int]=(64, 64), seed:int=0):
 # %% ../nbs/10c_cascade.ipynb #k018
 @dataclass
 class Ranker:
-    "The distilled first stage: its MLP and the standardisation of its inputs and preference output."
-    net:object
+    "The distilled first stage: a linear tier over every job, its MLP on the share `keep` the linear tier passes, the inputs' standardisation."
+    net:object # the MLP (inputs -> hidden -> 2)
     mu:np.ndarray # input means [D]
     sd:np.ndarray # input sds [D]
     s_mu:float # preference logit mean
     s_sd:float # ... and sd
     hidden:tuple=(64, 64)
+    pre:object|None=None # the linear tier (inputs -> 2), None: the MLP on every job
+    keep:float=0.05 # share of the catalogue the linear tier passes on (at least `min_keep` jobs and M)
+    min_keep:int=1000
     info:dict|None=None # how it was fitted and what it recalled on held-out candidates
 
-    def scores(self, X:np.ndarray # [N, D] `stage_inputs`
+    def folded(self, net):
+        "`net` with the input standardisation folded into its first layer (W/sd, b - W mu/sd): one pass over the inputs fewer."
+        import copy, torch
+        cache = self.__dict__.setdefault("_folded", {})
+        if id(net) not in cache:
+            f = copy.deepcopy(net); first = f[0]
+            with torch.no_grad():
+                W = first.weight/torch.from_numpy(self.sd)[None, :]
+                first.bias.sub_(W @ torch.from_numpy(self.mu)); first.weight.copy_(W)
+            cache[id(net)] = f.eval()
+        return cache[id(net)]
+
+    def scores(self, X:np.ndarray, # [N, D] `stage_inputs`
+               linear:bool=False # the linear tier's scores instead of the MLP's
               )->tuple: # (s_hat [N], p_hat [N] clipped to [0, 1])
         import torch
-        with torch.inference_mode(): y = self.net(torch.from_numpy(((X - self.mu)/self.sd).astype(np.float32))).numpy()
+        net = self.folded(self.pre if linear else self.net)
+        with torch.inference_mode(): y = net(torch.from_numpy(np.ascontiguousarray(X, np.float32))).numpy()
         return y[:, 0]*self.s_sd + self.s_mu, np.clip(y[:, 1], 0.0, 1.0)
 
+    def shortlist(self, X:np.ndarray, # [N, D] `stage_inputs`
+                  M:int, tau:float|None=None, k:int=10)->np.ndarray: # rows of the top-M, best first
+        "The first stage's top-M: the linear tier keeps a share of the jobs, the MLP ranks those (`fused_top` at tau, each tier)."
+        n = len(X); K = max(int(M), int(np.ceil(self.keep*n)), self.min_keep)
+        rows = fused_top(*self.scores(X, linear=True), K, tau, k) if self.pre is not None and K < n else np.arange(n)
+        return rows[fused_top(*self.scores(X[rows]), M, tau, k)]
+
     def save(self, folder:str|Path)->Path:
-        "ranker.safetensors (weights) and ranker.json (standardisation, shape, fit report)."
+        "ranker.safetensors (both tiers' weights) and ranker.json (standardisation, shapes, fit report)."
         from safetensors.torch import save_file
         folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder/"ranker.safetensors") as p: save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(p))
+        sd = {f"mlp.{k}": v.contiguous() for k, v in self.net.state_dict().items()}
+        if self.pre is not None: sd.update({f"pre.{k}": v.contiguous() for k, v in self.pre.state_dict().items()})
+        with atomic_path(folder/"ranker.safetensors") as p: save_file(sd, str(p))
         write_json({"mu": self.mu.tolist(), "sd": self.sd.tolist(), "s_mu": self.s_mu, "s_sd": self.s_sd, "hidden": list(self.hidden),
-                    "info": self.info or {}}, folder/"ranker.json")
+                    "linear_tier": self.pre is not None, "keep": self.keep, "min_keep": self.min_keep, "info": self.info or {}}, folder/"ranker.json")
         return folder
 
     @classmethod
@@ -212,40 +241,46 @@ class Ranker:
         from safetensors.torch import load_file
         folder = Path(folder)
         try:
-            m = json.loads((folder/"ranker.json").read_text()); sd = load_file(str(folder/"ranker.safetensors"))
-            net = ranker_module(len(m["mu"]), tuple(m["hidden"])); net.load_state_dict(sd); net.eval()
+            m = json.loads((folder/"ranker.json").read_text()); sd = load_file(str(folder/"ranker.safetensors")); D = len(m["mu"])
+            part = lambda pre: {k[len(pre):]: v for k, v in sd.items() if k.startswith(pre)}
+            net = ranker_module(D, tuple(m["hidden"])); net.load_state_dict(part("mlp.")); net.eval()
+            pre = None
+            if m.get("linear_tier"): pre = ranker_module(D, ()); pre.load_state_dict(part("pre.")); pre.eval()
         except (OSError, ValueError, KeyError, RuntimeError) as e:
-            raise ModelError(f"cannot load the retrieval ranker in {folder} ({type(e).__name__}: {e})") from e
-        return cls(net, np.asarray(m["mu"], np.float32), np.asarray(m["sd"], np.float32), float(m["s_mu"]), float(m["s_sd"]), tuple(m["hidden"]), m.get("info"))
+            raise ModelError(f"cannot load the retrieval ranker in {folder} ({type(e).__name__}: {e}); fit it again with `jobrec cascade`") from e
+        return cls(net, np.asarray(m["mu"], np.float32), np.asarray(m["sd"], np.float32), float(m["s_mu"]), float(m["s_sd"]), tuple(m["hidden"]),
+                   pre, float(m.get("keep", 0.05)), int(m.get("min_keep", 1000)), m.get("info"))
 
 # %% ../nbs/10c_cascade.ipynb #k019
 def fit_ranker(X:np.ndarray, # [C, J, D] stage inputs of training candidates against a catalogue
                S:np.ndarray, # [C, J] the experts' preference logits
                P:np.ndarray, # [C, J] calibrated p_Q
                steps:int=1500, batch:int=32, lr:float=1e-3, temperature:float=0.1, hidden:Sequence[int]=(64, 64), seed:int=0,
+               linear_tier:bool=True, # also fit the linear tier (same loss, hidden=())
                progress:bool=False)->Ranker:
-    "Distil the experts' scores into the first stage's MLP (regression plus listwise terms, see above)."
+    "Distil the experts' scores into the first stage's MLP, and its linear tier (regression plus listwise terms, see above)."
     import torch
     from tqdm.auto import tqdm
-    rng = np.random.default_rng(seed); D = X.shape[-1]
+    D = X.shape[-1]
     mu, sd = X.reshape(-1, D).mean(0).astype(np.float32), (X.reshape(-1, D).std(0) + 1e-6).astype(np.float32)
     Xt = torch.from_numpy(((X - mu)/sd).astype(np.float32)); St, Pt = torch.from_numpy(S.astype(np.float32)), torch.from_numpy(P.astype(np.float32))
     s_mu, s_sd = float(S.mean()), float(S.std()) or 1.0
-    net = ranker_module(D, hidden, seed); opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     lams = np.concatenate([[0.0], np.geomspace(0.1, 30, 10)])*s_sd
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for _ in tqdm(range(steps), desc="ranker", disable=not progress):
-            ci = torch.from_numpy(rng.choice(len(Xt), min(batch, len(Xt)), replace=False))
-            y = net(Xt[ci]); s, p = y[..., 0]*s_sd + s_mu, y[..., 1]
-            loss = ((s - St[ci])/s_sd).pow(2).mean() + 10*(p - Pt[ci]).pow(2).mean()
-            for lam in rng.choice(lams, 2):
-                t = St[ci] + lam*Pt[ci]; m, v = t.mean(1, keepdim=True), t.std(1, keepdim=True).clamp(min=1e-6)
-                loss = loss - 0.5*(torch.softmax((t - m)/v/temperature, 1)*torch.log_softmax((s + lam*p - m)/v/temperature, 1)).sum(1).mean()
-            opt.zero_grad(); loss.backward(); opt.step(); sched.step()
-    net.eval()
-    return Ranker(net, mu, sd, s_mu, s_sd, tuple(hidden))
+    def fit(h, name):
+        net = ranker_module(D, h, seed); opt = torch.optim.Adam(net.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps); rng = np.random.default_rng(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for _ in tqdm(range(steps), desc=name, disable=not progress):
+                ci = torch.from_numpy(rng.choice(len(Xt), min(batch, len(Xt)), replace=False))
+                y = net(Xt[ci]); s, p = y[..., 0]*s_sd + s_mu, y[..., 1]
+                loss = ((s - St[ci])/s_sd).pow(2).mean() + 10*(p - Pt[ci]).pow(2).mean()
+                for lam in rng.choice(lams, 2):
+                    t = St[ci] + lam*Pt[ci]; m, v = t.mean(1, keepdim=True), t.std(1, keepdim=True).clamp(min=1e-6)
+                    loss = loss - 0.5*(torch.softmax((t - m)/v/temperature, 1)*torch.log_softmax((s + lam*p - m)/v/temperature, 1)).sum(1).mean()
+                opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+        return net.eval()
+    return Ranker(fit(tuple(hidden), "ranker"), mu, sd, s_mu, s_sd, tuple(hidden), fit((), "linear tier") if linear_tier else None)
 
 # %% ../nbs/10c_cascade.ipynb #k021
 def fused_top(s:np.ndarray, p:np.ndarray, # [N] first-stage preference and p_Q
@@ -271,11 +306,11 @@ def recall_at(rec, ranker:Ranker, cands:Sequence, cat, tb:CatalogueTables, Ms:Se
     "Mean recall of the experts' fused top-k over every job of `cat` by the first stage's top-M, per tau and M."
     U = rec.encode_candidates(list(cands)); out = {str(t): {int(m): [] for m in Ms} for t in taus}
     for i, c in enumerate(cands):
-        u = {e: U[e][i] for e in U}; X, F = stage_inputs(rec, c, u, tb); s, p = ranker.scores(X)
+        u = {e: U[e][i] for e in U}; X, F = stage_inputs(rec, c, u, tb)
         full = exact_scores(rec, c, u, tb, np.arange(len(cat)), F)
         for t in taus:
             top = set(rec.fuse(full, k, t)["top"].tolist())
-            for m in Ms: out[str(t)][int(m)].append(len(top & set(fused_top(s, p, m, t, k).tolist()))/k)
+            for m in Ms: out[str(t)][int(m)].append(len(top & set(ranker.shortlist(X, m, t, k).tolist()))/k)
     return {t: {m: float(np.mean(v)) for m, v in r.items()} for t, r in out.items()}
 
 def fit_cascade(rec, # a Recommender (dual mode, phrase encoding)

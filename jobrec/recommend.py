@@ -112,9 +112,11 @@ def encode_entities(system, # an ExpertSystem
     system.backbone.model.eval(); system.heads.eval()
     import torch
     texts = system.entity_texts(entities, expert)
-    # a few short sequences (a query) or a tiny backbone: intra-op threads cost more than they gain, and collapse when the cores are shared
+    # a few short sequences or a tiny backbone: intra-op threads cost more than they gain, and collapse when the cores are shared
+    # (one candidate's phrase slots are a batch of some 20-40 phrases: there, two threads encode in 70 ms what one does in 110 ms)
     n_threads = torch.get_num_threads()
-    if len(texts) <= 8 or system.backbone.hidden_size < 256: torch.set_num_threads(1)
+    n_seq = sum(1 for ps in texts for p in ps if p) if texts and isinstance(texts[0], list) else len(texts)
+    if n_seq <= 8 or system.backbone.hidden_size < 256: torch.set_num_threads(1)
     try: E = system.encode_entities(texts, expert, grad=False)
     finally: torch.set_num_threads(n_threads)
     return to_host(E)
@@ -317,6 +319,8 @@ class _Loading(_Store):
         if (fdir/"cascade"/"ranker.json").exists():  # the retrieval cascade's first stage (`jobrec cascade`)
             from jobrec.cascade import Ranker
             ranker = Ranker.load(fdir/"cascade")
+            # fitted after training, it supersedes the query the run's config saved; a `retrieval` override still chooses
+            if "query" not in (retrieval or {}): retrieval = {**(retrieval or {}), "query": "cascade"}
         return cls(system, sysdir, retrieval, fusion, served, ranker)
 
     def catalogue(self, jobs:str|Path|Sequence[Job]|Catalogue, # a catalogue file, job records, or a Catalogue
@@ -462,9 +466,8 @@ class _Cascade(_Rerank):
         M = int(self.retrieval["shortlist"] if M is None else M)
         if self._query_kind() != "cascade" or not self.retrieval["enabled"] or len(cat) <= M: return super().shortlist(U, cat, M, candidate)
         if candidate is None: raise UsageError("the cascade's shortlist needs the candidate (its pair features)")
-        from jobrec.cascade import stage_inputs, fused_top
-        s, p = self.ranker.scores(stage_inputs(self, candidate, U, self.tables(cat))[0])
-        return fused_top(s, p, M, tau, int(k or self.fusion["k"]))
+        from jobrec.cascade import stage_inputs
+        return self.ranker.shortlist(stage_inputs(self, candidate, U, self.tables(cat))[0], M, tau, int(k or self.fusion["k"]))
 
 # %% ../nbs/10_recommend.ipynb #c020c
 class _Scoring(_Cascade):
