@@ -119,7 +119,7 @@ def recommend_latency(rec:Recommender, # the recommender
     build = 0.0
     M = int(rec.retrieval["shortlist"]) if retrieval else len(cat)
     if retrieval and len(cat) > M:
-        t0 = time.perf_counter(); rec.tables(cat) if rec._query_kind() == "cascade" else rec.index(cat); build = time.perf_counter() - t0
+        t0 = time.perf_counter(); rec.tables(cat) if rec.query_kind() == "cascade" else rec.index(cat); build = time.perf_counter() - t0
     rec.recommend(candidates[0], cat, k=k, tau=tau, shortlist=M)  # warm-up
     ts = [_timeit(lambda: rec.recommend(c, cat, k=k, tau=tau, shortlist=M))[0] for c in candidates]
     return {"n_jobs": len(cat), "retrieval": retrieval, "shortlist": min(M, len(cat)), "median_s": float(np.median(ts)),
@@ -279,8 +279,8 @@ def _bench_model(cfg, quick, work):
 
 def _ensure_cascade(run_dir, data, r, quick)->dict:
     "The model's retrieval cascade: fitted now (and timed) when its folder holds none; the bench's own model is fitted on its own data."
-    from jobrec.cascade import cascade_command, fit_cascade, training_jobs, Ranker
-    from jobrec.recommend import find_system
+    from jobrec.cascade import fit_cascade, training_jobs, Ranker
+    from jobrec.recommend import find_system, cascade_command
     folder = find_system(run_dir).parent/"cascade"
     if (folder/"ranker.json").exists(): return {"fitted_now": False, **(Ranker.load(folder).info or {})}
     steps = 60 if quick else int(r["bench_cascade_steps"]); t0 = time.perf_counter()
@@ -396,7 +396,7 @@ def _latencies(rec, base_cat, queries, sizes, quick, res):
             lat.append(recommend_latency(rec, cat, queries if n <= 1000 else queries[:2], False))
         log.info(f"latency at {n} jobs: {lat[-1 if n > 10_000 else -2]['median_s']*1e3:.0f} ms with retrieval")
     res["latency"] = {"runs": lat, "k": 10, "tau": 0.8, "shortlist": int(rec.retrieval["shortlist"]), "index": rec.retrieval["index"],
-                      "query": rec._query_kind(), "path": "encode the candidate (2 experts), shortlist (the cascade's first stage over every job, or the index), both experts on the shortlist, per-candidate tau fusion, explanations of the top-10"}
+                      "query": rec.query_kind(), "path": "encode the candidate (2 experts), shortlist (the cascade's first stage over every job, or the index), both experts on the shortlist, per-candidate tau fusion, explanations of the top-10"}
     big = [x for x in lat if x["n_jobs"] == max(sizes) and x["retrieval"]][0]
     res["latency"]["largest_with_retrieval_median_s"] = big["median_s"]
     return largest

@@ -121,7 +121,7 @@ def _cmd_recommend(a):
 
 def _cmd_cascade(a):
     "`jobrec cascade`: fit and save the retrieval cascade's first stage, and print its held-out recall."
-    from jobrec.cascade import cascade_command
+    from jobrec.recommend import cascade_command
     if a.n_jobs < 0 or a.steps < 1: raise UsageError(f"--n-jobs must be >= 0 and --steps >= 1, got {a.n_jobs} and {a.steps}")
     out = cascade_command(a.model, a.jobs, a.n_jobs, a.steps)
     print(json.dumps(out, indent=2))

@@ -24,7 +24,7 @@ from .fusion import FusionArrays, FusionModel, FUSIONS, fusion_settings, fusion_
 # %% auto #0
 __all__ = ['log', 'read_entities', 'write_entities', 'find_system', 'init_run', 'encode_entities', 'standard_features',
            'head_scores', 'file_digest', 'jobs_digest', 'Catalogue', 'build_index', 'Recommender',
-           'served_controllability', 'results_json', 'results_table', 'write_output']
+           'served_controllability', 'cascade_command', 'results_json', 'results_table', 'write_output']
 
 # %% ../nbs/10_recommend.ipynb #c005
 log = get_logger("recommend")
@@ -352,14 +352,20 @@ class _Loading(_Store):
         log.info(f"encoded {len(jobs)} jobs in {dt:.1f}s" + (f"; cached in {folder}" if folder else ""))
         return Catalogue(jobs, key, emb, src, dt, False)
 
-# %% ../nbs/10_recommend.ipynb #c020b
-class _Retrieval(_Loading):
-    "The retrieval stage: a faiss index over the catalogue's encodings, queried per candidate."
-    def _query_kind(self)->str:
+# %% ../nbs/10_recommend.ipynb #c020b0
+class _Query(_Loading):
+    "Which retrieval ranks a candidate's shortlist."
+    def query_kind(self)->str:
         "cosine, linear or cascade: what the shortlist is ranked by (auto: the cascade when the model holds one, else cosine)."
         q = self.retrieval["query"]
         if self.system.mode == "cross": return "cosine"
         return ("cascade" if self.ranker is not None else "cosine") if q == "auto" else q
+    def _by(self)->str:
+        return "the cascade's distilled first stage" if self.query_kind() == "cascade" else f"a {self.retrieval['index']} index ({self.query_kind()} query)"
+
+# %% ../nbs/10_recommend.ipynb #c020b
+class _Retrieval(_Query):
+    "The retrieval stage: a faiss index over the catalogue's encodings, queried per candidate."
 
     def entity_vectors(self, x:np.ndarray)->np.ndarray:
         "One vector per entity for cosine retrieval: phrase encodings [n, slots x H] are averaged over their non-empty slots."
@@ -377,7 +383,7 @@ class _Retrieval(_Loading):
 
     def index(self, cat:Catalogue)->object:
         "The catalogue's faiss index for the configured query and index kind (built once)."
-        kind = (self._query_kind(), self.retrieval["index"])
+        kind = (self.query_kind(), self.retrieval["index"])
         if kind not in cat.indexes:
             t0 = time.perf_counter()
             cat.indexes[kind] = build_index(self._job_vectors(cat, kind[0]), kind[1], self.retrieval["hnsw_m"],
@@ -404,7 +410,7 @@ class _Retrieval(_Loading):
                      cat:Catalogue)->np.ndarray:
         "The retrieval query of one candidate (see the linearisation above)."
         w = float(self.retrieval["qual_weight"]); ep, eq = self.experts
-        if self._query_kind() == "cosine":
+        if self.query_kind() == "cosine":
             nv = lambda x: (lambda y: y/max(np.linalg.norm(y), 1e-9))(self.entity_vectors(x)[0])
             parts = [nv(U[ep])] + ([w*nv(U[eq])] if w > 0 and eq != ep else [])
         else:
@@ -447,7 +453,7 @@ class _Rerank(_Retrieval):
 
 # %% ../nbs/10_recommend.ipynb #c020b3
 class _Cascade(_Rerank):
-    "The retrieval cascade (`jobrec.cascade`, `nbs/10c_cascade`): a first stage distilled from the experts over every job, the experts on its shortlist."
+    "The retrieval cascade (`jobrec.cascade`, `nbs/09c_cascade`): a first stage distilled from the experts over every job, the experts on its shortlist."
     def tables(self, cat:Catalogue):
         "The catalogue's cascade tables (feature columns, projected distinct phrases), built once."
         from jobrec.cascade import CatalogueTables
@@ -464,7 +470,7 @@ class _Cascade(_Rerank):
                  )->np.ndarray:
         "Indices of the M jobs the experts score: the cascade's first stage when the query is cascade, else the index (and re-rank)."
         M = int(self.retrieval["shortlist"] if M is None else M)
-        if self._query_kind() != "cascade" or not self.retrieval["enabled"] or len(cat) <= M: return super().shortlist(U, cat, M, candidate)
+        if self.query_kind() != "cascade" or not self.retrieval["enabled"] or len(cat) <= M: return super().shortlist(U, cat, M, candidate)
         if candidate is None: raise UsageError("the cascade's shortlist needs the candidate (its pair features)")
         from jobrec.cascade import stage_inputs
         return self.ranker.shortlist(stage_inputs(self, candidate, U, self.tables(cat))[0], M, tau, int(k or self.fusion["k"]))
@@ -483,7 +489,7 @@ class _Scoring(_Cascade):
         if self.system.mode == "cross":
             sc = self.system.score_pairs([c], jobs)
             return {k: v[0] for k, v in sc.items()}
-        if self._query_kind() == "cascade":  # the same numbers from the catalogue's tables, each distinct phrase projected once
+        if self.query_kind() == "cascade":  # the same numbers from the catalogue's tables, each distinct phrase projected once
             from jobrec.cascade import exact_scores
             return exact_scores(self, c, U, self.tables(cat), idx)
         f = standard_features(self.system, [c], jobs)[0] if self.system.use_features else None
@@ -551,7 +557,12 @@ class _Fusions:
         return self._fusions[name]
 
     def measured_error(self, name:str)->str:
-        "One line: the max |eligibility@k - tau| on true labels that this run's controllability report measured for fusion `name`."
+        "One line: the max |eligibility@k - tau| on true labels that this run's controllability report measured for fusion `name` (read once)."
+        memo = self.__dict__.setdefault("_measured", {})
+        if name not in memo: memo[name] = self._measured_error(name)
+        return memo[name]
+
+    def _measured_error(self, name:str)->str:
         root = self.run_root(); f = None if root is None else root/"results"/"sweep_summary.csv"
         if f is None or not f.exists():
             return f"fusion {name}: its error against tau is unmeasured (no results/sweep_summary.csv in the run folder; `jobrec run` writes it)"
@@ -612,8 +623,7 @@ class Recommender(_Fusion, _Scoring):
         self.ranker = ranker
         for key, ok in (("index", ("flat", "hnsw")), ("query", ("auto", "cascade", "cosine", "linear"))):
             if self.retrieval[key] not in ok: raise ConfigError(f"retrieval.{key} must be one of {', '.join(ok)}, got {self.retrieval[key]!r}")
-        if self.retrieval["query"] == "cascade" and ranker is None:
-            raise ConfigError("retrieval.query=cascade needs the model's fitted first stage (model/cascade/): run `jobrec cascade --model RUN`, or use query auto")
+        if self.retrieval["query"] == "cascade" and ranker is None: raise ConfigError("retrieval.query=cascade needs the model's fitted first stage (model/cascade/): run `jobrec cascade --model RUN`, or use query auto")
         if int(self.retrieval["shortlist"]) < 1: raise ConfigError(f"retrieval.shortlist must be >= 1, got {self.retrieval['shortlist']}")
         self.fusion = fusion_settings(system.cfg, **(fusion or {}))
         self.served, self._fusions = served, {}
@@ -650,8 +660,7 @@ class Recommender(_Fusion, _Scoring):
             fu = self.fuse(sc, k, tau, hard, fusion)
             rows = _job_rows(c, cat, idx, sc, fu, explain)
             notes = list(fu["notes"]) + about
-            by = "the cascade's distilled first stage" if self._query_kind() == "cascade" else f"a {self.retrieval['index']} index ({self._query_kind()} query)"
-            if len(idx) < len(cat): notes.insert(0, f"retrieval: the experts scored the {len(idx)} of {len(cat)} jobs shortlisted by {by}")
+            if len(idx) < len(cat): notes.insert(0, f"retrieval: the experts scored the {len(idx)} of {len(cat)} jobs shortlisted by {self._by()}")
             attrs = {"candidate_id": c.candidate_id, "k": min(k, len(idx)), "n_jobs": len(cat), "n_scored": int(len(idx)),
                      "retrieval": bool(len(idx) < len(cat)), "mode": fu["mode"], "tau": tau, "fusion": fu["fusion"], "lambda": fu["lambda"],
                      "eligibility_at_k": fu["eligibility"], "best_reachable": fu["best_reachable"], "attainable": fu["attainable"],
@@ -688,6 +697,26 @@ def served_controllability(run_dir:str|Path, # a run folder with a saved fusion 
         rows.append({**row, "in_range": True, "achieved": achieved, "pred_eligibility": float(np.mean([f["eligibility"] for f in fus])),
                      "lam": float(np.mean([f["lambda"] for f in fus])), "violation": max(0.0, tau - achieved), "controllability_error": abs(achieved - tau)})
     return pd.DataFrame(rows)
+
+# %% ../nbs/10_recommend.ipynb #c028f
+def cascade_command(model:str|Path, # run folder of `jobrec train` / `jobrec run`
+                    jobs:str|Path|None=None, # a catalogue to fit on (default: `training_jobs` of the run's dataset)
+                    n_jobs:int=2000, steps:int=1500, progress:bool=True)->dict:
+    "`jobrec cascade`: fit the retrieval cascade's first stage on the run's training candidates and save it in the model folder."
+    import yaml
+    from jobrec.core import load_config
+    from jobrec.pipeline import load_data
+    from jobrec.cascade import fit_cascade, training_jobs
+    sysdir = find_system(model); run = sysdir.parent.parent
+    if not (run/"config.yaml").exists(): raise ModelError(f"{run} holds no config.yaml: fit the cascade of a run folder written by `jobrec train` or `jobrec run`")
+    cfg = load_config(experiment=yaml.safe_load((run/"config.yaml").read_text())); data = load_data(cfg)
+    rec = Recommender.load(sysdir, retrieval={"query": "cosine"})
+    cands = [data.candidates[i] for i in data.idx("train")]
+    r = fit_cascade(rec, cands, jobs if jobs is not None else training_jobs(data, n_jobs, int(cfg["seed"]) + 1000), steps=steps,
+                    seed=int(cfg["seed"]), progress=progress)
+    folder = r.save(sysdir.parent/"cascade")
+    log.info(f"retrieval cascade saved in {folder}: held-out recall {r.info['held_out_recall']}")
+    return {"folder": str(folder), **r.info}
 
 # %% ../nbs/10_recommend.ipynb #c032
 def _clean(o):

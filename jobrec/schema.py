@@ -491,6 +491,7 @@ def candidate_columns(cands:Sequence[Candidate], vocab:dict)->dict:
             "length": f([c.length_of_commitment for c in cands]), "mode": np.array([c.in_person for c in cands]),
             "summer": f([c.commit_to_summer for c in cands])}
 
+# %% ../nbs/01_schema.ipynb #c022f
 def features_of(cc:dict, # `candidate_columns`
                 jc:dict # `job_columns` over the same vocabulary
                )->np.ndarray: # float32 [C, J, len(FEATURE_NAMES)]

@@ -36,7 +36,7 @@ def test_recommend_shortlists_with_the_cascade(fitted):
     d, run, _ = fitted
     data = load_data(load_config("cpu-small", overrides=TINY))
     write_entities(data.candidates[:1], d/"cand.csv"); write_entities(data.jobs, d/"jobs.csv")
-    rec = Recommender.load(run); assert rec._query_kind() == "cascade"
+    rec = Recommender.load(run); assert rec.query_kind() == "cascade"
     res = rec.recommend(d/"cand.csv", d/"jobs.csv", k=5, shortlist=20, explain=False)[0]
     assert res.attrs["n_scored"] == 20 and "cascade" in res.attrs["notes"][0]
     # the experts' scores of the shortlisted jobs are those of the cosine path's full scoring
