@@ -405,7 +405,7 @@ def _recall_tau_memory(rec, base_cat, data, queries, largest, n_base, n_q, quick
     "Stages 5-7: recall of the shortlist, tau change, memory."
     from jobrec.fusion import benchmark_tau_change
     # 5. recall of the shortlist over the distinct base jobs
-    nr = int(r["bench_recall_queries"]); rq = data.candidates[n_q:n_q + (4 if quick else nr)] or queries
+    nr = 4 if quick else int(r["bench_recall_queries"]); rq = data.candidates[-nr:]  # the draw's last candidates (the latency queries are its first)
     Ms = (20, 40, 100, 200) if quick else tuple(int(m) for m in r["bench_shortlists"])
     methods = (("cosine", 0), ("cosine", int(r["bench_rerank"]))) + ((("cascade", 0),) if rec.ranker is not None else ())
     curve = shortlist_curve(rec, base_cat, rq, Ms, methods, 10, 0.8, 2 if quick else 3)
