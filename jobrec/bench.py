@@ -4,20 +4,19 @@
 
 # %% ../nbs/11_bench.ipynb #c002
 from __future__ import annotations
-import copy, json, os, platform, resource, statistics, time, tracemalloc
+import copy, json, os, platform, resource, time, tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .core import get_logger, load_config, write_json, atomic_path, has_module
+from .core import get_logger, load_config, write_json, has_module
 from .data import generate_synthetic
-from .recommend import Recommender, Catalogue, init_run, encode_entities, head_scores, standard_features, build_index
+from .recommend import Recommender, Catalogue, init_run, encode_entities, head_scores
 
 # %% auto #0
 __all__ = ['log', 'DDP_ARGS', 'training_throughput', 'scoring_throughput', 'TiledRows', 'tiled_catalogue', 'recommend_latency',
-           'shortlist_recall', 'shortlist_curve', 'engine_throughput', 'ddp_throughput', 'peak_rss_mb',
-           'traced_peak_mb', 'run_benchmarks']
+           'shortlist_curve', 'engine_throughput', 'ddp_throughput', 'peak_rss_mb', 'traced_peak_mb', 'run_benchmarks']
 
 # %% ../nbs/11_bench.ipynb #c005
 log = get_logger("bench")
@@ -125,35 +124,6 @@ def recommend_latency(rec:Recommender, # the recommender
     return {"n_jobs": len(cat), "retrieval": retrieval, "shortlist": min(M, len(cat)), "median_s": float(np.median(ts)),
             "p90_s": float(np.quantile(ts, 0.9)), "queries": len(ts), "index_build_s": build}
 
-# %% ../nbs/11_bench.ipynb #c016
-def shortlist_recall(rec:Recommender, # the recommender
-                     cat:Catalogue, # distinct jobs, all encoded
-                     candidates:list, # query candidates
-                     Ms:tuple=(20, 50, 100, 200), # shortlist sizes
-                     k:int=10, # the top-k whose recall is measured
-                     tau:float|None=0.8, # the fusion's requirement (None: preference only)
-                     query:str|None=None # linear | cosine (default: the configured one)
-                    )->dict:
-    "Mean recall@M of the full fused top-k by the retrieval shortlist, with the random expectation."
-    old = rec.retrieval["query"]
-    if query: rec.retrieval["query"] = query
-    n = len(cat); Ms = [m for m in Ms if m < n]
-    hits = {m: [] for m in Ms}; e2e = {m: [] for m in Ms}
-    try:
-        for c in candidates:
-            U = {e: v[0] for e, v in rec.encode_candidates([c]).items()}
-            allidx = np.arange(n)
-            top = set(rec.fuse(rec.score(c, U, cat, allidx), k, tau)["top"].tolist())
-            for m in Ms:
-                sl = rec.shortlist(U, cat, m, candidate=c)
-                hits[m].append(len(top & set(sl.tolist()))/k)
-                fu = rec.fuse(rec.score(c, U, cat, sl), k, tau)
-                e2e[m].append(len(top & set(sl[fu["top"]].tolist()))/k)
-    finally: rec.retrieval["query"] = old
-    return {"n_jobs": n, "k": k, "tau": tau, "query": query or old, "queries": len(candidates),
-            "recall": {m: float(np.mean(hits[m])) for m in Ms}, "end_to_end": {m: float(np.mean(e2e[m])) for m in Ms},
-            "random": {m: m/n for m in Ms}}
-
 # %% ../nbs/11_bench.ipynb #c016c
 def shortlist_curve(rec:Recommender, # the recommender
                     cat:Catalogue, # distinct jobs, all encoded
@@ -236,7 +206,8 @@ def ddp_throughput(work:Path, # a scratch folder
                                "steps_per_s": int(steps)/float(ck["train_seconds"])}
     from jobrec.core import load_config
     from jobrec.pipeline import load_data
-    cfg = load_config(experiment=__import__("yaml").safe_load((work/"ddp1"/"config.yaml").read_text()))
+    import yaml
+    cfg = load_config(experiment=yaml.safe_load((work/"ddp1"/"config.yaml").read_text()))
     w0 = load_file(str(init_run(cfg, work/"ddp0", load_data(cfg))/"model"/"system"/"experts.safetensors"))
     w1, w2 = (load_file(str(work/f"ddp{n}"/"model"/"system"/"experts.safetensors")) for n in (1, 2))
     norm = lambda a, b: float(np.sqrt(sum(float(((a[k] - b[k]).astype(np.float64)**2).sum()) for k in a)))
