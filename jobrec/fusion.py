@@ -13,15 +13,17 @@ import pandas as pd
 
 from .core import ConfigError, UsageError, load_config, merge_config, write_json, atomic_path
 from .calibration import sigmoid
+from .metrics import bootstrap_ci, paired_test
 
 # %% auto #0
 __all__ = ['FUSIONS', 'FUSION_VARIANTS', 'FusionArrays', 'as_arrays', 'synthetic_fusion_arrays', 'topk_mean', 'policy_probs',
            'softmax_mean', 'constraint_value', 'ndcg_at_k', 'FusionSpec', 'fusion_system', 'system_settings',
            'fusion_settings', 'eligibility_values', 'z_values', 'fuse', 'smallest_lambda', 'train_primal_dual',
            'lambda_head_forward', 'train_lambda_head', 'FusionResult', 'oracle_value', 'FusionPolicy', 'fit_values',
-           'fit_fusion', 'FusionModel', 'save_fusion', 'load_fusion', 'tradeoff_curve', 'attainable_range', 'dominance',
-           'dominance_ci', 'controllability_sweep', 'single_score_sweep', 'compare_controllability',
-           'controllability_summary', 'benchmark_tau_change']
+           'fit_fusion', 'FusionModel', 'save_fusion', 'load_fusion', 'tradeoff_curve', 'attainable_range',
+           'validated_window', 'dominance', 'dominance_ci', 'controllability_sweep', 'single_score_sweep',
+           'compare_controllability', 'controllability_summary', 'estimated_eligibility', 'decoupling_at', 'decoupling',
+           'decoupling_words', 'benchmark_tau_change']
 
 # %% ../nbs/06_fusion.ipynb #c006
 @dataclass
@@ -676,6 +678,13 @@ def attainable_range(arrays:FusionArrays|dict, cfg:dict|None=None, **overrides)-
     c = tradeoff_curve(arrays, cfg, **overrides)
     return float(c["achieved"].iloc[0]), float(c["achieved"].max())
 
+def validated_window(val:FusionArrays|dict, # validation arrays (observed screenings, propensities)
+                     cfg:dict|None=None, # a jobrec config or its fusion section
+                     **overrides # fusion keys, e.g. k=5
+                    )->tuple: # (low, high) estimated eligibility on validation
+    "The controllability window: the validated global multiplier's range (`FusionModel.validated_range`), no true label read."
+    return FusionModel(system_settings("inference_global", cfg, **overrides), val).validated_range()
+
 # %% ../nbs/06_fusion.ipynb #c032b
 def dominance(curve:pd.DataFrame, # points of a trade-off curve: columns achieved and ndcg@k
               point:tuple, # (achieved eligibility, NDCG) of the single-score system
@@ -727,7 +736,7 @@ def controllability_sweep(val:FusionArrays|dict, # validation arrays (fitting)
                           cfg:dict|None=None, # a jobrec config or its fusion section
                           seed:int=0, # seed of the training variants
                           system:str|None=None, # name in the table (default: the FUSIONS name of the settings)
-                          true_range:tuple|None=None, # `attainable_range(test)` when already computed
+                          window:tuple|None=None, # controllability window (default: `validated_window(val)`)
                           **overrides # fusion keys, e.g. per_candidate=True
                          )->pd.DataFrame: # one row per tau
     "Fit on validation per tau, apply to test, report achieved eligibility (true labels), NDCG and errors vs tau."
@@ -736,14 +745,14 @@ def controllability_sweep(val:FusionArrays|dict, # validation arrays (fitting)
     taus = st["taus"] if taus is None else list(taus)
     system = system or fusion_system(st)
     rows, model = [], FusionModel(st, val, seed)
-    lo, hi = true_range or (attainable_range(test, st) if test.qual is not None else (np.nan, np.nan))
+    lo, hi = window or validated_window(val, st)
     for tau in taus:
         ov = {"hard_threshold": float(tau)} if st["variant"] == "hard" else {}
         pol, res = model.policy(tau, **ov), model.apply(test, tau, **ov)
         lam = np.nan if res.lam is None else float(np.mean(res.lam))
         extra = {"lam": lam, "val_eligibility": pol.value, "attainable": bool(pol.attainable),
                  "n_unattainable": res.n_unattainable, "n_backfilled": res.n_backfilled,
-                 "natural": pol.natural, "maximum": pol.maximum, "true_natural": lo, "true_maximum": hi,
+                 "natural": pol.natural, "maximum": pol.maximum, "window_lo": lo, "window_hi": hi,
                  "in_range": bool(lo <= tau <= hi)}
         rows.append(_report(test, res.scores, tau, st, system, extra))
     return pd.DataFrame(rows)
@@ -753,8 +762,8 @@ def single_score_sweep(scores:np.ndarray, # [C, J] the single-score system's tes
                        taus:list|None=None, # tau grid (default: fusion.taus)
                        cfg:dict|None=None, # a jobrec config or its fusion section
                        system:str="conflated", # name in the table
-                       val:FusionArrays|dict|None=None, # validation arrays, only to mark `in_range` like the others
-                       true_range:tuple|None=None, # `attainable_range(test)` when already computed
+                       val:FusionArrays|dict|None=None, # validation arrays: the window and the calibrated range
+                       window:tuple|None=None, # controllability window (default: `validated_window(val)`)
                        **overrides)->pd.DataFrame:
     "A system without a qualification knob: one point, repeated across the tau grid."
     test = as_arrays(test); st = fusion_settings(cfg, **overrides)
@@ -763,9 +772,10 @@ def single_score_sweep(scores:np.ndarray, # [C, J] the single-score system's tes
     ref = as_arrays(val) if val is not None else test
     nat = float(np.nanmean(constraint_value(ref.s_pref, ref.p_qual, st["k"], st["constraint"], st["temperature"], ref.valid)))
     mx = float(np.nanmean(oracle_value(ref, st["k"], st["constraint"])))
-    lo, hi = true_range or (attainable_range(test, st) if test.qual is not None else (np.nan, np.nan))
-    return pd.DataFrame([_report(test, s, t, st, system, {"lam": np.nan, "natural": nat, "maximum": mx, "true_natural": lo,
-                                                          "true_maximum": hi, "in_range": bool(lo <= t <= hi)}) for t in taus])
+    lo, hi = window or (validated_window(val, st) if val is not None else (np.nan, np.nan))
+    extra = lambda t: {"lam": np.nan, "natural": nat, "maximum": mx, "window_lo": lo, "window_hi": hi,
+                       "in_range": bool(lo <= t <= hi)}
+    return pd.DataFrame([_report(test, s, t, st, system, extra(t)) for t in taus])
 
 # %% ../nbs/06_fusion.ipynb #c032g
 def compare_controllability(val:FusionArrays|dict, # validation arrays
@@ -778,11 +788,13 @@ def compare_controllability(val:FusionArrays|dict, # validation arrays
                             **overrides)->pd.DataFrame:
     "One controllability table for the fusion variants, fixed-weight fusion and the single-score system."
     test = as_arrays(test)
-    # the attainable range is a property of the test candidates and the multiplier path, the same for every row
-    rng_ = attainable_range(test, cfg, **overrides) if test.qual is not None else (np.nan, np.nan)
+    # one window for every row, chosen on validation: the taus the served multiplier vouches for
+    win = validated_window(val, cfg, **overrides)
     systems = [n for n, s in FUSIONS.items() if s.sweep] if systems is None else list(systems)
-    parts = [controllability_sweep(val, test, taus, None, system_settings(name, cfg, **overrides), seed, name, rng_) for name in systems]
-    if single_scores is not None: parts.append(single_score_sweep(single_scores, test, taus, cfg, val=val, true_range=rng_, **overrides))
+    parts = [controllability_sweep(val, test, taus, None, system_settings(name, cfg, **overrides), seed, name, win)
+             for name in systems]
+    if single_scores is not None:
+        parts.append(single_score_sweep(single_scores, test, taus, cfg, val=val, window=win, **overrides))
     return pd.concat(parts, ignore_index=True)
 
 def controllability_summary(table:pd.DataFrame, # from `controllability_sweep` / `compare_controllability`
@@ -803,6 +815,100 @@ def controllability_summary(table:pd.DataFrame, # from `controllability_sweep` /
         if ndcg: row[ndcg[0]] = float(g[ndcg[0]].mean())
         rows.append(row)
     return pd.DataFrame(rows)
+
+# %% ../nbs/06_fusion.ipynb #c033b
+def estimated_eligibility(val:FusionArrays|dict, # validation arrays (observed screenings, propensities)
+                          scores:np.ndarray, # [C, J] a ranking's scores of the validation candidates
+                          settings:dict # resolved fusion settings of the served policy (estimator, k, constraint)
+                         )->tuple: # (estimated eligibility, the estimator used)
+    "A ranking's eligibility estimated on validation as the served policy is fitted (`fit_values`): no true label."
+    a, st = as_arrays(val), settings
+    E, est = fit_values(a, st)
+    s = _masked(np.asarray(scores, dtype=np.float64), a.valid)
+    value = constraint_value(s, E, st["k"], st["constraint"], st["temperature"], a.valid)
+    return float(np.nanmean(value)), est
+
+def _true_qual(a): return np.where(np.asarray(a.qual) < 0, np.nan, np.asarray(a.qual, dtype=np.float64))
+
+def _paired(a, b, n_boot, alpha, seed, name)->dict:
+    "Means of a and b where both are defined, each with its interval, and a - b with its paired interval."
+    ok = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[ok], b[ok]
+    out = {}
+    for who, v in (("jobrec", a), ("conflated", b)):
+        m, lo, hi = bootstrap_ci(v, n_boot, seed, alpha)
+        out.update({f"{name}_{who}": m, f"{name}_{who}_lo": lo, f"{name}_{who}_hi": hi})
+    d = paired_test(a, b, n_boot, seed, alpha)
+    out.update({f"{name}_diff": d["diff"], f"{name}_diff_lo": d["lo"], f"{name}_diff_hi": d["hi"],
+                f"{name}_p": d["p"], f"n_{name}": d["n"]})
+    return out
+
+def decoupling_at(model:FusionModel, # jobrec's served fusion, with the validation arrays it is fitted on
+                  test:FusionArrays|dict, # test arrays with true qual and pref (reporting only)
+                  single_test:np.ndarray, # [C, J] the single-score (conflated) system's test scores
+                  tau:float, # the requirement jobrec is fitted to on validation
+                  n_boot:int=1000, # bootstrap resamples of the test candidates
+                  alpha:float=0.05, # 1 - confidence level
+                  seed:int=0, # seed of the resampling
+                  ndcg_k:int=10 # NDCG cut-off
+                 )->dict: # tau, lambda, validation estimate, both systems' NDCG and eligibility, verdict
+    "jobrec's policy for `tau` (fitted on validation) against the single-score system on test, paired."
+    t, st = as_arrays(test), model.settings
+    if t.qual is None or t.pref is None: raise ValueError("decoupling needs the test candidates' true labels")
+    pol = model.policy(tau)
+    sj, sc = pol.apply(t).scores, _masked(np.asarray(single_test, dtype=np.float64), t.valid)
+    el = lambda s: constraint_value(s, _true_qual(t), st["k"], st["constraint"], st["temperature"], t.valid)
+    nd = lambda s: ndcg_at_k(s, t.pref, ndcg_k, t.valid)
+    out = {"tau": float(tau), "lambda": None if pol.lam is None else float(pol.lam),
+           "val_eligibility": float(pol.value), "attainable": bool(pol.attainable), "n_candidates": t.n_candidates}
+    out.update(_paired(nd(sj), nd(sc), n_boot, alpha, seed, "ndcg"))
+    out.update(_paired(el(sj), el(sc), n_boot, alpha, seed, "eligibility"))
+    lo, hi = out["ndcg_diff_lo"], out["ndcg_diff_hi"]
+    out["verdict"] = "ahead" if lo > 0 else "behind" if hi < 0 else "no difference shown"
+    return out
+
+# %% ../nbs/06_fusion.ipynb #c033b2
+def decoupling(model:FusionModel, # jobrec's served fusion, with the validation arrays it is fitted on
+               test:FusionArrays|dict, # test arrays with true labels (reporting only)
+               single_val:np.ndarray, # [C_val, J] the single-score system's validation scores
+               single_test:np.ndarray, # [C, J] its test scores
+               taus:list|None=None, # the grid of the same comparison (default: fusion.decoupling_taus)
+               n_boot:int=1000, alpha:float=0.05, seed:int=0, ndcg_k:int=10 # as `decoupling_at`
+              )->dict: # system, estimator, k, target (validation estimate), headline (`decoupling_at`), grid
+    "jobrec fitted on validation to the single-score system's estimated eligibility, and to each tau of the grid."
+    st = model.settings
+    target, est = estimated_eligibility(model.val, single_val, st)
+    taus = st["decoupling_taus"] if taus is None else list(taus)
+    at = lambda tau: decoupling_at(model, test, single_test, tau, n_boot, alpha, seed, ndcg_k)
+    return {"system": model.system, "estimator": est, "k": st["k"], "constraint": st["constraint"],
+            "ndcg_k": ndcg_k, "alpha": alpha, "n_boot": int(n_boot), "target": target,
+            "headline": at(target), "grid": [at(t) for t in taus]}
+
+# %% ../nbs/06_fusion.ipynb #c033c
+def _iv(h, key, sign=False):
+    f = "{:+.3f}" if sign else "{:.3f}"
+    return f"{f.format(h[key])} [{f.format(h[key + '_lo'])}, {f.format(h[key + '_hi'])}]"
+
+_VERDICTS = {"ahead": "**jobrec is ahead**: the interval excludes 0 on its side",
+             "behind": "**jobrec is behind**: the interval excludes 0 on the conflated model's side",
+             "no difference shown": "**no difference is shown**: the interval contains 0"}
+
+def decoupling_words(d:dict # the output of `decoupling`
+                    )->str: # markdown: the headline comparison in words
+    "The decoupling headline in words, whatever its sign: the validated point, both systems on test, the verdict."
+    h, k, n = d["headline"], d["k"], d["ndcg_k"]
+    est = "doubly robust" if d["estimator"] == "dr" else "calibrated"
+    lam = "" if h["lambda"] is None else f", multiplier {h['lambda']:.3g}"
+    s = (f"On the validation candidates the conflated model's eligibility@{k} is estimated at {d['target']:.3f} "
+         f"({est} estimate); jobrec's served fusion (`{d['system']}`{lam}) is fitted there to reach it. "
+         f"On the {h['n_candidates']} test candidates, read once, jobrec's NDCG@{n} is {_iv(h, 'ndcg_jobrec')} "
+         f"against the conflated model's {_iv(h, 'ndcg_conflated')}: a paired difference of "
+         f"{_iv(h, 'ndcg_diff', True)} ({1 - d['alpha']:.0%} bootstrap interval over {h['n_ndcg']} candidates), "
+         f"so {_VERDICTS[h['verdict']]}. The achieved eligibility@{k} (true labels) is "
+         f"{_iv(h, 'eligibility_jobrec')} for jobrec and {_iv(h, 'eligibility_conflated')} for the conflated model "
+         f"(difference {_iv(h, 'eligibility_diff', True)}).")
+    if not h["attainable"]: s += " No multiplier reaches that estimate on validation: jobrec serves the largest it searched."
+    return s
 
 # %% ../nbs/06_fusion.ipynb #c035
 def benchmark_tau_change(n_candidates:int=1000, # candidates

@@ -18,7 +18,7 @@ from .data import JobRecData, load_embedded, load_dataset, load_released, genera
 from .metrics import evaluate_two_sided, compare_systems, protocol_descriptions
 from .warm import warm_split, warm_preference, with_history, warm_description
 from .fusion import (FusionArrays, FusionModel, fusion_settings, save_fusion, compare_controllability, controllability_summary,
-                           tradeoff_curve, dominance, dominance_ci)
+                           tradeoff_curve, dominance, dominance_ci, decoupling)
 
 # %% auto #0
 __all__ = ['log', 'ABLATIONS_FILE', 'REUSE_SECTIONS', 'load_data', 'fusion_arrays', 'fusion_model', 'fused_scores',
@@ -216,23 +216,27 @@ def _baseline_scores(cfg, data, test, systems, scores, timings)->dict:
     return partial
 
 def _controllability(cfg, sc, data, val, test, single, out, timings)->tuple:
-    "The tau sweep of every fusion system and the single-score system, the trade-off path and dominance; written under `out/results`."
+    "Sweep every fusion system and `single` (the conflated model's [C, J] scores), decoupling (its headline returned), the trade-off path."
     t = time.time()
     test_arrays = fusion_arrays(sc, data, test)
     sweep = compare_controllability(fusion_arrays(sc, data, val), test_arrays, cfg=cfg,
-                                    single_scores=single, seed=cfg["seed"])
+                                    single_scores=single[test], seed=cfg["seed"])
     sweep.to_csv(out/"results"/"sweep.csv", index=False)
     summary = controllability_summary(sweep)
     summary.to_csv(out/"results"/"sweep_summary.csv", index=False)
-    # the policy family's whole trade-off on test (true labels, reporting only) and whether it dominates the conflated point
+    ev = cfg["eval"]
+    dec = decoupling(fusion_model(cfg, sc, data, val), test_arrays, single[val], single[test],
+                     n_boot=int(ev["bootstrap"]), alpha=float(ev["alpha"]), seed=int(cfg["seed"]))
+    write_json(dec, out/"results"/"decoupling.json")
+    # test-selected, a picture only: the family's whole trade-off on test labels, and its lead read at the conflated point
     curve = tradeoff_curve(test_arrays, cfg=cfg)
     curve.to_csv(out/"results"/"tradeoff.csv", index=False)
     c0 = sweep[sweep.system == "conflated"].iloc[0]
-    dom = dominance_ci(test_arrays, single, cfg, n_boot=int(cfg["eval"]["bootstrap"]), alpha=float(cfg["eval"]["alpha"]), seed=int(cfg["seed"]))
+    dom = dominance_ci(test_arrays, single[test], cfg, n_boot=int(ev["bootstrap"]), alpha=float(ev["alpha"]), seed=int(cfg["seed"]))
     if abs(dom["point_eligibility"] - c0["achieved"]) > 1e-9: raise AssertionError("dominance_ci's single-score point is not the sweep's")
     write_json(dom, out/"results"/"dominance.json")
     timings["sweep"] = time.time() - t
-    return sweep, summary
+    return sweep, summary, {k: dec[k] for k in ("system", "estimator", "target")} | dec["headline"]
 
 # %% ../nbs/08_pipeline.ipynb #c018d
 def _evaluate_all(cfg, data, test, scores, partial, out, timings)->pd.DataFrame:
@@ -357,7 +361,7 @@ def run_experiment(cfg:dict, # resolved config
         if name != "jobrec": np.savez(out/"scores"/f"{name}.npz", cand=s["cand"], emp=s["emp"], test=test)
 
     main = _evaluate_all(cfg, data, test, scores, partial, out, timings)
-    sweep, summary = _controllability(cfg, sc, data, val, test, cs[test], out, timings)
+    sweep, summary, dec = _controllability(cfg, sc, data, val, test, cs, out, timings)
     write_json(_funnel_of(data, test, main, cfg), out/"results"/"funnel.json"); write_json(experts, out/"results"/"experts.json")
 
     if ablations:
@@ -369,7 +373,7 @@ def run_experiment(cfg:dict, # resolved config
     save_fusion(fm, out/"model")  # what `jobrec recommend --tau` serves from this run (fitted last: nothing above changes)
     timings["total"] = time.time() - t_all
     write_json({k: round(v, 2) for k, v in timings.items()}, out/"timings.json")
-    write_json(headline(main, sweep, cfg, summary), out/"metrics.json")
+    write_json(headline(main, sweep, cfg, summary) | {"decoupling": dec}, out/"metrics.json")
     log.info(f"experiment done in {timings['total']:.0f}s -> {out}")
     return out
 
@@ -437,7 +441,8 @@ class Run:
     timings: dict
     metrics: dict
     tradeoff: pd.DataFrame = field(default_factory=pd.DataFrame) # the fusion family's trade-off path on test (`tradeoff_curve`)
-    dominance: dict = field(default_factory=dict) # does that path dominate the conflated model's point (`dominance`)
+    dominance: dict = field(default_factory=dict) # that path's lead at the conflated point (`dominance_ci`): test-selected
+    decoupling: dict = field(default_factory=dict) # jobrec against the conflated model at validated points (`decoupling`)
     _data: JobRecData|None = field(default=None, repr=False)
     @property
     def data(self)->JobRecData:
@@ -460,7 +465,8 @@ def load_run(run_dir:str|Path # a folder written by `run_experiment`
     return Run(p, cfg, rd("main.csv"), rd("paired.csv"), rd("sweep.csv"), rd("sweep_summary.csv"),
                rd("ablations.csv") if (p/"results"/"ablations.csv").exists() else None,
                js("results/experts.json"), js("results/funnel.json"), js("timings.json"), js("metrics.json"),
-               rd("tradeoff.csv"), js("results/dominance.json") if (p/"results"/"dominance.json").exists() else {})
+               rd("tradeoff.csv"), *(js(f"results/{n}.json") if (p/"results"/f"{n}.json").exists() else {}
+                                     for n in ("dominance", "decoupling")))
 
 # %% ../nbs/08_pipeline.ipynb #c022r
 def qualification_auc(run:Run, # a loaded run
