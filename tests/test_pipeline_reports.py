@@ -181,3 +181,62 @@ def test_profile_summary_and_its_report_sections(smoke_run, tmp_path):
         assert m["zero_shot_subset"]["systems"]["jobrec (this run)"] == zs["jobrec"]
         assert m["zero_shot_subset"]["n_candidates"] == len(zs["candidates"])
         assert e["cpu_llm"]["wall_seconds"] == s["wall_seconds"] and e["cpu_llm"]["qualification AUC"] == s["experts"]["qualification_auc"]
+
+def scramble_test_labels(data, seed=0):
+    "The dataset with the test candidates' labels (preference, qualification, the funnel, the latent utility) permuted among their pairs."
+    import dataclasses
+    t = data.idx("test"); n = t.size*len(data.jobs)
+    perm = np.random.default_rng(seed).permutation(n)
+    def mix(a):
+        if a is None or np.shape(a) != data.shape: return a
+        a = np.array(a, copy=True); a[t] = a[t].reshape(n)[perm].reshape(len(t), -1)
+        return a
+    return dataclasses.replace(data, pref=mix(data.pref), qual=mix(data.qual), applied=mix(data.applied), hired=mix(data.hired),
+                               utility=mix(data.utility), arrays={k: mix(v) for k, v in data.arrays.items()})
+
+def without_timings(x):
+    "A record without its wall-clock entries (`*_seconds`): the one thing a second run may change."
+    if isinstance(x, dict): return {k: without_timings(v) for k, v in x.items() if not k.endswith("seconds")}
+    return [without_timings(v) for v in x] if isinstance(x, list) else x
+
+def artefacts(folder)->dict:
+    "Every file under `folder`: JSON records without timings, the tensors of safetensors and npz files as bytes, other files' bytes."
+    from safetensors.numpy import load_file
+    out = {}
+    for p in sorted(Path(folder).rglob("*")):
+        if not p.is_file(): continue
+        key = p.relative_to(folder).as_posix()
+        if p.suffix == ".json": out[key] = without_timings(json.loads(p.read_text()))
+        elif p.suffix == ".safetensors": out[key] = {n: v.tobytes() for n, v in load_file(p).items()}
+        elif p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z: out[key] = {n: z[n].tobytes() for n in z.files}
+        else: out[key] = p.read_bytes()
+    return out
+
+def assert_same_choices(a_dir, b_dir):
+    "Two runs made every choice alike (weights, selection, calibration, scores, fusion), and differ in what they report on test."
+    for folder in ("model", "conflated"):  # weights, calibrations, checkpoint selection records, the served fusion
+        a, b = artefacts(a_dir/folder), artefacts(b_dir/folder)
+        assert a.keys() == b.keys() and [k for k in a if a[k] != b[k]] == [], folder
+    ea, eb = (json.loads((d/"results"/"experts.json").read_text()) for d in (a_dir, b_dir))
+    assert ea["fusion"] == eb["fusion"] and without_timings(ea["training"]) == without_timings(eb["training"])
+    for name in ("jobrec", "conflated", "random", "popularity"):
+        assert artefacts(a_dir/"scores")[f"{name}.npz"] == artefacts(b_dir/"scores")[f"{name}.npz"], name
+    a, b = load_run(a_dir), load_run(b_dir)
+    chosen = ["system", "tau", "lam", "val_eligibility", "attainable", "natural", "maximum", "window_lo", "window_hi", "in_range"]
+    pd.testing.assert_frame_equal(a.sweep[chosen], b.sweep[chosen], check_exact=True)
+    fitted = lambda d: [d["target"], d["estimator"]] + [[g[c] for c in ("tau", "lambda", "val_eligibility", "attainable")]
+                                                          for g in [d["headline"], *d["grid"]]]
+    assert fitted(a.decoupling) == fitted(b.decoupling)
+    # the scramble reached what is reported: the test figures moved
+    assert not np.allclose(a.sweep["achieved"], b.sweep["achieved"])
+    assert a.decoupling["headline"]["ndcg_jobrec"] != b.decoupling["headline"]["ndcg_jobrec"]
+
+def test_scrambled_test_labels_change_no_choice(smoke_run, tmp_path):
+    "Permuting the test labels leaves every trained weight, selection, calibration, score and fusion choice identical."
+    from jobrec.pipeline import load_data
+    cfg = smoke_config()
+    data = load_data(cfg); scr = scramble_test_labels(data)
+    assert (scr.qual != data.qual).any() and (scr.pref[data.idx("train")] == data.pref[data.idx("train")]).all()
+    out = run_experiment(cfg, tmp_path/"scrambled", ablations=False, systems=["random", "popularity"], data=scr)
+    assert_same_choices(smoke_run, out)
