@@ -179,6 +179,8 @@ def parse_choice(value, column:str, choices:Sequence[str])->str:
     got = "a missing value" if _is_missing(value) else show_value(value)
     raise SchemaError(f"unknown value {got}; expected one of {', '.join(choices)}", column)
 
+
+# %% ../nbs/01_schema.ipynb #c008c
 def parse_major(value, column:str|None=None)->str|None:
     "A major name, or None for a missing major (the released files write the string 'None')."
     if _is_missing(value) or (isinstance(value, str) and value.strip() in ("None", "none", "null")): return None
