@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import get_logger, optional_import, atomic_path, write_json, UsageError
+from .core import get_logger, optional_import, atomic_path, check_output, write_json, UsageError
 from .recommend import Recommender, Catalogue, read_entities
 
 # %% auto #0
@@ -119,7 +119,8 @@ def batch_score(model:str|Path, # run folder of `jobrec train`
                 progress:bool=True)->dict:
     "Score every candidate against the catalogue; write top-k per candidate to Parquet shards; the run's summary (also `out/manifest.json`)."
     if engine not in ("local", "ray"): raise UsageError(f"engine must be local or ray, got {engine!r}")
-    out = Path(out); out.mkdir(parents=True, exist_ok=True); t0 = time.perf_counter()
+    out = check_output(out, folder=True)  # before the candidates are read and the model loads
+    out.mkdir(parents=True, exist_ok=True); t0 = time.perf_counter()
     shards = plan_shards(candidates, shard_size)
     todo = [s for s in shards if not (out/f"{s['name']}.parquet").exists()]  # committed shards are kept
     import torch

@@ -11,7 +11,7 @@ from .core import load_config, Config, merge_config, ConfigError, JobrecError, U
 from .fusion import FUSIONS
 
 # %% auto #0
-__all__ = ['log', 'SEED_REPORT', 'COMMANDS', 'build_parser', 'main']
+__all__ = ['log', 'SEED_REPORT', 'COMMANDS', 'OUTPUTS', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #c005
 log = get_logger("cli")
@@ -269,7 +269,9 @@ def main(argv:list[str]|None=None # arguments (default: sys.argv[1:])
     "Entry point of the `jobrec` command; returns the exit status."
     argv = list(sys.argv[1:] if argv is None else argv); debug = "--debug" in argv
     a = build_parser().parse_args([x for x in argv if x != "--debug"])
-    try: rc = COMMANDS[a.command](a)
+    try:
+        _check_outputs(a)  # before anything loads: a bad --out fails in a second, not after the work
+        rc = COMMANDS[a.command](a)
     except Exception as e:
         if debug: raise
         # one type per kind of bad input (data, configuration, model, usage) and the file system's own: one line, exit 2
@@ -279,3 +281,18 @@ def main(argv:list[str]|None=None # arguments (default: sys.argv[1:])
               f"jobrec {a.command}: internal error: {type(e).__name__}: {msg} (--debug shows the traceback)", file=sys.stderr)
         return 2 if known else 1
     return rc or 0
+
+# %% ../nbs/12_cli.ipynb #c008e
+# What each command writes, checked before any work: a "file" (its folder must exist) or a "folder" (parents are made)
+OUTPUTS = {"data": {"out": "folder"}, "vocabulary": {"out": "file"}, "examples": {"out": "folder"},
+           "train": {"out": "folder"}, "run": {"out": "folder", "summary": "file"}, "reports": {"reports_dir": "folder"},
+           "recommend": {"out": "file"}, "rank-candidates": {"out": "file"}, "bench": {"out": "folder"},
+           "score": {"out": "folder"}}
+
+def _check_outputs(a):
+    "Every output path of the command, checked by `check_output`: the message names the path as the user gave it."
+    from jobrec.core import check_output
+    for dest, kind in OUTPUTS.get(a.command, {}).items():
+        v = getattr(a, dest, None)
+        if v is None or (dest == "reports_dir" and a.verify): continue  # --verify only reads the reports there
+        check_output(v, folder=kind == "folder", flag="--" + dest.replace("_", "-"))

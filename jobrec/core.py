@@ -16,7 +16,7 @@ __all__ = ['PACKAGE_DIR', 'CONF_DIR', 'EXTRAS', 'CPU_KERNELS', 'CONSTRAINTS', 'p
            'optional_import', 'has_module', 'cpu_has_bf16', 'pick_device', 'autocast_dtype', 'autocast', 'cpu_info',
            'pin_cpu_kernels', 'numerics', 'JobrecError', 'ConfigError', 'ModelError', 'UsageError', 'show_value',
            'allowed_text', 'check_allowed', 'Config', 'merge_config', 'list_profiles', 'parse_override', 'load_config',
-           'save_config', 'atomic_path', 'write_json']
+           'save_config', 'atomic_path', 'check_output', 'write_json']
 
 # %% ../nbs/00_core.ipynb #c005
 PACKAGE_DIR = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd().parent/"jobrec"
@@ -356,6 +356,30 @@ def atomic_path(path:str|Path # the final path
         os.replace(tmp, path)
     finally:
         if tmp.exists(): tmp.unlink()
+
+def check_output(path:str|Path, # an output path as the user gave it
+                 folder:bool=False, # a folder to fill (missing parents are made), else a file (its folder must exist)
+                 flag:str="--out" # how the user named it, for the message
+                )->Path:
+    "`Path(path)` when it can be written, else a `UsageError` naming `path` as given."
+    import tempfile
+    bad = lambda why: UsageError(f"{flag} {path}: {why}")
+    if not str(path).strip(): raise bad("an empty path")
+    if "\x00" in str(path): raise bad("a NUL character in the path")  # `Path.exists` would only say False
+    p = Path(path)
+    try:
+        if folder and p.exists() and not p.is_dir(): raise bad("is a file; expected a folder")
+        if not folder and p.is_dir(): raise bad(f"is a folder; expected a file name, e.g. {p/'results.txt'}")
+        where = p if folder else p.parent
+        if not folder and not where.exists(): raise bad(f"the folder {where} does not exist")
+        while not where.exists(): where = where.parent  # a folder's missing parents are made when it is written
+        if not where.is_dir(): raise bad(f"{where} is a file, not a folder")
+    except UsageError: raise
+    except (OSError, ValueError) as e: raise bad(f"not a usable path ({getattr(e, 'strerror', None) or e})") from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=where, prefix=".jobrec-probe-"); os.close(fd); os.unlink(probe)
+    except OSError as e: raise bad(f"cannot write in the folder {where} ({e.strerror or e})") from None
+    return p
 
 def write_json(obj, path:str|Path, **kw)->Path:
     "Write `obj` as indented JSON atomically."

@@ -33,7 +33,8 @@ _KINDS = {"candidate": (candidate_from_row, "candidates", "student_id"), "job": 
 def _no_constant(name): raise ValueError(f"{name} is not a number jobrec reads")
 
 def _json_records(path, plural):
-    try: obj = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    # utf-8-sig: a byte-order mark, as Windows tools write it, is read
+    try: obj = json.loads(path.read_text(encoding="utf-8-sig"), parse_constant=_no_constant)
     except RecursionError: raise DataError("malformed JSON (nested too deeply)", file=path.name) from None
     except ValueError as e: raise DataError(f"malformed JSON ({show_value(str(e), 120)[1:-1]})", file=path.name) from None
     if isinstance(obj, dict) and plural in obj: obj = obj[plural]
@@ -41,6 +42,13 @@ def _json_records(path, plural):
     if not isinstance(obj, list) or not all(isinstance(r, dict) for r in obj):
         raise DataError(f"expected a JSON object, a list of objects or {{\"{plural}\": [...]}}", file=path.name)
     return obj
+
+def _check_columns(rows:list, name:str):
+    "A column name is a label: a control character in one (a NUL in a header) is an error, not a column ignored."
+    from jobrec.schema import check_chars
+    for k in dict.fromkeys(k for r in rows for k in r):
+        try: check_chars(k, None, "item")
+        except SchemaError as e: raise SchemaError(f"column name {show_value(k, 60)}: {e.reason}", file=name) from None
 
 def read_entities(path:str|Path, # a CSV or JSON file in the released column format
                   kind:str="candidate" # "candidate" (Final_users.csv columns) | "job" (Final_items.csv columns)
@@ -59,6 +67,7 @@ def read_entities(path:str|Path, # a CSV or JSON file in the released column for
     elif ext in (".csv", ".tsv", ".txt"): rows = read_csv_strict(path, "\t" if ext == ".tsv" else ",").to_dict("records")
     else: raise DataError(f"unsupported file type {ext or '(none)'}; use .csv or .json", file=path.name)
     if not rows: raise DataError(f"no {plural} in the file (a header without rows?)", file=path.name)
+    _check_columns(rows, path.name)
     out, seen = [], {}
     for i, row in enumerate(rows):
         r = build(row, i, path.name)

@@ -15,12 +15,13 @@ import pandas as pd
 from .core import load_config, get_logger, JobrecError, ConfigError, show_value
 
 # %% auto #0
-__all__ = ['ACADEMIC_LEVELS', 'IN_PERSON_MODES', 'LAYERS', 'SEGMENTS', 'LAYER_SEGMENTS', 'TEXT_ORDER', 'BOUNDS', 'USER_COLUMNS',
-           'ITEM_COLUMNS', 'USER_REQUIRED', 'FEATURE_NAMES', 'SchemaError', 'resolve_view', 'default_views',
-           'parse_list', 'parse_number', 'parse_bool', 'parse_choice', 'parse_major', 'parse_text', 'parse_id',
-           'Candidate', 'Job', 'candidate_from_row', 'job_from_row', 'candidate_to_row', 'job_to_row', 'mode_fits',
-           'explain_pair', 'candidate_text', 'job_text', 'pair_text', 'flat_pair_text', 'feature_vocab', 'job_columns',
-           'candidate_columns', 'features_of', 'pair_features', 'load_tokenizer', 'token_length_table']
+__all__ = ['ACADEMIC_LEVELS', 'IN_PERSON_MODES', 'LAYERS', 'SEGMENTS', 'LAYER_SEGMENTS', 'TEXT_ORDER', 'LIMITS', 'BOUNDS',
+           'USER_COLUMNS', 'ITEM_COLUMNS', 'USER_REQUIRED', 'FEATURE_NAMES', 'SchemaError', 'resolve_view',
+           'default_views', 'check_chars', 'parse_list', 'parse_number', 'parse_bool', 'parse_choice', 'parse_major',
+           'parse_text', 'parse_id', 'Candidate', 'Job', 'candidate_from_row', 'job_from_row', 'candidate_to_row',
+           'job_to_row', 'mode_fits', 'explain_pair', 'candidate_text', 'job_text', 'pair_text', 'flat_pair_text',
+           'feature_vocab', 'job_columns', 'candidate_columns', 'features_of', 'pair_features', 'load_tokenizer',
+           'token_length_table']
 
 # %% ../nbs/01_schema.ipynb #c005
 ACADEMIC_LEVELS = ("UG1", "UG2", "UG3", "UG4", "MS1", "MS2")
@@ -57,6 +58,31 @@ def default_views()->dict[str, tuple[str, ...]]:
     "The expert views of the packaged configuration (`schema.views`), resolved to segments."
     return {k: resolve_view(v) for k, v in load_config()["schema"]["views"].items()}
 
+# %% ../nbs/01_schema.ipynb #c006b
+# The longest accepted value, in characters (`items`: entries of one list); real records are far inside them.
+LIMITS = {"id": 128, "item": 200, "items": 100, "text": 10_000}
+_LIMIT_OF = {"id": "an id", "item": "a name or list item", "text": "a text"}
+# C0 and C1 controls, DEL and lone surrogates (JSON can spell them); a text keeps tab, line feed and carriage return
+_CONTROL = {"text": re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]"),
+            "line": re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")}
+
+def _no_control(s:str, column:str|None, pattern:str, where:str="", note:str="")->str:
+    m = _CONTROL[pattern].search(s)
+    if m: raise SchemaError(f"control character U+{ord(m.group()):04X} at character {m.start() + 1}{where}{note}", column)
+    return s
+
+def check_chars(s:str, # a field's string value
+                column:str|None, # the field, for the message
+                kind:str="item" # "id" | "item" | "text": its limit in `LIMITS`; only a text may hold tabs and line breaks
+               )->str: # `s` unchanged
+    "`s` when it is at most `LIMITS[kind]` characters and holds no control character (a text: but tabs and line breaks)."
+    if len(s) > LIMITS[kind]:
+        raise SchemaError(f"{len(s):,} characters, over the limit of {LIMITS[kind]:,} for {_LIMIT_OF[kind]} "
+                          "(jobrec.schema.LIMITS)", column)
+    if kind != "text": return _no_control(s, column, "line")
+    return _no_control(s, column, "text", note=" (a text may hold tabs and line breaks, no other control)")
+
+
 # %% ../nbs/01_schema.ipynb #c008
 def _is_missing(x)->bool:
     return x is None or (isinstance(x, float) and math.isnan(x)) or (isinstance(x, str) and x.strip() in ("", "nan", "NaN"))
@@ -82,24 +108,39 @@ def _literal_strings(s:str, column:str|None)->list[str]:
             out.append(v)
     return out
 
+def _list_item(it, n:int, column:str|None, kind:str)->str:
+    if not isinstance(it, str):
+        raise SchemaError(f"list items must be strings, got {type(it).__name__} {show_value(it)}", column)
+    try: return check_chars(it.strip(), column, kind)
+    except SchemaError as e: raise SchemaError(f"item {n}: {e.reason}", column) from None
+
+def _list_string(value:str, column:str|None, kind:str)->list:
+    "The items of a list written as a string, its length and characters checked before any of it is parsed."
+    s = value.strip()
+    if not (s.startswith("[") and s.endswith("]")):
+        raise SchemaError(f"expected a list like \"['a', 'b']\", got {show_value(value)}", column)
+    if len(s) > LIMITS["items"] * (LIMITS[kind] + 4) + 2:  # longer than a full list, quoted and separated
+        raise SchemaError(f"a list of {len(s):,} characters, longer than any list within the limits "
+                          f"({LIMITS['items']} items of {LIMITS[kind]:,}; jobrec.schema.LIMITS)", column)
+    _no_control(s, column, "text", " of the list")  # the layout may break lines; a Python literal cannot hold a NUL
+    try: items = json.loads(s)
+    except (ValueError, RecursionError): items = _literal_strings(s, column)
+    if not isinstance(items, list): raise SchemaError(f"expected a list, got {show_value(value)}", column)
+    return items
+
 def parse_list(value:str|Sequence|None, # a Python-list string, a JSON list, a list/tuple, or empty
-               column:str|None=None # the field, for error messages
+               column:str|None=None, # the field, for error messages
+               kind:str="item" # the items' limit in `LIMITS`: "item" (skills, majors), "text" (projects, activities)
               )->tuple[str, ...]:
-    "Parse a list field into a tuple of stripped, non-empty strings."
+    "A list field as a tuple of stripped, non-empty strings: at most `LIMITS['items']`, each within its limit."
     if _is_missing(value): return ()
     if isinstance(value, (list, tuple, np.ndarray)): items = list(value)
-    elif isinstance(value, str):
-        s = value.strip()
-        if not (s.startswith("[") and s.endswith("]")): raise SchemaError(f"expected a list like \"['a', 'b']\", got {show_value(value)}", column)
-        try: items = json.loads(s)
-        except (ValueError, RecursionError): items = _literal_strings(s, column)
-        if not isinstance(items, list): raise SchemaError(f"expected a list, got {show_value(value)}", column)
+    elif isinstance(value, str): items = _list_string(value, column, kind)
     else: raise SchemaError(f"expected a list, got {type(value).__name__} {show_value(value)}", column)
-    out = []
-    for it in items:
-        if not isinstance(it, str): raise SchemaError(f"list items must be strings, got {type(it).__name__} {show_value(it)}", column)
-        if it.strip(): out.append(it.strip())
-    return tuple(out)
+    if len(items) > LIMITS["items"]:
+        raise SchemaError(f"{len(items):,} items, over the limit of {LIMITS['items']} for a list "
+                          "(jobrec.schema.LIMITS)", column)
+    return tuple(s for s in (_list_item(it, n, column, kind) for n, it in enumerate(items, 1)) if s)
 
 # %% ../nbs/01_schema.ipynb #c008b
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)  # ASCII digits only: float() also reads '１２'
@@ -138,26 +179,33 @@ def parse_choice(value, column:str, choices:Sequence[str])->str:
     got = "a missing value" if _is_missing(value) else show_value(value)
     raise SchemaError(f"unknown value {got}; expected one of {', '.join(choices)}", column)
 
+
+# %% ../nbs/01_schema.ipynb #c008c
 def parse_major(value, column:str|None=None)->str|None:
     "A major name, or None for a missing major (the released files write the string 'None')."
     if _is_missing(value) or (isinstance(value, str) and value.strip() in ("None", "none", "null")): return None
     if not isinstance(value, str): raise SchemaError(f"expected a major name, got {type(value).__name__} {show_value(value)}", column)
-    return value.strip()
+    return check_chars(value.strip(), column, "item")
 
-def parse_text(value, column:str, required:bool=False)->str:
-    "A text field: a string (stripped); missing is '' unless `required`."
+def parse_text(value, column:str, required:bool=False,
+               kind:str="text" # its limit in `LIMITS`: "text" (a narrative) or "item" (a label such as an industry)
+              )->str:
+    "A text field: a string (stripped) within its limit; missing is '' unless `required`."
     if _is_missing(value):
         if required: raise SchemaError("missing value", column)
         return ""
     if not isinstance(value, str): raise SchemaError(f"expected text, got {type(value).__name__} {show_value(value)}", column)
-    return value.strip()
+    return check_chars(value.strip(), column, kind)
 
 def parse_id(value, column:str)->str:
     "An id: a non-empty string or a whole number (not a bool, a float, an object or a list)."
     if _is_missing(value): raise SchemaError("missing id", column)
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)): return str(value)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        if int(value).bit_length() > 3.33 * LIMITS["id"]:  # refused before str(), which gives up at 4,300 digits itself
+            raise SchemaError(f"a number of over {LIMITS['id']} digits is not an id", column)
+        return check_chars(str(value), column, "id")
     if not isinstance(value, str): raise SchemaError(f"an id must be a string or a whole number, got {type(value).__name__} {show_value(value)}", column)
-    return value.strip()
+    return check_chars(value.strip(), column, "id")
 
 # %% ../nbs/01_schema.ipynb #c011
 # Generous upper bounds; a value above them is a data error, not a strong candidate.
@@ -198,7 +246,8 @@ class Candidate:
         self.length_of_commitment = parse_number(self.length_of_commitment, "length_of_commitment", *BOUNDS["length"])
         self.commit_to_summer = parse_bool(self.commit_to_summer, "commit_to_summer")
         self.in_person = parse_choice(self.in_person, "in_person_commitment", IN_PERSON_MODES)
-        for f in ("skills", "interests", "projects", "activities"): setattr(self, f, parse_list(getattr(self, f), f))
+        for f in ("skills", "interests"): setattr(self, f, parse_list(getattr(self, f), f))
+        for f in ("projects", "activities"): setattr(self, f, parse_list(getattr(self, f), f, kind="text"))
         for f in ("masters_major", "second_major", "undergrad_major"): setattr(self, f, parse_major(getattr(self, f), f))
         self.statement = parse_text(self.statement, "student_llm_output")
         self.row_id = None if _is_missing(self.row_id) else parse_id(self.row_id, "row_id")
@@ -229,7 +278,7 @@ class Job:
 
     def __post_init__(self):
         self.job_id = parse_id(self.job_id, "job_id")
-        self.industry = parse_text(self.industry, "industry", required=True)
+        self.industry = parse_text(self.industry, "industry", required=True, kind="item")
         self.required_skills = parse_list(self.required_skills, "required_skills")
         self.acceptable_majors = parse_list(self.acceptable_majors, "acceptable_majors")
         self.min_gpa = parse_number(self.min_gpa, "min_gpa", *BOUNDS["gpa"])

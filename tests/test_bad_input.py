@@ -2,7 +2,7 @@
 through `read_entities`, `Recommender.recommend` and the CLI (0 crashes, 0 silent acceptances).
 
 The corpus alone: `pytest -q -s tests/test_bad_input.py -k corpus` (prints the counts by category)."""
-import contextlib, io, json, math, os, random
+import contextlib, csv, io, json, math, os, random, re, tempfile, time
 from collections import Counter
 from pathlib import Path
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from jobrec.core import load_config, JobrecError, ConfigError, CONSTRAINTS, check_allowed
-from jobrec.schema import (ACADEMIC_LEVELS, IN_PERSON_MODES, BOUNDS, Candidate, Job, candidate_from_row, job_from_row,
+from jobrec.schema import (ACADEMIC_LEVELS, IN_PERSON_MODES, BOUNDS, LIMITS, Candidate, Job, candidate_from_row, job_from_row,
                            candidate_to_row, job_to_row)
 from jobrec.data import generate_synthetic
 from jobrec.recommend import Recommender, read_entities, write_entities
@@ -29,12 +29,15 @@ def data(): return generate_synthetic(seed=5, n_candidates=40, n_jobs=12)
 NUMBER_BAD = ["1_2", "inf", "-inf", "Infinity", "1e400", "0x10", "3,5", "12 abc", "１２", "True", "[]", "{}", "--1", "1e",
               True, False, {"a": 1}, [3.0], 10**400, -10**400, float("inf")]
 LIST_BAD = ["['Python' 'SQL']", "Python, SQL", "['a', 1]", "[['a']]", "['a', None]", "{'a'}", "['a'", "[1, 2]", "['a' + 'b']",
-            "[" * 3000 + "]" * 3000, '["a", {"b": 1}]', "['a', b'x']", "[f'a']", "['a'] ['b']", 5, True, {"skills": ["a"]}, [["a"]], ["a", 2]]
-ID_BAD = [{"a": 1}, ["x"], True, False, 1.5, "", "   ", None]
-TEXT_BAD = [{"a": 1}, ["x"], True, 3.5, 7]
+            "[" * 3000 + "]" * 3000, '["a", {"b": 1}]', "['a', b'x']", "[f'a']", "['a'] ['b']", 5, True, {"skills": ["a"]}, [["a"]], ["a", 2],
+            # over `LIMITS` (an item, the items of a list, a list string longer than any within them) and control characters
+            "['" + "k" * 201 + "']", repr(["s"] * 101), "['" + "k" * 25_000 + "']", "['a', 'b\x00']", '["a", "b\\u0000"]', "['a\tb']",
+            ["k" * 201], ["a\x07"], ["s"] * 101]
+ID_BAD = [{"a": 1}, ["x"], True, False, 1.5, "", "   ", None, "S" * 129, "S\x001", "S\t1", "S\x851", 10**200]
+TEXT_BAD = [{"a": 1}, ["x"], True, 3.5, 7, "x" * 10_001, "a\x00b", "ok\x1b[2J", "bell\x07", "\x7f"]
 CHOICE_BAD = ["PhD", "", "UG 9", {"a": 1}, ["MS1"], 3, True]
 BOOL_BAD = ["maybe", 2, -1, {"a": 1}, ["yes"], "ja"]
-MAJOR_BAD = [{"a": 1}, ["CS"], 4, True]
+MAJOR_BAD = [{"a": 1}, ["CS"], 4, True, "m" * 201, "CS\x00", "Math\nStats"]
 
 def _range_bad(lo, hi, integer=False):
     return [lo - 1, hi + 1, str(hi * 10 + 1), -0.5] + ([1.5, "2.5"] if integer else [])
@@ -46,13 +49,19 @@ CAND_FIELDS = {"student_id": ID_BAD, "gpa": NUMBER_BAD + _range_bad(*BOUNDS["gpa
                "length_of_commitment": NUMBER_BAD + _range_bad(*BOUNDS["length"]), "skills": LIST_BAD, "interests": LIST_BAD,
                "academic_level": CHOICE_BAD, "in_person_commitment": CHOICE_BAD, "commit_to_summer": BOOL_BAD,
                "masters_major": MAJOR_BAD, "second_major": MAJOR_BAD, "undergrad_major": MAJOR_BAD,
-               "student_llm_output": TEXT_BAD, "proj_1": TEXT_BAD, "extrac_1": TEXT_BAD, "row_id": [{"a": 1}, ["r"], True, 2.5]}
-JOB_FIELDS = {"job_id": ID_BAD, "industry": TEXT_BAD + ["", None], "required_skills": LIST_BAD, "acceptable_majors": LIST_BAD,
+               "student_llm_output": TEXT_BAD, "proj_1": TEXT_BAD, "extrac_1": TEXT_BAD, "row_id": [{"a": 1}, ["r"], True, 2.5, "r" * 129, "r\x00"]}
+JOB_FIELDS = {"job_id": ID_BAD, "industry": TEXT_BAD + ["", None, "i" * 201, "Robo\ttics"], "required_skills": LIST_BAD, "acceptable_majors": LIST_BAD,
               "min_gpa": NUMBER_BAD + _range_bad(*BOUNDS["gpa"]), "min_months_experience": NUMBER_BAD + _range_bad(*BOUNDS["months"]),
               "min_academic_level": CHOICE_BAD, "min_hours_per_week": NUMBER_BAD + _range_bad(*BOUNDS["hours"]),
               "min_length_of_commitment": NUMBER_BAD + _range_bad(*BOUNDS["length"]), "job_in_person_commitment": CHOICE_BAD,
               "min_num_publications": NUMBER_BAD + _range_bad(*BOUNDS["publications"], integer=True), "job_llm_output": TEXT_BAD}
 KINDS = {"candidate": (CAND_FIELDS, candidate_to_row, "student_id"), "job": (JOB_FIELDS, job_to_row, "job_id")}
+
+LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+def _fits(x, limit, control):
+    return isinstance(x, str) and len(x) <= LIMITS[limit] and not control.search(x)
 
 def _valid(r):
     "Invariants of a validated record: what the readers promise to return."
@@ -60,6 +69,14 @@ def _valid(r):
     assert all(isinstance(x, str) and x for x in ids)
     lists = [r.skills, r.interests, r.projects, r.activities] if isinstance(r, Candidate) else [r.required_skills, r.acceptable_majors]
     assert all(isinstance(xs, tuple) and all(isinstance(x, str) and x and x == x.strip() for x in xs) for xs in lists)
+    # within `LIMITS`, and no control character but a text's tabs and line breaks
+    ident = [r.candidate_id, r.row_id] if isinstance(r, Candidate) else [r.job_id]
+    assert all(x is None or _fits(x, "id", LINE_CONTROL) for x in ident)
+    assert all(_fits(x, "item", LINE_CONTROL) for x in (r.majors if isinstance(r, Candidate) else [r.industry]))
+    assert all(len(xs) <= LIMITS["items"] for xs in lists)
+    assert all(_fits(x, "item", LINE_CONTROL) for xs in lists[:2] for x in xs)
+    texts = [r.statement, *r.projects, *r.activities] if isinstance(r, Candidate) else [r.description]
+    assert all(_fits(x, "text", TEXT_CONTROL) for x in texts)
     if isinstance(r, Candidate):
         nums = [(r.gpa, "gpa"), (r.months_experience, "months"), (r.num_publications, "publications"), (r.hours_per_week, "hours"),
                 (r.length_of_commitment, "length")] + ([(r.undergrad_gpa, "gpa")] if r.undergrad_gpa is not None else [])
@@ -73,11 +90,17 @@ def _valid(r):
         assert isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and BOUNDS[b][0] <= v <= BOUNDS[b][1]
 
 # --- property-based: validated records or the package's own error, never anything else --------------
+CONTROLS = ["\x00", "\t", "\n", "\r", "\x0b", "\x1b", "\x7f", "\x85", "\ud800"]
 junk = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30),
                  st.from_regex(r"\[('[a-zA-Z ]{0,6}'[, ]{0,2}){0,3}\]?", fullmatch=True),
                  st.from_regex(r"[ +-]?[0-9_]{0,4}\.?[0-9_]{0,3}([eE][+-]?[0-9]{1,4})?", fullmatch=True),
                  st.lists(st.one_of(st.text(max_size=5), st.integers()), max_size=3),
-                 st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+                 st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+                 # control characters, alone or inside text, and strings at and past the lengths of `LIMITS`
+                 st.text(alphabet=st.characters(max_codepoint=0xa0), max_size=12),
+                 st.builds(lambda a, c, b: a + c + b, st.text(max_size=5), st.sampled_from(CONTROLS), st.text(max_size=5)),
+                 st.sampled_from([128, 129, 200, 201, 10_000, 10_001, 30_000]).map(lambda n: "x" * n),
+                 st.lists(st.sampled_from(["a", "b", "k" * 201]), min_size=99, max_size=102))
 
 def _check_row(kind, base, edits):
     fields, _, _ = KINDS[kind]
@@ -112,7 +135,9 @@ def _file_property(tmp, data):
     csv_text = st.lists(line, min_size=1, max_size=3).map(lambda ls: header + "\n" + "\n".join(ls) + "\n")
     js_text = st.recursive(junk, lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(st.sampled_from(list(candidate_to_row(data.candidates[0]))), c, max_size=6)),
                            max_leaves=12).map(json.dumps)
-    return given(st.one_of(csv_text.map(lambda t: (t, ".csv")), js_text.map(lambda t: (t, ".json"))))(lambda te: _check_file(tmp, "candidate", *te))
+    text_ext = st.one_of(csv_text.map(lambda t: (t, ".csv")), js_text.map(lambda t: (t, ".json")))
+    with_bom = st.tuples(text_ext, st.booleans()).map(lambda x: (("\ufeff" if x[1] else "") + x[0][0], x[0][1]))  # as Windows writes
+    return given(with_bom)(lambda te: _check_file(tmp, "candidate", *te))
 
 def test_files_validated_or_own_error(data, tmp_path):
     FAST(_file_property(tmp_path, data))()
@@ -120,6 +145,17 @@ def test_files_validated_or_own_error(data, tmp_path):
 @pytest.mark.slow
 def test_files_validated_or_own_error_long(data, tmp_path):
     LONG(_file_property(tmp_path, data))()
+
+def _bom_property(tmp, data):
+    "A valid file with a UTF-8 byte-order mark reads as the same file without it, in both formats."
+    def check(kind, fmt, n):
+        records = (data.candidates if kind == "candidate" else data.jobs)[:n]
+        p = tmp/f"bom.{fmt}"; write_entities(records, p); p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+        assert read_entities(p, kind) == records
+    return given(st.sampled_from(["candidate", "job"]), st.sampled_from(["csv", "json"]), st.integers(1, 6))(check)
+
+def test_files_with_bom_read_the_same(data, tmp_path):
+    FAST(_bom_property(tmp_path, data))()
 
 def _config_property():
     keys = sorted(CONSTRAINTS) + ["seed", "train.lr", "fusion.k", "nosuch.key"]
@@ -200,8 +236,41 @@ def malformed_files(folder, data, seed=SEED, n_random=700):
                                 ("JSON truncated", json.dumps(rows).encode()[:-7], ".json"), ("JSON empty list", b"[]", ".json"),
                                 ("1 MB value", json.dumps({**rows[0], num: "9" * 1_000_000 + "x"}).encode(), ".json")]:
             p = new(ext); p.write_bytes(blob); yield name, kind, p
+        for name, blob, ext in _last_corners(kind, rows, lines):
+            p = new(ext); p.write_bytes(blob); yield name, kind, p
         d = new(".csv"); d.mkdir(); yield "a folder", kind, d
         yield "missing file", kind, folder/"does-not-exist.csv"
+
+MEGA = 1_000_000
+
+def _megabyte_rows(kind, rows):
+    "(name, rows): one megabyte-long id, list item, list, name and text."
+    idc, lst, name, text = (("student_id", "skills", "masters_major", "student_llm_output") if kind == "candidate"
+                            else ("job_id", "required_skills", "industry", "job_llm_output"))
+    for what, field, v in [("id", idc, "x" * MEGA), ("list item", lst, repr(["k" * MEGA])), ("list", lst, repr(["s"] * (MEGA // 5))),
+                           ("name", name, "m" * MEGA), ("text", text, "word " * (MEGA // 5))]:
+        yield f"1 MB {what}", [{**rows[0], field: v}] + rows[1:]
+
+def _last_corners(kind, rows, lines):
+    "(name, bytes, ext): NUL bytes and control characters in rows and headers, megabyte fields, a BOM before bad content."
+    text = "student_llm_output" if kind == "candidate" else "job_llm_output"
+    nul_id = lines[:1] + [lines[1][:2] + "\x00" + lines[1][2:]] + lines[2:]
+    nul_item = lines[:2] + [lines[2].replace("'", "'\x00", 1)] + lines[3:]
+    head = [lines[0].replace(text, text + "\x00")] + lines[1:]
+    out = [("NUL byte in a CSV id", "\n".join(nul_id) + "\n", ".csv"), ("NUL byte in a CSV list", "\n".join(nul_item) + "\n", ".csv"),
+           ("NUL byte in a CSV header", "\n".join(head) + "\n", ".csv"),
+           ("control character in a JSON text", json.dumps([{**rows[0], text: "ok\x1b[2J"}]), ".json"),
+           ("NUL escape in a JSON text", json.dumps([{**rows[0], text: "a\x00b"}]), ".json"),
+           ("lone surrogate in a JSON text", json.dumps([{**rows[0], text: "a\ud800b"}]), ".json"),
+           ("control character in a JSON key", json.dumps([{**rows[0], "x\x07": 1}]), ".json"),
+           ("BOM before malformed JSON", "\ufeff{not json", ".json"), ("BOM before a NUL in a CSV id", "\ufeff" + "\n".join(nul_id) + "\n", ".csv")]
+    for name, rs in _megabyte_rows(kind, rows):
+        out.append((name + " (JSON)", json.dumps(rs), ".json"))
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerows([list(rs[0])] + [list(r.values()) for r in rs])
+        out.append((name + " (CSV)", buf.getvalue(), ".csv"))
+    return [(n, t.encode("utf-8", "surrogatepass"), e) for n, t, e in out]
 
 @pytest.fixture(scope="module")
 def trained(data, tmp_path_factory):
@@ -275,6 +344,33 @@ def cli_calls(run, data, files, bad_files, tmp):
     yield "recommend missing model", ["recommend", "--model", tmp/"nomodel", *base[2:]]
     yield "rank-candidates two jobs", ["rank-candidates", "--model", run, "--job", files/"jobs.csv", "--candidates", files/"cands.csv"]
     yield "rank-candidates --out folder", ["rank-candidates", "--model", run, "--job", files/"job.json", "--candidates", files/"cands.csv", "--out", tmp]
+    for cat, args in output_calls(run, files, tmp): yield cat, args
+
+def unwritable_folder(tmp):
+    "A folder this process cannot write in: a read-only one, or for a superuser (who writes anywhere) a read-only system folder."
+    ro = tmp/"read-only"; ro.mkdir(exist_ok=True); ro.chmod(0o555)
+    for d in (ro, Path("/sys"), Path("/proc")):
+        try:
+            with tempfile.TemporaryFile(dir=d): pass
+        except OSError: return d
+    return None
+
+def output_calls(run, files, tmp):
+    "Yield (category, args): every command's output path, bad in each way it can be (checked before anything loads)."
+    bad = {"a folder": tmp, "in a missing folder": tmp/"nowhere"/"r.txt", "in a file": files/"cands.csv"/"r.txt"}
+    ro = unwritable_folder(tmp)
+    if ro is not None: bad["in an unwritable folder"] = ro/"r.txt"
+    serve = {"recommend": ["--model", run, "--candidate", files/"cands.csv", "--jobs", files/"jobs.csv"],
+             "rank-candidates": ["--model", run, "--job", files/"job.json", "--candidates", files/"cands.csv"],
+             "vocabulary": ["--catalogue", files/"jobs.csv"]}
+    for cmd, args in serve.items():
+        for name, p in bad.items(): yield f"{cmd} --out {name}", [cmd, *args, "--out", p]
+    folders = {"a file": files/"cands.csv", "under a file": files/"cands.csv"/"out"}
+    if ro is not None: folders["in an unwritable folder"] = ro/"out"
+    for name, p in folders.items():
+        yield f"score --out {name}", ["score", "--model", run, "--candidates", files/"cands.csv", "--jobs", files/"jobs.csv", "--out", p]
+        for cmd in ("train", "data", "bench", "examples", "run"): yield f"{cmd} --out {name}", [cmd, "--out", p]
+    yield "run --summary in a missing folder", ["run", "--summary", tmp/"nowhere"/"s.json"]
 
 def test_bad_input_corpus(data, trained, tmp_path):
     "At least 1,000 seeded malformed files and calls: every one rejected with one line of the package's own error."
@@ -351,3 +447,65 @@ def test_offline_environment_set_by_jobrec():
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.split() == ["1", "1"]
     env["HF_HUB_OFFLINE"] = "0"
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.split() == ["0", "1"]
+
+# --- the last corners: NUL bytes, a byte-order mark, megabyte fields, an output path ---------------
+def test_nul_byte_in_a_csv_row_named(trained, data, tmp_path):
+    "A NUL byte inside a CSV cell is refused with its row and column, by the reader and by the CLI (exit 2, one line)."
+    p = tmp_path/"c.csv"; _write(p, [candidate_to_row(c) for c in data.candidates[:3]], "csv")
+    lines = p.read_text().splitlines()
+    p.write_text("\n".join(lines[:2] + [lines[2].replace("['", "['Py\x00", 1)] + lines[3:]) + "\n")
+    with pytest.raises(JobrecError, match=r"row 1, column 'interests': control character U\+0000 at character 5 of the list$"):
+        read_entities(p, "candidate")
+    rc, err = run_cli("recommend", "--model", trained, "--candidate", p, "--jobs", p)
+    assert _cli_outcome(rc, err) == "rejected" and "row 1, column 'interests'" in err, err
+
+def test_json_and_csv_read_a_byte_order_mark(data, tmp_path):
+    for kind, records in (("candidate", data.candidates[:4]), ("job", data.jobs[:4])):
+        for fmt in ("json", "csv"):
+            p = tmp_path/f"{kind}.{fmt}"; write_entities(records, p); p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+            assert read_entities(p, kind) == records, (kind, fmt)
+
+def test_megabyte_fields_refused_in_under_a_second(data, tmp_path, capsys):
+    "Each megabyte field (an id, a list item, a list, a name, a text), CSV and JSON, costs under a second to refuse."
+    times = {}
+    for kind, recs in (("candidate", data.candidates), ("job", data.jobs)):
+        rows = [(candidate_to_row if kind == "candidate" else job_to_row)(r) for r in recs[:3]]
+        for name, rs in _megabyte_rows(kind, rows):
+            for fmt in ("json", "csv"):
+                p = tmp_path/f"big.{fmt}"; _write(p, rs, fmt)
+                t0 = time.perf_counter()
+                with pytest.raises(JobrecError, match=r"row 0, column '.+'.*jobrec\.schema\.LIMITS"): read_entities(p, kind)
+                times[(kind, name, fmt)] = time.perf_counter() - t0
+    with capsys.disabled(): print(f"\nslowest refusal of a megabyte field: {max(times.values()):.3f}s ({max(times, key=times.get)})")
+    assert max(times.values()) < 1.0, times
+
+def test_cli_refuses_a_megabyte_id_before_the_model(trained, data, tmp_path):
+    "The case that took minutes: a 1 MB student_id through `jobrec recommend`, now one line, exit 2, in under a second."
+    p = tmp_path/"c.json"; p.write_text(json.dumps([{**candidate_to_row(data.candidates[0]), "student_id": "x" * MEGA}]))
+    write_entities(data.jobs, tmp_path/"jobs.csv")
+    t0 = time.perf_counter()
+    rc, err = run_cli("recommend", "--model", trained, "--candidate", p, "--jobs", tmp_path/"jobs.csv")
+    assert time.perf_counter() - t0 < 1.0 and _cli_outcome(rc, err) == "rejected" and "over the limit of 128 for an id" in err, err
+
+def test_outputs_checked_before_any_model_loads(trained, data, tmp_path, monkeypatch):
+    "Every bad output path of every command: exit 2, one line naming the path as given (not a temporary one), no model loaded."
+    from jobrec.recommend import Recommender
+    def no_load(*a, **k): raise AssertionError("a model was loaded")
+    monkeypatch.setattr(Recommender, "load", no_load)
+    files = tmp_path/"ok"; files.mkdir()
+    write_entities(data.jobs, files/"jobs.csv"); write_entities(data.candidates[:2], files/"cands.csv"); write_entities(data.jobs[:1], files/"job.json")
+    cases = list(output_calls(trained, files, tmp_path))
+    assert {c.split(" --")[0] for c, _ in cases} >= {"recommend", "rank-candidates", "score", "vocabulary", "train", "run"}
+    for cat, args in cases:
+        t0 = time.perf_counter(); rc, err = run_cli(*args)
+        given = str(args[args.index("--summary" if "--summary" in args else "--out") + 1])
+        assert _cli_outcome(rc, err) == "rejected" and given in err and ".tmp" not in err, (cat, err)
+        assert time.perf_counter() - t0 < 5, cat
+    assert not (tmp_path/"nowhere").exists()
+
+def test_readme_states_the_limits():
+    "The README repeats `LIMITS` for the reader: the figures it gives are the ones enforced."
+    readme = " ".join((Path(__file__).resolve().parents[1]/"README.md").read_text(encoding="utf-8").split())
+    for says in (f"an id {LIMITS['id']} characters", f"industry {LIMITS['item']},", f"a list {LIMITS['items']} items",
+                 f"a narrative text {LIMITS['text']:,})"):
+        assert says in readme, says
