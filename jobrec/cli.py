@@ -58,11 +58,13 @@ def build_parser()->argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=0.0, help="--verify: largest absolute difference accepted (timings are never compared)")
     p.add_argument("--seeds", default=None, help="comma-separated training seeds, the configured one among them: one experiment per seed "
                    "(a finished run is reused), then the seed_spread report, which main_results and ablations read (make reports-seeds)")
-    p.add_argument("--worlds", default=None, help="comma-separated generator seeds of fresh worlds (the configured data's settings): "
-                   "the experiment without ablations per world and training seed (--seeds), then the world_spread report alone "
+    p.add_argument("--worlds", default=None,
+                   help="comma-separated generator seeds of fresh worlds (the configured data's settings): the experiment "
+                   "without ablations per world and training seed (--seeds), then the world_spread report alone "
                    "(make reports-worlds)")
-    p.add_argument("--allow-dirty", action="store_true", help="accept a checkout with uncommitted changes (development): the reports "
-                   "record git_dirty: true, and --verify rejects them")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="accept a checkout with uncommitted changes (development): the reports record git_dirty: true, "
+                   "and --verify rejects them")
     _serving_parsers(sub)
     return ap
 
@@ -204,16 +206,17 @@ def _template_params(a, root)->dict:
     return yaml.safe_load(pfile.read_text()) if pfile.exists() else {}
 
 def _written_inside(root, folder)->list[str]:
-    "`folder` relative to the checkout when it lies inside it (its changes are the command's outputs), else nothing."
-    p = Path(folder) if Path(folder).is_absolute() else root/folder
-    return [p.resolve().relative_to(root.resolve()).as_posix()] if p.resolve().is_relative_to(root.resolve()) else []
+    "`folder` relative to the checkout when inside it (its changes are the command's outputs), else nothing."
+    p = (Path(folder) if Path(folder).is_absolute() else root/folder).resolve()
+    return [p.relative_to(root.resolve()).as_posix()] if p.is_relative_to(root.resolve()) else []
 
 def _cmd_worlds(a, cfg, root, git)->int:
-    "--worlds: the experiment without ablations per world and training seed (finished runs reused), then world_spread alone."
+    "--worlds: the experiment without ablations per world and seed (finished runs reused), then world_spread alone."
     import time
     from jobrec.report import run_reports
     from jobrec.seeds import check_seeds, check_worlds, run_worlds, world_runs
-    if a.verify or a.only: raise UsageError("--worlds makes the world_spread report alone: it takes neither --verify nor --only")
+    if a.verify or a.only:
+        raise UsageError("--worlds makes the world_spread report alone: it takes neither --verify nor --only")
     c = cfg if not a.run else Config(merge_config(dict(cfg), {"out_dir": str(a.run)}, "--run"))
     worlds = check_worlds(a.worlds.split(","), c)
     seeds = check_seeds(a.seeds.split(",")) if a.seeds else [int(c.seed)]
@@ -221,9 +224,9 @@ def _cmd_worlds(a, cfg, root, git)->int:
     t0 = time.time()
     runs = world_runs(c, worlds, seeds, missing_ok=False) if a.skip_run else run_worlds(c, worlds, seeds)
     params = _template_params(a, root)
-    params.setdefault("common", {})["run_dir"] = str(runs[next(iter(runs))][int(c.seed)])  # the reference world's reference run
-    params.setdefault(WORLD_REPORT, {}).update(world_runs={str(w): [str(d) for d in r.values()] for w, r in runs.items()},
-                                               command_seconds=round(time.time() - t0, 1))
+    params.setdefault("common", {})["run_dir"] = str(runs[next(iter(runs))][int(c.seed)])  # the reference world's run
+    folders = {str(w): [str(d) for d in r.values()] for w, r in runs.items()}
+    params.setdefault(WORLD_REPORT, {}).update(world_runs=folders, command_seconds=round(time.time() - t0, 1))
     done = run_reports(params, a.reports_dir, only=[WORLD_REPORT], git=git)
     print(f"{WORLD_REPORT}: {len(runs)} worlds x {len(seeds)} seeds in {time.time() - t0:.0f} s -> {done[0]}")
 
@@ -239,8 +242,8 @@ def _verify(a, regenerated, root, tmp, names)->int:
     for name, why in origin.items(): print(f"{name}: {why}")
     n = sum(map(len, diffs.values())) + len(origin)
     if n:
-        print(f"{n} difference(s) beyond tolerance {a.tolerance} or of provenance in {len(set(diffs) | set(origin))} report(s); "
-              f"the regenerated ones are in {tmp}")
+        print(f"{n} difference(s) beyond tolerance {a.tolerance} or of provenance in {len(set(diffs) | set(origin))} "
+              f"report(s); the regenerated ones are in {tmp}")
         return 1
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"the reports in {ref} are reproduced (tolerance {a.tolerance}, timings not compared)")

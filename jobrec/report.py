@@ -56,7 +56,7 @@ def load_params(params:str|Path|dict|None, # a YAML file, its name in experiment
 PACKAGES = ("jobrec", "numpy", "pandas", "torch", "transformers", "peft", "unsloth", "papermill", "seaborn", "evaluate", "faiss-cpu")
 
 def git_state(root:Path|None=None, # the checkout (default: `project_root()`)
-              ignore:list|tuple=() # folders (relative to `root`) whose changes do not count, e.g. the reports being written
+              ignore:list|tuple=() # folders (relative to `root`) whose changes do not count: the reports being written
              )->dict:
     "The checkout's revision, and whether a tracked file outside `ignore` differs from it (None and None outside git)."
     cwd = root or project_root()
@@ -322,27 +322,29 @@ def check_clean(root:Path|None=None, # the checkout
                 ignore:list|tuple=(), # folders whose changes do not count (see `git_state`)
                 allow_dirty:bool=False # accept a modified checkout (the reports then record git_dirty: true)
                )->dict:
-    "The checkout's `git_state`; a `UsageError` when it has uncommitted changes, unless allowed (outside git: nothing to check)."
+    "The checkout's `git_state`; a `UsageError` on uncommitted changes unless allowed (outside git: nothing to check)."
     g = git_state(root, ignore)
     if g["git_dirty"] is not True or allow_dirty: return g
-    raise UsageError(f"the checkout has uncommitted changes (git status): commit first, so that the reports name the commit that made them, "
-                      "or pass --allow-dirty (the reports then record git_dirty: true and --verify rejects them)")
+    raise UsageError("the checkout has uncommitted changes (git status): commit first, so that the reports name the commit "
+                     "that made them, or pass --allow-dirty (the reports then record git_dirty: true and --verify rejects them)")
 
 def _in_history(rev:str, root)->bool:
     "Is `rev` a commit of the checkout's history (an ancestor of HEAD)?"
-    r = subprocess.run(["git", "merge-base", "--is-ancestor", rev, "HEAD"], cwd=root, capture_output=True, timeout=10)
+    r = subprocess.run(["git", "merge-base", "--is-ancestor", rev, "HEAD"], cwd=root, capture_output=True,
+                       timeout=10)
     return r.returncode == 0
 
 def provenance_problems(reports_dir:str|Path="reports", # the committed report folders
                         root:Path|None=None # the checkout whose history they must come from
                        )->dict: # report name -> what is wrong with where it came from
-    "Each report (with a metrics.json) made from a modified tree, outside git, or at a revision not in the checkout's history."
+    "Each report (with a metrics.json) made from a modified tree, outside git, or at a revision outside this history."
     root, out = Path(root or project_root()), {}
     for p in sorted(Path(reports_dir).glob("*/metrics.json")):
         e = p.parent/"environment.json"
         env = json.loads(e.read_text()) if e.exists() else {}
         rev, dirty = env.get("git_revision"), env.get("git_dirty")
         if not rev: out[p.parent.name] = "records no git revision"
-        elif dirty is not False: out[p.parent.name] = f"made at {rev} from a tree with uncommitted changes (git_dirty: {dirty})"
+        elif dirty is not False:
+            out[p.parent.name] = f"made at {rev} from a tree with uncommitted changes (git_dirty: {dirty})"
         elif not _in_history(rev, root): out[p.parent.name] = f"made at {rev}, which is not in this checkout's history"
     return out

@@ -40,7 +40,7 @@ def check_seeds(seeds)->list[int]:
 
 # %% ../nbs/08b_seeds.ipynb #s008
 def _finished_with(run:Path, cfg:dict, ablations:bool=False)->bool:
-    "Has `run` finished an experiment with exactly this resolved configuration (and its ablations, when asked for)?"
+    "Has `run` finished an experiment with exactly this resolved config (and its ablations, when asked for)?"
     p = run/"config.yaml"
     if not (p.exists() and (run/"metrics.json").exists()): return False
     if ablations and cfg.get("ablations") and not (run/"results"/"ablations_paired.csv").exists(): return False
@@ -139,16 +139,17 @@ def reference_world(cfg:dict # resolved config
 def check_worlds(worlds, # generator seeds of the fresh worlds
                  cfg:dict # resolved config: its data is the reference world
                 )->list[int]:
-    "Whole, distinct generator seeds, at least two, none the reference world's (the same draw twice is no new world)."
+    "Whole, distinct generator seeds, at least two, none the reference world's (the same draw is no new world)."
     out = check_seeds(worlds)
     ref = reference_world(cfg)
-    if ref in out: raise UsageError(f"world {ref} is the reference world (the configured data); give fresh generator seeds")
+    if ref in out:
+        raise UsageError(f"world {ref} is the reference world (the configured data); give fresh generator seeds")
     return out
 
 def world_run_dir(out_dir:str|Path, # the configured run folder (the reference world's)
                   world:int|None # a fresh world's generator seed; None: the reference world
                  )->Path:
-    "The run folder of a world's reference seed: `out_dir` itself for the reference world, `out_dir-worldW` for a fresh one."
+    "The run folder of a world's reference seed: `out_dir` for the reference world, `out_dir-worldW` for a fresh one."
     p = Path(out_dir)
     if not p.is_absolute(): p = project_root()/p
     return p if world is None else p.with_name(f"{p.name}-world{int(world)}")
@@ -180,7 +181,8 @@ def make_world(cfg:dict, # resolved config: its data is the reference world
     data = generate_synthetic(settings, seed=int(world), split=ref["split_shares"], catalogue=cat)
     if cat: data.meta["config"]["catalogue"] = data.meta["vocabulary"]
     if data.meta["config"] != ref["config"] or data.meta["vocabulary"] != ref["vocabulary"]:
-        raise UsageError(f"world {world} cannot be drawn with the reference data's settings ({ref['config']}, vocabulary {ref['vocabulary']})")
+        raise UsageError(f"world {world} cannot be drawn with the reference data's settings "
+                         f"({ref['config']}, vocabulary {ref['vocabulary']})")
     save_dataset(data, out)
     return out
 
@@ -188,12 +190,12 @@ def world_config(cfg:dict, # resolved config (the reference world)
                  world:int|None, # a fresh world's generator seed; None: the reference world
                  data_dir:str|Path|None=None # the fresh world's dataset folder
                 )->Config:
-    "`cfg` reading the world's data (a dataset folder, named relative to the checkout when inside it) and writing to its run folder."
+    "`cfg` reading the world's data (a dataset folder, relative to the checkout when inside it) into its run folder."
     if world is None: return Config(dict(cfg))
-    d = Path(data_dir).resolve()
-    src = d.relative_to(project_root().resolve()).as_posix() if d.is_relative_to(project_root().resolve()) else str(d)
-    return Config(merge_config(dict(cfg), {"data": {"source": src}, "out_dir": str(world_run_dir(cfg["out_dir"], world))},
-                               f"world {world}"))
+    d, root = Path(data_dir).resolve(), project_root().resolve()
+    src = d.relative_to(root).as_posix() if d.is_relative_to(root) else str(d)
+    over = {"data": {"source": src}, "out_dir": str(world_run_dir(cfg["out_dir"], world))}
+    return Config(merge_config(dict(cfg), over, f"world {world}"))
 
 # %% ../nbs/08b_seeds.ipynb #s028
 def world_runs(cfg:dict, # resolved config: the reference world and seed
@@ -215,7 +217,7 @@ def run_worlds(cfg:dict, # resolved config: the reference world and seed
                seeds:list, # training seeds, the configured one among them
                reuse:bool=True # reuse finished runs with the same resolved config
               )->dict:
-    "The experiment without ablations per world and training seed; world -> seed -> run folder (see `world_runs`)."
+    "The experiment without ablations per world and training seed; world -> seed -> run folder."
     from jobrec.pipeline import run_experiment, load_data
     worlds, seeds, ref = check_worlds(worlds, cfg), [int(s) for s in seeds], int(cfg["seed"])
     ref_world, out = reference_world(cfg), {}
@@ -236,7 +238,7 @@ def run_worlds(cfg:dict, # resolved config: the reference world and seed
 def json_rows(run:str|Path, # a run folder
               name:str # a JSON file of its `results/`, e.g. 'dominance.json'
              )->pd.DataFrame:
-    "One row (`quantity`, `value`) per number or flag at the top of the JSON file; nested entries are left out."
+    "One row (`quantity`, `value`) per number or flag at the top of the JSON file; nested entries left out."
     import json
     d = json.loads((Path(run)/"results"/name).read_text())
     rows = [(k, float(v)) for k, v in d.items() if isinstance(v, (bool, int, float))]
@@ -248,10 +250,10 @@ def world_spread(runs:dict, # world -> seed -> run folder (`run_worlds`)
                  value:str="mean", # the column whose spread is taken ('value' for a JSON file)
                  reference:int|None=None # the reference world (default: the first)
                 )->pd.DataFrame:
-    "Per row: the reference world's mean over seeds, then mean, sd (ddof 1), min and max of the world means, n_worlds and n_seeds."
+    "Per row: the reference world's mean over seeds, then mean, sd (ddof 1), min and max of the world means, and counts."
     reference = next(iter(runs)) if reference is None else reference
-    read = (lambda r: pd.concat([json_rows(d, name).assign(seed=s) for s, d in r.items()], ignore_index=True)) \
-        if name.endswith(".json") else (lambda r: read_seed_tables(r, name))
+    json_table = lambda r: pd.concat([json_rows(d, name).assign(seed=s) for s, d in r.items()], ignore_index=True)
+    read = json_table if name.endswith(".json") else (lambda r: read_seed_tables(r, name))
     stacked = pd.concat([read(r).assign(world=int(w)) for w, r in runs.items()], ignore_index=True)
     per = stacked.groupby([*keys, "world"], sort=False)[value].agg(["mean", "count"]).reset_index()
     g = per.groupby(keys, sort=False)["mean"]
