@@ -237,8 +237,8 @@ def _verify(a, regenerated, root, tmp, names)->int:
     diffs = verify_reports(regenerated, ref, names, a.tolerance)
     for name, ds in diffs.items():
         for k, x, y in ds: print(f"{name}: {k}: committed {x!r}, regenerated {y!r}")
-    # a committed report must come from a clean tree at a commit of this history (--allow-dirty: development only)
-    origin = {} if a.allow_dirty else {k: v for k, v in provenance_problems(ref, root).items() if k in names}
+    # every committed report (the spreads included) must come from a clean tree at a commit of this history
+    origin = {} if a.allow_dirty else provenance_problems(ref, root)
     for name, why in origin.items(): print(f"{name}: {why}")
     n = sum(map(len, diffs.values())) + len(origin)
     if n:
