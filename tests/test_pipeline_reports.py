@@ -203,8 +203,8 @@ def test_reports_over_worlds(smoke_run, smoke_worlds, tmp_path):
     j = m["systems"]["jobrec"]["candidate_ndcg@10"]
     assert j["reference"] == pytest.approx(vals[0], abs=1e-12) and j["mean"] == pytest.approx(np.mean(vals), abs=1e-12)
     assert j["sd"] == pytest.approx(np.std(vals, ddof=1), abs=1e-12) and j["sd"] > 0  # the worlds differ
-    dom = [json.loads((Path(d)/"results"/"dominance.json").read_text())["delta"] for d in runs]
-    assert m["decoupling"]["delta"]["mean"] == pytest.approx(np.mean(dom), abs=1e-12)
+    dom = [json.loads((Path(d)/"results"/"dominance.json").read_text())["point_eligibility"] for d in runs]
+    assert m["decoupling"]["point_eligibility"]["mean"] == pytest.approx(np.mean(dom), abs=1e-12)
     assert main(args + ["--worlds", "7,11"]) == 2  # the reference world is no fresh world
     assert main(args + ["--worlds", "11,13"]) == 2  # no finished run for world 13
 
