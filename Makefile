@@ -15,7 +15,7 @@ UNSLOTH_CPU := unsloth==2026.10.9 unsloth_zoo==2026.10.9
 UNSLOTH_CPU_NEEDS := transformers==5.17.0 trl==1.15.0 "datasets<5" tyro msgspec sentencepiece protobuf hf_transfer \
 	einops torchao cut_cross_entropy nest-asyncio structlog
 
-.PHONY: install test test-slow gpu-check reports reports-seeds reports-llm verify-reports bench data export readme docs recbole-env clean
+.PHONY: install test test-slow gpu-check reports reports-seeds reports-worlds reports-llm verify-reports bench data export readme docs recbole-env clean
 
 install: $(STAMP)
 
@@ -41,14 +41,24 @@ test-slow: $(STAMP)
 gpu-check:
 	bash tools/gpu-check
 
+# The report commands refuse a checkout with uncommitted changes, so that every environment.json names the commit that made
+# its report; REPORTS_ARGS=--allow-dirty accepts one for development (the reports then record git_dirty: true).
+REPORTS_ARGS ?=
+
 # The RecBole baselines (LightGCN, SimpleX, DCNv2, xDeepFM) are part of the main table: their environment comes first.
 reports: $(STAMP) recbole-env
-	$(VENV)/bin/jobrec reports --profile cpu-small
+	$(VENV)/bin/jobrec reports --profile cpu-small $(REPORTS_ARGS)
 
 # The seed spread: the experiment once per training seed (42 is `make reports`' run, reused when it finished with the same config),
 # then reports/seed_spread and the reports that read it (main_results, ablations). About three times `make reports`.
 reports-seeds: $(STAMP) recbole-env
-	$(VENV)/bin/jobrec reports --profile cpu-small --seeds 42,43,44
+	$(VENV)/bin/jobrec reports --profile cpu-small --seeds 42,43,44 $(REPORTS_ARGS)
+
+# The world spread: the generator drawn again with the embedded default's settings and generator seeds 101 and 102, each of the
+# three worlds crossed with training seeds 42, 43 and 44, the experiment without ablations (9 runs; the reference world's runs
+# of `make reports-seeds` are reused), then reports/world_spread alone, which records the command's wall time.
+reports-worlds: $(STAMP) recbole-env
+	$(VENV)/bin/jobrec reports --profile cpu-small --worlds 101,102 --seeds 42,43,44 $(REPORTS_ARGS)
 
 # The LLM path on CPU (profile cpu-llm: SmolLM2-135M with LoRA adapters, and zero-shot SmolLM2 on a seeded subset of test
 # candidates beside jobrec on the same ones): its own run (runs/cpu-llm), too long for `make reports`, summarised in
@@ -58,19 +68,20 @@ reports-seeds: $(STAMP) recbole-env
 LLM_REPORTS := experts,main_results
 reports-llm: $(STAMP)
 	$(VENV)/bin/jobrec run --profile cpu-llm --summary reports/cpu_llm/summary.json
-	$(if $(wildcard runs/default/metrics.json),$(VENV)/bin/jobrec reports --profile cpu-small --skip-run --only $(LLM_REPORTS))
+	$(if $(wildcard runs/default/metrics.json),$(VENV)/bin/jobrec reports --profile cpu-small --skip-run --only $(LLM_REPORTS) $(REPORTS_ARGS))
 
 # Runs the experiment and the reports again in a temporary folder (reports/ and runs/ untouched) and compares every
-# figure of reports/*/metrics.json with the committed one; exit status 1 on any difference (timings are not compared).
+# figure of reports/*/metrics.json with the committed one; exit status 1 on any difference (timings are not compared), and on a
+# committed report whose environment.json says it was made from a modified tree or at a commit outside this history.
 verify-reports: $(STAMP) recbole-env
-	$(VENV)/bin/jobrec reports --profile cpu-small --verify
+	$(VENV)/bin/jobrec reports --profile cpu-small --verify $(REPORTS_ARGS)
 
 # Measures the model `make reports` trained (runs/default) when it exists, else trains a short one itself; fits its retrieval
 # cascade (model/cascade/) first when it has none. Recall against latency over 20,000 distinct jobs, latency to 100,000, DDP one
 # against two processes, `jobrec score` local against Ray on 2,000 x 10,000: about 5 minutes on 2 cores, plus 2 for the cascade.
 bench: $(STAMP)
 	$(VENV)/bin/jobrec bench --out reports/bench $(if $(wildcard runs/default/model/system),--set retrieval.bench_model=runs/default)
-	$(VENV)/bin/jobrec reports --profile cpu-small --skip-run --only efficiency
+	$(VENV)/bin/jobrec reports --profile cpu-small --skip-run --only efficiency $(REPORTS_ARGS)
 
 data: $(STAMP)
 	$(VENV)/bin/jobrec data --out data/default

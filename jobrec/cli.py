@@ -11,7 +11,7 @@ from .core import load_config, Config, merge_config, ConfigError, JobrecError, U
 from .fusion import FUSIONS
 
 # %% auto #0
-__all__ = ['log', 'SEED_REPORT', 'COMMANDS', 'OUTPUTS', 'build_parser', 'main']
+__all__ = ['log', 'SEED_REPORT', 'WORLD_REPORT', 'COMMANDS', 'OUTPUTS', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #c005
 log = get_logger("cli")
@@ -58,6 +58,13 @@ def build_parser()->argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=0.0, help="--verify: largest absolute difference accepted (timings are never compared)")
     p.add_argument("--seeds", default=None, help="comma-separated training seeds, the configured one among them: one experiment per seed "
                    "(a finished run is reused), then the seed_spread report, which main_results and ablations read (make reports-seeds)")
+    p.add_argument("--worlds", default=None,
+                   help="comma-separated generator seeds of fresh worlds (the configured data's settings): the experiment "
+                   "without ablations per world and training seed (--seeds), then the world_spread report alone "
+                   "(make reports-worlds)")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="accept a checkout with uncommitted changes (development): the reports record git_dirty: true, "
+                   "and --verify rejects them")
     _serving_parsers(sub)
     return ap
 
@@ -144,13 +151,14 @@ def _cmd_rank_candidates(a):
 
 # %% ../nbs/12_cli.ipynb #c005a
 SEED_REPORT = "seed_spread"  # made only with --seeds (an experiment per seed); without, the committed one is kept and read
+WORLD_REPORT = "world_spread"  # made only with --worlds (an experiment per world and seed), and alone
 
 def _report_names(a, root, seeds)->list[str]:
     "The reports this call regenerates: --only, else every template but the seed spread unless seeds were run."
     from jobrec.report import list_templates, report_name
     if a.only: return a.only.split(",")
     names = [report_name(t) for t in list_templates(root)]
-    return [n for n in names if seeds or n != SEED_REPORT]
+    return [n for n in names if (seeds or n != SEED_REPORT) and n != WORLD_REPORT]
 
 def _seed_runs(a, cfg, run, seeds)->dict:
     "seed -> run folder: the experiment once per seed (finished runs reused), or, with --skip-run, the folders already there."
@@ -165,43 +173,82 @@ def _seed_runs(a, cfg, run, seeds)->dict:
 
 def _cmd_reports(a):
     from jobrec.pipeline import run_experiment
-    from jobrec.report import run_reports
+    from jobrec.report import run_reports, check_clean
     from jobrec.seeds import check_seeds
     cfg = _cfg(a); root = project_root()
     _report_templates(root)
+    # taken once, before any report is rewritten; --verify compares the committed reports, so their changes count there
+    git = check_clean(root, [] if a.verify else _written_inside(root, a.reports_dir), a.allow_dirty)
+    if a.worlds: return _cmd_worlds(a, cfg, root, git)
     seeds = check_seeds(a.seeds.split(",")) if a.seeds else None
     tmp = Path(tempfile.mkdtemp(prefix="jobrec-verify-")) if a.verify else None
     run = tmp/"run" if tmp and not a.skip_run else a.run or cfg.out_dir
     rdir = tmp/"reports" if tmp else a.reports_dir
     runs = _seed_runs(a, cfg, run, seeds) if seeds else None
     if not a.skip_run and not seeds: run_experiment(cfg, run)
-    import yaml
-    pfile = Path(a.params) if a.params else root/"experiments"/"params"/f"{Path(a.profile).stem}.yaml"
-    params = yaml.safe_load(pfile.read_text()) if pfile.exists() else {}
+    params = _template_params(a, root)
     common = params.setdefault("common", {})
     common["run_dir"] = str(run)  # the templates read the run this command made
     common["seed_spread_dir"] = str(Path(rdir if seeds else a.reports_dir)/SEED_REPORT)  # the spread made now, else the committed one
     if seeds: params.setdefault(SEED_REPORT, {})["seed_runs"] = [str(d) for d in runs.values()]
     names = _report_names(a, root, seeds)  # the seed spread first: main results and ablations read it
     done = [p for group in ([n for n in names if n == SEED_REPORT], [n for n in names if n != SEED_REPORT]) if group
-            for p in run_reports(params, rdir, only=group)]
+            for p in run_reports(params, rdir, only=group, git=git)]
     if tmp: return _verify(a, rdir, root, tmp, names)
     print(f"{len(done)} reports regenerated in {rdir}/ (index: {rdir}/index.md)")
 
+
+# %% ../nbs/12_cli.ipynb #c005w
+def _template_params(a, root)->dict:
+    "The templates' parameter file: --params, else experiments/params/<profile>.yaml, else none."
+    import yaml
+    pfile = Path(a.params) if a.params else root/"experiments"/"params"/f"{Path(a.profile).stem}.yaml"
+    return yaml.safe_load(pfile.read_text()) if pfile.exists() else {}
+
+def _written_inside(root, folder)->list[str]:
+    "`folder` relative to the checkout when inside it (its changes are the command's outputs), else nothing."
+    p = (Path(folder) if Path(folder).is_absolute() else root/folder).resolve()
+    return [p.relative_to(root.resolve()).as_posix()] if p.is_relative_to(root.resolve()) else []
+
+def _cmd_worlds(a, cfg, root, git)->int:
+    "--worlds: the experiment without ablations per world and seed (finished runs reused), then world_spread alone."
+    import time
+    from jobrec.report import run_reports
+    from jobrec.seeds import check_seeds, check_worlds, run_worlds, world_runs
+    if a.verify or a.only:
+        raise UsageError("--worlds makes the world_spread report alone: it takes neither --verify nor --only")
+    c = cfg if not a.run else Config(merge_config(dict(cfg), {"out_dir": str(a.run)}, "--run"))
+    worlds = check_worlds(a.worlds.split(","), c)
+    seeds = check_seeds(a.seeds.split(",")) if a.seeds else [int(c.seed)]
+    if c.seed not in seeds: raise UsageError(f"--seeds must include the configured seed {c.seed}")
+    t0 = time.time()
+    runs = world_runs(c, worlds, seeds, missing_ok=False) if a.skip_run else run_worlds(c, worlds, seeds)
+    params = _template_params(a, root)
+    params.setdefault("common", {})["run_dir"] = str(runs[next(iter(runs))][int(c.seed)])  # the reference world's run
+    folders = {str(w): [str(d) for d in r.values()] for w, r in runs.items()}
+    params.setdefault(WORLD_REPORT, {}).update(world_runs=folders, command_seconds=round(time.time() - t0, 1))
+    done = run_reports(params, a.reports_dir, only=[WORLD_REPORT], git=git)
+    print(f"{WORLD_REPORT}: {len(runs)} worlds x {len(seeds)} seeds in {time.time() - t0:.0f} s -> {done[0]}")
+
 def _verify(a, regenerated, root, tmp, names)->int:
     "Print each figure that differs from the committed reports; status 1 (and the regenerated folder kept) when any does."
-    from jobrec.report import verify_reports
+    from jobrec.report import verify_reports, provenance_problems
     ref = Path(a.reports_dir) if Path(a.reports_dir).is_absolute() else root/a.reports_dir
     diffs = verify_reports(regenerated, ref, names, a.tolerance)
     for name, ds in diffs.items():
         for k, x, y in ds: print(f"{name}: {k}: committed {x!r}, regenerated {y!r}")
-    n = sum(map(len, diffs.values()))
+    # every committed report (the spreads included) must come from a clean tree at a commit of this history
+    origin = {} if a.allow_dirty else provenance_problems(ref, root)
+    for name, why in origin.items(): print(f"{name}: {why}")
+    n = sum(map(len, diffs.values())) + len(origin)
     if n:
-        print(f"{n} difference(s) beyond tolerance {a.tolerance} in {len(diffs)} report(s); the regenerated ones are in {tmp}")
+        print(f"{n} difference(s) beyond tolerance {a.tolerance} or of provenance in {len(set(diffs) | set(origin))} "
+              f"report(s); the regenerated ones are in {tmp}")
         return 1
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"the reports in {ref} are reproduced (tolerance {a.tolerance}, timings not compared)")
     return 0
+
 
 # %% ../nbs/12_cli.ipynb #c006
 def _cmd_config(a):

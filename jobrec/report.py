@@ -9,13 +9,13 @@ from pathlib import Path
 
 import yaml
 
-from .core import project_root, get_logger, atomic_path, write_json, cpu_info
+from .core import project_root, get_logger, atomic_path, write_json, cpu_info, UsageError
 
 # %% auto #0
 __all__ = ['log', 'TEMPLATE_DIR', 'PARAMS_DIR', 'PACKAGES', 'ZERO_SHOT', 'MEASURED', 'ABSENT', 'ReportError', 'list_templates',
-           'report_name', 'load_params', 'environment_info', 'run_report', 'write_index', 'run_reports',
+           'report_name', 'load_params', 'git_state', 'environment_info', 'run_report', 'write_index', 'run_reports',
            'subset_candidates', 'ndcg10_full', 'profile_summary', 'write_profile_summary', 'subset_ndcg10',
-           'is_measured', 'compare_metrics', 'verify_reports']
+           'is_measured', 'compare_metrics', 'verify_reports', 'check_clean', 'provenance_problems']
 
 # %% ../nbs/09_report.ipynb #c005
 log = get_logger("report")
@@ -55,8 +55,22 @@ def load_params(params:str|Path|dict|None, # a YAML file, its name in experiment
 # %% ../nbs/09_report.ipynb #c007
 PACKAGES = ("jobrec", "numpy", "pandas", "torch", "transformers", "peft", "unsloth", "papermill", "seaborn", "evaluate", "faiss-cpu")
 
+def git_state(root:Path|None=None, # the checkout (default: `project_root()`)
+              ignore:list|tuple=() # folders (relative to `root`) whose changes do not count: the reports being written
+             )->dict:
+    "The checkout's revision, and whether a tracked file outside `ignore` differs from it (None and None outside git)."
+    cwd = root or project_root()
+    git = lambda *a: subprocess.run(["git", *a], cwd=cwd, capture_output=True, text=True, timeout=10)
+    try:
+        rev = git("rev-parse", "--short", "HEAD")
+        if rev.returncode: return {"git_revision": None, "git_dirty": None}
+        st = git("status", "--porcelain", "--untracked-files=no", "--", ".", *[f":(exclude){p}" for p in ignore])
+        return {"git_revision": rev.stdout.strip(), "git_dirty": bool(st.stdout.strip())}
+    except (OSError, subprocess.SubprocessError): return {"git_revision": None, "git_dirty": None}
+
 def environment_info(root:Path|None=None, # the checkout (default: `project_root()`)
-                     run_dir:str|Path|None=None # the run reported on: its numerics.json says which precision it used
+                     run_dir:str|Path|None=None, # the run reported on: its numerics.json says which precision it used
+                     git:dict|None=None # `git_state` taken once for a whole `jobrec reports` call (default: taken now)
                     )->dict:
     "Python, platform, package versions, the git revision, the CPU and torch's kernels and threads, and the run's numerics."
     import torch
@@ -64,14 +78,11 @@ def environment_info(root:Path|None=None, # the checkout (default: `project_root
     for p in PACKAGES:
         try: vers[p] = importlib.metadata.version(p)
         except importlib.metadata.PackageNotFoundError: vers[p] = None
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root or project_root(), capture_output=True, text=True, timeout=10).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root or project_root(), capture_output=True, text=True, timeout=10).stdout.strip())
-    except (OSError, subprocess.SubprocessError): rev, dirty = None, None
+    g = git or git_state(root)
     run = None if run_dir is None else Path(run_dir) if Path(run_dir).is_absolute() else Path(root or project_root())/run_dir
     num = json.loads((run/"numerics.json").read_text()) if run is not None and (run/"numerics.json").exists() else None
     return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-            "packages": vers, "git_revision": rev, "git_dirty": dirty, "precision": num and num["compute_dtype"], "numerics": num,
+            "packages": vers, "git_revision": g["git_revision"], "git_dirty": g["git_dirty"], "precision": num and num["compute_dtype"], "numerics": num,
             "cpu": cpu_info(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch_threads": torch.get_num_threads()}
 
 # %% ../nbs/09_report.ipynb #c010
@@ -102,7 +113,8 @@ def run_report(template:str|Path, # the template notebook
                parameters:dict|None=None, # parameters for the template (`report_dir` is added)
                kernel_name:str="python3", # jupyter kernel (always explicit)
                root:Path|None=None, # working directory of the kernel (default: project root)
-               required_keys:tuple=() # keys metrics.json must have (besides what the template asserts)
+               required_keys:tuple=(), # keys metrics.json must have (besides what the template asserts)
+               git:dict|None=None # the checkout's `git_state` to record (default: taken when the report is written)
               )->Path:
     "Execute `template` with papermill and atomically (re)place `reports_dir/NAME/`."
     import papermill as pm
@@ -130,7 +142,7 @@ def run_report(template:str|Path, # the template notebook
         _strip_run_metadata(tmp/"executed.ipynb")
         _render_markdown(tmp/"executed.ipynb", tmp)
         (tmp/"params.yaml").write_text(yaml.safe_dump({k: v for k, v in params.items() if k != "report_dir"}, sort_keys=True))
-        write_json({**environment_info(root, params.get("run_dir")), "template": str(template.relative_to(root) if template.is_relative_to(root) else template),
+        write_json({**environment_info(root, params.get("run_dir"), git), "template": str(template.relative_to(root) if template.is_relative_to(root) else template),
                     "seconds": round(time.time() - t0, 1)}, tmp/"environment.json")
         old = final.parent/f".{name}.old{os.getpid()}"
         if final.exists(): os.replace(final, old)
@@ -170,7 +182,8 @@ def run_reports(params:str|Path|dict|None=None, # parameter file (or its name in
                 reports_dir:str|Path="reports", # where report folders go
                 only:list[str]|None=None, # report names to run (default: all)
                 root:Path|None=None,
-                keep_going:bool=True # run the other templates when one fails (then raise at the end)
+                keep_going:bool=True, # run the other templates when one fails (then raise at the end)
+                git:dict|None=None # the checkout's `git_state`, taken before the first report changed anything
                )->list[Path]:
     "Run every report template (or `only` those), then write the index."
     root = Path(root or project_root())
@@ -184,7 +197,7 @@ def run_reports(params:str|Path|dict|None=None, # parameter file (or its name in
     done, failed = [], []
     from tqdm.auto import tqdm
     for t in tqdm(temps, desc="reports"):
-        try: done.append(run_report(t, rd, load_params(params, report_name(t), root), root=root))
+        try: done.append(run_report(t, rd, load_params(params, report_name(t), root), root=root, git=git))
         except ReportError as e:
             log.error(str(e)); failed.append(str(e))
             if not keep_going: raise
@@ -302,4 +315,36 @@ def verify_reports(regenerated:str|Path, # folder of the regenerated report fold
         q = Path(regenerated)/p.parent.name/"metrics.json"
         d = compare_metrics(json.loads(p.read_text()), json.loads(q.read_text()), tol) if q.exists() else [("metrics.json", "present", ABSENT)]
         if d: out[p.parent.name] = d
+    return out
+
+# %% ../nbs/09_report.ipynb #c020
+def check_clean(root:Path|None=None, # the checkout
+                ignore:list|tuple=(), # folders whose changes do not count (see `git_state`)
+                allow_dirty:bool=False # accept a modified checkout (the reports then record git_dirty: true)
+               )->dict:
+    "The checkout's `git_state`; a `UsageError` on uncommitted changes unless allowed (outside git: nothing to check)."
+    g = git_state(root, ignore)
+    if g["git_dirty"] is not True or allow_dirty: return g
+    raise UsageError("the checkout has uncommitted changes (git status): commit first, so that the reports name the commit "
+                     "that made them, or pass --allow-dirty (the reports then record git_dirty: true and --verify rejects them)")
+
+def _in_history(rev:str, root)->bool:
+    "Is `rev` a commit of the checkout's history (an ancestor of HEAD)?"
+    r = subprocess.run(["git", "merge-base", "--is-ancestor", rev, "HEAD"], cwd=root, capture_output=True,
+                       timeout=10)
+    return r.returncode == 0
+
+def provenance_problems(reports_dir:str|Path="reports", # the committed report folders
+                        root:Path|None=None # the checkout whose history they must come from
+                       )->dict: # report name -> what is wrong with where it came from
+    "Each report (with a metrics.json) made from a modified tree, outside git, or at a revision outside this history."
+    root, out = Path(root or project_root()), {}
+    for p in sorted(Path(reports_dir).glob("*/metrics.json")):
+        e = p.parent/"environment.json"
+        env = json.loads(e.read_text()) if e.exists() else {}
+        rev, dirty = env.get("git_revision"), env.get("git_dirty")
+        if not rev: out[p.parent.name] = "records no git revision"
+        elif dirty is not False:
+            out[p.parent.name] = f"made at {rev} from a tree with uncommitted changes (git_dirty: {dirty})"
+        elif not _in_history(rev, root): out[p.parent.name] = f"made at {rev}, which is not in this checkout's history"
     return out

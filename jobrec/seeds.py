@@ -10,7 +10,9 @@ from .core import Config, UsageError, get_logger, merge_config, project_root
 
 # %% auto #0
 __all__ = ['log', 'MAIN_KEYS', 'PAIRED_KEYS', 'seed_run_dir', 'check_seeds', 'seed_config', 'run_seeds', 'read_seed_tables',
-           'spread_table', 'ablation_verdicts', 'spread_matches', 'format_spread']
+           'spread_table', 'ablation_verdicts', 'spread_matches', 'format_spread', 'reference_world', 'check_worlds',
+           'world_run_dir', 'world_data_dir', 'make_world', 'world_config', 'world_runs', 'run_worlds', 'json_rows',
+           'world_spread']
 
 # %% ../nbs/08b_seeds.ipynb #s005
 log = get_logger("seeds")
@@ -37,10 +39,11 @@ def check_seeds(seeds)->list[int]:
     return out
 
 # %% ../nbs/08b_seeds.ipynb #s008
-def _finished_with(run:Path, cfg:dict)->bool:
-    "Has `run` finished an experiment with exactly this resolved configuration?"
+def _finished_with(run:Path, cfg:dict, ablations:bool=False)->bool:
+    "Has `run` finished an experiment with exactly this resolved config (and its ablations, when asked for)?"
     p = run/"config.yaml"
     if not (p.exists() and (run/"metrics.json").exists()): return False
+    if ablations and cfg.get("ablations") and not (run/"results"/"ablations_paired.csv").exists(): return False
     return yaml.safe_load(p.read_text()) == yaml.safe_load(yaml.safe_dump(dict(cfg), sort_keys=False))
 
 def seed_config(cfg:dict, # a resolved config
@@ -61,7 +64,7 @@ def run_seeds(cfg:dict, # resolved config; its `seed` is the reference seed
     data, out = None, {}
     for s in tqdm(seeds, desc="training seeds"):
         c, d = seed_config(cfg, s), seed_run_dir(cfg["out_dir"], s, ref)
-        if reuse and _finished_with(d, c): log.info(f"seed {s}: reusing the finished run {d}")
+        if reuse and _finished_with(d, c, ablations): log.info(f"seed {s}: reusing the finished run {d}")
         else:
             if data is None: data = load_data(cfg)  # one draw, with the reference seed, for every run
             run_experiment(c, d, ablations=ablations, data=data)
@@ -125,3 +128,136 @@ def spread_matches(spread:pd.DataFrame, # from `spread_table` (with a `reference
 def format_spread(mean:float, sd:float, nd:int=3)->str:
     "'0.785 ± 0.003' (a lone value when the spread is unknown)."
     return f"{mean:.{nd}f}" if sd is None or not np.isfinite(sd) else f"{mean:.{nd}f} ± {sd:.{nd}f}"
+
+# %% ../nbs/08b_seeds.ipynb #s022
+def reference_world(cfg:dict # resolved config
+                   )->int:
+    "The generator seed of the configured data (the reference world): the seed its `meta.json` records."
+    from jobrec.pipeline import load_data
+    return int(load_data(cfg).meta["seed"])
+
+def check_worlds(worlds, # generator seeds of the fresh worlds
+                 cfg:dict # resolved config: its data is the reference world
+                )->list[int]:
+    "Whole, distinct generator seeds, at least two, none the reference world's (the same draw is no new world)."
+    out = check_seeds(worlds)
+    ref = reference_world(cfg)
+    if ref in out:
+        raise UsageError(f"world {ref} is the reference world (the configured data); give fresh generator seeds")
+    return out
+
+def world_run_dir(out_dir:str|Path, # the configured run folder (the reference world's)
+                  world:int|None # a fresh world's generator seed; None: the reference world
+                 )->Path:
+    "The run folder of a world's reference seed: `out_dir` for the reference world, `out_dir-worldW` for a fresh one."
+    p = Path(out_dir)
+    if not p.is_absolute(): p = project_root()/p
+    return p if world is None else p.with_name(f"{p.name}-world{int(world)}")
+
+def world_data_dir(out_dir:str|Path, # the configured run folder
+                   world:int # a fresh world's generator seed
+                  )->Path:
+    "The dataset folder of a fresh world, beside its runs: `out_dir-worldW-data`."
+    p = world_run_dir(out_dir, world)
+    return p.with_name(f"{p.name}-data")
+
+# %% ../nbs/08b_seeds.ipynb #s025
+def make_world(cfg:dict, # resolved config: its data is the reference world
+               world:int, # the fresh world's generator seed
+               out:str|Path # the dataset folder to write (kept when it holds this world already)
+              )->Path:
+    "A fresh draw of the generator with the reference data's settings and seed `world`, saved as a dataset folder."
+    from jobrec.data import generate_synthetic, save_dataset, load_dataset
+    from jobrec.pipeline import load_data
+    out = Path(out)
+    if not out.is_absolute(): out = project_root()/out
+    ref = load_data(cfg).meta
+    if (out/"meta.json").exists():
+        m = load_dataset(out).meta
+        if int(m["seed"]) == int(world) and m["config"] == ref["config"]: return out
+    settings = {k: v for k, v in ref["config"].items() if k != "catalogue"}
+    # the reference records its vocabulary by name; the packaged vocabulary is the one with a name
+    cat = "packaged" if ref["config"].get("catalogue") else None
+    data = generate_synthetic(settings, seed=int(world), split=ref["split_shares"], catalogue=cat)
+    if cat: data.meta["config"]["catalogue"] = data.meta["vocabulary"]
+    if data.meta["config"] != ref["config"] or data.meta["vocabulary"] != ref["vocabulary"]:
+        raise UsageError(f"world {world} cannot be drawn with the reference data's settings "
+                         f"({ref['config']}, vocabulary {ref['vocabulary']})")
+    save_dataset(data, out)
+    return out
+
+def world_config(cfg:dict, # resolved config (the reference world)
+                 world:int|None, # a fresh world's generator seed; None: the reference world
+                 data_dir:str|Path|None=None # the fresh world's dataset folder
+                )->Config:
+    "`cfg` reading the world's data (a dataset folder, relative to the checkout when inside it) into its run folder."
+    if world is None: return Config(dict(cfg))
+    d, root = Path(data_dir).resolve(), project_root().resolve()
+    src = d.relative_to(root).as_posix() if d.is_relative_to(root) else str(d)
+    over = {"data": {"source": src}, "out_dir": str(world_run_dir(cfg["out_dir"], world))}
+    return Config(merge_config(dict(cfg), over, f"world {world}"))
+
+# %% ../nbs/08b_seeds.ipynb #s028
+def world_runs(cfg:dict, # resolved config: the reference world and seed
+               worlds:list, # fresh worlds' generator seeds
+               seeds:list, # training seeds, the configured one among them
+               missing_ok:bool=True # False: a world or seed without a finished run is an error naming it
+              )->dict:
+    "world (generator seed) -> training seed -> run folder, the reference world first; nothing is run."
+    ref, ref_world, out = int(cfg["seed"]), reference_world(cfg), {}
+    for w in [None, *worlds]:
+        base = world_run_dir(cfg["out_dir"], w)
+        out[ref_world if w is None else int(w)] = {int(s): seed_run_dir(base, s, ref) for s in seeds}
+    missing = [str(d) for r in out.values() for d in r.values() if not (d/"metrics.json").exists()]
+    if missing and not missing_ok: raise UsageError(f"no finished run in {missing}; run without --skip-run")
+    return out
+
+def run_worlds(cfg:dict, # resolved config: the reference world and seed
+               worlds:list, # fresh worlds' generator seeds (see `check_worlds`)
+               seeds:list, # training seeds, the configured one among them
+               reuse:bool=True # reuse finished runs with the same resolved config
+              )->dict:
+    "The experiment without ablations per world and training seed; world -> seed -> run folder."
+    from jobrec.pipeline import run_experiment, load_data
+    worlds, seeds, ref = check_worlds(worlds, cfg), [int(s) for s in seeds], int(cfg["seed"])
+    ref_world, out = reference_world(cfg), {}
+    for w in [None, *worlds]:
+        data_dir = None if w is None else make_world(cfg, w, world_data_dir(cfg["out_dir"], w))
+        wc, data, runs = world_config(cfg, w, data_dir), None, {}
+        for s in seeds:
+            c, d = seed_config(wc, s), seed_run_dir(wc["out_dir"], s, ref)
+            if reuse and _finished_with(d, c): log.info(f"world {w or 'reference'}, seed {s}: reusing {d}")
+            else:
+                data = data if data is not None else load_data(wc)
+                run_experiment(c, d, ablations=False, data=data)
+            runs[s] = d
+        out[ref_world if w is None else int(w)] = runs
+    return out
+
+# %% ../nbs/08b_seeds.ipynb #s030
+def json_rows(run:str|Path, # a run folder
+              name:str # a JSON file of its `results/`, e.g. 'dominance.json'
+             )->pd.DataFrame:
+    "One row (`quantity`, `value`) per number or flag at the top of the JSON file; nested entries left out."
+    import json
+    d = json.loads((Path(run)/"results"/name).read_text())
+    rows = [(k, float(v)) for k, v in d.items() if isinstance(v, (bool, int, float))]
+    return pd.DataFrame(rows, columns=["quantity", "value"])
+
+def world_spread(runs:dict, # world -> seed -> run folder (`run_worlds`)
+                 name:str, # a table of `results/` ('main.csv', 'sweep.csv') or a JSON file ('dominance.json')
+                 keys:list, # the columns naming a row ('quantity' for a JSON file)
+                 value:str="mean", # the column whose spread is taken ('value' for a JSON file)
+                 reference:int|None=None # the reference world (default: the first)
+                )->pd.DataFrame:
+    "Per row: the reference world's mean over seeds, then mean, sd (ddof 1), min and max of the world means, and counts."
+    reference = next(iter(runs)) if reference is None else reference
+    json_table = lambda r: pd.concat([json_rows(d, name).assign(seed=s) for s, d in r.items()], ignore_index=True)
+    read = json_table if name.endswith(".json") else (lambda r: read_seed_tables(r, name))
+    stacked = pd.concat([read(r).assign(world=int(w)) for w, r in runs.items()], ignore_index=True)
+    per = stacked.groupby([*keys, "world"], sort=False)[value].agg(["mean", "count"]).reset_index()
+    g = per.groupby(keys, sort=False)["mean"]
+    out = pd.DataFrame({"reference": per[per.world == reference].set_index(keys)["mean"], "mean": g.mean(),
+                        "sd": g.std(ddof=1), "min": g.min(), "max": g.max(), "n_worlds": g.count(),
+                        "n_seeds": per.groupby(keys, sort=False)["count"].min()})
+    return out.reset_index()

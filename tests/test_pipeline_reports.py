@@ -1,7 +1,7 @@
 "The experiment pipeline on a smoke configuration, and every report template executed by papermill on its output."
 import json
 from pathlib import Path
-import numpy as np, pandas as pd, pytest
+import numpy as np, pandas as pd, pytest, yaml
 
 from jobrec.core import load_config
 from jobrec.pipeline import run_experiment, load_run, load_ablations
@@ -27,6 +27,15 @@ def smoke_seed8(smoke_run):
     cfg = smoke_config(); out = seed_run_dir(smoke_run, 8, cfg.seed)
     run_experiment(seed_config(cfg, 8), out, ablation_names=SMOKE_ABLATIONS, data=load_data(cfg))
     return out
+
+@pytest.fixture(scope="session")
+def smoke_worlds(smoke_run):
+    "Two fresh smoke worlds (generator seeds 11, 12; training seed 7, no ablations) beside the smoke run: world -> run folders."
+    from jobrec.seeds import make_world, world_config, world_data_dir, world_run_dir
+    cfg = smoke_config(out_dir=str(smoke_run))
+    for w in (11, 12):
+        run_experiment(world_config(cfg, w, make_world(cfg, w, world_data_dir(smoke_run, w))), world_run_dir(smoke_run, w), ablations=False)
+    return {str(w): [str(world_run_dir(smoke_run, None if w == 7 else w))] for w in (7, 11, 12)}
 
 @pytest.fixture(scope="session")
 def quick_bench(tmp_path_factory):
@@ -79,6 +88,7 @@ def test_template_runs_on_smoke(template, smoke_run, quick_bench, tmp_path, requ
     params["run_dir"] = str(smoke_run)
     if report_name(template) == "efficiency": params["bench_json"] = str(quick_bench)
     if report_name(template) == "seed_spread": params["seed_runs"] = [str(smoke_run), str(request.getfixturevalue("smoke_seed8"))]
+    if report_name(template) == "world_spread": params["world_runs"] = request.getfixturevalue("smoke_worlds")
     out = run_report(template, tmp_path/"reports", params, root=ROOT)
     m = json.loads((out/"metrics.json").read_text())
     assert m, "empty metrics.json"
@@ -113,7 +123,7 @@ def test_verify_reports_command(smoke_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a failed verification keeps its folder
     committed = tmp_path/"committed"
     args = ["reports", "--config", str(ROOT/"experiments"/"smoke.yaml"), "--params", "smoke", "--skip-run", "--run", str(smoke_run),
-            "--only", "main_results", "--reports-dir", str(committed)]
+            "--only", "main_results", "--reports-dir", str(committed), "--allow-dirty"]
     assert main(args) == 0
     p = committed/"main_results"/"metrics.json"
     m = json.loads(p.read_text()); m["jobrec"]["employer_ndcg@10"] += 0.01; p.write_text(json.dumps(m))
@@ -127,7 +137,8 @@ def test_reports_with_seed_spread(smoke_run, smoke_seed8, tmp_path):
     "`jobrec reports --seeds`: the spread report, then main results and ablations that show it (and not once the run differs)."
     from jobrec.cli import main
     rd = tmp_path/"reports"
-    args = ["reports", "--config", str(ROOT/"experiments"/"smoke.yaml"), "--params", "smoke", "--skip-run", "--run", str(smoke_run), "--reports-dir", str(rd)]
+    args = ["reports", "--config", str(ROOT/"experiments"/"smoke.yaml"), "--params", "smoke", "--skip-run", "--run", str(smoke_run), "--reports-dir", str(rd),
+            "--allow-dirty"]
     assert main(args + ["--seeds", "7,8", "--only", "seed_spread,main_results,ablations"]) == 0
     sp = json.loads((rd/"seed_spread"/"metrics.json").read_text())
     assert sp["seeds"] == [7, 8] and sp["reference_seed"] == 7
@@ -148,9 +159,54 @@ def test_reports_with_seed_spread(smoke_run, smoke_seed8, tmp_path):
 
 def test_reports_seeds_need_the_reference_seed(capsys):
     from jobrec.cli import main
-    assert main(["reports", "--config", str(ROOT/"experiments"/"smoke.yaml"), "--seeds", "8,9", "--skip-run"]) == 2
+    assert main(["reports", "--config", str(ROOT/"experiments"/"smoke.yaml"), "--seeds", "8,9", "--skip-run", "--allow-dirty"]) == 2
     assert "configured seed 7" in capsys.readouterr().err
-    assert main(["reports", "--config", str(ROOT/"experiments"/"smoke.yaml"), "--seeds", "7", "--skip-run"]) == 2
+    assert main(["reports", "--config", str(ROOT/"experiments"/"smoke.yaml"), "--seeds", "7", "--skip-run", "--allow-dirty"]) == 2
+
+def test_reports_refuse_a_modified_checkout(smoke_run, tmp_path, capsys, monkeypatch):
+    "`jobrec reports` refuses uncommitted changes unless --allow-dirty, and --verify rejects committed reports made from them."
+    import jobrec.report, tempfile
+    from jobrec.cli import main
+    from jobrec.core import CPU_KERNELS
+    for k in CPU_KERNELS["avx2"]: monkeypatch.setenv(k, ""); monkeypatch.delenv(k)  # restored after the test
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a failed verification keeps its folder
+    head = jobrec.report.git_state(ROOT)["git_revision"]
+    monkeypatch.setattr(jobrec.report, "git_state", lambda root=None, ignore=(): {"git_revision": head, "git_dirty": True})
+    rd = tmp_path/"reports"
+    args = ["reports", "--config", str(ROOT/"experiments"/"smoke.yaml"), "--params", "smoke", "--skip-run", "--run", str(smoke_run),
+            "--only", "main_results", "--reports-dir", str(rd)]
+    assert main(args) == 2 and "uncommitted changes" in capsys.readouterr().err and not rd.exists()
+    assert main(args + ["--allow-dirty"]) == 0
+    env = json.loads((rd/"main_results"/"environment.json").read_text())
+    assert (env["git_revision"], env["git_dirty"]) == (head, True)
+    # the same reports, regenerated from a clean checkout: every figure agrees, but they were committed from a modified tree
+    monkeypatch.setattr(jobrec.report, "git_state", lambda root=None, ignore=(): {"git_revision": head, "git_dirty": False})
+    assert main(args + ["--verify"]) == 1
+    assert f"main_results: made at {head} from a tree with uncommitted changes" in capsys.readouterr().out
+    env["git_dirty"] = False; (rd/"main_results"/"environment.json").write_text(json.dumps(env))
+    assert main(args + ["--verify"]) == 0
+
+def test_reports_over_worlds(smoke_run, smoke_worlds, tmp_path):
+    "`jobrec reports --worlds`: world_spread alone, each figure the reference world's beside the mean and sd over the worlds' runs."
+    from jobrec.cli import main
+    rd = tmp_path/"reports"
+    args = ["reports", "--config", str(ROOT/"experiments"/"smoke.yaml"), "--params", "smoke", "--skip-run", "--run", str(smoke_run),
+            "--reports-dir", str(rd), "--allow-dirty"]
+    assert main(args + ["--worlds", "11,12"]) == 0
+    assert sorted(p.name for p in rd.iterdir() if p.is_dir()) == ["world_spread"]
+    m = json.loads((rd/"world_spread"/"metrics.json").read_text())
+    assert (m["worlds"], m["reference_world"], m["seeds"]) == ([7, 11, 12], 7, [7])
+    runs = [d for ds in smoke_worlds.values() for d in ds]
+    assert len({yaml.safe_load((Path(d)/"config.yaml").read_text())["data"]["source"] for d in runs}) == 3  # three worlds
+    key = ["system", "side", "protocol", "metric"]
+    vals = [load_run(d).main.set_index(key).loc[("jobrec", "candidate", "full", "ndcg@10"), "mean"] for d in runs]
+    j = m["systems"]["jobrec"]["candidate_ndcg@10"]
+    assert j["reference"] == pytest.approx(vals[0], abs=1e-12) and j["mean"] == pytest.approx(np.mean(vals), abs=1e-12)
+    assert j["sd"] == pytest.approx(np.std(vals, ddof=1), abs=1e-12) and j["sd"] > 0  # the worlds differ
+    dom = [json.loads((Path(d)/"results"/"dominance.json").read_text())["point_eligibility"] for d in runs]
+    assert m["decoupling"]["point_eligibility"]["mean"] == pytest.approx(np.mean(dom), abs=1e-12)
+    assert main(args + ["--worlds", "7,11"]) == 2  # the reference world is no fresh world
+    assert main(args + ["--worlds", "11,13"]) == 2  # no finished run for world 13
 
 def test_profile_summary_and_its_report_sections(smoke_run, tmp_path):
     "A run made apart summarised (zero-shot subset included); main_results and experts show it only when the summary exists."

@@ -1,6 +1,8 @@
 """The README and the static documentation site, built offline (no Quarto, no network).
 
 `python tools/docs.py readme` writes README.md from nbs/index.ipynb (the README's source: edit the notebook, not README.md).
+Its figures are not typed: a `{{name}}` in the notebook's text is the figure `name` of tools/readme_figures.yaml, read from the
+committed reports (`reports/REPORT/metrics.json`) when the README is built, and `{{table:NAME}}` is a table of that file.
 `python tools/docs.py site [OUT] [--no-execute]` writes a static HTML site (default `_docs/`): every notebook of nbs/
 as a page (executed first unless --no-execute), every report of reports/ with its figures, and an index page."""
 import argparse, html, os, re, shutil, sys, time
@@ -9,6 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS, REPORTS = ROOT/"nbs", ROOT/"reports"
+FIGURES = ROOT/"tools"/"readme_figures.yaml"
 SKIP_FLAGS = ("slow", "gpu")  # settings.ini tst_flags: cells nbdev_test skips are not executed for the site either
 
 def _source(cell)->str: return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
@@ -21,14 +24,96 @@ def _directives(src:str)->set:
         out.update(line[2:].split())
     return out
 
-def render_readme(nb_path:Path=NBS/"index.ipynb")->str:
-    "README.md's text: the notebook's markdown cells and its visible code cells as ```python blocks; `#| hide` cells left out."
+class FigureError(KeyError):
+    "A README figure whose key the committed reports lack, or a placeholder the figures file does not name."
+    def __str__(self): return str(self.args[0])
+
+def report_json(report:str, reports:Path=REPORTS)->dict:
+    "`reports/REPORT/metrics.json`, or `reports/REPORT/FILE.json` for 'REPORT/FILE.json'."
+    import json
+    p = reports/report if report.endswith(".json") else reports/report/"metrics.json"
+    if not p.exists(): raise FigureError(f"{p.relative_to(reports.parent) if p.is_relative_to(reports.parent) else p} does not exist")
+    return json.loads(p.read_text(encoding="utf-8"))
+
+def _step(x, part:str, where:str):
+    "One step of a key path: a dict key, or `[field=value,...]`, the record of a list whose fields have those values."
+    m = re.fullmatch(r"(.*?)\[(.+)\]", part)
+    key, sel = (m.group(1), m.group(2)) if m else (part, None)
+    if key:
+        if not isinstance(x, dict) or key not in x: raise FigureError(f"{where}: no key {key!r}")
+        x = x[key]
+    if sel is None: return x
+    want = dict(kv.split("=", 1) for kv in sel.split(","))
+    hits = [r for r in (x if isinstance(x, list) else []) if isinstance(r, dict)
+            and all(k in r and (str(r[k]) == v or _number_equal(r[k], v)) for k, v in want.items())]
+    if len(hits) != 1: raise FigureError(f"{where}: {len(hits)} records with {want} (one needed)")
+    return hits[0]
+
+def _number_equal(a, text:str)->bool:
+    try: return isinstance(a, (int, float)) and float(text) == float(a)
+    except ValueError: return False
+
+def lookup(at:str, reports:Path=REPORTS, cache:dict|None=None):
+    "The value at 'REPORT:key.key[field=value].key' in the committed reports; a `FigureError` naming what is missing."
+    report, _, path = at.partition(":")
+    cache = {} if cache is None else cache
+    if report not in cache: cache[report] = report_json(report, reports)
+    x = cache[report]
+    for part in [p for p in re.split(r"\.(?![^\[]*\])", path) if p]:  # dots inside [...] belong to a value (tau=0.5)
+        x = _step(x, part, f"{report}: {path}")
+    if x is None: raise FigureError(f"{report}: {path} is null")
+    return x
+
+def format_figure(value, fmt:str="{:.3f}", words:dict|None=None)->str:
+    "A figure as printed: `words` for a flag ({true: ..., false: ...}) or a label, `fmt` for a number, 'mean ± sd' for a spread."
+    if words is not None:
+        if str(value).lower() not in {str(k).lower() for k in words}: raise FigureError(f"no words for the value {value!r}")
+        return next(v for k, v in words.items() if str(k).lower() == str(value).lower())
+    if isinstance(value, dict) and {"mean", "sd"} <= set(value):
+        return f"{fmt.format(value['mean'])} ± {fmt.format(value['sd'])}" if value["sd"] is not None else fmt.format(value["mean"])
+    if isinstance(value, list): return ", ".join(format_figure(v, fmt) for v in value)
+    if isinstance(value, dict): return ", ".join(f"{k}: {format_figure(v, fmt)}" for k, v in value.items())
+    if isinstance(value, str): return value
+    return fmt.format(value)
+
+def _figure(spec:dict, name:str, reports:Path, cache:dict, **subst)->str:
+    at = spec["at"].format(**subst) if subst else spec["at"]
+    try: return format_figure(lookup(at, reports, cache), spec.get("fmt", "{:.3f}"), spec.get("words"))
+    except (FigureError, TypeError, ValueError) as e: raise FigureError(f"README figure {name!r} ({at}): {e}") from None
+
+def _table(spec:dict, name:str, reports:Path, cache:dict)->str:
+    "A markdown table: one row per `rows` entry (label and `system`), one column per `columns` entry (label and `at` with {system})."
+    cols = spec["columns"]
+    lines = ["| " + " | ".join([spec.get("corner", ""), *(c["label"] for c in cols)]) + " |", "|---" * (len(cols) + 1) + "|"]
+    for r in spec["rows"]:
+        cells = [_figure(c, f"{name}/{r['label']}/{c['label']}", reports, cache, system=r["system"]) for c in cols]
+        lines.append("| " + " | ".join([r["label"], *cells]) + " |")
+    return "\n".join(lines)
+
+def render_figures(text:str, figures:Path=FIGURES, reports:Path=REPORTS)->str:
+    "`text` with each `{{name}}` and `{{table:name}}` replaced from the committed reports; any missing key raises `FigureError`."
+    if "{{" not in text: return text
+    import yaml
+    spec, cache = yaml.safe_load(Path(figures).read_text(encoding="utf-8")), {}
+    def one(m):
+        kind, _, name = m.group(1).strip().rpartition(":")
+        table = kind == "table"
+        pool = spec.get("tables" if table else "figures") or {}
+        if name not in pool: raise FigureError(f"README placeholder {m.group(0)} is not in {Path(figures).name}")
+        return _table(pool[name], name, reports, cache) if table else _figure(pool[name], name, reports, cache)
+    return re.sub(r"\{\{([^{}]+)\}\}", one, text)
+
+def render_readme(nb_path:Path=NBS/"index.ipynb", # the README's notebook
+                  figures:Path=FIGURES, # the figures file its placeholders name
+                  reports:Path=REPORTS # the committed reports they are read from
+                 )->str:
+    "README.md's text: the notebook's markdown cells (figures rendered) and its visible code cells as ```python blocks; `#| hide` cells left out."
     import json
     parts = []
     for c in json.loads(Path(nb_path).read_text(encoding="utf-8"))["cells"]:
         src = _source(c).strip("\n")
         if not src or "hide" in _directives(src): continue
-        parts.append(src if c["cell_type"] == "markdown" else f"```python\n{src}\n```")
+        parts.append(render_figures(src, figures, reports) if c["cell_type"] == "markdown" else f"```python\n{src}\n```")
     return "\n\n".join(parts) + "\n"
 
 def _execute(nb_path:str)->tuple:
