@@ -133,6 +133,7 @@ def _numbers(ex:dict, decision:dict, row:dict)->list[float]:
     out += [abs(x) for x in out if x < 0]  # a gap is written as a positive shortfall
     return out + [100 * x for x in out if 0 <= x <= 1]
 
+# %% ../nbs/10b_rationale.ipynb #c011a
 def grounded_terms(row:dict, # a result row (with its `explanation`)
                    skills:Sequence[str]=() # vocabulary skills the text may name (only the explanation's are grounded)
                   )->list[str]: # the explanation's own terms, longest first

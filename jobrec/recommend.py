@@ -627,6 +627,7 @@ class _Fusion(_Fusions):
                                        f"the validated multiplier (lambda={out['lambda']:g}) is applied: tau holds on average over candidates, not for each"))
         top = np.argsort(-fused, kind="stable")[:kk]
         out.update(fused=fused, top=top, eligibility=float(p[top].mean()))
+        if out["mode"] == "tau": out["notes"].insert(0, self.tau_note(name, float(tau), kk, out))
         return out
 
 # %% ../nbs/10_recommend.ipynb #c020f
@@ -682,7 +683,6 @@ class Recommender(_Fusion, _Scoring):
             fu = self.fuse(sc, k, tau, hard, fusion)
             rows = _job_rows(c, cat, idx, sc, fu, explain)
             notes = list(fu["notes"]) + about
-            if fu["mode"] == "tau": notes.insert(0, self.tau_note(fu["fusion"], float(tau), min(k, len(idx)), fu))
             if len(idx) < len(cat): notes.insert(0, f"retrieval: the experts scored the {len(idx)} of {len(cat)} jobs shortlisted by {self._by()}")
             attrs = {"candidate_id": c.candidate_id, "k": min(k, len(idx)), "n_jobs": len(cat), "n_scored": int(len(idx)),
                      "retrieval": bool(len(idx) < len(cat)), "mode": fu["mode"], "tau": tau, "fusion": fu["fusion"], "lambda": fu["lambda"],
