@@ -74,7 +74,9 @@ def _serving_parsers(sub):
     p = sub.add_parser("recommend", help="top-k jobs for candidates")
     p.add_argument("--model", required=True); p.add_argument("--candidate", required=True, help="CSV/JSON of one or more candidates")
     p.add_argument("--jobs", required=True, help="job catalogue CSV/JSON"); p.add_argument("--k", type=int, default=10)
-    p.add_argument("--tau", type=float, default=None, help="eligibility requirement: the calibrated eligibility@k the top-k should reach")
+    p.add_argument("--tau", type=float, default=None, help="eligibility requirement at --k: the served fusion (one multiplier fitted on "
+                   "validation candidates) meets it ON AVERAGE over candidates, within the run's validated range, not for each; the "
+                   "output shows this candidate's own calibrated eligibility@k (--fusion inference_per_candidate searches it per candidate)")
     p.add_argument("--hard", action="store_true", help="eligible jobs (calibrated p_Q >= fusion.hard_threshold) first, back-filled")
     p.add_argument("--fusion", choices=list(FUSIONS), default=None, metavar="NAME",
                    help=f"fusion system serving --tau, one of {', '.join(FUSIONS)} (default: the run's validated one; see jobrec.fusion.FUSIONS)")

@@ -565,11 +565,32 @@ class _Fusions:
             self._fusions[name] = FusionModel(system_settings(name, self.fusion), val, self.served.seed if self.served else 0)
         return self._fusions[name]
 
-    def measured_error(self, name:str)->str:
-        "One line: the max |eligibility@k - tau| on true labels that this run's controllability report measured for fusion `name` (read once)."
+    def measured_error(self, name:str, # a FUSIONS name
+                       k:int|None=None # the top-k served (default: the run's fusion.k)
+                      )->str:
+        "One line: the error against tau that this run's controllability report measured for fusion `name` (read once), and at which k."
         memo = self.__dict__.setdefault("_measured", {})
         if name not in memo: memo[name] = self._measured_error(name)
-        return memo[name]
+        rk = int(self.fusion["k"]); k = rk if k is None else int(k)
+        return memo[name] + ("" if k == rk or "unmeasured" in memo[name] else f"; measured at the report's k={rk}, not at k={k}")
+
+    def tau_note(self, name:str, # the FUSIONS name serving tau
+                 tau:float, # the requirement
+                 k:int, # the top-k served
+                 fu:dict # `fuse`'s outcome for this candidate
+                )->str:
+        "One line: what tau promises under fusion `name`, for candidates on average or for this one, and this candidate's own calibrated eligibility@k."
+        e = fu["eligibility"]
+        own = f"this candidate's own calibrated eligibility@{k} is {e:.3f}, {'at or above' if e >= tau - 1e-9 else 'below'} tau {tau:g}"
+        if name == "fixed": return f"fusion fixed does not use tau (one fixed weight); {own}"
+        if FUSIONS[name].settings.get("per_candidate"):
+            return f"tau {tau:g} at k={k}: fusion {name} searches a multiplier for this candidate alone; {own}"
+        r = self.fusion_model(name).validated_range(k=k)
+        pop = "the estimated eligibility@{k} averaged over the validation candidates" if FUSIONS[name].validated else \
+              "the calibrated eligibility@{k} averaged over the candidates served together"
+        return (f"tau {tau:g} is met on average over candidates, not for each: fusion {name} serves one policy (lambda {fu['lambda']:.3g}) "
+                f"fitted so that {pop.format(k=k)} reaches tau" + ("" if r is None else f" (validated for taus {r[0]:.3f} to {r[1]:.3f} at k={k})")
+                + f"; {own}; --fusion inference_per_candidate searches tau for each candidate")
 
     def _measured_error(self, name:str)->str:
         root = self.run_root(); f = None if root is None else root/"results"/"sweep_summary.csv"
@@ -577,8 +598,9 @@ class _Fusions:
             return f"fusion {name}: its error against tau is unmeasured (no results/sweep_summary.csv in the run folder; `jobrec run` writes it)"
         t = pd.read_csv(f); r = t[t["system"] == name]
         if not len(r) or pd.isna(r["max_error_in_range"].iloc[0]): return f"fusion {name}: unmeasured in this run's controllability report"
-        return (f"fusion {name}: max |eligibility@{self.fusion['k']} - tau| on true labels {r['max_error_in_range'].iloc[0]:.3f} over the "
-                f"{int(r['n_in_range'].iloc[0])} taus in range of this run's controllability report")
+        return (f"fusion {name}: measured error against tau {r['max_error_in_range'].iloc[0]:.3f}, the largest |eligibility@k averaged "
+                f"over the test candidates on true labels - tau| over the {int(r['n_in_range'].iloc[0])} taus in range of this run's "
+                f"controllability report, at k={self.fusion['k']}")
 
 # %% ../nbs/10_recommend.ipynb #c020e2
 class _Fusion(_Fusions):
@@ -614,6 +636,7 @@ class _Fusion(_Fusions):
                                        f"the validated multiplier (lambda={out['lambda']:g}) is applied: tau holds on average over candidates, not for each"))
         top = np.argsort(-fused, kind="stable")[:kk]
         out.update(fused=fused, top=top, eligibility=float(p[top].mean()))
+        if out["mode"] == "tau": out["notes"].insert(0, self.tau_note(name, float(tau), kk, out))
         return out
 
 # %% ../nbs/10_recommend.ipynb #c020f
@@ -659,7 +682,7 @@ class Recommender(_Fusion, _Scoring):
             name = fusion or self.default_fusion
             self.fusion_model(name).require(float(tau), k=min(k, len(cat)))  # before any candidate is scored
             if fusion is None and name != fusion_system(self.fusion): about.append(f"this run holds no validated fusion (model/fusion.json): tau is served by {name}")
-            about.append(self.measured_error(name))
+            about.append(self.measured_error(name, min(k, len(cat))))
         out = []
         for c in cands:
             t0 = time.perf_counter()

@@ -36,17 +36,62 @@ def test_recommend_rationale_falls_back_to_the_template(run):
 
 def test_rationale_checker_accepts_a_faithful_text_and_rejects_a_false_one(run, monkeypatch):
     m, d = run
-    def fake(prompts, lm, **kw):  # the first result gets a faithful text, the others one stating a number found nowhere
-        return ["The job is in the candidate's area. The employer would weigh the requirements met."] + \
-               ["Your GPA of 9.87 stands out. The employer would accept."] * (len(prompts) - 1)
+    def fake(prompts, lm, **kw):  # the first result restates its facts, the others state a number found nowhere
+        facts = [l[2:] for l in prompts[0].splitlines() if l.startswith("- ")]
+        return [". ".join(facts) + "."] + ["Your GPA of 9.87 stands out. The employer would accept."] * (len(prompts) - 1)
     monkeypatch.setattr(R, "generate_texts", fake)
     rc, out, err = cli("recommend", "--model", m, "--candidate", d/"cands.csv", "--jobs", d/"jobs.csv", "--k", 3, "--tau", 0.5,
                        "--rationale", "--rationale-model", "tiny", "--format", "json")
     assert rc == 0, err
     items = json.loads(out)["results"][0]["items"]
     assert [i["rationale_source"] for i in items] == ["lm", "template", "template"]
-    assert items[0]["rationale"].startswith("The job is in") and items[0]["rationale_rejected"] == []
-    assert items[1]["rationale_rejected"] == ["number not in the explanation: 9.87"] and "9.87" not in items[1]["rationale"]
+    assert items[0]["rationale"].startswith(f"job {items[0]['job_id']} is in") and items[0]["rationale_rejected"] == []
+    assert "number not in the explanation: 9.87" in items[1]["rationale_rejected"] and "9.87" not in items[1]["rationale"]
+    assert "ungrounded word: stands" in items[1]["rationale_rejected"]
+    assert items[1]["rationale"].startswith(f"Job {items[1]['job_id']} is in") and "The employer accepts with calibrated" in items[1]["rationale"]
+
+# the three rationales a user was shown as language-model text for a job missing the GPA requirement and 6 of 10 skills
+INVENTED = ["The student is a skilled robotics engineer with a passion for sustainability but struggles to find employment "
+            "due to limited availability of suitable positions.",
+            "They have been offered a position at a prestigious tech startup.",
+            "They faced challenges due to limited resources and had to work under difficult circumstances. Nevertheless, they "
+            "achieved remarkable results."]
+
+@pytest.fixture
+def gap_row():
+    "A robotics job whose GPA requirement the candidate misses by 0.83, with 4 of its 10 skills."
+    from jobrec.schema import Candidate, Job, explain_pair
+    req = ["Python", "C++", "ROS", "Linux", "SLAM", "OpenCV", "PyTorch", "MATLAB", "Kalman filtering", "Motion planning"]
+    c = Candidate(candidate_id="S1", gpa=2.67, academic_level="UG3", skills=req[:4] + ["SQL"], interests=["Robotics"],
+                  undergrad_major="Computer Science")
+    j = Job(job_id="J0059", industry="Robotics", required_skills=req, min_gpa=3.5, acceptable_majors=["Computer Science"])
+    return {"job_id": "J0059", "rank": 1, "p_qual": 0.31, "preference": 0.8, "explanation": explain_pair(c, j)}
+
+@pytest.mark.parametrize("text", INVENTED)
+def test_the_checker_refuses_invented_content(gap_row, text):
+    "Each invented text is refused for words it cannot ground, and for leaving out the missed GPA and the low estimate."
+    d = {"tau": 0.6, "lambda": 0.4, "moved": False, "pref_rank": 1, "n": 3}
+    r = R.check_rationale(text, gap_row, d, R.all_skills())
+    assert any(x.startswith("ungrounded word: ") for x in r), r
+    assert "missed requirement not stated: gpa" in r and "low qualification estimate not stated: 0.31" in r
+    for w in ("skilled", "engineer", "passion", "prestigious", "startup", "remarkable"):
+        if w in text: assert f"ungrounded word: {w}" in r
+    t = R.template_rationale(gap_row, d)  # what is shown instead
+    assert R.check_rationale(t, gap_row, d, R.all_skills()) == [] and "misses the GPA requirement by 0.83" in t
+    assert "J0059" in t and "4 of its 10 required skills" in t and "0.31, low" in t
+    assert R.words_outside_input(text, R.rationale_prompt(R.rationale_facts(gap_row, d)))  # the second check sees it too
+    assert R.states_gap(text, gap_row) is False and R.states_gap(t, gap_row) is True
+
+def test_the_cli_shows_the_template_for_invented_text(run, monkeypatch):
+    "Fed the invented texts as the language model's output, `recommend --rationale` shows the template for each."
+    m, d = run
+    monkeypatch.setattr(R, "generate_texts", lambda prompts, lm, **kw: [" ".join(INVENTED[:2]), INVENTED[2], INVENTED[0]][:len(prompts)])
+    rc, out, err = cli("recommend", "--model", m, "--candidate", d/"cands.csv", "--jobs", d/"jobs.csv", "--k", 3, "--tau", 0.5,
+                       "--rationale", "--rationale-model", "tiny")
+    assert rc == 0, err
+    lines = [l for l in out.splitlines() if l.startswith("rationale ")]
+    assert len(lines) == 6 and all("(template)" in l for l in lines), lines
+    assert not any(w in out for w in ("prestigious", "remarkable", "passion"))
 
 def test_rank_candidates_rationale(run):
     m, d = run
@@ -125,13 +170,15 @@ def test_the_experts_report_reads_the_rationale_figures(tmp_path):
     nb = json.loads((root/"experiments"/"templates"/"r06_experts.ipynb").read_text())
     cell = "".join(next(c for c in nb["cells"] if c.get("id") == "c008b")["source"])
     shown = []
-    r = {"accepted_by_checker": 0.6, "accepted_faithful_by_exact_check": 0.9, "seconds_per_rationale": 2.5, "pairs": 40, "candidates": 4, "k": 10}
+    r = {"accepted_by_checker": 0.6, "zero_ungrounded_by_second_check": 0.3, "states_decisive_gap_lm": 0.2, "seconds_per_rationale": 2.5,
+         "pairs": 40, "candidates": 4, "k": 10}
     (tmp_path/"r.json").write_text(json.dumps(r))
     for path in (tmp_path/"r.json", tmp_path/"absent.json"):
         ns = {"json": json, "Path": Path, "pd": pd, "Markdown": str, "display": shown.append, "rationales_json": str(path)}
         exec(cell, ns)
         if path.name == "r.json":
-            assert ns["rat"]["accepted_share"] == 0.6 and ns["rat"]["faithful_share_of_accepted"] == 0.9 and ns["rat"]["n_pairs"] == 40
+            assert ns["rat"]["accepted_share"] == 0.6 and ns["rat"]["zero_ungrounded_share"] == 0.3 and ns["rat"]["n_pairs"] == 40
+            assert ns["rat"]["states_decisive_gap_share"] == 0.2
             assert ns["rat"]["command"] == "python reports/rationales/measure.py RUN_DIR 4 10" and "2.5" in shown[-1]
         else: assert ns["rat"] is None and "not found" in shown[-1]
     final = "".join(next(c for c in nb["cells"] if c.get("id") == "c009")["source"])

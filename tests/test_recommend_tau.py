@@ -114,3 +114,35 @@ def test_served_controllability(trained):
     q = np.asarray(data.qual, dtype=np.float64)[test]; q[q < 0] = np.nan
     for t, achieved in zip(taus[:3], sv["achieved"][:3]):
         assert achieved == pytest.approx(float(np.nanmean(topk_mean(exp.apply(arrays, t).scores, q, k))))
+
+def test_the_tau_note_speaks_of_the_users_k(trained):
+    "`recommend --tau` says tau is met on average over candidates, with the validated range and this candidate's own eligibility at --k."
+    run, cfg, _, _, d = trained
+    k, rk = 3, cfg["fusion"]["k"]
+    lo, hi = load_fusion(run/"model").validated_range(k=k)
+    tau = round((lo + hi) / 2, 4)
+    base = ["recommend", "--model", run, "--candidate", d/"cand.csv", "--jobs", d/"jobs.csv", "--k", k, "--tau", tau]
+    (run/"results").mkdir(exist_ok=True)
+    pd.DataFrame([{"system": "inference_global", "n_in_range": 3, "max_error_in_range": 0.0213},
+                  {"system": "inference_per_candidate", "n_in_range": 3, "max_error_in_range": 0.0589}]).to_csv(run/"results"/"sweep_summary.csv", index=False)
+    try:
+        rc, out, err = run_cli(*base)
+        assert rc == 0, err
+        rc, js, err = run_cli(*base, "--format", "json")
+        e = json.loads(js)["results"][0]["eligibility_at_k"]
+        assert f"tau {tau:g} is met on average over candidates, not for each: fusion inference_global" in out
+        assert f"(validated for taus {lo:.3f} to {hi:.3f} at k={k})" in out
+        assert f"this candidate's own calibrated eligibility@{k} is {e:.3f}, {'at or above' if e >= tau - 1e-9 else 'below'} tau" in out
+        assert f"calibrated eligibility@{k} {e:.3f}" in out  # the table's head line
+        assert "0.021" in out and f"at k={rk}" in out and f"not at k={k}" in out and f"eligibility@{rk}" not in out
+        rc, out, err = run_cli(*base, "--fusion", "inference_per_candidate", "--format", "json")
+        assert rc == 0, err
+        r = json.loads(out)["results"][0]
+        note = r["notes"][0]
+        assert note.startswith(f"tau {tau:g} at k={k}: fusion inference_per_candidate searches a multiplier for this candidate alone")
+        assert f"own calibrated eligibility@{k} is {r['eligibility_at_k']:.3f}" in note and any("0.059" in n for n in r["notes"])
+    finally: (run/"results"/"sweep_summary.csv").unlink()
+    help_out = io.StringIO()
+    with contextlib.redirect_stdout(help_out), pytest.raises(SystemExit): main(["recommend", "--help"])
+    words = " ".join(help_out.getvalue().split())
+    assert "meets it ON AVERAGE over candidates" in words and "own calibrated eligibility@k" in words
