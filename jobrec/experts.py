@@ -315,6 +315,7 @@ class _Encoding:
     def encode_entities(self, items:list, expert:str, grad:bool=False):
         "Encodings [N, D] of entities: one text each (pooled: D = H), or phrase slots ('' empty; phrases: D = slots x H, zeros in empty slots)."
         import torch
+        self.n_encoded += len(items)
         if self.encoding != "phrases" or self.mode != "dual": return self.encode(list(items), expert, grad)
         flat = [p for ps in items for p in ps]
         uniq = sorted({p for p in flat if p}); pos = {p: i + 1 for i, p in enumerate(uniq)}
@@ -370,6 +371,7 @@ class _Pairs:
             V, vi = side(ji, self.side_items(ctx, expert, "j"), br if bank_side == "j" else None)
             with (torch.enable_grad() if grad else torch.inference_mode()):
                 return self.score_encoded(expert, U, V, ctx.features(ci, ji), ui, vi)
+        self.n_encoded += len(ci)
         H = self.encode([ctx.texts[expert].pair(a, b) for a, b in zip(ci.tolist(), ji.tolist())], expert, grad)
         with (torch.enable_grad() if grad else torch.inference_mode()):
             return self.score_encoded(expert, H, None, ctx.features(ci, ji))
@@ -383,6 +385,7 @@ class _Frozen:
         cache = ctx.frozen.setdefault(expert, {"c": {}, "j": {}})[side]
         u, inv = np.unique(np.asarray(idx, np.int64), return_inverse=True)
         need = [int(i) for i in u if int(i) not in cache]
+        self.n_encoded += len(u) - len(need)  # cache hits count too: the compute recorded does not depend on what was cached before
         if need and self.mode == "dual" and self.encoding == "phrases": self.warm_phrases(ctx, expert)
         if need:
             items = self.side_items(ctx, expert, side)
@@ -574,6 +577,7 @@ class ExpertSystem(_Encoding, _Pairs, _Frozen, _Scoring, _State):
         self.feat_mean, self.feat_std = np.asarray(fm, np.float32), np.asarray(fs, np.float32)
         self.calibration = {}; self.report = {}
         self._ctx = {}
+        self.n_encoded = 0  # entities (dual) or pairs (cross) asked of the encoder, cached or not: the compute a run reports
 
     def context(self, data)->Context:
         "The (cached) `Context` of a dataset: the last one asked for is kept."

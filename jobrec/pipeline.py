@@ -23,8 +23,8 @@ from .fusion import (FusionArrays, FusionModel, fusion_settings, save_fusion, co
 # %% auto #0
 __all__ = ['log', 'ABLATIONS_FILE', 'REUSE_SECTIONS', 'load_data', 'fusion_arrays', 'fusion_model', 'fused_scores',
            'evaluate_systems', 'load_ablations', 'ablation_config', 'funnel_figures', 'save_served_fusion', 'train_run',
-           'warm_systems', 'warm_summary', 'run_experiment', 'run_ablations', 'headline', 'Run', 'load_run',
-           'qualification_auc']
+           'warm_systems', 'warm_summary', 'run_experiment', 'unchanged_sides', 'compute_columns', 'run_ablations',
+           'headline', 'holm_levels', 'holm_verdicts', 'Run', 'load_run', 'qualification_auc']
 
 # %% ../nbs/08_pipeline.ipynb #c006
 log = get_logger("pipeline")
@@ -91,9 +91,10 @@ def evaluate_systems(systems:dict, # name -> dict(cand=[n, J], emp=[n, J]) score
                      cfg:dict, # resolved config (eval and fusion sections)
                      reference:str|None="jobrec", # paired tests of this system against each other one
                      exclude:np.ndarray|None=None, # [n, J] pairs left out on both sides (the warm protocol's visible history)
-                     protocols:tuple|None=None # default: cfg eval.protocols
-                    )->tuple[pd.DataFrame, pd.DataFrame]:
-    "(main table, paired tests) over `systems`."
+                     protocols:tuple|None=None, # default: cfg eval.protocols
+                     return_values:bool=False # also return each system's per-unit values (for further paired tests)
+                    )->tuple:
+    "(main table, paired tests) over `systems`; with `return_values`, (main, paired, values)."
     e, f = cfg["eval"], cfg["fusion"]
     pref, qual = np.asarray(data.pref)[test], np.asarray(data.qual)[test]
     tables, vals = [], {}
@@ -109,7 +110,8 @@ def evaluate_systems(systems:dict, # name -> dict(cand=[n, J], emp=[n, J]) score
             if name == reference: continue
             t = compare_systems(vals[reference], vals[name], n_boot=e["bootstrap"], seed=cfg["seed"], alpha=e["alpha"], method=e["paired_test"], n_perm=e["n_permutations"])
             t.insert(0, "b_system", name); t.insert(0, "a_system", reference); paired.append(t)
-    return main, (pd.concat(paired, ignore_index=True) if paired else pd.DataFrame())
+    paired = pd.concat(paired, ignore_index=True) if paired else pd.DataFrame()
+    return (main, paired, vals) if return_values else (main, paired)
 
 # %% ../nbs/08_pipeline.ipynb #c012
 ABLATIONS_FILE = CONF_DIR/"ablations.yaml"
@@ -121,7 +123,8 @@ def load_ablations(path:str|Path|None=None # YAML of name -> {description, delta
     d = yaml.safe_load(Path(path or ABLATIONS_FILE).read_text()) or {}
     base = load_config()
     for name, a in d.items():
-        if set(a) != {"description", "delta"}: raise ConfigError(f"ablation {name!r} must have exactly 'description' and 'delta'")
+        if not {"description", "delta"} <= set(a) <= {"description", "delta", "inert"}:
+            raise ConfigError(f"ablation {name!r} must have 'description' and 'delta' (and optionally 'inert': why it may change nothing)")
         merge_config(base, a["delta"], f"ablation {name}")
     return d
 
@@ -378,6 +381,26 @@ def run_experiment(cfg:dict, # resolved config
     return out
 
 # %% ../nbs/08_pipeline.ipynb #c020
+def unchanged_sides(systems:dict, # name -> dict(cand=[n, J], emp=[n, J]) test scores; "jobrec" the reference
+                    reference:str="jobrec")->dict:
+    "Each other system -> the sides ('candidate', 'employer') whose test scores equal the reference's bit for bit."
+    r = systems[reference]
+    return {n: [side for side, k in (("candidate", "cand"), ("employer", "emp")) if np.array_equal(s[k], r[k])]
+            for n, s in systems.items() if n != reference}
+
+def compute_columns(compute:dict, # name -> the training's compute record (`Trainer.compute_record`)
+                    same:dict, # `unchanged_sides`
+                    abl:dict # the ablations (their `inert` declarations)
+                   )->pd.DataFrame:
+    "Per ablation: updates of each expert and entities encoded in training (recorded by the training), inert, declared inert."
+    rows = {}
+    for n, c in compute.items():
+        st = c.get("expert_steps", {})
+        rows[n] = {"steps_preference": st.get("preference"), "steps_qualification": st.get("qualification"),
+                   "encoded": c.get("encoded"), "inert": set(same.get(n, ())) == {"candidate", "employer"},
+                   "declared_inert": "inert" in abl.get(n, {})}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("ablation")
+
 def run_ablations(cfg:dict, data:JobRecData, sysm, sc:dict, out:Path, names:list|None=None)->pd.DataFrame:
     "Evaluate jobrec and each ablation on the test candidates: one tidy table with an `ablation` column (returned), and paired differences against jobrec (`results/ablations_paired.csv`)."
     from jobrec.training import train_experts
@@ -388,25 +411,30 @@ def run_ablations(cfg:dict, data:JobRecData, sysm, sc:dict, out:Path, names:list
         abl = {k: v for k, v in abl.items() if k in names}
     val, test = data.idx("val"), data.idx("test")
     vt = np.concatenate([val, test])
-    rows = []
     runs = {"jobrec": (cfg, sc, "")}
+    compute = {"jobrec": (sysm.report or {}).get("compute") or {}}
     for name, a in abl.items():
         c = ablation_config(cfg, a["delta"])
-        if set(a["delta"]) <= REUSE_SECTIONS: runs[name] = (c, sc, a["description"])
+        if set(a["delta"]) <= REUSE_SECTIONS: runs[name] = (c, sc, a["description"]); compute[name] = compute["jobrec"]
         else:
             log.info(f"ablation {name}: retraining ({a['description']})")
             s2 = train_experts(data, c, out/"ablations"/name, stage1_cache=out/"cache"/"stage1")
-            runs[name] = (c, _all_scores(s2, data, vt), a["description"])
+            runs[name] = (c, _all_scores(s2, data, vt), a["description"]); compute[name] = s2.report.get("compute") or {}
     systems = {}
     for name, (c, s, desc) in runs.items():
         calibrated = c["calibration"]["method"] != "none"
         fused, _ = fused_scores(c, s, data, val, test, calibrated=calibrated)
         systems[name] = {"cand": fused, "emp": s["q_logit"][test]}
-    main, paired = evaluate_systems(systems, data, test, cfg, reference="jobrec")
+    main, paired, vals = evaluate_systems(systems, data, test, cfg, reference="jobrec", return_values=True)
     if len(paired): paired.to_csv(out/"results"/"ablations_paired.csv", index=False)  # jobrec minus each ablation, per candidate, with CIs
+    same = unchanged_sides(systems)
+    for name in same:
+        if set(same[name]) == {"candidate", "employer"} and "inert" not in abl[name]:
+            log.warning(f"ablation {name} changed no score and is not declared inert in {ABLATIONS_FILE.name}")
+    if len(vals) > 1: holm_verdicts(vals, same, cfg).to_csv(out/"results"/"ablations_verdicts.csv", index=False)
     main = main.rename(columns={"system": "ablation"})
     main["description"] = main["ablation"].map({n: d for n, (_, _, d) in runs.items()})
-    return main
+    return main.join(compute_columns(compute, same, abl), on="ablation")
 
 def headline(main:pd.DataFrame, sweep:pd.DataFrame, cfg:dict, summary:pd.DataFrame|None=None)->dict:
     "The numbers a reader looks for first."
@@ -425,6 +453,55 @@ def headline(main:pd.DataFrame, sweep:pd.DataFrame, cfg:dict, summary:pd.DataFra
         out["controllability"] = {sy: {c: (bool(r[c]) if c in ("monotone", "meets") else (int(r[c]) if c == "n_in_range" else float(r[c])))
                                        for c in ("n_in_range", "max_error_in_range", "monotone", "meets")} for sy, r in sm.iterrows()}
     return out
+
+# %% ../nbs/08_pipeline.ipynb #c020h
+def holm_levels(p:np.ndarray, # p-values of the m tests of one family
+                alpha:float=0.05
+               )->tuple[np.ndarray, np.ndarray]:
+    "Holm's step-down: each test's level alpha/(m - r), r its rank by p from 0, and its adjusted p-value."
+    p = np.asarray(p, float); m = len(p); order = np.argsort(p, kind="stable")
+    level, adj, run = np.empty(m), np.empty(m), 0.0
+    for r, i in enumerate(order):
+        level[i] = alpha/(m - r); run = max(run, min(1.0, (m - r)*p[i])); adj[i] = run
+    return level, adj
+
+def _paired_at(cfg, a, b, side, protocol, metric, alpha):
+    "The paired test of `metric` on one side and protocol at level `alpha`: (diff, lo, hi, p)."
+    e = cfg["eval"]; keep = lambda v: {k: x for k, x in v.items() if k[0] == side and k[1] == protocol}
+    t = compare_systems(keep(a), keep(b), metrics=(metric,), n_boot=e["bootstrap"], seed=cfg["seed"], alpha=alpha,
+                        method=e["paired_test"], n_perm=e["n_permutations"])
+    return t.iloc[0][["diff", "lo", "hi", "p"]].astype(float).tolist()
+
+def holm_verdicts(vals:dict, # system -> per-unit values (`evaluate_systems(..., return_values=True)`)
+                      same:dict, # `unchanged_sides`: ablation -> sides whose scores equal the reference's
+                      cfg:dict, # resolved config (eval section, seed)
+                      reference:str="jobrec",
+                      metric:str="ndcg@10", protocol:str="full"
+                     )->pd.DataFrame:
+    "One verdict per ablation and side: inert, unchanged, or helps / hurts / not shown to matter with Holm-adjusted intervals."
+    alpha = float(cfg["eval"]["alpha"])
+    rows = []
+    for n in vals:
+        if n == reference: continue
+        for side in ("candidate", "employer"):
+            diff, lo, hi, p = _paired_at(cfg, vals[reference], vals[n], side, protocol, metric, alpha)
+            rows.append({"ablation": n, "side": side, "metric": metric, "diff": diff, "lo": lo, "hi": hi, "p": p,
+                         "changed": side not in same.get(n, ()), "inert": set(same.get(n, ())) == {"candidate", "employer"}})
+    df = pd.DataFrame(rows)
+    df["verdict"] = np.where(df.inert, "inert", np.where(df.changed, "not shown to matter", "unchanged")).astype(object)
+    fam = df.index[df.changed].to_numpy()
+    df["holm_alpha"], df["p_holm"], df["lo_holm"], df["hi_holm"] = np.nan, np.nan, np.nan, np.nan
+    if not len(fam): return df
+    level, adj = holm_levels(df.loc[fam, "p"].to_numpy(), alpha)
+    df.loc[fam, "holm_alpha"], df.loc[fam, "p_holm"] = level, adj
+    stopped = False  # the step-down stops at its first test that does not exclude 0
+    for i in fam[np.argsort(df.loc[fam, "p"].to_numpy(), kind="stable")]:
+        _, lo, hi, _ = _paired_at(cfg, vals[reference], vals[df.at[i, "ablation"]], df.at[i, "side"], protocol, metric,
+                                  df.at[i, "holm_alpha"])
+        df.at[i, "lo_holm"], df.at[i, "hi_holm"] = lo, hi
+        stopped = stopped or not (lo > 0 or hi < 0)
+        if not stopped: df.at[i, "verdict"] = "helps" if lo > 0 else "hurts"
+    return df
 
 # %% ../nbs/08_pipeline.ipynb #c022
 @dataclass

@@ -18,12 +18,12 @@ from .distributed import init_from_env, is_main, barrier, shard, rank_seed, glob
 from .experts import EXPERTS, ExpertSystem, info_nce, cfg_get, split_mask, feature_stats, read_safetensors
 
 # %% auto #0
-__all__ = ['log', 'PHASES', 'config_fingerprint', 'stage1_fingerprint', 'group_mrr', 'flatten_optimizer', 'unflatten_optimizer',
-           'Trainer', 'train_experts', 'train_conflated', 'evaluate_experts']
+__all__ = ['log', 'PHASES', 'config_fingerprint', 'stage1_budget', 'stage1_fingerprint', 'group_mrr', 'flatten_optimizer',
+           'unflatten_optimizer', 'Trainer', 'train_experts', 'train_conflated', 'evaluate_experts']
 
 # %% ../nbs/05b_training.ipynb #c009
 log = get_logger("training")
-PHASES = ("pref1", "qual1", "coop2")
+PHASES = ("pref1", "qual1", "coop2", "joint1")
 _FINGERPRINT_KEYS = ("seed", "backbone", "lora", "expert", "schema", "train", "calibration")
 
 def config_fingerprint(cfg:dict, target:str="two")->str:
@@ -32,6 +32,15 @@ def config_fingerprint(cfg:dict, target:str="two")->str:
     d["train"] = {k: v for k, v in (d.get("train") or {}).items() if k not in ("checkpoint_every",)}
     d["target"] = target
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+def stage1_budget(cfg:dict)->tuple[int, int]:
+    "(head steps, adapter steps) of each stage-1 expert: with `train.stage2_init: none` stage 2's steps are added to stage 1's."
+    g = lambda k, d=None: cfg_get(cfg, k, d)
+    n_head, n_ad = int(g("train.head_steps", 0)), int(g("train.stage1_steps", 40))
+    if g("train.stage2_init", "stage1") != "none": return n_head, n_ad
+    s2 = int(g("train.stage2_steps", 20))
+    cached = g("expert.mode", "dual") == "dual" and not g("train.stage2_adapters", True)
+    return (n_head + s2, n_ad) if cached else (n_head, n_ad + s2)
 
 _STAGE2_ONLY = ("stage2_steps", "stage2_init", "stage2_adapters", "cooperation", "cooperation_floor", "checkpoint_every")
 _QUAL_ONLY = ("censoring", "ipw_clip", "qual_groups")
@@ -48,6 +57,7 @@ def stage1_fingerprint(cfg:dict, data=None,
         sch = dict(d.get("schema") or {}); sch["views"] = {k: v for k, v in dict(sch.get("views") or {}).items() if k != "qualification"}
         d["schema"] = sch
     d["phase"] = phase
+    d["budget"] = stage1_budget(cfg)  # stage 2's steps moved into stage 1 (`stage2_init: none`) change stage 1
     if data is not None:
         d["data"] = [data.shape, hashlib.sha256(np.ascontiguousarray(data.qual_observed).tobytes() + np.ascontiguousarray(data.pref).tobytes()
                                                 + np.asarray(data.split).astype(str).tobytes()).hexdigest()]
@@ -192,7 +202,7 @@ def _scatter(values, valid):
 class _Loss:
     "One phase's parameters and optimiser, the group loss, the negative bank."
     def phase_experts(self, phase:str)->tuple:
-        return {"pref1": ("preference",), "qual1": ("qualification",), "coop2": EXPERTS, "hire1": ("hire",)}[phase]
+        return {"pref1": ("preference",), "qual1": ("qualification",), "coop2": EXPERTS, "joint1": EXPERTS, "hire1": ("hire",)}[phase]
 
     def cached(self, phase:str)->bool:
         "Whether the phase's steps read frozen cached encodings (stage 2 with `train.stage2_adapters: false`, dual mode): heads and task weights only."
@@ -200,9 +210,10 @@ class _Loss:
 
     def _optimizer(self, phase):
         import torch
-        es = self.phase_experts(phase); tr = self.s.trainable(None if phase == "coop2" else es[0])
+        both = phase in ("coop2", "joint1")
+        es = self.phase_experts(phase); tr = self.s.trainable(None if both else es[0])
         lora = [] if self.cached(phase) else [v for k, v in tr.items() if k.startswith("lora.")]
-        rest = [v for k, v in tr.items() if not k.startswith("lora.") and (phase == "coop2" or k != "task_logits")]
+        rest = [v for k, v in tr.items() if not k.startswith("lora.") and (both or k != "task_logits")]
         self.params = lora + rest
         return torch.optim.AdamW([{"params": lora, "lr": float(self.g("train.lr", 5e-5))},
                                   {"params": rest, "lr": float(self.g("train.head_lr", 1e-3))}],
@@ -220,6 +231,18 @@ class _Loss:
         loss = info_nce(z, float(self.g("train.temperature", 1.0)), dev(group_weight), dev(neg_weight), torch.from_numpy(valid).to(z.device),
                         float(self.g("train.bce_weight", 0.0)))
         return global_share(loss, len(a) if group_weight is None else float(group_weight.sum()))
+
+    def _joint_loss(self, pools:dict, key:int, groups:int|None, cached:bool):
+        "Both experts' losses on one step's groups (`key` seeds the draw), weighted by the learned task weights."
+        import torch
+        side, a, b, idx = self.batch("pref1", pools["preference"], key, groups)
+        nw = torch.from_numpy(self.coop[idx]) if self.coop is not None else None
+        lp = self._group_loss("preference", side, a, b, None, nw, cached)
+        side, a, b, idx = self.batch("qual1", pools["qualification"], key, groups)
+        gw, qn = self.qual_weights(idx)
+        lq = self._group_loss("qualification", side, a, b, gw, qn, cached=cached)
+        w = torch.softmax(self.s.task_logits, 0)
+        return w[0]*lp + w[1]*lq
 
     def refresh_bank(self, phase:str, pools:dict):
         "Encode the negatives of `pools` (expert -> pool) with the current adapters (dual mode; none otherwise)."
@@ -243,7 +266,7 @@ class _HeadSteps:
     def head_budget(self, phase:str)->int:
         "Head steps of a phase: `train.head_steps` per expert; the conflated expert gets both experts' and the cached stage-2 steps (equal compute)."
         n = int(self.g("train.head_steps", 0))
-        if phase != "hire1": return n
+        if phase != "hire1": return stage1_budget(self.cfg)[0]
         return 2*n + (0 if self.g("train.stage2_adapters", True) else int(self.g("train.stage2_steps", 20)))
 
     def head_steps(self, phase:str, pools:dict):
@@ -260,13 +283,15 @@ class _HeadSteps:
         for step in range(n):
             torch.manual_seed(rank_seed(hash((self.seed, PHASES.index(phase) if phase in PHASES else 9, 50_000 + step)) % 2**31)); s.heads.train()
             side, a, b, idx = self.batch(phase, pool, 50_000 + step, G)
-            gw = torch.from_numpy(self.ipw[idx]).to(s.device) if (phase == "qual1" and self.ipw is not None) else None
+            gw, nw = self.qual_weights(idx) if phase == "qual1" else (None, None)
+            gw, nw = (None if x is None else x.to(s.device) for x in (gw, nw))
             ci, ji = self.pairs(side, a, b); valid = b >= 0
             z = _scatter(s.cached_logits(e, self.ctx, ci[valid], ji[valid]).float(), valid)
-            loss = info_nce(z, float(self.g("train.temperature", 1.0)), gw, None, torch.from_numpy(valid).to(z.device), float(self.g("train.bce_weight", 0.0)))
+            loss = info_nce(z, float(self.g("train.temperature", 1.0)), gw, nw, torch.from_numpy(valid).to(z.device), float(self.g("train.bce_weight", 0.0)))
             loss = global_share(loss, len(a) if gw is None else float(gw.sum())); loss.backward(); loss = sync_grads(params, loss)
             if clip > 0: torch.nn.utils.clip_grad_norm_(params, clip)
             opt.step(); opt.zero_grad(set_to_none=True)
+            self.count_steps((e,))
             if (ee > 0 and (step + 1) % ee == 0) or step + 1 == n:
                 per = self.evaluate_each((e,), keep_cache=True); best = self._select(best, per, step + 1)
                 self.history.append({"phase": phase, "head_step": step + 1, "loss": float(loss.detach()), "val_mrr": per.get(e)})
@@ -274,17 +299,64 @@ class _HeadSteps:
         log.info(f"{phase}: {n} head steps, best validation MRR {best['score']} at head step {best['step']}")
         self._fresh_context()
 
+    def joint_head_steps(self, phase:str, pools:dict, n:int):
+        "Train both outputs together on cached encodings: both losses every step, learned task weights; keep the best state on validation."
+        import torch
+        if n <= 0 or self.s.mode != "dual": return
+        s, G = self.s, int(self.g("train.head_batch_groups", 32))
+        params = [v for k, v in s.trainable(None).items() if not k.startswith("lora.")]
+        opt = torch.optim.AdamW(params, float(self.g("train.head_lr", 1e-3)), weight_decay=float(self.g("train.weight_decay", 0.01)))
+        ee, best, clip = int(self.g("train.eval_every", 20)), _no_best(), float(self.g("train.grad_clip", 1.0))
+        ee = max(ee, n // 10) if ee > 0 else 0
+        # from scratch the propensity model (the preference output) learns with the rest: refit it at each validation
+        refit = phase == "joint1" and self.ipw is not None
+        s.backbone.model.eval()
+        for step in range(n):
+            torch.manual_seed(rank_seed(hash((self.seed, PHASES.index(phase), 50_000 + step)) % 2**31)); s.heads.train()
+            loss = self._joint_loss(pools, 50_000 + step, G, cached=True)
+            loss.backward(); loss = sync_grads(params, loss)
+            if clip > 0: torch.nn.utils.clip_grad_norm_(params, clip)
+            opt.step(); opt.zero_grad(set_to_none=True)
+            self.count_steps(EXPERTS)
+            if (ee > 0 and (step + 1) % ee == 0) or step + 1 == n:
+                per = self.evaluate_each(EXPERTS, keep_cache=True); best = self._select(best, per, step + 1)
+                self.history.append({"phase": phase, "head_step": step + 1, "loss": float(loss.detach()),
+                                     "val_mrr": float(np.mean(list(per.values()))) if per else 0.0, "val_mrr_per_expert": per})
+                if refit: self.ipw = self.fit_ipw(pools["qualification"], refit=True)
+        if best["state"]: s.load_state_tensors({**s.state_tensors(), **best["state"]})
+        log.info(f"{phase}: {n} joint head steps, best validation MRR {best['score']} at head step {best['step']}")
+        self._fresh_context()
+
+    def count_steps(self, experts:tuple):
+        "One update of each of `experts` (the compute a run reports)."
+        for e in experts: self.steps[e] = self.steps.get(e, 0) + 1
+
+    def compute_record(self)->dict:
+        "Updates of each served expert since its initialisation (head and adapter steps) and entities (or pairs) asked of the encoder."
+        return {"expert_steps": dict(self.steps), "encoded": int(self.encoded_before + self.s.n_encoded - self.n0)}
+
+    def restore_compute(self, rec:dict|None):
+        "Continue the counts of a checkpoint or stage-1 snapshot."
+        rec = rec or {}
+        self.steps = dict(rec.get("expert_steps", {})); self.encoded_before = int(rec.get("encoded", 0)); self.n0 = self.s.n_encoded
+
 # %% ../nbs/05b_training.ipynb #c021
 class _Weights:
     "Inverse-propensity weights of the qualification groups, cooperation weights of the preference negatives, the qualification calibration."
-    def fit_ipw(self, pool)->np.ndarray|None:
+    def fit_ipw(self, pool,
+                refit:bool=False # fit the propensity's calibration again (its preference expert changed)
+               )->np.ndarray|None:
         "One weight per group of `pool`, 1/p(apply) of its positive pair, clipped and normalised to mean 1 (None: censoring off)."
+        if refit: self.s.calibration.pop("apply", None)
         if pool[0] == "mix":
-            ws = [self.fit_ipw(x) for x in pool[1]]
-            if any(w is None for w in ws): return None
+            ws, ns = [], []
+            for x in pool[1]: ws.append(self.fit_ipw(x)); ns.append(self.ipw_neg)
+            if any(w is None for w in ws): self.ipw_neg = None; return None
+            self.ipw_neg = None if ns[0] is None else np.concatenate(ns)
             w = np.concatenate(ws); return (w/w.mean()).astype(np.float32)
         side, a, b = pool
-        if self.g("train.censoring", "ipw") != "ipw" or len(a) == 0: return None
+        self.ipw_neg = None
+        if self.g("train.censoring", "ipw") not in ("ipw", "ipw_pairs") or len(a) == 0: return None
         d = self.data; val = np.flatnonzero(split_mask(d, "val"))
         cal = self.s.calibration.get("apply")
         if cal is None:
@@ -295,8 +367,30 @@ class _Weights:
         p = apply_calibration(self.s.frozen_logits("preference", self.ctx, ci, ji), cal)
         clip = float(self.g("train.ipw_clip", 0.05))
         w = 1.0/np.clip(p, clip, 1.0); w = w/w.mean()
+        if self.g("train.censoring", "ipw") == "ipw_pairs": self.ipw_neg = self._negative_ipw(side, a, b, cal, clip)
         self._fresh_context()
         return w.astype(np.float32)
+
+    def _negative_ipw(self, side, a, b, cal, clip)->np.ndarray:
+        "Weights [G, K-1] of the groups' negatives (rejected applications): 1/p(apply), clipped, mean 1 over each group's negatives."
+        ci, ji = self.pairs(side, a, b[:, 1:]); valid = b[:, 1:] >= 0
+        q = np.ones(valid.shape, np.float64)
+        q[valid] = 1.0/np.clip(apply_calibration(self.s.frozen_logits("preference", self.ctx, ci[valid], ji[valid]), cal), clip, 1.0)
+        m = np.where(valid, q, 0).sum(1, keepdims=True)/np.maximum(valid.sum(1, keepdims=True), 1)
+        return np.where(valid, q/np.maximum(m, 1e-12), 1.0).astype(np.float32)
+
+    def qual_weights(self, idx):
+        "(group weights, negative weights) of the qualification groups `idx` of a batch, as torch tensors or None."
+        import torch
+        t = lambda x: None if x is None else torch.from_numpy(x[idx])
+        return t(self.ipw), t(self.ipw_neg)
+
+    @staticmethod
+    def ipw_summary(w:np.ndarray)->dict:
+        "How much the weights cost: effective sample size (Kish) as a share of the groups, the largest weight, the share at the cap."
+        w = np.asarray(w, np.float64)
+        return {"ess_share": float(w.sum()**2/(len(w)*(w**2).sum())), "max_weight": float(w.max()),
+                "at_cap_share": float(np.mean(np.isclose(w, w.max())))}
 
     def fit_q_calibration(self)->tuple[dict, np.ndarray|None]:
         "The qualification calibration map fitted on validation, and the validation logits it was fitted on (None: nothing observed)."
@@ -330,6 +424,7 @@ class _Checkpoints:
         ot, od = flatten_optimizer(opt) if opt is not None else ({}, {"param_groups": []})
         t.update(ot)
         if self.ipw is not None: t["ipw"] = torch.from_numpy(self.ipw)
+        if self.ipw_neg is not None: t["ipw_neg"] = torch.from_numpy(self.ipw_neg)
         if self.coop is not None: t["coop"] = torch.from_numpy(self.coop)
         if self.bank: t.update({f"bank.{e}": v.contiguous() for e, v in self.bank.items()})
         t["rng.torch"] = torch.get_rng_state()
@@ -337,9 +432,10 @@ class _Checkpoints:
                 "global_step": str(self.global_step), "best_score": json.dumps(best["score"]), "best_step": json.dumps(best["step"]),
                 "history": json.dumps(self.history), "optimizer": json.dumps(od), "calibration": json.dumps(self.s.calibration),
                 "feat_stats": json.dumps([self.s.feat_mean.tolist(), self.s.feat_std.tolist()]), "done": str(done),
+                "compute": json.dumps(self.compute_record()),
                 "train_seconds": f"{self.seconds_before + time.time() - self.t0:.3f}"}
         with atomic_path(self.ckpt) as tmp: save_file(t, str(tmp), metadata=meta)
-        write_json({k: (json.loads(v) if k in ("history", "best_score", "calibration") else v) for k, v in meta.items() if k not in ("optimizer", "feat_stats")},
+        write_json({k: (json.loads(v) if k in ("history", "best_score", "calibration", "compute") else v) for k, v in meta.items() if k not in ("optimizer", "feat_stats")},
                    self.out/"checkpoint.json")
 
     def load_checkpoint(self)->tuple[dict, dict]:
@@ -360,7 +456,8 @@ class _Checkpoints:
         p = self._stage1_path(phase)
         if p is None or p.exists() or not is_main(): return
         p.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"calibration": json.dumps(self.s.calibration), "history": json.dumps(self.history)}
+        meta = {"calibration": json.dumps(self.s.calibration), "history": json.dumps(self.history),
+                "compute": json.dumps(self.compute_record())}
         with atomic_path(p) as tmp: save_file(self.s.state_tensors(), str(tmp), metadata=meta)
 
     def _load_stage1(self)->int:
@@ -374,7 +471,7 @@ class _Checkpoints:
                 t = {k: f.get_tensor(k) for k in f.keys()}; meta = f.metadata()
             self.s.load_state_tensors(t)
             self.s.calibration = json.loads(meta["calibration"]); self.history = json.loads(meta["history"])
-            self._fresh_context()
+            self._fresh_context(); self.restore_compute(json.loads(meta.get("compute", "{}")))
             log.info(f"{phase} read from {p.name} (a run with the same configuration up to it); training continues after it")
             return n_done
         return 0
@@ -391,6 +488,8 @@ class _Run:
             self._fresh_context()
             s.load_state_tensors(t, "cur.")
             s.calibration = json.loads(meta["calibration"]); self.history = json.loads(meta["history"])
+            self.restore_compute(json.loads(meta.get("compute", "{}")))
+            self.ipw_neg = t["ipw_neg"].numpy() if "ipw_neg" in t else None
             self.ipw = t["ipw"].numpy() if "ipw" in t else None; self.coop = t["coop"].numpy() if "coop" in t else None
             start_phase, start_step, self.global_step = int(meta["phase"]), int(meta["step"]), int(meta["global_step"])
             self.seconds_before = float(meta.get("train_seconds", 0.0))  # the interrupted processes' training time
@@ -409,16 +508,21 @@ class _Phases:
         s = self.s; init = self.g("train.stage2_init", "stage1")
         if phase == "coop2" and init == "scratch" and first == 0 and self.init_state is not None:
             s.load_state_tensors(self.init_state)
-        if phase == "coop2": pools = {"preference": self.pool("pref1"), "qualification": self.pool("qual1")}
+            self.steps = {}  # the served experts' updates count from their initialisation; stage 1 only weighted the groups
+        both = phase in ("coop2", "joint1")
+        if both: pools = {"preference": self.pool("pref1"), "qualification": self.pool("qual1")}
         else: pools = {self.phase_experts(phase)[0]: self.pool(phase)}
         if first == 0:  # phase-start quantities; a resumed mid-phase run reads them from the checkpoint
-            if phase == "qual1": self.ipw = self.fit_ipw(pools["qualification"])
-            if phase == "coop2":
-                self.ipw = self.fit_ipw(pools["qualification"])
-                self.coop = self.coop_weights(pools["preference"])
-        if first == 0 and phase != "coop2": self.head_steps(phase, pools)
+            if phase in ("qual1", "coop2", "joint1"): self.ipw = self.fit_ipw(pools["qualification"])
+            if phase in ("qual1", "coop2", "joint1") and self.ipw is not None:
+                self.history.append({"phase": phase, "ipw": self.ipw_summary(self.ipw)})
+            if phase == "coop2": self.coop = self.coop_weights(pools["preference"])
+        if first == 0 and not both: self.head_steps(phase, pools)
+        # a model trained from the start on both tasks (the shared model; stage 2 from scratch) gets stage 1's head steps, jointly
+        joint_heads = phase == "joint1" or (phase == "coop2" and init == "scratch")
+        if first == 0 and joint_heads: self.joint_head_steps(phase, pools, stage1_budget(self.cfg)[0])
         opt = self._optimizer(phase); best = _no_best()
-        if first == 0 and n > 0 and (phase != "coop2" or init == "stage1"):
+        if first == 0 and n > 0 and (phase != "coop2" or init == "stage1" or joint_heads):
             # the phase's starting point (after its head steps; in stage 2 the stage-1 experts) is a candidate for selection too
             per = self.evaluate_each(self.phase_experts(phase)); best = self._select(best, per, 0)
             self.history.append({"phase": phase, "step": 0, "val_mrr": float(np.mean(list(per.values()))) if per else 0.0, "val_mrr_per_expert": per})
@@ -475,25 +579,19 @@ class _Steps:
         # with a bank the backbone runs without dropout, so banked and live encodings come from the same function
         # (otherwise the head could tell positives, encoded with dropout, from banked negatives)
         s.backbone.model.train(self.bank is None and not cached); s.heads.train()
-        if phase == "coop2":
+        if phase in ("coop2", "joint1"):
             G = int(self.g("train.head_batch_groups", 32)) if cached else None
-            side, a, b, idx = self.batch("pref1", pools["preference"], 10_000 + step, G)
-            nw = torch.from_numpy(self.coop[idx]) if self.coop is not None else None
-            lp = self._group_loss("preference", side, a, b, None, nw, cached)
-            side, a, b, idx = self.batch("qual1", pools["qualification"], 10_000 + step, G)
-            gw = torch.from_numpy(self.ipw[idx]) if self.ipw is not None else None
-            lq = self._group_loss("qualification", side, a, b, gw, cached=cached)
-            w = torch.softmax(s.task_logits, 0); loss = w[0]*lp + w[1]*lq
+            loss = self._joint_loss(pools, 10_000 + step, G, cached)
         else:
             expert = self.phase_experts(phase)[0]
             side, a, b, idx = self.batch(phase, pools[expert], step)
-            gw = torch.from_numpy(self.ipw[idx]) if (phase == "qual1" and self.ipw is not None) else None
-            loss = self._group_loss(expert, side, a, b, gw)
+            gw, nw = self.qual_weights(idx) if phase == "qual1" else (None, None)
+            loss = self._group_loss(expert, side, a, b, gw, nw)
         loss.backward(); loss = sync_grads(self.params, loss)  # gradients of the global batch on every rank
         clip = float(self.g("train.grad_clip", 1.0))
         if clip > 0: torch.nn.utils.clip_grad_norm_(self.params, clip)
         opt.step(); opt.zero_grad(set_to_none=True)
-        self.global_step += 1
+        self.global_step += 1; self.count_steps(self.phase_experts(phase))
         return {"phase": phase, "step": step + 1, "loss": float(loss.detach())}
 
     def _validate(self, phase, n, rec, best)->dict:
@@ -514,16 +612,27 @@ class Trainer(_Groups, _Selection, _Loss, _HeadSteps, _Weights, _Checkpoints, _R
         g = lambda k, d=None: cfg_get(cfg, k, d)
         self.g = g; self.seed = int(g("seed", 0)); self.target = target; self.max_steps = max_steps; self.progress = progress
         s1, s2 = int(g("train.stage1_steps", 40)), int(g("train.stage2_steps", 20))
-        if target == "hire": self.plan = [("hire1", 2*s1 + (s2 if g("train.stage2_adapters", True) else 0))]
-        else: self.plan = [("pref1", s1), ("qual1", s1)] + ([("coop2", s2)] if s2 > 0 and len(system.experts) == 2 else [])
+        self.plan = self._plan(target, system, s1, s2)
         self.ctx = system.context(data)
         self.ckpt = self.out/"checkpoint.safetensors"
         self.fp = config_fingerprint(cfg, target)
-        self.ipw = None; self.coop = None; self.bank = None; self._vg = None
+        self.ipw = None; self.ipw_neg = None; self.coop = None; self.bank = None; self._vg = None
         self.init_state = init_state
-        self.history = []
+        self.history = []; self.restore_compute(None)
         self.global_step = 0
         self.t0, self.seconds_before = time.time(), 0.0
+
+    def _plan(self, target, system, s1, s2)->list:
+        "The phases and their steps. Every variant gives each expert the same number of updates (`stage1_budget`)."
+        init = self.g("train.stage2_init", "stage1")
+        if init not in ("stage1", "scratch", "none"): raise ValueError(f"train.stage2_init must be stage1, scratch or none, got {init!r}")
+        if target == "hire": return [("hire1", 2*s1 + (s2 if self.g("train.stage2_adapters", True) else 0))]
+        s2 = s2 if len(system.experts) == 2 and init != "none" else 0
+        a1 = stage1_budget(self.cfg)[1]
+        # stage 2 from scratch repeats stage 1's budget on top of its own, so its experts get as many updates as jobrec's
+        coop = [("coop2", s2 + (a1 if init == "scratch" else 0))] if s2 > 0 else []
+        if system.shared_head: return [("joint1", a1)] + coop
+        return [("pref1", a1), ("qual1", a1)] + coop
 
     def run(self, resume:bool=True)->str:
         "Train the remaining phases: 'done', or 'stopped' at `max_steps`."
@@ -542,9 +651,9 @@ def _hire_cfg(cfg):
         sum((list(resolve_view(x)) for x in v.values()), []) or ["domain", "capability", "logistics", "narrative"]))}
     return cfg
 
-def _report(system, data, history, calib_z, elapsed):
+def _report(system, data, history, calib_z, elapsed, compute=None):
     "Validation calibration (ECE before/after) and the training record."
-    rep = {"history": history, "train_seconds": round(elapsed, 1), "task_weights": system.task_weights().tolist()}
+    rep = {"history": history, "train_seconds": round(elapsed, 1), "task_weights": system.task_weights().tolist(), "compute": compute}
     if calib_z is not None:
         val = np.flatnonzero(split_mask(data, "val"))
         cal = system.calibration.get("qualification", {"a": 1.0, "b": 0.0})
@@ -581,7 +690,7 @@ def train_experts(data, # a JobRecData (train/val/test split per candidate)
         barrier(); log.info(f"stopped after {tr.global_step} steps (max_steps); resume to finish"); return s
     cal, z = tr.fit_q_calibration()
     s.calibration["qualification"] = cal
-    s.report = _report(s, data, tr.history, z, tr.seconds_before + time.time() - t0)  # every process's training time
+    s.report = _report(s, data, tr.history, z, tr.seconds_before + time.time() - t0, tr.compute_record())  # every process's training time
     if is_main(): s.save(out/"system")
     tr.save_checkpoint(len(tr.plan), 0, None, _no_best(), done=True); barrier()
     log.info(f"trained {'+'.join(experts)} in {time.time()-t0:.1f}s; saved to {out/'system'}")

@@ -114,6 +114,15 @@ def test_ipw_weights_and_censoring_switch(full, data, tmp_path):
     tr = Trainer(s, data, tiny_cfg(), tmp_path, progress=False)
     w = tr.fit_ipw(tr.pool("qual1"))
     assert w is not None and abs(w.mean() - 1) < 1e-5 and (w > 0).all() and w.max() <= 1/0.05/w.min() * 1.0001
+    assert tr.ipw_neg is None and 0 < tr.ipw_summary(w)["ess_share"] <= 1
+    tp = Trainer(s, data, tiny_cfg({"censoring": "ipw_pairs"}), tmp_path/"pairs", progress=False)
+    pool = tp.pool("qual1"); wp = tp.fit_ipw(pool)
+    np.testing.assert_allclose(wp, w, rtol=1e-6)  # the groups' weights are ipw's; the negatives get their own
+    b = np.concatenate([x[2] for x in pool[1]]) if pool[0] == "mix" else pool[2]
+    nv = b[:, 1:] >= 0; nw = tp.ipw_neg
+    assert nw.shape == nv.shape and (nw[nv] > 0).all() and (nw[~nv] == 1).all()
+    per_group = np.where(nv, nw, 0).sum(1)/np.maximum(nv.sum(1), 1)
+    np.testing.assert_allclose(per_group[nv.any(1)], 1, rtol=1e-5)
     tr2 = Trainer(s, data, tiny_cfg({"censoring": "none"}), tmp_path, progress=False)
     assert tr2.fit_ipw(tr2.pool("qual1")) is None
     cw = tr.coop_weights(tr.pool("pref1"))
@@ -126,6 +135,24 @@ def test_ablations_shared_scratch_no_stage2(data, tmp_path):
     sc = sh.score_all(data); assert not np.allclose(sc["s_pref"], sc["q_logit"])
     n2 = train_experts(data, tiny_cfg({"stage2_steps": 0, "bce_weight": 0.5}), tmp_path/"n2", progress=False)
     assert "coop2" not in {h["phase"] for h in n2.report["history"]}
+
+def test_ablations_at_equal_updates(data, full, tmp_path):
+    "no_stage2 moves stage 2's steps into stage 1, stage 2 from scratch adds stage 1's, the shared model trains both losses at once."
+    steps = lambda s: s.report["compute"]["expert_steps"]
+    ref = steps(full[1]); t = tiny_cfg()["train"]
+    assert set(ref) == {"preference", "qualification"} and ref["preference"] == ref["qualification"]
+    assert ref["preference"] == t["head_steps"] + t["stage1_steps"] + t["stage2_steps"] and full[1].report["compute"]["encoded"] > 0
+    n2 = train_experts(data, tiny_cfg({"stage2_init": "none"}), tmp_path/"none", progress=False)
+    assert steps(n2) == ref and "coop2" not in {h["phase"] for h in n2.report["history"]}
+    sc = train_experts(data, tiny_cfg({"stage2_init": "scratch"}), tmp_path/"scratch", progress=False)
+    assert steps(sc) == ref and any(h["phase"] == "coop2" and "head_step" in h for h in sc.report["history"])
+    sm = train_experts(data, tiny_cfg(expert={"shared_head": True}), tmp_path/"sm", progress=False)
+    assert steps(sm) == ref
+    joint = [h for h in sm.report["history"] if h["phase"] == "joint1" and "head_step" in h]
+    assert joint and all(set(h["val_mrr_per_expert"]) == {"preference", "qualification"} for h in joint)
+    assert {"pref1", "qual1"}.isdisjoint(h["phase"] for h in sm.report["history"])  # never one task after the other
+    ipw = [h["ipw"] for h in full[1].report["history"] if "ipw" in h]
+    assert ipw and all(0 < w["ess_share"] <= 1 and w["max_weight"] >= 1 for w in ipw)
 
 def test_shared_model_ablation_trains_one_head(data, tmp_path):
     "The shared-model ablation: one view, one adapter, one head whose two outputs are the two experts; saved once, loaded back."

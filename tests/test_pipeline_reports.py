@@ -80,7 +80,33 @@ def test_same_seed_same_numbers(smoke_run, tmp_path):
 
 def test_ablations_file_is_checked():
     abl = load_ablations()
-    assert all(set(a) == {"description", "delta"} for a in abl.values())
+    assert all({"description", "delta"} <= set(a) <= {"description", "delta", "inert"} for a in abl.values())
+    assert all(isinstance(a["inert"], str) and a["inert"] for a in abl.values() if "inert" in a)  # a declaration gives its reason
+
+def test_ablations_changed_something_or_are_declared_inert(smoke_run):
+    "An ablation whose scores equal jobrec's on both sides fails unless `ablations.yaml` declares it inert; inert rows get no verdict."
+    ab, abl = load_run(smoke_run).ablations, load_ablations()
+    rows = ab.groupby("ablation").first()
+    undeclared = [a for a in rows.index if a != "jobrec" and rows.loc[a, "inert"] and "inert" not in abl[a]]
+    assert not undeclared, f"ablations that change nothing, not declared inert: {undeclared}"
+    v = pd.read_csv(smoke_run/"results"/"ablations_verdicts.csv")
+    assert set(v.ablation) == set(SMOKE_ABLATIONS) and set(v.side) == {"candidate", "employer"}
+    assert (v[v.inert].verdict == "inert").all() and not v[~v.inert].verdict.isin(["inert"]).any()
+    # the fusion-only deltas leave the employer side's scores alone: unchanged there, and outside the Holm family
+    fus = v[v.ablation.isin(["no_lagrangian", "no_calibration"]) & (v.side == "employer")]
+    assert (fus.verdict.isin(["unchanged", "inert"])).all() and fus.holm_alpha.isna().all()
+    fam = v[v.changed & ~v.inert]
+    assert (fam.holm_alpha <= float(load_run(smoke_run).config.eval.alpha) + 1e-12).all()
+    assert ((fam.hi_holm - fam.lo_holm) >= (fam.hi - fam.lo) - 1e-12).all()  # Holm intervals are never narrower
+
+def test_ablation_rows_have_equal_updates(smoke_run):
+    "The compute columns come from the trainings, and every retrained row gives each expert jobrec's number of updates."
+    rows = load_run(smoke_run).ablations.groupby("ablation").first()
+    assert rows[["steps_preference", "steps_qualification", "encoded"]].notna().all().all()
+    t = smoke_config().train
+    assert rows.loc["jobrec", "steps_preference"] == t.head_steps + t.stage1_steps + t.stage2_steps
+    assert (rows.steps_preference == rows.loc["jobrec", "steps_preference"]).all()
+    assert (rows.steps_qualification == rows.loc["jobrec", "steps_qualification"]).all()
 
 @pytest.mark.parametrize("template", list_templates(ROOT), ids=lambda p: p.stem)
 def test_template_runs_on_smoke(template, smoke_run, quick_bench, tmp_path, request):
