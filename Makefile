@@ -15,7 +15,7 @@ UNSLOTH_CPU := unsloth==2026.10.9 unsloth_zoo==2026.10.9
 UNSLOTH_CPU_NEEDS := transformers==5.17.0 trl==1.15.0 "datasets<5" tyro msgspec sentencepiece protobuf hf_transfer \
 	einops torchao cut_cross_entropy nest-asyncio structlog
 
-.PHONY: install test test-slow gpu-check reports reports-seeds reports-worlds reports-llm verify-reports bench data export readme docs recbole-env clean
+.PHONY: install test test-slow golden gpu-check reports reports-seeds reports-worlds reports-llm verify-reports bench data export readme docs recbole-env clean
 
 install: $(STAMP)
 
@@ -35,6 +35,11 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	JOBREC_TEST_ALL_EXTRAS=1 $(PY) -m pytest -q -m slow tests
+
+# The golden run (tools/golden.py, compared at tolerance 0 by tests/test_golden.py): rewrite tests/golden/metrics.json
+# after a change that is meant to move the figures, then commit it.
+golden: $(STAMP)
+	$(PY) tools/golden.py --refresh
 
 # On a CUDA machine: its own venv (.venv-gpu) with the CUDA torch, Unsloth and bitsandbytes, then the `gpu` tests;
 # writes reports/gpu/gpu-check.json (docs/gpu.md).

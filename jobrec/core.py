@@ -12,11 +12,11 @@ import numpy as np
 import yaml
 
 # %% auto #0
-__all__ = ['PACKAGE_DIR', 'CONF_DIR', 'EXTRAS', 'CPU_KERNELS', 'CONSTRAINTS', 'project_root', 'seed_everything', 'get_logger',
-           'optional_import', 'has_module', 'cpu_has_bf16', 'pick_device', 'autocast_dtype', 'autocast', 'cpu_info',
-           'pin_cpu_kernels', 'numerics', 'JobrecError', 'ConfigError', 'ModelError', 'UsageError', 'show_value',
-           'allowed_text', 'check_allowed', 'Config', 'merge_config', 'list_profiles', 'parse_override', 'load_config',
-           'save_config', 'atomic_path', 'check_output', 'write_json']
+__all__ = ['PACKAGE_DIR', 'CONF_DIR', 'EXTRAS', 'CPU_KERNELS', 'KERNEL_VARS', 'CONSTRAINTS', 'project_root', 'seed_everything',
+           'get_logger', 'optional_import', 'has_module', 'cpu_has_bf16', 'pick_device', 'autocast_dtype', 'autocast',
+           'cpu_info', 'pin_cpu_kernels', 'numerics', 'kernel_env', 'JobrecError', 'ConfigError', 'ModelError',
+           'UsageError', 'show_value', 'allowed_text', 'check_allowed', 'Config', 'merge_config', 'list_profiles',
+           'parse_override', 'load_config', 'save_config', 'atomic_path', 'check_output', 'write_json']
 
 # %% ../nbs/00_core.ipynb #c005
 PACKAGE_DIR = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd().parent/"jobrec"
@@ -116,7 +116,9 @@ def autocast(device:str, # "cpu" or "cuda"
     return torch.autocast(device_type=device, dtype=dt) if dt is not None else contextlib.nullcontext()
 
 # %% ../nbs/00_core.ipynb #c018b
-CPU_KERNELS = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}}
+# MKL's AVX2 branch is Intel-only (an AMD host runs CNR:AUTO under it); COMPATIBLE is honoured by both vendors
+CPU_KERNELS = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE,STRICT",
+                        "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}}
 
 def cpu_info()->dict:
     "The CPU model name and the flags that choose torch's kernels: avx2, fma, avx512*, amx* (Linux; empty elsewhere)."
@@ -128,25 +130,32 @@ def cpu_info()->dict:
 
 def pin_cpu_kernels(setting:str="auto" # "auto" (torch's widest kernels) or "avx2"
                    )->bool: # False when torch already runs other kernels in this process
-    "Pin torch's CPU code paths through the variables ATen, oneDNN and MKL read on first use."
+    "Pin torch's CPU code paths and threads through the variables ATen, oneDNN, MKL and OpenMP read on first use."
     if setting == "auto": return True
     if setting not in CPU_KERNELS: raise ValueError(f"cpu_kernels must be auto or {', '.join(CPU_KERNELS)}, got {setting!r}")
     os.environ.update(CPU_KERNELS[setting])
     if "torch" not in sys.modules: return True
     import torch
+    torch.set_num_threads(int(CPU_KERNELS[setting]["OMP_NUM_THREADS"]))  # ATen's reductions split by thread
     got = torch.backends.cpu.get_cpu_capability().lower()
     if got != setting: get_logger("core").warning(f"cpu_kernels={setting} asked for, but torch already runs {got} kernels in this process")
     return got == setting
 
 def numerics(cfg:dict # a resolved config (device, precision, cpu_kernels)
             )->dict:
-    "What a run computes with: precision asked for and used, torch's CPU kernels and threads, the CPU model and flags."
+    "What a run computes with: precision asked for and used, torch's CPU kernels, threads and kernel variables, the CPU."
     import torch
     dev = pick_device(cfg.get("device", "auto"))
     dt = autocast_dtype(dev, cfg.get("precision", "auto"))
     return {"precision": cfg.get("precision", "auto"), "compute_dtype": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dt, "fp32"),
             "device": dev, "cpu_kernels": cfg.get("cpu_kernels", "auto"), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "torch_threads": torch.get_num_threads(), "cpu": cpu_info()}
+            "torch_threads": torch.get_num_threads(), "kernel_env": kernel_env(), "cpu": cpu_info()}
+
+KERNEL_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+def kernel_env()->dict:
+    "The variables that choose torch's CPU kernels and threads, as this process sees them (None: unset)."
+    return {k: os.environ.get(k) for k in KERNEL_VARS}
 
 # %% ../nbs/00_core.ipynb #c019b
 import math, reprlib

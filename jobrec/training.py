@@ -19,7 +19,8 @@ from .experts import EXPERTS, ExpertSystem, info_nce, cfg_get, split_mask, featu
 
 # %% auto #0
 __all__ = ['log', 'PHASES', 'config_fingerprint', 'stage1_budget', 'stage1_fingerprint', 'group_mrr', 'flatten_optimizer',
-           'unflatten_optimizer', 'Trainer', 'train_experts', 'train_conflated', 'evaluate_experts']
+           'unflatten_optimizer', 'improves', 'select_step', 'Trainer', 'train_experts', 'train_conflated',
+           'evaluate_experts']
 
 # %% ../nbs/05b_training.ipynb #c009
 log = get_logger("training")
@@ -148,6 +149,22 @@ class _Groups:
 # %% ../nbs/05b_training.ipynb #c017
 def _no_best(): return {"score": None, "step": -1, "state": None}
 
+def improves(score:float, # the validation score of a later step
+             kept:float|None, # the score of the step kept so far (None: nothing kept yet)
+             tol:float=0.0 # what a later step must gain to replace the kept one
+            )->bool:
+    "True when `score` beats `kept` by more than `tol`: a tie or a gain within `tol` keeps the earlier step."
+    return kept is None or score > kept + tol
+
+def select_step(curve:dict, # step -> validation score, in the order the steps ran
+                tol:float=0.0 # as in `improves`
+               ):
+    "The step that selection with tolerance `tol` keeps over `curve`: the first step of a plateau, not its arg-max."
+    kept, step = None, None
+    for s, v in curve.items():
+        if improves(v, kept, tol): kept, step = v, s
+    return step
+
 class _Selection:
     "Validation MRR of the experts and the best state so far."
     def evaluate_each(self, experts, keep_cache:bool=False)->dict:
@@ -171,18 +188,18 @@ class _Selection:
         return float(np.mean(list(vals.values()))) if vals else 0.0
 
     def _select(self, best, per, step):
-        "Keep the best state so far. Several experts with one adapter each are selected per expert: each expert's tensors come from its own best step."
-        s = self.s
+        "Keep the best state so far (gains within `train.select_tol` keep the earlier step). Several experts with one adapter each are selected per expert: each expert's tensors come from its own best step."
+        s, tol = self.s, float(self.g("train.select_tol", 0.0))
         if len(per) > 1 and len({s.adapters[e] for e in per}) == len(per):
             if not isinstance(best["score"], dict): best = {"score": {}, "step": {}, "state": {}}
             cur = s.state_tensors()
             for e, v in per.items():
-                if e not in best["score"] or v > best["score"][e]:
+                if improves(v, best["score"].get(e), tol):
                     best["score"][e], best["step"][e] = v, step
                     best["state"].update({k: cur[k] for k in s.trainable(e)})
             return best
         sc = float(np.mean(list(per.values()))) if per else 0.0
-        if best["score"] is None or sc > best["score"]: best = {"score": sc, "step": step, "state": s.state_tensors()}
+        if improves(sc, best["score"], tol): best = {"score": sc, "step": step, "state": s.state_tensors()}
         return best
 
     def _fresh_context(self):

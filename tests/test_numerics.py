@@ -48,3 +48,14 @@ def test_fp32_training_identical_whatever_the_cpu_flags(trained):
 def test_fp32_never_autocasts_to_bf16(trained):
     assert trained["fp32", True][1] == {torch.float32}
     assert torch.bfloat16 in trained["auto", True][1]  # the hook sees bf16 when autocast is on
+
+def test_pin_reaches_mkl_aten_and_threads():
+    "MKL's own log shows the vendor-neutral branch and the pinned threads, whatever thread count the process started with."
+    import subprocess, sys
+    code = ("from jobrec.core import pin_cpu_kernels\npin_cpu_kernels('avx2')\nimport torch\na = torch.ones(64, 64)\na @ a\n"
+            "print('threads', torch.get_num_threads(), torch.backends.cpu.get_cpu_capability())")
+    env = {**os.environ, "MKL_VERBOSE": "1", "OMP_NUM_THREADS": "1", "MKL_CBWR": "AUTO"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300).stdout
+    assert "threads 2 AVX2" in out, out[-2000:]
+    sgemm = [l for l in out.splitlines() if "SGEMM" in l]
+    assert sgemm and all("CNR:COMPATIBLE,STRICT" in l and "NThr:2" in l for l in sgemm), out[-2000:]
