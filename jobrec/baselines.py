@@ -155,6 +155,7 @@ def tokenize(text:str)->list[str]:
     "Lower-case word tokens (keeps c++, c#)."
     return _TOKEN.findall(text.lower())
 
+# %% ../nbs/07_baselines.ipynb #c014s
 class SparseBM25:
     "Okapi BM25 under the statistics of a fitted corpus, every query-document score one sparse matrix product."
     def __init__(self, k1:float=1.5, b:float=0.75): self.k1, self.b = k1, b
