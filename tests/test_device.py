@@ -63,3 +63,10 @@ def test_bank_and_scoring_run_on_the_device(on_meta):
     V = s.encode_entities(s.entity_texts(data.jobs[:3], "preference"), "preference")
     assert head_scores(s, "preference", U.float().cpu().numpy() if U.device.type != "meta" else np.zeros(U.shape, np.float32),
                        np.zeros(tuple(V.shape), np.float32), np.zeros((3, len(s.feat_mean)), np.float32)).shape == (3,)
+
+
+def test_gpu_paper_takes_unsloths_fast_lora_path():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    assert load_config("gpu-paper")["lora"]["dropout"] == 0
+    assert "Unsloth" in (root/"jobrec"/"conf"/"profiles"/"gpu-paper.yaml").read_text()
