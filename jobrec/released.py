@@ -212,7 +212,8 @@ def recbole_stages(s:ReleasedSplits, # the splits
                    every:int=5, # epochs between scorings
                    seed:int=42, # RecBole's seed
                    negatives:str="sampled", # context models: sampled | shared (train on the labelled negative rows)
-                   opts:dict|None=None # baselines options (recbole_python, recbole_timeout)
+                   opts:dict|None=None, # baselines options (recbole_python, recbole_timeout)
+                   learning_rate:float|None=None # RecBole's learning rate (None: its model default)
                   )->tuple[np.ndarray, dict]: # ([stages, U, J] scores, the runner's info)
     "Train a RecBole model on the released training split; its scores after every `every` epochs."
     from jobrec import recbole_runner
@@ -225,10 +226,13 @@ def recbole_stages(s:ReleasedSplits, # the splits
         (t/"users.txt").write_text("\n".join(s.users) + "\n")
         (t/"items.txt").write_text("\n".join(j.job_id for j in s.jobs) + "\n")
         over = {"train_neg_sample_args": LABELLED} if negatives == "shared" else {}
+        if learning_rate: over["learning_rate"] = float(learning_rate)
         cmd = [str(py), recbole_runner.__file__, "--data", str(d), "--model", model, "--epochs", str(epochs),
                "--every", str(every), "--seed", str(seed), "--users", str(t/"users.txt"), "--items", str(t/"items.txt"),
                "--out", str(t/"out"), "--config", json.dumps(over)]
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        # several RecBole processes share the cores: one intra-op thread each (spinning threads collapse on a busy machine)
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=opts["recbole_timeout"], env=env)
         if r.returncode != 0: raise RuntimeError(f"RecBole {model} failed ({r.returncode}):\n{r.stderr[-3000:]}")
         scores = np.load(t/"out"/"scores.npy", allow_pickle=False)
@@ -291,7 +295,7 @@ CONTEXT_MODELS = ("dcnv2", "xdeepfm")
 
 def _recbole_one(s, rc, opts, seed, model, neg):
     t = time.time()
-    st, info = recbole_stages(s, model, rc["epochs"], rc["every"], seed, neg, opts)
+    st, info = recbole_stages(s, model, rc["epochs"], rc["every"], seed, neg, opts, rc["learning_rate"])
     best, curve = select_stage(st, s)
     return st[best], dict(val_ndcg10=curve, best_epoch=(best + 1) * rc["every"], seed=seed, seconds=round(time.time() - t, 1))
 
@@ -412,7 +416,7 @@ def run_released(cfg:dict, # resolved config (data.path: the released folder)
     m = released_metrics(tab, qual, shared_negatives(s), s.files)
     timings["total"] = round(time.time() - t0, 1)
     write_json({"folder": str(folder), "files": s.files, "profiles": has_profiles(folder), "users": len(s.users),
-                "jobs": len(s.jobs), "dropped_rows": s.dropped, "budget": {k: rc[k] for k in ("recbole", "epochs", "every", "workers")},
+                "jobs": len(s.jobs), "dropped_rows": s.dropped, "budget": {k: rc[k] for k in ("recbole", "epochs", "every", "learning_rate", "workers")},
                 "seconds": timings}, out/"released.json")
     write_json(m, out/"metrics.json")
     log.info(f"released experiment done in {timings['total']:.0f}s -> {out}")
