@@ -11,7 +11,7 @@ from .core import load_config, Config, merge_config, ConfigError, JobrecError, U
 from .fusion import FUSIONS
 
 # %% auto #0
-__all__ = ['log', 'SEED_REPORT', 'RELEASED_REPORT', 'COMMANDS', 'build_parser', 'main']
+__all__ = ['log', 'SEED_REPORT', 'COMMANDS', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #c005
 log = get_logger("cli")
@@ -144,14 +144,13 @@ def _cmd_rank_candidates(a):
 
 # %% ../nbs/12_cli.ipynb #c005a
 SEED_REPORT = "seed_spread"  # made only with --seeds (an experiment per seed); without, the committed one is kept and read
-RELEASED_REPORT = "released"  # made only with --only released from a released-data run (make reports-released RELEASE_DIR=...)
 
 def _report_names(a, root, seeds)->list[str]:
     "The reports this call regenerates: --only, else every template but the seed spread unless seeds were run."
     from jobrec.report import list_templates, report_name
     if a.only: return a.only.split(",")
     names = [report_name(t) for t in list_templates(root)]
-    return [n for n in names if (seeds or n != SEED_REPORT) and n != RELEASED_REPORT]
+    return [n for n in names if (seeds or n != SEED_REPORT) and n != "released"]  # that one: make reports-released
 
 def _seed_runs(a, cfg, run, seeds)->dict:
     "seed -> run folder: the experiment once per seed (finished runs reused), or, with --skip-run, the folders already there."

@@ -63,25 +63,6 @@ def _shims():
     for k, v in {"float": np.float64, "int": np.int64, "bool": np.bool_, "long": np.int64}.items():
         if k not in np.__dict__: setattr(np, k, v)
 
-def _score_all(net, ds, name, users, items, device):
-    import torch
-    from recbole.data.interaction import Interaction
-    uid, iid = ds.uid_field, ds.iid_field
-    u = torch.as_tensor([ds.field2token_id[uid][x] for x in users], dtype=torch.long)
-    i = torch.as_tensor([ds.field2token_id[iid][x] for x in items], dtype=torch.long)
-    net.eval(); out = np.zeros((len(users), len(items)), np.float32)
-    with torch.no_grad():
-        for s in range(0, len(users), 64):
-            ub = u[s:s+64]
-            if name in GENERAL:
-                full = net.full_sort_predict(Interaction({uid: ub})).view(len(ub), -1)
-                out[s:s+len(ub)] = full[:, i].cpu().numpy()
-            else:
-                inter = Interaction({uid: ub.repeat_interleave(len(i)), iid: i.repeat(len(ub))})
-                out[s:s+len(ub)] = net.predict(ds.join(inter).to(device)).view(len(ub), len(i)).cpu().numpy()
-    net.train()
-    return out
-
 def train_and_score(model:str, # bpr | lightgcn | simplex | dcnv2 | xdeepfm
                     data_dir:Path, # folder `<data_path>/<dataset>` with the atomic files
                     users:list[str], # candidate ids to score (rows)
@@ -118,6 +99,27 @@ def train_and_score(model:str, # bpr | lightgcn | simplex | dcnv2 | xdeepfm
                 n_train_interactions=len(train._dataset), train_loss=losses, seconds=round(time.time()-t0, 2),
                 versions={"recbole": __import__("recbole").__version__, "torch": torch.__version__, "numpy": np.__version__})
     return out, info
+
+# %% ../nbs/07a_recbole_runner.ipynb #c009s
+def _score_all(net, ds, name, users, items, device):
+    import torch
+    from recbole.data.interaction import Interaction
+    uid, iid = ds.uid_field, ds.iid_field
+    u = torch.as_tensor([ds.field2token_id[uid][x] for x in users], dtype=torch.long)
+    i = torch.as_tensor([ds.field2token_id[iid][x] for x in items], dtype=torch.long)
+    net.eval(); out = np.zeros((len(users), len(items)), np.float32)
+    with torch.no_grad():
+        for s in range(0, len(users), 64):
+            ub = u[s:s+64]
+            if name in GENERAL:
+                full = net.full_sort_predict(Interaction({uid: ub})).view(len(ub), -1)
+                out[s:s+len(ub)] = full[:, i].cpu().numpy()
+            else:
+                inter = Interaction({uid: ub.repeat_interleave(len(i)), iid: i.repeat(len(ub))})
+                out[s:s+len(ub)] = net.predict(ds.join(inter).to(device)).view(len(ub), len(i)).cpu().numpy()
+    net.train()
+    return out
+
 
 # %% ../nbs/07a_recbole_runner.ipynb #c011
 def parse_args(argv:list[str]|None=None)->argparse.Namespace:
