@@ -188,11 +188,13 @@ def write_released_atomic(s:ReleasedSplits, # the splits
                           negatives:str="sampled", # sampled (positives only) | shared (also the labelled negative rows)
                           name:str="released" # dataset name
                          )->Path: # folder/name
-    "RecBole atomic files of the released splits: `.item` and benchmark `.train/.valid/.test.inter`."
+    "RecBole atomic files of the released splits: `.user` (ids only), `.item` and benchmark `.train/.valid/.test.inter`."
     if negatives not in ("sampled", "shared"): raise ValueError(f"negatives must be sampled or shared, got {negatives!r}")
     d = Path(folder)/name
     d.mkdir(parents=True, exist_ok=True)
     (d/f"{name}.item").write_text(_tsv(*released_item_rows(s.jobs)))
+    # every candidate gets an id, also one whose training rows are all negatives (no profile features: there are none)
+    (d/f"{name}.user").write_text(_tsv("user_id:token", [[u] for u in s.users]))
     jid = [j.job_id for j in s.jobs]
     lab = negatives == "shared"
     def inter(P, N=None):
@@ -204,7 +206,7 @@ def write_released_atomic(s:ReleasedSplits, # the splits
     return d
 
 # %% ../nbs/08c_released.ipynb #r021
-LABELLED = {"distribution": "none", "sample_num": "none", "alpha": 1.0, "dynamic": False, "candidate_num": 0}
+LABELLED = {"distribution": None, "sample_num": "none", "alpha": "none", "dynamic": False, "candidate_num": 0}  # no sampling: the labels
 
 def recbole_stages(s:ReleasedSplits, # the splits
                    model:str, # bpr | lightgcn | simplex | dcnv2 | xdeepfm
@@ -213,7 +215,8 @@ def recbole_stages(s:ReleasedSplits, # the splits
                    seed:int=42, # RecBole's seed
                    negatives:str="sampled", # context models: sampled | shared (train on the labelled negative rows)
                    opts:dict|None=None, # baselines options (recbole_python, recbole_timeout)
-                   learning_rate:float|None=None # RecBole's learning rate (None: its model default)
+                   learning_rate:float|None=None, # RecBole's learning rate (None: its model default)
+                   batch_size:int|None=None # training batch size (None: the runner's)
                   )->tuple[np.ndarray, dict]: # ([stages, U, J] scores, the runner's info)
     "Train a RecBole model on the released training split; its scores after every `every` epochs."
     from jobrec import recbole_runner
@@ -227,6 +230,7 @@ def recbole_stages(s:ReleasedSplits, # the splits
         (t/"items.txt").write_text("\n".join(j.job_id for j in s.jobs) + "\n")
         over = {"train_neg_sample_args": LABELLED} if negatives == "shared" else {}
         if learning_rate: over["learning_rate"] = float(learning_rate)
+        if batch_size: over["train_batch_size"] = int(batch_size)
         cmd = [str(py), recbole_runner.__file__, "--data", str(d), "--model", model, "--epochs", str(epochs),
                "--every", str(every), "--seed", str(seed), "--users", str(t/"users.txt"), "--items", str(t/"items.txt"),
                "--out", str(t/"out"), "--config", json.dumps(over)]
@@ -295,14 +299,16 @@ CONTEXT_MODELS = ("dcnv2", "xdeepfm")
 
 def _recbole_one(s, rc, opts, seed, model, neg):
     t = time.time()
-    st, info = recbole_stages(s, model, rc["epochs"], rc["every"], seed, neg, opts, rc["learning_rate"])
+    bs = rc["context_batch_size"] if model in CONTEXT_MODELS else None
+    st, info = recbole_stages(s, model, rc["epochs"], rc["every"], seed, neg, opts, rc["learning_rate"], bs)
     best, curve = select_stage(st, s)
     return st[best], dict(val_ndcg10=curve, best_epoch=(best + 1) * rc["every"], seed=seed, seconds=round(time.time() - t, 1))
 
 def _recbole_systems(s, rc, opts, timings, curves, seed):
     from concurrent.futures import ThreadPoolExecutor
     jobs = [(m + ("+shared_negatives" if neg == "shared" else ""), m, neg) for m in rc["recbole"]
-            for neg in (("sampled", "shared") if m in CONTEXT_MODELS else ("sampled",))]
+            for neg in (("shared", "sampled") if m in CONTEXT_MODELS else ("sampled",))]
+    jobs.sort(key=lambda x: x[1] not in CONTEXT_MODELS)  # the slow context models first
     # each model trains in its own RecBole process: threads only wait on them
     with ThreadPoolExecutor(max(1, int(rc["workers"]))) as ex:
         futs = {name: ex.submit(_recbole_one, s, rc, opts, seed, m, neg) for name, m, neg in jobs}
@@ -416,7 +422,7 @@ def run_released(cfg:dict, # resolved config (data.path: the released folder)
     m = released_metrics(tab, qual, shared_negatives(s), s.files)
     timings["total"] = round(time.time() - t0, 1)
     write_json({"folder": str(folder), "files": s.files, "profiles": has_profiles(folder), "users": len(s.users),
-                "jobs": len(s.jobs), "dropped_rows": s.dropped, "budget": {k: rc[k] for k in ("recbole", "epochs", "every", "learning_rate", "workers")},
+                "jobs": len(s.jobs), "dropped_rows": s.dropped, "budget": dict(rc),
                 "seconds": timings}, out/"released.json")
     write_json(m, out/"metrics.json")
     log.info(f"released experiment done in {timings['total']:.0f}s -> {out}")
