@@ -11,7 +11,7 @@ from .core import load_config, Config, merge_config, ConfigError, JobrecError, U
 from .fusion import FUSIONS
 
 # %% auto #0
-__all__ = ['log', 'SEED_REPORT', 'WORLD_REPORT', 'COMMANDS', 'OUTPUTS', 'build_parser', 'main']
+__all__ = ['log', 'SEED_REPORT', 'WORLD_REPORT', 'RELEASED_REPORT', 'COMMANDS', 'OUTPUTS', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #c005
 log = get_logger("cli")
@@ -154,13 +154,14 @@ def _cmd_rank_candidates(a):
 # %% ../nbs/12_cli.ipynb #c005a
 SEED_REPORT = "seed_spread"  # made only with --seeds (an experiment per seed); without, the committed one is kept and read
 WORLD_REPORT = "world_spread"  # made only with --worlds (an experiment per world and seed), and alone
+RELEASED_REPORT = "released"  # made only by make reports-released, from a folder of the authors' files
 
 def _report_names(a, root, seeds)->list[str]:
     "The reports this call regenerates: --only, else every template but the seed spread unless seeds were run."
     from jobrec.report import list_templates, report_name
     if a.only: return a.only.split(",")
     names = [report_name(t) for t in list_templates(root)]
-    return [n for n in names if (seeds or n != SEED_REPORT) and n != WORLD_REPORT]
+    return [n for n in names if (seeds or n != SEED_REPORT) and n not in (WORLD_REPORT, RELEASED_REPORT)]
 
 def _seed_runs(a, cfg, run, seeds)->dict:
     "seed -> run folder: the experiment once per seed (finished runs reused), or, with --skip-run, the folders already there."
@@ -272,8 +273,12 @@ def _cmd_train(a):
 def _cmd_run(a):
     from jobrec.pipeline import run_experiment
     cfg = _cfg(a)
-    out = run_experiment(cfg, a.out or cfg.out_dir, ablations=not a.no_ablations,
-                         systems=a.systems.split(",") if a.systems else None)
+    # the release's own splits (and, with its profiles, the content experiment in content/): jobrec.released
+    if cfg["data"]["source"] == "released":
+        from jobrec.released import run_released
+        out = run_released(cfg, a.out or cfg.out_dir, ablations=not a.no_ablations, systems=a.systems.split(",") if a.systems else None)
+    else: out = run_experiment(cfg, a.out or cfg.out_dir, ablations=not a.no_ablations,
+                               systems=a.systems.split(",") if a.systems else None)
     print(f"experiment written to {out}")
     if a.summary:
         from jobrec.report import write_profile_summary

@@ -14,11 +14,11 @@ __all__ = ['GENERAL', 'CONTEXT', 'MODELS', 'model_class_name', 'float_fields', '
            'main']
 
 # %% ../nbs/07a_recbole_runner.ipynb #c006
-GENERAL = ("LightGCN", "SimpleX")
+GENERAL = ("BPR", "LightGCN", "SimpleX")
 CONTEXT = ("DCNV2", "xDeepFM")
 MODELS = {m.lower(): m for m in GENERAL + CONTEXT} | {"dcnv2": "DCNV2"}
 
-def model_class_name(name:str # lightgcn | simplex | dcnv2 | xdeepfm (any case)
+def model_class_name(name:str # bpr | lightgcn | simplex | dcnv2 | xdeepfm (any case)
                     )->str:
     "RecBole's class name for a model name."
     k = name.lower()
@@ -63,32 +63,47 @@ def _shims():
     for k, v in {"float": np.float64, "int": np.int64, "bool": np.bool_, "long": np.int64}.items():
         if k not in np.__dict__: setattr(np, k, v)
 
-def train_and_score(model:str, # lightgcn | simplex | dcnv2 | xdeepfm
+def train_and_score(model:str, # bpr | lightgcn | simplex | dcnv2 | xdeepfm
                     data_dir:Path, # folder `<data_path>/<dataset>` with the atomic files
                     users:list[str], # candidate ids to score (rows)
                     items:list[str], # job ids to score (columns)
                     epochs:int=5, # training epochs
                     seed:int=42, # RecBole's seed
                     out_dir:Path|None=None, # scratch folder for RecBole
-                    overrides:dict|None=None # further RecBole config keys
-                   )->tuple[np.ndarray, dict]: # scores float32 [len(users), len(items)], info
+                    overrides:dict|None=None, # further RecBole config keys
+                    every:int=0 # score after every `every` epochs too (0: only at the end)
+                   )->tuple[np.ndarray, dict]: # scores float32 [len(users), len(items)] ([stages, ...] with `every`), info
     "Train a RecBole model on the atomic files and score users x items from the model in memory."
     _shims()
     import torch
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
-    from recbole.data.interaction import Interaction
     from recbole.utils import get_model, get_trainer, init_seed
     t0 = time.time()
     name = model_class_name(model)
-    cfg = Config(model=name, dataset=Path(data_dir).name, config_dict=recbole_config(name, data_dir, epochs, seed, out_dir, overrides))
+    cfg = Config(model=name, dataset=Path(data_dir).name, config_dict=recbole_config(name, data_dir, every or epochs, seed, out_dir, overrides))
     init_seed(cfg["seed"], cfg["reproducibility"])
     ds = create_dataset(cfg)
     train, _, _ = data_preparation(cfg, ds)
     init_seed(cfg["seed"] + 1, cfg["reproducibility"])
     net = get_model(cfg["model"])(cfg, train._dataset).to(cfg["device"])
     trainer = get_trainer(cfg["MODEL_TYPE"], cfg["model"])(cfg, net)
-    trainer.fit(train, None, verbose=False, saved=False, show_progress=False)
+    # each fit call runs `every` more epochs on the same weights and optimiser: a score per stage, early stopping left to the caller
+    stages, losses = [], {}
+    for k in range(max(1, -(-int(epochs) // every)) if every else 1):
+        trainer.fit(train, None, verbose=False, saved=False, show_progress=False)
+        losses.update({k * (every or 0) + int(e): float(v) for e, v in trainer.train_loss_dict.items()})
+        if every: stages.append(_score_all(net, ds, name, users, items, cfg["device"]))
+    out = np.stack(stages) if every else _score_all(net, ds, name, users, items, cfg["device"])
+    info = dict(model=name, epochs=int(epochs), every=int(every), seed=int(seed), n_users=len(users), n_items=len(items),
+                n_train_interactions=len(train._dataset), train_loss=losses, seconds=round(time.time()-t0, 2),
+                versions={"recbole": __import__("recbole").__version__, "torch": torch.__version__, "numpy": np.__version__})
+    return out, info
+
+# %% ../nbs/07a_recbole_runner.ipynb #c009s
+def _score_all(net, ds, name, users, items, device):
+    import torch
+    from recbole.data.interaction import Interaction
     uid, iid = ds.uid_field, ds.iid_field
     u = torch.as_tensor([ds.field2token_id[uid][x] for x in users], dtype=torch.long)
     i = torch.as_tensor([ds.field2token_id[iid][x] for x in items], dtype=torch.long)
@@ -101,20 +116,19 @@ def train_and_score(model:str, # lightgcn | simplex | dcnv2 | xdeepfm
                 out[s:s+len(ub)] = full[:, i].cpu().numpy()
             else:
                 inter = Interaction({uid: ub.repeat_interleave(len(i)), iid: i.repeat(len(ub))})
-                out[s:s+len(ub)] = net.predict(ds.join(inter).to(cfg["device"])).view(len(ub), len(i)).cpu().numpy()
-    losses = {int(k): float(v) for k, v in trainer.train_loss_dict.items()}
-    info = dict(model=name, epochs=int(epochs), seed=int(seed), n_users=len(users), n_items=len(items),
-                n_train_interactions=len(train._dataset), train_loss=losses, seconds=round(time.time()-t0, 2),
-                versions={"recbole": __import__("recbole").__version__, "torch": torch.__version__, "numpy": np.__version__})
-    return out, info
+                out[s:s+len(ub)] = net.predict(ds.join(inter).to(device)).view(len(ub), len(i)).cpu().numpy()
+    net.train()
+    return out
+
 
 # %% ../nbs/07a_recbole_runner.ipynb #c011
 def parse_args(argv:list[str]|None=None)->argparse.Namespace:
     "The runner's command line."
     p = argparse.ArgumentParser(description="Train a RecBole model on jobrec atomic files; write scores.npy.")
     p.add_argument("--data", required=True, help="folder <data_path>/<dataset> with <dataset>.{user,item,train.inter,valid.inter,test.inter}")
-    p.add_argument("--model", required=True, help="lightgcn | simplex | dcnv2 | xdeepfm")
+    p.add_argument("--model", required=True, help="bpr | lightgcn | simplex | dcnv2 | xdeepfm")
     p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--every", type=int, default=0, help="also score after every N epochs: scores.npy is then [stages, users, items]")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--users", required=True, help="text file, one candidate id a line (rows of the output)")
     p.add_argument("--items", required=True, help="text file, one job id a line (columns of the output)")
@@ -130,7 +144,7 @@ def main(argv:list[str]|None=None)->int:
     items = [x for x in Path(a.items).read_text().split("\n") if x]
     os.chdir(out)  # RecBole writes log folders relative to the working directory
     scores, info = train_and_score(a.model, Path(a.data).resolve(), users, items, a.epochs, a.seed, out,
-                                   json.loads(a.config) if a.config else None)
+                                   json.loads(a.config) if a.config else None, a.every)
     if not np.isfinite(scores).all(): raise RuntimeError(f"{a.model}: non-finite scores")
     np.save(out/"scores.npy", scores, allow_pickle=False)
     (out/"info.json").write_text(json.dumps(info, indent=2))
