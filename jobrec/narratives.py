@@ -110,8 +110,9 @@ def chat(tokenizer, instruction:str)->str:
 
 # %% ../nbs/04b_narratives.ipynb #c012
 def tidy(text:str)->str:
-    "One paragraph without quotes, cut after its last complete sentence."
-    t = " ".join(text.replace('"', " ").split()).strip()
+    "One paragraph without quotes or control characters, cut after its last complete sentence."
+    # a sampled token can decode to a control character, which the entity readers refuse (`schema.check_chars`)
+    t = " ".join(re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", text.replace('"', " ")).split()).strip()
     ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", t)]
     return t[:ends[-1]] if ends else t
 

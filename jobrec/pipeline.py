@@ -401,6 +401,8 @@ def compute_columns(compute:dict, # name -> the training's compute record (`Trai
                    "declared_inert": "inert" in abl.get(n, {})}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("ablation")
 
+
+# %% ../nbs/08_pipeline.ipynb #c020b
 def run_ablations(cfg:dict, data:JobRecData, sysm, sc:dict, out:Path, names:list|None=None)->pd.DataFrame:
     "Evaluate jobrec and each ablation on the test candidates: one tidy table with an `ablation` column (returned), and paired differences against jobrec (`results/ablations_paired.csv`)."
     from jobrec.training import train_experts
