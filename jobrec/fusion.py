@@ -19,11 +19,12 @@ from .metrics import bootstrap_ci, paired_test
 __all__ = ['FUSIONS', 'FUSION_VARIANTS', 'FusionArrays', 'as_arrays', 'synthetic_fusion_arrays', 'topk_mean', 'policy_probs',
            'softmax_mean', 'constraint_value', 'ndcg_at_k', 'FusionSpec', 'fusion_system', 'system_settings',
            'fusion_settings', 'eligibility_values', 'z_values', 'fuse', 'smallest_lambda', 'train_primal_dual',
-           'lambda_head_forward', 'train_lambda_head', 'FusionResult', 'oracle_value', 'FusionPolicy', 'fit_values',
-           'fit_fusion', 'FusionModel', 'save_fusion', 'load_fusion', 'tradeoff_curve', 'attainable_range',
-           'validated_window', 'dominance', 'dominance_ci', 'controllability_sweep', 'single_score_sweep',
-           'compare_controllability', 'controllability_summary', 'estimated_eligibility', 'decoupling_at', 'decoupling',
-           'decoupling_words', 'benchmark_tau_change']
+           'lambda_head_forward', 'train_lambda_head', 'tau_head_features', 'tau_head_shape', 'train_tau_head',
+           'FusionResult', 'oracle_value', 'FusionPolicy', 'fit_values', 'fit_fusion', 'shared_tau_head', 'FusionModel',
+           'save_fusion', 'load_fusion', 'tradeoff_curve', 'attainable_range', 'validated_window', 'dominance',
+           'dominance_ci', 'controllability_sweep', 'single_score_sweep', 'compare_controllability',
+           'controllability_summary', 'estimated_eligibility', 'decoupling_at', 'decoupling', 'decoupling_words',
+           'head_models', 'head_vs_global', 'head_serving', 'benchmark_tau_change']
 
 # %% ../nbs/06_fusion.ipynb #c006
 @dataclass
@@ -197,6 +198,7 @@ FUSIONS:dict = {  # in the order of the controllability tables
     "fixed": FusionSpec("fixed", {}, "s_P + fusion.fixed_weight * z whatever tau is (the fixed-weight baseline)", False),
     "hard": FusionSpec("hard", {}, "jobs with calibrated p_Q >= fusion.hard_threshold first, each group by preference (tau unused)", False),
     "lambda_head": FusionSpec("lambda_head", {}, "the reference's per-pair multiplier MLP, trained per tau on the validation candidates", True, False),
+    "tau_head": FusionSpec("tau_head", {}, "a per-pair multiplier head conditioned on tau, trained once by primal-dual on the validation candidates; its level per tau searched as the global multiplier's", True),
 }
 FUSION_VARIANTS = tuple(dict.fromkeys(s.variant for s in FUSIONS.values()))  # what fusion.variant accepts (constraints.yaml reads it)
 
@@ -228,7 +230,7 @@ def fusion_settings(cfg:dict|None=None, # a resolved jobrec config, or its fusio
         st = merge_config(st, dict(sec), "fusion config", "fusion.")
     st = merge_config(st, overrides, "fusion override", "fusion.")
     checks = {"variant": FUSION_VARIANTS, "global_fit": ("val", "served"), "estimator": ("dr", "calibrated"), "constraint": ("topk", "softmax"), "z": ("logit", "prob"),
-              "primal_target": ("expert", "labels")}
+              "primal_target": ("expert", "labels"), "tau_head_serve": ("auto", "never")}
     for key, ok in checks.items():
         if st[key] not in ok: raise ConfigError(f"fusion.{key} must be one of {', '.join(ok)}, got {st[key]!r}")
     if st["k"] < 1: raise ConfigError(f"fusion.k must be >= 1, got {st['k']}")
@@ -436,6 +438,131 @@ def train_lambda_head(arrays:FusionArrays, # validation arrays
                                               st["constraint"], T, a.valid)))
     return {"head": hd, "mu": mu, "history": hist, "feasible": value >= tau, "value": value}
 
+# %% ../nbs/06_fusion.ipynb #c025u
+def tau_head_features(arrays:FusionArrays, # expert outputs of a block of candidates
+                      z:np.ndarray, # [C, J] the qualification term (`z_values`)
+                      k:int=10, # top-k of the candidate's eligibility context
+                      temperature:float=1.0 # temperature of the within-candidate log-softmax
+                     )->np.ndarray: # [C, J, 7] pair representation, each row from its own candidate only
+    "The tau head's input per pair: the experts' outputs and the candidate's context (no label, no other candidate)."
+    a = as_arrays(arrays); s, p = a.s_pref, a.p_qual
+    sv = _masked(s, a.valid)/temperature
+    logpi = np.maximum(sv - np.logaddexp.reduce(sv, axis=1, keepdims=True), -50.0)
+    std = (s - s.mean(1, keepdims=True))/(s.std(1, keepdims=True) + 1e-6)
+    C, J = s.shape
+    ctx = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64)[:, None], (C, J))
+    cols = [std, logpi, p, z, p - p.mean(1, keepdims=True), ctx(topk_mean(s, p, k, a.valid)), ctx(topk_mean(p, p, k, a.valid))]
+    return np.stack(cols, -1).astype(np.float32)
+
+# %% ../nbs/06_fusion.ipynb #c025w
+def _tau_head_out(head, x, tau):
+    "The squashed MLP output f for one tau, [C, J] (numpy: applying a head needs no torch)."
+    t = np.full(x.shape[:-1] + (1,), (tau - head["tau_mean"])/head["tau_std"], dtype=np.float32)
+    h = np.tanh(np.concatenate([(x - head["mean"])/head["std"], t], -1) @ head["W1"] + head["b1"])
+    o = (np.tanh(h @ head["W2"] + head["b2"]) @ head["W3"] + head["b3"])[..., 0]
+    return head["bound"]*np.tanh(o/head["bound"])
+
+def tau_head_shape(head:dict, # weights from `train_tau_head`
+                   arrays:FusionArrays|dict, # expert outputs of a block of candidates
+                   tau:float, # eligibility requirement the head is asked for
+                   settings:dict # resolved fusion settings (k, temperature, z)
+                  )->np.ndarray: # [C, J] g(h, tau) > 0: the pair's share of the multiplier
+    "The pair-specific factor g of the tau head at `tau`; the policy's multiplier is its level times g."
+    a, st = as_arrays(arrays), settings
+    x = tau_head_features(a, z_values(a, st["z"]), st["k"], st["temperature"])
+    return np.exp(_tau_head_out(head, x, float(tau)).astype(np.float64))
+
+# %% ../nbs/06_fusion.ipynb #c025y
+def _head_window(a, z, st):
+    "The calibrated eligibility the global multiplier covers on `a`: (lambda = 0, the largest searched)."
+    at = lambda t: smallest_lambda(a.s_pref, z, a.p_qual, t, st["k"], st["constraint"], st["temperature"], a.valid,
+                                   False, st["lambda_max"], 0)[1]
+    return float(at(-np.inf)), float(at(np.inf))
+
+def _global_levels(a, z, taus, st):
+    "The global multiplier per tau on calibrated p_Q: the level the head starts from."
+    f = lambda t: smallest_lambda(a.s_pref, z, a.p_qual, t, st["k"], st["constraint"], st["temperature"], a.valid,
+                                  False, st["lambda_max"], 30)[0]
+    return np.array([f(t) for t in taus])
+
+def _tau_head_init(torch, n_in, hidden, seed):
+    gen = torch.Generator().manual_seed(seed)
+    w = lambda i, o, sc: torch.nn.Parameter(torch.randn(i, o, generator=gen)*sc/np.sqrt(i))
+    # a near-zero last layer: g = 1, the head starts at the global multiplier's policy
+    return [w(n_in, hidden, 1.0), torch.nn.Parameter(torch.zeros(hidden)), w(hidden, hidden, 1.0),
+            torch.nn.Parameter(torch.zeros(hidden)), w(hidden, 1, 0.01), torch.nn.Parameter(torch.zeros(1))]
+
+# %% ../nbs/06_fusion.ipynb #c025z
+_TAU_HEAD_BOUND = 3.0  # |log g| <= 3: a pair's multiplier stays within a factor e^3 of the level
+
+def train_tau_head(arrays:FusionArrays, # validation arrays (no label is read)
+                   settings:dict|None=None, # resolved fusion settings (tau_head_*, head_hidden, dual_lr, k, z)
+                   seed:int=0, # seed of the initialisation and of the tau draws
+                   groups:int=5 # tau bins: one draw and one dual variable per bin and step
+                  )->dict: # head (numpy weights), window, mu, checkpoint, history, seconds
+    "Train one per-pair multiplier head for every tau by primal-dual training on validation arrays (torch, CPU)."
+    from jobrec.core import optional_import
+    torch = optional_import("torch")
+    t0, st, a = time.perf_counter(), settings or fusion_settings(), as_arrays(arrays)
+    k, Th, H = st["k"], float(st["tau_head_temperature"]), int(st["head_hidden"])
+    z = z_values(a, st["z"]); x = tau_head_features(a, z, k, st["temperature"])
+    lo, hi = _head_window(a, z, st)
+    edges = np.linspace(lo, hi, groups + 1); centres = 0.5*(edges[1:] + edges[:-1])
+    grid = np.linspace(lo, hi, 9); log_level = np.log(np.maximum(_global_levels(a, z, grid, st), 1e-3))
+    flat = x.reshape(-1, x.shape[-1])
+    head = {"mean": flat.mean(0), "std": flat.std(0) + 1e-6, "tau_mean": float((lo + hi)/2),
+            "tau_std": float(max((hi - lo)/2, 1e-3)), "bound": _TAU_HEAD_BOUND}
+    params = _tau_head_init(torch, x.shape[-1] + 1, H, seed)
+    opt = torch.optim.Adam(params, lr=float(st["tau_head_lr"]))
+    f32 = lambda v: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+    X, S, Z, P = f32((x - head["mean"])/head["std"]), f32(a.s_pref), f32(z), f32(a.p_qual)
+    off = torch.zeros_like(S) if a.valid is None else f32(np.where(a.valid, 0.0, -1e4))
+    target = torch.softmax((S + off)/Th, -1)
+    def scores(taus):
+        t = f32((taus - head["tau_mean"])/head["tau_std"])[:, None, None, None].expand(len(taus), *X.shape[:2], 1)
+        h = torch.tanh(torch.cat([X.expand(len(taus), *X.shape), t], -1) @ params[0] + params[1])
+        f = _TAU_HEAD_BOUND*torch.tanh((torch.tanh(h @ params[2] + params[3]) @ params[4] + params[5])[..., 0]/_TAU_HEAD_BOUND)
+        level = f32(np.exp(np.interp(taus, grid, log_level)))[:, None, None]
+        # centred over the pairs while training: the level stays the global multiplier's, the head redistributes it
+        return S + level*torch.exp(f - f.mean((1, 2), keepdim=True))*Z + off
+    def hard(s): return np.array([np.nanmean(constraint_value(v, a.p_qual, k, st["constraint"], st["temperature"], a.valid))
+                                  for v in s.detach().numpy()])
+    return _tau_head_loop(torch, a, st, seed, head, params, opt, scores, hard, target, P, Th, edges, centres, t0)
+
+# %% ../nbs/06_fusion.ipynb #c025z1
+def _tau_head_loop(torch, a, st, seed, head, params, opt, scores, hard, target, P, Th, edges, centres, t0)->dict:
+    "The primal-dual steps of `train_tau_head`, with the label-free checkpoint choice on validation."
+    rng, steps = np.random.default_rng(seed), int(st["tau_head_steps"])
+    mu, every = np.full(len(centres), float(st["mu0"])), max(1, steps//10)
+    hist = {"step": [], "ce": [], "shortfall": []}
+    best = (np.inf, np.inf); weights = lambda: [p.detach().numpy().copy() for p in params]
+    def checkpoint(step):
+        nonlocal best, kept
+        with torch.no_grad():
+            s = scores(centres)
+            ce = float(-(target*torch.log_softmax(s/Th, -1)).sum(-1).mean())
+        short = float(np.max(centres - hard(s)))
+        hist["step"].append(step); hist["ce"].append(ce); hist["shortfall"].append(short)
+        # reaching every bin's centre (within 0.01) first, then the lowest cross-entropy to the preference expert
+        key = (max(short - 0.01, 0.0), ce)
+        if key < best: best, kept = key, (step, weights())
+    kept = None; checkpoint(0)
+    for step in range(1, steps + 1):
+        taus = edges[:-1] + rng.random(len(centres))*np.diff(edges)
+        s = scores(taus)
+        logpi = torch.log_softmax(s/Th, -1)
+        ce = -(target*logpi).sum(-1).mean(-1)
+        elig = (logpi.exp()*P).sum(-1).mean(-1)
+        loss = (ce - torch.from_numpy(mu.astype(np.float32))*elig).sum()
+        opt.zero_grad(); loss.backward(); opt.step()
+        # projected dual ascent per bin, on the exact top-k eligibility: mu >= 0, an inequality constraint
+        mu = np.maximum(0.0, mu + float(st["dual_lr"])*(taus - hard(s)))
+        if step % every == 0: checkpoint(step)
+    names = ("W1", "b1", "W2", "b2", "W3", "b3")
+    head.update(dict(zip(names, kept[1])))
+    return {"head": head, "window": (float(edges[0]), float(edges[-1])), "mu": mu.tolist(), "checkpoint": kept[0],
+            "history": hist, "seconds": time.perf_counter() - t0}
+
 # %% ../nbs/06_fusion.ipynb #c027
 @dataclass
 class FusionResult:
@@ -468,7 +595,7 @@ class FusionPolicy:
     tau:float
     settings:dict
     lam:float|None=None # the global multiplier (inference global, primal_dual, fixed)
-    head:dict|None=None # lambda_head weights
+    head:dict|None=None # lambda_head / tau_head weights
     value:float=float("nan") # calibrated constraint value on validation with this policy
     attainable:bool=True # tau reachable on validation (mean over candidates)
     natural:float=float("nan") # calibrated constraint value on validation at lambda = 0
@@ -501,6 +628,8 @@ class FusionPolicy:
             lam, _, ok = smallest_lambda(a.s_pref, z, a.p_qual, self.tau, k, con, T, a.valid, True,
                                          st["lambda_max"], st["bisection_iters"])
             s, cannot = fuse(a.s_pref, z, lam), ~ok
+        elif self.variant == "tau_head":
+            lam = self.lam*tau_head_shape(self.head, a, self.tau, st); s = fuse(a.s_pref, z, lam)
         elif self.variant == "lambda_head":
             lam = lambda_head_forward(self.head, _head_inputs(a, z)); s = fuse(a.s_pref, z, lam)
         else:
@@ -530,6 +659,7 @@ def fit_fusion(val:FusionArrays|dict, # validation arrays
                variant:str|None=None, # inference | primal_dual | lambda_head | hard | fixed (default: fusion.variant)
                cfg:dict|None=None, # a jobrec config or its fusion section
                seed:int=0, # seed of the training variants
+               head:dict|None=None, # tau_head: a head from `train_tau_head` (default: trained here)
                **overrides # fusion keys, e.g. per_candidate=True, k=5
               )->FusionPolicy:
     "Fit a fusion variant on validation arrays for requirement `tau`."
@@ -549,11 +679,25 @@ def fit_fusion(val:FusionArrays|dict, # validation arrays
     elif variant == "lambda_head":
         out = train_lambda_head(a, tau, st, seed)
         pol.head, pol.value, pol.attainable, pol.history = out["head"], out["value"], out["feasible"], out
+    elif variant == "tau_head":
+        pol.head = train_tau_head(a, st, seed)["head"] if head is None else head
+        zg = tau_head_shape(pol.head, a, tau, st)*z  # the level is searched as the global multiplier is, on g z
+        pol.lam, pol.value, pol.attainable = smallest_lambda(a.s_pref, zg, E, tau, k, con, T, a.valid, False,
+                                                             st["lambda_max"], st["bisection_iters"])
     elif variant == "fixed":
         pol.lam = float(st["fixed_weight"]); pol.value = mean_val(fuse(a.s_pref, z, pol.lam)); pol.attainable = pol.value >= tau
     if np.isnan(pol.value):
         pol.value = float(np.nanmean(pol.apply(a).value)); pol.attainable = pol.value >= tau
     return pol
+
+# %% ../nbs/06_fusion.ipynb #c030a2
+def shared_tau_head(model, # a `FusionModel` serving tau_head (its validation arrays, seed and head cache)
+                    settings:dict # resolved settings of a tau_head policy
+                   )->dict: # head weights
+    "The one tau head of these settings, trained on the model's validation arrays once and shared by every tau."
+    key = json.dumps({k: v for k, v in settings.items() if k not in ("tau", "taus", "decoupling_taus")}, sort_keys=True, default=str)
+    if key not in model._heads: model._heads[key] = train_tau_head(model.val, settings, model.seed)["head"]
+    return model._heads[key]
 
 # %% ../nbs/06_fusion.ipynb #c030b
 class FusionModel:
@@ -565,7 +709,7 @@ class FusionModel:
                 ):
         self.settings, self.seed, self.cache_size = fusion_settings(settings), int(seed), int(cache_size)
         self.val = None if val is None else as_arrays(val)
-        self._policies, self._ranges = {}, {}
+        self._policies, self._ranges, self._heads = {}, {}, {}
         if self.val is None and FUSIONS[self.system].validated:
             raise ValueError(f"fusion {self.system} is fitted on validation candidates: give their arrays")
 
@@ -582,7 +726,8 @@ class FusionModel:
         key = (float(tau), self._key(overrides))
         if key not in self._policies:
             st = fusion_settings({**self.settings, **dict(key[1])})
-            pol = fit_fusion(self.val, key[0], None, st, self.seed) if self.val is not None else FusionPolicy(st["variant"], key[0], st)
+            head = shared_tau_head(self, st) if st["variant"] == "tau_head" else None
+            pol = fit_fusion(self.val, key[0], None, st, self.seed, head) if self.val is not None else FusionPolicy(st["variant"], key[0], st)
             if len(self._policies) >= self.cache_size: self._policies.pop(next(iter(self._policies)))
             self._policies[key] = pol
         return self._policies[key]
@@ -595,7 +740,7 @@ class FusionModel:
 
     def validated_range(self, **overrides)->tuple|None: # (low, high), or None for a system not fitted on validation
         "The taus the validation candidates vouch for: the estimated eligibility of ranking by preference (lambda = 0) up to the highest any multiplier reaches."
-        if not (FUSIONS[self.system].validated and self.settings["variant"] in ("inference", "primal_dual")): return None
+        if not (FUSIONS[self.system].validated and self.settings["variant"] in ("inference", "primal_dual", "tau_head")): return None
         key = self._key(overrides)
         if key not in self._ranges:
             st, a = fusion_settings({**self.settings, **dict(key)}), self.val
@@ -737,6 +882,7 @@ def controllability_sweep(val:FusionArrays|dict, # validation arrays (fitting)
                           seed:int=0, # seed of the training variants
                           system:str|None=None, # name in the table (default: the FUSIONS name of the settings)
                           window:tuple|None=None, # controllability window (default: `validated_window(val)`)
+                          model:FusionModel|None=None, # the system already built on `val` (e.g. a trained tau head), else built here
                           **overrides # fusion keys, e.g. per_candidate=True
                          )->pd.DataFrame: # one row per tau
     "Fit on validation per tau, apply to test, report achieved eligibility (true labels), NDCG and errors vs tau."
@@ -744,7 +890,7 @@ def controllability_sweep(val:FusionArrays|dict, # validation arrays (fitting)
     st = fusion_settings(cfg, **({"variant": variant} if variant else {}), **overrides)
     taus = st["taus"] if taus is None else list(taus)
     system = system or fusion_system(st)
-    rows, model = [], FusionModel(st, val, seed)
+    rows, model = [], model or FusionModel(st, val, seed)
     lo, hi = window or validated_window(val, st)
     for tau in taus:
         ov = {"hard_threshold": float(tau)} if st["variant"] == "hard" else {}
@@ -785,13 +931,15 @@ def compare_controllability(val:FusionArrays|dict, # validation arrays
                             single_scores:np.ndarray|None=None, # [C, J] test scores of the single-score (conflated) system
                             systems:tuple|None=None, # FUSIONS names (default: those with sweep=True)
                             seed:int=0, # seed of the training variants
+                            models:dict|None=None, # FUSIONS name -> a FusionModel already built on `val` (not rebuilt)
                             **overrides)->pd.DataFrame:
     "One controllability table for the fusion variants, fixed-weight fusion and the single-score system."
     test = as_arrays(test)
     # one window for every row, chosen on validation: the taus the served multiplier vouches for
     win = validated_window(val, cfg, **overrides)
     systems = [n for n, s in FUSIONS.items() if s.sweep] if systems is None else list(systems)
-    parts = [controllability_sweep(val, test, taus, None, system_settings(name, cfg, **overrides), seed, name, win)
+    models = models or {}
+    parts = [controllability_sweep(val, test, taus, None, system_settings(name, cfg, **overrides), seed, name, win, models.get(name))
              for name in systems]
     if single_scores is not None:
         parts.append(single_score_sweep(single_scores, test, taus, cfg, val=val, window=win, **overrides))
@@ -909,6 +1057,68 @@ def decoupling_words(d:dict # the output of `decoupling`
          f"(difference {_iv(h, 'eligibility_diff', True)}).")
     if not h["attainable"]: s += " No multiplier reaches that estimate on validation: jobrec serves the largest it searched."
     return s
+
+# %% ../nbs/06_fusion.ipynb #c033f
+def _head_pair(mh, mg, a, tau, ndcg_k):
+    "Per-candidate NDCG of the head and the global multiplier at `tau`, their policies and scores."
+    ph, pg = mh.policy(tau), mg.policy(tau)
+    sh, sg = ph.apply(a).scores, pg.apply(a).scores
+    return ph, pg, sh, sg, ndcg_at_k(sh, a.pref, ndcg_k, a.valid), ndcg_at_k(sg, a.pref, ndcg_k, a.valid)
+
+def head_models(val:FusionArrays|dict, # validation arrays (both systems are fitted on them)
+                cfg:dict|None=None, # a jobrec config or its fusion section
+                seed:int=0 # seed of the head's training
+               )->tuple: # (tau_head FusionModel, inference_global FusionModel)
+    "The tau head and the global multiplier, as served, on the same validation arrays."
+    val = as_arrays(val)
+    return (FusionModel(system_settings("tau_head", cfg), val, seed),
+            FusionModel(system_settings("inference_global", cfg), val, seed))
+
+def head_vs_global(models:tuple, # from `head_models`
+                   arrays:FusionArrays|dict, # the candidates read (validation for the rule, test to report), with pref
+                   taus:list|None=None, # tau grid (default: fusion.taus)
+                   n_boot:int=1000, alpha:float=0.05, seed:int=0, # paired bootstrap over candidates
+                   ndcg_k:int=10 # NDCG cut-off
+                  )->pd.DataFrame: # one row per tau
+    "The tau head against the global multiplier per tau: NDCG@k of both and the paired difference, at the same validation eligibility."
+    mh, mg = models; a, st = as_arrays(arrays), models[1].settings
+    if a.pref is None: raise ValueError("head_vs_global needs preference labels")
+    lo, hi = mg.validated_range()
+    el = lambda s: float(np.nanmean(constraint_value(s, _true_qual(a), st["k"], st["constraint"], st["temperature"], a.valid)))
+    rows = []
+    for tau in (st["taus"] if taus is None else taus):
+        ph, pg, sh, sg, nh, ng = _head_pair(mh, mg, a, tau, ndcg_k)
+        ok = ~(np.isnan(nh) | np.isnan(ng))
+        d = paired_test(nh[ok], ng[ok], n_boot, seed, alpha)
+        row = {"tau": float(tau), "in_range": bool(lo <= tau <= hi), "level": ph.lam, "lambda_global": pg.lam,
+               "val_eligibility_head": ph.value, "val_eligibility_global": pg.value,
+               f"ndcg@{ndcg_k}_head": float(nh[ok].mean()), f"ndcg@{ndcg_k}_global": float(ng[ok].mean()),
+               "ndcg_diff": d["diff"], "ndcg_diff_lo": d["lo"], "ndcg_diff_hi": d["hi"], "p": d["p"], "n": d["n"]}
+        if a.qual is not None: row.update(achieved_head=el(sh), achieved_global=el(sg))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+# %% ../nbs/06_fusion.ipynb #c033g
+def head_serving(models:tuple, # from `head_models`, fitted on `val`
+                 val:FusionArrays|dict, # the same validation arrays, with preference labels
+                 cfg:dict|None=None, # a jobrec config or its fusion section (tau_head_serve, variant, taus)
+                 n_boot:int=1000, alpha:float=0.05, seed:int=0, ndcg_k:int=10 # the paired bootstrap
+                )->dict: # serve, reason, diff, lo, hi, n, taus
+    "The serving rule, on validation only: serve the tau head when its NDCG@k beats the global multiplier's over the validated taus (interval above 0)."
+    st, (mh, mg), a = fusion_settings(cfg), models, as_arrays(val)
+    lo, hi = mg.validated_range()
+    taus = [float(t) for t in st["taus"] if lo <= t <= hi]
+    out = {"serve": False, "taus": taus, "diff": None, "lo": None, "hi": None, "n": 0}
+    if st["tau_head_serve"] == "never": return out | {"reason": "fusion.tau_head_serve is never"}
+    if fusion_system(st) != "inference_global": return out | {"reason": f"the configured system is {fusion_system(st)}"}
+    if not taus: return out | {"reason": "no tau of fusion.taus inside the validated window"}
+    pairs = [_head_pair(mh, mg, a, t, ndcg_k)[4:] for t in taus]
+    nh, ng = np.nanmean([p[0] for p in pairs], 0), np.nanmean([p[1] for p in pairs], 0)
+    ok = ~(np.isnan(nh) | np.isnan(ng))
+    d = paired_test(nh[ok], ng[ok], n_boot, seed, alpha)
+    serve = bool(d["lo"] > 0)
+    return out | {"serve": serve, "diff": d["diff"], "lo": d["lo"], "hi": d["hi"], "n": d["n"],
+                  "reason": "the head wins on validation" if serve else "the head does not win on validation"}
 
 # %% ../nbs/06_fusion.ipynb #c035
 def benchmark_tau_change(n_candidates:int=1000, # candidates

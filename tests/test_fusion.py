@@ -213,3 +213,60 @@ def test_single_score_is_one_point():
 def test_benchmark_runs():
     out = benchmark_tau_change(100, 30, taus=(0.5,), verbose=False)
     assert out["global_s"] > 0 and out["per_candidate_s"] > 0
+
+
+@pytest.fixture(scope="module")
+def tau_head_split():
+    "A small population for the tau head, split by candidate; a head trained once on validation, shared by the tests."
+    from jobrec.fusion import FusionModel, system_settings
+    full = synthetic_fusion_arrays(240, 50, seed=21)
+    val, test = full.subset(np.arange(120)), full.subset(np.arange(120, 240))
+    st = system_settings("tau_head", tau_head_steps=30)
+    return val, test, st, FusionModel(st, val, seed=0)
+
+
+def test_tau_head_serves_every_tau_from_one_head(tau_head_split):
+    "One head, several taus: its pair factors depend on tau, the policy meets each tau on validation and lands near it on test."
+    from jobrec.fusion import tau_head_shape
+    val, test, st, model = tau_head_split
+    lo, hi = model.validated_range()
+    taus = list(np.linspace(lo, hi, 5)[1:-1])
+    pols = [model.policy(t) for t in taus]
+    assert len(model._heads) == 1 and all(p.head is pols[0].head for p in pols)
+    shapes = [tau_head_shape(pols[0].head, val, t, st) for t in taus]
+    assert max(np.abs(np.log(shapes[0]) - np.log(g)).max() for g in shapes[1:]) > 1e-3
+    for t, p in zip(taus, pols):
+        assert p.attainable and t <= p.value <= t + 0.01  # the level is the smallest that reaches tau on validation
+        got = float(np.nanmean(p.apply(test).value))  # calibrated eligibility of held-out candidates
+        assert abs(got - t) < 0.03, (t, got)
+    levels = [p.lam for p in pols]
+    assert all(np.diff(levels) >= 0)
+
+
+def test_tau_head_is_fitted_without_test_labels(tau_head_split):
+    "The head and its levels read no test label, and no qualification or preference label of validation either."
+    from jobrec.fusion import FusionModel
+    val, test, st, model = tau_head_split
+    bare = FusionArrays(val.s_pref, val.p_qual, val.q_logit, val.valid, observed=val.observed, p_observe=val.p_observe)
+    unlabelled = FusionModel(st, bare, seed=0)
+    tau = float(np.mean(model.validated_range()))
+    assert np.array_equal(unlabelled.policy(tau).head["W1"], model.policy(tau).head["W1"])
+    rng = np.random.default_rng(0)
+    scrambled = FusionArrays(test.s_pref, test.p_qual, test.q_logit, qual=rng.integers(0, 2, test.qual.shape),
+                             pref=rng.integers(0, 2, test.pref.shape))
+    assert np.array_equal(model.apply(scrambled, tau).scores, model.apply(test, tau).scores)
+
+
+def test_head_serving_rule_reads_the_validation_comparison(tau_head_split):
+    "Served exactly when the paired interval over validation candidates lies above 0; its difference is the per-tau comparison's mean."
+    from jobrec.fusion import FusionModel, head_serving, head_vs_global, system_settings
+    val, test, st, model = tau_head_split
+    models = (model, FusionModel(system_settings("inference_global"), val, seed=0))
+    cfg = fusion_settings(tau_head_steps=30)
+    rule = head_serving(models, val, cfg, n_boot=200)
+    assert rule["taus"] and rule["serve"] == (rule["lo"] > 0) and rule["lo"] <= rule["diff"] <= rule["hi"]
+    table = head_vs_global(models, val, rule["taus"], n_boot=200)
+    assert abs(rule["diff"] - table["ndcg_diff"].mean()) < 1e-9
+    assert not head_serving(models, val, fusion_settings(tau_head_serve="never"))["serve"]
+    with pytest.raises(ConfigError, match="tau_head_serve"):
+        fusion_settings(tau_head_serve="always")
