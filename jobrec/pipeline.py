@@ -18,7 +18,7 @@ from .data import JobRecData, load_embedded, load_dataset, load_released, genera
 from .metrics import evaluate_two_sided, compare_systems, protocol_descriptions
 from .warm import warm_split, warm_preference, with_history, warm_description
 from .fusion import (FusionArrays, FusionModel, fusion_settings, save_fusion, compare_controllability, controllability_summary,
-                           tradeoff_curve, dominance, dominance_ci, decoupling)
+                           tradeoff_curve, dominance, dominance_ci, decoupling, head_models, head_serving, head_vs_global)
 
 # %% auto #0
 __all__ = ['log', 'ABLATIONS_FILE', 'REUSE_SECTIONS', 'load_data', 'fusion_arrays', 'fusion_model', 'fused_scores',
@@ -218,12 +218,12 @@ def _baseline_scores(cfg, data, test, systems, scores, timings)->dict:
         timings[f"baseline_{name}"] = time.time() - t
     return partial
 
-def _controllability(cfg, sc, data, val, test, single, out, timings)->tuple:
+def _controllability(cfg, sc, data, val, test, single, out, timings, models=None)->tuple:
     "Sweep every fusion system and `single` (the conflated model's [C, J] scores), decoupling (its headline returned), the trade-off path."
     t = time.time()
     test_arrays = fusion_arrays(sc, data, test)
     sweep = compare_controllability(fusion_arrays(sc, data, val), test_arrays, cfg=cfg,
-                                    single_scores=single[test], seed=cfg["seed"])
+                                    single_scores=single[test], seed=cfg["seed"], models=models)
     sweep.to_csv(out/"results"/"sweep.csv", index=False)
     summary = controllability_summary(sweep)
     summary.to_csv(out/"results"/"sweep_summary.csv", index=False)
@@ -240,6 +240,29 @@ def _controllability(cfg, sc, data, val, test, single, out, timings)->tuple:
     write_json(dom, out/"results"/"dominance.json")
     timings["sweep"] = time.time() - t
     return sweep, summary, {k: dec[k] for k in ("system", "estimator", "target")} | dec["headline"]
+
+# %% ../nbs/08_pipeline.ipynb #c018b2
+def _expert_eval(sysm, data, sc, idx):
+    from jobrec.training import evaluate_experts
+    return evaluate_experts(sysm, data, "test", scores={k: v[idx] for k, v in sc.items()}, seed=0)
+
+def _served_fusion(cfg, sc, data, val, timings)->tuple:
+    "The tau head and the global multiplier on the validation candidates, the serving rule, and the config the run serves."
+    t = time.time(); ev, fv = cfg["eval"], fusion_arrays(sc, data, val)
+    heads = head_models(fv, cfg, cfg["seed"])
+    rule = head_serving(heads, fv, cfg, n_boot=int(ev["bootstrap"]), alpha=float(ev["alpha"]), seed=int(cfg["seed"]))
+    timings["tau_head"] = time.time() - t
+    served = Config(merge_config(dict(cfg), {"fusion": {"variant": "tau_head"}}, "served fusion")) if rule["serve"] else cfg
+    return heads, rule, served
+
+def _tau_head_report(heads, rule, cfg, sc, data, test, out)->dict:
+    "The tau head against the global multiplier on the test candidates, per tau (read once, to report); written and returned for metrics.json."
+    ev = cfg["eval"]
+    cmp = head_vs_global(heads, fusion_arrays(sc, data, test), n_boot=int(ev["bootstrap"]), alpha=float(ev["alpha"]), seed=int(cfg["seed"]))
+    cmp.to_csv(out/"results"/"tau_head.csv", index=False)
+    report = {"serving": rule, "comparison": json.loads(cmp.to_json(orient="records"))}
+    write_json(report, out/"results"/"tau_head.json")
+    return report
 
 # %% ../nbs/08_pipeline.ipynb #c018d
 def _evaluate_all(cfg, data, test, scores, partial, out, timings)->pd.DataFrame:
@@ -320,10 +343,6 @@ def _warm_protocol(cfg, data, sc, scores, partial, main, out, timings)->pd.DataF
     return main
 
 # %% ../nbs/08_pipeline.ipynb #c018c
-def _expert_eval(sysm, data, sc, idx):
-    from jobrec.training import evaluate_experts
-    return evaluate_experts(sysm, data, "test", scores={k: v[idx] for k, v in sc.items()}, seed=0)
-
 def run_experiment(cfg:dict, # resolved config
                    out_dir:str|Path, # run folder
                    ablations:bool=True, # also run the ablations
@@ -347,7 +366,8 @@ def run_experiment(cfg:dict, # resolved config
 
     t = time.time(); sysm = train_experts(data, cfg, out/"model", stage1_cache=out/"cache"/"stage1"); timings["train_jobrec"] = time.time() - t
     t = time.time(); sc = _all_scores(sysm, data, vt); timings["score_jobrec"] = time.time() - t
-    fm = fusion_model(cfg, sc, data, val)
+    heads, rule, cfg = _served_fusion(cfg, sc, data, val, timings)
+    fm = heads[0] if rule["serve"] else fusion_model(cfg, sc, data, val)
     fused, finfo = fused_scores(cfg, sc, data, val, test, model=fm)
     scores = {"jobrec": {"cand": fused, "emp": sc["q_logit"][test]},
               "jobrec_pref_only": {"cand": sc["s_pref"][test], "emp": sc["s_pref"][test]}}
@@ -364,7 +384,8 @@ def run_experiment(cfg:dict, # resolved config
         if name != "jobrec": np.savez(out/"scores"/f"{name}.npz", cand=s["cand"], emp=s["emp"], test=test)
 
     main = _evaluate_all(cfg, data, test, scores, partial, out, timings)
-    sweep, summary, dec = _controllability(cfg, sc, data, val, test, cs, out, timings)
+    sweep, summary, dec = _controllability(cfg, sc, data, val, test, cs, out, timings, dict(zip(("tau_head", "inference_global"), heads)))
+    th = _tau_head_report(heads, rule, cfg, sc, data, test, out)
     write_json(_funnel_of(data, test, main, cfg), out/"results"/"funnel.json"); write_json(experts, out/"results"/"experts.json")
 
     if ablations:
@@ -376,7 +397,7 @@ def run_experiment(cfg:dict, # resolved config
     save_fusion(fm, out/"model")  # what `jobrec recommend --tau` serves from this run (fitted last: nothing above changes)
     timings["total"] = time.time() - t_all
     write_json({k: round(v, 2) for k, v in timings.items()}, out/"timings.json")
-    write_json(headline(main, sweep, cfg, summary) | {"decoupling": dec}, out/"metrics.json")
+    write_json(headline(main, sweep, cfg, summary) | {"decoupling": dec, "tau_head": th}, out/"metrics.json")
     log.info(f"experiment done in {timings['total']:.0f}s -> {out}")
     return out
 

@@ -64,6 +64,19 @@ def test_run_folder_complete(smoke_run):
     assert s["cand"].shape == (n_test, len(run.data.jobs)) and np.isfinite(s["cand"]).all()
     assert "preference_expert" in run.experts["cross_evaluation"]
 
+def test_tau_head_compared_and_served_by_the_validation_rule(smoke_run):
+    "The run compares the tau head with the global multiplier per tau and serves the head exactly when the validation rule says so."
+    run = load_run(smoke_run)
+    th = json.loads((smoke_run/"results"/"tau_head.json").read_text())
+    assert run.metrics["tau_head"] == th and [r["tau"] for r in th["comparison"]] == list(run.config.fusion.taus)
+    served = json.loads((smoke_run/"model"/"fusion.json").read_text())["system"]
+    serve = th["serving"]["serve"]
+    assert served == ("tau_head" if serve else "inference_global")
+    assert run.metrics["variant"] == ("tau_head" if serve else run.config.fusion.variant)
+    head = run.sweep[run.sweep.system == "tau_head"].set_index("tau")["ndcg@10"]
+    assert all(abs(head.loc[r["tau"]] - r["ndcg@10_head"]) < 1e-9 for r in th["comparison"])
+
+
 def test_no_lagrangian_ablation_reuses_experts_but_changes_ranking(smoke_run):
     ab = load_run(smoke_run).ablations
     emp = ab[(ab.side == "employer") & (ab.protocol == "full") & (ab.metric == "ndcg@10")].set_index("ablation")["mean"]
