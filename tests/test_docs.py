@@ -1,4 +1,6 @@
-"README.md is rendered from nbs/index.ipynb, and `make docs` builds a site with every notebook and every report figure."
+"""README.md is rendered from nbs/index.ipynb, the results (reports/index.md) and the scaling page (docs/scaling.md) from the
+committed reports with no typed figure, and `make docs` builds a site with every notebook, an API page per module and every
+report figure."""
 import importlib.util, json, re, sys
 from pathlib import Path
 import pytest
@@ -57,11 +59,13 @@ def test_site_executes_every_notebook(tmp_path):
     _check_site(tmp_path/"site", res)
     print("seconds per notebook:", res["seconds"])
 
+RESULTS, SCALING = ROOT/"tools"/"pages"/"reports_index.md", ROOT/"tools"/"pages"/"scaling.md"
+
 def _results_section(text:str)->str:
-    "The README's results section: from its heading to the next second-level heading."
-    start = text.index("## Results")
-    end = text.find("\n## ", start + 1)
-    return text[start:] if end < 0 else text[start:end]
+    "The results page's figures: from its top to the list of reports `jobrec reports` keeps (which quotes timings)."
+    for end in (docs.LISTING, "<!-- reports: begin -->"):
+        if end in text: return text[:text.index(end)]
+    return text
 
 # a figure: a number standing alone (not part of a name such as NDCG@10, SmolLM2, r08 or 06b_warm)
 FIGURE = re.compile(r"(?<![\w@./\-])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\w@])")
@@ -78,28 +82,59 @@ def _metric_leaves(reports:Path)->list:
 def untraced_figures(section:str, reports:Path)->list[str]:
     "Each number of `section` that no figure of `reports/*/metrics.json` rounds to (at the precision it is printed with)."
     leaves, out = _metric_leaves(reports), []
+    section = re.sub(r"^\|.*\n(?=\|---)", "", section, flags=re.M)  # a table's header row names its columns
     for m in FIGURE.finditer(section):
         x, d = float(m.group(1).replace(",", "") + (m.group(2) or "")), len(m.group(2) or ".") - 1
         if not any(abs(v - x) <= 0.5*10**-d + 1e-9 for v in leaves): out.append(m.group(0))
     return out
 
-def test_readme_results_come_from_the_committed_metrics():
-    "Every number in the README's results section is a figure of the committed reports/*/metrics.json."
-    section = _results_section((ROOT/"README.md").read_text(encoding="utf-8"))
-    assert len(FIGURE.findall(section)) > 50  # the table and the bullets are there
-    assert untraced_figures(section, ROOT/"reports") == [], "numbers in the README's results that no committed metric gives"
+def typed_figures(text:str)->list[str]:
+    "The numbers a template types itself, outside its placeholders and code."
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    return [m.group(0) for m in FIGURE.finditer(re.sub(r"\{\{[^{}]+\}\}|`[^`]*`", "", text))]
 
-def test_readme_results_are_not_typed():
-    "The results section's source (nbs/index.ipynb) has no number of its own: each is a {{figure}} read from the reports."
-    cells = [docs._source(c) for c in json.loads((ROOT/"nbs"/"index.ipynb").read_text())["cells"] if c["cell_type"] == "markdown"]
-    section = _results_section("\n\n".join(cells))
-    typed = [m.group(0) for m in FIGURE.finditer(re.sub(r"\{\{[^{}]+\}\}", "", section))]
-    assert "{{table:main}}" in section and typed == [], f"numbers typed into the README's results: {typed}"
+def rendered(page:str)->str:
+    "`page` rendered from the committed reports, or skipped, with the key named, while they predate the keys the page reads."
+    try: return docs.page_renderers()[page]()
+    except docs.FigureError as e:
+        pytest.skip(f"the committed reports/*/metrics.json predate the keys {page} reads ({e}): regenerate them "
+                    "(`make reports`), then `make readme`")
+
+@pytest.mark.parametrize("page", sorted(docs.PAGES))
+def test_rendered_pages_match_their_templates(page):
+    "Edits go to the template in tools/pages/: the committed page is what it renders to from the committed reports."
+    assert (ROOT/page).read_text(encoding="utf-8") == rendered(page), f"{page} differs from {docs.PAGES[page]}: `make readme`"
+
+def test_results_come_from_the_committed_metrics():
+    "Every number of the results page is a figure of the committed reports/*/metrics.json."
+    section = _results_section(rendered("reports/index.md"))
+    assert len(FIGURE.findall(section)) > 50  # the table and the bullets are there
+    assert untraced_figures(section, ROOT/"reports") == [], "numbers in the results that no committed metric gives"
+
+def test_results_are_not_typed():
+    "The results template has no number of its own: each is a {{figure}} read from the reports."
+    text = _results_section(RESULTS.read_text(encoding="utf-8"))
+    assert "{{table:main}}" in text and typed_figures(text) == [], f"numbers typed into the results: {typed_figures(text)}"
+
+def _measured(text:str)->list[str]:
+    "The paragraphs of a page that quote measurements: those of its template with a placeholder."
+    return [p for p in re.split(r"\n\s*\n", text) if "{{" in p]
+
+def test_scaling_measurements_are_not_typed():
+    "Every paragraph of the scaling template that quotes a measurement reads each number from the reports."
+    paras = _measured(SCALING.read_text(encoding="utf-8"))
+    assert len(paras) >= 5 and [typed_figures(p) for p in paras if typed_figures(p)] == []
+
+def test_scaling_measurements_come_from_the_committed_metrics():
+    page = rendered("docs/scaling.md")
+    assert len(FIGURE.findall(page)) > 40 and "{{" not in page
+    measured = [p for p in re.split(r"\n\s*\n", page) if "Measured by" in p or p.startswith("|") or "Median latency" in p]
+    assert len(measured) >= 4 and untraced_figures("\n\n".join(measured), ROOT/"reports") == []
 
 def test_untraced_figures_are_found(tmp_path):
     "A typed number is caught, a rounded figure is not, and names with digits are not figures."
     (tmp_path/"main_results").mkdir(); (tmp_path/"main_results"/"metrics.json").write_text(json.dumps({"a": {"b": 0.7789}, "t": [1307.6]}))
-    section = "## Results\n\nNDCG@10 0.779, SmolLM2 in `nbs/06b_warm`, 1,308 s; a lead of +0.033 and 0.78."
+    section = "## Results\n\nNDCG@10 0.779, SmolLM2 in `nbs/06b_warm`, 1,308 s; a lead of +0.033 and 0.78.\n\n| M=50 |\n|---|\n| 0.78 |"
     assert untraced_figures(section, tmp_path) == ["0.033"]
 
 def _reports(tmp_path, metrics:dict)->Path:
@@ -118,7 +153,26 @@ def test_readme_figures_render_from_metrics_and_fail_loudly(tmp_path):
                     "tables:\n  m:\n    rows: [{label: jobrec, system: jobrec}]\n    columns: [{label: cand, at: 'main_results:{system}.candidate_ndcg@10'}]\n")
     text = "{{a}} | {{s}} | {{t}} | {{w}}\n\n{{table:m}}"
     assert docs.render_figures(text, figs, rd) == "0.779 | 0.780 ± 0.001 | +0.51 | ahead\n\n|  | cand |\n|---|---|\n| jobrec | 0.779 |"
-    with pytest.raises(docs.FigureError, match=r"'gone' \(main_results:jobrec.employer_ndcg@10\): .*no key 'employer_ndcg@10'"):
+    with pytest.raises(docs.FigureError, match=r"figure 'gone' \(main_results:jobrec.employer_ndcg@10\): .*no key 'employer_ndcg@10'"):
         docs.render_figures("x {{gone}}", figs, rd)
     with pytest.raises(docs.FigureError, match="not in figures.yaml"): docs.render_figures("{{typo}}", figs, rd)
     with pytest.raises(docs.FigureError, match="does not exist"): docs.render_figures("{{a}}", figs, tmp_path/"none")
+
+def test_tables_substitute_row_values_and_join_figures(tmp_path):
+    "A row's values fill its columns' keys; a column of two keys prints 'a / b'."
+    rd = _reports(tmp_path, {"efficiency": {"recall": [{"q": "cos", "tau": 0.8, "r": {"50": 0.52}},
+                                                      {"q": "cos", "tau": None, "r": {"50": 0.71}}]}})
+    figs = tmp_path/"figures.yaml"
+    figs.write_text("tables:\n  t:\n    corner: M\n    rows: [{label: cosine, q: cos}]\n    columns:\n"
+                    "      - {label: '50', fmt: '{:.1f}', at: ['efficiency:recall[q={q},tau=0.8].r.50', 'efficiency:recall[q={q},tau=None].r.50']}\n")
+    assert docs.render_figures("{{table:t}}", figs, rd) == "| M | 50 |\n|---|---|\n| cosine | 0.5 / 0.7 |"
+
+def test_results_page_keeps_the_list_of_reports(tmp_path):
+    "The results template's `{{reports_listing}}` is the list `jobrec reports` rewrites between its markers."
+    from jobrec.report import INDEX_BEGIN, INDEX_END
+    rd = _reports(tmp_path, {"demo": {"a": 0.25}}); (rd/"demo"/"report.md").write_text("# demo\n")
+    figs = tmp_path/"figures.yaml"; figs.write_text("figures:\n  a: {at: 'demo:a'}\n")
+    (tmp_path/"page.md").write_text("# Results\n\n{{a}}\n\n{{reports_listing}}\n")
+    page = docs.render_page(tmp_path/"page.md", figs, rd)
+    assert page.startswith("# Results\n\n0.250\n\n" + INDEX_BEGIN) and page.endswith(INDEX_END + "\n")
+    assert "[demo](demo/report.md)" in page
