@@ -40,12 +40,23 @@ def _check_site(out, res):
     gallery = (out/"reports"/"figures.html").read_text(encoding="utf-8")
     assert all(f"reports/bench/{p.name}" in gallery for p in (ROOT/"reports"/"bench").glob("*.png"))
     index = (out/"index.html").read_text(encoding="utf-8")
-    assert all(f'href="{p}"' in index for p in res["notebooks"]) and "reports/index.html" in index
+    assert all(f'href="{p}"' in index for p in res["notebooks"] + res["api"] + res["docs"]) and "reports/index.html" in index
+    assert {Path(p).stem for p in res["docs"]} == {p.stem for p in (ROOT/"docs").glob("*.md")}
 
 def test_site_has_every_notebook_and_figure(tmp_path):
     "The site (notebooks unexecuted, as committed) has a page per notebook of nbs/ and every png of reports/."
     res = docs.build_site(tmp_path/"site", execute=False)
     _check_site(tmp_path/"site", res)
+
+def test_one_api_page_per_module(tmp_path):
+    "`make docs` renders an API page for every module nbdev exports, from the docments of what the module exports."
+    from jobrec._modidx import d
+    pages = docs.build_api(tmp_path)
+    assert sorted(Path(p).stem for p in pages) == sorted(d["syms"])
+    fusion = (tmp_path/"api"/"jobrec.fusion.html").read_text(encoding="utf-8")
+    assert "FusionModel.apply" in fusion and "nbs/06_fusion.html" in fusion
+    assert "# a config, its fusion section" in fusion  # a parameter's docment, as the notebook writes it
+    for p in pages: assert (tmp_path/p).read_text(encoding="utf-8").count("<h3") >= 1, p
 
 def test_site_notebooks_carry_their_outputs():
     "Executed for the site, a notebook keeps its outputs (slow/gpu cells are skipped as nbdev_test skips them)."

@@ -155,6 +155,62 @@ def _execute(nb_path:str)->tuple:
     ExecutePreprocessor(timeout=900, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(Path(nb_path).parent)}})
     return Path(nb_path).name, nb, time.perf_counter() - t0
 
+def module_notebooks(nbs:Path=NBS)->dict:
+    "{module: notebook stem} for every notebook of nbs/ that exports a module (`#| default_exp`)."
+    out = {}
+    for nb in sorted(nbs.glob("*.ipynb")):
+        m = re.search(r"#\|\s*default_exp\s+([\w.]+)", nb.read_text(encoding="utf-8"))
+        if m: out[f"jobrec.{m.group(1)}"] = nb.stem
+    return out
+
+def _members(mod)->list:
+    "(name, object) of what `mod` exports: its functions and classes, each class followed by its public methods."
+    import inspect
+    out = []
+    for name in getattr(mod, "__all__", []):
+        obj = getattr(mod, name, None)
+        if not (inspect.isfunction(obj) or inspect.isclass(obj)) or getattr(obj, "__module__", None) != mod.__name__: continue
+        out.append((name, obj))
+        if inspect.isclass(obj):  # methods of the class and of the bases it composes in the same module
+            seen = set()
+            for base in obj.__mro__:
+                if base.__module__ != mod.__name__: continue
+                for m, f in vars(base).items():
+                    if m.startswith("_") or m in seen: continue
+                    f = f.__func__ if isinstance(f, (classmethod, staticmethod)) else f
+                    if inspect.isfunction(f): seen.add(m); out.append((f"{name}.{m}", f))
+    return out
+
+def api_markdown(module:str, notebook:str)->str:
+    "The API page of `module` in markdown: each exported function, class and method with its signature and docments (`nbdev.showdoc`)."
+    import importlib
+    from nbdev.showdoc import show_doc, BasicMarkdownRenderer
+    mod = importlib.import_module(module)
+    summary = (mod.__doc__ or "").strip().splitlines()
+    parts = [f"# {module}", "", f"Source: the notebook [`nbs/{notebook}`](../nbs/{notebook}.html)." + (f" {summary[0]}" if summary else "")]
+    for name, obj in _members(mod):
+        try: md = show_doc(obj, name=name, renderer=BasicMarkdownRenderer)._repr_markdown_()
+        except NameError: md = _plain_doc(name, obj)  # an annotation naming what the module imports lazily
+        parts.append(re.sub(r"^\[source\]\(.*$\n?", "", md, flags=re.M))  # its links point at a hosted repository
+    return "\n\n".join(parts) + "\n"
+
+def _plain_doc(name:str, obj)->str:
+    "Signature (annotations as written) and docstring, where showdoc cannot evaluate the annotations."
+    import inspect
+    try: sig = str(inspect.signature(obj))
+    except (TypeError, ValueError): sig = "(...)"
+    return f"---\n\n### {name}\n\n```python\n{name.split('.')[-1]}{sig}\n```\n\n*{inspect.getdoc(obj) or ''}*"
+
+def build_api(out:Path, # the site's folder: pages go to out/api/
+              nbs:Path=NBS)->list[str]:
+    "An API page per module of jobrec/ (out/api/MODULE.html), rendered offline from the docments; the pages' paths."
+    (Path(out)/"api").mkdir(parents=True, exist_ok=True); pages = []
+    for module, nb in module_notebooks(nbs).items():
+        page = Path(out)/"api"/f"{module}.html"
+        page.write_text(_page(f"api/{module}", _md_html(api_markdown(module, nb))), encoding="utf-8")
+        pages.append(page.relative_to(out).as_posix())
+    return pages
+
 def _page(title:str, body:str)->str:
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             "<style>body{max-width:60em;margin:2em auto;font-family:sans-serif;line-height:1.45}table{border-collapse:collapse}"
@@ -170,7 +226,7 @@ def build_site(out:Path=ROOT/"_docs", # the site's folder (replaced)
                execute:bool=True, # execute the notebooks first (they are committed without outputs)
                workers:int=2 # notebooks executed at once
               )->dict:
-    "Write the static site; returns {'notebooks': [page, ...], 'figures': [path, ...], 'seconds': {notebook: s}}."
+    "Write the static site; returns {'notebooks': [page, ...], 'api': [page, ...], 'docs': [page, ...], 'figures': [path, ...], 'seconds': {notebook: s}}."
     import nbformat
     from nbconvert import HTMLExporter
     out = Path(out); shutil.rmtree(out, ignore_errors=True); (out/"nbs").mkdir(parents=True)
@@ -196,11 +252,19 @@ def build_site(out:Path=ROOT/"_docs", # the site's folder (replaced)
     loose = [f for f in figures if (REPORTS/Path(f).relative_to("reports")).resolve() not in shown]
     gallery = "".join(f"<h3>{html.escape(f)}</h3><img src=\"../{html.escape(f)}\">\n" for f in loose)
     (out/"reports"/"figures.html").write_text(_page("reports/figures", "<h1>Figures no report shows</h1>\n" + gallery), encoding="utf-8")
+    api = build_api(out)
+    docs_pages = []
+    for md in sorted((ROOT/"docs").glob("*.md")):
+        dst = out/"docs"/md.with_suffix(".html").name; dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text(_page(f"docs/{dst.name}", _md_html(md.read_text(encoding="utf-8"))), encoding="utf-8")
+        docs_pages.append(dst.relative_to(out).as_posix())
     nav = ("<h2>Notebooks</h2><ul>" + "".join(f"<li><a href=\"{p}\">{Path(p).stem}</a></li>" for p in pages) + "</ul>"
+           "<h2>API</h2><ul>" + "".join(f"<li><a href=\"{p}\">{Path(p).stem}</a></li>" for p in api) + "</ul>"
+           "<h2>Documentation</h2><ul>" + "".join(f"<li><a href=\"{p}\">{Path(p).stem}</a></li>" for p in docs_pages) + "</ul>"
            "<h2>Reports</h2><ul><li><a href=\"reports/index.html\">reports/index</a></li>"
            "<li><a href=\"reports/figures.html\">figures no report shows</a></li></ul>")
     (out/"index.html").write_text(_page("jobrec", _md_html(render_readme()) + nav), encoding="utf-8")
-    return {"notebooks": pages, "figures": figures, "seconds": {n: round(s, 1) for n, _, s in done}}
+    return {"notebooks": pages, "api": api, "docs": docs_pages, "figures": figures, "seconds": {n: round(s, 1) for n, _, s in done}}
 
 def main(argv=None)->int:
     ap = argparse.ArgumentParser(prog="tools/docs.py", description=__doc__.split("\n")[0])
@@ -226,7 +290,7 @@ def main(argv=None)->int:
         return 1 if failed or (a.check and stale) else 0
     t0 = time.perf_counter(); res = build_site(Path(a.out), execute=not a.no_execute, workers=a.workers)
     slow = sorted(res["seconds"].items(), key=lambda kv: -kv[1])[:5]
-    print(f"site: {len(res['notebooks'])} notebooks, {len(res['figures'])} figures in {a.out} ({time.perf_counter()-t0:.0f} s; slowest {slow})")
+    print(f"site: {len(res['notebooks'])} notebooks, {len(res['api'])} API pages, {len(res['figures'])} figures in {a.out} ({time.perf_counter()-t0:.0f} s; slowest {slow})")
     return 0
 
 if __name__ == "__main__": sys.exit(main())
