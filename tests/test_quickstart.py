@@ -54,3 +54,18 @@ def test_readme_recommend_quickstart_runs(tiny_default_run):
     assert re.search(r"tau 0\.\d\d: calibrated eligibility@5 [01]\.\d\d, multiplier \d+\.\d\d", text), text
     assert len(re.findall(r"^\s*[1-5]\s+J\d{4}\s", text, re.M)) == 5, text  # the top-5 jobs, ranked
     assert re.search(r"^\s*1\s+EX\d+\s+0\.\d+", text, re.M), text  # the example candidate, ranked for the first job
+
+@pytest.mark.parametrize("page", sorted((ROOT/"docs").glob("*.md")) + [ROOT/"tests"/"README.md"], ids=lambda p: p.name)
+def test_docs_links_exist(page):
+    "The pages the README links to link to files of the checkout."
+    links = [m for m in re.findall(r"\]\(([^)#\s]+)", page.read_text(encoding="utf-8")) if "://" not in m]
+    assert [p for p in links if not (page.parent/p).exists()] == []
+
+def test_tests_readme_names_every_test_file():
+    "tests/README.md maps each test file to the notebooks it exercises."
+    text = (ROOT/"tests"/"README.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`(test_\w+\.py)`", text))
+    assert named == {p.name for p in (ROOT/"tests").glob("test_*.py")}
+    nbs = {p.stem for p in (ROOT/"nbs").glob("*.ipynb")}
+    cited = set(re.findall(r"`(\d\d\w*|index)`", text))
+    assert cited and cited <= nbs, cited - nbs
