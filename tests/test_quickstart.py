@@ -30,12 +30,13 @@ def test_readme_links_exist():
 
 @pytest.fixture
 def tiny_default_run(tmp_path):
-    "A tiny-backbone run in `runs/default` of an empty folder, with its fusion fitted on validation as `jobrec train` saves it."
+    "A tiny-backbone run in `runs/default` of an empty folder, its fusion fitted on validation as `jobrec train` saves it."
     from jobrec.core import load_config
     from jobrec.data import generate_synthetic
     from jobrec.pipeline import save_served_fusion
     from jobrec.recommend import init_run, Recommender
-    cfg = load_config(None, {"backbone": {"name": "tiny"}, "schema": {"max_length": 64}, "expert": {"head_hidden": [32, 16]}})
+    tiny = {"backbone": {"name": "tiny"}, "schema": {"max_length": 64}, "expert": {"head_hidden": [32, 16]}}
+    cfg = load_config(None, tiny)
     data = generate_synthetic(seed=11, n_candidates=40, n_jobs=60)
     run = init_run(cfg, tmp_path/"runs"/"default", data)
     save_served_fusion(Recommender.load(run).system, data, cfg, run/"model")

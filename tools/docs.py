@@ -1,4 +1,5 @@
-"""The README, the pages rendered from the committed reports, and the static documentation site, built offline (no Quarto, no network).
+"""The README, the pages rendered from the committed reports, and the static documentation site, built offline
+(no Quarto, no network).
 
 `python tools/docs.py readme` writes README.md from nbs/index.ipynb (the README's source: edit the notebook, not README.md),
 and the pages of `PAGES` from their templates in tools/pages/: the results (reports/index.md) and the scaling
@@ -129,7 +130,7 @@ def render_page(template:Path, # a page's template (markdown with placeholders)
                 figures:Path=FIGURES, # the figures file its placeholders name
                 reports:Path=REPORTS # the committed reports they are read from
                )->str:
-    "A page rendered from the committed reports; a results page's `{{reports_listing}}` is the list of reports `jobrec reports` keeps."
+    "A page rendered from the committed reports; `{{reports_listing}}` is the list of reports `jobrec reports` keeps."
     text = Path(template).read_text(encoding="utf-8")
     head, sep, tail = text.partition(LISTING)
     out = render_figures(head, figures, reports)
@@ -169,7 +170,8 @@ def _members(mod)->list:
     out = []
     for name in getattr(mod, "__all__", []):
         obj = getattr(mod, name, None)
-        if not (inspect.isfunction(obj) or inspect.isclass(obj)) or getattr(obj, "__module__", None) != mod.__name__: continue
+        mine = getattr(obj, "__module__", None) == mod.__name__
+        if not (mine and (inspect.isfunction(obj) or inspect.isclass(obj))): continue
         out.append((name, obj))
         if inspect.isclass(obj):  # methods of the class and of the bases it composes in the same module
             seen = set()
@@ -182,12 +184,13 @@ def _members(mod)->list:
     return out
 
 def api_markdown(module:str, notebook:str)->str:
-    "The API page of `module` in markdown: each exported function, class and method with its signature and docments (`nbdev.showdoc`)."
+    "`module`'s API page in markdown: each exported function, class and method, its signature and docments (nbdev.showdoc)."
     import importlib
     from nbdev.showdoc import show_doc, BasicMarkdownRenderer
     mod = importlib.import_module(module)
     summary = (mod.__doc__ or "").strip().splitlines()
-    parts = [f"# {module}", "", f"Source: the notebook [`nbs/{notebook}`](../nbs/{notebook}.html)." + (f" {summary[0]}" if summary else "")]
+    source = f"Source: the notebook [`nbs/{notebook}`](../nbs/{notebook}.html)."
+    parts = [f"# {module}", "", source + (f" {summary[0]}" if summary else "")]
     for name, obj in _members(mod):
         try: md = show_doc(obj, name=name, renderer=BasicMarkdownRenderer)._repr_markdown_()
         except NameError: md = _plain_doc(name, obj)  # an annotation naming what the module imports lazily
@@ -226,7 +229,8 @@ def build_site(out:Path=ROOT/"_docs", # the site's folder (replaced)
                execute:bool=True, # execute the notebooks first (they are committed without outputs)
                workers:int=2 # notebooks executed at once
               )->dict:
-    "Write the static site; returns {'notebooks': [page, ...], 'api': [page, ...], 'docs': [page, ...], 'figures': [path, ...], 'seconds': {notebook: s}}."
+    """Write the static site; returns {'notebooks': [page, ...], 'api': [page, ...], 'docs': [page, ...],
+    'figures': [path, ...], 'seconds': {notebook: s}}."""
     import nbformat
     from nbconvert import HTMLExporter
     out = Path(out); shutil.rmtree(out, ignore_errors=True); (out/"nbs").mkdir(parents=True)
@@ -260,11 +264,13 @@ def build_site(out:Path=ROOT/"_docs", # the site's folder (replaced)
         docs_pages.append(dst.relative_to(out).as_posix())
     nav = ("<h2>Notebooks</h2><ul>" + "".join(f"<li><a href=\"{p}\">{Path(p).stem}</a></li>" for p in pages) + "</ul>"
            "<h2>API</h2><ul>" + "".join(f"<li><a href=\"{p}\">{Path(p).stem}</a></li>" for p in api) + "</ul>"
-           "<h2>Documentation</h2><ul>" + "".join(f"<li><a href=\"{p}\">{Path(p).stem}</a></li>" for p in docs_pages) + "</ul>"
+           "<h2>Documentation</h2><ul>" + "".join(f"<li><a href=\"{p}\">{Path(p).stem}</a></li>" for p in docs_pages)
+           + "</ul>"
            "<h2>Reports</h2><ul><li><a href=\"reports/index.html\">reports/index</a></li>"
            "<li><a href=\"reports/figures.html\">figures no report shows</a></li></ul>")
     (out/"index.html").write_text(_page("jobrec", _md_html(render_readme()) + nav), encoding="utf-8")
-    return {"notebooks": pages, "api": api, "docs": docs_pages, "figures": figures, "seconds": {n: round(s, 1) for n, _, s in done}}
+    seconds = {n: round(s, 1) for n, _, s in done}
+    return {"notebooks": pages, "api": api, "docs": docs_pages, "figures": figures, "seconds": seconds}
 
 def main(argv=None)->int:
     ap = argparse.ArgumentParser(prog="tools/docs.py", description=__doc__.split("\n")[0])
@@ -280,8 +286,10 @@ def main(argv=None)->int:
             try: pages[p] = render()
             except FigureError as e: failed.append(f"{p}: {e}")
         if a.check:
-            stale = [p for p, text in pages.items() if not (ROOT/p).exists() or (ROOT/p).read_text(encoding="utf-8") != text]
-            print(f"{', '.join(stale)} differ from their sources: `make readme`" if stale else "the rendered files match their sources")
+            stale = [p for p, text in pages.items()
+                     if not (ROOT/p).exists() or (ROOT/p).read_text(encoding="utf-8") != text]
+            print(f"{', '.join(stale)} differ from their sources: `make readme`" if stale
+                  else "the rendered files match their sources")
         else:
             for p, text in pages.items():
                 (ROOT/p).parent.mkdir(parents=True, exist_ok=True); (ROOT/p).write_text(text, encoding="utf-8")
@@ -290,7 +298,8 @@ def main(argv=None)->int:
         return 1 if failed or (a.check and stale) else 0
     t0 = time.perf_counter(); res = build_site(Path(a.out), execute=not a.no_execute, workers=a.workers)
     slow = sorted(res["seconds"].items(), key=lambda kv: -kv[1])[:5]
-    print(f"site: {len(res['notebooks'])} notebooks, {len(res['api'])} API pages, {len(res['figures'])} figures in {a.out} ({time.perf_counter()-t0:.0f} s; slowest {slow})")
+    print(f"site: {len(res['notebooks'])} notebooks, {len(res['api'])} API pages, {len(res['figures'])} figures in {a.out} "
+          f"({time.perf_counter()-t0:.0f} s; slowest {slow})")
     return 0
 
 if __name__ == "__main__": sys.exit(main())
