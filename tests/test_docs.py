@@ -40,7 +40,8 @@ def _check_site(out, res):
     gallery = (out/"reports"/"figures.html").read_text(encoding="utf-8")
     assert all(f"reports/bench/{p.name}" in gallery for p in (ROOT/"reports"/"bench").glob("*.png"))
     index = (out/"index.html").read_text(encoding="utf-8")
-    assert all(f'href="{p}"' in index for p in res["notebooks"] + res["api"] + res["docs"]) and "reports/index.html" in index
+    assert all(f'href="{p}"' in index for p in res["notebooks"] + res["api"] + res["docs"])
+    assert "reports/index.html" in index
     assert {Path(p).stem for p in res["docs"]} == {p.stem for p in (ROOT/"docs").glob("*.md")}
 
 def test_site_has_every_notebook_and_figure(tmp_path):
@@ -104,17 +105,69 @@ def typed_figures(text:str)->list[str]:
     text = re.sub(r"```.*?```", "", text, flags=re.S)
     return [m.group(0) for m in FIGURE.finditer(re.sub(r"\{\{[^{}]+\}\}|`[^`]*`", "", text))]
 
+# the report templates' metrics.json on a smoke experiment (tests/fixtures/reports/regenerate.py)
+FIXTURE = ROOT/"tests"/"fixtures"/"reports"
+
+def _not_run()->set:
+    "What the fixture's smoke run leaves out: cpu-small's other ablations, the RecBole models (their own environment)."
+    from jobrec.core import load_config
+    small, ran = load_config("cpu-small"), json.loads((FIXTURE/"ablations.json").read_text())["ran"]
+    return {a for a in small.ablations if a not in ran} | set(small.baselines.recbole)
+
+def template_writes(at:str)->bool:
+    """Whether the report templates write the key `at`, as their output for the fixture's smoke run shows: a system or
+    ablation it did not run aside, and a value its small data leaves empty (a null figure, a list with no record)."""
+    try: docs.lookup(at, FIXTURE); return True
+    except docs.FigureError as e:
+        if str(e).endswith(" is null"): return True
+        m = re.search(r"no key '([^'/]+)", str(e))
+        if m: return m.group(1) in _not_run()
+        listed = re.match(r"([^\[]+)\[[^\]]*\]$", at.rsplit(".", 1)[0]) if "0 records" in str(e) else None
+        return bool(listed) and docs.lookup(listed.group(1), FIXTURE) == []
+
+def _figure_keys(template:Path)->list:
+    "Every key path a page's template reads: its figures', and each cell of its tables."
+    import yaml
+    spec = yaml.safe_load(docs.FIGURES.read_text(encoding="utf-8"))
+    out = []
+    for m in re.finditer(r"\{\{([^{}]+)\}\}", template.read_text(encoding="utf-8")):
+        kind, _, name = m.group(1).strip().rpartition(":")
+        if name == "reports_listing": continue
+        if kind != "table": out.append(spec["figures"][name]["at"]); continue
+        t = spec["tables"][name]
+        for r in t["rows"]:
+            subst = {k: v for k, v in r.items() if k != "label"}
+            for c in t["columns"]: out += [a.format(**subst) for a in (c["at"] if isinstance(c["at"], list) else [c["at"]])]
+    return out
+
+@pytest.mark.parametrize("page", sorted(docs.PAGES))
+def test_pages_read_the_keys_the_report_templates_write(page):
+    "Each key a rendered page reads is one the current report templates write: checked on their output for a smoke run."
+    keys = _figure_keys(ROOT/docs.PAGES[page])
+    assert len(keys) > 40 and [k for k in keys if not template_writes(k)] == []
+
+def test_template_writes_catches_a_wrong_key():
+    assert template_writes("ablations:paired_vs_jobrec.shared_model/candidate.lo_holm")
+    assert template_writes("main_results:xdeepfm.candidate_ndcg@10")  # RecBole: cpu-small runs it, the smoke run not
+    assert not template_writes("ablations:paired_vs_jobrec.shared_model/candidate.lo_bonferroni")
+    assert not template_writes("main_results:no_such_system.candidate_ndcg@10")
+    assert not template_writes("controllability:sweep[system=inference_global,tau=0.45].achieved")  # a tau not swept
+
 def rendered(page:str)->str:
-    "`page` rendered from the committed reports, or skipped, with the key named, while they predate the keys the page reads."
+    """`page` rendered from the committed reports. Skipped, naming the key, only while the committed reports predate the
+    keys the templates write; a key the templates do not write fails."""
     try: return docs.page_renderers()[page]()
     except docs.FigureError as e:
+        m = re.search(r"figure '[^']*' \(([^()]+)\)", str(e))
+        assert m and template_writes(m.group(1)), f"{page} reads a key the report templates do not write: {e}"
         pytest.skip(f"the committed reports/*/metrics.json predate the keys {page} reads ({e}): regenerate them "
                     "(`make reports`), then `make readme`")
 
 @pytest.mark.parametrize("page", sorted(docs.PAGES))
 def test_rendered_pages_match_their_templates(page):
     "Edits go to the template in tools/pages/: the committed page is what it renders to from the committed reports."
-    assert (ROOT/page).read_text(encoding="utf-8") == rendered(page), f"{page} differs from {docs.PAGES[page]}: `make readme`"
+    text = rendered(page)
+    assert (ROOT/page).read_text(encoding="utf-8") == text, f"{page} differs from {docs.PAGES[page]}: `make readme`"
 
 def test_results_come_from_the_committed_metrics():
     "Every number of the results page is a figure of the committed reports/*/metrics.json."
