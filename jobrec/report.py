@@ -178,7 +178,8 @@ def write_index(reports_dir:str|Path="reports", # folder of the report folders
                 title:str="jobrec reports" # heading of a new index
                )->Path:
     "Write the list of reports into `reports_dir/index.md`, keeping the rest of the page (the results `make readme` renders)."
-    rd = Path(reports_dir); p = rd/"index.md"
+    rd = Path(reports_dir)
+    p = rd/"index.md"
     old = p.read_text(encoding="utf-8") if p.exists() else ""
     if INDEX_BEGIN in old and INDEX_END in old:
         text = old[:old.index(INDEX_BEGIN)] + index_listing(rd) + old[old.index(INDEX_END) + len(INDEX_END):]

@@ -89,6 +89,8 @@ def _metric_leaves(reports:Path)->list:
         elif isinstance(x, list):
             for v in x: yield from walk(v)
         elif isinstance(x, (int, float)) and not isinstance(x, bool): yield abs(float(x))
+        elif isinstance(x, str):  # a sentence a template writes (decoupling_words) quotes figures too
+            for m in FIGURE.finditer(x): yield float(m.group(1).replace(",", "") + (m.group(2) or ""))
     return [v for p in sorted(reports.glob("*/metrics.json")) for v in walk(json.loads(p.read_text(encoding="utf-8")))]
 
 def untraced_figures(section:str, reports:Path)->list[str]:
@@ -117,13 +119,14 @@ def _not_run()->set:
 def template_writes(at:str)->bool:
     """Whether the report templates write the key `at`, as their output for the fixture's smoke run shows: a system or
     ablation it did not run aside, and a value its small data leaves empty (a null figure, a list with no record)."""
-    try: docs.lookup(at, FIXTURE); return True
+    try: docs.lookup(at, FIXTURE)
     except docs.FigureError as e:
         if str(e).endswith(" is null"): return True
         m = re.search(r"no key '([^'/]+)", str(e))
         if m: return m.group(1) in _not_run()
         listed = re.match(r"([^\[]+)\[[^\]]*\]$", at.rsplit(".", 1)[0]) if "0 records" in str(e) else None
         return bool(listed) and docs.lookup(listed.group(1), FIXTURE) == []
+    return True
 
 def _figure_keys(template:Path)->list:
     "Every key path a page's template reads: its figures', and each cell of its tables."
@@ -133,7 +136,9 @@ def _figure_keys(template:Path)->list:
     for m in re.finditer(r"\{\{([^{}]+)\}\}", template.read_text(encoding="utf-8")):
         kind, _, name = m.group(1).strip().rpartition(":")
         if name == "reports_listing": continue
-        if kind != "table": out.append(spec["figures"][name]["at"]); continue
+        if kind != "table":
+            out.append(spec["figures"][name]["at"])
+            continue
         t = spec["tables"][name]
         for r in t["rows"]:
             subst = {k: v for k, v in r.items() if k != "label"}
@@ -145,6 +150,25 @@ def test_pages_read_the_keys_the_report_templates_write(page):
     "Each key a rendered page reads is one the current report templates write: checked on their output for a smoke run."
     keys = _figure_keys(ROOT/docs.PAGES[page])
     assert len(keys) > 40 and [k for k in keys if not template_writes(k)] == []
+
+def test_results_render_from_the_templates_output(tmp_path):
+    """The results page rendered from the fixture (the rows and figures its smoke run leaves out or empty set aside):
+    every number it shows is one of the templates' metrics."""
+    import yaml
+    spec = yaml.safe_load(docs.FIGURES.read_text(encoding="utf-8"))
+    main = spec["tables"]["main"]
+    main["rows"] = [r for r in main["rows"] if r["system"] not in _not_run()]
+    text, left = RESULTS.read_text(encoding="utf-8"), []
+    for name, f in spec["figures"].items():
+        try: docs.lookup(f["at"], FIXTURE)
+        except docs.FigureError:
+            text = text.replace("{{" + name + "}}", "")
+            left.append(name)
+    (tmp_path/"figures.yaml").write_text(yaml.safe_dump(spec))
+    (tmp_path/"page.md").write_text(text)
+    page = _results_section(docs.render_page(tmp_path/"page.md", tmp_path/"figures.yaml", FIXTURE))
+    assert len(left) < 20 and len(FIGURE.findall(page)) > 50
+    assert untraced_figures(page, FIXTURE) == []
 
 def test_template_writes_catches_a_wrong_key():
     assert template_writes("ablations:paired_vs_jobrec.shared_model/candidate.lo_holm")
@@ -198,7 +222,10 @@ def test_scaling_measurements_come_from_the_committed_metrics():
 def test_untraced_figures_are_found(tmp_path):
     "A typed number is caught, a rounded figure is not, and names with digits are not figures."
     (tmp_path/"main_results").mkdir(); (tmp_path/"main_results"/"metrics.json").write_text(json.dumps({"a": {"b": 0.7789}, "t": [1307.6]}))
-    section = "## Results\n\nNDCG@10 0.779, SmolLM2 in `nbs/06b_warm`, 1,308 s; a lead of +0.033 and 0.78.\n\n| M=50 |\n|---|\n| 0.78 |"
+    (tmp_path/"controllability").mkdir()
+    (tmp_path/"controllability"/"metrics.json").write_text(json.dumps({"w": "a 95% interval"}))
+    section = ("## Results\n\nNDCG@10 0.779, SmolLM2 in `nbs/06b_warm`, 1,308 s; a lead of +0.033 and 0.78, at 95%.\n\n"
+               "| M=50 |\n|---|\n| 0.78 |")
     assert untraced_figures(section, tmp_path) == ["0.033"]
 
 def _reports(tmp_path, metrics:dict)->Path:
@@ -234,8 +261,10 @@ def test_tables_substitute_row_values_and_join_figures(tmp_path):
 def test_results_page_keeps_the_list_of_reports(tmp_path):
     "The results template's `{{reports_listing}}` is the list `jobrec reports` rewrites between its markers."
     from jobrec.report import INDEX_BEGIN, INDEX_END
-    rd = _reports(tmp_path, {"demo": {"a": 0.25}}); (rd/"demo"/"report.md").write_text("# demo\n")
-    figs = tmp_path/"figures.yaml"; figs.write_text("figures:\n  a: {at: 'demo:a'}\n")
+    rd = _reports(tmp_path, {"demo": {"a": 0.25}})
+    (rd/"demo"/"report.md").write_text("# demo\n")
+    figs = tmp_path/"figures.yaml"
+    figs.write_text("figures:\n  a: {at: 'demo:a'}\n")
     (tmp_path/"page.md").write_text("# Results\n\n{{a}}\n\n{{reports_listing}}\n")
     page = docs.render_page(tmp_path/"page.md", figs, rd)
     assert page.startswith("# Results\n\n0.250\n\n" + INDEX_BEGIN) and page.endswith(INDEX_END + "\n")

@@ -180,7 +180,9 @@ def _members(mod)->list:
                 for m, f in vars(base).items():
                     if m.startswith("_") or m in seen: continue
                     f = f.__func__ if isinstance(f, (classmethod, staticmethod)) else f
-                    if inspect.isfunction(f): seen.add(m); out.append((f"{name}.{m}", f))
+                    if inspect.isfunction(f):
+                        seen.add(m)
+                        out.append((f"{name}.{m}", f))
     return out
 
 def api_markdown(module:str, notebook:str)->str:
@@ -207,7 +209,8 @@ def _plain_doc(name:str, obj)->str:
 def build_api(out:Path, # the site's folder: pages go to out/api/
               nbs:Path=NBS)->list[str]:
     "An API page per module of jobrec/ (out/api/MODULE.html), rendered offline from the docments; the pages' paths."
-    (Path(out)/"api").mkdir(parents=True, exist_ok=True); pages = []
+    (Path(out)/"api").mkdir(parents=True, exist_ok=True)
+    pages = []
     for module, nb in module_notebooks(nbs).items():
         page = Path(out)/"api"/f"{module}.html"
         page.write_text(_page(f"api/{module}", _md_html(api_markdown(module, nb))), encoding="utf-8")
@@ -259,7 +262,8 @@ def build_site(out:Path=ROOT/"_docs", # the site's folder (replaced)
     api = build_api(out)
     docs_pages = []
     for md in sorted((ROOT/"docs").glob("*.md")):
-        dst = out/"docs"/md.with_suffix(".html").name; dst.parent.mkdir(parents=True, exist_ok=True)
+        dst = out/"docs"/md.with_suffix(".html").name
+        dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_text(_page(f"docs/{dst.name}", _md_html(md.read_text(encoding="utf-8"))), encoding="utf-8")
         docs_pages.append(dst.relative_to(out).as_posix())
     nav = ("<h2>Notebooks</h2><ul>" + "".join(f"<li><a href=\"{p}\">{Path(p).stem}</a></li>" for p in pages) + "</ul>"
@@ -292,7 +296,8 @@ def main(argv=None)->int:
                   else "the rendered files match their sources")
         else:
             for p, text in pages.items():
-                (ROOT/p).parent.mkdir(parents=True, exist_ok=True); (ROOT/p).write_text(text, encoding="utf-8")
+                (ROOT/p).parent.mkdir(parents=True, exist_ok=True)
+                (ROOT/p).write_text(text, encoding="utf-8")
             print("written: " + ", ".join(pages))
         for f in failed: print(f"not rendered: {f}", file=sys.stderr)
         return 1 if failed or (a.check and stale) else 0
