@@ -109,10 +109,13 @@ export: $(STAMP)
 	$(VENV)/bin/nbdev_clean
 
 # README.md is rendered from nbs/index.ipynb (nbdev's own nbdev_readme needs Quarto, a download): edit the notebook.
+# The results (reports/index.md) and the scaling page (docs/scaling.md) are rendered from the committed reports/*/metrics.json
+# and their templates in tools/pages/ (tools/readme_figures.yaml names each figure's key): run it after regenerating reports.
 readme: $(STAMP)
 	$(PY) tools/docs.py readme
 
-# A static site in _docs/, offline: every notebook of nbs/ executed (as nbdev_test runs them) and every report of reports/.
+# A static site in _docs/, offline: every notebook of nbs/ executed (as nbdev_test runs them), an API page per module
+# rendered from its docments, the pages of docs/ and every report of reports/.
 docs: $(STAMP)
 	$(PY) tools/docs.py site _docs
 

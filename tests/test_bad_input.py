@@ -503,9 +503,9 @@ def test_outputs_checked_before_any_model_loads(trained, data, tmp_path, monkeyp
         assert time.perf_counter() - t0 < 5, cat
     assert not (tmp_path/"nowhere").exists()
 
-def test_readme_states_the_limits():
-    "The README repeats `LIMITS` for the reader: the figures it gives are the ones enforced."
-    readme = " ".join((Path(__file__).resolve().parents[1]/"README.md").read_text(encoding="utf-8").split())
+def test_usage_states_the_limits():
+    "docs/usage.md repeats `LIMITS` for the reader: the figures it gives are the ones enforced."
+    readme = " ".join((Path(__file__).resolve().parents[1]/"docs"/"usage.md").read_text(encoding="utf-8").split())
     for says in (f"an id {LIMITS['id']} characters", f"industry {LIMITS['item']},", f"a list {LIMITS['items']} items",
                  f"a narrative text {LIMITS['text']:,})"):
         assert says in readme, says
