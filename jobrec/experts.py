@@ -248,11 +248,12 @@ def feature_stats(data, # the dataset (its training candidates)
     f = f.reshape(-1, f.shape[-1])
     return f.mean(0).astype(np.float32), np.maximum(f.std(0), 1e-3).astype(np.float32), table
 
-_PHRASE_CACHE: dict = {}  # (backbone folder, device, autocast dtype, phrase length) -> phrase -> encoding of the base model
+_PHRASE_CACHE: dict = {}  # (backbone folder, device, autocast dtype, phrase length, top layers) -> phrase -> encoding of the base model
+_LOWER_CACHE: dict = {}  # the same key -> phrase -> token states below the adapted layers (`lora.top_layers` > 0)
 
 def clear_phrase_cache():
     "Forget this process's frozen phrase encodings. A phrase's bits depend on the batch it was first encoded in (padding to the batch's\n    longest), so work that must give the same bits in any process (a batch-scoring shard, locally or on a Ray actor) starts from empty."
-    _PHRASE_CACHE.clear()
+    _PHRASE_CACHE.clear(); _LOWER_CACHE.clear()
 
 def to_host(t)->np.ndarray:
     "A tensor's values as a float32 numpy array on the host: the one place results leave the model's device."
@@ -305,13 +306,26 @@ class _Encoding:
         "Encodings [N, H] of distinct phrases. While the adapter is the identity ('base'), frozen encodings are kept per process and shared by every system on this backbone."
         import torch
         digest = None if grad or self.backbone.model.training else self.adapter_digest(expert)
-        if digest != "base": return self.encode(phrases, expert, grad, self.phrase_max_length)
+        if digest != "base": return self.phrases_through(phrases, expert, grad)
+        cache = _PHRASE_CACHE.setdefault(self._phrase_key(), {})
+        need = [p for p in phrases if p not in cache]
+        if need: cache.update(zip(need, self.phrases_through(need, expert, False)))
+        return torch.stack([cache[p] for p in phrases])
+
+    def _phrase_key(self)->tuple:
         b = self.backbone
         from jobrec.core import autocast_dtype  # the dtype actually computed in, not the setting (auto differs between hosts)
-        cache = _PHRASE_CACHE.setdefault((str(b.folder), str(b.device), str(autocast_dtype(str(b.device), b.precision)), self.phrase_max_length), {})
-        need = [p for p in phrases if p not in cache]
-        if need: cache.update(zip(need, self.encode(need, expert, False, self.phrase_max_length)))
-        return torch.stack([cache[p] for p in phrases])
+        dt = str(autocast_dtype(str(b.device), b.precision))
+        return (str(b.folder), str(b.device), dt, self.phrase_max_length, int(getattr(b, "top_layers", 0)))
+
+    def phrases_through(self, phrases:list[str], expert:str, grad:bool=False):
+        "Encodings [N, H] of phrases under `expert`'s adapter: the whole backbone, or (`lora.top_layers` > 0) its adapted top layers over cached lower states."
+        b = self.backbone
+        if not getattr(b, "top_layers", 0): return self.encode(phrases, expert, grad, self.phrase_max_length)
+        low = _LOWER_CACHE.setdefault(self._phrase_key(), {})
+        need = [p for p in dict.fromkeys(phrases) if p not in low]
+        if need: low.update(zip(need, b.lower_states(need, self.phrase_max_length)))
+        return b.encode_top([low[p] for p in phrases], self.adapters[expert], grad=grad)
 
     def encode_entities(self, items:list, expert:str, grad:bool=False):
         "Encodings [N, D] of entities: one text each (pooled: D = H), or phrase slots ('' empty; phrases: D = slots x H, zeros in empty slots)."
