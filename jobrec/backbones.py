@@ -5,6 +5,7 @@
 # %% ../nbs/04_backbones.ipynb #c002
 from __future__ import annotations
 import importlib.util, json, os, shutil, time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -13,7 +14,7 @@ from .core import get_logger, optional_import, install_hint, has_module, pick_de
 
 # %% auto #0
 __all__ = ['log', 'READY', 'SMOLLM2_GGUF', 'BACKBONES', 'cache_dir', 'build_tiny', 'smollm2_folder', 'resolve_backbone',
-           'mean_pool', 'last_token_pool', 'lora_targets', 'Backbone', 'load_backbone']
+           'mean_pool', 'last_token_pool', 'lora_targets', 'Backbone', 'lower_states', 'encode_top', 'load_backbone']
 
 # %% ../nbs/04_backbones.ipynb #c005
 log = get_logger("backbones")
@@ -167,6 +168,33 @@ def lora_targets(model, # a transformers model
     if {"query", "key", "value"} <= names: return ["query", "key", "value", "attention.output.dense"]
     raise ConfigError(f"lora.target_modules=auto cannot find attention projections in {type(model).__name__}; list them explicitly")
 
+# %% ../nbs/04_backbones.ipynb #c021h
+def _layer_list(model)->tuple:
+    "(module, attribute) of a transformers model's list of layers: `encoder.layer` (BERT) or `layers` (Llama)."
+    if hasattr(model, "encoder") and hasattr(model.encoder, "layer"): return model.encoder, "layer"
+    if hasattr(model, "layers"): return model, "layers"
+    for m in model.modules():
+        if m is not model and (hasattr(m, "layers") or hasattr(getattr(m, "encoder", None), "layer")): return _layer_list(m)
+    raise ConfigError(f"lora.top_layers: no list of layers found in {type(model).__name__}")
+
+def _passthrough():
+    "A module that stands in for an encoder's embedding block: the cached states are already past it."
+    import torch
+    class Passthrough(torch.nn.Module):
+        def forward(self, *a, inputs_embeds=None, **kw): return inputs_embeds
+    return Passthrough()
+
+@contextmanager
+def _swapped(swaps:list):
+    "Set (module, attribute, value) for the block's duration, then restore the originals."
+    old = [(m, a, getattr(m, a)) for m, a, _ in swaps]
+    try:
+        for m, a, v in swaps: setattr(m, a, v)
+        yield
+    finally:
+        for m, a, v in old: setattr(m, a, v)
+
+
 # %% ../nbs/04_backbones.ipynb #c022
 @dataclass
 class Backbone:
@@ -181,7 +209,7 @@ class Backbone:
     unsloth: bool = False
     adapters: dict = field(default_factory=dict)  # logical adapter name -> peft adapter name
     folder: str = ""
-
+    top_layers: int = 0           # LoRA on the top layers only (lora.top_layers; 0: every layer)
     def pool(self, hidden, attention_mask):
         "Pool token states into one vector per sequence (mean for encoders, last non-padding token for decoders)."
         return last_token_pool(hidden, attention_mask) if self.kind == "decoder" else mean_pool(hidden, attention_mask)
@@ -228,6 +256,59 @@ class Backbone:
         if not outs: return torch.zeros(0, self.hidden_size, device=self.device)
         return torch.cat(outs)
 
+# %% ../nbs/04_backbones.ipynb #c022t
+def lower_states(bb:Backbone, # a backbone loaded with `lora.top_layers` > 0
+                 texts:Sequence[str], # texts to encode
+                 max_length:int=128, # truncation length in tokens
+                 batch_size:int=64 # sequences per forward pass
+                )->list:
+    "Token states [t_i, H] of each text (padding dropped) at the input of the first adapted layer; eval mode, no gradients."
+    import torch
+    owner, attr = _layer_list(bb.trunk); layers = getattr(owner, attr)
+    got = []
+    # a copy: the layer may update its input in place
+    def grab(m, a, kw): got.append((a[0] if a else kw["hidden_states"]).clone())
+    hook = layers[len(layers) - bb.top_layers].register_forward_pre_hook(grab, with_kwargs=True)
+    was, out = bb.model.training, []
+    bb.model.eval()
+    try:
+        # no_grad, not inference_mode: these states enter the graphs of later training steps
+        with torch.no_grad(), _swapped([(owner, attr, torch.nn.ModuleList(list(layers)[:len(layers) - bb.top_layers + 1]))]):
+            for i in range(0, len(texts), batch_size):
+                b = bb.tokenize(texts[i:i+batch_size], max_length).to(bb.device); got.clear()
+                with autocast(bb.device, bb.precision):
+                    bb.trunk(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
+                out += [h[m.bool()].float().clone() for h, m in zip(got[0], b["attention_mask"])]
+    finally:
+        hook.remove(); bb.model.train(was)
+    return out
+
+def encode_top(bb:Backbone, # the backbone of `lower_states`
+               states:list, # token states from `lower_states`
+               adapter:str|None=None, # logical adapter name (None: keep the active one)
+               batch_size:int=64, # sequences per forward pass
+               grad:bool=False # keep the autograd graph (training)
+              ):
+    "Pooled fp32 states [N, H] of texts from their `lower_states`: only the top `top_layers` layers run."
+    import torch
+    if adapter is not None: bb.use(adapter)
+    owner, attr = _layer_list(bb.trunk); layers = list(getattr(owner, attr))
+    swaps = [(owner, attr, torch.nn.ModuleList(layers[len(layers) - bb.top_layers:]))]
+    if bb.kind == "encoder": swaps.append((bb.trunk, "embeddings", _passthrough()))
+    outs = []
+    with (torch.enable_grad() if grad else torch.inference_mode()), _swapped(swaps):
+        for i in range(0, len(states), batch_size):
+            chunk = states[i:i+batch_size]
+            x = torch.nn.utils.rnn.pad_sequence(chunk, batch_first=True).to(bb.device)
+            lens = torch.tensor([len(t) for t in chunk], device=bb.device)
+            mask = (torch.arange(x.shape[1], device=bb.device)[None] < lens[:, None]).long()
+            with autocast(bb.device, bb.precision):
+                h = bb.trunk(inputs_embeds=x, attention_mask=mask, use_cache=False).last_hidden_state
+            outs.append(bb.pool(h, mask).float())
+    if not outs: return torch.zeros(0, bb.hidden_size, device=bb.device)
+    return torch.cat(outs)
+
+
 # %% ../nbs/04_backbones.ipynb #c024
 def _want_unsloth(setting, kind:str, device:str)->bool:
     if setting in (True, "true"):
@@ -236,6 +317,17 @@ def _want_unsloth(setting, kind:str, device:str)->bool:
     if setting in (False, "false"): return False
     if setting != "auto": raise ConfigError(f"backbone.use_unsloth must be auto, true or false, got {setting!r}")
     return kind == "decoder" and device == "cuda" and has_module("unsloth")
+
+# %% ../nbs/04_backbones.ipynb #c024k
+def _top_layers_kw(model, top:int, use_u:bool)->dict:
+    "LoraConfig arguments that put the adapters on the top `top` layers only (0: every layer)."
+    if top == 0: return {}
+    owner, attr = _layer_list(model)
+    L = len(getattr(owner, attr))
+    if use_u: raise ConfigError("lora.top_layers needs the transformers+peft path (backbone.use_unsloth: false)")
+    if not 0 < top <= L: raise ConfigError(f"lora.top_layers must be between 0 and {L} (the backbone's layers), got {top}")
+    return {"layers_to_transform": list(range(L - top, L)), "layers_pattern": attr}
+
 
 # %% ../nbs/04_backbones.ipynb #c024e
 def load_backbone(cfg, # a resolved config, or part of one over the packaged defaults (sections backbone, lora, schema, device, precision, seed)
@@ -272,7 +364,7 @@ def load_backbone(cfg, # a resolved config, or part of one over the packaged def
         tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
         if device == "cuda" and not four: model = model.to(device)
     if tok.pad_token is None: tok.pad_token = tok.eos_token
-    targets = lora_targets(model, lo["target_modules"])
+    targets, top_kw = lora_targets(model, lo["target_modules"]), _top_layers_kw(model, int(lo["top_layers"]), use_u)
     names = {}
     for i, a in enumerate(adapters):
         with torch.random.fork_rng(devices=[]):
@@ -283,7 +375,7 @@ def load_backbone(cfg, # a resolved config, or part of one over the packaged def
                                                          random_state=seed)
                 names[a] = next(iter(model.peft_config))
             else:
-                lc = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=drop, target_modules=targets, bias="none")
+                lc = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=drop, target_modules=targets, bias="none", **top_kw)
                 if i == 0: model = get_peft_model(model, lc, adapter_name=a)
                 else: model.add_adapter(a, lc)
                 names[a] = a
@@ -292,7 +384,7 @@ def load_backbone(cfg, # a resolved config, or part of one over the packaged def
     hs = model.get_base_model().config.hidden_size
     prec = cfg["precision"]
     b = Backbone(name=name, kind=kind, tokenizer=tok, model=model, hidden_size=hs, device=device, precision=prec,
-                 unsloth=use_u, adapters=names, folder=str(folder))
+                 unsloth=use_u, adapters=names, folder=str(folder), top_layers=int(lo["top_layers"]))
     b.use(adapters[0])
     log.info(f"backbone {name} ({kind}, {'unsloth' if use_u else 'transformers+peft'}, {device}) with adapters "
              f"{list(adapters)} loaded in {time.time()-t0:.1f}s")

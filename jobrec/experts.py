@@ -19,8 +19,8 @@ from .schema import (Candidate, Job, candidate_text, job_text, pair_text, flat_p
 # %% auto #0
 __all__ = ['SLOTS', 'log', 'EXPERTS', 'split_phrases', 'segment_phrases', 'PhraseLayout', 'TextCache', 'make_head', 'info_nce',
            'late_interaction_class', 'pair_head', 'output_of_class', 'split_mask', 'feature_stats',
-           'clear_phrase_cache', 'to_host', 'cfg_get', 'Context', 'read_safetensors', 'expert_heads', 'ExpertSystem',
-           'export_peft', 'head_config']
+           'clear_phrase_cache', 'to_host', 'cfg_get', 'Context', 'phrases_through', 'read_safetensors', 'expert_heads',
+           'ExpertSystem', 'export_peft', 'head_config']
 
 # %% ../nbs/05_experts.ipynb #ndc9bd4
 _PHRASE_SPLIT = re.compile(r"(?<=[.!?])\s+|;\s+|,\s+|\s+and\s+")
@@ -248,11 +248,12 @@ def feature_stats(data, # the dataset (its training candidates)
     f = f.reshape(-1, f.shape[-1])
     return f.mean(0).astype(np.float32), np.maximum(f.std(0), 1e-3).astype(np.float32), table
 
-_PHRASE_CACHE: dict = {}  # (backbone folder, device, autocast dtype, phrase length) -> phrase -> encoding of the base model
+_PHRASE_CACHE: dict = {}  # (backbone folder, device, autocast dtype, phrase length, top layers) -> phrase -> encoding of the base model
+_LOWER_CACHE: dict = {}  # the same key -> phrase -> token states below the adapted layers (`lora.top_layers` > 0)
 
 def clear_phrase_cache():
     "Forget this process's frozen phrase encodings. A phrase's bits depend on the batch it was first encoded in (padding to the batch's\n    longest), so work that must give the same bits in any process (a batch-scoring shard, locally or on a Ray actor) starts from empty."
-    _PHRASE_CACHE.clear()
+    _PHRASE_CACHE.clear(); _LOWER_CACHE.clear()
 
 def to_host(t)->np.ndarray:
     "A tensor's values as a float32 numpy array on the host: the one place results leave the model's device."
@@ -285,6 +286,27 @@ class Context:
         "Standardised features of pairs (ci[n], ji[n]), or None when the system uses none."
         return None if self.feats is None else self.feats[ci, ji]
 
+# %% ../nbs/05_experts.ipynb #c021p
+from .backbones import lower_states, encode_top
+
+def _phrase_key(system)->tuple:
+    "Where a system's phrase encodings are kept: they depend on the backbone, its device and dtype, the phrase length, the adapted layers."
+    b = system.backbone
+    from jobrec.core import autocast_dtype  # the dtype actually computed in, not the setting (auto differs between hosts)
+    dt = str(autocast_dtype(str(b.device), b.precision))
+    return (str(b.folder), str(b.device), dt, system.phrase_max_length, int(getattr(b, "top_layers", 0)))
+
+def phrases_through(system, # an ExpertSystem
+                    phrases:list[str], expert:str, grad:bool=False):
+    "Encodings [N, H] of phrases under `expert`'s adapter: the whole backbone, or (`lora.top_layers` > 0) its adapted top layers over cached lower states."
+    b = system.backbone
+    if not getattr(b, "top_layers", 0): return system.encode(phrases, expert, grad, system.phrase_max_length)
+    low = _LOWER_CACHE.setdefault(_phrase_key(system), {})
+    need = [p for p in dict.fromkeys(phrases) if p not in low]
+    if need: low.update(zip(need, lower_states(b, need, system.phrase_max_length)))
+    return encode_top(b, [low[p] for p in phrases], system.adapters[expert], grad=grad)
+
+
 # %% ../nbs/05_experts.ipynb #c021
 class _Encoding:
     "Texts to logits: the encoder under an expert's adapter, the head, and the pairs of a batch."
@@ -305,12 +327,10 @@ class _Encoding:
         "Encodings [N, H] of distinct phrases. While the adapter is the identity ('base'), frozen encodings are kept per process and shared by every system on this backbone."
         import torch
         digest = None if grad or self.backbone.model.training else self.adapter_digest(expert)
-        if digest != "base": return self.encode(phrases, expert, grad, self.phrase_max_length)
-        b = self.backbone
-        from jobrec.core import autocast_dtype  # the dtype actually computed in, not the setting (auto differs between hosts)
-        cache = _PHRASE_CACHE.setdefault((str(b.folder), str(b.device), str(autocast_dtype(str(b.device), b.precision)), self.phrase_max_length), {})
+        if digest != "base": return phrases_through(self, phrases, expert, grad)
+        cache = _PHRASE_CACHE.setdefault(_phrase_key(self), {})
         need = [p for p in phrases if p not in cache]
-        if need: cache.update(zip(need, self.encode(need, expert, False, self.phrase_max_length)))
+        if need: cache.update(zip(need, phrases_through(self, need, expert, False)))
         return torch.stack([cache[p] for p in phrases])
 
     def encode_entities(self, items:list, expert:str, grad:bool=False):

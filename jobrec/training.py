@@ -311,7 +311,8 @@ class _HeadSteps:
             self.count_steps((e,))
             if (ee > 0 and (step + 1) % ee == 0) or step + 1 == n:
                 per = self.evaluate_each((e,), keep_cache=True); best = self._select(best, per, step + 1)
-                self.history.append({"phase": phase, "head_step": step + 1, "loss": float(loss.detach()), "val_mrr": per.get(e)})
+                self.history.append({"phase": phase, "head_step": step + 1, "loss": float(loss.detach()), "val_mrr": per.get(e),
+                                     "seconds": self.elapsed()})
         if best["state"]: s.load_state_tensors({**s.state_tensors(), **best["state"]})
         log.info(f"{phase}: {n} head steps, best validation MRR {best['score']} at head step {best['step']}")
         self._fresh_context()
@@ -338,11 +339,16 @@ class _HeadSteps:
             if (ee > 0 and (step + 1) % ee == 0) or step + 1 == n:
                 per = self.evaluate_each(EXPERTS, keep_cache=True); best = self._select(best, per, step + 1)
                 self.history.append({"phase": phase, "head_step": step + 1, "loss": float(loss.detach()),
-                                     "val_mrr": float(np.mean(list(per.values()))) if per else 0.0, "val_mrr_per_expert": per})
+                                     "val_mrr": float(np.mean(list(per.values()))) if per else 0.0, "val_mrr_per_expert": per,
+                                     "seconds": self.elapsed()})
                 if refit: self.ipw = self.fit_ipw(pools["qualification"], refit=True)
         if best["state"]: s.load_state_tensors({**s.state_tensors(), **best["state"]})
         log.info(f"{phase}: {n} joint head steps, best validation MRR {best['score']} at head step {best['step']}")
         self._fresh_context()
+
+    def elapsed(self)->float:
+        "Training seconds so far (an interrupted run's included): the wall-clock axis of the validation curves."
+        return round(self.seconds_before + time.time() - self.t0, 2)
 
     def count_steps(self, experts:tuple):
         "One update of each of `experts` (the compute a run reports)."
@@ -542,7 +548,8 @@ class _Phases:
         if first == 0 and n > 0 and (phase != "coop2" or init == "stage1" or joint_heads):
             # the phase's starting point (after its head steps; in stage 2 the stage-1 experts) is a candidate for selection too
             per = self.evaluate_each(self.phase_experts(phase)); best = self._select(best, per, 0)
-            self.history.append({"phase": phase, "step": 0, "val_mrr": float(np.mean(list(per.values()))) if per else 0.0, "val_mrr_per_expert": per})
+            self.history.append({"phase": phase, "step": 0, "val_mrr": float(np.mean(list(per.values()))) if per else 0.0,
+                                 "val_mrr_per_expert": per, "seconds": self.elapsed()})
         return pools, opt, best
 
     def _resume_phase(self, opt, best, first, t, meta):
@@ -615,6 +622,7 @@ class _Steps:
         "Evaluate the phase's experts on validation, record it in `rec`, update the best state."
         per = self.evaluate_each(self.phase_experts(phase), keep_cache=self.cached(phase))
         sc = float(np.mean(list(per.values()))) if per else 0.0; rec["val_mrr"] = sc; rec["val_mrr_per_expert"] = per
+        rec["seconds"] = self.elapsed()
         log.info(f"{phase} step {rec['step']}/{n}: loss {rec['loss']:.4f}, validation MRR {sc:.4f}")
         return self._select(best, per, rec["step"])
 

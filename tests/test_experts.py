@@ -225,3 +225,18 @@ def test_train_seconds_count_every_process(data, tmp_path):
     first = float(json.loads((tmp_path/"r"/"checkpoint.json").read_text())["train_seconds"])
     t0 = time.time(); s = train_experts(data, tiny_cfg(), tmp_path/"r", progress=False); second = time.time() - t0
     assert first > 0.2 and first + second - 0.2 <= s.report["train_seconds"] <= first + second + 0.2
+
+def test_top_layer_adapters_train_and_reload(data, tmp_path):
+    "Adapters on the top layer only: they move, only there, the curves carry seconds, and a reloaded system scores alike."
+    # select_tol -1: every later validation replaces the kept state, so the adapters trained are the ones kept
+    cfg = tiny_cfg({"select_tol": -1.0, "stage2_steps": 0}, lora={"top_layers": 1})
+    s = train_experts(data, cfg, tmp_path/"run", progress=False)
+    lora = {k: v for k, v in s.state_tensors().items() if "lora_B" in k}
+    assert lora and all("layers.1." in k for k in lora)
+    assert s.adapter_digest("preference") != "base" and s.adapter_digest("qualification") != "base"
+    curve = [h for h in s.report["history"] if h.get("val_mrr") is not None]
+    assert all(h["seconds"] >= 0 for h in curve)
+    assert [h["seconds"] for h in curve] == sorted(h["seconds"] for h in curve)
+    assert {h["phase"] for h in curve if "step" in h and h["step"] > 0} >= {"pref1", "qual1"}
+    back = ExpertSystem.load(tmp_path/"run"/"system")
+    np.testing.assert_allclose(back.score_all(data, [0, 2])["q_logit"], s.score_all(data, [0, 2])["q_logit"], atol=1e-5)
