@@ -21,7 +21,7 @@ __all__ = ['log', 'BASELINES', 'LAMBDARANK', 'QUESTIONS', 'baseline_options', 'o
            'SparseBM25', 'BM25Baseline', 'LambdaRankBaseline', 'encode_texts', 'MiniLMBaseline',
            'EligibilityPopularityBaseline', 'llm_prompt', 'yes_no_ids', 'load_llm', 'yes_no_scores',
            'LLMZeroShotBaseline', 'write_atomic_files', 'recbole_python', 'has_recbole', 'stage_epochs', 'best_stage',
-           'run_recbole', 'recbole_validation', 'RecBoleBaseline', 'compare_baselines']
+           'run_recbole', 'recbole_validation', 'RecBoleBaseline', 'describe_recbole_selection', 'compare_baselines']
 
 # %% ../nbs/07_baselines.ipynb #c005
 def baseline_options(cfg=None, # a full config, its `baselines` section, or None (packaged defaults)
@@ -549,6 +549,19 @@ class RecBoleBaseline(Baseline):
 for _m in ("lightgcn", "simplex", "dcnv2", "xdeepfm"):
     register(_m, "recbole", requires="recbole")(type(f"RecBole_{_m}", (RecBoleBaseline,), {"model": _m, "__doc__": f"RecBole {_m} (see RecBoleBaseline)."}))
 
+
+# %% ../nbs/07_baselines.ipynb #c031j
+def describe_recbole_selection(selected:dict # `results/recbole.json`: protocol -> model -> `RecBoleBaseline.selection`
+                              )->str:
+    "The RecBole models' training budget and the epoch each kept on validation, per protocol, in words."
+    sels = [s for models in selected.values() for s in models.values()]
+    if not sels: return "No RecBole model ran."
+    s0 = sels[0]
+    budget = (f"at most {s0['stage_epochs'][-1]} epochs, their validation NDCG@10 (candidate side, whole catalogue) "
+              f"read every {s0['every']}" if s0["every"] else f"{s0['epochs']} epochs (one stage)")
+    kept = "; ".join(f"{proto}: " + ", ".join(f"{m} {s['best_epoch']}" for m, s in models.items())
+                     for proto, models in selected.items() if models)
+    return f"**RecBole models.** Trained for {budget}; the epoch kept on validation, per protocol: {kept}."
 
 # %% ../nbs/07_baselines.ipynb #c035
 def compare_baselines(data, # a JobRecData
