@@ -328,6 +328,7 @@ def _expert_eval(sysm, data, sc, idx):
     from jobrec.training import evaluate_experts
     return evaluate_experts(sysm, data, "test", scores={k: v[idx] for k, v in sc.items()}, seed=0)
 
+# %% ../nbs/08_pipeline.ipynb #c018cr
 def run_experiment(cfg:dict, # resolved config
                    out_dir:str|Path, # run folder
                    ablations:bool=True, # also run the ablations
