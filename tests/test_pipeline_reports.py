@@ -316,8 +316,10 @@ def assert_same_choices(a_dir, b_dir):
     assert a.decoupling["headline"]["ndcg_jobrec"] != b.decoupling["headline"]["ndcg_jobrec"]
 
 # Open finding: at this revision the scrambled run's trained weights differ from the smoke run's (every tensor of `model/` and
-# `conflated/`), so either training reads the test split or two smoke trainings in one test process are not bitwise alike. Strict:
-# the day the choices are identical again this test passes and the marker must go.
+# `conflated/`), so either training reads the test split or two smoke trainings in one test process are not bitwise alike. Narrowed:
+# `train_experts` called twice in one process on the same smoke data (seed_everything before each) gives bitwise-identical weights,
+# so what differs is the scrambled data itself, or process state left by the rest of the first `run_experiment` (conflated model,
+# baselines, ablations) before the second training. Strict: the day the choices are identical again this test passes and the marker must go.
 @pytest.mark.xfail(strict=True, reason="trained weights differ between the smoke run and its test-label-scrambled twin")
 def test_scrambled_test_labels_change_no_choice(smoke_run, tmp_path):
     "Permuting the test labels leaves every trained weight, selection, calibration, score and fusion choice identical."
