@@ -20,8 +20,8 @@ __all__ = ['log', 'BASELINES', 'LAMBDARANK', 'QUESTIONS', 'baseline_options', 'o
            'make_baseline', 'list_baselines', 'RandomBaseline', 'PopularityBaseline', 'TfidfBaseline', 'tokenize',
            'SparseBM25', 'BM25Baseline', 'LambdaRankBaseline', 'encode_texts', 'MiniLMBaseline',
            'EligibilityPopularityBaseline', 'llm_prompt', 'yes_no_ids', 'load_llm', 'yes_no_scores',
-           'LLMZeroShotBaseline', 'write_atomic_files', 'recbole_python', 'has_recbole', 'RecBoleBaseline',
-           'compare_baselines']
+           'LLMZeroShotBaseline', 'write_atomic_files', 'recbole_python', 'has_recbole', 'stage_epochs', 'best_stage',
+           'run_recbole', 'recbole_validation', 'RecBoleBaseline', 'describe_recbole_selection', 'compare_baselines']
 
 # %% ../nbs/07_baselines.ipynb #c005
 def baseline_options(cfg=None, # a full config, its `baselines` section, or None (packaged defaults)
@@ -457,39 +457,111 @@ def has_recbole(opts:dict|None=None)->bool:
     "True when the RecBole environment exists."
     return recbole_python(opts).exists()
 
+# %% ../nbs/07_baselines.ipynb #c031r
+def stage_epochs(epochs:int, # most training epochs
+                 every:int=0 # epochs between scorings (0: one scoring, at the end)
+                )->list[int]: # the epoch each stage ends at
+    "The epochs after which `run_recbole` scores: every `every` epochs until `epochs` is reached, or only `epochs`."
+    if every <= 0: return [int(epochs)]
+    return [every * (k + 1) for k in range(max(1, -(-int(epochs) // int(every))))]
+
+def best_stage(curve:list # one validation figure per stage (NaN: nothing to rank)
+              )->int:
+    "The stage with the best validation figure (the earliest of a tie); the last stage when every figure is NaN."
+    c = np.asarray(curve, np.float64)
+    return len(c) - 1 if np.isnan(c).all() else int(np.nanargmax(c))
+
+def run_recbole(data_dir:Path, # folder `<data_path>/<dataset>` with the atomic files
+                users:list[str], # ids scored (rows)
+                items:list[str], # ids scored (columns)
+                model:str, # bpr | lightgcn | simplex | dcnv2 | xdeepfm
+                epochs:int, # most training epochs
+                every:int=0, # epochs between scorings (0: one scoring, at the end)
+                seed:int=42, # RecBole's seed
+                opts:dict|None=None, # baselines options (recbole_python, recbole_timeout)
+                overrides:dict|None=None, # further RecBole config keys
+                threads:int|None=None # intra-op threads of the RecBole process (None: torch's default)
+               )->tuple[np.ndarray, dict]: # ([stages, users, items] float32 scores, the runner's info)
+    "Train one RecBole model in the RecBole environment; its scores after every stage (`stage_epochs`)."
+    from jobrec import recbole_runner
+    opts = baseline_options(None, **(opts or {}))
+    py = recbole_python(opts)
+    if not py.exists():
+        raise FileNotFoundError(f"RecBole baselines need their own environment: run `make recbole-env` in the project root (missing {py})")
+    with tempfile.TemporaryDirectory(prefix="jobrec-recbole-") as t:
+        t = Path(t)
+        (t/"users.txt").write_text("\n".join(users) + "\n")
+        (t/"items.txt").write_text("\n".join(items) + "\n")
+        cmd = [str(py), recbole_runner.__file__, "--data", str(data_dir), "--model", model, "--epochs", str(int(epochs)),
+               "--every", str(int(every)), "--seed", str(int(seed)), "--users", str(t/"users.txt"),
+               "--items", str(t/"items.txt"), "--out", str(t/"out"), "--config", json.dumps(overrides or {})]
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        if threads: env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=opts["recbole_timeout"], env=env)
+        if r.returncode != 0: raise RuntimeError(f"RecBole {model} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+        scores = np.load(t/"out"/"scores.npy", allow_pickle=False)
+        info = json.loads((t/"out"/"info.json").read_text())
+    return scores.reshape(-1, len(users), len(items)), info
+
+
 # %% ../nbs/07_baselines.ipynb #c031h
+def recbole_validation(stages:np.ndarray, # [stages, C, J] scores of every candidate
+                       data, # a JobRecData (validation preference labels)
+                       metric:str="ndcg@10" # the candidate-side metric (full catalogue)
+                      )->list[float]: # one figure per stage (NaN: no validation positive)
+    "Each stage's validation figure: candidate side, whole catalogue, the pairs logged for training (warm history) left out."
+    from jobrec.metrics import full_protocol
+    val = np.flatnonzero(np.asarray(data.split) == "val")
+    seen = observed_signals(data, "train")[0][val]
+    pref = np.asarray(data.pref)[val]
+    out = []
+    for s in stages:
+        r = full_protocol(s[val], pref, exclude=seen)[metric]
+        out.append(float(np.mean(r)) if len(r) else float("nan"))
+    return out
+
 class RecBoleBaseline(Baseline):
-    "A RecBole model trained in `.venv-recbole` on the train split's applications; scores read back from .npy."
+    "A RecBole model trained in `.venv-recbole` on the train split's applications, its stage kept on validation."
     kind, requires, model = "recbole", "recbole", "lightgcn"
     def __init__(self, model:str|None=None, **kw):
         super().__init__(**kw)
         if model: self.model = model
     def _fit(self, data):
-        from jobrec import recbole_runner
-        py = recbole_python(self.opts)
-        if not py.exists():
-            raise FileNotFoundError(f"RecBole baselines need their own environment: run `make recbole-env` in the project root (missing {py})")
         t0 = time.time()
+        epochs, every = int(self.opts["recbole_epochs"]), int(self.opts["recbole_every"])
         with tempfile.TemporaryDirectory(prefix="jobrec-recbole-") as t:
-            t = Path(t); d = write_atomic_files(data, t/"data")
-            (t/"users.txt").write_text("\n".join(c.candidate_id for c in data.candidates) + "\n")
-            (t/"items.txt").write_text("\n".join(j.job_id for j in data.jobs) + "\n")
-            cmd = [str(py), recbole_runner.__file__, "--data", str(d), "--model", self.model, "--epochs", str(self.opts["recbole_epochs"]),
-                   "--seed", str(self.seed), "--users", str(t/"users.txt"), "--items", str(t/"items.txt"), "--out", str(t/"out")]
-            env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=self.opts["recbole_timeout"], env=env)
-            if r.returncode != 0: raise RuntimeError(f"RecBole {self.model} failed ({r.returncode}):\n{r.stderr[-3000:]}")
-            self.scores = np.load(t/"out"/"scores.npy", allow_pickle=False)
-            self.info = json.loads((t/"out"/"info.json").read_text())
-        if self.scores.shape != (len(data.candidates), len(data.jobs)): raise RuntimeError(f"RecBole returned {self.scores.shape}")
-        log.info(f"RecBole {self.info['model']}: {self.info['epochs']} epochs on {self.info['n_train_interactions']} "
-                 f"applications in {time.time()-t0:.1f}s")
+            d = write_atomic_files(data, Path(t)/"data")
+            stages, self.info = run_recbole(d, [c.candidate_id for c in data.candidates], [j.job_id for j in data.jobs],
+                                            self.model, epochs, every, self.seed, self.opts)
+        ends = stage_epochs(epochs, every)
+        if stages.shape[0] != len(ends): raise RuntimeError(f"RecBole returned {stages.shape[0]} stages, expected {len(ends)}")
+        curve = recbole_validation(stages, data)
+        best = best_stage(curve)
+        self.scores = stages[best]
+        self.selection = dict(epochs=epochs, every=every, stage_epochs=ends, val_ndcg10=curve, best_epoch=ends[best],
+                              seconds=round(time.time() - t0, 1))
+        log.info(f"RecBole {self.info['model']}: epoch {ends[best]} of {ends[-1]} kept on validation, "
+                 f"{self.info['n_train_interactions']} applications, {time.time()-t0:.1f}s")
     def _score(self, data, idx):
         if len(data.candidates) != len(self.scores): raise ValueError("score with the dataset the RecBole model was fitted on")
         return dict(cand=self.scores[idx].copy(), emp=self.scores[idx].copy())
 
 for _m in ("lightgcn", "simplex", "dcnv2", "xdeepfm"):
     register(_m, "recbole", requires="recbole")(type(f"RecBole_{_m}", (RecBoleBaseline,), {"model": _m, "__doc__": f"RecBole {_m} (see RecBoleBaseline)."}))
+
+
+# %% ../nbs/07_baselines.ipynb #c031j
+def describe_recbole_selection(selected:dict # `results/recbole.json`: protocol -> model -> `RecBoleBaseline.selection`
+                              )->str:
+    "The RecBole models' training budget and the epoch each kept on validation, per protocol, in words."
+    sels = [s for models in selected.values() for s in models.values()]
+    if not sels: return "No RecBole model ran."
+    s0 = sels[0]
+    budget = (f"at most {s0['stage_epochs'][-1]} epochs, their validation NDCG@10 (candidate side, whole catalogue) "
+              f"read every {s0['every']}" if s0["every"] else f"{s0['epochs']} epochs (one stage)")
+    kept = "; ".join(f"{proto}: " + ", ".join(f"{m} {s['best_epoch']}" for m, s in models.items())
+                     for proto, models in selected.items() if models)
+    return f"**RecBole models.** Trained for {budget}; the epoch kept on validation, per protocol: {kept}."
 
 # %% ../nbs/07_baselines.ipynb #c035
 def compare_baselines(data, # a JobRecData

@@ -194,8 +194,8 @@ def train_run(cfg:dict, # resolved config
     return out
 
 # %% ../nbs/08_pipeline.ipynb #c018b
-def _baseline_scores(cfg, data, test, systems, scores, timings)->dict:
-    "Fit and score the baselines into `scores` (and their seconds into `timings`); returns, per expensive baseline, the test rows it scored."
+def _baseline_scores(cfg, data, test, systems, scores, timings, selected=None)->dict:
+    "Fit and score the baselines into `scores` (their seconds into `timings`, the RecBole stages kept on validation into `selected`); returns, per expensive baseline, the test rows it scored."
     from jobrec.baselines import make_baseline, has_recbole, baseline_options
     names = list(systems if systems is not None else cfg["baselines"]["run"])
     if systems is None and cfg["baselines"]["recbole"]:
@@ -207,6 +207,7 @@ def _baseline_scores(cfg, data, test, systems, scores, timings)->dict:
         s = b.score(data, test)
         scores[name] = {"cand": s["cand"], "emp": s["emp"]}
         timings[f"baseline_{name}"] = time.time() - t
+        if selected is not None and getattr(b, "selection", None): selected[name] = b.selection
     partial = {}
     for name in (list(cfg["baselines"]["expensive"]) if systems is None else []):
         t = time.time()
@@ -292,7 +293,8 @@ def warm_systems(cfg:dict, # resolved config (eval.warm, fusion, baselines)
                  data:JobRecData, sc:dict, # the dataset and the experts' scores over all candidates
                  scores:dict, # the cold systems' test scores (name -> cand, emp)
                  history:np.ndarray, # bool [C, J] visible history (`warm_split`)
-                 skip:tuple=() # systems left out (the expensive ones scored on a subset)
+                 skip:tuple=(), # systems left out (the expensive ones scored on a subset)
+                 selected:dict|None=None # filled with the stage each refitted RecBole model kept on validation
                 )->tuple[dict, dict]: # (name -> cand, emp), info
     "The systems of the warm protocol: jobrec on its warm preference, the collaborative baselines refitted with the histories, every other system as it is."
     from jobrec.baselines import make_baseline
@@ -307,8 +309,10 @@ def warm_systems(cfg:dict, # resolved config (eval.warm, fusion, baselines)
     for i, name in enumerate(scores):
         if name in out or name in skip or name.endswith("(subset)"): continue
         if name in refit:
-            s = make_baseline(name).fit(wd, cfg, np.random.default_rng([cfg["seed"], i, 1])).score(wd, test)
+            b = make_baseline(name).fit(wd, cfg, np.random.default_rng([cfg["seed"], i, 1]))
+            s = b.score(wd, test)
             out[name] = {"cand": s["cand"], "emp": s["emp"]}
+            if selected is not None and getattr(b, "selection", None): selected[name] = b.selection
         else: out[name] = scores[name]
     info = {"description": warm_description(cfg["eval"]["warm"]["history_share"]), "history_share": cfg["eval"]["warm"]["history_share"],
             "history_pairs_test": int(history[test].sum()), "weights": model.weights(), "refit": refit, "fusion": finfo}
@@ -326,12 +330,12 @@ def warm_summary(main:pd.DataFrame, # a main table with warm rows
     return {"jobrec_candidate_ndcg@10": float(m["jobrec"]), "best_baseline": str(b.idxmax()),
             "best_baseline_candidate_ndcg@10": float(b.max()), "margin": float(m["jobrec"] - b.max())}
 
-def _warm_protocol(cfg, data, sc, scores, partial, main, out, timings)->pd.DataFrame:
+def _warm_protocol(cfg, data, sc, scores, partial, main, out, timings, selected=None)->pd.DataFrame:
     "Run the warm protocol; its rows are appended to main.csv and paired.csv (protocol `warm`), its details written to results/warm.json."
     t = time.time(); w = cfg["eval"]["warm"]; test = data.idx("test")
     history = warm_split(data, w["history_share"], cfg["seed"])
     log.info(warm_description(w["history_share"]))
-    systems, info = warm_systems(cfg, data, sc, scores, history, tuple(partial))
+    systems, info = warm_systems(cfg, data, sc, scores, history, tuple(partial), selected)
     mw, pw = evaluate_systems(systems, data, test, cfg, exclude=history[test], protocols=("full",))
     mw["protocol"] = "warm"
     if len(pw): pw["protocol"] = "warm"
@@ -341,6 +345,14 @@ def _warm_protocol(cfg, data, sc, scores, partial, main, out, timings)->pd.DataF
     write_json({**info, "summary": warm_summary(main)}, out/"results"/"warm.json")
     timings["warm"] = time.time() - t
     return main
+
+# %% ../nbs/08_pipeline.ipynb #c018ca
+def _ablations(cfg, data, sysm, sc, out, names, timings):
+    "The ablation rows (`run_ablations`), written to results/ablations.csv."
+    t = time.time()
+    abl = run_ablations(cfg, data, sysm, sc, out, names=names if names is not None else cfg.get("ablations"))
+    abl.to_csv(out/"results"/"ablations.csv", index=False)
+    timings["ablations"] = time.time() - t
 
 # %% ../nbs/08_pipeline.ipynb #c018c
 def run_experiment(cfg:dict, # resolved config
@@ -379,7 +391,8 @@ def run_experiment(cfg:dict, # resolved config
     cs = _all_scores(conf, data, vt)["s_pref"]
     scores["conflated"] = {"cand": cs[test], "emp": cs[test]}
 
-    partial = _baseline_scores(cfg, data, test, systems, scores, timings)
+    recbole = {"cold": {}, "warm": {}}  # the epoch each RecBole model kept on validation, per protocol
+    partial = _baseline_scores(cfg, data, test, systems, scores, timings, recbole["cold"])
     for name, s in scores.items():
         if name != "jobrec": np.savez(out/"scores"/f"{name}.npz", cand=s["cand"], emp=s["emp"], test=test)
 
@@ -388,12 +401,10 @@ def run_experiment(cfg:dict, # resolved config
     th = _tau_head_report(heads, rule, cfg, sc, data, test, out)
     write_json(_funnel_of(data, test, main, cfg), out/"results"/"funnel.json"); write_json(experts, out/"results"/"experts.json")
 
-    if ablations:
-        t = time.time()
-        abl = run_ablations(cfg, data, sysm, sc, out, names=ablation_names if ablation_names is not None else cfg.get("ablations"))
-        abl.to_csv(out/"results"/"ablations.csv", index=False)
-        timings["ablations"] = time.time() - t
-    if cfg["eval"]["warm"]["enabled"]: main = _warm_protocol(cfg, data, sc, scores, partial, main, out, timings)
+    if ablations: _ablations(cfg, data, sysm, sc, out, ablation_names, timings)
+    if cfg["eval"]["warm"]["enabled"]:
+        main = _warm_protocol(cfg, data, sc, scores, partial, main, out, timings, recbole["warm"])
+    if recbole["cold"]: write_json(recbole, out/"results"/"recbole.json")
     save_fusion(fm, out/"model")  # what `jobrec recommend --tau` serves from this run (fitted last: nothing above changes)
     timings["total"] = time.time() - t_all
     write_json({k: round(v, 2) for k, v in timings.items()}, out/"timings.json")

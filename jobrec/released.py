@@ -16,7 +16,7 @@ from .data import read_jobs, read_interactions, job_attributes, DataError
 from .schema import job_text
 from .metrics import full_protocol, sampled_protocol, bootstrap_ci, pad_groups, ranking_metrics
 from .warm import fit_warm_preference
-from .baselines import baseline_options, recbole_python
+from .baselines import baseline_options, best_stage, recbole_python, run_recbole, stage_epochs
 
 # %% auto #0
 __all__ = ['PREF_SPLITS', 'RELEASE_FILES', 'HISTORY_FEATURES', 'LABELLED', 'QUAL_RANKERS', 'CONTEXT_MODELS', 'log', 'ANCHORS',
@@ -219,29 +219,13 @@ def recbole_stages(s:ReleasedSplits, # the splits
                    batch_size:int|None=None # training batch size (None: the runner's)
                   )->tuple[np.ndarray, dict]: # ([stages, U, J] scores, the runner's info)
     "Train a RecBole model on the released training split; its scores after every `every` epochs."
-    from jobrec import recbole_runner
-    opts = baseline_options(None, **(opts or {}))
-    py = recbole_python(opts)
-    if not py.exists(): raise FileNotFoundError(f"RecBole needs its own environment: run `make recbole-env` (missing {py})")
+    over = {"train_neg_sample_args": LABELLED} if negatives == "shared" else {}
+    if learning_rate: over["learning_rate"] = float(learning_rate)
+    if batch_size: over["train_batch_size"] = int(batch_size)
     with tempfile.TemporaryDirectory(prefix="jobrec-released-") as t:
-        t = Path(t)
-        d = write_released_atomic(s, t/"data", negatives)
-        (t/"users.txt").write_text("\n".join(s.users) + "\n")
-        (t/"items.txt").write_text("\n".join(j.job_id for j in s.jobs) + "\n")
-        over = {"train_neg_sample_args": LABELLED} if negatives == "shared" else {}
-        if learning_rate: over["learning_rate"] = float(learning_rate)
-        if batch_size: over["train_batch_size"] = int(batch_size)
-        cmd = [str(py), recbole_runner.__file__, "--data", str(d), "--model", model, "--epochs", str(epochs),
-               "--every", str(every), "--seed", str(seed), "--users", str(t/"users.txt"), "--items", str(t/"items.txt"),
-               "--out", str(t/"out"), "--config", json.dumps(over)]
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        d = write_released_atomic(s, Path(t)/"data", negatives)
         # several RecBole processes share the cores: one intra-op thread each (spinning threads collapse on a busy machine)
-        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=opts["recbole_timeout"], env=env)
-        if r.returncode != 0: raise RuntimeError(f"RecBole {model} failed ({r.returncode}):\n{r.stderr[-3000:]}")
-        scores = np.load(t/"out"/"scores.npy", allow_pickle=False)
-        info = json.loads((t/"out"/"info.json").read_text())
-    return scores.reshape(-1, *s.shape), info
+        return run_recbole(d, list(s.users), [j.job_id for j in s.jobs], model, epochs, every, seed, opts, over, threads=1)
 
 def select_stage(stages:np.ndarray, # [stages, U, J] scores
                  s:ReleasedSplits, # the splits
@@ -249,7 +233,7 @@ def select_stage(stages:np.ndarray, # [stages, U, J] scores
                 )->tuple[int, list]: # (best stage, the validation curve)
     "The stage with the best validation metric (full protocol): early stopping read on val only."
     curve = [float(np.mean(evaluate_released(x, s, "val", "full")[metric])) for x in stages]
-    return int(np.argmax(curve)), curve
+    return best_stage(curve), curve
 
 # %% ../nbs/08c_released.ipynb #r023
 QUAL_RANKERS = ("random", "applicant_popularity", "job_side_history")
@@ -302,7 +286,7 @@ def _recbole_one(s, rc, opts, seed, model, neg):
     bs = rc["context_batch_size"] if model in CONTEXT_MODELS else None
     st, info = recbole_stages(s, model, rc["epochs"], rc["every"], seed, neg, opts, rc["learning_rate"], bs)
     best, curve = select_stage(st, s)
-    return st[best], dict(val_ndcg10=curve, best_epoch=(best + 1) * rc["every"], seed=seed, seconds=round(time.time() - t, 1))
+    return st[best], dict(val_ndcg10=curve, best_epoch=stage_epochs(rc["epochs"], rc["every"])[best], seed=seed, seconds=round(time.time() - t, 1))
 
 def _recbole_systems(s, rc, opts, timings, curves, seed):
     from concurrent.futures import ThreadPoolExecutor

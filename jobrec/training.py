@@ -341,7 +341,7 @@ class _HeadSteps:
                 self.history.append({"phase": phase, "head_step": step + 1, "loss": float(loss.detach()),
                                      "val_mrr": float(np.mean(list(per.values()))) if per else 0.0, "val_mrr_per_expert": per,
                                      "seconds": self.elapsed()})
-                if refit: self.ipw = self.fit_ipw(pools["qualification"], refit=True)
+                if refit: self.ipw, self.ipw_neg = self.fit_ipw(pools["qualification"], refit=True)
         if best["state"]: s.load_state_tensors({**s.state_tensors(), **best["state"]})
         log.info(f"{phase}: {n} joint head steps, best validation MRR {best['score']} at head step {best['step']}")
         self._fresh_context()
@@ -368,18 +368,18 @@ class _Weights:
     "Inverse-propensity weights of the qualification groups, cooperation weights of the preference negatives, the qualification calibration."
     def fit_ipw(self, pool,
                 refit:bool=False # fit the propensity's calibration again (its preference expert changed)
-               )->np.ndarray|None:
-        "One weight per group of `pool`, 1/p(apply) of its positive pair, clipped and normalised to mean 1 (None: censoring off)."
+               )->tuple: # (group weights [G] | None, negative weights [G, K-1] | None)
+        "Per group of `pool`, 1/p(apply) of its positive, clipped, mean 1; per negative with `ipw_pairs`; (None, None): off."
+        # returned, never stored: the trainer's `ipw` / `ipw_neg` are set by the phase that uses them
         if refit: self.s.calibration.pop("apply", None)
         if pool[0] == "mix":
-            ws, ns = [], []
-            for x in pool[1]: ws.append(self.fit_ipw(x)); ns.append(self.ipw_neg)
-            if any(w is None for w in ws): self.ipw_neg = None; return None
-            self.ipw_neg = None if ns[0] is None else np.concatenate(ns)
-            w = np.concatenate(ws); return (w/w.mean()).astype(np.float32)
+            parts = [self.fit_ipw(x) for x in pool[1]]
+            if any(w is None for w, _ in parts): return None, None
+            w = np.concatenate([w for w, _ in parts])
+            neg = None if parts[0][1] is None else np.concatenate([n for _, n in parts])
+            return (w/w.mean()).astype(np.float32), neg
         side, a, b = pool
-        self.ipw_neg = None
-        if self.g("train.censoring", "ipw") not in ("ipw", "ipw_pairs") or len(a) == 0: return None
+        if self.g("train.censoring", "ipw") not in ("ipw", "ipw_pairs") or len(a) == 0: return None, None
         d = self.data; val = np.flatnonzero(split_mask(d, "val"))
         cal = self.s.calibration.get("apply")
         if cal is None:
@@ -389,10 +389,11 @@ class _Weights:
         ci, ji = (b[:, 0], a) if side == "j" else (a, b[:, 0])  # the positive (accepted) application of each group
         p = apply_calibration(self.s.frozen_logits("preference", self.ctx, ci, ji), cal)
         clip = float(self.g("train.ipw_clip", 0.05))
-        w = 1.0/np.clip(p, clip, 1.0); w = w/w.mean()
-        if self.g("train.censoring", "ipw") == "ipw_pairs": self.ipw_neg = self._negative_ipw(side, a, b, cal, clip)
+        w = 1.0/np.clip(p, clip, 1.0)
+        w = w/w.mean()
+        neg = self._negative_ipw(side, a, b, cal, clip) if self.g("train.censoring", "ipw") == "ipw_pairs" else None
         self._fresh_context()
-        return w.astype(np.float32)
+        return w.astype(np.float32), neg
 
     def _negative_ipw(self, side, a, b, cal, clip)->np.ndarray:
         "Weights [G, K-1] of the groups' negatives (rejected applications): 1/p(apply), clipped, mean 1 over each group's negatives."
@@ -536,7 +537,7 @@ class _Phases:
         if both: pools = {"preference": self.pool("pref1"), "qualification": self.pool("qual1")}
         else: pools = {self.phase_experts(phase)[0]: self.pool(phase)}
         if first == 0:  # phase-start quantities; a resumed mid-phase run reads them from the checkpoint
-            if phase in ("qual1", "coop2", "joint1"): self.ipw = self.fit_ipw(pools["qualification"])
+            if phase in ("qual1", "coop2", "joint1"): self.ipw, self.ipw_neg = self.fit_ipw(pools["qualification"])
             if phase in ("qual1", "coop2", "joint1") and self.ipw is not None:
                 self.history.append({"phase": phase, "ipw": self.ipw_summary(self.ipw)})
             if phase == "coop2": self.coop = self.coop_weights(pools["preference"])

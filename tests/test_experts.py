@@ -112,19 +112,21 @@ def test_ipw_weights_and_censoring_switch(full, data, tmp_path):
     from jobrec.training import Trainer
     _, s, _ = full
     tr = Trainer(s, data, tiny_cfg(), tmp_path, progress=False)
-    w = tr.fit_ipw(tr.pool("qual1"))
+    w, w_neg = tr.fit_ipw(tr.pool("qual1"))
     assert w is not None and abs(w.mean() - 1) < 1e-5 and (w > 0).all() and w.max() <= 1/0.05/w.min() * 1.0001
-    assert tr.ipw_neg is None and 0 < tr.ipw_summary(w)["ess_share"] <= 1
+    assert w_neg is None and tr.ipw is None and tr.ipw_neg is None and 0 < tr.ipw_summary(w)["ess_share"] <= 1
     tp = Trainer(s, data, tiny_cfg({"censoring": "ipw_pairs"}), tmp_path/"pairs", progress=False)
-    pool = tp.pool("qual1"); wp = tp.fit_ipw(pool)
+    pool = tp.pool("qual1")
+    wp, nw = tp.fit_ipw(pool)
     np.testing.assert_allclose(wp, w, rtol=1e-6)  # the groups' weights are ipw's; the negatives get their own
     b = np.concatenate([x[2] for x in pool[1]]) if pool[0] == "mix" else pool[2]
-    nv = b[:, 1:] >= 0; nw = tp.ipw_neg
+    nv = b[:, 1:] >= 0
+    assert tp.ipw_neg is None  # the weights are returned; the trainer's state is set by its caller only
     assert nw.shape == nv.shape and (nw[nv] > 0).all() and (nw[~nv] == 1).all()
     per_group = np.where(nv, nw, 0).sum(1)/np.maximum(nv.sum(1), 1)
     np.testing.assert_allclose(per_group[nv.any(1)], 1, rtol=1e-5)
     tr2 = Trainer(s, data, tiny_cfg({"censoring": "none"}), tmp_path, progress=False)
-    assert tr2.fit_ipw(tr2.pool("qual1")) is None
+    assert tr2.fit_ipw(tr2.pool("qual1")) == (None, None)
     cw = tr.coop_weights(tr.pool("pref1"))
     assert cw.min() >= 0.1 - 1e-6 and cw.max() <= 1 + 1e-6
 
