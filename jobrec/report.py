@@ -194,6 +194,7 @@ def _flat(d, prefix=""):
         elif isinstance(v, (int, float, str)) and not isinstance(v, bool): out[f"{prefix}{k}"] = v
     return out
 
+# %% ../nbs/09_report.ipynb #c012r
 def run_reports(params:str|Path|dict|None=None, # parameter file (or its name in experiments/params)
                 reports_dir:str|Path="reports", # where report folders go
                 only:list[str]|None=None, # report names to run (default: all)
