@@ -24,9 +24,9 @@ __all__ = ['log', 'SPLITS', 'BUILTIN_VOCAB', 'TOPICS', 'VOCABULARY_FILE', 'VOCAB
            'derive_vocabulary', 'load_vocabulary', 'synthetic_config', 'refine_candidates', 'refine_jobs',
            'utility_terms', 'job_attributes', 'employer_labels', 'generate_synthetic', 'preference_groups',
            'qualification_groups', 'hire_groups', 'eval_matrices', 'job_history', 'history_feature_names',
-           'history_features', 'model_features', 'fields_heuristic', 'observable_utility', 'roc_auc', 'ceilings',
-           'dataset_card', 'card_markdown', 'template_twin', 'lexical_shares', 'narrative_card', 'narrative_markdown',
-           'write_card', 'rewrite_card', 'embedded_path', 'build_default_dataset', 'load_embedded', 'main']
+           'history_features', 'model_features', 'fields_heuristic', 'observable_utility', 'ceilings', 'dataset_card',
+           'card_markdown', 'template_twin', 'lexical_shares', 'narrative_card', 'narrative_markdown', 'write_card',
+           'rewrite_card', 'embedded_path', 'build_default_dataset', 'load_embedded', 'main']
 
 # %% ../nbs/02_data.ipynb #c005
 log = get_logger("jobrec.data")
@@ -794,17 +794,9 @@ def model_features(cands:Sequence, jobs:Sequence, table:dict|None=None)->np.ndar
 
 # %% ../nbs/02_data.ipynb #c029
 def _ndcg_recall(scores, labels, k=10):
-    try:
-        from jobrec.metrics import ranking_metrics
-        m = ranking_metrics(scores, labels, ks=(k,))
-        return float(np.mean(m[f"ndcg@{k}"])), float(np.mean(m[f"recall@{k}"]))
-    except (ImportError, KeyError, TypeError):
-        pass
-    keep = labels.sum(1) > 0; s, y = scores[keep], labels[keep].astype(float)
-    o = np.argsort(-s, 1, kind="stable")[:, :k]; g = np.take_along_axis(y, o, 1)
-    disc = 1 / np.log2(np.arange(2, k + 2))
-    ideal = np.array([disc[:min(k, int(n))].sum() for n in y.sum(1)])
-    return float(((g * disc).sum(1) / ideal).mean()), float((g.sum(1) / y.sum(1)).mean())
+    from jobrec.metrics import ranking_metrics
+    m = ranking_metrics(scores, labels, ks=(k,))
+    return float(np.mean(m[f"ndcg@{k}"])), float(np.mean(m[f"recall@{k}"]))
 
 def _phi(p, q):
     "Phi correlation of two boolean arrays from their 2x2 counts (exact integers: the same digits on every machine)."
@@ -827,13 +819,6 @@ def observable_utility(data:JobRecData)->np.ndarray|None:
     return (1.0 - wt - wq) * _z(fields) + wt * _z(topics)
 
 # %% ../nbs/02_data.ipynb #c029i
-def roc_auc(s, y):
-    "Area under the ROC curve with ties counted half (Mann-Whitney)."
-    from scipy.stats import rankdata
-    s, y = np.ravel(s), np.ravel(y).astype(bool); r = rankdata(s)
-    n1, n0 = y.sum(), (~y).sum()
-    return float((r[y].sum() - n1 * (n1 + 1) / 2) / max(n1 * n0, 1))
-
 def ceilings(data:JobRecData, # a synthetic dataset
              split:str="test" # the candidates evaluated
             )->dict:
@@ -845,6 +830,7 @@ def ceilings(data:JobRecData, # a synthetic dataset
     obs = observable_utility(data)
     if obs is not None: out["preference_observable_ndcg@10"] = _ndcg_recall(obs[te], y)[0]
     if "qual_clean" in data.arrays:
+        from jobrec.metrics import roc_auc
         rule, q = data.arrays["qual_clean"][te].astype(np.float64), data.qual[te]
         out["qualification_rule_auc"] = roc_auc(rule, q == 1)
         out["qualification_rule_employer_ndcg@10"] = _ndcg_recall(rule.T, q.T.clip(0))[0]

@@ -552,7 +552,7 @@ def qualification_auc(run:Run, # a loaded run
                       system:str # a system with saved scores (`scores/<system>.npz`)
                      )->tuple[float, float]: # (AUC against the label, AUC against the noise-free rule or nan)
     "AUC of a system's employer-side scores over all test pairs, against the employer's decision and against the noise-free rule."
-    from jobrec.data import roc_auc
+    from jobrec.metrics import roc_auc
     sc = run.scores(system); t, e = sc["test"], np.asarray(sc["emp"], np.float64); ok = np.isfinite(e)
     rule = run.data.arrays.get("qual_clean")
     return roc_auc(e[ok], np.asarray(run.data.qual)[t][ok]), (roc_auc(e[ok], np.asarray(rule)[t][ok]) if rule is not None else float("nan"))

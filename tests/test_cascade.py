@@ -1,28 +1,22 @@
 """`jobrec cascade`: fits the retrieval cascade of a run folder on its training candidates, saves it beside the experts, and
 `jobrec recommend` then shortlists with it; bad arguments are one-line errors."""
-import contextlib, io, json, os
+import json, os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from pathlib import Path
 import numpy as np
 import pytest
-from jobrec.cli import main
 from jobrec.core import load_config
 from jobrec.pipeline import load_data
 from jobrec.recommend import Recommender, init_run, write_entities
+from conftest import TINY, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-TINY = {"backbone": {"name": "tiny"}, "schema": {"max_length": 48}, "expert": {"head_hidden": [16]}}
-
-def run_cli(args):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = main(args)
-    return rc, out.getvalue(), err.getvalue()
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     d = tmp_path_factory.mktemp("cascade"); cfg = load_config("cpu-small", overrides=TINY).to_dict()
     run = init_run(cfg, d/"run", load_data(load_config("cpu-small", overrides=TINY)))
-    rc, out, err = run_cli(["cascade", "--model", str(run), "--n-jobs", "30", "--steps", "20"])
+    rc, out, err = run_cli("cascade", "--model", run, "--n-jobs", 30, "--steps", 20)
     assert rc == 0, err[-2000:]
     return d, run, json.loads(out)
 
@@ -47,8 +41,8 @@ def test_recommend_shortlists_with_the_cascade(fitted):
 
 def test_bad_arguments(fitted, tmp_path):
     _, run, _ = fitted
-    rc, _, err = run_cli(["cascade", "--model", str(run), "--steps", "0"]); assert rc == 2 and "--steps" in err
-    rc, _, err = run_cli(["cascade", "--model", str(tmp_path/"nowhere")]); assert rc == 2
+    rc, _, err = run_cli("cascade", "--model", run, "--steps", 0); assert rc == 2 and "--steps" in err
+    rc, _, err = run_cli("cascade", "--model", tmp_path/"nowhere"); assert rc == 2
 
 def shortlist_recall(rec, cands, cat, M, tau=None, k=10):
     "Mean share of the experts' full fused top-k (every job scored) that the retrieval stage's top-M keeps."

@@ -6,11 +6,10 @@ import pytest
 from jobrec.core import load_config
 from jobrec.data import generate_synthetic, rewrite_card, save_dataset, TOPICS
 from jobrec.recommend import init_run, write_entities
-from jobrec.cli import main
+from conftest import TINY, run_cli
 from jobrec.narratives import TOPIC_BRIEFS, TopicScorer, calibrate_threshold, check_narrative
 import jobrec.rationale as R
 
-TINY = {"backbone": {"name": "tiny"}, "schema": {"max_length": 64}, "expert": {"head_hidden": [32, 16]}}
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
@@ -22,14 +21,9 @@ def run(tmp_path_factory, data):
     write_entities(data.jobs, d/"jobs.csv"); write_entities(data.candidates[:2], d/"cands.csv"); write_entities(data.jobs[:1], d/"job.json")
     return init_run(load_config(None, TINY), d/"run", data), d
 
-def cli(*args):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = main([str(a) for a in args])
-    return rc, out.getvalue(), err.getvalue()
-
 def test_recommend_rationale_falls_back_to_the_template(run):
     m, d = run
-    rc, out, err = cli("recommend", "--model", m, "--candidate", d/"cands.csv", "--jobs", d/"jobs.csv", "--k", 3, "--rationale", "--rationale-model", "tiny")
+    rc, out, err = run_cli("recommend", "--model", m, "--candidate", d/"cands.csv", "--jobs", d/"jobs.csv", "--k", 3, "--rationale", "--rationale-model", "tiny")
     assert rc == 0, err
     lines = [l for l in out.splitlines() if l.startswith("rationale ")]
     assert len(lines) == 6 and all("(template)" in l and "The employer" in l for l in lines)  # random tiny text fails the checker
@@ -40,7 +34,7 @@ def test_rationale_checker_accepts_a_faithful_text_and_rejects_a_false_one(run, 
         facts = [l[2:] for l in prompts[0].splitlines() if l.startswith("- ")]
         return [". ".join(facts) + "."] + ["Your GPA of 9.87 stands out. The employer would accept."] * (len(prompts) - 1)
     monkeypatch.setattr(R, "generate_texts", fake)
-    rc, out, err = cli("recommend", "--model", m, "--candidate", d/"cands.csv", "--jobs", d/"jobs.csv", "--k", 3, "--tau", 0.5,
+    rc, out, err = run_cli("recommend", "--model", m, "--candidate", d/"cands.csv", "--jobs", d/"jobs.csv", "--k", 3, "--tau", 0.5,
                        "--rationale", "--rationale-model", "tiny", "--format", "json")
     assert rc == 0, err
     items = json.loads(out)["results"][0]["items"]
@@ -86,7 +80,7 @@ def test_the_cli_shows_the_template_for_invented_text(run, monkeypatch):
     "Fed the invented texts as the language model's output, `recommend --rationale` shows the template for each."
     m, d = run
     monkeypatch.setattr(R, "generate_texts", lambda prompts, lm, **kw: [" ".join(INVENTED[:2]), INVENTED[2], INVENTED[0]][:len(prompts)])
-    rc, out, err = cli("recommend", "--model", m, "--candidate", d/"cands.csv", "--jobs", d/"jobs.csv", "--k", 3, "--tau", 0.5,
+    rc, out, err = run_cli("recommend", "--model", m, "--candidate", d/"cands.csv", "--jobs", d/"jobs.csv", "--k", 3, "--tau", 0.5,
                        "--rationale", "--rationale-model", "tiny")
     assert rc == 0, err
     lines = [l for l in out.splitlines() if l.startswith("rationale ")]
@@ -95,7 +89,7 @@ def test_the_cli_shows_the_template_for_invented_text(run, monkeypatch):
 
 def test_rank_candidates_rationale(run):
     m, d = run
-    rc, out, err = cli("rank-candidates", "--model", m, "--job", d/"job.json", "--candidates", d/"cands.csv", "--k", 2,
+    rc, out, err = run_cli("rank-candidates", "--model", m, "--job", d/"job.json", "--candidates", d/"cands.csv", "--k", 2,
                        "--rationale", "--rationale-model", "tiny", "--format", "json")
     assert rc == 0, err
     items = json.loads(out)["results"][0]["items"]
