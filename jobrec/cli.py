@@ -262,9 +262,11 @@ def _cmd_config(a):
 
 def _cmd_data(a):
     from jobrec.data import build_default_dataset
+    from jobrec.narratives import write_narratives
     cfg = _cfg(a); syn = cfg["data"]["synthetic"]
     cat = None if a.catalogue.lower() == "none" else a.catalogue
-    d = build_default_dataset(a.out, cat, cfg.seed, split=cfg["data"]["split"], **{k: v for k, v in syn.items() if k != "catalogue"})
+    d = build_default_dataset(a.out, cat, cfg.seed, split=cfg["data"]["split"], narrate=write_narratives,
+                              **{k: v for k, v in syn.items() if k != "catalogue"})
     print(f"{d} written to {a.out}")
 
 def _cmd_train(a):

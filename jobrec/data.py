@@ -615,6 +615,7 @@ def employer_labels(F:np.ndarray, # pair features [C, J, F]
 def generate_synthetic(cfg:dict|None=None, # a `data.synthetic` section or a full config (default: packaged defaults)
                        seed:int=42, # the one seed
                        split:Sequence[float]|None=None, # candidate-disjoint shares (default: config `data.split`)
+                       narrate=None, # with `narrative: llm`, the writer of the texts (`jobrec.narratives.write_narratives`)
                        **kw # overrides of `data.synthetic` keys, e.g. n_candidates=50
                       )->JobRecData:
     "A seeded synthetic dataset with both labels on every pair and a censored recruitment funnel."
@@ -663,8 +664,8 @@ def generate_synthetic(cfg:dict|None=None, # a `data.synthetic` section or a ful
             "vocabulary": vocab.get("source", "built-in"), "validator": counts, "n_topics": nT,
             "candidate_topics": [d["topics"] for _, d in cand_pairs], "job_topics": [d["topics"] for _, d in job_pairs]}
     if p["narrative"] == "llm":  # the language model rewrites the texts, refined by validators (nbs/04b_narratives)
-        from jobrec.narratives import write_narratives
-        meta["narratives"] = write_narratives(cands, jobs, [d for _, d in cand_pairs], [d for _, d in job_pairs], sorted({s for v in vocab["industries"].values() for s in v}), TOPICS, seed, p["narrative_model"])
+        if narrate is None: raise DataError("narrative: llm needs its writer: narrate=jobrec.narratives.write_narratives")
+        meta["narratives"] = narrate(cands, jobs, [d for _, d in cand_pairs], [d for _, d in job_pairs], sorted({s for v in vocab["industries"].values() for s in v}), TOPICS, seed, p["narrative_model"])
     return JobRecData(cands, jobs, candidate_split(nC, split, seed + 1), pref, qual, applied, hired, util,
                       {"utility_clean": clean.astype(np.float32), "apply_prob": apply_prob, "qual_clean": qual_clean.astype(np.int8)}, meta)
 

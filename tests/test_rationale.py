@@ -7,7 +7,7 @@ from jobrec.core import load_config
 from jobrec.data import generate_synthetic, rewrite_card, save_dataset, TOPICS
 from jobrec.recommend import init_run, write_entities
 from conftest import TINY, run_cli
-from jobrec.narratives import TOPIC_BRIEFS, TopicScorer, calibrate_threshold, check_narrative
+from jobrec.narratives import TOPIC_BRIEFS, TopicScorer, calibrate_threshold, check_narrative, write_narratives
 import jobrec.rationale as R
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -99,7 +99,7 @@ def test_rank_candidates_rationale(run):
 def scorer(): return TopicScorer()
 
 @pytest.fixture(scope="module")
-def llm_data(): return generate_synthetic(seed=3, n_candidates=4, n_jobs=2, narrative="llm", narrative_model="tiny")
+def llm_data(): return generate_synthetic(seed=3, n_candidates=4, n_jobs=2, narrative="llm", narrative_model="tiny", narrate=write_narratives)
 
 def test_narrative_validators_catch_an_unlisted_skill_and_a_missing_topic(scorer, llm_data):
     d = llm_data
@@ -139,7 +139,7 @@ def test_the_card_of_an_llm_dataset_carries_the_validators_counts(tmp_path, llm_
 @pytest.mark.slow
 def test_smollm2_narratives_pass_the_validators(scorer):
     "SmolLM2 writes a small dataset; every text it kept passes the validators again."
-    d = generate_synthetic(seed=3, n_candidates=4, n_jobs=2, narrative="llm")
+    d = generate_synthetic(seed=3, n_candidates=4, n_jobs=2, narrative="llm", narrate=write_narratives)
     m = d.meta["narratives"]; thr = m["topic_threshold"]["threshold"]
     vocab = sorted({s for c in d.candidates for s in c.skills} | {s for j in d.jobs for s in j.required_skills})
     for c, t in zip(d.candidates, d.meta["candidate_topics"]):
