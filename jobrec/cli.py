@@ -261,12 +261,10 @@ def _cmd_config(a):
     print(yaml.safe_dump(dict(_cfg(a)), sort_keys=False), end="")
 
 def _cmd_data(a):
-    from jobrec.data import build_default_dataset
-    from jobrec.narratives import write_narratives
+    from jobrec.card import build_default_dataset
     cfg = _cfg(a); syn = cfg["data"]["synthetic"]
     cat = None if a.catalogue.lower() == "none" else a.catalogue
-    d = build_default_dataset(a.out, cat, cfg.seed, split=cfg["data"]["split"], narrate=write_narratives,
-                              **{k: v for k, v in syn.items() if k != "catalogue"})
+    d = build_default_dataset(a.out, cat, cfg.seed, split=cfg["data"]["split"], **{k: v for k, v in syn.items() if k != "catalogue"})
     print(f"{d} written to {a.out}")
 
 def _cmd_train(a):

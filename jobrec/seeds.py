@@ -169,6 +169,7 @@ def make_world(cfg:dict, # resolved config: its data is the reference world
     "A fresh draw of the generator with the reference data's settings and seed `world`, saved as a dataset folder."
     from jobrec.data import generate_synthetic, save_dataset, load_dataset
     from jobrec.narratives import write_narratives
+    from jobrec.card import write_card
     from jobrec.pipeline import load_data
     out = Path(out)
     if not out.is_absolute(): out = project_root()/out
@@ -184,7 +185,7 @@ def make_world(cfg:dict, # resolved config: its data is the reference world
     if data.meta["config"] != ref["config"] or data.meta["vocabulary"] != ref["vocabulary"]:
         raise UsageError(f"world {world} cannot be drawn with the reference data's settings "
                          f"({ref['config']}, vocabulary {ref['vocabulary']})")
-    save_dataset(data, out)
+    write_card(data, save_dataset(data, out))
     return out
 
 def world_config(cfg:dict, # resolved config (the reference world)

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobrec.data import (DataError, JobRecData, build_default_dataset, dataset_card, eval_matrices, generate_synthetic, hire_groups,
+from jobrec.card import build_default_dataset, dataset_card
+from jobrec.data import (DataError, JobRecData, eval_matrices, generate_synthetic, hire_groups,
                          load_dataset, load_embedded, load_released, preference_groups, qualification_groups, read_candidates,
                          read_interactions, read_jobs, vocab_from_catalogue, TOPICS, derive_vocabulary, load_vocabulary,
                          embedded_path, VOCABULARY_KEYS)

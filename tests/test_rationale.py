@@ -4,7 +4,8 @@ import contextlib, io, json
 import pytest
 
 from jobrec.core import load_config
-from jobrec.data import generate_synthetic, rewrite_card, save_dataset, TOPICS
+from jobrec.card import rewrite_card, write_card
+from jobrec.data import generate_synthetic, save_dataset, TOPICS
 from jobrec.recommend import init_run, write_entities
 from conftest import TINY, run_cli
 from jobrec.narratives import TOPIC_BRIEFS, TopicScorer, calibrate_threshold, check_narrative, write_narratives
@@ -121,6 +122,7 @@ def test_narrative_validators_catch_an_unlisted_skill_and_a_missing_topic(scorer
 def test_the_card_of_an_llm_dataset_carries_the_validators_counts(tmp_path, llm_data):
     "An LLM-narrative dataset's card shows the validators' outcomes, the time and the lexical baselines; a template dataset's card does not."
     f = save_dataset(llm_data, tmp_path/"llm")
+    write_card(llm_data, f)
     md, card = (f/"CARD.md").read_text(), json.loads((f/"card.json").read_text())
     counts = llm_data.meta["narratives"]["counts"]
     assert card["narratives"]["counts"] == counts and "## LLM narratives (validators)" in md
@@ -133,7 +135,8 @@ def test_the_card_of_an_llm_dataset_carries_the_validators_counts(tmp_path, llm_
     assert lex["n_candidates"] == 1 and {"bm25", "tfidf"} <= set(lex["baselines"]) and "| bm25 | " in md
     before = f.joinpath("CARD.md").read_bytes(); f.joinpath("CARD.md").write_text(""); rewrite_card(f)
     assert f.joinpath("CARD.md").read_bytes() == before  # from the folder's files, texts not regenerated
-    t = save_dataset(generate_synthetic(seed=3, n_candidates=4, n_jobs=2), tmp_path/"template")
+    template = generate_synthetic(seed=3, n_candidates=4, n_jobs=2)
+    t = write_card(template, save_dataset(template, tmp_path/"template")).parent
     assert "LLM narratives" not in (t/"CARD.md").read_text() and "narratives" not in json.loads((t/"card.json").read_text())
 
 @pytest.mark.slow
