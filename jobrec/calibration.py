@@ -29,13 +29,15 @@ def ece(p:np.ndarray, # predicted probabilities
     return float(np.sum(np.abs(sp[m] - sy[m])) / p.size)
 
 # %% ../nbs/04a_calibration.ipynb #c011
+NO_CALIBRATION = {"method": "none", "a": 1.0, "b": 0.0}  # the identity map: p = sigmoid(z)
+
 def fit_calibration(z:np.ndarray, # logits
                     y:np.ndarray, # 0/1 observed outcomes
                     method:str="temperature" # temperature | platt | none
                    )->dict:
     "Fit a calibration map on (z, y); apply it with `apply_calibration`."
     z, y = np.asarray(z, np.float64).ravel(), np.asarray(y, np.float64).ravel()
-    if method == "none" or z.size == 0 or y.min() == y.max(): return {"method": "none" if method == "none" or z.size == 0 else method, "a": 1.0, "b": 0.0}
+    if method == "none" or z.size == 0 or y.min() == y.max(): return dict(NO_CALIBRATION, method="none" if method == "none" or z.size == 0 else method)
     if method not in ("temperature", "platt"): raise ValueError(f"calibration.method must be temperature, platt or none, got {method!r}")
     if method == "temperature":
         pi = np.clip(y.mean(), 1e-4, 1-1e-4); mu = z.mean(); zc = z - mu
@@ -63,8 +65,6 @@ def apply_calibration(z, cal:dict)->np.ndarray:
     return sigmoid(cal["a"]*np.asarray(z, np.float64) + cal["b"]).astype(np.float32)
 
 # %% ../nbs/04a_calibration.ipynb #c015
-NO_CALIBRATION = {"method": "none", "a": 1.0, "b": 0.0}
-
 def observed_pairs(qual:np.ndarray, # [C, J] qualification labels, < 0 where unknown
                    applied:np.ndarray # [C, J] bool, the candidate applied
                   )->np.ndarray:

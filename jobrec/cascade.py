@@ -11,9 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .core import get_logger, write_json, atomic_path, ModelError, UsageError
+from .core import get_logger, write_json, atomic_path, ModelError, UsageError, to_host
 from .schema import FEATURE_NAMES, feature_vocab, job_columns, candidate_columns, features_of
-from .experts import to_host
 
 # %% auto #0
 __all__ = ['log', 'phrase_table', 'JobSide', 'CatalogueTables', 'catalogue_features', 'li_inputs', 'job_side_inputs',
@@ -150,7 +149,7 @@ def exact_scores(rec, # a Recommender
                 )->dict: # s_pref, q_logit, p_qual [len(rows)]
     "The experts' scores of `c` against catalogue jobs `rows`, from the catalogue's tables."
     import torch
-    from jobrec.calibration import apply_calibration
+    from jobrec.calibration import NO_CALIBRATION, apply_calibration
     s = rec.system; rows = np.asarray(rows, np.int64)
     f = catalogue_features(s, c, tb, rows) if F is None else F[rows]
     out = {}
@@ -163,7 +162,7 @@ def exact_scores(rec, # a Recommender
                 parts.append(to_host(s.head_logits(e, x)).astype(np.float32))
             out[e] = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     q = out[rec.experts[1]]
-    return {"s_pref": out[rec.experts[0]], "q_logit": q, "p_qual": apply_calibration(q, s.calibration.get("qualification", {"a": 1.0, "b": 0.0}))}
+    return {"s_pref": out[rec.experts[0]], "q_logit": q, "p_qual": apply_calibration(q, s.calibration.get("qualification", NO_CALIBRATION))}
 
 # %% ../nbs/09c_cascade.ipynb #k017
 def stage_inputs(rec, c, U:dict, tb:CatalogueTables)->tuple: # ([N, F + job-side widths], F [N, F])
@@ -258,7 +257,7 @@ class Ranker(_RankerFiles):
 def fit_ranker(X:np.ndarray, # [C, J, D] stage inputs of training candidates against a catalogue
                S:np.ndarray, # [C, J] the experts' preference logits
                P:np.ndarray, # [C, J] calibrated p_Q
-               steps:int=1500, batch:int=32, lr:float=1e-3, temperature:float=0.1, hidden:Sequence[int]=(64, 64), seed:int=0,
+               steps:int, batch:int=32, lr:float=1e-3, temperature:float=0.1, hidden:Sequence[int]=(64, 64), seed:int=0,
                linear_tier:bool=True, # also fit the linear tier (same loss, hidden=())
                progress:bool=False)->Ranker:
     "Distil the experts' scores into the first stage's MLP, and its linear tier (regression plus listwise terms, see above)."
@@ -319,7 +318,7 @@ def recall_at(rec, ranker:Ranker, cands:Sequence, cat, tb:CatalogueTables, Ms:Se
 def fit_cascade(rec, # a Recommender (dual mode, phrase encoding)
                 candidates:Sequence, # training candidates
                 jobs, # a catalogue (file, records or Catalogue) to score them against
-                steps:int=1500, held_out:float=0.2, seed:int=0, progress:bool=True)->Ranker:
+                steps:int, held_out:float=0.2, seed:int=0, progress:bool=True)->Ranker:
     "Fit the first stage on the experts' scores of `candidates` against `jobs`; its held-out recall is in `.info`."
     t0 = time.perf_counter()
     cat = rec.catalogue(jobs); tb = CatalogueTables(rec.system, cat)
@@ -342,7 +341,7 @@ def fit_cascade(rec, # a Recommender (dual mode, phrase encoding)
 
 # %% ../nbs/09c_cascade.ipynb #k027
 def training_jobs(data, # the run's dataset
-                  n_jobs:int=2000, # generated jobs added to its own
+                  n_jobs:int, # generated jobs added to its own (retrieval.bench_cascade_jobs)
                   seed:int=0)->list:
     "The catalogue a cascade is fitted on: the dataset's jobs and `n_jobs` generated ones with new ids (postings with no screening history)."
     from dataclasses import replace

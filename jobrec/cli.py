@@ -93,7 +93,8 @@ def _serving_parsers(sub):
     p.add_argument("--out", required=True); p.add_argument("--engine", choices=["local", "ray"], default="local"); p.add_argument("--shard-size", type=int, default=256)
     p = sub.add_parser("cascade", help="fit the retrieval cascade's first stage of a trained run (model/cascade/), distilled from its experts")
     p.add_argument("--model", required=True); p.add_argument("--jobs", default=None, help="a catalogue to fit on (default: the run's jobs and --n-jobs generated ones)")
-    p.add_argument("--n-jobs", type=int, default=2000); p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--n-jobs", type=int, default=None, help="generated jobs added (default: retrieval.bench_cascade_jobs)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: retrieval.bench_cascade_steps)")
 
 # %% ../nbs/12_cli.ipynb #c010
 def _rationale_args(p):
@@ -131,7 +132,8 @@ def _cmd_recommend(a):
 def _cmd_cascade(a):
     "`jobrec cascade`: fit and save the retrieval cascade's first stage, and print its held-out recall."
     from jobrec.recommend import cascade_command
-    if a.n_jobs < 0 or a.steps < 1: raise UsageError(f"--n-jobs must be >= 0 and --steps >= 1, got {a.n_jobs} and {a.steps}")
+    bad = (a.n_jobs is not None and a.n_jobs < 0) or (a.steps is not None and a.steps < 1)
+    if bad: raise UsageError(f"--n-jobs must be >= 0 and --steps >= 1, got {a.n_jobs} and {a.steps}")
     out = cascade_command(a.model, a.jobs, a.n_jobs, a.steps)
     print(json.dumps(out, indent=2))
 
@@ -259,7 +261,7 @@ def _cmd_config(a):
     print(yaml.safe_dump(dict(_cfg(a)), sort_keys=False), end="")
 
 def _cmd_data(a):
-    from jobrec.data import build_default_dataset
+    from jobrec.card import build_default_dataset
     cfg = _cfg(a); syn = cfg["data"]["synthetic"]
     cat = None if a.catalogue.lower() == "none" else a.catalogue
     d = build_default_dataset(a.out, cat, cfg.seed, split=cfg["data"]["split"], **{k: v for k, v in syn.items() if k != "catalogue"})

@@ -17,7 +17,7 @@ __all__ = ['PACKAGE_DIR', 'CONF_DIR', 'EXTRAS', 'NO_DEPS', 'CPU_KERNELS', 'KERNE
            'pick_device', 'autocast_dtype', 'autocast', 'cpu_info', 'pin_cpu_kernels', 'numerics', 'kernel_env',
            'JobrecError', 'ConfigError', 'ModelError', 'UsageError', 'show_value', 'allowed_text', 'check_allowed',
            'Config', 'merge_config', 'list_profiles', 'parse_override', 'load_config', 'save_config', 'atomic_path',
-           'check_output', 'write_json']
+           'check_output', 'write_json', 'cfg_get', 'split_mask', 'to_host']
 
 # %% ../nbs/00_core.ipynb #c005
 PACKAGE_DIR = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd().parent/"jobrec"
@@ -415,3 +415,26 @@ def _json_default(o):
     if isinstance(o, np.ndarray): return o.tolist()
     if isinstance(o, Path): return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+# %% ../nbs/00_core.ipynb #c028
+def cfg_get(cfg:dict, # a nested config
+            dotted:str, # a key such as "train.lr"
+            default=None):
+    "The value at a dotted key of a nested dict, or `default`."
+    v = cfg
+    for k in dotted.split("."):
+        if not isinstance(v, dict) or k not in v: return default
+        v = v[k]
+    return v
+
+def split_mask(data, # a JobRecData (anything with .split)
+               split:str|tuple|list # a split name, or several
+              )->np.ndarray:
+    "Boolean mask of the candidates in `split`."
+    s = np.asarray(data.split)
+    return np.isin(s, [split] if isinstance(split, str) else list(split))
+
+def to_host(t)->np.ndarray:
+    "A tensor's values as a float32 numpy array on the host: the one place results leave the model's device."
+    if t.device.type == "meta": return np.zeros(tuple(t.shape), np.float32)  # the tests' device guard: shapes, no values
+    return t.detach().float().cpu().numpy()

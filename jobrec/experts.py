@@ -10,17 +10,16 @@ from typing import Sequence
 
 import numpy as np
 
-from .core import get_logger, atomic_path, write_json
-from .calibration import apply_calibration
+from .core import get_logger, atomic_path, write_json, cfg_get, split_mask, to_host
+from .calibration import NO_CALIBRATION, apply_calibration
 from .data import DataError, job_history, model_features, history_feature_names
 from .schema import (Candidate, Job, candidate_text, job_text, pair_text, flat_pair_text, pair_features, resolve_view,
                            candidate_to_row, job_to_row, FEATURE_NAMES)
 
 # %% auto #0
 __all__ = ['SLOTS', 'log', 'EXPERTS', 'split_phrases', 'segment_phrases', 'PhraseLayout', 'TextCache', 'make_head', 'info_nce',
-           'late_interaction_class', 'pair_head', 'output_of_class', 'split_mask', 'feature_stats',
-           'clear_phrase_cache', 'to_host', 'cfg_get', 'Context', 'phrases_through', 'read_safetensors', 'expert_heads',
-           'ExpertSystem', 'export_peft', 'head_config']
+           'late_interaction_class', 'pair_head', 'output_of_class', 'feature_stats', 'clear_phrase_cache', 'Context',
+           'phrases_through', 'read_safetensors', 'expert_heads', 'ExpertSystem', 'export_peft', 'head_config']
 
 # %% ../nbs/05_experts.ipynb #ndc9bd4
 _PHRASE_SPLIT = re.compile(r"(?<=[.!?])\s+|;\s+|,\s+|\s+and\s+")
@@ -230,13 +229,6 @@ def output_of_class():
     return OutputOf
 
 # %% ../nbs/05_experts.ipynb #c017
-def split_mask(data, # a JobRecData (anything with .split)
-               split:str|Sequence[str] # a split name, or several
-              )->np.ndarray:
-    "Boolean mask of the candidates in `split`."
-    s = np.asarray(data.split)
-    return np.isin(s, [split] if isinstance(split, str) else list(split))
-
 def feature_stats(data, # the dataset (its training candidates)
                   cfg:dict|None=None # a config whose `schema.job_history` names the history layer's features (None: no layer)
                  )->tuple: # (mean [F], std [F], job_history table or None)
@@ -255,20 +247,7 @@ def clear_phrase_cache():
     "Forget this process's frozen phrase encodings. A phrase's bits depend on the batch it was first encoded in (padding to the batch's\n    longest), so work that must give the same bits in any process (a batch-scoring shard, locally or on a Ray actor) starts from empty."
     _PHRASE_CACHE.clear(); _LOWER_CACHE.clear()
 
-def to_host(t)->np.ndarray:
-    "A tensor's values as a float32 numpy array on the host: the one place results leave the model's device."
-    if t.device.type == "meta": return np.zeros(tuple(t.shape), np.float32)  # the tests' device guard: shapes, no values
-    return t.detach().float().cpu().numpy()
 
-def cfg_get(cfg:dict, # a nested config
-            dotted:str, # a key such as "train.lr"
-            default=None):
-    "The value at a dotted key of a nested dict, or `default`."
-    v = cfg
-    for k in dotted.split("."):
-        if not isinstance(v, dict) or k not in v: return default
-        v = v[k]
-    return v
 
 # %% ../nbs/05_experts.ipynb #c020
 class Context:
@@ -462,7 +441,7 @@ class _Scoring:
         pe, qe = ("preference", "qualification") if "preference" in self.experts else (self.experts[0],)*2
         out["s_pref"] = self.logit_matrix(pe, ctx, cand_idx).astype(np.float32)
         out["q_logit"] = out["s_pref"].copy() if qe == pe else self.logit_matrix(qe, ctx, cand_idx).astype(np.float32)
-        cal = self.calibration.get("qualification", {"a": 1.0, "b": 0.0})
+        cal = self.calibration.get("qualification", NO_CALIBRATION)
         out["p_qual"] = apply_calibration(out["q_logit"], cal)
         return out
 

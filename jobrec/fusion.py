@@ -13,18 +13,18 @@ import pandas as pd
 
 from .core import ConfigError, UsageError, load_config, merge_config, write_json, atomic_path
 from .calibration import sigmoid
-from .metrics import bootstrap_ci, paired_test
+from .metrics import bootstrap_ci, paired_test, ndcg_at_k, tau_errors
 
 # %% auto #0
 __all__ = ['FUSIONS', 'FUSION_VARIANTS', 'FusionArrays', 'as_arrays', 'synthetic_fusion_arrays', 'topk_mean', 'policy_probs',
-           'softmax_mean', 'constraint_value', 'ndcg_at_k', 'FusionSpec', 'fusion_system', 'system_settings',
-           'fusion_settings', 'eligibility_values', 'z_values', 'fuse', 'smallest_lambda', 'train_primal_dual',
-           'lambda_head_forward', 'train_lambda_head', 'tau_head_features', 'tau_head_shape', 'train_tau_head',
-           'FusionResult', 'oracle_value', 'FusionPolicy', 'fit_values', 'fit_fusion', 'shared_tau_head', 'FusionModel',
-           'save_fusion', 'load_fusion', 'tradeoff_curve', 'attainable_range', 'validated_window', 'dominance',
-           'dominance_ci', 'controllability_sweep', 'single_score_sweep', 'compare_controllability',
-           'controllability_summary', 'estimated_eligibility', 'decoupling_at', 'decoupling', 'decoupling_words',
-           'head_models', 'head_vs_global', 'head_serving', 'benchmark_tau_change']
+           'softmax_mean', 'constraint_value', 'FusionSpec', 'fusion_system', 'system_settings', 'fusion_settings',
+           'eligibility_values', 'z_values', 'fuse', 'smallest_lambda', 'train_primal_dual', 'lambda_head_forward',
+           'train_lambda_head', 'tau_head_features', 'tau_head_shape', 'train_tau_head', 'FusionResult', 'oracle_value',
+           'FusionPolicy', 'fit_values', 'fit_fusion', 'shared_tau_head', 'FusionModel', 'save_fusion', 'load_fusion',
+           'tradeoff_curve', 'attainable_range', 'validated_window', 'dominance', 'dominance_ci',
+           'controllability_sweep', 'single_score_sweep', 'compare_controllability', 'controllability_summary',
+           'estimated_eligibility', 'decoupling_at', 'decoupling', 'decoupling_words', 'head_models', 'head_vs_global',
+           'head_serving', 'benchmark_tau_change']
 
 # %% ../nbs/06_fusion.ipynb #c006
 @dataclass
@@ -158,24 +158,6 @@ def constraint_value(scores:np.ndarray, # [C, J] fused scores
     if constraint == "topk": return topk_mean(scores, values, k, valid)
     if constraint == "softmax": return softmax_mean(scores, values, temperature, valid)
     raise ValueError(f"constraint must be 'topk' or 'softmax', got {constraint!r}")
-
-# %% ../nbs/06_fusion.ipynb #c012b
-def ndcg_at_k(scores:np.ndarray, # [C, J] ranking scores
-              labels:np.ndarray, # [C, J] binary relevance (<= 0: not relevant)
-              k:int=10, # cut-off
-              valid:np.ndarray|None=None # [C, J] bool
-             )->np.ndarray: # [C] NDCG@k, NaN for candidates without a relevant valid job
-    "Binary NDCG@k per candidate."
-    s = _masked(np.asarray(scores, dtype=np.float64), valid)
-    k = min(k, s.shape[1]); idx = _topk_idx(s, k)
-    top = np.take_along_axis(idx, np.argsort(-np.take_along_axis(s, idx, 1), 1, kind="stable"), 1)
-    rel = np.asarray(labels) > 0
-    if valid is not None: rel = rel & valid
-    disc = 1/np.log2(np.arange(2, k + 2))
-    dcg = np.take_along_axis(rel, top, 1) @ disc
-    npos = rel.sum(1)
-    ideal = np.cumsum(disc)[np.clip(npos, 1, k) - 1]
-    return np.where(npos > 0, dcg/ideal, np.nan)
 
 # %% ../nbs/06_fusion.ipynb #c015b
 @dataclass(frozen=True)
@@ -800,8 +782,7 @@ def _report(test, scores, tau, st, system, extra, ndcg_k=10):
     if q is not None:
         row["achieved"] = float(np.nanmean(constraint_value(scores, q, k, con, T, test.valid)))
         row[f"eligibility@{k}"] = float(np.nanmean(topk_mean(scores, q, k, test.valid)))
-        row["violation"] = max(0.0, tau - row["achieved"])
-        row["controllability_error"] = abs(row["achieved"] - tau)
+        row.update(tau_errors(row["achieved"], tau))
     if test.pref is not None: row[f"ndcg@{ndcg_k}"] = float(np.nanmean(ndcg_at_k(scores, test.pref, ndcg_k, test.valid)))
     row.update(extra); row["n_candidates"] = test.n_candidates
     return row

@@ -14,9 +14,9 @@ from .core import PACKAGE_DIR, get_logger, optional_import
 # %% auto #0
 __all__ = ['KS', 'PROTOCOLS', 'SIDES', 'METRIC_MODULE_DIR', 'RankingResult', 'expected_rank', 'ranking_metrics', 'pad_groups',
            'as_rng', 'sampled_protocol', 'full_protocol', 'eligibility_at_k', 'violation', 'controllability_error',
-           'bootstrap_ci', 'paired_test', 'two_sided_values', 'summarise_values', 'protocol_descriptions',
-           'evaluate_two_sided', 'report_lines', 'compare_systems', 'eval_options', 'load_ranking_metric',
-           'module_cross_check', 'benchmark_evaluation']
+           'tau_errors', 'ndcg_at_k', 'roc_auc', 'bootstrap_ci', 'paired_test', 'two_sided_values', 'summarise_values',
+           'protocol_descriptions', 'evaluate_two_sided', 'report_lines', 'compare_systems', 'eval_options',
+           'load_ranking_metric', 'module_cross_check', 'benchmark_evaluation']
 
 # %% ../nbs/03_metrics.ipynb #c005
 KS = (1, 3, 5, 10, 20)
@@ -73,8 +73,10 @@ def _tie_stats(s, pos, v):
         y = np.empty_like(x); np.put_along_axis(y, order, x, 1); out.append(y)
     return out
 
+def _discounts(n): return 1.0 / np.log2(np.arange(2, n + 2))  # ranks 1..n: the one NDCG discount
+
 def _discount_table(n):
-    return np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, n + 2)))])
+    return np.concatenate([[0.0], np.cumsum(_discounts(n))])
 
 # %% ../nbs/03_metrics.ipynb #c007
 def expected_rank(scores:np.ndarray, # [U, N] scores, higher is better
@@ -244,6 +246,46 @@ def controllability_error(achieved:np.ndarray, # achieved eligibility@k, one per
     a, t = np.asarray(achieved, float), np.asarray(taus, float)
     if a.shape != t.shape: raise ValueError(f"achieved {a.shape} and taus {t.shape} differ")
     return np.abs(a - t)
+
+def tau_errors(achieved:float, # achieved eligibility@k of one point of a sweep (NaN: unknown)
+               tau:float # its requirement (NaN: a point that asks for nothing)
+              )->dict: # violation and controllability_error as floats
+    "The two errors of one sweep point, as a report row holds them: no requirement or no label violates nothing."
+    return {"violation": float(np.nan_to_num(violation(achieved, tau))),
+            "controllability_error": float(controllability_error(achieved, tau))}
+
+# %% ../nbs/03_metrics.ipynb #c030b
+def _masked_scores(scores, valid): return scores if valid is None else np.where(valid, scores, -np.inf)
+
+def _top_k(s, k):
+    k = min(k, s.shape[1])
+    return np.argpartition(-s, k - 1, axis=1)[:, :k]
+
+def ndcg_at_k(scores:np.ndarray, # [C, J] ranking scores
+              labels:np.ndarray, # [C, J] binary relevance (<= 0: not relevant)
+              k:int=10, # cut-off
+              valid:np.ndarray|None=None # [C, J] bool
+             )->np.ndarray: # [C] NDCG@k, NaN for candidates without a relevant valid job
+    "Binary NDCG@k per candidate of the list as served."
+    s = _masked_scores(np.asarray(scores, dtype=np.float64), valid)
+    k = min(k, s.shape[1])
+    idx = _top_k(s, k)
+    top = np.take_along_axis(idx, np.argsort(-np.take_along_axis(s, idx, 1), 1, kind="stable"), 1)
+    rel = np.asarray(labels) > 0
+    if valid is not None: rel = rel & valid
+    disc = _discounts(k)
+    dcg = np.take_along_axis(rel, top, 1) @ disc
+    npos = rel.sum(1)
+    ideal = np.cumsum(disc)[np.clip(npos, 1, k) - 1]
+    return np.where(npos > 0, dcg/ideal, np.nan)
+
+def roc_auc(s:np.ndarray, # scores, any shape (flattened)
+            y:np.ndarray # labels of the same size, true/1 = positive
+           )->float: # the pooled AUC (0 when there is no positive or no negative)
+    "Area under the ROC curve of all pairs pooled, ties counted half (Mann-Whitney)."
+    s, y = np.ravel(np.asarray(s, np.float64)), np.ravel(y).astype(bool)
+    if y.all() or not y.any(): return 0.0
+    return float(ranking_metrics(s[None], y[None].astype(np.int8), ks=(1,))["auc"][0])
 
 # %% ../nbs/03_metrics.ipynb #c032
 def _clusters(values, groups=None):

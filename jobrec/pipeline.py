@@ -16,6 +16,7 @@ from .core import (load_config, merge_config, save_config, seed_everything, get_
                          atomic_path, CONF_DIR, Config, ConfigError, pin_cpu_kernels, numerics)
 from .data import JobRecData, load_embedded, load_dataset, load_released, generate_synthetic
 from .metrics import evaluate_two_sided, compare_systems, protocol_descriptions
+from .narratives import write_narratives
 from .warm import warm_split, warm_preference, with_history, warm_description
 from .fusion import (FusionArrays, FusionModel, fusion_settings, save_fusion, compare_controllability, controllability_summary,
                            tradeoff_curve, dominance, dominance_ci, decoupling, head_models, head_serving, head_vs_global)
@@ -34,7 +35,7 @@ def load_data(cfg:dict # a resolved config
     "The dataset named by `cfg['data']`: the embedded default, a fresh synthetic draw, the released format or a dataset folder."
     d = cfg["data"]; src = d["source"]
     if src == "embedded": return load_embedded()
-    if src == "synthetic": return generate_synthetic(d["synthetic"], seed=cfg["seed"], split=d["split"])
+    if src == "synthetic": return generate_synthetic(d["synthetic"], seed=cfg["seed"], split=d["split"], narrate=write_narratives)
     if src == "released":
         if not d.get("path"): raise ConfigError("data.source=released needs data.path (the folder of the released files)")
         return load_released(d["path"], split=d["split"], seed=cfg["seed"])
@@ -584,7 +585,7 @@ def qualification_auc(run:Run, # a loaded run
                       system:str # a system with saved scores (`scores/<system>.npz`)
                      )->tuple[float, float]: # (AUC against the label, AUC against the noise-free rule or nan)
     "AUC of a system's employer-side scores over all test pairs, against the employer's decision and against the noise-free rule."
-    from jobrec.data import roc_auc
+    from jobrec.metrics import roc_auc
     sc = run.scores(system); t, e = sc["test"], np.asarray(sc["emp"], np.float64); ok = np.isfinite(e)
     rule = run.data.arrays.get("qual_clean")
     return roc_auc(e[ok], np.asarray(run.data.qual)[t][ok]), (roc_auc(e[ok], np.asarray(rule)[t][ok]) if rule is not None else float("nan"))

@@ -17,7 +17,9 @@ from .core import (get_logger, load_config, save_config, atomic_path, write_json
 from .schema import (Candidate, Job, SchemaError, candidate_from_row, job_from_row, explain_pair, pair_features,
                            candidate_text, job_text, candidate_to_row, job_to_row, USER_COLUMNS, ITEM_COLUMNS)
 from .data import DataError, read_csv_strict
-from .experts import to_host
+from .calibration import NO_CALIBRATION
+from .metrics import tau_errors
+from .core import to_host
 from .data import model_features
 from .fusion import FusionArrays, FusionModel, FUSIONS, fusion_settings, fusion_system, system_settings, load_fusion
 
@@ -105,7 +107,7 @@ def init_run(cfg:dict, # a resolved config (its backbone, expert, schema section
     from jobrec.experts import ExpertSystem, feature_stats
     out = Path(out_dir); save_config(cfg, out)
     s = ExpertSystem(cfg, feat_stats=feature_stats(data, cfg) if data is not None else None)
-    s.calibration = {"qualification": {"method": "none", "a": 1.0, "b": 0.0}}
+    s.calibration = {"qualification": dict(NO_CALIBRATION)}
     s.report = {"untrained": True}
     s.save(out/"model"/"system")
     return out
@@ -505,7 +507,7 @@ class _Scoring(_Cascade):
         ep, eq = self.experts
         s = head_scores(self.system, ep, U[ep][None], cat.emb[ep][idx], f)
         q = s.copy() if eq == ep else head_scores(self.system, eq, U[eq][None], cat.emb[eq][idx], f)
-        p = apply_calibration(q, self.system.calibration.get("qualification", {"a": 1.0, "b": 0.0}))
+        p = apply_calibration(q, self.system.calibration.get("qualification", NO_CALIBRATION))
         return {"s_pref": s.astype(np.float32), "q_logit": q.astype(np.float32), "p_qual": p}
 
     def rank_candidates(self, job:Job|str|Path, # the job (or a file holding exactly one)
@@ -529,7 +531,7 @@ class _Scoring(_Cascade):
             U = self.encode_candidates(cands); V = {e: encode_entities(self.system, [job], e) for e in dict.fromkeys(self.experts)}
             f = standard_features(self.system, cands, [job])[:, 0] if self.system.use_features else None
             s = head_scores(self.system, ep, U[ep], V[ep], f); q = s.copy() if eq == ep else head_scores(self.system, eq, U[eq], V[eq], f)
-            sc = {"s_pref": s, "q_logit": q, "p_qual": apply_calibration(q, self.system.calibration.get("qualification", {"a": 1.0, "b": 0.0}))}
+            sc = {"s_pref": s, "q_logit": q, "p_qual": apply_calibration(q, self.system.calibration.get("qualification", NO_CALIBRATION))}
         order = np.argsort(-np.asarray(sc["q_logit"], np.float64), kind="stable")[:k]
         rows = []
         for r, i in enumerate(order):
@@ -727,13 +729,15 @@ def served_controllability(run_dir:str|Path, # a run folder with a saved fusion 
         except UsageError: rows.append({**row, "in_range": False}); continue  # outside the validated range: refused
         achieved = float(np.nanmean([np.nanmean(q[i][f["top"]]) for i, f in enumerate(fus)]))
         rows.append({**row, "in_range": True, "achieved": achieved, "pred_eligibility": float(np.mean([f["eligibility"] for f in fus])),
-                     "lam": float(np.mean([f["lambda"] for f in fus])), "violation": max(0.0, tau - achieved), "controllability_error": abs(achieved - tau)})
+                     "lam": float(np.mean([f["lambda"] for f in fus])), **tau_errors(achieved, tau)})
     return pd.DataFrame(rows)
 
 # %% ../nbs/10_recommend.ipynb #c028f
 def cascade_command(model:str|Path, # run folder of `jobrec train` / `jobrec run`
                     jobs:str|Path|None=None, # a catalogue to fit on (default: `training_jobs` of the run's dataset)
-                    n_jobs:int=2000, steps:int=1500, progress:bool=True)->dict:
+                    n_jobs:int|None=None, # generated jobs added to the run's (default: retrieval.bench_cascade_jobs)
+                    steps:int|None=None, # training steps (default: retrieval.bench_cascade_steps)
+                    progress:bool=True)->dict:
     "`jobrec cascade`: fit the retrieval cascade's first stage on the run's training candidates and save it in the model folder."
     import yaml
     from jobrec.core import load_config
@@ -742,6 +746,8 @@ def cascade_command(model:str|Path, # run folder of `jobrec train` / `jobrec run
     sysdir = find_system(model); run = sysdir.parent.parent
     if not (run/"config.yaml").exists(): raise ModelError(f"{run} holds no config.yaml: fit the cascade of a run folder written by `jobrec train` or `jobrec run`")
     cfg = load_config(experiment=yaml.safe_load((run/"config.yaml").read_text())); data = load_data(cfg)
+    n_jobs = int(cfg["retrieval"]["bench_cascade_jobs"] if n_jobs is None else n_jobs)
+    steps = int(cfg["retrieval"]["bench_cascade_steps"] if steps is None else steps)
     rec = Recommender.load(sysdir, retrieval={"query": "cosine"})
     cands = [data.candidates[i] for i in data.idx("train")]
     r = fit_cascade(rec, cands, jobs if jobs is not None else training_jobs(data, n_jobs, int(cfg["seed"]) + 1000), steps=steps,

@@ -168,6 +168,8 @@ def make_world(cfg:dict, # resolved config: its data is the reference world
               )->Path:
     "A fresh draw of the generator with the reference data's settings and seed `world`, saved as a dataset folder."
     from jobrec.data import generate_synthetic, save_dataset, load_dataset
+    from jobrec.narratives import write_narratives
+    from jobrec.card import write_card
     from jobrec.pipeline import load_data
     out = Path(out)
     if not out.is_absolute(): out = project_root()/out
@@ -178,12 +180,12 @@ def make_world(cfg:dict, # resolved config: its data is the reference world
     settings = {k: v for k, v in ref["config"].items() if k != "catalogue"}
     # the reference records its vocabulary by name; the packaged vocabulary is the one with a name
     cat = "packaged" if ref["config"].get("catalogue") else None
-    data = generate_synthetic(settings, seed=int(world), split=ref["split_shares"], catalogue=cat)
+    data = generate_synthetic(settings, seed=int(world), split=ref["split_shares"], catalogue=cat, narrate=write_narratives)
     if cat: data.meta["config"]["catalogue"] = data.meta["vocabulary"]
     if data.meta["config"] != ref["config"] or data.meta["vocabulary"] != ref["vocabulary"]:
         raise UsageError(f"world {world} cannot be drawn with the reference data's settings "
                          f"({ref['config']}, vocabulary {ref['vocabulary']})")
-    save_dataset(data, out)
+    write_card(data, save_dataset(data, out))
     return out
 
 def world_config(cfg:dict, # resolved config (the reference world)

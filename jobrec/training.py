@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import get_logger, seed_everything, atomic_path, write_json
+from .core import get_logger, seed_everything, atomic_path, write_json, cfg_get, split_mask
 from .data import preference_groups, qualification_groups, hire_groups
 from .schema import resolve_view
 from .calibration import (NO_CALIBRATION, fit_calibration, apply_calibration, observed_pairs, fit_qualification_calibration,
                                 calibration_report)
 from .distributed import init_from_env, is_main, barrier, shard, rank_seed, global_share, sync_grads
-from .experts import EXPERTS, ExpertSystem, info_nce, cfg_get, split_mask, feature_stats, read_safetensors
+from .experts import EXPERTS, ExpertSystem, info_nce, feature_stats, read_safetensors
 
 # %% auto #0
 __all__ = ['log', 'PHASES', 'config_fingerprint', 'stage1_budget', 'stage1_fingerprint', 'group_mrr', 'flatten_optimizer',
@@ -682,7 +682,7 @@ def _report(system, data, history, calib_z, elapsed, compute=None):
     rep = {"history": history, "train_seconds": round(elapsed, 1), "task_weights": system.task_weights().tolist(), "compute": compute}
     if calib_z is not None:
         val = np.flatnonzero(split_mask(data, "val"))
-        cal = system.calibration.get("qualification", {"a": 1.0, "b": 0.0})
+        cal = system.calibration.get("qualification", NO_CALIBRATION)
         rep.update(calibration_report(calib_z, np.asarray(data.qual)[val], np.asarray(data.applied, bool)[val], cal))
     return rep
 

@@ -5,8 +5,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import contextlib, copy, io
 from pathlib import Path
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent/"fixtures"
@@ -31,6 +33,37 @@ def pytest_collection_modifyitems(config, items):
     if len(keep) < len(items):
         config.hook.pytest_deselected(items=[i for i in items if "release" in i.keywords])
         items[:] = keep
+
+# The tests' small model: experiments/tiny.yaml, a layer of overrides on the cpu-small profile (import it from conftest).
+TINY_FILE = ROOT/"experiments"/"tiny.yaml"
+TINY = yaml.safe_load(TINY_FILE.read_text())
+
+def tiny_cfg(train:dict|None=None, # keys of the train section over TINY's
+             **sections # a dict: keys of that section over TINY's; anything else: that top-level key's value
+            )->dict:
+    "The cpu-small profile under TINY and these changes, resolved (unknown keys are refused as in any config)."
+    from jobrec.core import load_config
+    ov = copy.deepcopy(TINY)
+    for k, v in {"train": train or {}, **sections}.items():
+        ov[k] = {**ov.get(k, {}), **v} if isinstance(v, dict) else v
+    return load_config("cpu-small", overrides=ov).to_dict()
+
+def as_sets(d:dict, prefix:str="")->list[str]:
+    "The `--set key=value` values of a nested dict (values in YAML flow style)."
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict): out += as_sets(v, f"{prefix}{k}.")
+        else: out.append(f"{prefix}{k}=" + yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip())
+    return out
+
+def run_cli(*args)->tuple:
+    "`jobrec ARGS` in this process: (exit code, stdout, stderr); an argument error's exit is its code."
+    from jobrec.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = main([str(a) for a in args])
+    except SystemExit as e: rc = e.code
+    return rc, out.getvalue(), err.getvalue()
 
 @pytest.fixture(scope="session")
 def root(): return ROOT

@@ -4,9 +4,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("TRANSFORMER
 import pytest, torch
 from jobrec.backbones import load_backbone, resolve_backbone, last_token_pool, mean_pool, lora_targets, cache_dir
 from jobrec.core import ConfigError, has_module
+from conftest import tiny_cfg
 
-TINY = {"seed": 0, "device": "cpu", "precision": "fp32", "backbone": {"name": "tiny", "use_unsloth": False},
-        "lora": {"r": 4, "alpha": 8, "dropout": 0.0}}
+TINY_BB = tiny_cfg(seed=0, lora={"dropout": 0.0})  # the shared small model, its adapters without dropout
 
 def test_last_token_pool_left_and_right_padding():
     h = torch.randn(3, 5, 2)
@@ -17,14 +17,14 @@ def test_last_token_pool_left_and_right_padding():
     assert torch.allclose(mean_pool(h, right)[2], h[2, 0])
 
 def test_tiny_is_cached_and_deterministic():
-    f1, k = resolve_backbone("tiny", TINY); f2, _ = resolve_backbone("tiny", TINY)
+    f1, k = resolve_backbone("tiny", TINY_BB); f2, _ = resolve_backbone("tiny", TINY_BB)
     assert f1 == f2 and k == "decoder" and (f1/"jobrec_backbone.json").exists()
-    a = load_backbone(TINY).encode(["python skills"], "preference")
-    b = load_backbone(TINY).encode(["python skills"], "preference")
+    a = load_backbone(TINY_BB).encode(["python skills"], "preference")
+    b = load_backbone(TINY_BB).encode(["python skills"], "preference")
     assert torch.equal(a, b)
 
 def test_adapters_share_base_and_train_independently():
-    bb = load_backbone(TINY)
+    bb = load_backbone(TINY_BB)
     base_ids = {id(p) for n, p in bb.model.named_parameters() if "lora_" not in n}
     assert len(base_ids) == sum(1 for n, _ in bb.model.named_parameters() if "lora_" not in n)
     bb.model.train()
@@ -38,7 +38,7 @@ def test_adapters_share_base_and_train_independently():
     assert any(not torch.equal(v, p0[k]) for k, v in bb.lora_state("preference").items())
 
 def test_shared_adapter_and_targets():
-    bb = load_backbone(TINY, adapters=("shared",))
+    bb = load_backbone(TINY_BB, adapters=("shared",))
     assert list(bb.adapters) == ["shared"]
     assert lora_targets(bb.model.get_base_model()) == ["q_proj", "k_proj", "v_proj", "o_proj"]
     assert lora_targets(None, ["q_proj"]) == ["q_proj"]
@@ -57,8 +57,8 @@ def test_errors_are_clear(tmp_path):
     with pytest.raises(ConfigError, match="use_unsloth"): load_backbone({"backbone": {"name": "tiny", "use_unsloth": "maybe"}})
 
 def test_hf_folder_loads_without_remote_code():
-    folder, _ = resolve_backbone("tiny", TINY)
-    bb = load_backbone({**TINY, "backbone": {"name": f"hf:{folder}", "use_unsloth": False}})
+    folder, _ = resolve_backbone("tiny", TINY_BB)
+    bb = load_backbone({**TINY_BB, "backbone": {"name": f"hf:{folder}", "use_unsloth": False}})
     assert bb.kind == "decoder" and bb.encode(["x"], "preference").shape == (1, 64)
 
 UNSLOTH_SCRIPT = textwrap.dedent('''

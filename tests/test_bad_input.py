@@ -16,6 +16,7 @@ from jobrec.schema import (ACADEMIC_LEVELS, IN_PERSON_MODES, BOUNDS, LIMITS, Can
 from jobrec.data import generate_synthetic
 from jobrec.recommend import Recommender, read_entities, write_entities
 from jobrec.cli import main
+from conftest import run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SEED = 20240518
@@ -285,19 +286,17 @@ TRAIN_ARGS = ["--set", "backbone.name=tiny", "--set", "device=cpu", "--set", "sc
               "--set", "data.synthetic.n_jobs=10", "--set", "train.head_steps=3", "--set", "train.stage1_steps=2", "--set", "train.stage2_steps=1",
               "--set", "train.batch_groups=2", "--set", "train.n_negatives=3", "--set", "train.checkpoint_every=1", "--set", "train.eval_every=2"]
 
-def run_cli(*args):
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = main([str(a) for a in args])
-    except SystemExit as e: rc = e.code
-    return rc, err.getvalue()
-
 def _cli_outcome(rc, err):
     if rc == 0: return "accepted"
     lines = err.strip().splitlines()  # progress logs may precede it; the error itself is the one last line
     if rc == 2 and lines and lines[-1].startswith("jobrec ") and ": error: " in lines[-1] and "Traceback" not in err \
             and sum(": error: " in l for l in lines) == 1 and len(lines[-1]) < 600: return "rejected"
     return f"crash: exit {rc}: {err.strip()[-160:]}"
+
+def _cli(*args):
+    "The outcome of `jobrec ARGS`: accepted, rejected (one-line error) or a crash."
+    rc, _, err = run_cli(*args)
+    return _cli_outcome(rc, err)
 
 def bad_calls(rec, data, files, rng):
     "Yield (category, call): one bad argument per call, the others valid."
@@ -390,7 +389,7 @@ def test_bad_input_corpus(data, trained, tmp_path):
     cfgdir = tmp_path/"cfg"; cfgdir.mkdir(); (cfgdir/"empty.yaml").write_text(""); (cfgdir/"broken.yaml").write_text("train: {lr: [")
     (cfgdir/"list.yaml").write_text("- 1\n- 2\n")
     rng = random.Random(SEED)
-    for cat, args in cli_calls(trained, data, files, rng.sample(bad_files, 150), cfgdir): record("cli", cat, _cli_outcome(*run_cli(*args)))
+    for cat, args in cli_calls(trained, data, files, rng.sample(bad_files, 150), cfgdir): record("cli", cat, _cli(*args))
     for cat, outcome in _model_faults(trained, tmp_path): record("cli", cat, outcome)
     total = sum(counts.values())
     by = Counter()
@@ -408,15 +407,15 @@ def _model_faults(run, tmp):
     import shutil
     bad = tmp/"corrupt"; shutil.copytree(run, bad)
     st_ = bad/"model"/"system"/"experts.safetensors"; st_.write_bytes(st_.read_bytes()[:100])
-    yield "recommend corrupt experts.safetensors", _cli_outcome(*run_cli("recommend", "--model", bad, "--candidate", tmp/"ok"/"cands.csv", "--jobs", tmp/"ok"/"jobs.csv"))
+    yield "recommend corrupt experts.safetensors", _cli("recommend", "--model", bad, "--candidate", tmp/"ok"/"cands.csv", "--jobs", tmp/"ok"/"jobs.csv")
     meta = bad/"model"/"system"/"meta.json"; shutil.copy(run/"model"/"system"/"experts.safetensors", st_); meta.write_text("{not json")
-    yield "recommend damaged meta.json", _cli_outcome(*run_cli("recommend", "--model", bad, "--candidate", tmp/"ok"/"cands.csv", "--jobs", tmp/"ok"/"jobs.csv"))
+    yield "recommend damaged meta.json", _cli("recommend", "--model", bad, "--candidate", tmp/"ok"/"cands.csv", "--jobs", tmp/"ok"/"jobs.csv")
     changed = tmp/"changed"; shutil.copytree(run, changed)
-    rc, err = run_cli("train", "--out", changed, *TRAIN_ARGS, "--set", "train.lr=1e-3")
+    rc, _, err = run_cli("train", "--out", changed, *TRAIN_ARGS, "--set", "train.lr=1e-3")
     assert "--no-resume" in err, err
     yield "train resume, configuration changed", _cli_outcome(rc, err)
     ck = tmp/"trunc"; shutil.copytree(run, ck); c = ck/"model"/"checkpoint.safetensors"; c.write_bytes(c.read_bytes()[: c.stat().st_size // 2])
-    yield "train resume, truncated checkpoint", _cli_outcome(*run_cli("train", "--out", ck, *TRAIN_ARGS))
+    yield "train resume, truncated checkpoint", _cli("train", "--out", ck, *TRAIN_ARGS)
 
 # --- a few named cases, asserted on their messages -------------------------------------------------
 def test_named_messages(data, tmp_path):
@@ -433,7 +432,7 @@ def test_named_messages(data, tmp_path):
     q = tmp_path/"c.csv"; _write(q, [row, {**row, "student_id": "S2"}], "csv")
     lines = q.read_text().splitlines(); q.write_text("\n".join(lines[:2] + [lines[2] + ",extra"]) + "\n")
     with pytest.raises(JobrecError, match="line 3 has"): read_entities(q, "candidate")
-    rc, err = run_cli("config", "--set", "fusion.tau=1.5")
+    rc, _, err = run_cli("config", "--set", "fusion.tau=1.5")
     assert rc == 2 and err.strip() == "jobrec config: error: override: fusion.tau must be in [0, 1], got 1.5"
 
 def test_every_constraint_names_a_default_key():
@@ -456,7 +455,7 @@ def test_nul_byte_in_a_csv_row_named(trained, data, tmp_path):
     p.write_text("\n".join(lines[:2] + [lines[2].replace("['", "['Py\x00", 1)] + lines[3:]) + "\n")
     with pytest.raises(JobrecError, match=r"row 1, column 'interests': control character U\+0000 at character 5 of the list$"):
         read_entities(p, "candidate")
-    rc, err = run_cli("recommend", "--model", trained, "--candidate", p, "--jobs", p)
+    rc, _, err = run_cli("recommend", "--model", trained, "--candidate", p, "--jobs", p)
     assert _cli_outcome(rc, err) == "rejected" and "row 1, column 'interests'" in err, err
 
 def test_json_and_csv_read_a_byte_order_mark(data, tmp_path):
@@ -484,7 +483,7 @@ def test_cli_refuses_a_megabyte_id_before_the_model(trained, data, tmp_path):
     p = tmp_path/"c.json"; p.write_text(json.dumps([{**candidate_to_row(data.candidates[0]), "student_id": "x" * MEGA}]))
     write_entities(data.jobs, tmp_path/"jobs.csv")
     t0 = time.perf_counter()
-    rc, err = run_cli("recommend", "--model", trained, "--candidate", p, "--jobs", tmp_path/"jobs.csv")
+    rc, _, err = run_cli("recommend", "--model", trained, "--candidate", p, "--jobs", tmp_path/"jobs.csv")
     assert time.perf_counter() - t0 < 1.0 and _cli_outcome(rc, err) == "rejected" and "over the limit of 128 for an id" in err, err
 
 def test_outputs_checked_before_any_model_loads(trained, data, tmp_path, monkeypatch):
@@ -497,7 +496,7 @@ def test_outputs_checked_before_any_model_loads(trained, data, tmp_path, monkeyp
     cases = list(output_calls(trained, files, tmp_path))
     assert {c.split(" --")[0] for c, _ in cases} >= {"recommend", "rank-candidates", "score", "vocabulary", "train", "run"}
     for cat, args in cases:
-        t0 = time.perf_counter(); rc, err = run_cli(*args)
+        t0 = time.perf_counter(); rc, _, err = run_cli(*args)
         given = str(args[args.index("--summary" if "--summary" in args else "--out") + 1])
         assert _cli_outcome(rc, err) == "rejected" and given in err and ".tmp" not in err, (cat, err)
         assert time.perf_counter() - t0 < 5, cat

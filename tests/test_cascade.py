@@ -1,28 +1,23 @@
 """`jobrec cascade`: fits the retrieval cascade of a run folder on its training candidates, saves it beside the experts, and
 `jobrec recommend` then shortlists with it; bad arguments are one-line errors."""
-import contextlib, io, json, os
+import json, os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from pathlib import Path
 import numpy as np
 import pytest
-from jobrec.cli import main
-from jobrec.core import load_config
 from jobrec.pipeline import load_data
 from jobrec.recommend import Recommender, init_run, write_entities
+from conftest import run_cli, tiny_cfg
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-TINY = {"backbone": {"name": "tiny"}, "schema": {"max_length": 48}, "expert": {"head_hidden": [16]}}
-
-def run_cli(args):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = main(args)
-    return rc, out.getvalue(), err.getvalue()
+# the recall thresholds below are read on an untrained model: the small model with the narrow head they were set on
+CFG = tiny_cfg(expert={"head_hidden": [16]})
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    d = tmp_path_factory.mktemp("cascade"); cfg = load_config("cpu-small", overrides=TINY).to_dict()
-    run = init_run(cfg, d/"run", load_data(load_config("cpu-small", overrides=TINY)))
-    rc, out, err = run_cli(["cascade", "--model", str(run), "--n-jobs", "30", "--steps", "20"])
+    d = tmp_path_factory.mktemp("cascade")
+    run = init_run(CFG, d/"run", load_data(CFG))
+    rc, out, err = run_cli("cascade", "--model", run, "--n-jobs", 30, "--steps", 20)
     assert rc == 0, err[-2000:]
     return d, run, json.loads(out)
 
@@ -34,7 +29,7 @@ def test_cascade_saved_with_its_report(fitted):
 
 def test_recommend_shortlists_with_the_cascade(fitted):
     d, run, _ = fitted
-    data = load_data(load_config("cpu-small", overrides=TINY))
+    data = load_data(CFG)
     write_entities(data.candidates[:1], d/"cand.csv"); write_entities(data.jobs, d/"jobs.csv")
     rec = Recommender.load(run); assert rec.query_kind() == "cascade"
     res = rec.recommend(d/"cand.csv", d/"jobs.csv", k=5, shortlist=20, explain=False)[0]
@@ -47,8 +42,8 @@ def test_recommend_shortlists_with_the_cascade(fitted):
 
 def test_bad_arguments(fitted, tmp_path):
     _, run, _ = fitted
-    rc, _, err = run_cli(["cascade", "--model", str(run), "--steps", "0"]); assert rc == 2 and "--steps" in err
-    rc, _, err = run_cli(["cascade", "--model", str(tmp_path/"nowhere")]); assert rc == 2
+    rc, _, err = run_cli("cascade", "--model", run, "--steps", 0); assert rc == 2 and "--steps" in err
+    rc, _, err = run_cli("cascade", "--model", tmp_path/"nowhere"); assert rc == 2
 
 def shortlist_recall(rec, cands, cat, M, tau=None, k=10):
     "Mean share of the experts' full fused top-k (every job scored) that the retrieval stage's top-M keeps."
@@ -63,7 +58,7 @@ def test_cascade_recall_beats_cosine(fitted):
     """On candidates it was not fitted on, at tau 0.8 with M=20 of 100 jobs, the cascade keeps at least twice the share of
     the experts' full fused top-10 that a random shortlist keeps (M/N = 0.2); the cosine index keeps less than that."""
     _, run, _ = fitted
-    data = load_data(load_config("cpu-small", overrides=TINY))
+    data = load_data(CFG)
     cands = [data.candidates[i] for i in data.idx("test")][:12]
     recall = {}
     for query in ("cascade", "cosine"):

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobrec.data import (DataError, JobRecData, build_default_dataset, dataset_card, eval_matrices, generate_synthetic, hire_groups,
+from jobrec.card import build_default_dataset, dataset_card
+from jobrec.data import (DataError, JobRecData, eval_matrices, generate_synthetic, hire_groups,
                          load_dataset, load_embedded, load_released, preference_groups, qualification_groups, read_candidates,
                          read_interactions, read_jobs, vocab_from_catalogue, TOPICS, derive_vocabulary, load_vocabulary,
                          embedded_path, VOCABULARY_KEYS)
@@ -273,3 +274,9 @@ def test_load_embedded_from_anywhere(tmp_path, monkeypatch):
     assert load_embedded().shape == (12, 5)  # a data/default in the project folder comes first
     shutil.rmtree(tmp_path/"data"); shutil.rmtree(pkg/"_embedded")
     with pytest.raises(DataError, match="jobrec data --out data/default"): load_embedded()
+
+
+def test_llm_narratives_need_their_writer():
+    "The data module comes before the language models: an LLM-narrative draw is given its writer, and says so without it."
+    with pytest.raises(DataError, match="narrate=jobrec.narratives.write_narratives"):
+        generate_synthetic(seed=3, n_candidates=4, n_jobs=2, narrative="llm")

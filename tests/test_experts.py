@@ -7,13 +7,8 @@ from jobrec.data import generate_synthetic
 from jobrec.calibration import fit_calibration, apply_calibration, ece, sigmoid
 from jobrec.experts import ExpertSystem, info_nce
 from jobrec.training import train_experts, train_conflated, evaluate_experts, group_mrr, config_fingerprint
+from conftest import tiny_cfg
 
-def tiny_cfg(train=None, **sections):
-    ov = {"backbone": {"name": "tiny", "use_unsloth": "false"}, "device": "cpu", "schema": {"max_length": 48},
-          "expert": {"head_hidden": [32]}, "lora": {"r": 4, "alpha": 8},
-          "train": {"head_steps": 4, "stage1_steps": 3, "stage2_steps": 3, "batch_groups": 4, "n_negatives": 5, "checkpoint_every": 2, "eval_every": 2, **(train or {})}}
-    for k, v in sections.items(): ov[k] = {**ov.get(k, {}), **v}
-    return load_config("cpu-small", overrides=ov).to_dict()
 
 @pytest.fixture(scope="module")
 def data(): return generate_synthetic({"n_candidates": 40, "n_jobs": 12}, 0)

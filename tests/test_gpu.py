@@ -109,7 +109,8 @@ def run_scenario(spec:dict, record:dict):
     import numpy as np
     from jobrec.backbones import load_backbone, resolve_backbone
     from jobrec.data import generate_synthetic
-    from jobrec.experts import ExpertSystem, split_mask
+    from jobrec.core import split_mask
+    from jobrec.experts import ExpertSystem
     from jobrec.fusion import fit_fusion, constraint_value
     from jobrec.pipeline import fusion_arrays
     from jobrec.recommend import Recommender

@@ -7,14 +7,13 @@ commands take about 3 minutes on 2 idle cores. Under a load of 27 on 2 cores the
 import json, os, subprocess, sys, time
 from pathlib import Path
 import pytest
+from conftest import TINY, as_sets
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT/"requirements"/"lock.txt"
 
 # A small cut: the tiny random backbone, a few steps, a 40 x 12 dataset (the tests' tiny configs, through --set).
-TINY = ["backbone.name=tiny", "device=cpu", "schema.max_length=48", "expert.head_hidden=[32]", "lora.r=4", "lora.alpha=8",
-        "train.head_steps=4", "train.stage1_steps=3", "train.stage2_steps=2", "train.batch_groups=4", "train.n_negatives=5", "train.eval_every=2",
-        "train.checkpoint_every=0", "data.source=small"]
+CUT = as_sets(TINY) + ["train.stage2_steps=2", "train.checkpoint_every=0", "data.source=small"]
 RUN = ["eval.bootstrap=50", "eval.n_negatives=9", "fusion.taus=[0.3,0.6]", "fusion.epochs=5", "baselines.recbole=[]",
        "baselines.expensive=[]"]
 sets = lambda keys: [a for k in keys for a in ("--set", k)]
@@ -72,7 +71,7 @@ def test_newcomer_data_train_recommend_run_reports(newcomer):
     for f in (ROOT/"data"/"default").iterdir(): assert (work/"d"/f.name).read_bytes() == f.read_bytes(), f.name
     # 2. a small cut, trained
     jobrec(newcomer, "jobrec data (40 x 12)", "data", "--out", "small", *sets(["data.synthetic.n_candidates=40", "data.synthetic.n_jobs=12"]))
-    jobrec(newcomer, "jobrec train", "train", "--out", "runs/x", *sets(TINY))
+    jobrec(newcomer, "jobrec train", "train", "--out", "runs/x", *sets(CUT))
     assert (work/"runs"/"x"/"model").is_dir() and (work/"runs"/"x"/"config.yaml").exists()
     # 3. the bundled example candidate, recommended
     jobrec(newcomer, "jobrec examples", "examples", "--out", "ex")
@@ -83,7 +82,7 @@ def test_newcomer_data_train_recommend_run_reports(newcomer):
     assert [r["candidate_id"] for r in res] == ["EX001"] and res[0]["n_jobs"] == 20
     assert len(res[0]["items"]) == 5 and {i["job_id"] for i in res[0]["items"]} <= example_jobs
     # 4. the experiment and a report from the packaged templates, written under the working folder
-    jobrec(newcomer, "jobrec run (small cut)", "run", "--out", "runs/r", "--no-ablations", "--systems", "random", *sets(TINY + RUN))
-    out = jobrec(newcomer, "jobrec reports (dataset_card)", "reports", "--skip-run", "--run", "runs/r", "--only", "dataset_card", *sets(TINY + RUN))
+    jobrec(newcomer, "jobrec run (small cut)", "run", "--out", "runs/r", "--no-ablations", "--systems", "random", *sets(CUT + RUN))
+    out = jobrec(newcomer, "jobrec reports (dataset_card)", "reports", "--skip-run", "--run", "runs/r", "--only", "dataset_card", *sets(CUT + RUN))
     assert "copied the report templates" in out and (work/"experiments"/"templates").is_dir()
     assert (work/"reports"/"dataset_card"/"metrics.json").exists() and (work/"reports"/"index.md").exists()

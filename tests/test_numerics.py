@@ -6,12 +6,8 @@ import jobrec.core
 from jobrec.core import load_config
 from jobrec.data import generate_synthetic
 from jobrec.training import train_experts
+from conftest import tiny_cfg
 
-def tiny_cfg(precision):
-    ov = {"backbone": {"name": "tiny", "use_unsloth": "false"}, "device": "cpu", "precision": precision, "schema": {"max_length": 32},
-          "expert": {"head_hidden": [16]}, "lora": {"r": 4, "alpha": 8},
-          "train": {"head_steps": 3, "stage1_steps": 2, "stage2_steps": 1, "batch_groups": 2, "n_negatives": 3, "checkpoint_every": 0, "eval_every": 2}}
-    return load_config("cpu-small", overrides=ov).to_dict()
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, one_torch_thread):
@@ -27,7 +23,7 @@ def trained(tmp_path_factory, one_torch_thread):
             try:
                 with pytest.MonkeyPatch.context() as mp:
                     mp.setattr(jobrec.core, "cpu_has_bf16", lambda: has_bf16)
-                    s = train_experts(data, tiny_cfg(precision), tmp_path_factory.mktemp(f"{precision}{has_bf16}"), progress=False)
+                    s = train_experts(data, tiny_cfg(precision=precision), tmp_path_factory.mktemp(f"{precision}{has_bf16}"), progress=False)
             finally: h.remove()
             out[precision, has_bf16] = ({k: v.detach().clone() for k, v in s.state_tensors().items()}, seen)
     return out

@@ -4,13 +4,13 @@ import contextlib, io, json
 import pytest
 
 from jobrec.core import load_config
-from jobrec.data import generate_synthetic, rewrite_card, save_dataset, TOPICS
+from jobrec.card import rewrite_card, write_card
+from jobrec.data import generate_synthetic, save_dataset, TOPICS
 from jobrec.recommend import init_run, write_entities
-from jobrec.cli import main
-from jobrec.narratives import TOPIC_BRIEFS, TopicScorer, calibrate_threshold, check_narrative
+from conftest import TINY, run_cli
+from jobrec.narratives import TOPIC_BRIEFS, TopicScorer, calibrate_threshold, check_narrative, write_narratives
 import jobrec.rationale as R
 
-TINY = {"backbone": {"name": "tiny"}, "schema": {"max_length": 64}, "expert": {"head_hidden": [32, 16]}}
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
@@ -22,14 +22,9 @@ def run(tmp_path_factory, data):
     write_entities(data.jobs, d/"jobs.csv"); write_entities(data.candidates[:2], d/"cands.csv"); write_entities(data.jobs[:1], d/"job.json")
     return init_run(load_config(None, TINY), d/"run", data), d
 
-def cli(*args):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = main([str(a) for a in args])
-    return rc, out.getvalue(), err.getvalue()
-
 def test_recommend_rationale_falls_back_to_the_template(run):
     m, d = run
-    rc, out, err = cli("recommend", "--model", m, "--candidate", d/"cands.csv", "--jobs", d/"jobs.csv", "--k", 3, "--rationale", "--rationale-model", "tiny")
+    rc, out, err = run_cli("recommend", "--model", m, "--candidate", d/"cands.csv", "--jobs", d/"jobs.csv", "--k", 3, "--rationale", "--rationale-model", "tiny")
     assert rc == 0, err
     lines = [l for l in out.splitlines() if l.startswith("rationale ")]
     assert len(lines) == 6 and all("(template)" in l and "The employer" in l for l in lines)  # random tiny text fails the checker
@@ -40,7 +35,7 @@ def test_rationale_checker_accepts_a_faithful_text_and_rejects_a_false_one(run, 
         facts = [l[2:] for l in prompts[0].splitlines() if l.startswith("- ")]
         return [". ".join(facts) + "."] + ["Your GPA of 9.87 stands out. The employer would accept."] * (len(prompts) - 1)
     monkeypatch.setattr(R, "generate_texts", fake)
-    rc, out, err = cli("recommend", "--model", m, "--candidate", d/"cands.csv", "--jobs", d/"jobs.csv", "--k", 3, "--tau", 0.5,
+    rc, out, err = run_cli("recommend", "--model", m, "--candidate", d/"cands.csv", "--jobs", d/"jobs.csv", "--k", 3, "--tau", 0.5,
                        "--rationale", "--rationale-model", "tiny", "--format", "json")
     assert rc == 0, err
     items = json.loads(out)["results"][0]["items"]
@@ -86,7 +81,7 @@ def test_the_cli_shows_the_template_for_invented_text(run, monkeypatch):
     "Fed the invented texts as the language model's output, `recommend --rationale` shows the template for each."
     m, d = run
     monkeypatch.setattr(R, "generate_texts", lambda prompts, lm, **kw: [" ".join(INVENTED[:2]), INVENTED[2], INVENTED[0]][:len(prompts)])
-    rc, out, err = cli("recommend", "--model", m, "--candidate", d/"cands.csv", "--jobs", d/"jobs.csv", "--k", 3, "--tau", 0.5,
+    rc, out, err = run_cli("recommend", "--model", m, "--candidate", d/"cands.csv", "--jobs", d/"jobs.csv", "--k", 3, "--tau", 0.5,
                        "--rationale", "--rationale-model", "tiny")
     assert rc == 0, err
     lines = [l for l in out.splitlines() if l.startswith("rationale ")]
@@ -95,7 +90,7 @@ def test_the_cli_shows_the_template_for_invented_text(run, monkeypatch):
 
 def test_rank_candidates_rationale(run):
     m, d = run
-    rc, out, err = cli("rank-candidates", "--model", m, "--job", d/"job.json", "--candidates", d/"cands.csv", "--k", 2,
+    rc, out, err = run_cli("rank-candidates", "--model", m, "--job", d/"job.json", "--candidates", d/"cands.csv", "--k", 2,
                        "--rationale", "--rationale-model", "tiny", "--format", "json")
     assert rc == 0, err
     items = json.loads(out)["results"][0]["items"]
@@ -105,7 +100,7 @@ def test_rank_candidates_rationale(run):
 def scorer(): return TopicScorer()
 
 @pytest.fixture(scope="module")
-def llm_data(): return generate_synthetic(seed=3, n_candidates=4, n_jobs=2, narrative="llm", narrative_model="tiny")
+def llm_data(): return generate_synthetic(seed=3, n_candidates=4, n_jobs=2, narrative="llm", narrative_model="tiny", narrate=write_narratives)
 
 def test_narrative_validators_catch_an_unlisted_skill_and_a_missing_topic(scorer, llm_data):
     d = llm_data
@@ -127,6 +122,7 @@ def test_narrative_validators_catch_an_unlisted_skill_and_a_missing_topic(scorer
 def test_the_card_of_an_llm_dataset_carries_the_validators_counts(tmp_path, llm_data):
     "An LLM-narrative dataset's card shows the validators' outcomes, the time and the lexical baselines; a template dataset's card does not."
     f = save_dataset(llm_data, tmp_path/"llm")
+    write_card(llm_data, f)
     md, card = (f/"CARD.md").read_text(), json.loads((f/"card.json").read_text())
     counts = llm_data.meta["narratives"]["counts"]
     assert card["narratives"]["counts"] == counts and "## LLM narratives (validators)" in md
@@ -139,13 +135,14 @@ def test_the_card_of_an_llm_dataset_carries_the_validators_counts(tmp_path, llm_
     assert lex["n_candidates"] == 1 and {"bm25", "tfidf"} <= set(lex["baselines"]) and "| bm25 | " in md
     before = f.joinpath("CARD.md").read_bytes(); f.joinpath("CARD.md").write_text(""); rewrite_card(f)
     assert f.joinpath("CARD.md").read_bytes() == before  # from the folder's files, texts not regenerated
-    t = save_dataset(generate_synthetic(seed=3, n_candidates=4, n_jobs=2), tmp_path/"template")
+    template = generate_synthetic(seed=3, n_candidates=4, n_jobs=2)
+    t = write_card(template, save_dataset(template, tmp_path/"template")).parent
     assert "LLM narratives" not in (t/"CARD.md").read_text() and "narratives" not in json.loads((t/"card.json").read_text())
 
 @pytest.mark.slow
 def test_smollm2_narratives_pass_the_validators(scorer):
     "SmolLM2 writes a small dataset; every text it kept passes the validators again."
-    d = generate_synthetic(seed=3, n_candidates=4, n_jobs=2, narrative="llm")
+    d = generate_synthetic(seed=3, n_candidates=4, n_jobs=2, narrative="llm", narrate=write_narratives)
     m = d.meta["narratives"]; thr = m["topic_threshold"]["threshold"]
     vocab = sorted({s for c in d.candidates for s in c.skills} | {s for j in d.jobs for s in j.required_skills})
     for c, t in zip(d.candidates, d.meta["candidate_topics"]):

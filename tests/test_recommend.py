@@ -1,5 +1,5 @@
 """Serving: `jobrec recommend` / `jobrec rank-candidates` and the `Recommender` API on a tiny model, good and bad input."""
-import contextlib, io, json, os, subprocess, sys
+import json, os, subprocess, sys
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +10,7 @@ from jobrec.core import load_config
 from jobrec.data import generate_synthetic, DataError
 from jobrec.schema import SchemaError, candidate_to_row, job_to_row
 from jobrec.recommend import Recommender, init_run, read_entities, write_entities, find_system
-from jobrec.cli import main
-
-TINY = {"backbone": {"name": "tiny"}, "schema": {"max_length": 64}, "expert": {"head_hidden": [32, 16]}}
+from conftest import TINY, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -34,11 +32,6 @@ def files(tmp_path_factory, data):
 
 @pytest.fixture(scope="session")
 def rec(model_run): return Recommender.load(model_run)
-
-def run_cli(*args):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = main([str(a) for a in args])
-    return rc, out.getvalue(), err.getvalue()
 
 # --- good input -------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from jobrec.fusion import FusionArrays, fit_fusion, load_fusion, topk_mean
 from jobrec.pipeline import load_data, train_run
 from jobrec.recommend import Recommender, write_entities, served_controllability
 from jobrec.cli import main
+from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 # the smoke experiment with a few training steps: a real trained and calibrated run in well under a minute
@@ -30,11 +31,6 @@ def trained(tmp_path_factory):
     cand = data.candidates[int(data.idx("test")[0])]
     write_entities(data.jobs, d/"jobs.csv"); write_entities([cand], d/"cand.csv")
     return run, cfg, data, cand, d
-
-def run_cli(*args):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = main([str(a) for a in args])
-    return rc, out.getvalue(), err.getvalue()
 
 def test_train_saves_the_fusion(trained):
     run, cfg, data, _, _ = trained

@@ -30,12 +30,10 @@ def _graph()->dict:
     return {m: {t for t, _, _ in _imports(p) if t in MODULES and t != m} for m, (p, _) in MODULES.items()}
 
 def test_every_module_found():
-    assert {"core", "schema", "data", "metrics", "experts", "calibration", "training", "fusion", "recommend", "cli"} <= set(MODULES)
+    assert {"core", "schema", "data", "metrics", "experts", "calibration", "training", "fusion", "card", "recommend", "cli"} <= set(MODULES)
 
-# data's dataset card computes a reference NDCG with jobrec.metrics when it can (a lazy import with a fallback)
-# data writes LLM narratives with jobrec.narratives when data.synthetic.narrative=llm (a lazy import)
-# data's card of an LLM-narrative dataset runs the lexical baselines of jobrec.baselines (a lazy import)
-KNOWN_UPWARD = {("data", "metrics"), ("data", "narratives"), ("data", "baselines")}
+# none: the dataset card, which reads the metrics, the baselines and the narratives, is jobrec.card (nbs/07b_card)
+KNOWN_UPWARD = set()
 
 def test_notebooks_import_only_lower_numbered():
     "A module imports (even lazily, inside a function) only modules whose notebook sorts before its own."
@@ -121,3 +119,52 @@ def test_no_exported_cell_over_60_lines():
     assert KNOWN_LONG <= set(long), f"{sorted(KNOWN_LONG - set(long))} are no longer long: remove them from KNOWN_LONG"
     bad = {k: n for k, n in long.items() if k not in KNOWN_LONG}
     assert not bad, "exported cells over 60 lines (split them): " + ", ".join(f"{nb} {cid} ({n} lines)" for (nb, cid), n in sorted(bad.items()))
+
+# one home per measure: the arithmetic of each measure, and the identity calibration, written once in the package
+RIVALS = {
+    "NDCG discount": (r"np\.log2\(", {"metrics"}),
+    "AUC": (r"\brankdata\b|\broc_auc_score\b|\bdef roc_auc\(|n1 \* \(n1 \+ 1\)", {"metrics"}),
+    "violation": (r"max\(0(\.0)?, *tau\b|np\.maximum\(0(\.0)?, *tau\b", {"metrics"}),
+    "controllability error": (r"abs\([^()]* - *(tau|t)\)|abs\(tau - ", {"metrics"}),
+    "identity calibration": (r"[\"']a[\"']: *1(\.0)?, *[\"']b[\"']: *0(\.0)?", {"calibration"}),
+    "shared helpers": (r"^def (to_host|cfg_get|split_mask)\(", {"core"}),
+}
+
+def _homes(pattern:str, sources:dict)->dict:
+    "module -> number of lines of its source matching `pattern`."
+    rx = re.compile(pattern)
+    code = lambda l: l.split("  # ")[0].split(" # ")[0]  # the arithmetic, not the comments that name it
+    out = {m: sum(bool(rx.search(code(l))) for l in s.splitlines()) for m, s in sources.items()}
+    return {m: n for m, n in out.items() if n}
+
+@pytest.mark.parametrize("measure", sorted(RIVALS))
+def test_one_home_per_measure(measure):
+    "A measure is computed in one module, once: a second implementation (another tie rule, another identity map) is a rival."
+    pattern, home = RIVALS[measure]
+    found = _homes(pattern, {m: p.read_text() for m, (p, _) in MODULES.items()})
+    assert set(found) == home, f"{measure} computed in {sorted(found)}, its home is {sorted(home)}: import it from there"
+    assert sum(found.values()) == (3 if measure == "shared helpers" else 1), found
+
+def test_rival_check_catches_a_second_ndcg():
+    "The check reads the arithmetic: a tie-naive NDCG written in another module is seen."
+    rival = {"data": "disc = 1 / np.log2(np.arange(2, k + 2))", "metrics": "return 1.0 / np.log2(np.arange(2, n + 2))"}
+    assert _homes(RIVALS["NDCG discount"][0], rival) == {"data": 1, "metrics": 1}
+    assert _homes(RIVALS["identity calibration"][0], {"recommend": 'cal.get("q", {"a": 1.0, "b": 0.0})'}) == {"recommend": 1}
+    assert _homes(RIVALS["violation"][0], {"fusion": 'row["violation"] = max(0.0, tau - achieved)'}) == {"fusion": 1}
+
+def test_defaults_live_in_yaml_only():
+    "A default the YAML documents is not written again as a literal default in the code that reads it."
+    import yaml
+    r = yaml.safe_load((LIB/"conf"/"defaults.yaml").read_text())["retrieval"]
+    code = {m: MODULES[m][0].read_text() for m in ("cli", "cascade", "recommend")}
+    for key, arg in (("bench_cascade_steps", "steps"), ("bench_cascade_jobs", "n_jobs")):
+        rx = re.compile(rf"\b{arg}(:int)? *= *{r[key]}\b|default={r[key]}\b")
+        bad = [f"{m}:{i}" for m, s in code.items() for i, l in enumerate(s.splitlines(), 1) if rx.search(l)]
+        assert not bad, f"retrieval.{key} ({r[key]}) repeated as a default at {bad}"
+
+def test_one_test_kit():
+    "The tests share one small model (TINY, tiny_cfg) and one in-process CLI runner (run_cli), defined in tests/conftest.py."
+    rx = re.compile(r"^(def run_cli\(|def tiny_cfg\(|TINY *=|def cli\()", re.M)
+    where = {p.name: rx.findall(p.read_text()) for p in sorted((ROOT/"tests").glob("*.py"))}
+    where = {k: v for k, v in where.items() if v}
+    assert where == {"conftest.py": ["TINY =", "def tiny_cfg(", "def run_cli("]}, where
