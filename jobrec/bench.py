@@ -158,8 +158,10 @@ def catalogue_encoding(rec:Recommender, # the recommender whose experts encode t
            "phrases_per_job": float(np.mean(slots)),
            "distinct_phrases": int(sum(len({p for ps in s.entity_texts(jobs, e) for p in ps if p}) for e in experts)), "runs": {}}
     embs, lengths = {}, {e: _phrase_tokens(s, jobs, e) for e in experts}
+    from jobrec.experts import clear_phrase_cache
     for by_length in orders:
-        t0 = time.perf_counter()
+        # an identity adapter reads the process's phrase cache in reading order: emptied, so that every phrase is encoded here
+        clear_phrase_cache(); t0 = time.perf_counter()
         embs[by_length] = {e: encode_entities(s, jobs, e, int(rec.retrieval["batch_size"]), by_length=by_length) for e in experts}
         sec = time.perf_counter() - t0
         bs = int(rec.retrieval["batch_size"]) if by_length else 64  # reading order: the system's own batches
