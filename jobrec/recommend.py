@@ -5,6 +5,7 @@
 # %% ../nbs/10_recommend.ipynb #c002
 from __future__ import annotations
 import copy, hashlib, json, os, shutil, time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -23,7 +24,7 @@ from .fusion import FusionArrays, FusionModel, FUSIONS, fusion_settings, fusion_
 
 # %% auto #0
 __all__ = ['log', 'read_entities', 'write_entities', 'find_system', 'init_run', 'encode_entities', 'standard_features',
-           'head_scores', 'file_digest', 'jobs_digest', 'Catalogue', 'build_index', 'Recommender',
+           'head_scores', 'torch_threads', 'file_digest', 'jobs_digest', 'Catalogue', 'build_index', 'Recommender',
            'served_controllability', 'cascade_command', 'results_json', 'results_table', 'write_output']
 
 # %% ../nbs/10_recommend.ipynb #c005
@@ -174,6 +175,16 @@ def _phrases_by_length(system, texts:list, expert:str, batch_size:int)->np.ndarr
     table = np.zeros((len(uniq) + 1, H), np.float32); table[order + 1] = E
     pos = {p: i + 1 for i, p in enumerate(uniq)}
     return table[np.array([pos.get(p, 0) for p in flat], np.int64)].reshape(len(texts), -1)
+
+@contextmanager
+def torch_threads(n:int # torch intra-op threads inside the block (0: leave torch's setting)
+                 ):
+    "Run a block on `n` torch threads, then restore the setting."
+    import torch
+    was = torch.get_num_threads()
+    if n > 0: torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(was)
 
 # %% ../nbs/10_recommend.ipynb #c018
 def file_digest(path:str|Path, chunk:int=1<<20)->str:
@@ -708,22 +719,22 @@ class Recommender(_Fusion, _Scoring):
             self.fusion_model(name).require(float(tau), k=min(k, len(cat)))  # before any candidate is scored
             if fusion is None and name != fusion_system(self.fusion): about.append(f"this run holds no validated fusion (model/fusion.json): tau is served by {name}")
             about.append(self.measured_error(name, min(k, len(cat))))
-        out = []
-        for c in cands:
-            t0 = time.perf_counter()
-            U = {e: v[0] for e, v in self.encode_candidates([c]).items()}
-            idx = self.shortlist(U, cat, shortlist, candidate=c, tau=None if hard else tau, k=k, fusion=fusion)
-            sc = self.score(c, U, cat, idx)
-            fu = self.fuse(sc, k, tau, hard, fusion, checked=True)
-            rows = _job_rows(c, cat, idx, sc, fu, explain)
-            notes = list(fu["notes"]) + about
-            if len(idx) < len(cat): notes.insert(0, f"retrieval: the experts scored the {len(idx)} of {len(cat)} jobs shortlisted by {self._by()}")
-            attrs = {"candidate_id": c.candidate_id, "k": min(k, len(idx)), "n_jobs": len(cat), "n_scored": int(len(idx)),
-                     "retrieval": bool(len(idx) < len(cat)), "mode": fu["mode"], "tau": tau, "fusion": fu["fusion"], "lambda": fu["lambda"],
-                     "eligibility_at_k": fu["eligibility"], "best_reachable": fu["best_reachable"], "attainable": fu["attainable"],
-                     "backfilled": fu["backfilled"], "notes": notes, "seconds": round(time.perf_counter() - t0, 4)}
-            out.append(self._table(rows, attrs))
-        return out
+        with torch_threads(int(self.retrieval["threads"])): return [self._one(c, cat, k, tau, hard, shortlist, explain, fusion, about) for c in cands]
+
+    def _one(self, c, cat, k, tau, hard, shortlist, explain, fusion, about)->pd.DataFrame:
+        "One candidate's result table (tau already checked)."
+        t0 = time.perf_counter()
+        U = {e: v[0] for e, v in self.encode_candidates([c]).items()}
+        idx = self.shortlist(U, cat, shortlist, candidate=c, tau=None if hard else tau, k=k, fusion=fusion)
+        sc = self.score(c, U, cat, idx)
+        fu = self.fuse(sc, k, tau, hard, fusion, checked=True)
+        notes = list(fu["notes"]) + about
+        if len(idx) < len(cat): notes.insert(0, f"retrieval: the experts scored the {len(idx)} of {len(cat)} jobs shortlisted by {self._by()}")
+        attrs = {"candidate_id": c.candidate_id, "k": min(k, len(idx)), "n_jobs": len(cat), "n_scored": int(len(idx)),
+                 "retrieval": bool(len(idx) < len(cat)), "mode": fu["mode"], "tau": tau, "fusion": fu["fusion"], "lambda": fu["lambda"],
+                 "eligibility_at_k": fu["eligibility"], "best_reachable": fu["best_reachable"], "attainable": fu["attainable"],
+                 "backfilled": fu["backfilled"], "notes": notes, "seconds": round(time.perf_counter() - t0, 4)}
+        return self._table(_job_rows(c, cat, idx, sc, fu, explain), attrs)
 
 # %% ../nbs/10_recommend.ipynb #c028d
 def served_controllability(run_dir:str|Path, # a run folder with a saved fusion (`jobrec run`, `jobrec train`)
