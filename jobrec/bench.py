@@ -351,7 +351,7 @@ def bench_summary(b:dict # a bench.json
                    f"{b['catalogue_encoding']['torch_threads']} threads): " + ", ".join(
                        f"{k} {v['jobs_per_s']:.1f} jobs/s (100,000 jobs: {x['projected_100k_s'][k]/3600:.1f} h)" for k, v in x["runs"].items()))
     big = [x for x in b["latency"]["runs"] if x["retrieval"] and x["n_jobs"] == max(y["n_jobs"] for y in b["latency"]["runs"])][0]
-    out.append(f"recommend over {big['n_jobs']:,} jobs ({m['torch_threads']} threads): median {big['median_s']*1e3:.0f} ms, "
+    out.append(f"recommend over {big['n_jobs']:,} jobs ({b['latency'].get('threads', m['torch_threads'])} threads): median {big['median_s']*1e3:.0f} ms, "
                f"p90 {big['p90_s']*1e3:.0f} ms at M={big['shortlist']}")
     e = b["engines"]
     for k in ("local", "ray", "ray_2"):
@@ -506,7 +506,7 @@ def _latencies(rec, base_cat, queries, sizes, quick, res):
             lat.append(recommend_latency(rec, cat, queries if n <= 1000 else queries[:2], False))
         log.info(f"latency at {n} jobs: {lat[-1 if n > 10_000 else -2]['median_s']*1e3:.0f} ms with retrieval")
     res["latency"] = {"runs": lat, "k": 10, "tau": 0.8, "shortlist": int(rec.retrieval["shortlist"]), "index": rec.retrieval["index"],
-                      "query": rec.query_kind(), "path": "encode the candidate (2 experts), shortlist (the cascade's first stage over every job, or the index), both experts on the shortlist, per-candidate tau fusion, explanations of the top-10"}
+                      "query": rec.query_kind(), "threads": int(rec.retrieval["threads"]) or _threads(), "path": "encode the candidate (2 experts), shortlist (the cascade's first stage over every job, or the index), both experts on the shortlist, per-candidate tau fusion, explanations of the top-10"}
     big = [x for x in lat if x["n_jobs"] == max(sizes) and x["retrieval"]][0]
     res["latency"]["largest_with_retrieval_median_s"] = big["median_s"]
     return largest
