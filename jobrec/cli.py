@@ -312,8 +312,9 @@ def _report_templates(root):
     print(f"copied the report templates and their parameters that ship with jobrec to {root/'experiments'}/")
 
 def _cmd_bench(a):
-    from jobrec.bench import run_benchmarks
+    from jobrec.bench import run_benchmarks, bench_summary
     out = run_benchmarks(_cfg(a), a.out, quick=a.quick)
+    print(bench_summary(json.loads(Path(out).read_text())))
     print(f"benchmark written to {out}")
 
 COMMANDS = {"config": _cmd_config, "data": _cmd_data, "vocabulary": _cmd_vocabulary, "examples": _cmd_examples, "train": _cmd_train,

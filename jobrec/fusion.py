@@ -681,8 +681,27 @@ def shared_tau_head(model, # a `FusionModel` serving tau_head (its validation ar
     if key not in model._heads: model._heads[key] = train_tau_head(model.val, settings, model.seed)["head"]
     return model._heads[key]
 
+# %% ../nbs/06_fusion.ipynb #c030a3
+class _Multiplier:
+    "One candidate's multiplier over many jobs, asked of the served fusion by the retrieval cascade's first stage."
+    def multiplier(self, s:np.ndarray, p:np.ndarray, # [N] one candidate's estimated preference and p_Q over many jobs
+                   tau:float|None, # eligibility requirement (None: 0, preference alone)
+                   k:int=10, # the top-k tau is measured on
+                   pool:int=500 # jobs searched (the best `pool` by each score: any top-k along the multiplier's path lies there)
+                  )->float:
+        "The smallest lambda whose ranking s + lambda p brings this candidate's own top-k mean p to tau (closest when unattainable): the retrieval cascade's first stage asks for it; tau is not checked here, the caller checked it once."
+        n = len(s)
+        if tau is None or not n: return 0.0
+        q = min(int(pool), n); s, p = np.asarray(s), np.asarray(p)
+        cand = np.union1d(np.argpartition(-s, q - 1)[:q], np.argpartition(-p, q - 1)[:q])
+        a, b = s[cand][None].astype(np.float64), p[cand][None].astype(np.float64)
+        # p is both the term weighed in and the measured one, top-k constraint: an estimate has no logit and no policy temperature
+        lam = smallest_lambda(a, b, b, float(tau), min(int(k), len(cand)), "topk", per_candidate=True,
+                              lambda_max=self.settings["lambda_max"], iters=self.settings["bisection_iters"])[0]
+        return float(np.atleast_1d(lam)[0])
+
 # %% ../nbs/06_fusion.ipynb #c030b
-class FusionModel:
+class FusionModel(_Multiplier):
     "The fusion a run serves: its settings and the validation arrays they are fitted on; any tau is fitted with `fit_fusion` (cached) and applied with `FusionPolicy.apply`."
     def __init__(self, settings:dict, # a config, its fusion section or resolved settings (variant, per_candidate, global_fit: the system)
                  val:FusionArrays|dict|None=None, # validation arrays (needed by the systems fitted on validation)
@@ -739,6 +758,7 @@ class FusionModel:
             k = overrides.get("k", self.settings["k"])
             raise UsageError(f"tau {tau:g} is outside the range validated for fusion {self.system}: estimated eligibility@{k} on the "
                              f"validation candidates runs from {r[0]:.3f} (ranking by preference) to {r[1]:.3f} (the largest multiplier)")
+
 
 # %% ../nbs/06_fusion.ipynb #c030e
 _SAVED_FIELDS = ("s_pref", "p_qual", "q_logit", "valid", "pref", "observed", "p_observe")  # true qualification labels stay out

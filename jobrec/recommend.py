@@ -5,6 +5,7 @@
 # %% ../nbs/10_recommend.ipynb #c002
 from __future__ import annotations
 import copy, hashlib, json, os, shutil, time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -25,7 +26,7 @@ from .fusion import FusionArrays, FusionModel, FUSIONS, fusion_settings, fusion_
 
 # %% auto #0
 __all__ = ['log', 'read_entities', 'write_entities', 'find_system', 'init_run', 'encode_entities', 'standard_features',
-           'head_scores', 'file_digest', 'jobs_digest', 'Catalogue', 'build_index', 'Recommender',
+           'head_scores', 'torch_threads', 'file_digest', 'jobs_digest', 'Catalogue', 'build_index', 'Recommender',
            'served_controllability', 'cascade_command', 'results_json', 'results_table', 'write_output']
 
 # %% ../nbs/10_recommend.ipynb #c005
@@ -116,7 +117,8 @@ def init_run(cfg:dict, # a resolved config (its backbone, expert, schema section
 def encode_entities(system, # an ExpertSystem
                     entities:Sequence, # Candidate or Job objects (one kind)
                     expert:str, # "preference" | "qualification"
-                    batch_size:int=64 # texts per forward pass
+                    batch_size:int=64, # texts per forward pass (the batches by token length; reading order keeps the system's own)
+                    by_length:bool=False # phrase encoding: batches of distinct phrases of similar token length (the serving catalogue path)
                    )->np.ndarray: # float32 [N, D]
     "Encodings of each entity under `expert`'s adapter and view, as the head reads them (eval mode, no gradients)."
     if not len(entities): return np.zeros((0, system.backbone.hidden_size), np.float32)
@@ -128,7 +130,9 @@ def encode_entities(system, # an ExpertSystem
     n_threads = torch.get_num_threads()
     n_seq = sum(1 for ps in texts for p in ps if p) if texts and isinstance(texts[0], list) else len(texts)
     if n_seq <= 8 or system.backbone.hidden_size < 256: torch.set_num_threads(1)
-    try: E = system.encode_entities(texts, expert, grad=False)
+    try:
+        if by_length and system.mode == "dual" and system.encoding == "phrases": return _phrases_by_length(system, texts, expert, batch_size)
+        E = system.encode_entities(texts, expert, grad=False)
     finally: torch.set_num_threads(n_threads)
     return to_host(E)
 
@@ -158,6 +162,31 @@ def head_scores(system, # an ExpertSystem in dual mode
             f = None if features is None or not system.use_features else torch.from_numpy(np.ascontiguousarray(features[s:s+m])).to(system.device)
             out.append(to_host(system.score_encoded(expert, u, v, f)))
     return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+# %% ../nbs/10_recommend.ipynb #c014b
+def _phrases_by_length(system, texts:list, expert:str, batch_size:int)->np.ndarray:
+    "Phrase slots encoded with each distinct phrase once, in batches of similar token length: less padding than reading order."
+    system.n_encoded += len(texts); flat = [p for ps in texts for p in ps]
+    uniq = sorted({p for p in flat if p}); H = system.backbone.hidden_size
+    if not uniq: return np.zeros((len(texts), len(texts[0])*H), np.float32)
+    n_tok = [len(t) for t in system.backbone.tokenizer(uniq, truncation=True, max_length=system.phrase_max_length)["input_ids"]]
+    order = np.argsort(n_tok, kind="stable")
+    # the backbone directly, not the process-wide phrase cache: its encodings are the reading order's bits, which training reads
+    E = to_host(system.backbone.encode([uniq[i] for i in order], system.adapters[expert], system.phrase_max_length,
+                                       batch_size=int(batch_size)))
+    table = np.zeros((len(uniq) + 1, H), np.float32); table[order + 1] = E
+    pos = {p: i + 1 for i, p in enumerate(uniq)}
+    return table[np.array([pos.get(p, 0) for p in flat], np.int64)].reshape(len(texts), -1)
+
+@contextmanager
+def torch_threads(n:int # torch intra-op threads inside the block (0: leave torch's setting)
+                 ):
+    "Run a block on `n` torch threads, then restore the setting."
+    import torch
+    was = torch.get_num_threads()
+    if n > 0: torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(was)
 
 # %% ../nbs/10_recommend.ipynb #c018
 def file_digest(path:str|Path, chunk:int=1<<20)->str:
@@ -336,7 +365,8 @@ class _Loading(_Store):
 
     def catalogue(self, jobs:str|Path|Sequence[Job]|Catalogue, # a catalogue file, job records, or a Catalogue
                   cache:bool=True, # read and write the encodings cache
-                  records:Sequence[Job]|None=None # the file's jobs when already read (saves parsing it twice)
+                  records:Sequence[Job]|None=None, # the file's jobs when already read (saves parsing it twice)
+                  by_length:bool|None=None # batches of phrases of similar token length (None: retrieval.length_batches; False: reading order)
                  )->Catalogue:
         "Encode a job catalogue once per expert (or read its encodings from the cache)."
         if isinstance(jobs, Catalogue): return jobs
@@ -348,13 +378,16 @@ class _Loading(_Store):
             if isinstance(jobs, (list, tuple)) and not jobs: raise DataError("the job catalogue is empty")
             jobs = _records(jobs, Job, "job")
             digest = jobs_digest(jobs)
-        key = hashlib.sha256(f"{digest}|{self.model_key}|{self.system.mode}".encode()).hexdigest()[:24]
+        if by_length is None:  # auto: encoders only (a decoder pads on the left, so its encodings move with the padding)
+            lb = self.retrieval["length_batches"]
+            by_length = self.system.backbone.kind == "encoder" if lb == "auto" else bool(lb)
+        key = hashlib.sha256(f"{digest}|{self.model_key}|{self.system.mode}{'|by_length' if by_length else ''}".encode()).hexdigest()[:24]
         folder = self.cache_dir()/key if (cache and self.cache_dir() is not None) else None
         if folder is not None and folder.exists():
             got = self._load_cached(folder, len(jobs))
             if got is not None: return Catalogue(jobs, key, got[0], src, 0.0, True)
         t0 = time.perf_counter(); bs = int(self.retrieval["batch_size"])
-        emb = {e: encode_entities(self.system, jobs, e, bs) for e in dict.fromkeys(self.experts)}
+        emb = {e: encode_entities(self.system, jobs, e, bs, by_length) for e in dict.fromkeys(self.experts)}
         dt = time.perf_counter() - t0
         if folder is not None:
             self._save_cached(folder, emb, {"n_jobs": len(jobs), "catalogue_sha256": digest, "model_sha256": self.model_key,
@@ -477,14 +510,16 @@ class _Cascade(_Rerank):
                   cat:Catalogue, M:int|None=None, # the catalogue; jobs to keep (default: retrieval.shortlist)
                   candidate:Candidate|None=None, # the candidate (the cascade and the re-rank read its pair features)
                   tau:float|None=None, # the requirement the shortlist is fused at (cascade; None: preference)
-                  k:int|None=None # the top-k tau is measured on (default: fusion.k)
+                  k:int|None=None, # the top-k tau is measured on (default: fusion.k)
+                  fusion:str|None=None # the FUSIONS name serving tau (default: `default_fusion`): the first stage asks it for its multiplier
                  )->np.ndarray:
         "Indices of the M jobs the experts score: the cascade's first stage when the query is cascade, else the index (and re-rank)."
         M = int(self.retrieval["shortlist"] if M is None else M)
         if self.query_kind() != "cascade" or not self.retrieval["enabled"] or len(cat) <= M: return super().shortlist(U, cat, M, candidate)
         if candidate is None: raise UsageError("the cascade's shortlist needs the candidate (its pair features)")
         from jobrec.cascade import stage_inputs
-        return self.ranker.shortlist(stage_inputs(self, candidate, U, self.tables(cat))[0], M, tau, int(k or self.fusion["k"]))
+        fm = None if tau is None else self.fusion_model(fusion)
+        return self.ranker.shortlist(stage_inputs(self, candidate, U, self.tables(cat))[0], M, tau, int(k or self.fusion["k"]), fm)
 
 # %% ../nbs/10_recommend.ipynb #c020c
 class _Scoring(_Cascade):
@@ -609,7 +644,8 @@ class _Fusion(_Fusions):
     "The tau fusion of one candidate's shortlist, served through `FusionModel.apply` as in the experiment."
     def fuse(self, sc:dict, # s_pref, q_logit, p_qual of one candidate's scored jobs
              k:int, tau:float|None=None, hard:bool=False,
-             fusion:str|None=None # a FUSIONS name (default: `default_fusion`)
+             fusion:str|None=None, # a FUSIONS name (default: `default_fusion`)
+             checked:bool=False # tau already checked against the fusion's validated range by the caller (`recommend`: once per call)
             )->dict:
         "Fused scores of one candidate's shortlist and what the fusion did."
         n = len(sc["s_pref"]); kk = min(k, n)
@@ -620,7 +656,7 @@ class _Fusion(_Fusions):
         fused = s
         if hard or tau is not None:
             name = "hard" if hard else (fusion or self.default_fusion); m = self.fusion_model(name); out["fusion"] = name
-            if not hard: m.require(float(tau), k=kk)
+            if not (hard or checked): m.require(float(tau), k=kk)
             r = m.apply(FusionArrays(s[None], p[None], q[None]), float("nan") if tau is None else float(tau), k=kk)
             fused = r.scores[0]
         if hard:
@@ -685,22 +721,22 @@ class Recommender(_Fusion, _Scoring):
             self.fusion_model(name).require(float(tau), k=min(k, len(cat)))  # before any candidate is scored
             if fusion is None and name != fusion_system(self.fusion): about.append(f"this run holds no validated fusion (model/fusion.json): tau is served by {name}")
             about.append(self.measured_error(name, min(k, len(cat))))
-        out = []
-        for c in cands:
-            t0 = time.perf_counter()
-            U = {e: v[0] for e, v in self.encode_candidates([c]).items()}
-            idx = self.shortlist(U, cat, shortlist, candidate=c, tau=None if hard else tau, k=k)
-            sc = self.score(c, U, cat, idx)
-            fu = self.fuse(sc, k, tau, hard, fusion)
-            rows = _job_rows(c, cat, idx, sc, fu, explain)
-            notes = list(fu["notes"]) + about
-            if len(idx) < len(cat): notes.insert(0, f"retrieval: the experts scored the {len(idx)} of {len(cat)} jobs shortlisted by {self._by()}")
-            attrs = {"candidate_id": c.candidate_id, "k": min(k, len(idx)), "n_jobs": len(cat), "n_scored": int(len(idx)),
-                     "retrieval": bool(len(idx) < len(cat)), "mode": fu["mode"], "tau": tau, "fusion": fu["fusion"], "lambda": fu["lambda"],
-                     "eligibility_at_k": fu["eligibility"], "best_reachable": fu["best_reachable"], "attainable": fu["attainable"],
-                     "backfilled": fu["backfilled"], "notes": notes, "seconds": round(time.perf_counter() - t0, 4)}
-            out.append(self._table(rows, attrs))
-        return out
+        with torch_threads(int(self.retrieval["threads"])): return [self._one(c, cat, k, tau, hard, shortlist, explain, fusion, about) for c in cands]
+
+    def _one(self, c, cat, k, tau, hard, shortlist, explain, fusion, about)->pd.DataFrame:
+        "One candidate's result table (tau already checked)."
+        t0 = time.perf_counter()
+        U = {e: v[0] for e, v in self.encode_candidates([c]).items()}
+        idx = self.shortlist(U, cat, shortlist, candidate=c, tau=None if hard else tau, k=k, fusion=fusion)
+        sc = self.score(c, U, cat, idx)
+        fu = self.fuse(sc, k, tau, hard, fusion, checked=True)
+        notes = list(fu["notes"]) + about
+        if len(idx) < len(cat): notes.insert(0, f"retrieval: the experts scored the {len(idx)} of {len(cat)} jobs shortlisted by {self._by()}")
+        attrs = {"candidate_id": c.candidate_id, "k": min(k, len(idx)), "n_jobs": len(cat), "n_scored": int(len(idx)),
+                 "retrieval": bool(len(idx) < len(cat)), "mode": fu["mode"], "tau": tau, "fusion": fu["fusion"], "lambda": fu["lambda"],
+                 "eligibility_at_k": fu["eligibility"], "best_reachable": fu["best_reachable"], "attainable": fu["attainable"],
+                 "backfilled": fu["backfilled"], "notes": notes, "seconds": round(time.perf_counter() - t0, 4)}
+        return self._table(_job_rows(c, cat, idx, sc, fu, explain), attrs)
 
 # %% ../nbs/10_recommend.ipynb #c028d
 def served_controllability(run_dir:str|Path, # a run folder with a saved fusion (`jobrec run`, `jobrec train`)
@@ -719,7 +755,7 @@ def served_controllability(run_dir:str|Path, # a run folder with a saved fusion 
     k = int(k or rec.fusion["k"]); taus = list(rec.fusion["taus"] if taus is None else taus)
     test = data.idx("test"); cands = [data.candidates[i] for i in test]
     q = np.asarray(data.qual, dtype=np.float64)[test]; q[q < 0] = np.nan  # unknown labels are skipped
-    cat = rec.catalogue(list(data.jobs), cache=False); idx = np.arange(len(cat))
+    cat = rec.catalogue(list(data.jobs), cache=False, by_length=False); idx = np.arange(len(cat))  # the experiment's encodings, bit for bit
     U = rec.encode_candidates(cands)
     scores = [rec.score(c, {e: v[i] for e, v in U.items()}, cat, idx) for i, c in enumerate(cands)]
     rows = []

@@ -42,6 +42,19 @@ def test_bench_json_has_every_measure(quick_bench):
     assert {r["query"] for r in b["recall"]["runs"]} == {"cosine", "cascade"} and b["latency"]["query"] == "cascade"
     # quick mode leaves out what takes minutes: the two-process training and Ray's start-up
     assert b["ddp"] is None and b["engines"]["local"]["candidates_per_s"] > 0 and "ray" not in b["engines"]
+    assert b["engines"]["local"]["cores"] == 1 and b["machine"]["cpu_model"]  # every timing says what it ran on
+
+def test_bench_measures_catalogue_encoding_on_long_descriptions(quick_bench):
+    "Released-style descriptions (about 15 phrases) beside generated ones (about 7), in reading order and by token length."
+    _, b = quick_bench
+    ce = {r["label"]: r for r in b["catalogue_encoding"]["runs"]}
+    assert set(ce) == {"released-style", "generated"}
+    assert ce["released-style"]["description_phrases_median"] >= 12 >= ce["generated"]["description_phrases_median"]
+    assert ce["released-style"]["distinct_phrases"] > ce["generated"]["distinct_phrases"]
+    for r in ce.values():
+        assert set(r["runs"]) == {"reading_order", "by_length"} and set(r["projected_100k_s"]) == set(r["runs"])
+        assert r["runs"]["by_length"]["padded_tokens"] < r["runs"]["reading_order"]["padded_tokens"]
+        assert all(v["jobs_per_s"] > 0 for v in r["runs"].values())
 
 def test_bench_figures_written(quick_bench):
     out, b = quick_bench

@@ -67,3 +67,24 @@ def test_cascade_recall_beats_cosine(fitted):
         recall[query] = shortlist_recall(rec, cands, cat, 20, tau=0.8)
     threshold = 2*20/len(data.jobs)
     assert recall["cascade"] >= threshold > recall["cosine"], recall
+
+def test_the_first_stage_multiplier_comes_from_the_fusion(fitted, monkeypatch):
+    "The cascade's shortlist at tau asks the served `FusionModel` for its multiplier: replace that answer and the shortlist follows it."
+    from jobrec.fusion import FusionModel
+    _, run, _ = fitted
+    data = load_data(load_config("cpu-small", overrides=TINY))
+    c = data.candidates[int(data.idx("test")[0])]
+    rec = Recommender.load(run); cat = rec.catalogue(list(data.jobs), cache=False)
+    u = {e: v[0] for e, v in rec.encode_candidates([c]).items()}
+    asked, real = [], FusionModel.multiplier
+    def spy(self, s, p, tau, k=10, pool=500):
+        lam = real(self, s, p, tau, k, pool); asked.append((self, tau, k, lam)); return lam
+    monkeypatch.setattr(FusionModel, "multiplier", spy)
+    at_tau = rec.shortlist(u, cat, 20, candidate=c, tau=0.9, k=5)
+    assert asked and all(a[0] is rec.fusion_model() and a[1:3] == (0.9, 5) for a in asked)
+    assert any(a[3] > 0 for a in asked)  # tau 0.9 needs a multiplier on this candidate's first-stage scores
+    asked.clear(); no_tau = rec.shortlist(u, cat, 20, candidate=c, tau=None)
+    assert asked == [] and list(at_tau) != list(no_tau)
+    # the fusion's answer is what ranks: a zero multiplier gives the preference-only shortlist
+    monkeypatch.setattr(FusionModel, "multiplier", lambda self, s, p, tau, k=10, pool=500: 0.0)
+    np.testing.assert_array_equal(rec.shortlist(u, cat, 20, candidate=c, tau=0.9, k=5), no_tau)

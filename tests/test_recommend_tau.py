@@ -142,3 +142,19 @@ def test_the_tau_note_speaks_of_the_users_k(trained):
     with contextlib.redirect_stdout(help_out), pytest.raises(SystemExit): main(["recommend", "--help"])
     words = " ".join(help_out.getvalue().split())
     assert "meets it ON AVERAGE over candidates" in words and "own calibrated eligibility@k" in words
+
+def test_tau_is_checked_once_per_call(trained, monkeypatch):
+    "One `recommend` call over several candidates checks tau against the validated range once, before any candidate is scored."
+    from jobrec.fusion import FusionModel
+    run, _, data, _, _ = trained
+    rec = Recommender.load(run); lo, hi = load_fusion(run/"model").validated_range(k=K)
+    cands = [data.candidates[i] for i in data.idx("test")[:4]]
+    calls, real = [], FusionModel.require
+    monkeypatch.setattr(FusionModel, "require", lambda self, tau, **kw: calls.append((self.system, tau)) or real(self, tau, **kw))
+    tabs = rec.recommend(cands, list(data.jobs), k=K, tau=(lo + hi)/2, explain=False)
+    assert len(tabs) == 4 and calls == [("inference_global", (lo + hi)/2)]
+    calls.clear(); rec.recommend(cands, list(data.jobs), k=K, explain=False)
+    assert calls == []  # no tau, nothing to check
+    # a direct `fuse` still checks: served_controllability reads a refusal from it
+    sc = rec.score(cands[0], {e: v[0] for e, v in rec.encode_candidates(cands[:1]).items()}, rec.catalogue(list(data.jobs)), np.arange(5))
+    with pytest.raises(UsageError, match="outside the range validated"): rec.fuse(sc, K, min(hi + 0.05, 1.0) if hi <= 0.95 else lo - 0.05)
