@@ -72,7 +72,7 @@ def test_the_first_stage_multiplier_comes_from_the_fusion(fitted, monkeypatch):
     "The cascade's shortlist at tau asks the served `FusionModel` for its multiplier: replace that answer and the shortlist follows it."
     from jobrec.fusion import FusionModel
     _, run, _ = fitted
-    data = load_data(load_config("cpu-small", overrides=TINY))
+    data = load_data(CFG)
     c = data.candidates[int(data.idx("test")[0])]
     rec = Recommender.load(run); cat = rec.catalogue(list(data.jobs), cache=False)
     u = {e: v[0] for e, v in rec.encode_candidates([c]).items()}
