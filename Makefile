@@ -15,7 +15,7 @@ UNSLOTH_CPU := unsloth==2026.10.9 unsloth_zoo==2026.10.9
 UNSLOTH_CPU_NEEDS := transformers==5.17.0 trl==1.15.0 "datasets<5" tyro msgspec sentencepiece protobuf hf_transfer \
 	einops torchao cut_cross_entropy nest-asyncio structlog
 
-.PHONY: install test test-slow golden gpu-check reports reports-seeds reports-worlds reports-llm reports-released verify-reports bench data export readme docs recbole-env clean
+.PHONY: install test test-slow golden gpu-check reports reports-seeds reports-worlds reports-llm reports-released verify-reports bench data export format readme docs recbole-env clean
 
 # Every install step takes its exact versions from one lock (pip constraints); environment.yml installs the same.
 LOCK := requirements/lock.txt
@@ -107,6 +107,15 @@ data: $(STAMP)
 export: $(STAMP)
 	$(VENV)/bin/nbdev_export
 	$(VENV)/bin/nbdev_clean
+
+# One formatter (ruff, ruff.toml) for the notebooks, the report templates, the tools and the tests; the library follows
+# by export, and README.md by rendering nbs/index.ipynb again. tests/test_format.py checks the same folders.
+FORMATTED := nbs experiments/templates tools tests
+format: $(STAMP)
+	$(PY) -m ruff format $(FORMATTED)
+	$(VENV)/bin/nbdev_export
+	$(VENV)/bin/nbdev_clean
+	$(PY) tools/docs.py readme
 
 # README.md is rendered from nbs/index.ipynb (nbdev's own nbdev_readme needs Quarto, a download): edit the notebook.
 # The results (reports/index.md) and the scaling page (docs/scaling.md) are rendered from the committed reports/*/metrics.json

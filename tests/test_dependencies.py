@@ -14,7 +14,8 @@ NOT_IMPORTED = {"ipykernel": "the kernel papermill runs the report templates in"
                 "tabulate": "pandas' to_markdown in the report templates",
                 "pyarrow": "pandas' Parquet engine: the shards of `jobrec score`",
                 "nbdev": "the notebooks' export and tests", "execnb": "nbdev_test's executor, pinned with nbdev",
-                "ghapi": "pinned with nbdev", "fastgit": "pinned with nbdev", "jupyterlab": "editing the notebooks"}
+                "ghapi": "pinned with nbdev", "fastgit": "pinned with nbdev", "jupyterlab": "editing the notebooks",
+                "ruff": "the formatter: `make format`, checked by tests/test_format.py"}
 # Imported, but provided otherwise: RecBole runs in its own venv (`make recbole-env`), IPython comes with ipykernel.
 ELSEWHERE = {"recbole": RECBOLE_LOCK, "IPython": "ipykernel", "unsloth": "unsloth", "unsloth_zoo": "unsloth"}
 
@@ -47,7 +48,8 @@ def imported_modules(paths)->dict:
         srcs = [p.read_text()] if p.suffix == ".py" else [
             "".join(c["source"]) for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "code"]
         for src in srcs:
-            src = "\n".join(l for l in src.splitlines() if not l.lstrip().startswith(("%", "!")))
+            # a magic or shell line, not a formatted continuation line such as `!= x` or `% n`
+            src = "\n".join(l for l in src.splitlines() if not re.match(r"\s*(%%?[A-Za-z]|!(?!=))", l))
             for node in ast.walk(ast.parse(src)):
                 names = []
                 if isinstance(node, ast.Import): names = [a.name for a in node.names]
