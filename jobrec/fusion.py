@@ -20,11 +20,12 @@ __all__ = ['FUSIONS', 'FUSION_VARIANTS', 'FusionArrays', 'as_arrays', 'synthetic
            'softmax_mean', 'constraint_value', 'FusionSpec', 'fusion_system', 'system_settings', 'fusion_settings',
            'eligibility_values', 'z_values', 'fuse', 'smallest_lambda', 'train_primal_dual', 'lambda_head_forward',
            'train_lambda_head', 'tau_head_features', 'tau_head_shape', 'train_tau_head', 'FusionResult', 'oracle_value',
-           'FusionPolicy', 'fit_values', 'fit_fusion', 'shared_tau_head', 'FusionModel', 'save_fusion', 'load_fusion',
-           'tradeoff_curve', 'attainable_range', 'validated_window', 'dominance', 'dominance_ci',
-           'controllability_sweep', 'single_score_sweep', 'compare_controllability', 'controllability_summary',
-           'estimated_eligibility', 'decoupling_at', 'decoupling', 'decoupling_words', 'head_models', 'head_vs_global',
-           'head_serving', 'benchmark_tau_change']
+           'FusionPolicy', 'fit_values', 'fit_fusion', 'tau_head_key', 'TauHeads', 'candidate_multiplier',
+           'estimated_range', 'FusionModel', 'save_fusion', 'load_fusion', 'tradeoff_curve', 'attainable_range',
+           'validated_window', 'dominance', 'dominance_ci', 'controllability_sweep', 'single_score_sweep',
+           'sweep_systems', 'compare_controllability', 'controllability_summary', 'estimated_eligibility',
+           'decoupling_at', 'decoupling', 'decoupling_words', 'head_models', 'head_vs_global', 'head_serving',
+           'benchmark_tau_change']
 
 # %% ../nbs/06_fusion.ipynb #c006
 @dataclass
@@ -673,35 +674,61 @@ def fit_fusion(val:FusionArrays|dict, # validation arrays
     return pol
 
 # %% ../nbs/06_fusion.ipynb #c030a2
-def shared_tau_head(model, # a `FusionModel` serving tau_head (its validation arrays, seed and head cache)
-                    settings:dict # resolved settings of a tau_head policy
-                   )->dict: # head weights
-    "The one tau head of these settings, trained on the model's validation arrays once and shared by every tau."
-    key = json.dumps({k: v for k, v in settings.items() if k not in ("tau", "taus", "decoupling_taus")}, sort_keys=True, default=str)
-    if key not in model._heads: model._heads[key] = train_tau_head(model.val, settings, model.seed)["head"]
-    return model._heads[key]
+def tau_head_key(settings:dict # resolved settings of a tau_head policy
+                )->str:
+    "What defines one tau head: every setting but the taus, so that every tau is served by the same head."
+    kept = {k: v for k, v in settings.items() if k not in ("tau", "taus", "decoupling_taus")}
+    return json.dumps(kept, sort_keys=True, default=str)
+
+class TauHeads:
+    "The tau heads trained on one set of validation arrays: one per `tau_head_key`, shared by every tau."
+    def __init__(self, val:FusionArrays|None, # the validation arrays the heads are trained on
+                 seed:int=0 # seed of the heads' training
+                ):
+        self.val, self.seed, self.heads = val, int(seed), {}
+    def __len__(self): return len(self.heads)
+
+    def get(self, settings:dict # resolved settings of a tau_head policy
+           )->dict: # head weights
+        "The one tau head of these settings, trained once."
+        key = tau_head_key(settings)
+        if key not in self.heads: self.heads[key] = train_tau_head(self.val, settings, self.seed)["head"]
+        return self.heads[key]
 
 # %% ../nbs/06_fusion.ipynb #c030a3
-class _Multiplier:
-    "One candidate's multiplier over many jobs, asked of the served fusion by the retrieval cascade's first stage."
-    def multiplier(self, s:np.ndarray, p:np.ndarray, # [N] one candidate's estimated preference and p_Q over many jobs
-                   tau:float|None, # eligibility requirement (None: 0, preference alone)
-                   k:int=10, # the top-k tau is measured on
-                   pool:int=500 # jobs searched (the best `pool` by each score: any top-k along the multiplier's path lies there)
-                  )->float:
-        "The smallest lambda whose ranking s + lambda p brings this candidate's own top-k mean p to tau (closest when unattainable): the retrieval cascade's first stage asks for it; tau is not checked here, the caller checked it once."
-        n = len(s)
-        if tau is None or not n: return 0.0
-        q = min(int(pool), n); s, p = np.asarray(s), np.asarray(p)
-        cand = np.union1d(np.argpartition(-s, q - 1)[:q], np.argpartition(-p, q - 1)[:q])
-        a, b = s[cand][None].astype(np.float64), p[cand][None].astype(np.float64)
-        # p is both the term weighed in and the measured one, top-k constraint: an estimate has no logit and no policy temperature
-        lam = smallest_lambda(a, b, b, float(tau), min(int(k), len(cand)), "topk", per_candidate=True,
-                              lambda_max=self.settings["lambda_max"], iters=self.settings["bisection_iters"])[0]
-        return float(np.atleast_1d(lam)[0])
+def candidate_multiplier(s:np.ndarray, # [N] one candidate's estimated preference over many jobs
+                         p:np.ndarray, # [N] its p_Q over the same jobs
+                         tau:float|None, # eligibility requirement (None: 0, preference alone)
+                         settings:dict, # resolved fusion settings (lambda_max, bisection_iters)
+                         k:int=10, # the top-k tau is measured on
+                         pool:int=500 # jobs searched: the best `pool` by each score hold any top-k
+                        )->float:
+    "The smallest lambda whose ranking s + lambda p brings this candidate's own top-k mean p to tau."
+    # the closest when unattainable; tau is not checked here: the caller checked it once
+    n = len(s)
+    if tau is None or not n: return 0.0
+    q = min(int(pool), n); s, p = np.asarray(s), np.asarray(p)
+    cand = np.union1d(np.argpartition(-s, q - 1)[:q], np.argpartition(-p, q - 1)[:q])
+    a, b = s[cand][None].astype(np.float64), p[cand][None].astype(np.float64)
+    # p is both the term weighed in and the measured one, top-k constraint:
+    # an estimate has no logit and no policy temperature
+    lam = smallest_lambda(a, b, b, float(tau), min(int(k), len(cand)), "topk", per_candidate=True,
+                          lambda_max=settings["lambda_max"], iters=settings["bisection_iters"])[0]
+    return float(np.atleast_1d(lam)[0])
+
+def estimated_range(val:FusionArrays, # validation arrays
+                    settings:dict # resolved fusion settings (k, constraint, temperature, z, estimator, lambda_max)
+                   )->tuple: # (low, high)
+    "The estimated eligibility on `val` of ranking by preference (lambda = 0), and the highest any multiplier reaches."
+    st, a = settings, val
+    E, z = fit_values(a, st)[0], z_values(a, st["z"])
+    # the multiplier grid of `smallest_lambda`: every tau in this range is attainable there, and none outside it is needed
+    at = lambda t: smallest_lambda(a.s_pref, z, E, t, st["k"], st["constraint"], st["temperature"], a.valid, False,
+                                   st["lambda_max"], 0)[1]
+    return (float(at(-np.inf)), float(at(np.inf)))
 
 # %% ../nbs/06_fusion.ipynb #c030b
-class FusionModel(_Multiplier):
+class FusionModel:
     "The fusion a run serves: its settings and the validation arrays they are fitted on; any tau is fitted with `fit_fusion` (cached) and applied with `FusionPolicy.apply`."
     def __init__(self, settings:dict, # a config, its fusion section or resolved settings (variant, per_candidate, global_fit: the system)
                  val:FusionArrays|dict|None=None, # validation arrays (needed by the systems fitted on validation)
@@ -710,7 +737,8 @@ class FusionModel(_Multiplier):
                 ):
         self.settings, self.seed, self.cache_size = fusion_settings(settings), int(seed), int(cache_size)
         self.val = None if val is None else as_arrays(val)
-        self._policies, self._ranges, self._heads = {}, {}, {}
+        self._policies, self._ranges = {}, {}
+        self.tau_heads = TauHeads(self.val, self.seed)  # trained on demand, shared by every tau
         if self.val is None and FUSIONS[self.system].validated:
             raise ValueError(f"fusion {self.system} is fitted on validation candidates: give their arrays")
 
@@ -720,6 +748,10 @@ class FusionModel(_Multiplier):
 
     def _key(self, overrides): return tuple(sorted((k, v) for k, v in overrides.items() if self.settings.get(k) != v))
 
+    def multiplier(self, s:np.ndarray, p:np.ndarray, tau:float|None, k:int=10, pool:int=500)->float:
+        "`candidate_multiplier` under this fusion's settings (the retrieval cascade's first stage asks for it)."
+        return candidate_multiplier(s, p, tau, self.settings, k, pool)
+
     def policy(self, tau:float, # eligibility requirement
                **overrides # fusion keys for this call, e.g. k=5 (the top-k served)
               )->FusionPolicy:
@@ -727,7 +759,7 @@ class FusionModel(_Multiplier):
         key = (float(tau), self._key(overrides))
         if key not in self._policies:
             st = fusion_settings({**self.settings, **dict(key[1])})
-            head = shared_tau_head(self, st) if st["variant"] == "tau_head" else None
+            head = self.tau_heads.get(st) if st["variant"] == "tau_head" else None
             pol = fit_fusion(self.val, key[0], None, st, self.seed, head) if self.val is not None else FusionPolicy(st["variant"], key[0], st)
             if len(self._policies) >= self.cache_size: self._policies.pop(next(iter(self._policies)))
             self._policies[key] = pol
@@ -744,11 +776,7 @@ class FusionModel(_Multiplier):
         if not (FUSIONS[self.system].validated and self.settings["variant"] in ("inference", "primal_dual", "tau_head")): return None
         key = self._key(overrides)
         if key not in self._ranges:
-            st, a = fusion_settings({**self.settings, **dict(key)}), self.val
-            E, z = fit_values(a, st)[0], z_values(a, st["z"])
-            # the multiplier grid of `smallest_lambda`: every tau in this range is attainable there, and none outside it is needed
-            at = lambda t: smallest_lambda(a.s_pref, z, E, t, st["k"], st["constraint"], st["temperature"], a.valid, False, st["lambda_max"], 0)[1]
-            self._ranges[key] = (float(at(-np.inf)), float(at(np.inf)))
+            self._ranges[key] = estimated_range(self.val, fusion_settings({**self.settings, **dict(key)}))
         return self._ranges[key]
 
     def require(self, tau:float, **overrides):
@@ -924,13 +952,22 @@ def single_score_sweep(scores:np.ndarray, # [C, J] the single-score system's tes
                        "in_range": bool(lo <= t <= hi)}
     return pd.DataFrame([_report(test, s, t, st, system, extra(t)) for t in taus])
 
+# %% ../nbs/06_fusion.ipynb #c032g0
+def sweep_systems(cfg:dict|None=None, # a jobrec config or its fusion section (tau_head_serve)
+                  **overrides # fusion keys for this sweep
+                 )->list: # FUSIONS names, in the registry's order
+    "The fusion systems the controllability sweep runs: the tau head only where a run may serve it."
+    # fusion.tau_head_serve never: the head is not trained, so it is neither swept nor compared
+    never = fusion_settings(cfg, **overrides)["tau_head_serve"] == "never"
+    return [n for n, s in FUSIONS.items() if s.sweep and not (never and n == "tau_head")]
+
 # %% ../nbs/06_fusion.ipynb #c032g
 def compare_controllability(val:FusionArrays|dict, # validation arrays
                             test:FusionArrays|dict, # test arrays with true labels
                             taus:list|None=None, # tau grid (default: fusion.taus)
                             cfg:dict|None=None, # a jobrec config or its fusion section
                             single_scores:np.ndarray|None=None, # [C, J] test scores of the single-score (conflated) system
-                            systems:tuple|None=None, # FUSIONS names (default: those with sweep=True)
+                            systems:tuple|None=None, # FUSIONS names (default: `sweep_systems`)
                             seed:int=0, # seed of the training variants
                             models:dict|None=None, # FUSIONS name -> a FusionModel already built on `val` (not rebuilt)
                             **overrides)->pd.DataFrame:
@@ -938,7 +975,7 @@ def compare_controllability(val:FusionArrays|dict, # validation arrays
     test = as_arrays(test)
     # one window for every row, chosen on validation: the taus the served multiplier vouches for
     win = validated_window(val, cfg, **overrides)
-    systems = [n for n, s in FUSIONS.items() if s.sweep] if systems is None else list(systems)
+    systems = sweep_systems(cfg, **overrides) if systems is None else list(systems)
     models = models or {}
     parts = [controllability_sweep(val, test, taus, None, system_settings(name, cfg, **overrides), seed, name, win, models.get(name))
              for name in systems]

@@ -259,6 +259,11 @@ def _served_fusion(cfg, sc, data, val, timings)->tuple:
 
 def _tau_head_report(heads, rule, cfg, sc, data, test, out)->dict:
     "The tau head against the global multiplier on the test candidates, per tau (read once, to report); written and returned for metrics.json."
+    if cfg["fusion"]["tau_head_serve"] == "never":  # the head was not trained: nothing to compare
+        report = {"trained": False, "reason": "fusion.tau_head_serve is never: the tau head is not trained",
+                  "serving": rule, "comparison": []}
+        write_json(report, out/"results"/"tau_head.json")
+        return report
     ev = cfg["eval"]
     cmp = head_vs_global(heads, fusion_arrays(sc, data, test), n_boot=int(ev["bootstrap"]), alpha=float(ev["alpha"]), seed=int(cfg["seed"]))
     cmp.to_csv(out/"results"/"tau_head.csv", index=False)

@@ -26,7 +26,10 @@ from .fusion import FusionArrays, FusionModel, FUSIONS, fusion_settings, fusion_
 
 # %% auto #0
 __all__ = ['log', 'read_entities', 'write_entities', 'find_system', 'init_run', 'encode_entities', 'standard_features',
-           'head_scores', 'torch_threads', 'file_digest', 'jobs_digest', 'Catalogue', 'build_index', 'Recommender',
+           'head_scores', 'torch_threads', 'file_digest', 'jobs_digest', 'Catalogue', 'build_index', 'expert_pair',
+           'retrieval_settings', 'SavedRun', 'read_run', 'read_cached', 'write_cached', 'model_digest', 'RunStore',
+           'tau_note', 'TauFusion', 'MeasuredErrors', 'entity_vectors', 'linear_terms', 'IndexRetrieval', 'Reranker',
+           'CascadeRetrieval', 'ExpertScorer', 'JobRanking', 'ApplicantRanking', 'Recommender',
            'served_controllability', 'cascade_command', 'results_json', 'results_table', 'write_output']
 
 # %% ../nbs/10_recommend.ipynb #c005
@@ -285,20 +288,152 @@ def _job_rows(c, cat, idx, sc, fu, explain)->list:
         rows.append(row)
     return rows
 
+def _table(rows:list, attrs:dict)->pd.DataFrame:
+    "A result table with what was done in its `attrs`."
+    df = pd.DataFrame(rows)
+    df.attrs.update(attrs)
+    return df
+
+def _one_job(job)->Job:
+    "The job of `rank_candidates`: a Job, or a file holding exactly one."
+    if isinstance(job, (str, Path)):
+        js = read_entities(job, "job")
+        if len(js) != 1: raise DataError(f"expected exactly one job, found {len(js)}", file=Path(job).name)
+        job = js[0]
+    if not isinstance(job, Job): raise UsageError(f"job must be a Job or a file holding one, got {type(job).__name__} {show_value(job)}")
+    return job
+
+def _candidate_rows(job, cands, sc, k, explain)->list:
+    "The rows of one job's table: its applicants by the qualification logit, best first."
+    rows = []
+    for r, i in enumerate(np.argsort(-np.asarray(sc["q_logit"], np.float64), kind="stable")[:k]):
+        c = cands[i]
+        row = {"rank": r + 1, "candidate_id": c.candidate_id, "p_qual": float(sc["p_qual"][i]),
+               "q_logit": float(sc["q_logit"][i]), "preference": float(sc["s_pref"][i])}
+        if explain:
+            ex = explain_pair(c, job)
+            row["why"] = _summary(ex)
+            row["explanation"] = ex
+        rows.append(row)
+    return rows
+
 # %% ../nbs/10_recommend.ipynb #c020a
-class _Store:
-    "A recommender's model key, run folder and catalogue cache."
-    # --- keys and cache ----------------------------------------------------------------------
+def expert_pair(system # an ExpertSystem
+               )->tuple: # (preference expert, qualification expert)
+    "The experts a recommender reads: one expert serves both roles where the system has only one."
+    return ("preference", "qualification") if "preference" in system.experts else (system.experts[0],)*2
+
+def retrieval_settings(system, # an ExpertSystem (its config's `retrieval` section)
+                       overrides:dict|None=None, # retrieval keys for this recommender
+                       ranker=None # the retrieval cascade's first stage, when the model holds one
+                      )->dict:
+    "The `retrieval` section a recommender serves: the defaults, the run's config, then `overrides`."
+    r = dict(load_config()["retrieval"])
+    r.update(system.cfg.get("retrieval", {}) or {})
+    r.update(overrides or {})
+    for key, ok in (("index", ("flat", "hnsw")), ("query", ("auto", "cascade", "cosine", "linear"))):
+        if r[key] not in ok:
+            raise ConfigError(f"retrieval.{key} must be one of {', '.join(ok)}, got {r[key]!r}")
+    if r["query"] == "cascade" and ranker is None:
+        raise ConfigError("retrieval.query=cascade needs the model's fitted first stage (model/cascade/): "
+                          "run `jobrec cascade --model RUN`, or use query auto")
+    if int(r["shortlist"]) < 1: raise ConfigError(f"retrieval.shortlist must be >= 1, got {r['shortlist']}")
+    return r
+
+# %% ../nbs/10_recommend.ipynb #c020a2
+@dataclass
+class SavedRun:
+    "What a run folder holds for serving."
+    system:object # the ExpertSystem
+    folder:Path # its saved system folder
+    served:FusionModel|None # the fusion the run saved (model/fusion.json), None when absent
+    ranker:object|None # the retrieval cascade's first stage (model/cascade/), None when not fitted
+    retrieval:dict|None # retrieval overrides: query cascade where a first stage is fitted, unless overridden
+
+def _damaged(what:str, folder:Path, e:Exception)->ModelError:
+    why = f"{type(e).__name__}: {show_value(str(e), 160)[1:-1]}"
+    return ModelError(f"cannot load the {what} in {folder} ({why})")
+
+def read_run(run_dir:str|Path, # run folder of `jobrec train` (or its system folder)
+             retrieval:dict|None=None # retrieval overrides, e.g. {"shortlist": 100}
+            )->SavedRun:
+    "The trained experts of a run folder, the fusion it saved and its retrieval cascade when fitted."
+    from jobrec.experts import ExpertSystem
+    sysdir = find_system(run_dir)
+    try: system = ExpertSystem.load(sysdir)
+    except (JobrecError, FileNotFoundError): raise
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as e:  # a damaged meta.json, config.json or tensor file
+        raise _damaged("model", sysdir, e) from e
+    served, fdir = None, sysdir.parent
+    if (fdir/"fusion.json").exists():
+        try: served = load_fusion(fdir)
+        except (ValueError, KeyError, TypeError, OSError) as e: raise _damaged("fusion", fdir, e) from e
+    ranker = None
+    if (fdir/"cascade"/"ranker.json").exists():  # the retrieval cascade's first stage (`jobrec cascade`)
+        from jobrec.cascade import Ranker
+        ranker = Ranker.load(fdir/"cascade")
+        # fitted after training, it supersedes the query the run's config saved; a `retrieval` override still chooses
+        if "query" not in (retrieval or {}): retrieval = {**(retrieval or {}), "query": "cascade"}
+    return SavedRun(system, sysdir, served, ranker, retrieval)
+
+# %% ../nbs/10_recommend.ipynb #c020a4
+def read_cached(folder:Path, # a catalogue's cache folder
+                n:int, # jobs the catalogue holds
+                experts:Sequence[str] # the experts whose encodings are read
+               )->tuple|None: # (expert -> encodings, meta), None when absent, damaged or of another size
+    "A catalogue's cached encodings, checked against its size."
+    try:
+        meta = json.loads((folder/"meta.json").read_text())
+        emb = {e: np.load(folder/f"{e}.npy", allow_pickle=False) for e in dict.fromkeys(experts)}
+    except (OSError, ValueError): return None
+    if meta.get("n_jobs") != n or any(len(v) != n for v in emb.values()): return None
+    return emb, meta
+
+def write_cached(folder:Path, # a catalogue's cache folder (replaced whole)
+                 emb:dict, # expert -> encodings
+                 meta:dict # what the encodings are of
+                ):
+    "Write a catalogue's encodings: a reader finds the old folder or the new one, never half of one."
+    tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for e, v in emb.items(): np.save(tmp/f"{e}.npy", v, allow_pickle=False)
+        (tmp/"meta.json").write_text(json.dumps(meta, indent=1))
+        if folder.exists(): shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+
+def model_digest(system, # an ExpertSystem
+                 folder:Path|None=None # its saved system folder (None: hash the weights held in memory)
+                )->str:
+    "The content hash of a model: its saved weights and config, or its tensors and config in memory."
+    h = hashlib.sha256()
+    if folder is not None and (folder/"experts.safetensors").exists():
+        h.update(file_digest(folder/"experts.safetensors").encode())
+        h.update((folder/"config.json").read_bytes())
+        return h.hexdigest()
+    for k, v in sorted(system.state_tensors().items()):
+        h.update(k.encode())
+        h.update(v.numpy().tobytes())
+    h.update(json.dumps(system.cfg, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+# %% ../nbs/10_recommend.ipynb #c020a6
+class RunStore:
+    "A recommender's run: the model's content key, the folder it came from, its catalogue cache."
+    def __init__(self, system, # an ExpertSystem
+                 run_dir:str|Path|None=None, # its saved system folder (None: a system held in memory)
+                 retrieval:dict|None=None # `retrieval_settings` (batch_size, length_batches, cache_dir)
+                ):
+        self.system, self.run_dir = system, (Path(run_dir) if run_dir else None)
+        self.retrieval = retrieval_settings(system) if retrieval is None else retrieval
+        self.experts, self._model_key = expert_pair(system), None
+
     @property
     def model_key(self)->str:
-        if self._model_key is None:
-            h = hashlib.sha256()
-            if self.run_dir is not None and (self.run_dir/"experts.safetensors").exists():
-                h.update(file_digest(self.run_dir/"experts.safetensors").encode()); h.update((self.run_dir/"config.json").read_bytes())
-            else:
-                for k, v in sorted(self.system.state_tensors().items()): h.update(k.encode()); h.update(v.numpy().tobytes())
-                h.update(json.dumps(self.system.cfg, sort_keys=True, default=str).encode())
-            self._model_key = h.hexdigest()
+        "`model_digest` of the model (computed once)."
+        if self._model_key is None: self._model_key = model_digest(self.system, self.run_dir)
         return self._model_key
 
     def run_root(self)->Path|None:
@@ -309,59 +444,7 @@ class _Store:
 
     def cache_dir(self)->Path|None:
         c = self.retrieval.get("cache_dir")
-        if c: return Path(c)
-        return None if self.run_dir is None else self.run_root()/"cache"/"catalogues"
-
-    def _load_cached(self, folder, n):
-        try:
-            meta = json.loads((folder/"meta.json").read_text())
-            emb = {e: np.load(folder/f"{e}.npy", allow_pickle=False) for e in dict.fromkeys(self.experts)}
-        except (OSError, ValueError): return None
-        if meta.get("n_jobs") != n or any(len(v) != n for v in emb.values()): return None
-        return emb, meta
-
-    def _save_cached(self, folder, emb, meta):
-        tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
-        try:
-            for e, v in emb.items(): np.save(tmp/f"{e}.npy", v, allow_pickle=False)
-            (tmp/"meta.json").write_text(json.dumps(meta, indent=1))
-            if folder.exists(): shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        finally: shutil.rmtree(tmp, ignore_errors=True)
-
-    def _table(self, rows, attrs):
-        df = pd.DataFrame(rows)
-        df.attrs.update(attrs)
-        return df
-
-# %% ../nbs/10_recommend.ipynb #c020a2
-class _Loading(_Store):
-    "Loading a run folder, and encoding (or reading from the cache) a job catalogue."
-    @classmethod
-    def load(cls, run_dir:str|Path, # run folder of `jobrec train` (or its system folder)
-             retrieval:dict|None=None, # retrieval overrides, e.g. {"shortlist": 100}
-             fusion:dict|None=None # fusion overrides, e.g. {"hard_threshold": 0.6}
-            )->"Recommender":
-        "Load the trained experts of a run folder, the fusion it saved (`model/fusion.json`) and its retrieval cascade (`model/cascade/`) when fitted."
-        from jobrec.experts import ExpertSystem
-        sysdir = find_system(run_dir)
-        try: system = ExpertSystem.load(sysdir)
-        except (JobrecError, FileNotFoundError): raise
-        except (ValueError, KeyError, TypeError, RuntimeError, OSError) as e:  # a damaged meta.json, config.json or tensor file
-            raise ModelError(f"cannot load the model in {sysdir} ({type(e).__name__}: {show_value(str(e), 160)[1:-1]})") from e
-        served, fdir = None, sysdir.parent
-        if (fdir/"fusion.json").exists():
-            try: served = load_fusion(fdir)
-            except (ValueError, KeyError, TypeError, OSError) as e:
-                raise ModelError(f"cannot load the fusion in {fdir} ({type(e).__name__}: {show_value(str(e), 160)[1:-1]})") from e
-        ranker = None
-        if (fdir/"cascade"/"ranker.json").exists():  # the retrieval cascade's first stage (`jobrec cascade`)
-            from jobrec.cascade import Ranker
-            ranker = Ranker.load(fdir/"cascade")
-            # fitted after training, it supersedes the query the run's config saved; a `retrieval` override still chooses
-            if "query" not in (retrieval or {}): retrieval = {**(retrieval or {}), "query": "cascade"}
-        return cls(system, sysdir, retrieval, fusion, served, ranker)
+        return Path(c) if c else None if self.run_dir is None else self.run_root()/"cache"/"catalogues"
 
     def catalogue(self, jobs:str|Path|Sequence[Job]|Catalogue, # a catalogue file, job records, or a Catalogue
                   cache:bool=True, # read and write the encodings cache
@@ -384,208 +467,64 @@ class _Loading(_Store):
         key = hashlib.sha256(f"{digest}|{self.model_key}|{self.system.mode}{'|by_length' if by_length else ''}".encode()).hexdigest()[:24]
         folder = self.cache_dir()/key if (cache and self.cache_dir() is not None) else None
         if folder is not None and folder.exists():
-            got = self._load_cached(folder, len(jobs))
+            got = read_cached(folder, len(jobs), self.experts)
             if got is not None: return Catalogue(jobs, key, got[0], src, 0.0, True)
         t0 = time.perf_counter(); bs = int(self.retrieval["batch_size"])
         emb = {e: encode_entities(self.system, jobs, e, bs, by_length) for e in dict.fromkeys(self.experts)}
         dt = time.perf_counter() - t0
         if folder is not None:
-            self._save_cached(folder, emb, {"n_jobs": len(jobs), "catalogue_sha256": digest, "model_sha256": self.model_key,
-                                             "mode": self.system.mode, "source": src, "encode_seconds": round(dt, 3),
-                                             "experts": list(emb)})
+            meta = {"n_jobs": len(jobs), "catalogue_sha256": digest, "model_sha256": self.model_key,
+                    "mode": self.system.mode, "source": src, "encode_seconds": round(dt, 3),
+                    "experts": list(emb)}
+            write_cached(folder, emb, meta)
         log.info(f"encoded {len(jobs)} jobs in {dt:.1f}s" + (f"; cached in {folder}" if folder else ""))
         return Catalogue(jobs, key, emb, src, dt, False)
 
-# %% ../nbs/10_recommend.ipynb #c020b0
-class _Query(_Loading):
-    "Which retrieval ranks a candidate's shortlist."
-    def query_kind(self)->str:
-        "cosine, linear or cascade: what the shortlist is ranked by (auto: the cascade when the model holds one, else cosine)."
-        q = self.retrieval["query"]
-        if self.system.mode == "cross": return "cosine"
-        return ("cascade" if self.ranker is not None else "cosine") if q == "auto" else q
-    def _by(self)->str:
-        return "the cascade's distilled first stage" if self.query_kind() == "cascade" else f"a {self.retrieval['index']} index ({self.query_kind()} query)"
+# %% ../nbs/10_recommend.ipynb #c020d0
+def tau_note(name:str, # the FUSIONS name serving tau
+             tau:float, # the requirement
+             k:int, # the top-k served
+             fu:dict, # `TauFusion.fuse`'s outcome for this candidate
+             model:FusionModel # the fusion serving tau (its validated range)
+            )->str:
+    "One line: what tau promises under fusion `name`, for candidates on average or for this one, and this candidate's own calibrated eligibility@k."
+    e = fu["eligibility"]
+    own = f"this candidate's own calibrated eligibility@{k} is {e:.3f}, {'at or above' if e >= tau - 1e-9 else 'below'} tau {tau:g}"
+    if name == "fixed": return f"fusion fixed does not use tau (one fixed weight); {own}"
+    if FUSIONS[name].settings.get("per_candidate"):
+        return f"tau {tau:g} at k={k}: fusion {name} searches a multiplier for this candidate alone; {own}"
+    r = model.validated_range(k=k)
+    pop = "the estimated eligibility@{k} averaged over the validation candidates" if FUSIONS[name].validated else \
+          "the calibrated eligibility@{k} averaged over the candidates served together"
+    return (f"tau {tau:g} is met on average over candidates, not for each: fusion {name} serves one policy (lambda {fu['lambda']:.3g}) "
+            f"fitted so that {pop.format(k=k)} reaches tau" + ("" if r is None else f" (validated for taus {r[0]:.3f} to {r[1]:.3f} at k={k})")
+            + f"; {own}; --fusion inference_per_candidate searches tau for each candidate")
 
-# %% ../nbs/10_recommend.ipynb #c020b
-class _Retrieval(_Query):
-    "The retrieval stage: a faiss index over the catalogue's encodings, queried per candidate."
+def _hard_notes(p, th, n, kk, backfilled, tau)->list:
+    n_el = int((p >= th).sum())
+    fill = f"; only {n_el} of {n} jobs pass, the top-{kk} was back-filled with {kk - n_el} below the threshold"
+    out = [f"hard mode: jobs with calibrated p_Q >= {th:g} first, each group ranked by preference" + (fill if backfilled else "")]
+    return out + (["tau is not used in hard mode"] if tau is not None else [])
 
-    def entity_vectors(self, x:np.ndarray)->np.ndarray:
-        "One vector per entity for cosine retrieval: phrase encodings [n, slots x H] are averaged over their non-empty slots."
-        x = np.atleast_2d(x)
-        if self.system.mode != "dual" or self.system.encoding != "phrases": return x
-        X = x.reshape(len(x), -1, self.system.backbone.hidden_size); m = np.abs(X).sum(-1, keepdims=True) > 0
-        return (X*m).sum(1)/np.maximum(m.sum(1), 1)
-
-    def _job_vectors(self, cat:Catalogue, kind:str)->np.ndarray:
-        w = float(self.retrieval["qual_weight"]); ep, eq = self.experts
-        if kind == "cosine":
-            nv = lambda x: (lambda y: y/np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-9))(self.entity_vectors(x))
-            return np.concatenate([nv(cat.emb[ep]), nv(cat.emb[eq])], 1) if w > 0 and eq != ep else nv(cat.emb[ep])
-        return np.concatenate([cat.emb[ep], cat.emb[eq]], 1) if w > 0 and eq != ep else cat.emb[ep]
-
-    def index(self, cat:Catalogue)->object:
-        "The catalogue's faiss index for the configured query and index kind (built once)."
-        kind = (self.query_kind(), self.retrieval["index"])
-        if kind not in cat.indexes:
-            t0 = time.perf_counter()
-            cat.indexes[kind] = build_index(self._job_vectors(cat, kind[0]), kind[1], self.retrieval["hnsw_m"],
-                                            max(int(self.retrieval["hnsw_ef_search"]), int(self.retrieval["shortlist"])))
-            log.info(f"built a {kind[1]} index over {len(cat)} jobs in {time.perf_counter()-t0:.2f}s")
-        return cat.indexes[kind]
-
-    def linear_terms(self, expert:str, u:np.ndarray, vbar:np.ndarray)->tuple:
-        "The head's gradients (g_v [D], g_f [F] or None) at the mean job and the mean pair features: the first-order terms of the expansion above."
-        import torch
-        heads = self.system.heads; heads.eval()
-        F = len(self.system.feat_mean) if self.system.use_features else 0
-        with torch.enable_grad():
-            v = torch.from_numpy(vbar[None].astype(np.float32)).to(self.system.device).requires_grad_(True)
-            ut = torch.from_numpy(u[None].astype(np.float32)).to(self.system.device)
-            f = torch.zeros(1, F, device=self.system.device, requires_grad=True) if F else None  # standardised features: 0 is the training mean
-            out = self.system.score_encoded(expert, ut, v, f).sum()
-            g = torch.autograd.grad(out, [v, f] if F else [v])
-        return to_host(g[0][0]), (to_host(g[1][0]) if F else None)
-
-    def _linear_query(self, expert, u, vbar): return self.linear_terms(expert, u, vbar)[0]
-
-    def query_vector(self, U:dict, # expert -> [H] candidate encoding
-                     cat:Catalogue)->np.ndarray:
-        "The retrieval query of one candidate (see the linearisation above)."
-        w = float(self.retrieval["qual_weight"]); ep, eq = self.experts
-        if self.query_kind() == "cosine":
-            nv = lambda x: (lambda y: y/max(np.linalg.norm(y), 1e-9))(self.entity_vectors(x)[0])
-            parts = [nv(U[ep])] + ([w*nv(U[eq])] if w > 0 and eq != ep else [])
-        else:
-            parts = [self._linear_query(ep, U[ep], cat.mean(ep))] + ([w*self._linear_query(eq, U[eq], cat.mean(eq))] if w > 0 and eq != ep else [])
-        return np.concatenate(parts).astype(np.float32)
-
-    def shortlist(self, U:dict, cat:Catalogue, M:int|None=None)->np.ndarray:
-        "Indices of the M jobs the retrieval stage passes to the experts (all jobs when the catalogue is small or retrieval is off)."
-        M = int(self.retrieval["shortlist"] if M is None else M)
-        if not self.retrieval["enabled"] or len(cat) <= M: return np.arange(len(cat))
-        _, I = self.index(cat).search(self.query_vector(U, cat)[None], M)
-        return I[0][I[0] >= 0]
-
-# %% ../nbs/10_recommend.ipynb #c020b2
-class _Rerank(_Retrieval):
-    "The second stage: the index's first `rerank` x M jobs, re-ranked by the linearised heads with the exact pair features."
-    def rerank_scores(self, c:Candidate, # the candidate
-                      U:dict, # expert -> [D] candidate encoding
-                      cat:Catalogue, idx:np.ndarray # the catalogue and the first stage's jobs
-                     )->np.ndarray: # float32 [len(idx)]
-        "The second stage's scores: each expert's first-order expansion, with the exact standardised pair features."
-        w = float(self.retrieval["qual_weight"]); ep, eq = self.experts
-        f = standard_features(self.system, [c], [cat.jobs[i] for i in idx])[0] if self.system.use_features else None
-        out = np.zeros(len(idx), np.float32)
-        for e, we in ((ep, 1.0),) + (((eq, w),) if w > 0 and eq != ep else ()):
-            gv, gf = self.linear_terms(e, U[e], cat.mean(e))
-            out += we*(cat.emb[e][idx] @ gv + (f @ gf if gf is not None else 0.0))
-        return out
-
-    def shortlist(self, U:dict, # expert -> [D] candidate encoding
-                  cat:Catalogue, M:int|None=None, # the catalogue; jobs to keep (default: retrieval.shortlist)
-                  candidate:Candidate|None=None # the candidate (the second stage needs it for the pair features; None: the index alone)
-                 )->np.ndarray:
-        "Indices of the M jobs the retrieval stage passes to the experts (all jobs when the catalogue is small or retrieval is off)."
-        M = int(self.retrieval["shortlist"] if M is None else M); r = int(self.retrieval.get("rerank") or 0)
-        if candidate is None or r <= 1 or self.system.mode != "dual" or not self.retrieval["enabled"] or len(cat) <= M:
-            return super().shortlist(U, cat, M)
-        idx = super().shortlist(U, cat, min(r*M, len(cat)))
-        return idx[np.argsort(-self.rerank_scores(candidate, U, cat, idx), kind="stable")[:M]]
-
-# %% ../nbs/10_recommend.ipynb #c020b3
-class _Cascade(_Rerank):
-    "The retrieval cascade (`jobrec.cascade`, `nbs/09c_cascade`): a first stage distilled from the experts over every job, the experts on its shortlist."
-    def tables(self, cat:Catalogue):
-        "The catalogue's cascade tables (feature columns, projected distinct phrases), built once."
-        from jobrec.cascade import CatalogueTables
-        if ("cascade", "tables") not in cat.indexes:
-            cat.indexes[("cascade", "tables")] = tb = CatalogueTables(self.system, cat)
-            log.info(f"cascade tables of {len(cat)} jobs built in {tb.seconds:.2f}s")
-        return cat.indexes[("cascade", "tables")]
-
-    def shortlist(self, U:dict, # expert -> [D] candidate encoding
-                  cat:Catalogue, M:int|None=None, # the catalogue; jobs to keep (default: retrieval.shortlist)
-                  candidate:Candidate|None=None, # the candidate (the cascade and the re-rank read its pair features)
-                  tau:float|None=None, # the requirement the shortlist is fused at (cascade; None: preference)
-                  k:int|None=None, # the top-k tau is measured on (default: fusion.k)
-                  fusion:str|None=None # the FUSIONS name serving tau (default: `default_fusion`): the first stage asks it for its multiplier
-                 )->np.ndarray:
-        "Indices of the M jobs the experts score: the cascade's first stage when the query is cascade, else the index (and re-rank)."
-        M = int(self.retrieval["shortlist"] if M is None else M)
-        if self.query_kind() != "cascade" or not self.retrieval["enabled"] or len(cat) <= M: return super().shortlist(U, cat, M, candidate)
-        if candidate is None: raise UsageError("the cascade's shortlist needs the candidate (its pair features)")
-        from jobrec.cascade import stage_inputs
-        fm = None if tau is None else self.fusion_model(fusion)
-        return self.ranker.shortlist(stage_inputs(self, candidate, U, self.tables(cat))[0], M, tau, int(k or self.fusion["k"]), fm)
-
-# %% ../nbs/10_recommend.ipynb #c020c
-class _Scoring(_Cascade):
-    "The experts on a candidate's shortlist."
-    def encode_candidates(self, cands:Sequence[Candidate])->dict:
-        "expert -> float32 [C, H] encodings."
-        return {e: encode_entities(self.system, cands, e, int(self.retrieval["batch_size"])) for e in dict.fromkeys(self.experts)}
-
-    def score(self, c:Candidate, U:dict, cat:Catalogue, idx:np.ndarray)->dict:
-        "s_pref, q_logit, p_qual [len(idx)] of candidate `c` against the catalogue jobs `idx`."
-        from jobrec.calibration import apply_calibration
-        jobs = [cat.jobs[i] for i in idx]
-        if self.system.mode == "cross":
-            sc = self.system.score_pairs([c], jobs)
-            return {k: v[0] for k, v in sc.items()}
-        if self.query_kind() == "cascade":  # the same numbers from the catalogue's tables, each distinct phrase projected once
-            from jobrec.cascade import exact_scores
-            return exact_scores(self, c, U, self.tables(cat), idx)
-        f = standard_features(self.system, [c], jobs)[0] if self.system.use_features else None
-        ep, eq = self.experts
-        s = head_scores(self.system, ep, U[ep][None], cat.emb[ep][idx], f)
-        q = s.copy() if eq == ep else head_scores(self.system, eq, U[eq][None], cat.emb[eq][idx], f)
-        p = apply_calibration(q, self.system.calibration.get("qualification", NO_CALIBRATION))
-        return {"s_pref": s.astype(np.float32), "q_logit": q.astype(np.float32), "p_qual": p}
-
-    def rank_candidates(self, job:Job|str|Path, # the job (or a file holding exactly one)
-                        candidates:Sequence[Candidate]|str|Path, # the applicants (or a file of them)
-                        k:int=10, # candidates to return
-                        explain:bool=True # add the per-layer explanations
-                       )->pd.DataFrame:
-        "Employer side: candidates ranked by the qualification expert for one job."
-        _check_call(k, explain=explain)
-        if isinstance(job, (str, Path)):
-            js = read_entities(job, "job")
-            if len(js) != 1: raise DataError(f"expected exactly one job, found {len(js)}", file=Path(job).name)
-            job = js[0]
-        if not isinstance(job, Job): raise UsageError(f"job must be a Job or a file holding one, got {type(job).__name__} {show_value(job)}")
-        cands = _records(candidates, Candidate, "candidate")
-        t0 = time.perf_counter(); ep, eq = self.experts
-        if self.system.mode == "cross":
-            sc = {k_: v[:, 0] for k_, v in self.system.score_pairs(cands, [job]).items()}
-        else:
-            from jobrec.calibration import apply_calibration
-            U = self.encode_candidates(cands); V = {e: encode_entities(self.system, [job], e) for e in dict.fromkeys(self.experts)}
-            f = standard_features(self.system, cands, [job])[:, 0] if self.system.use_features else None
-            s = head_scores(self.system, ep, U[ep], V[ep], f); q = s.copy() if eq == ep else head_scores(self.system, eq, U[eq], V[eq], f)
-            sc = {"s_pref": s, "q_logit": q, "p_qual": apply_calibration(q, self.system.calibration.get("qualification", NO_CALIBRATION))}
-        order = np.argsort(-np.asarray(sc["q_logit"], np.float64), kind="stable")[:k]
-        rows = []
-        for r, i in enumerate(order):
-            c = cands[i]
-            row = {"rank": r + 1, "candidate_id": c.candidate_id, "p_qual": float(sc["p_qual"][i]), "q_logit": float(sc["q_logit"][i]),
-                   "preference": float(sc["s_pref"][i])}
-            if explain:
-                ex = explain_pair(c, job); row["why"] = _summary(ex); row["explanation"] = ex
-            rows.append(row)
-        return self._table(rows, {"job_id": job.job_id, "k": len(rows), "n_candidates": len(cands), "ranked_by": "qualification (calibrated p_Q)",
-                                  "notes": [], "seconds": round(time.perf_counter() - t0, 4)})
+def _unattainable_note(name, tau, kk, n, best, lam)->str:
+    searched = name in ("inference_per_candidate", "inference_served")  # the multiplier was searched on this candidate alone
+    return (f"tau={tau:g} is unattainable for this candidate: the best reachable calibrated eligibility@{kk} over the {n} jobs scored is {best:.3f}; "
+            + (f"showing the ranking at the multiplier that comes closest (lambda={lam:g})" if searched else
+               f"the validated multiplier (lambda={lam:g}) is applied: tau holds on average over candidates, not for each"))
 
 # %% ../nbs/10_recommend.ipynb #c020e
-class _Fusions:
-    "The fusion systems a `Recommender` serves tau with, and what the run measured for each."
+class TauFusion:
+    "The fusions a recommender serves tau with, and one candidate's shortlist fused by `FusionModel.apply`."
+    def __init__(self, settings:dict, # resolved `fusion` settings (`fusion.fusion_settings`)
+                 served:FusionModel|None=None, # the run's saved fusion: the arrays tau is fitted on
+                 run_root:Path|None=None # the run folder (named when a fusion needs what it lacks)
+                ):
+        self.settings, self.served, self.run_root, self._models = settings, served, run_root, {}
+
     @property
     def default_fusion(self)->str:
         "What `recommend(tau=...)` serves: the run's configured system, or per candidate where the run saved no validated fusion."
-        name = fusion_system(self.fusion)
+        name = fusion_system(self.settings)
         return "inference_per_candidate" if FUSIONS[name].validated and self.served is None else name
 
     def fusion_model(self, name:str|None=None # a FUSIONS name (default: `default_fusion`)
@@ -593,61 +532,24 @@ class _Fusions:
         "The fusion `name` of this run (built once)."
         name = name or self.default_fusion
         if name not in FUSIONS: raise UsageError(f"fusion must be one of {', '.join(FUSIONS)}, got {show_value(name)}")
-        if name not in self._fusions:
+        if name not in self._models:
             spec = FUSIONS[name]
             if spec.validated and self.served is None:
-                raise UsageError(f"fusion {name} is fitted on validation candidates and {self.run_root() or 'this model'} holds no saved fusion "
-                                 "(model/fusion.json, written by `jobrec train` and `jobrec run`); retrain, or serve fusion inference_per_candidate")
+                where = self.run_root or "this model"
+                raise UsageError(f"fusion {name} is fitted on validation candidates and {where} holds no "
+                                 "saved fusion (model/fusion.json, written by `jobrec train` and "
+                                 "`jobrec run`); retrain, or serve fusion inference_per_candidate")
             val = self.served.val if spec.validated else None
-            self._fusions[name] = FusionModel(system_settings(name, self.fusion), val, self.served.seed if self.served else 0)
-        return self._fusions[name]
+            seed = self.served.seed if self.served else 0
+            self._models[name] = FusionModel(system_settings(name, self.settings), val, seed)
+        return self._models[name]
 
-    def measured_error(self, name:str, # a FUSIONS name
-                       k:int|None=None # the top-k served (default: the run's fusion.k)
-                      )->str:
-        "One line: the error against tau that this run's controllability report measured for fusion `name` (read once), and at which k."
-        memo = self.__dict__.setdefault("_measured", {})
-        if name not in memo: memo[name] = self._measured_error(name)
-        rk = int(self.fusion["k"]); k = rk if k is None else int(k)
-        return memo[name] + ("" if k == rk or "unmeasured" in memo[name] else f"; measured at the report's k={rk}, not at k={k}")
-
-    def tau_note(self, name:str, # the FUSIONS name serving tau
-                 tau:float, # the requirement
-                 k:int, # the top-k served
-                 fu:dict # `fuse`'s outcome for this candidate
-                )->str:
-        "One line: what tau promises under fusion `name`, for candidates on average or for this one, and this candidate's own calibrated eligibility@k."
-        e = fu["eligibility"]
-        own = f"this candidate's own calibrated eligibility@{k} is {e:.3f}, {'at or above' if e >= tau - 1e-9 else 'below'} tau {tau:g}"
-        if name == "fixed": return f"fusion fixed does not use tau (one fixed weight); {own}"
-        if FUSIONS[name].settings.get("per_candidate"):
-            return f"tau {tau:g} at k={k}: fusion {name} searches a multiplier for this candidate alone; {own}"
-        r = self.fusion_model(name).validated_range(k=k)
-        pop = "the estimated eligibility@{k} averaged over the validation candidates" if FUSIONS[name].validated else \
-              "the calibrated eligibility@{k} averaged over the candidates served together"
-        return (f"tau {tau:g} is met on average over candidates, not for each: fusion {name} serves one policy (lambda {fu['lambda']:.3g}) "
-                f"fitted so that {pop.format(k=k)} reaches tau" + ("" if r is None else f" (validated for taus {r[0]:.3f} to {r[1]:.3f} at k={k})")
-                + f"; {own}; --fusion inference_per_candidate searches tau for each candidate")
-
-    def _measured_error(self, name:str)->str:
-        root = self.run_root(); f = None if root is None else root/"results"/"sweep_summary.csv"
-        if f is None or not f.exists():
-            return f"fusion {name}: its error against tau is unmeasured (no results/sweep_summary.csv in the run folder; `jobrec run` writes it)"
-        t = pd.read_csv(f); r = t[t["system"] == name]
-        if not len(r) or pd.isna(r["max_error_in_range"].iloc[0]): return f"fusion {name}: unmeasured in this run's controllability report"
-        return (f"fusion {name}: measured error against tau {r['max_error_in_range'].iloc[0]:.3f}, the largest |eligibility@k averaged "
-                f"over the test candidates on true labels - tau| over the {int(r['n_in_range'].iloc[0])} taus in range of this run's "
-                f"controllability report, at k={self.fusion['k']}")
-
-# %% ../nbs/10_recommend.ipynb #c020e2
-class _Fusion(_Fusions):
-    "The tau fusion of one candidate's shortlist, served through `FusionModel.apply` as in the experiment."
     def fuse(self, sc:dict, # s_pref, q_logit, p_qual of one candidate's scored jobs
              k:int, tau:float|None=None, hard:bool=False,
              fusion:str|None=None, # a FUSIONS name (default: `default_fusion`)
              checked:bool=False # tau already checked against the fusion's validated range by the caller (`recommend`: once per call)
             )->dict:
-        "Fused scores of one candidate's shortlist and what the fusion did."
+        "Fused scores of one candidate's shortlist and what the fusion did, what tau promises first."
         n = len(sc["s_pref"]); kk = min(k, n)
         s, q, p = (np.asarray(sc[x], np.float64) for x in ("s_pref", "q_logit", "p_qual"))
         best = float(np.sort(p)[::-1][:kk].mean())  # the highest top-k eligibility any ranking of the shortlist reaches
@@ -660,46 +562,257 @@ class _Fusion(_Fusions):
             r = m.apply(FusionArrays(s[None], p[None], q[None]), float("nan") if tau is None else float(tau), k=kk)
             fused = r.scores[0]
         if hard:
-            out["lambda"] = None; out["backfilled"] = bool(r.backfilled[0]); th = m.settings["hard_threshold"]
-            n_el = int((p >= th).sum())
-            out["notes"].append(f"hard mode: jobs with calibrated p_Q >= {th:g} first, each group ranked by preference"
-                                + (f"; only {n_el} of {n} jobs pass, the top-{kk} was back-filled with {kk - n_el} below the threshold" if out["backfilled"] else ""))
-            if tau is not None: out["notes"].append("tau is not used in hard mode")
+            out["lambda"], out["backfilled"] = None, bool(r.backfilled[0])
+            out["notes"] += _hard_notes(p, m.settings["hard_threshold"], n, kk, out["backfilled"], tau)
         elif tau is not None:
             out["lambda"], out["attainable"] = float(np.mean(r.lam)), not bool(r.unattainable[0])
-            if not out["attainable"]:
-                searched = name in ("inference_per_candidate", "inference_served")  # the multiplier was searched on this candidate alone
-                out["notes"].append(f"tau={tau:g} is unattainable for this candidate: the best reachable calibrated eligibility@{kk} over the {n} jobs scored is {best:.3f}; "
-                                    + (f"showing the ranking at the multiplier that comes closest (lambda={out['lambda']:g})" if searched else
-                                       f"the validated multiplier (lambda={out['lambda']:g}) is applied: tau holds on average over candidates, not for each"))
+            if not out["attainable"]: out["notes"].append(_unattainable_note(name, tau, kk, n, best, out["lambda"]))
         top = np.argsort(-fused, kind="stable")[:kk]
         out.update(fused=fused, top=top, eligibility=float(p[top].mean()))
-        if out["mode"] == "tau": out["notes"].insert(0, self.tau_note(name, float(tau), kk, out))
+        if out["mode"] == "tau": out["notes"].insert(0, tau_note(name, float(tau), kk, out, m))
         return out
 
-# %% ../nbs/10_recommend.ipynb #c020f
-class Recommender(_Fusion, _Scoring):
-    "Top-k jobs for candidates and top-k candidates for jobs with a trained expert system."
+# %% ../nbs/10_recommend.ipynb #c020e2
+class MeasuredErrors:
+    "The error against tau that a run's controllability report measured for each fusion (read once)."
+    def __init__(self, run_root:Path|None, # the run folder (its results/sweep_summary.csv)
+                 k:int # the top-k the report measured at (the run's fusion.k)
+                ):
+        self.run_root, self.k, self._measured = run_root, int(k), {}
+
+    def measured_error(self, name:str, # a FUSIONS name
+                       k:int|None=None # the top-k served (default: the run's fusion.k)
+                      )->str:
+        "One line: the error against tau that this run's controllability report measured for fusion `name`, and at which k."
+        memo = self._measured
+        if name not in memo: memo[name] = self._read(name)
+        rk = self.k
+        k = rk if k is None else int(k)
+        return memo[name] + ("" if k == rk or "unmeasured" in memo[name] else f"; measured at the report's k={rk}, not at k={k}")
+
+    def _read(self, name:str)->str:
+        root = self.run_root; f = None if root is None else root/"results"/"sweep_summary.csv"
+        if f is None or not f.exists():
+            return f"fusion {name}: its error against tau is unmeasured (no results/sweep_summary.csv in the run folder; `jobrec run` writes it)"
+        t = pd.read_csv(f); r = t[t["system"] == name]
+        if not len(r) or pd.isna(r["max_error_in_range"].iloc[0]): return f"fusion {name}: unmeasured in this run's controllability report"
+        return (f"fusion {name}: measured error against tau {r['max_error_in_range'].iloc[0]:.3f}, the largest |eligibility@k averaged "
+                f"over the test candidates on true labels - tau| over the {int(r['n_in_range'].iloc[0])} taus in range of this run's "
+                f"controllability report, at k={self.k}")
+
+# %% ../nbs/10_recommend.ipynb #c020b0f
+def entity_vectors(system, # an ExpertSystem
+                   x:np.ndarray # [n, H] encodings, or [n, slots x H] phrase encodings
+                  )->np.ndarray: # [n, H]
+    "One vector per entity for cosine retrieval: phrase encodings [n, slots x H] are averaged over their non-empty slots."
+    x = np.atleast_2d(x)
+    if system.mode != "dual" or system.encoding != "phrases": return x
+    X = x.reshape(len(x), -1, system.backbone.hidden_size); m = np.abs(X).sum(-1, keepdims=True) > 0
+    return (X*m).sum(1)/np.maximum(m.sum(1), 1)
+
+def linear_terms(system, # an ExpertSystem in dual mode
+                 expert:str, u:np.ndarray, vbar:np.ndarray # the expert, a candidate's encoding, the mean job's
+                )->tuple: # (g_v [D], g_f [F] or None)
+    "The head's gradients at the mean job and the mean pair features: the first-order terms of the expansion above."
+    import torch
+    heads = system.heads; heads.eval()
+    F = len(system.feat_mean) if system.use_features else 0
+    with torch.enable_grad():
+        v = torch.from_numpy(vbar[None].astype(np.float32)).to(system.device).requires_grad_(True)
+        ut = torch.from_numpy(u[None].astype(np.float32)).to(system.device)
+        # standardised features: 0 is the training mean
+        f = torch.zeros(1, F, device=system.device, requires_grad=True) if F else None
+        out = system.score_encoded(expert, ut, v, f).sum()
+        g = torch.autograd.grad(out, [v, f] if F else [v])
+    return to_host(g[0][0]), (to_host(g[1][0]) if F else None)
+
+# %% ../nbs/10_recommend.ipynb #c020b
+class IndexRetrieval:
+    "The first retrieval stage: a faiss index over the catalogue's encodings, queried per candidate."
     def __init__(self, system, # an ExpertSystem
-                 run_dir:str|Path|None=None, # where the model lives (catalogue encodings are cached under it)
-                 retrieval:dict|None=None, # overrides of the `retrieval` config section
-                 fusion:dict|None=None, # overrides of the `fusion` config section
-                 served:FusionModel|None=None, # the run's saved fusion (`fusion.load_fusion`): the validation arrays tau is fitted on
+                 retrieval:dict, # `retrieval_settings`
                  ranker=None # the retrieval cascade's first stage (`cascade.Ranker`), None when not fitted
                 ):
-        self.system, self.run_dir = system, (Path(run_dir) if run_dir else None)
-        base = dict(load_config()["retrieval"]); base.update(system.cfg.get("retrieval", {}) or {})
-        self.retrieval = {**base, **(retrieval or {})}
-        self.ranker = ranker
-        for key, ok in (("index", ("flat", "hnsw")), ("query", ("auto", "cascade", "cosine", "linear"))):
-            if self.retrieval[key] not in ok: raise ConfigError(f"retrieval.{key} must be one of {', '.join(ok)}, got {self.retrieval[key]!r}")
-        if self.retrieval["query"] == "cascade" and ranker is None: raise ConfigError("retrieval.query=cascade needs the model's fitted first stage (model/cascade/): run `jobrec cascade --model RUN`, or use query auto")
-        if int(self.retrieval["shortlist"]) < 1: raise ConfigError(f"retrieval.shortlist must be >= 1, got {self.retrieval['shortlist']}")
-        self.fusion = fusion_settings(system.cfg, **(fusion or {}))
-        self.served, self._fusions = served, {}
-        self.experts = ("preference", "qualification") if "preference" in system.experts else (system.experts[0],)*2
-        self._model_key = None
-        system.backbone.model.eval(); system.heads.eval()
+        self.system, self.retrieval, self.ranker = system, retrieval, ranker
+        self.experts = expert_pair(system)
+
+    def query_kind(self)->str:
+        "cosine, linear or cascade: what the shortlist is ranked by (auto: the cascade when the model holds one, else cosine)."
+        q = self.retrieval["query"]
+        if self.system.mode == "cross": return "cosine"
+        return ("cascade" if self.ranker is not None else "cosine") if q == "auto" else q
+
+    def describe(self)->str:
+        "What ranks the shortlist, in words."
+        kind = self.query_kind()
+        if kind == "cascade": return "the cascade's distilled first stage"
+        return f"a {self.retrieval['index']} index ({kind} query)"
+
+    def job_vectors(self, cat:Catalogue, kind:str)->np.ndarray:
+        "The vectors the index holds for a `kind` of query (cosine: normalised per expert)."
+        w = float(self.retrieval["qual_weight"]); ep, eq = self.experts
+        if kind == "cosine":
+            nv = lambda x: (lambda y: y/np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-9))(entity_vectors(self.system, x))
+            return np.concatenate([nv(cat.emb[ep]), nv(cat.emb[eq])], 1) if w > 0 and eq != ep else nv(cat.emb[ep])
+        return np.concatenate([cat.emb[ep], cat.emb[eq]], 1) if w > 0 and eq != ep else cat.emb[ep]
+
+    def index(self, cat:Catalogue)->object:
+        "The catalogue's faiss index for the configured query and index kind (built once)."
+        kind = (self.query_kind(), self.retrieval["index"])
+        if kind not in cat.indexes:
+            t0 = time.perf_counter()
+            X = self.job_vectors(cat, kind[0])
+            cat.indexes[kind] = build_index(X, kind[1], self.retrieval["hnsw_m"],
+                                            max(int(self.retrieval["hnsw_ef_search"]), int(self.retrieval["shortlist"])))
+            log.info(f"built a {kind[1]} index over {len(cat)} jobs in {time.perf_counter()-t0:.2f}s")
+        return cat.indexes[kind]
+
+    def query_vector(self, U:dict, # expert -> [H] candidate encoding
+                     cat:Catalogue)->np.ndarray:
+        "The retrieval query of one candidate (see the linearisation above)."
+        w = float(self.retrieval["qual_weight"]); ep, eq = self.experts
+        if self.query_kind() == "cosine":
+            nv = lambda x: (lambda y: y/max(np.linalg.norm(y), 1e-9))(entity_vectors(self.system, x)[0])
+            parts = [nv(U[ep])] + ([w*nv(U[eq])] if w > 0 and eq != ep else [])
+        else:
+            lin = lambda e: linear_terms(self.system, e, U[e], cat.mean(e))[0]
+            parts = [lin(ep)] + ([w*lin(eq)] if w > 0 and eq != ep else [])
+        return np.concatenate(parts).astype(np.float32)
+
+    def shortlist(self, U:dict, cat:Catalogue, M:int|None=None)->np.ndarray:
+        "Indices of the M jobs the index passes on (all when the catalogue is small or retrieval is off)."
+        M = int(self.retrieval["shortlist"] if M is None else M)
+        if not self.retrieval["enabled"] or len(cat) <= M: return np.arange(len(cat))
+        _, I = self.index(cat).search(self.query_vector(U, cat)[None], M)
+        return I[0][I[0] >= 0]
+
+# %% ../nbs/10_recommend.ipynb #c020b2
+class Reranker:
+    "The second stage: the index's first `rerank` x M jobs, re-ranked by the linearised heads with the exact pair features."
+    def __init__(self, first:IndexRetrieval # the index stage (its system, settings and linear terms)
+                ):
+        self.first = first
+
+    def rerank_scores(self, c:Candidate, # the candidate
+                      U:dict, # expert -> [D] candidate encoding
+                      cat:Catalogue, idx:np.ndarray # the catalogue and the first stage's jobs
+                     )->np.ndarray: # float32 [len(idx)]
+        "The second stage's scores: each expert's first-order expansion, with the exact standardised pair features."
+        fs = self.first
+        w = float(fs.retrieval["qual_weight"]); ep, eq = fs.experts
+        jobs = [cat.jobs[i] for i in idx]
+        f = standard_features(fs.system, [c], jobs)[0] if fs.system.use_features else None
+        out = np.zeros(len(idx), np.float32)
+        for e, we in ((ep, 1.0),) + (((eq, w),) if w > 0 and eq != ep else ()):
+            gv, gf = linear_terms(fs.system, e, U[e], cat.mean(e))
+            out += we*(cat.emb[e][idx] @ gv + (f @ gf if gf is not None else 0.0))
+        return out
+
+    def shortlist(self, U:dict, # expert -> [D] candidate encoding
+                  cat:Catalogue, M:int|None=None, # the catalogue; jobs to keep (default: retrieval.shortlist)
+                  candidate:Candidate|None=None # the candidate (the second stage needs it for the pair features; None: the index alone)
+                 )->np.ndarray:
+        "Indices of the M jobs the retrieval stage passes to the experts (all jobs when the catalogue is small or retrieval is off)."
+        fs = self.first
+        M = int(fs.retrieval["shortlist"] if M is None else M); r = int(fs.retrieval.get("rerank") or 0)
+        index_only = candidate is None or r <= 1 or fs.system.mode != "dual"
+        if index_only or not fs.retrieval["enabled"] or len(cat) <= M: return fs.shortlist(U, cat, M)
+        idx = fs.shortlist(U, cat, min(r*M, len(cat)))
+        return idx[np.argsort(-self.rerank_scores(candidate, U, cat, idx), kind="stable")[:M]]
+
+# %% ../nbs/10_recommend.ipynb #c020b3
+class CascadeRetrieval:
+    "The retrieval cascade (`jobrec.cascade`): a first stage distilled from the experts ranks every job."
+    # where the query is not cascade, the index (and the re-rank) below it shortlist the jobs
+    def __init__(self, second:Reranker, # the stages it falls back on (the index under the re-rank)
+                 fusions:TauFusion # the fusions serving tau: the first stage asks one for its multiplier
+                ):
+        self.second, self.first, self.fusions = second, second.first, fusions
+
+    def tables(self, cat:Catalogue):
+        "The catalogue's cascade tables (feature columns, projected distinct phrases), built once."
+        from jobrec.cascade import CatalogueTables
+        if ("cascade", "tables") not in cat.indexes:
+            cat.indexes[("cascade", "tables")] = tb = CatalogueTables(self.first.system, cat)
+            log.info(f"cascade tables of {len(cat)} jobs built in {tb.seconds:.2f}s")
+        return cat.indexes[("cascade", "tables")]
+
+    def ranks(self, cat:Catalogue, M:int|None=None)->bool:
+        "Whether the cascade's first stage ranks a shortlist of M jobs of `cat` (else the index does)."
+        fs = self.first
+        M = int(fs.retrieval["shortlist"] if M is None else M)
+        return fs.query_kind() == "cascade" and bool(fs.retrieval["enabled"]) and len(cat) > M
+
+    def shortlist(self, U:dict, # expert -> [D] candidate encoding
+                  cat:Catalogue, M:int|None=None, # the catalogue; jobs to keep (default: retrieval.shortlist)
+                  candidate:Candidate|None=None, # the candidate (the cascade and the re-rank read its pair features)
+                  tau:float|None=None, # the requirement the shortlist is fused at (cascade; None: preference)
+                  k:int|None=None, # the top-k tau is measured on (default: fusion.k)
+                  fusion:str|None=None # the FUSIONS name serving tau (default: `default_fusion`)
+                 )->np.ndarray:
+        "Indices of the M jobs the experts score: the cascade's first stage when the query is cascade, else the index (and re-rank)."
+        fs = self.first
+        M = int(fs.retrieval["shortlist"] if M is None else M)
+        if not self.ranks(cat, M): return self.second.shortlist(U, cat, M, candidate)
+        if candidate is None: raise UsageError("the cascade's shortlist needs the candidate (its pair features)")
+        from jobrec.cascade import stage_inputs
+        fm = None if tau is None else self.fusions.fusion_model(fusion)
+        x = stage_inputs(fs, candidate, U, self.tables(cat))[0]
+        return fs.ranker.shortlist(x, M, tau, int(k or self.fusions.settings["k"]), fm)
+
+# %% ../nbs/10_recommend.ipynb #c020c
+class ExpertScorer:
+    "The experts on a candidate's shortlist, and on one job's applicants."
+    def __init__(self, system, # an ExpertSystem
+                 retrieval:dict, # `retrieval_settings` (batch_size)
+                 cascade:CascadeRetrieval|None=None # the retrieval: where its cascade shortlists, its tables score
+                ):
+        self.system, self.retrieval, self.cascade = system, retrieval, cascade
+        self.experts = expert_pair(system)
+
+    def encode_candidates(self, cands:Sequence[Candidate])->dict:
+        "expert -> float32 [C, H] encodings."
+        return {e: encode_entities(self.system, cands, e, int(self.retrieval["batch_size"])) for e in dict.fromkeys(self.experts)}
+
+    def calibrated(self, q:np.ndarray)->np.ndarray:
+        "The calibrated p_Q of qualification logits."
+        from jobrec.calibration import apply_calibration
+        return apply_calibration(q, self.system.calibration.get("qualification", NO_CALIBRATION))
+
+    def score(self, c:Candidate, U:dict, cat:Catalogue, idx:np.ndarray)->dict:
+        "s_pref, q_logit, p_qual [len(idx)] of candidate `c` against the catalogue jobs `idx`."
+        jobs = [cat.jobs[i] for i in idx]
+        if self.system.mode == "cross":
+            sc = self.system.score_pairs([c], jobs)
+            return {k: v[0] for k, v in sc.items()}
+        if self.cascade is not None and self.cascade.first.query_kind() == "cascade":
+            from jobrec.cascade import exact_scores  # the same numbers from the catalogue's tables
+            return exact_scores(self, c, U, self.cascade.tables(cat), idx)
+        f = standard_features(self.system, [c], jobs)[0] if self.system.use_features else None
+        ep, eq = self.experts
+        s = head_scores(self.system, ep, U[ep][None], cat.emb[ep][idx], f)
+        q = s.copy() if eq == ep else head_scores(self.system, eq, U[eq][None], cat.emb[eq][idx], f)
+        p = self.calibrated(q)
+        return {"s_pref": s.astype(np.float32), "q_logit": q.astype(np.float32), "p_qual": p}
+
+    def applicant_scores(self, cands:Sequence[Candidate], job:Job)->dict:
+        "s_pref, q_logit, p_qual [len(cands)] of each candidate against one job."
+        if self.system.mode == "cross":
+            return {k_: v[:, 0] for k_, v in self.system.score_pairs(cands, [job]).items()}
+        ep, eq = self.experts
+        U = self.encode_candidates(cands)
+        V = {e: encode_entities(self.system, [job], e) for e in dict.fromkeys(self.experts)}
+        f = standard_features(self.system, cands, [job])[:, 0] if self.system.use_features else None
+        s = head_scores(self.system, ep, U[ep], V[ep], f)
+        q = s.copy() if eq == ep else head_scores(self.system, eq, U[eq], V[eq], f)
+        return {"s_pref": s, "q_logit": q, "p_qual": self.calibrated(q)}
+
+# %% ../nbs/10_recommend.ipynb #c020f1
+class JobRanking:
+    "The candidate side: each candidate's shortlist, scored by the experts, fused at tau and explained."
+    def __init__(self, rec # the Recommender it serves for
+                ):
+        self.rec = rec
 
     def recommend(self, candidates:Candidate|Sequence[Candidate]|str|Path, # candidates (or a file of them)
                   jobs:str|Path|Sequence[Job]|Catalogue, # the job catalogue (a file, records, or a prepared Catalogue)
@@ -711,32 +824,115 @@ class Recommender(_Fusion, _Scoring):
                   fusion:str|None=None # a FUSIONS name, e.g. "inference_per_candidate" (default: `default_fusion`, the run's validated one)
                  )->list[pd.DataFrame]:
         "One result table per candidate: rank, job, preference, calibrated p_Q, fused score, explanation."
+        rec = self.rec
         _check_call(k, tau, shortlist, hard=hard, explain=explain)
         if fusion is not None and fusion not in FUSIONS: raise UsageError(f"fusion must be None or one of {', '.join(FUSIONS)}, got {show_value(fusion)}")
         cands = _records(candidates, Candidate, "candidate")
-        cat = self.catalogue(jobs)
+        cat = rec.catalogue(jobs)
         about = []
         if tau is not None and not hard:
-            name = fusion or self.default_fusion
-            self.fusion_model(name).require(float(tau), k=min(k, len(cat)))  # before any candidate is scored
-            if fusion is None and name != fusion_system(self.fusion): about.append(f"this run holds no validated fusion (model/fusion.json): tau is served by {name}")
-            about.append(self.measured_error(name, min(k, len(cat))))
-        with torch_threads(int(self.retrieval["threads"])): return [self._one(c, cat, k, tau, hard, shortlist, explain, fusion, about) for c in cands]
+            name = fusion or rec.default_fusion
+            rec.fusion_model(name).require(float(tau), k=min(k, len(cat)))  # before any candidate is scored
+            if fusion is None and name != fusion_system(rec.fusion): about.append(f"this run holds no validated fusion (model/fusion.json): tau is served by {name}")
+            about.append(rec.measured_error(name, min(k, len(cat))))
+        with torch_threads(int(rec.retrieval["threads"])):
+            return [self.one(c, cat, k, tau, hard, shortlist, explain, fusion, about) for c in cands]
 
-    def _one(self, c, cat, k, tau, hard, shortlist, explain, fusion, about)->pd.DataFrame:
+    def one(self, c, cat, k, tau, hard, shortlist, explain, fusion, about)->pd.DataFrame:
         "One candidate's result table (tau already checked)."
-        t0 = time.perf_counter()
-        U = {e: v[0] for e, v in self.encode_candidates([c]).items()}
-        idx = self.shortlist(U, cat, shortlist, candidate=c, tau=None if hard else tau, k=k, fusion=fusion)
-        sc = self.score(c, U, cat, idx)
-        fu = self.fuse(sc, k, tau, hard, fusion, checked=True)
+        rec, t0 = self.rec, time.perf_counter()
+        U = {e: v[0] for e, v in rec.encode_candidates([c]).items()}
+        idx = rec.shortlist(U, cat, shortlist, candidate=c, tau=None if hard else tau, k=k, fusion=fusion)
+        sc = rec.score(c, U, cat, idx)
+        fu = rec.fuse(sc, k, tau, hard, fusion, checked=True)
         notes = list(fu["notes"]) + about
-        if len(idx) < len(cat): notes.insert(0, f"retrieval: the experts scored the {len(idx)} of {len(cat)} jobs shortlisted by {self._by()}")
+        if len(idx) < len(cat):
+            by = rec.first.describe()
+            n = f"the {len(idx)} of {len(cat)} jobs"
+            notes.insert(0, f"retrieval: the experts scored {n} shortlisted by {by}")
         attrs = {"candidate_id": c.candidate_id, "k": min(k, len(idx)), "n_jobs": len(cat), "n_scored": int(len(idx)),
                  "retrieval": bool(len(idx) < len(cat)), "mode": fu["mode"], "tau": tau, "fusion": fu["fusion"], "lambda": fu["lambda"],
                  "eligibility_at_k": fu["eligibility"], "best_reachable": fu["best_reachable"], "attainable": fu["attainable"],
                  "backfilled": fu["backfilled"], "notes": notes, "seconds": round(time.perf_counter() - t0, 4)}
-        return self._table(_job_rows(c, cat, idx, sc, fu, explain), attrs)
+        return _table(_job_rows(c, cat, idx, sc, fu, explain), attrs)
+
+# %% ../nbs/10_recommend.ipynb #c020f2
+class ApplicantRanking:
+    "The employer side: one job's applicants ranked by the qualification expert."
+    def __init__(self, scorer:ExpertScorer # the experts
+                ):
+        self.scorer = scorer
+
+    def rank(self, job:Job|str|Path, # the job (or a file holding exactly one)
+             candidates:Sequence[Candidate]|str|Path, # the applicants (or a file of them)
+             k:int=10, # candidates to return
+             explain:bool=True # add the per-layer explanations
+            )->pd.DataFrame:
+        "Candidates ranked by the qualification expert for one job."
+        _check_call(k, explain=explain)
+        job = _one_job(job)
+        cands = _records(candidates, Candidate, "candidate")
+        t0 = time.perf_counter()
+        rows = _candidate_rows(job, cands, self.scorer.applicant_scores(cands, job), k, explain)
+        return _table(rows, {"job_id": job.job_id, "k": len(rows), "n_candidates": len(cands),
+                             "ranked_by": "qualification (calibrated p_Q)", "notes": [],
+                             "seconds": round(time.perf_counter() - t0, 4)})
+
+# %% ../nbs/10_recommend.ipynb #c020f
+class Recommender:
+    "Top-k jobs for candidates and top-k candidates for jobs with a trained expert system."
+    # the parts' calls, answered on the recommender: name -> the part that answers it
+    PARTS = {**dict.fromkeys(("run_dir", "run_root", "cache_dir", "model_key", "catalogue"), "store"),
+             **dict.fromkeys(("ranker", "query_kind", "index", "query_vector", "job_vectors"), "first"),
+             "rerank_scores": "reranker", "tables": "retriever", "shortlist": "retriever",
+             "encode_candidates": "scorer", "score": "scorer", "measured_error": "errors",
+             **dict.fromkeys(("default_fusion", "fusion_model", "served", "fuse"), "fusions")}
+
+    def __init__(self, system, # an ExpertSystem
+                 run_dir:str|Path|None=None, # where the model lives (catalogue encodings are cached under it)
+                 retrieval:dict|None=None, # overrides of the `retrieval` config section
+                 fusion:dict|None=None, # overrides of the `fusion` config section
+                 served:FusionModel|None=None, # the run's saved fusion (`fusion.load_fusion`): the validation arrays tau is fitted on
+                 ranker=None # the retrieval cascade's first stage (`cascade.Ranker`), None when not fitted
+                ):
+        self.system, self.experts = system, expert_pair(system)
+        self.retrieval = retrieval_settings(system, retrieval, ranker)
+        self.store = RunStore(system, run_dir, self.retrieval)
+        settings = fusion_settings(system.cfg, **(fusion or {}))
+        self.fusions = TauFusion(settings, served, self.store.run_root())
+        self.errors = MeasuredErrors(self.store.run_root(), settings["k"])
+        self.first = IndexRetrieval(system, self.retrieval, ranker)
+        self.reranker = Reranker(self.first)
+        self.retriever = CascadeRetrieval(self.reranker, self.fusions)
+        self.scorer = ExpertScorer(system, self.retrieval, self.retriever)
+        self.jobs_side, self.employer_side = JobRanking(self), ApplicantRanking(self.scorer)
+        system.backbone.model.eval(); system.heads.eval()
+
+    def __getattr__(self, name:str):
+        part = Recommender.PARTS.get(name)
+        if part is None or part not in self.__dict__:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        return getattr(self.__dict__[part], name)
+
+    @classmethod
+    def load(cls, run_dir:str|Path, # run folder of `jobrec train` (or its system folder)
+             retrieval:dict|None=None, # retrieval overrides, e.g. {"shortlist": 100}
+             fusion:dict|None=None # fusion overrides, e.g. {"hard_threshold": 0.6}
+            )->"Recommender":
+        "Load the trained experts of a run folder, the fusion it saved and its retrieval cascade when fitted (`read_run`)."
+        r = read_run(run_dir, retrieval)
+        return cls(r.system, r.folder, r.retrieval, fusion, r.served, r.ranker)
+
+    fusion = property(lambda self: self.fusions.settings, doc="The resolved `fusion` settings served.")
+
+    def recommend(self, candidates, jobs, k:int=10, tau:float|None=None, hard:bool=False, shortlist:int|None=None,
+                  explain:bool=True, fusion:str|None=None)->list[pd.DataFrame]:
+        "One result table per candidate (`JobRanking.recommend`, which documents the arguments)."
+        return self.jobs_side.recommend(candidates, jobs, k, tau, hard, shortlist, explain, fusion)
+
+    def rank_candidates(self, job, candidates, k:int=10, explain:bool=True)->pd.DataFrame:
+        "Employer side: candidates ranked by the qualification expert for one job (`ApplicantRanking.rank`)."
+        return self.employer_side.rank(job, candidates, k, explain)
 
 # %% ../nbs/10_recommend.ipynb #c028d
 def served_controllability(run_dir:str|Path, # a run folder with a saved fusion (`jobrec run`, `jobrec train`)

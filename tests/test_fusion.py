@@ -232,7 +232,7 @@ def test_tau_head_serves_every_tau_from_one_head(tau_head_split):
     lo, hi = model.validated_range()
     taus = list(np.linspace(lo, hi, 5)[1:-1])
     pols = [model.policy(t) for t in taus]
-    assert len(model._heads) == 1 and all(p.head is pols[0].head for p in pols)
+    assert len(model.tau_heads) == 1 and all(p.head is pols[0].head for p in pols)
     shapes = [tau_head_shape(pols[0].head, val, t, st) for t in taus]
     assert max(np.abs(np.log(shapes[0]) - np.log(g)).max() for g in shapes[1:]) > 1e-3
     for t, p in zip(taus, pols):
@@ -270,3 +270,19 @@ def test_head_serving_rule_reads_the_validation_comparison(tau_head_split):
     assert not head_serving(models, val, fusion_settings(tau_head_serve="never"))["serve"]
     with pytest.raises(ConfigError, match="tau_head_serve"):
         fusion_settings(tau_head_serve="always")
+
+
+def test_tau_head_serve_never_trains_no_head(tau_head_split, monkeypatch):
+    "With fusion.tau_head_serve never the sweep leaves the tau head out and trains none; with auto it trains one."
+    import jobrec.fusion as F
+    val, test, st, _ = tau_head_split
+    trained = []
+    real = F.train_tau_head
+    def spy(*a, **kw):
+        trained.append(1)
+        return real(*a, **kw)
+    monkeypatch.setattr(F, "train_tau_head", spy)
+    never = F.compare_controllability(val, test, [0.5], F.fusion_settings(st, tau_head_serve="never"))
+    assert trained == [] and "tau_head" not in set(never.system) and "inference_global" in set(never.system)
+    auto = F.compare_controllability(val, test, [0.5], st)
+    assert trained and "tau_head" in set(auto.system)
