@@ -110,8 +110,7 @@ def _long_exported_cells()->dict:
 
 # mixin classes over the cap, each one concept whose methods cannot move to another cell while the class is a mixin;
 # the composition refactor (a small class with `@patch`-ed methods, or composed objects) removes them from this list
-KNOWN_LONG = {("nbs/05_experts.ipynb", "c025"), ("nbs/05b_training.ipynb", "c019"), ("nbs/05b_training.ipynb", "c021"),
-              ("nbs/05b_training.ipynb", "c023"), ("nbs/05b_training.ipynb", "n7f5933")}
+KNOWN_LONG = {("nbs/05_experts.ipynb", "c025")}
 
 def test_no_exported_cell_over_60_lines():
     "A notebook teaches one concept per cell: no exported code cell is over 60 lines, but the known mixin classes."
