@@ -38,8 +38,9 @@ def test_state_follows_the_backbone(on_meta):
 def test_a_head_step_runs_on_the_device(on_meta):
     s, data, cfg, tmp = on_meta
     tr = Trainer(s, data, cfg, tmp, progress=False)
-    side, a, b, _ = tr.batch("pref1", tr.pool("pref1"), 0)
-    ci, ji = tr.pairs(side, a, b); valid = b >= 0
+    side, a, b, _ = tr.groups.batch("pref1", tr.groups.pool("pref1"), 0)
+    ci, ji = tr.groups.pairs(side, a, b)
+    valid = b >= 0
     z = torch.zeros(b.shape, device="meta").masked_scatter(torch.from_numpy(valid).to("meta"),
                                                            s.cached_logits("preference", s.context(data), ci[valid], ji[valid]))
     loss = info_nce(z, valid=torch.from_numpy(valid).to("meta"))
@@ -50,10 +51,14 @@ def test_a_head_step_runs_on_the_device(on_meta):
 def test_bank_and_scoring_run_on_the_device(on_meta):
     s, data, cfg, tmp = on_meta
     tr = Trainer(s, data, cfg, tmp, progress=False)
-    pool = tr.pool("pref1"); tr.refresh_bank("pref1", {"preference": pool})
+    pool = tr.groups.pool("pref1")
+    tr.refresh_bank("pref1", {"preference": pool})
     assert {v.device.type for v in tr.bank.values()} == {"meta"}
-    side, a, b, _ = tr.batch("pref1", pool, 0)
-    ci, ji = tr.pairs(side, a, b); valid = b >= 0; neg = np.zeros(b.shape, bool); neg[:, 1:] = True
+    side, a, b, _ = tr.groups.batch("pref1", pool, 0)
+    ci, ji = tr.groups.pairs(side, a, b)
+    valid = b >= 0
+    neg = np.zeros(b.shape, bool)
+    neg[:, 1:] = True
     with torch.no_grad():
         z = s.pair_logits("preference", s.context(data), ci[valid], ji[valid], bank=tr.bank["preference:j"], bank_side="j", bank_rows=neg[valid])
     assert z.device.type == "meta"

@@ -104,25 +104,26 @@ def test_cold_start_score_pairs(full, data):
     np.testing.assert_allclose(same["q_logit"], sc["q_logit"][:2, :4], atol=1e-5)
 
 def test_ipw_weights_and_censoring_switch(full, data, tmp_path):
-    from jobrec.training import Trainer
+    from jobrec.training import Trainer, ipw_summary
     _, s, _ = full
     tr = Trainer(s, data, tiny_cfg(), tmp_path, progress=False)
-    w, w_neg = tr.fit_ipw(tr.pool("qual1"))
+    w, w_neg = tr.weights.fit_ipw(tr.groups.pool("qual1"))
     assert w is not None and abs(w.mean() - 1) < 1e-5 and (w > 0).all() and w.max() <= 1/0.05/w.min() * 1.0001
-    assert w_neg is None and tr.ipw is None and tr.ipw_neg is None and 0 < tr.ipw_summary(w)["ess_share"] <= 1
+    assert w_neg is None and tr.weights.ipw is None and tr.weights.ipw_neg is None
+    assert 0 < ipw_summary(w)["ess_share"] <= 1
     tp = Trainer(s, data, tiny_cfg({"censoring": "ipw_pairs"}), tmp_path/"pairs", progress=False)
-    pool = tp.pool("qual1")
-    wp, nw = tp.fit_ipw(pool)
+    pool = tp.groups.pool("qual1")
+    wp, nw = tp.weights.fit_ipw(pool)
     np.testing.assert_allclose(wp, w, rtol=1e-6)  # the groups' weights are ipw's; the negatives get their own
     b = np.concatenate([x[2] for x in pool[1]]) if pool[0] == "mix" else pool[2]
     nv = b[:, 1:] >= 0
-    assert tp.ipw_neg is None  # the weights are returned; the trainer's state is set by its caller only
+    assert tp.weights.ipw_neg is None  # the weights are returned; the trainer's state is set by its caller only
     assert nw.shape == nv.shape and (nw[nv] > 0).all() and (nw[~nv] == 1).all()
     per_group = np.where(nv, nw, 0).sum(1)/np.maximum(nv.sum(1), 1)
     np.testing.assert_allclose(per_group[nv.any(1)], 1, rtol=1e-5)
     tr2 = Trainer(s, data, tiny_cfg({"censoring": "none"}), tmp_path, progress=False)
-    assert tr2.fit_ipw(tr2.pool("qual1")) == (None, None)
-    cw = tr.coop_weights(tr.pool("pref1"))
+    assert tr2.weights.fit_ipw(tr2.groups.pool("qual1")) == (None, None)
+    cw = tr.weights.coop_weights(tr.groups.pool("pref1"))
     assert cw.min() >= 0.1 - 1e-6 and cw.max() <= 1 + 1e-6
 
 def test_ablations_shared_scratch_no_stage2(data, tmp_path):

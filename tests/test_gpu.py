@@ -76,13 +76,16 @@ def _adapter_steps(s, data, cfg, out, device, steps=5)->dict:
     from jobrec.training import Trainer
     import numpy as np
     tr = Trainer(s, data, cfg, out, progress=False)
-    pool = tr.pool("pref1"); params = list(s.trainable("preference").values())
+    pool = tr.groups.pool("pref1")
+    params = list(s.trainable("preference").values())
     opt = torch.optim.AdamW(params, lr=float(cfg["train"]["lr"]))
     pairs = []
     def step(i):
         s.backbone.model.train(); s.heads.train()
-        side, a, b, _ = tr.batch("pref1", pool, i)
-        ci, ji = tr.pairs(side, a, b); valid = b >= 0; v = torch.from_numpy(valid).to(s.device)
+        side, a, b, _ = tr.groups.batch("pref1", pool, i)
+        ci, ji = tr.groups.pairs(side, a, b)
+        valid = b >= 0
+        v = torch.from_numpy(valid).to(s.device)
         z = torch.zeros(b.shape, device=s.device).masked_scatter(v, s.pair_logits("preference", tr.ctx, ci[valid], ji[valid], grad=True).float())
         loss = info_nce(z, valid=v); loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step(); opt.zero_grad(set_to_none=True)
