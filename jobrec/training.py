@@ -333,6 +333,7 @@ def fit_q_calibration(self:TaskWeights)->tuple[dict, np.ndarray|None]:
     z = self.s.logit_matrix(e, self.enc.ctx, val)
     return fit_qualification_calibration(z, q, ap, self.calibration), z
 
+# %% ../nbs/05b_training.ipynb #t014b
 @patch
 def coop_weights(self:TaskWeights, pool)->np.ndarray|None:
     "Weights [G, K-1] of the preference negatives: the frozen stage-1 p_Q, floored (None: cooperation off)."
@@ -501,6 +502,7 @@ def count_steps(self:Trainer, experts:tuple):
     "One update of each of `experts` (the compute a run reports)."
     for e in experts: self.steps[e] = self.steps.get(e, 0) + 1
 
+# %% ../nbs/05b_training.ipynb #t020b
 @patch
 def compute_record(self:Trainer)->dict:
     "Updates of each served expert since its initialisation, and entities (or pairs) asked of the encoder."

@@ -130,11 +130,6 @@ def test_cell_measures_ignore_layout():
 # each is one concept all the same; splitting it is the way off this list
 KNOWN_LARGE = {
     ("nbs/05_experts.ipynb", "c025"): "ExpertSystem: the constructor composing the expert mixins",
-    ("nbs/05b_training.ipynb", "c019"): "the training loss mixin with its negative bank",
-    ("nbs/05b_training.ipynb", "c021"): "the weights mixin: inverse-propensity and cooperation weights",
-    ("nbs/05b_training.ipynb", "c023"): "the checkpoint mixin: exact resume and stage-1 snapshots",
-    ("nbs/05b_training.ipynb", "c026"): "the step mixin: one phase's loop, step and validation",
-    ("nbs/05b_training.ipynb", "n7f5933"): "the head-steps mixin on frozen, cached encodings",
     ("nbs/10_recommend.ipynb", "c005"): "the entity file format, read and written with its column checks",
 }
 KNOWN_BROAD = {
