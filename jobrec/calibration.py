@@ -13,82 +13,123 @@ __all__ = ['NO_CALIBRATION', 'sigmoid', 'ece', 'fit_calibration', 'apply_calibra
 # %% ../nbs/04a_calibration.ipynb #c005
 def sigmoid(x):
     "The logistic function, numerically safe for any float input."
-    return 1/(1 + np.exp(-np.clip(x, -50, 50)))
+    return 1 / (1 + np.exp(-np.clip(x, -50, 50)))
 
 # %% ../nbs/04a_calibration.ipynb #c008
-def ece(p:np.ndarray, # predicted probabilities
-        y:np.ndarray, # 0/1 outcomes
-        bins:int=15 # equal-width bins
-       )->float:
+def ece(
+    p: np.ndarray,  # predicted probabilities
+    y: np.ndarray,  # 0/1 outcomes
+    bins: int = 15,  # equal-width bins
+) -> float:
     "Expected calibration error."
     p, y = np.asarray(p, np.float64).ravel(), np.asarray(y, np.float64).ravel()
-    if p.size == 0: return float("nan")
-    b = np.minimum((p*bins).astype(int), bins-1)
-    n = np.bincount(b, minlength=bins); sp = np.bincount(b, p, bins); sy = np.bincount(b, y, bins)
+    if p.size == 0:
+        return float("nan")
+    b = np.minimum((p * bins).astype(int), bins - 1)
+    n = np.bincount(b, minlength=bins)
+    sp = np.bincount(b, p, bins)
+    sy = np.bincount(b, y, bins)
     m = n > 0
     return float(np.sum(np.abs(sp[m] - sy[m])) / p.size)
 
 # %% ../nbs/04a_calibration.ipynb #c011
 NO_CALIBRATION = {"method": "none", "a": 1.0, "b": 0.0}  # the identity map: p = sigmoid(z)
 
-def fit_calibration(z:np.ndarray, # logits
-                    y:np.ndarray, # 0/1 observed outcomes
-                    method:str="temperature" # temperature | platt | none
-                   )->dict:
+
+def fit_calibration(
+    z: np.ndarray,  # logits
+    y: np.ndarray,  # 0/1 observed outcomes
+    method: str = "temperature",  # temperature | platt | none
+) -> dict:
     "Fit a calibration map on (z, y); apply it with `apply_calibration`."
     z, y = np.asarray(z, np.float64).ravel(), np.asarray(y, np.float64).ravel()
-    if method == "none" or z.size == 0 or y.min() == y.max(): return dict(NO_CALIBRATION, method="none" if method == "none" or z.size == 0 else method)
-    if method not in ("temperature", "platt"): raise ValueError(f"calibration.method must be temperature, platt or none, got {method!r}")
+    if method == "none" or z.size == 0 or y.min() == y.max():
+        return dict(NO_CALIBRATION, method="none" if method == "none" or z.size == 0 else method)
+    if method not in ("temperature", "platt"):
+        raise ValueError(f"calibration.method must be temperature, platt or none, got {method!r}")
     if method == "temperature":
-        pi = np.clip(y.mean(), 1e-4, 1-1e-4); mu = z.mean(); zc = z - mu
-        def nll(t): p = sigmoid(zc/t + np.log(pi/(1-pi))); return -np.mean(y*np.log(p+1e-12) + (1-y)*np.log(1-p+1e-12))
-        ts = np.exp(np.linspace(np.log(0.02), np.log(50), 200)); t = ts[np.argmin([nll(t) for t in ts])]
+        pi = np.clip(y.mean(), 1e-4, 1 - 1e-4)
+        mu = z.mean()
+        zc = z - mu
+
+        def nll(t):
+            p = sigmoid(zc / t + np.log(pi / (1 - pi)))
+            return -np.mean(y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12))
+
+        ts = np.exp(np.linspace(np.log(0.02), np.log(50), 200))
+        t = ts[np.argmin([nll(t) for t in ts])]
         for _ in range(30):  # golden refinement around the grid minimum
-            lo, hi = t/1.05, t*1.05; t = min((lo, t, hi), key=nll)
-        return {"method": "temperature", "a": float(1/t), "b": float(-mu/t + np.log(pi/(1-pi)))}
-    mu, sd = z.mean(), max(z.std(), 1e-9); x = (z - mu)/sd
-    def nll(a, b): p = sigmoid(a*x + b); return -np.sum(y*np.log(p+1e-12) + (1-y)*np.log(1-p+1e-12)) + 5e-5*a*a
+            lo, hi = t / 1.05, t * 1.05
+            t = min((lo, t, hi), key=nll)
+        return {"method": "temperature", "a": float(1 / t), "b": float(-mu / t + np.log(pi / (1 - pi)))}
+    mu, sd = z.mean(), max(z.std(), 1e-9)
+    x = (z - mu) / sd
+
+    def nll(a, b):
+        p = sigmoid(a * x + b)
+        return -np.sum(y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12)) + 5e-5 * a * a
+
     a, b = 1.0, 0.0
     for _ in range(100):  # damped Newton on the standardised logit (tiny L2 for separable data)
-        p = sigmoid(a*x + b); w = p*(1-p) + 1e-9
-        g = np.array([np.sum((p-y)*x) + 1e-4*a, np.sum(p-y)])
-        H = np.array([[np.sum(w*x*x) + 1e-4, np.sum(w*x)], [np.sum(w*x), np.sum(w)]])
-        step = np.linalg.solve(H, g); f0, t = nll(a, b), 1.0
-        while nll(a - t*step[0], b - t*step[1]) > f0 and t > 1e-6: t /= 2
-        a, b = a - t*step[0], b - t*step[1]
-        if np.abs(t*step).max() < 1e-10: break
-    a, b = a/sd, b - a*mu/sd
+        p = sigmoid(a * x + b)
+        w = p * (1 - p) + 1e-9
+        g = np.array([np.sum((p - y) * x) + 1e-4 * a, np.sum(p - y)])
+        H = np.array([[np.sum(w * x * x) + 1e-4, np.sum(w * x)], [np.sum(w * x), np.sum(w)]])
+        step = np.linalg.solve(H, g)
+        f0, t = nll(a, b), 1.0
+        while nll(a - t * step[0], b - t * step[1]) > f0 and t > 1e-6:
+            t /= 2
+        a, b = a - t * step[0], b - t * step[1]
+        if np.abs(t * step).max() < 1e-10:
+            break
+    a, b = a / sd, b - a * mu / sd
     return {"method": "platt", "a": float(a), "b": float(b)}
 
-def apply_calibration(z, cal:dict)->np.ndarray:
+
+def apply_calibration(z, cal: dict) -> np.ndarray:
     "Calibrated probabilities of logits `z`."
-    return sigmoid(cal["a"]*np.asarray(z, np.float64) + cal["b"]).astype(np.float32)
+    return sigmoid(cal["a"] * np.asarray(z, np.float64) + cal["b"]).astype(np.float32)
 
 # %% ../nbs/04a_calibration.ipynb #c015
-def observed_pairs(qual:np.ndarray, # [C, J] qualification labels, < 0 where unknown
-                   applied:np.ndarray # [C, J] bool, the candidate applied
-                  )->np.ndarray:
+def observed_pairs(
+    qual: np.ndarray,  # [C, J] qualification labels, < 0 where unknown
+    applied: np.ndarray,  # [C, J] bool, the candidate applied
+) -> np.ndarray:
     "The pairs whose qualification outcome a platform observed: applications with a known decision."
     return np.asarray(applied, bool) & (np.asarray(qual) >= 0)
 
-def fit_qualification_calibration(z:np.ndarray, # [C, J] qualification logits of validation candidates
-                                  qual:np.ndarray, # [C, J] their labels (< 0 unknown)
-                                  applied:np.ndarray, # [C, J] bool, applications
-                                  method:str="temperature" # temperature | platt | none
-                                 )->dict:
+
+def fit_qualification_calibration(
+    z: np.ndarray,  # [C, J] qualification logits of validation candidates
+    qual: np.ndarray,  # [C, J] their labels (< 0 unknown)
+    applied: np.ndarray,  # [C, J] bool, applications
+    method: str = "temperature",  # temperature | platt | none
+) -> dict:
     "The qualification calibration map, fitted on the observed pairs only."
     obs = observed_pairs(qual, applied)
-    if obs.sum() == 0: return dict(NO_CALIBRATION)
+    if obs.sum() == 0:
+        return dict(NO_CALIBRATION)
     return fit_calibration(np.asarray(z)[obs], np.asarray(qual)[obs].astype(float), method)
 
-def calibration_report(z:np.ndarray, # [C, J] qualification logits of validation candidates
-                       qual:np.ndarray, # [C, J] their labels (< 0 unknown)
-                       applied:np.ndarray, # [C, J] bool, applications
-                       cal:dict # the fitted map
-                      )->dict:
+
+def calibration_report(
+    z: np.ndarray,  # [C, J] qualification logits of validation candidates
+    qual: np.ndarray,  # [C, J] their labels (< 0 unknown)
+    applied: np.ndarray,  # [C, J] bool, applications
+    cal: dict,  # the fitted map
+) -> dict:
     "ECE before and after `cal` on the observed pairs, and on every pair with a known label when there are more."
-    q = np.asarray(qual); obs = observed_pairs(q, applied); known = q >= 0
-    def one(m): return {"before": ece(sigmoid(z[m]), q[m]), "after": ece(apply_calibration(z[m], cal), q[m]), "n": int(m.sum())}
+    q = np.asarray(qual)
+    obs = observed_pairs(q, applied)
+    known = q >= 0
+
+    def one(m):
+        return {
+            "before": ece(sigmoid(z[m]), q[m]),
+            "after": ece(apply_calibration(z[m], cal), q[m]),
+            "n": int(m.sum()),
+        }
+
     rep = {"ece_val_observed": one(obs)}
     if known.sum() > obs.sum():  # synthetic data: ground truth for every pair, used to report only
         rep["ece_val_all_pairs_truth"] = one(known)

@@ -11,8 +11,17 @@ from typing import Sequence
 import numpy as np
 
 from .core import get_logger, load_config, atomic_path, write_json
-from .data import (SPLITS, DataError, JobRecData, generate_synthetic, load_dataset, save_dataset, load_vocabulary,
-                         fields_heuristic, observable_utility)
+from jobrec.data import (
+    SPLITS,
+    DataError,
+    JobRecData,
+    generate_synthetic,
+    load_dataset,
+    save_dataset,
+    load_vocabulary,
+    fields_heuristic,
+    observable_utility,
+)
 from .metrics import ranking_metrics, roc_auc
 from .narratives import write_narratives
 from .baselines import compare_baselines
@@ -28,23 +37,29 @@ def _ndcg_recall(scores, labels, k=10):
     m = ranking_metrics(scores, labels, ks=(k,))
     return float(np.mean(m[f"ndcg@{k}"])), float(np.mean(m[f"recall@{k}"]))
 
+
 def _phi(p, q):
     "Phi correlation of two boolean arrays from their 2x2 counts (exact integers: the same digits on every machine)."
-    a, b, c = int((p & q).sum()), int((p & ~q).sum()), int((~p & q).sum()); d = p.size - a - b - c
+    a, b, c = int((p & q).sum()), int((p & ~q).sum()), int((~p & q).sum())
+    d = p.size - a - b - c
     den = (a + b) * (c + d) * (a + c) * (b + d)
     return (a * d - b * c) / math.sqrt(den) if den else None
 
 # %% ../nbs/07b_card.ipynb #c029i
-def ceilings(data:JobRecData, # a synthetic dataset
-             split:str="test" # the candidates evaluated
-            )->dict:
+def ceilings(
+    data: JobRecData,  # a synthetic dataset
+    split: str = "test",  # the candidates evaluated
+) -> dict:
     "What each side can reach: preference NDCG@10 of the clean and the observable utility; qualification of the noise-free rule against the noisy label."
-    te = data.idx(split); out = {}
-    if not len(te) or "utility_clean" not in data.arrays: return out
+    te = data.idx(split)
+    out = {}
+    if not len(te) or "utility_clean" not in data.arrays:
+        return out
     y = data.pref[te].clip(0)
     out["preference_full_ndcg@10"] = _ndcg_recall(data.arrays["utility_clean"][te], y)[0]
     obs = observable_utility(data)
-    if obs is not None: out["preference_observable_ndcg@10"] = _ndcg_recall(obs[te], y)[0]
+    if obs is not None:
+        out["preference_observable_ndcg@10"] = _ndcg_recall(obs[te], y)[0]
     if "qual_clean" in data.arrays:
         rule, q = data.arrays["qual_clean"][te].astype(np.float64), data.qual[te]
         out["qualification_rule_auc"] = roc_auc(rule, q == 1)
@@ -52,200 +67,370 @@ def ceilings(data:JobRecData, # a synthetic dataset
     return out
 
 # %% ../nbs/07b_card.ipynb #c029m
-def dataset_card(data:JobRecData, # the dataset
-                 seed:int=0 # seed of the random ranker
-                )->tuple[dict, str]: # (numbers, markdown)
+def dataset_card(
+    data: JobRecData,  # the dataset
+    seed: int = 0,  # seed of the random ranker
+) -> tuple[dict, str]:  # (numbers, markdown)
     "The dataset card: sizes, label and funnel rates, confounding, validator counts and reference rankers."
     C, J = data.shape
     known = data.pref >= 0
     pref, qual = data.pref == 1, data.qual == 1
     both_known = known & (data.qual >= 0)
-    d = {"source": data.meta.get("source"), "seed": data.meta.get("seed"), "n_candidates": C, "n_jobs": J, "n_pairs": C * J,
-         "split_candidates": {s: int((data.split == s).sum()) for s in SPLITS},
-         "pref_rate": float(pref[known].mean()) if known.any() else None,
-         "qual_rate": float(qual[data.qual >= 0].mean()) if (data.qual >= 0).any() else None,
-         "funnel": {"apply_rate": float(data.applied.mean()), "apply_rate_among_preferred": float(data.applied[pref].mean()) if pref.any() else None,
-                    "accept_rate_among_applicants": float(qual[data.applied].mean()) if data.applied.any() else None,
-                    "hire_rate": float(data.hired.mean()), "hires_per_candidate": float(data.hired.sum(1).mean())}}
+    d = {
+        "source": data.meta.get("source"),
+        "seed": data.meta.get("seed"),
+        "n_candidates": C,
+        "n_jobs": J,
+        "n_pairs": C * J,
+        "split_candidates": {s: int((data.split == s).sum()) for s in SPLITS},
+        "pref_rate": float(pref[known].mean()) if known.any() else None,
+        "qual_rate": float(qual[data.qual >= 0].mean()) if (data.qual >= 0).any() else None,
+        "funnel": {
+            "apply_rate": float(data.applied.mean()),
+            "apply_rate_among_preferred": float(data.applied[pref].mean()) if pref.any() else None,
+            "accept_rate_among_applicants": float(qual[data.applied].mean()) if data.applied.any() else None,
+            "hire_rate": float(data.hired.mean()),
+            "hires_per_candidate": float(data.hired.sum(1).mean()),
+        },
+    }
     if both_known.any():
         p, q = pref[both_known], qual[both_known]
-        d["confounding"] = {"preferred_not_qualified": float((~q[p]).mean()) if p.any() else None,
-                            "qualified_given_preferred": float(q[p].mean()) if p.any() else None,
-                            "preferred_given_qualified": float(p[q].mean()) if q.any() else None,
-                            "jaccard": float((p & q).sum() / max((p | q).sum(), 1)),
-                            "phi": _phi(p, q)}
-    if "validator" in data.meta: d["validator"] = data.meta["validator"]
-    if data.meta.get("skipped"): d["skipped_rows"] = len(data.meta["skipped"])
-    if "narratives" in data.meta: d["narratives"] = narrative_card(data)
+        d["confounding"] = {
+            "preferred_not_qualified": float((~q[p]).mean()) if p.any() else None,
+            "qualified_given_preferred": float(q[p].mean()) if p.any() else None,
+            "preferred_given_qualified": float(p[q].mean()) if q.any() else None,
+            "jaccard": float((p & q).sum() / max((p | q).sum(), 1)),
+            "phi": _phi(p, q),
+        }
+    if "validator" in data.meta:
+        d["validator"] = data.meta["validator"]
+    if data.meta.get("skipped"):
+        d["skipped_rows"] = len(data.meta["skipped"])
+    if "narratives" in data.meta:
+        d["narratives"] = narrative_card(data)
     te = data.idx("test")
     if len(te) and "utility_clean" in data.arrays:
         y = data.pref[te].clip(0)
         rnd = np.random.default_rng(seed).random(y.shape)
-        rk = {"ceiling": data.arrays["utility_clean"][te], "fields_heuristic": fields_heuristic(data)[te], "random": rnd}
-        if (obs := observable_utility(data)) is not None: rk = {"ceiling": rk["ceiling"], "observable_ceiling": obs[te], **{k: v for k, v in rk.items() if k != "ceiling"}}
-        d["test_rankers"] = {k: dict(zip(("ndcg@10", "recall@10"), _ndcg_recall(s, y))) for k, s in rk.items()}
-        d["test_rankers_protocol"] = "full catalogue, candidate side, preference labels, test candidates with >= 1 positive"
+        rk = {
+            "ceiling": data.arrays["utility_clean"][te],
+            "fields_heuristic": fields_heuristic(data)[te],
+            "random": rnd,
+        }
+        if (obs := observable_utility(data)) is not None:
+            rk = {
+                "ceiling": rk["ceiling"],
+                "observable_ceiling": obs[te],
+                **{k: v for k, v in rk.items() if k != "ceiling"},
+            }
+        d["test_rankers"] = {
+            k: dict(zip(("ndcg@10", "recall@10"), _ndcg_recall(s, y))) for k, s in rk.items()
+        }
+        d["test_rankers_protocol"] = (
+            "full catalogue, candidate side, preference labels, test candidates with >= 1 positive"
+        )
         d["ceilings"] = ceilings(data)
     return d, card_markdown(d)
 
 # %% ../nbs/07b_card.ipynb #c029n
-def card_markdown(d:dict)->str:
+def card_markdown(d: dict) -> str:
     "Render dataset-card numbers as markdown."
     pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"
     llm = d.get("narratives") is not None
-    L = ["# Dataset card: jobrec " + ("LLM-narrative dataset" if llm else "embedded default dataset"), "",
-         "Generated by `jobrec.card.dataset_card`; do not edit by hand. " + ("Rewrite it from the folder's files with `jobrec.card.rewrite_card`."
-                                                                             if llm else "Regenerate byte for byte with `make data`."), "",
-         "## Sizes", "", f"- {d['n_candidates']} candidates x {d['n_jobs']} jobs = {d['n_pairs']} pairs (source: {d['source']}, seed {d['seed']})",
-         f"- candidate-disjoint split: " + ", ".join(f"{k} {v}" for k, v in d["split_candidates"].items()), "",
-         "## Labels (every pair)", "", f"- preference rate: {pct(d['pref_rate'])}", f"- qualification rate: {pct(d['qual_rate'])}", "",
-         "## Funnel (what a platform observes)", "", "| quantity | value |", "|---|---|"]
+    L = [
+        "# Dataset card: jobrec " + ("LLM-narrative dataset" if llm else "embedded default dataset"),
+        "",
+        "Generated by `jobrec.card.dataset_card`; do not edit by hand. "
+        + (
+            "Rewrite it from the folder's files with `jobrec.card.rewrite_card`."
+            if llm
+            else "Regenerate byte for byte with `make data`."
+        ),
+        "",
+        "## Sizes",
+        "",
+        f"- {d['n_candidates']} candidates x {d['n_jobs']} jobs = {d['n_pairs']} pairs (source: {d['source']}, seed {d['seed']})",
+        f"- candidate-disjoint split: " + ", ".join(f"{k} {v}" for k, v in d["split_candidates"].items()),
+        "",
+        "## Labels (every pair)",
+        "",
+        f"- preference rate: {pct(d['pref_rate'])}",
+        f"- qualification rate: {pct(d['qual_rate'])}",
+        "",
+        "## Funnel (what a platform observes)",
+        "",
+        "| quantity | value |",
+        "|---|---|",
+    ]
     f = d["funnel"]
-    L += [f"| applied, all pairs | {pct(f['apply_rate'])} |", f"| applied, preferred pairs | {pct(f['apply_rate_among_preferred'])} |",
-          f"| accepted among applicants | {pct(f['accept_rate_among_applicants'])} |", f"| hired, all pairs | {pct(f['hire_rate'])} |",
-          f"| hires per candidate | {f['hires_per_candidate']:.2f} |", ""]
+    L += [
+        f"| applied, all pairs | {pct(f['apply_rate'])} |",
+        f"| applied, preferred pairs | {pct(f['apply_rate_among_preferred'])} |",
+        f"| accepted among applicants | {pct(f['accept_rate_among_applicants'])} |",
+        f"| hired, all pairs | {pct(f['hire_rate'])} |",
+        f"| hires per candidate | {f['hires_per_candidate']:.2f} |",
+        "",
+    ]
     if "confounding" in d:
         c = d["confounding"]
-        L += ["## Preference vs qualification", "", f"- preferred jobs the candidate is NOT qualified for: {pct(c['preferred_not_qualified'])}",
-              f"- P(qualified | preferred): {pct(c['qualified_given_preferred'])}; P(preferred | qualified): {pct(c['preferred_given_qualified'])}",
-              f"- overlap (Jaccard of the two positive sets): {c['jaccard']:.3f}; phi correlation: " + ("n/a" if c["phi"] is None else f"{c['phi']:.3f}"), ""]
+        L += [
+            "## Preference vs qualification",
+            "",
+            f"- preferred jobs the candidate is NOT qualified for: {pct(c['preferred_not_qualified'])}",
+            f"- P(qualified | preferred): {pct(c['qualified_given_preferred'])}; P(preferred | qualified): {pct(c['preferred_given_qualified'])}",
+            f"- overlap (Jaccard of the two positive sets): {c['jaccard']:.3f}; phi correlation: "
+            + ("n/a" if c["phi"] is None else f"{c['phi']:.3f}"),
+            "",
+        ]
     if "validator" in d:
         v = d["validator"]
-        L += ["## Validator (expert refinement)", "", f"- checked: {v['candidates_checked']} candidate drafts, {v['jobs_checked']} job drafts, {v['pairs_checked']} pairs",
-              "- repaired: " + (", ".join(f"{k} {n}" for k, n in v["repaired"].items()) or "none"),
-              "- dropped: " + (", ".join(f"{k} {n}" for k, n in v["dropped"].items()) or "none"),
-              f"- surplus valid drafts not used: {v['surplus_drafts_unused']}", ""]
-    if llm: L += narrative_markdown(d["narratives"], d["n_candidates"], d["n_jobs"])
+        L += [
+            "## Validator (expert refinement)",
+            "",
+            f"- checked: {v['candidates_checked']} candidate drafts, {v['jobs_checked']} job drafts, {v['pairs_checked']} pairs",
+            "- repaired: " + (", ".join(f"{k} {n}" for k, n in v["repaired"].items()) or "none"),
+            "- dropped: " + (", ".join(f"{k} {n}" for k, n in v["dropped"].items()) or "none"),
+            f"- surplus valid drafts not used: {v['surplus_drafts_unused']}",
+            "",
+        ]
+    if llm:
+        L += narrative_markdown(d["narratives"], d["n_candidates"], d["n_jobs"])
     if "test_rankers" in d:
-        L += ["## Reference rankers on the test split", "", f"Protocol: {d['test_rankers_protocol']}.", "",
-              "| ranker | NDCG@10 | Recall@10 |", "|---|---|---|"]
+        L += [
+            "## Reference rankers on the test split",
+            "",
+            f"Protocol: {d['test_rankers_protocol']}.",
+            "",
+            "| ranker | NDCG@10 | Recall@10 |",
+            "|---|---|---|",
+        ]
         L += [f"| {k} | {v['ndcg@10']:.3f} | {v['recall@10']:.3f} |" for k, v in d["test_rankers"].items()]
-        L += ["", "A model that reads only the fields should approach the heuristic; the gap to the ceiling is the signal that lives "
-              "in the narrative text and in each candidate's taste (plus irreducible noise).", ""]
+        L += [
+            "",
+            "A model that reads only the fields should approach the heuristic; the gap to the ceiling is the signal that lives "
+            "in the narrative text and in each candidate's taste (plus irreducible noise).",
+            "",
+        ]
     if d.get("ceilings"):
-        c = d["ceilings"]; g = lambda k: "n/a" if c.get(k) is None else f"{c[k]:.3f}"
-        L += ["## Ceilings (test split)", "", "| side | what | value |", "|---|---|---|",
-              f"| candidate | NDCG@10 of the clean utility (fields, topics and taste, no noise) | {g('preference_full_ndcg@10')} |",
-              f"| candidate | NDCG@10 of the observable utility (fields and topics: what a cold-start model can know) | {g('preference_observable_ndcg@10')} |",
-              f"| employer | AUC of the noise-free screening rule against the (noisy) label, all test pairs | {g('qualification_rule_auc')} |",
-              f"| employer | NDCG@10 of the noise-free rule, candidates ranked per job | {g('qualification_rule_employer_ndcg@10')} |", "",
-              "Every model is read as a share of its side's ceiling: the observable one for cold-start preference, the rule for qualification.", ""]
+        c = d["ceilings"]
+        g = lambda k: "n/a" if c.get(k) is None else f"{c[k]:.3f}"
+        L += [
+            "## Ceilings (test split)",
+            "",
+            "| side | what | value |",
+            "|---|---|---|",
+            f"| candidate | NDCG@10 of the clean utility (fields, topics and taste, no noise) | {g('preference_full_ndcg@10')} |",
+            f"| candidate | NDCG@10 of the observable utility (fields and topics: what a cold-start model can know) | {g('preference_observable_ndcg@10')} |",
+            f"| employer | AUC of the noise-free screening rule against the (noisy) label, all test pairs | {g('qualification_rule_auc')} |",
+            f"| employer | NDCG@10 of the noise-free rule, candidates ranked per job | {g('qualification_rule_employer_ndcg@10')} |",
+            "",
+            "Every model is read as a share of its side's ceiling: the observable one for cold-start preference, the rule for qualification.",
+            "",
+        ]
     return "\n".join(L)
 
 # %% ../nbs/07b_card.ipynb #c029p
-def template_twin(data:JobRecData # a synthetic dataset
-                 )->JobRecData|None: # None unless its texts were written by a language model
+def template_twin(
+    data: JobRecData,  # a synthetic dataset
+) -> JobRecData | None:  # None unless its texts were written by a language model
     "The same entities, labels and split with template narratives: the dataset regenerated in memory with `narrative: template`."
     m = data.meta
-    if m.get("config", {}).get("narrative") != "llm": return None
+    if m.get("config", {}).get("narrative") != "llm":
+        return None
     cat = m["config"].get("catalogue")
-    if cat and cat == load_vocabulary("packaged").get("source"): cat = "packaged"  # recorded by name by build_default_dataset
+    if cat and cat == load_vocabulary("packaged").get("source"):
+        cat = "packaged"  # recorded by name by build_default_dataset
     syn = {k: v for k, v in m["config"].items() if k != "catalogue"} | {"narrative": "template"}
     t = generate_synthetic(syn, seed=m["seed"], split=m["split_shares"], catalogue=cat)
-    same = t.shape == data.shape and all((getattr(t, k) == getattr(data, k)).all() for k in ("pref", "qual", "applied", "split"))
-    if not same: raise DataError("the template twin differs from the dataset beyond its texts (another vocabulary or jobrec version?)")
+    same = t.shape == data.shape and all(
+        (getattr(t, k) == getattr(data, k)).all() for k in ("pref", "qual", "applied", "split")
+    )
+    if not same:
+        raise DataError(
+            "the template twin differs from the dataset beyond its texts (another vocabulary or jobrec version?)"
+        )
     return t
 
 # %% ../nbs/07b_card.ipynb #c029u
-def lexical_shares(data:JobRecData, # the dataset
-                   twin:JobRecData, # its template twin (`template_twin`)
-                   names:Sequence[str]=("bm25", "tfidf"), # lexical baselines
-                   split:str="test", # the candidates evaluated
-                   seed:int=0 # the baselines' seed
-                  )->dict:
+def lexical_shares(
+    data: JobRecData,  # the dataset
+    twin: JobRecData,  # its template twin (`template_twin`)
+    names: Sequence[str] = ("bm25", "tfidf"),  # lexical baselines
+    split: str = "test",  # the candidates evaluated
+    seed: int = 0,  # the baselines' seed
+) -> dict:
     "Candidate-side NDCG@10 of lexical baselines on the dataset's texts and on the twin's, and each as a share of the observable ceiling."
     ceil = ceilings(data, split).get("preference_observable_ndcg@10")
-    out = {"split": split, "n_candidates": int(len(data.idx(split))), "observable_ceiling": ceil, "baselines": {}}
+    out = {
+        "split": split,
+        "n_candidates": int(len(data.idx(split))),
+        "observable_ceiling": ceil,
+        "baselines": {},
+    }
     for texts, d in (("llm", data), ("template", twin)):
         t = compare_baselines(d, list(names), seed=seed, split=split)
         for n, v in zip(t["baseline"], t["cand_ndcg@10"]):
-            out["baselines"].setdefault(n, {})[texts] = {"ndcg@10": float(v), "share_of_ceiling": float(v) / ceil if ceil else None}
+            out["baselines"].setdefault(n, {})[texts] = {
+                "ndcg@10": float(v),
+                "share_of_ceiling": float(v) / ceil if ceil else None,
+            }
     return out
 
 # %% ../nbs/07b_card.ipynb #c029y
-def narrative_card(data:JobRecData # a dataset whose meta has `narratives`
-                  )->dict:
+def narrative_card(
+    data: JobRecData,  # a dataset whose meta has `narratives`
+) -> dict:
     "The language-model pass's card figures: validators' counts, first-pass failure reasons, time, examples, lexical baselines against the template twin."
     n = data.meta["narratives"]
-    out = {"model": n.get("model"), "counts": n["counts"], "first_pass_reasons": n.get("first_pass_reasons", {}),
-           "seconds": n.get("seconds"), "seconds_per_text": n.get("seconds_per_text"), "examples": n.get("examples", {})}
+    out = {
+        "model": n.get("model"),
+        "counts": n["counts"],
+        "first_pass_reasons": n.get("first_pass_reasons", {}),
+        "seconds": n.get("seconds"),
+        "seconds_per_text": n.get("seconds_per_text"),
+        "examples": n.get("examples", {}),
+    }
     if len(data.idx("test")) and "utility_clean" in data.arrays:
-        try: out["lexical"] = lexical_shares(data, template_twin(data))
-        except DataError as e: out["lexical_unavailable"] = e.reason
+        try:
+            out["lexical"] = lexical_shares(data, template_twin(data))
+        except DataError as e:
+            out["lexical_unavailable"] = e.reason
     return out
 
-def _quote(text:str, n:int=240)->str:
+
+def _quote(text: str, n: int = 240) -> str:
     t = " ".join(str(text).split())
     return '"' + (t if len(t) <= n else t[:n].rsplit(" ", 1)[0] + " ...") + '"'
 
 # %% ../nbs/07b_card.ipynb #c029z
-def narrative_markdown(n:dict, # `narrative_card`'s figures
-                       n_candidates:int, n_jobs:int # the dataset's sizes
-                      )->list[str]:
+def narrative_markdown(
+    n: dict,  # `narrative_card`'s figures
+    n_candidates: int,
+    n_jobs: int,  # the dataset's sizes
+) -> list[str]:
     "Markdown lines of the LLM-narrative section of the card."
-    L = ["## LLM narratives (validators)", "", f"Statements, first projects and job descriptions written by `{n['model']}`, checked by the "
-         "validators (nbs/04b_narratives); a text that fails is repaired, else regenerated, else dropped (its template text is kept).", "",
-         "| text | generated | accepted | repaired | regenerated | dropped |", "|---|---|---|---|---|---|"]
-    L += [f"| {k} | " + " | ".join(str(c.get(o, 0)) for o in ("generated", "accepted", "repaired", "regenerated", "dropped")) + " |" for k, c in sorted(n["counts"].items())]  # sorted: the order meta.json gives back
+    L = [
+        "## LLM narratives (validators)",
+        "",
+        f"Statements, first projects and job descriptions written by `{n['model']}`, checked by the "
+        "validators (nbs/04b_narratives); a text that fails is repaired, else regenerated, else dropped (its template text is kept).",
+        "",
+        "| text | generated | accepted | repaired | regenerated | dropped |",
+        "|---|---|---|---|---|---|",
+    ]
+    L += [
+        f"| {k} | "
+        + " | ".join(
+            str(c.get(o, 0)) for o in ("generated", "accepted", "repaired", "regenerated", "dropped")
+        )
+        + " |"
+        for k, c in sorted(n["counts"].items())
+    ]  # sorted: the order meta.json gives back
     r = n["first_pass_reasons"]
-    L += ["", "- first-pass failure reasons (a draft may have several): " + (", ".join(f"{k} {v}" for k, v in r.items()) or "none"),
-          "- generation time: " + ("not recorded" if n.get("seconds") is None else
-                                   f"{n['seconds']:.1f} s, {n['seconds_per_text']:.2f} s per text (model loading included, as measured when generated)"), ""]
+    L += [
+        "",
+        "- first-pass failure reasons (a draft may have several): "
+        + (", ".join(f"{k} {v}" for k, v in r.items()) or "none"),
+        "- generation time: "
+        + (
+            "not recorded"
+            if n.get("seconds") is None
+            else f"{n['seconds']:.1f} s, {n['seconds_per_text']:.2f} s per text (model loading included, as measured when generated)"
+        ),
+        "",
+    ]
     ex = n.get("examples", {})
-    acc = {e["kind"]: e for e in ex.get("accepted", [])[::-1]}; rej = {e["kind"]: e for e in ex.get("rejected", [])[::-1]}
-    L += ["Examples (the first of each kind the pass kept):", ""] + [f"- {k}, accepted: {_quote(e['text'])}" for k, e in sorted(acc.items())]
-    L += [f"- {k}, {e['outcome']}" + (" (template kept)" if e["outcome"] == "dropped" else "") + f"; first draft rejected for: {'; '.join(e['reasons'])}: {_quote(e['draft'])}"
-          for k, e in sorted(rej.items())]
+    acc = {e["kind"]: e for e in ex.get("accepted", [])[::-1]}
+    rej = {e["kind"]: e for e in ex.get("rejected", [])[::-1]}
+    L += ["Examples (the first of each kind the pass kept):", ""] + [
+        f"- {k}, accepted: {_quote(e['text'])}" for k, e in sorted(acc.items())
+    ]
+    L += [
+        f"- {k}, {e['outcome']}"
+        + (" (template kept)" if e["outcome"] == "dropped" else "")
+        + f"; first draft rejected for: {'; '.join(e['reasons'])}: {_quote(e['draft'])}"
+        for k, e in sorted(rej.items())
+    ]
     if n.get("lexical"):
-        x = n["lexical"]; pc = lambda v: "n/a" if v is None else f"{100 * v:.0f}%"
-        L += ["", f"Lexical baselines, candidate side, {x['split']} split ({x['n_candidates']} candidates), NDCG@10 and its share of the observable "
-              f"ceiling ({x['observable_ceiling']:.3f}), on these texts and on the template texts of the same entities:", "",
-              "| baseline | LLM texts | share | template texts | share |", "|---|---|---|---|---|"]
-        L += [f"| {b} | {v['llm']['ndcg@10']:.3f} | {pc(v['llm']['share_of_ceiling'])} | {v['template']['ndcg@10']:.3f} | {pc(v['template']['share_of_ceiling'])} |"
-              for b, v in sorted(x["baselines"].items())]
-    elif n.get("lexical_unavailable"): L += ["", f"Lexical baselines: not computed ({n['lexical_unavailable']})."]
-    L += ["", f"These figures rest on {n_candidates} candidates x {n_jobs} jobs" + (f" ({n['lexical']['n_candidates']} test candidates)" if n.get("lexical") else "")
-          + ": weak evidence, a description of this dataset, not an estimate for larger ones.", ""]
+        x = n["lexical"]
+        pc = lambda v: "n/a" if v is None else f"{100 * v:.0f}%"
+        L += [
+            "",
+            f"Lexical baselines, candidate side, {x['split']} split ({x['n_candidates']} candidates), NDCG@10 and its share of the observable "
+            f"ceiling ({x['observable_ceiling']:.3f}), on these texts and on the template texts of the same entities:",
+            "",
+            "| baseline | LLM texts | share | template texts | share |",
+            "|---|---|---|---|---|",
+        ]
+        L += [
+            f"| {b} | {v['llm']['ndcg@10']:.3f} | {pc(v['llm']['share_of_ceiling'])} | {v['template']['ndcg@10']:.3f} | {pc(v['template']['share_of_ceiling'])} |"
+            for b, v in sorted(x["baselines"].items())
+        ]
+    elif n.get("lexical_unavailable"):
+        L += ["", f"Lexical baselines: not computed ({n['lexical_unavailable']})."]
+    L += [
+        "",
+        f"These figures rest on {n_candidates} candidates x {n_jobs} jobs"
+        + (f" ({n['lexical']['n_candidates']} test candidates)" if n.get("lexical") else "")
+        + ": weak evidence, a description of this dataset, not an estimate for larger ones.",
+        "",
+    ]
     return L
 
 # %% ../nbs/07b_card.ipynb #c029zd
-def write_card(data:JobRecData, # the dataset
-               folder:str|Path # its folder
-              )->Path:
+def write_card(
+    data: JobRecData,  # the dataset
+    folder: str | Path,  # its folder
+) -> Path:
     "Write the dataset's card.json and CARD.md into `folder`."
     d, md = dataset_card(data)
-    write_json(d, Path(folder)/"card.json", sort_keys=True)
-    with atomic_path(Path(folder)/"CARD.md") as tmp: tmp.write_text(md)
-    return Path(folder)/"CARD.md"
+    write_json(d, Path(folder) / "card.json", sort_keys=True)
+    with atomic_path(Path(folder) / "CARD.md") as tmp:
+        tmp.write_text(md)
+    return Path(folder) / "CARD.md"
 
-def rewrite_card(folder:str|Path # a folder written by `save_dataset`
-                )->Path:
+
+def rewrite_card(
+    folder: str | Path,  # a folder written by `save_dataset`
+) -> Path:
     "Rewrite a dataset folder's card from its files (the texts and labels are not regenerated)."
     return write_card(load_dataset(folder), folder)
 
 # %% ../nbs/07b_card.ipynb #d035
-def build_default_dataset(out_folder:str|Path="data/default", # where to write
-                          catalogue:str|Path|None="packaged", # vocabulary source (see `load_vocabulary`); None: built-in
-                          seed:int|None=None, # default: the config's seed
-                          **kw # overrides of data.synthetic keys (e.g. n_candidates)
-                         )->JobRecData:
+def build_default_dataset(
+    out_folder: str | Path = "data/default",  # where to write
+    catalogue: str | Path | None = "packaged",  # vocabulary source (see `load_vocabulary`); None: built-in
+    seed: int | None = None,  # default: the config's seed
+    **kw,  # overrides of data.synthetic keys (e.g. n_candidates)
+) -> JobRecData:
     "Generate and save the embedded default dataset with its card."
     cfg = load_config()
-    data = generate_synthetic(cfg, seed=cfg["seed"] if seed is None else seed, catalogue=str(catalogue) if catalogue else None,
-                              narrate=write_narratives, **kw)
+    data = generate_synthetic(
+        cfg,
+        seed=cfg["seed"] if seed is None else seed,
+        catalogue=str(catalogue) if catalogue else None,
+        narrate=write_narratives,
+        **kw,
+    )
     # the catalogue the vocabulary comes from, by name: a path would make the files depend on where the checkout lies
     data.meta["config"]["catalogue"] = data.meta["vocabulary"] if catalogue else None
     write_card(data, save_dataset(data, out_folder))
     _log.info(f"wrote {data} to {out_folder}")
     return data
 
-def main(argv:list[str]|None=None)->int:
+
+def main(argv: list[str] | None = None) -> int:
     "`jobrec data --out FOLDER [--catalogue packaged|CSV|JSON|none] [--seed N] [--n-candidates N] [--n-jobs N]`."
     import argparse
-    ap = argparse.ArgumentParser(prog="jobrec data", description="Generate the synthetic dataset and its card.")
-    ap.add_argument("--out", default="data/default"); ap.add_argument("--catalogue", default="packaged")
+
+    ap = argparse.ArgumentParser(
+        prog="jobrec data", description="Generate the synthetic dataset and its card."
+    )
+    ap.add_argument("--out", default="data/default")
+    ap.add_argument("--catalogue", default="packaged")
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--n-candidates", type=int, default=None); ap.add_argument("--n-jobs", type=int, default=None)
+    ap.add_argument("--n-candidates", type=int, default=None)
+    ap.add_argument("--n-jobs", type=int, default=None)
     a = ap.parse_args(argv)
     kw = {k: v for k, v in (("n_candidates", a.n_candidates), ("n_jobs", a.n_jobs)) if v is not None}
     build_default_dataset(a.out, None if a.catalogue.lower() == "none" else a.catalogue, a.seed, **kw)

@@ -23,338 +23,551 @@ __all__ = ['log', 'phrase_table', 'JobSide', 'CatalogueTables', 'catalogue_featu
 # %% ../nbs/09c_cascade.ipynb #k006
 log = get_logger("cascade")
 
-def phrase_table(system, # an ExpertSystem (dual mode, phrase encoding)
-                 jobs:Sequence, # the catalogue's jobs
-                 emb:np.ndarray, # their encodings under `expert` [N, slots x H]
-                 expert:str
-                )->tuple: # (ids [N, slots] int64, -1 in empty slots; encodings of the distinct phrases [P, H])
+
+def phrase_table(
+    system,  # an ExpertSystem (dual mode, phrase encoding)
+    jobs: Sequence,  # the catalogue's jobs
+    emb: np.ndarray,  # their encodings under `expert` [N, slots x H]
+    expert: str,
+) -> tuple:  # (ids [N, slots] int64, -1 in empty slots; encodings of the distinct phrases [P, H])
     "Each job's phrase slots as ids into the catalogue's distinct phrases, and those phrases' encodings."
-    H = system.backbone.hidden_size; S = emb.shape[1] // H
+    H = system.backbone.hidden_size
+    S = emb.shape[1] // H
     vocab, first = {}, []
     ids = np.full((len(jobs), S), -1, np.int64)
     for j, ps in enumerate(system.entity_texts(jobs, expert)):
         for t, p in enumerate(ps):
-            if not p: continue
+            if not p:
+                continue
             k = vocab.get(p)
-            if k is None: k = vocab[p] = len(vocab); first.append(j*S + t)
+            if k is None:
+                k = vocab[p] = len(vocab)
+                first.append(j * S + t)
             ids[j, t] = k
     # each distinct phrase's encoding from the first slot that holds it (row by row: `emb` may be a view that only indexes rows)
-    E = np.stack([np.asarray(emb[i // S])[(i % S)*H:(i % S + 1)*H] for i in first]) if first else np.zeros((0, H), np.float32)
+    E = (
+        np.stack([np.asarray(emb[i // S])[(i % S) * H : (i % S + 1) * H] for i in first])
+        if first
+        else np.zeros((0, H), np.float32)
+    )
     return ids, np.ascontiguousarray(E, np.float32)
 
 # %% ../nbs/09c_cascade.ipynb #k007
 class JobSide:
     "A late-interaction head's job side over a catalogue: the distinct phrases projected once, and per segment the jobs' normalised attention weights over that segment's phrases."
-    def __init__(self, li, # the head's LateInteraction module
-                 ids:np.ndarray, # `phrase_table` ids [N, S_j]
-                 E:np.ndarray # distinct phrase encodings [P, H]
-                ):
+
+    def __init__(
+        self,
+        li,  # the head's LateInteraction module
+        ids: np.ndarray,  # `phrase_table` ids [N, S_j]
+        E: np.ndarray,  # distinct phrase encodings [P, H]
+    ):
         import torch, torch.nn.functional as F, warnings
+
         with torch.inference_mode():
             X = torch.from_numpy(E)
             self.P = F.normalize(li.proj(X).unflatten(-1, (li.ch, li.dim)), dim=-1)  # [P, ch, dim]
             self.logit = li.wj(X).squeeze(-1)  # [P]
             self.ids = torch.from_numpy(np.ascontiguousarray(ids))
             mv = self.ids >= 0
-            w = torch.exp(self.logit[self.ids.clamp(min=0)].clamp(-20, 20)) * mv  # the head's pooling weights [N, S_j]
-            self.seg = li.oj.argmax(1); self.G = li.oj.shape[1]
+            w = (
+                torch.exp(self.logit[self.ids.clamp(min=0)].clamp(-20, 20)) * mv
+            )  # the head's pooling weights [N, S_j]
+            self.seg = li.oj.argmax(1)
+            self.G = li.oj.shape[1]
             den = (w @ li.oj).clamp(min=1e-6)[:, self.seg]  # each slot's segment total
-            N = len(ids); self.cols, self.W = [], []
-            for g in range(self.G):  # segment g: its distinct phrases (columns) and a sparse [N, columns] of the jobs' weights
+            N = len(ids)
+            self.cols, self.W = [], []
+            for g in range(
+                self.G
+            ):  # segment g: its distinct phrases (columns) and a sparse [N, columns] of the jobs' weights
                 keep = mv & (self.seg == g)[None, :]
                 cols, col = torch.unique(self.ids[keep], return_inverse=True)
                 rows = torch.arange(N)[:, None].expand_as(keep)[keep]
                 with warnings.catch_warnings():  # torch calls its sparse CSR support beta
                     warnings.simplefilter("ignore")
-                    self.W.append(torch.sparse_coo_tensor(torch.stack([rows, col]), (w/den)[keep], (N, len(cols))).coalesce().to_sparse_csr())
+                    self.W.append(
+                        torch.sparse_coo_tensor(torch.stack([rows, col]), (w / den)[keep], (N, len(cols)))
+                        .coalesce()
+                        .to_sparse_csr()
+                    )
                 self.cols.append(cols)
 
 # %% ../nbs/09c_cascade.ipynb #k008
 class CatalogueTables:
     "What the cascade reads of a catalogue, computed once: the jobs' feature columns and employer history, and each expert's `JobSide`."
-    def __init__(self, system, # the ExpertSystem (dual mode, phrase encoding)
-                 cat # a Catalogue encoded by that system
-                ):
+
+    def __init__(
+        self,
+        system,  # the ExpertSystem (dual mode, phrase encoding)
+        cat,  # a Catalogue encoded by that system
+    ):
         if system.mode != "dual" or system.encoding != "phrases":
-            raise UsageError(f"the retrieval cascade needs a dual-mode system with phrase encoding; this one is {system.mode}/{system.encoding}")
-        t0 = time.perf_counter(); self.n = len(cat.jobs)
-        self.vocab = feature_vocab(jobs=cat.jobs); self.cols = job_columns(cat.jobs, self.vocab)
+            raise UsageError(
+                f"the retrieval cascade needs a dual-mode system with phrase encoding; this one is {system.mode}/{system.encoding}"
+            )
+        t0 = time.perf_counter()
+        self.n = len(cat.jobs)
+        self.vocab = feature_vocab(jobs=cat.jobs)
+        self.cols = job_columns(cat.jobs, self.vocab)
         # the multi-hot columns as sparse rows: one candidate against every job reads a few entries of each row
         # (the same integer counts, so the same features, in a quarter of the time over 100,000 jobs)
         from scipy.sparse import csr_array
-        for k in ("skills", "majors", "industry"): self.cols[k] = csr_array(self.cols[k])
-        t = system.job_history or {}; self.hist_names = list(t.get("names") or [])
+
+        for k in ("skills", "majors", "industry"):
+            self.cols[k] = csr_array(self.cols[k])
+        t = system.job_history or {}
+        self.hist_names = list(t.get("names") or [])
         if self.hist_names:  # the employer-history layer of `data.history_features`, per job
-            rows = [t["jobs"].get(j.job_id, t["prior"]) for j in cat.jobs]; K = len(self.hist_names)
+            rows = [t["jobs"].get(j.job_id, t["prior"]) for j in cat.jobs]
+            K = len(self.hist_names)
             self.rate = np.array([r["rate"] for r in rows], np.float32)
-            self.acc, self.rej = (np.array([r[k] for r in rows], np.float32).reshape(self.n, K) for k in ("accepted", "rejected"))
-        self.side = {e: JobSide(system.heads[e].li, *phrase_table(system, cat.jobs, cat.emb[e], e)) for e in system.experts}
+            self.acc, self.rej = (
+                np.array([r[k] for r in rows], np.float32).reshape(self.n, K)
+                for k in ("accepted", "rejected")
+            )
+        self.side = {
+            e: JobSide(system.heads[e].li, *phrase_table(system, cat.jobs, cat.emb[e], e))
+            for e in system.experts
+        }
         self.seconds = time.perf_counter() - t0
 
 # %% ../nbs/09c_cascade.ipynb #k010
-def catalogue_features(system, # the ExpertSystem
-                       c, # a Candidate
-                       tb:CatalogueTables, # the catalogue's tables
-                       rows:np.ndarray|None=None # catalogue rows (None: every job)
-                      )->np.ndarray: # float32 [n, F]
+def catalogue_features(
+    system,  # the ExpertSystem
+    c,  # a Candidate
+    tb: CatalogueTables,  # the catalogue's tables
+    rows: np.ndarray | None = None,  # catalogue rows (None: every job)
+) -> np.ndarray:  # float32 [n, F]
     "Standardised model features of `c` against catalogue jobs `rows`, as `recommend.standard_features` computes them."
     cols = tb.cols if rows is None else {k: v[rows] for k, v in tb.cols.items()}
     F = features_of(candidate_columns([c], tb.vocab), cols)[0]
     if tb.hist_names:
         sel = slice(None) if rows is None else rows
         X = F[:, [FEATURE_NAMES.index(n) for n in tb.hist_names]]
-        H = np.empty((len(F), 1 + 2*len(tb.hist_names)), np.float32)
-        H[:, 0] = tb.rate[sel]; H[:, 1::2] = X - tb.acc[sel]; H[:, 2::2] = X - tb.rej[sel]
+        H = np.empty((len(F), 1 + 2 * len(tb.hist_names)), np.float32)
+        H[:, 0] = tb.rate[sel]
+        H[:, 1::2] = X - tb.acc[sel]
+        H[:, 2::2] = X - tb.rej[sel]
         F = np.concatenate([F, H], -1)
-    return ((F - system.feat_mean)/system.feat_std).astype(np.float32)
+    return ((F - system.feat_mean) / system.feat_std).astype(np.float32)
+
 
 def _cand_side(li, u):
     import torch
+
     return li.side(torch.from_numpy(np.ascontiguousarray(u, np.float32))[None], "c", li.wc)
 
-def li_inputs(li, # the head's LateInteraction
-              js:JobSide, # its job side over the catalogue
-              u:np.ndarray, # one candidate's encoding [S_c x H]
-              rows:np.ndarray # catalogue rows
-             ): # torch [len(rows), li.width]
+
+def li_inputs(
+    li,  # the head's LateInteraction
+    js: JobSide,  # its job side over the catalogue
+    u: np.ndarray,  # one candidate's encoding [S_c x H]
+    rows: np.ndarray,  # catalogue rows
+):  # torch [len(rows), li.width]
     "The late interaction of one candidate against catalogue jobs `rows`, both sides, from the projected distinct phrases."
     import torch
+
     with torch.inference_mode():
         pu, mu, lu = _cand_side(li, u)
-        ids = js.ids[torch.as_tensor(np.asarray(rows, np.int64))]; mv = ids >= 0
+        ids = js.ids[torch.as_tensor(np.asarray(rows, np.int64))]
+        mv = ids >= 0
         used, pos = torch.unique(ids.clamp(min=0), return_inverse=True)
         sim = torch.einsum("scd,pcd->csp", pu[0], js.P[used])[:, :, pos]  # [ch, S_c, R, S_j]
         ok = li.same[:, None, :] & mu[0][:, None, None] & mv[None]
         sim = sim.masked_fill(~ok[None], -1.0).permute(2, 0, 1, 3)  # [R, ch, S_c, S_j]
-        R = len(ids); lv = js.logit[ids.clamp(min=0)]
-        return torch.cat([li.pool(sim.amax(3), lu.expand(R, -1), mu.expand(R, -1), li.oc).flatten(1),
-                          li.pool(sim.amax(2), lv, mv, li.oj).flatten(1)], 1)
+        R = len(ids)
+        lv = js.logit[ids.clamp(min=0)]
+        return torch.cat(
+            [
+                li.pool(sim.amax(3), lu.expand(R, -1), mu.expand(R, -1), li.oc).flatten(1),
+                li.pool(sim.amax(2), lv, mv, li.oj).flatten(1),
+            ],
+            1,
+        )
 
-def job_side_inputs(li, js:JobSide, u:np.ndarray): # torch [N, li.width / 2]
+
+def job_side_inputs(li, js: JobSide, u: np.ndarray):  # torch [N, li.width / 2]
     "The job side of the late interaction for every catalogue job: each job phrase's best match among the candidate's phrases of its segment, pooled by the job's weights."
     import torch
+
     with torch.inference_mode():
         pu, mu, _ = _cand_side(li, u)
-        segc = li.oc.argmax(1); out = torch.empty(len(js.ids), li.ch, js.G)
+        segc = li.oc.argmax(1)
+        out = torch.empty(len(js.ids), li.ch, js.G)
         for g in range(js.G):
-            s = (segc == g) & mu[0]; Pg = js.P[js.cols[g]]
-            best = (torch.einsum("scd,pcd->spc", pu[0][s], Pg).amax(0) if bool(s.any())
-                    else torch.full((len(Pg), li.ch), -1.0))  # m_g(p) [P_g, ch]: each of the segment's phrases' best match
+            s = (segc == g) & mu[0]
+            Pg = js.P[js.cols[g]]
+            best = (
+                torch.einsum("scd,pcd->spc", pu[0][s], Pg).amax(0)
+                if bool(s.any())
+                else torch.full((len(Pg), li.ch), -1.0)
+            )  # m_g(p) [P_g, ch]: each of the segment's phrases' best match
             out[:, :, g] = js.W[g] @ best
         return out.flatten(1)
 
 # %% ../nbs/09c_cascade.ipynb #k014
-def exact_scores(rec, # a Recommender
-                 c, # the Candidate
-                 U:dict, # expert -> its encoding [S_c x H]
-                 tb:CatalogueTables,
-                 rows:np.ndarray, # catalogue rows
-                 F:np.ndarray|None=None, # `catalogue_features` of every job, when already computed
-                 chunk:int=2048 # jobs per late-interaction block
-                )->dict: # s_pref, q_logit, p_qual [len(rows)]
+def exact_scores(
+    rec,  # a Recommender
+    c,  # the Candidate
+    U: dict,  # expert -> its encoding [S_c x H]
+    tb: CatalogueTables,
+    rows: np.ndarray,  # catalogue rows
+    F: np.ndarray | None = None,  # `catalogue_features` of every job, when already computed
+    chunk: int = 2048,  # jobs per late-interaction block
+) -> dict:  # s_pref, q_logit, p_qual [len(rows)]
     "The experts' scores of `c` against catalogue jobs `rows`, from the catalogue's tables."
     import torch
     from jobrec.calibration import NO_CALIBRATION, apply_calibration
-    s = rec.system; rows = np.asarray(rows, np.int64)
+
+    s = rec.system
+    rows = np.asarray(rows, np.int64)
     f = catalogue_features(s, c, tb, rows) if F is None else F[rows]
     out = {}
     with torch.inference_mode():
         for e in dict.fromkeys(rec.experts):
             parts = []
             for a in range(0, len(rows), chunk):  # the similarity block of a chunk is [chunk, ch, S_c, S_j]
-                x = li_inputs(s.heads[e].li, tb.side[e], U[e], rows[a:a + chunk])
-                if s.use_features: x = torch.cat([x, torch.from_numpy(f[a:a + chunk])], 1)
+                x = li_inputs(s.heads[e].li, tb.side[e], U[e], rows[a : a + chunk])
+                if s.use_features:
+                    x = torch.cat([x, torch.from_numpy(f[a : a + chunk])], 1)
                 parts.append(to_host(s.head_logits(e, x)).astype(np.float32))
             out[e] = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     q = out[rec.experts[1]]
-    return {"s_pref": out[rec.experts[0]], "q_logit": q, "p_qual": apply_calibration(q, s.calibration.get("qualification", NO_CALIBRATION))}
+    return {
+        "s_pref": out[rec.experts[0]],
+        "q_logit": q,
+        "p_qual": apply_calibration(q, s.calibration.get("qualification", NO_CALIBRATION)),
+    }
 
 # %% ../nbs/09c_cascade.ipynb #k017
-def stage_inputs(rec, c, U:dict, tb:CatalogueTables)->tuple: # ([N, F + job-side widths], F [N, F])
+def stage_inputs(rec, c, U: dict, tb: CatalogueTables) -> tuple:  # ([N, F + job-side widths], F [N, F])
     "The first stage's inputs for every catalogue job: the standardised pair features, then each expert's job side."
     F = catalogue_features(rec.system, c, tb)
     sides = [job_side_inputs(rec.system.heads[e].li, tb.side[e], U[e]) for e in dict.fromkeys(rec.experts)]
-    X = np.empty((len(F), F.shape[1] + sum(x.shape[1] for x in sides)), np.float32); X[:, :F.shape[1]] = F; a = F.shape[1]
-    for x in sides: X[:, a:a + x.shape[1]] = x.numpy(); a += x.shape[1]
+    X = np.empty((len(F), F.shape[1] + sum(x.shape[1] for x in sides)), np.float32)
+    X[:, : F.shape[1]] = F
+    a = F.shape[1]
+    for x in sides:
+        X[:, a : a + x.shape[1]] = x.numpy()
+        a += x.shape[1]
     return X, F
 
-def ranker_module(n_in:int, hidden:Sequence[int]=(64, 64), seed:int=0):
+
+def ranker_module(n_in: int, hidden: Sequence[int] = (64, 64), seed: int = 0):
     "The first stage's MLP: n_in -> hidden... -> 2 (preference, qualification)."
     import torch
     from torch import nn
+
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed); layers, d = [], n_in
-        for h in hidden: layers += [nn.Linear(d, h), nn.ReLU()]; d = h
+        torch.manual_seed(seed)
+        layers, d = [], n_in
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.ReLU()]
+            d = h
         return nn.Sequential(*layers, nn.Linear(d, 2))
 
 # %% ../nbs/09c_cascade.ipynb #k018
 class _RankerFiles:
     "Saving and loading a `Ranker`: its weights in safetensors, the rest in json."
-    def save(self, folder:str|Path)->Path:
+
+    def save(self, folder: str | Path) -> Path:
         "ranker.safetensors (both tiers' weights) and ranker.json (standardisation, shapes, fit report)."
         from safetensors.torch import save_file
-        folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         sd = {f"mlp.{k}": v.contiguous() for k, v in self.net.state_dict().items()}
-        if self.pre is not None: sd.update({f"pre.{k}": v.contiguous() for k, v in self.pre.state_dict().items()})
-        with atomic_path(folder/"ranker.safetensors") as p: save_file(sd, str(p))
-        write_json({"mu": self.mu.tolist(), "sd": self.sd.tolist(), "s_mu": self.s_mu, "s_sd": self.s_sd, "hidden": list(self.hidden),
-                    "linear_tier": self.pre is not None, "keep": self.keep, "min_keep": self.min_keep, "info": self.info or {}}, folder/"ranker.json")
+        if self.pre is not None:
+            sd.update({f"pre.{k}": v.contiguous() for k, v in self.pre.state_dict().items()})
+        with atomic_path(folder / "ranker.safetensors") as p:
+            save_file(sd, str(p))
+        write_json(
+            {
+                "mu": self.mu.tolist(),
+                "sd": self.sd.tolist(),
+                "s_mu": self.s_mu,
+                "s_sd": self.s_sd,
+                "hidden": list(self.hidden),
+                "linear_tier": self.pre is not None,
+                "keep": self.keep,
+                "min_keep": self.min_keep,
+                "info": self.info or {},
+            },
+            folder / "ranker.json",
+        )
         return folder
 
     @classmethod
-    def load(cls, folder:str|Path)->"Ranker":
+    def load(cls, folder: str | Path) -> "Ranker":
         from safetensors.torch import load_file
+
         folder = Path(folder)
         try:
-            m = json.loads((folder/"ranker.json").read_text()); sd = load_file(str(folder/"ranker.safetensors")); D = len(m["mu"])
-            part = lambda pre: {k[len(pre):]: v for k, v in sd.items() if k.startswith(pre)}
-            net = ranker_module(D, tuple(m["hidden"])); net.load_state_dict(part("mlp.")); net.eval()
+            m = json.loads((folder / "ranker.json").read_text())
+            sd = load_file(str(folder / "ranker.safetensors"))
+            D = len(m["mu"])
+            part = lambda pre: {k[len(pre) :]: v for k, v in sd.items() if k.startswith(pre)}
+            net = ranker_module(D, tuple(m["hidden"]))
+            net.load_state_dict(part("mlp."))
+            net.eval()
             pre = None
-            if m.get("linear_tier"): pre = ranker_module(D, ()); pre.load_state_dict(part("pre.")); pre.eval()
+            if m.get("linear_tier"):
+                pre = ranker_module(D, ())
+                pre.load_state_dict(part("pre."))
+                pre.eval()
         except (OSError, ValueError, KeyError, RuntimeError) as e:
-            raise ModelError(f"cannot load the retrieval ranker in {folder} ({type(e).__name__}: {e}); fit it again with `jobrec cascade`") from e
-        return cls(net, np.asarray(m["mu"], np.float32), np.asarray(m["sd"], np.float32), float(m["s_mu"]), float(m["s_sd"]), tuple(m["hidden"]),
-                   pre, float(m.get("keep", 0.1)), int(m.get("min_keep", 1000)), m.get("info"))
+            raise ModelError(
+                f"cannot load the retrieval ranker in {folder} ({type(e).__name__}: {e}); fit it again with `jobrec cascade`"
+            ) from e
+        return cls(
+            net,
+            np.asarray(m["mu"], np.float32),
+            np.asarray(m["sd"], np.float32),
+            float(m["s_mu"]),
+            float(m["s_sd"]),
+            tuple(m["hidden"]),
+            pre,
+            float(m.get("keep", 0.1)),
+            int(m.get("min_keep", 1000)),
+            m.get("info"),
+        )
 
 # %% ../nbs/09c_cascade.ipynb #k019
 @dataclass
 class Ranker(_RankerFiles):
     "The distilled first stage: a linear tier over every job, its MLP on the share `keep` the linear tier passes, the inputs' standardisation."
-    net:object # the MLP (inputs -> hidden -> 2)
-    mu:np.ndarray # input means [D]
-    sd:np.ndarray # input sds [D]
-    s_mu:float # preference logit mean
-    s_sd:float # ... and sd
-    hidden:tuple=(64, 64)
-    pre:object|None=None # the linear tier (inputs -> 2), None: the MLP on every job
-    keep:float=0.1 # share of the catalogue the linear tier passes on (at least `min_keep` jobs and M)
-    min_keep:int=1000
-    info:dict|None=None # how it was fitted and what it recalled on held-out candidates
+
+    net: object  # the MLP (inputs -> hidden -> 2)
+    mu: np.ndarray  # input means [D]
+    sd: np.ndarray  # input sds [D]
+    s_mu: float  # preference logit mean
+    s_sd: float  # ... and sd
+    hidden: tuple = (64, 64)
+    pre: object | None = None  # the linear tier (inputs -> 2), None: the MLP on every job
+    keep: float = 0.1  # share of the catalogue the linear tier passes on (at least `min_keep` jobs and M)
+    min_keep: int = 1000
+    info: dict | None = None  # how it was fitted and what it recalled on held-out candidates
 
     def folded(self, net):
         "`net` with the input standardisation folded into its first layer (W/sd, b - W mu/sd): one pass over the inputs fewer."
         import copy, torch
+
         cache = self.__dict__.setdefault("_folded", {})
         if id(net) not in cache:
-            f = copy.deepcopy(net); first = f[0]
+            f = copy.deepcopy(net)
+            first = f[0]
             with torch.no_grad():
-                W = first.weight/torch.from_numpy(self.sd)[None, :]
-                first.bias.sub_(W @ torch.from_numpy(self.mu)); first.weight.copy_(W)
+                W = first.weight / torch.from_numpy(self.sd)[None, :]
+                first.bias.sub_(W @ torch.from_numpy(self.mu))
+                first.weight.copy_(W)
             cache[id(net)] = f.eval()
         return cache[id(net)]
 
-    def scores(self, X:np.ndarray, # [N, D] `stage_inputs`
-               linear:bool=False # the linear tier's scores instead of the MLP's
-              )->tuple: # (s_hat [N], p_hat [N] clipped to [0, 1])
+    def scores(
+        self,
+        X: np.ndarray,  # [N, D] `stage_inputs`
+        linear: bool = False,  # the linear tier's scores instead of the MLP's
+    ) -> tuple:  # (s_hat [N], p_hat [N] clipped to [0, 1])
         import torch
-        net = self.folded(self.pre if linear else self.net)
-        with torch.inference_mode(): y = net(torch.from_numpy(np.ascontiguousarray(X, np.float32))).numpy()
-        return y[:, 0]*self.s_sd + self.s_mu, np.clip(y[:, 1], 0.0, 1.0)
 
-    def shortlist(self, X:np.ndarray, # [N, D] `stage_inputs`
-                  M:int, tau:float|None=None, k:int=10,
-                  fusion=None # the served `FusionModel`, asked for each tier's multiplier (None: per candidate)
-                 )->np.ndarray: # rows of the top-M, best first
+        net = self.folded(self.pre if linear else self.net)
+        with torch.inference_mode():
+            y = net(torch.from_numpy(np.ascontiguousarray(X, np.float32))).numpy()
+        return y[:, 0] * self.s_sd + self.s_mu, np.clip(y[:, 1], 0.0, 1.0)
+
+    def shortlist(
+        self,
+        X: np.ndarray,  # [N, D] `stage_inputs`
+        M: int,
+        tau: float | None = None,
+        k: int = 10,
+        fusion=None,  # the served `FusionModel`, asked for each tier's multiplier (None: per candidate)
+    ) -> np.ndarray:  # rows of the top-M, best first
         "The first stage's top-M: the linear tier keeps a share of the jobs, the MLP ranks those (`fused_top` at tau, each tier)."
-        n = len(X); K = max(int(M), int(np.ceil(self.keep*n)), self.min_keep)
+        n = len(X)
+        K = max(int(M), int(np.ceil(self.keep * n)), self.min_keep)
         pre = self.pre is not None and K < n
         rows = fused_top(*self.scores(X, linear=True), K, tau, k, fusion=fusion) if pre else np.arange(n)
         return rows[fused_top(*self.scores(X[rows]), M, tau, k, fusion=fusion)]
 
 # %% ../nbs/09c_cascade.ipynb #k020
-def fit_ranker(X:np.ndarray, # [C, J, D] stage inputs of training candidates against a catalogue
-               S:np.ndarray, # [C, J] the experts' preference logits
-               P:np.ndarray, # [C, J] calibrated p_Q
-               steps:int, batch:int=32, lr:float=1e-3, temperature:float=0.1, hidden:Sequence[int]=(64, 64), seed:int=0,
-               linear_tier:bool=True, # also fit the linear tier (same loss, hidden=())
-               progress:bool=False)->Ranker:
+def fit_ranker(
+    X: np.ndarray,  # [C, J, D] stage inputs of training candidates against a catalogue
+    S: np.ndarray,  # [C, J] the experts' preference logits
+    P: np.ndarray,  # [C, J] calibrated p_Q
+    steps: int,
+    batch: int = 32,
+    lr: float = 1e-3,
+    temperature: float = 0.1,
+    hidden: Sequence[int] = (64, 64),
+    seed: int = 0,
+    linear_tier: bool = True,  # also fit the linear tier (same loss, hidden=())
+    progress: bool = False,
+) -> Ranker:
     "Distil the experts' scores into the first stage's MLP, and its linear tier (regression plus listwise terms, see above)."
     import torch
     from tqdm.auto import tqdm
+
     D = X.shape[-1]
     mu, sd = X.reshape(-1, D).mean(0).astype(np.float32), (X.reshape(-1, D).std(0) + 1e-6).astype(np.float32)
-    Xt = torch.from_numpy(((X - mu)/sd).astype(np.float32)); St, Pt = torch.from_numpy(S.astype(np.float32)), torch.from_numpy(P.astype(np.float32))
+    Xt = torch.from_numpy(((X - mu) / sd).astype(np.float32))
+    St, Pt = torch.from_numpy(S.astype(np.float32)), torch.from_numpy(P.astype(np.float32))
     s_mu, s_sd = float(S.mean()), float(S.std()) or 1.0
-    lams = np.concatenate([[0.0], np.geomspace(0.1, 30, 10)])*s_sd
+    lams = np.concatenate([[0.0], np.geomspace(0.1, 30, 10)]) * s_sd
+
     def fit(h, name):
-        net = ranker_module(D, h, seed); opt = torch.optim.Adam(net.parameters(), lr=lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps); rng = np.random.default_rng(seed)
+        net = ranker_module(D, h, seed)
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+        rng = np.random.default_rng(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for _ in tqdm(range(steps), desc=name, disable=not progress):
                 ci = torch.from_numpy(rng.choice(len(Xt), min(batch, len(Xt)), replace=False))
-                y = net(Xt[ci]); s, p = y[..., 0]*s_sd + s_mu, y[..., 1]
-                loss = ((s - St[ci])/s_sd).pow(2).mean() + 10*(p - Pt[ci]).pow(2).mean()
+                y = net(Xt[ci])
+                s, p = y[..., 0] * s_sd + s_mu, y[..., 1]
+                loss = ((s - St[ci]) / s_sd).pow(2).mean() + 10 * (p - Pt[ci]).pow(2).mean()
                 for lam in rng.choice(lams, 2):
-                    t = St[ci] + lam*Pt[ci]; m, v = t.mean(1, keepdim=True), t.std(1, keepdim=True).clamp(min=1e-6)
-                    loss = loss - 0.5*(torch.softmax((t - m)/v/temperature, 1)*torch.log_softmax((s + lam*p - m)/v/temperature, 1)).sum(1).mean()
-                opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+                    t = St[ci] + lam * Pt[ci]
+                    m, v = t.mean(1, keepdim=True), t.std(1, keepdim=True).clamp(min=1e-6)
+                    loss = (
+                        loss
+                        - 0.5
+                        * (
+                            torch.softmax((t - m) / v / temperature, 1)
+                            * torch.log_softmax((s + lam * p - m) / v / temperature, 1)
+                        )
+                        .sum(1)
+                        .mean()
+                    )
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
         return net.eval()
-    return Ranker(fit(tuple(hidden), "ranker"), mu, sd, s_mu, s_sd, tuple(hidden), fit((), "linear tier") if linear_tier else None)
+
+    return Ranker(
+        fit(tuple(hidden), "ranker"),
+        mu,
+        sd,
+        s_mu,
+        s_sd,
+        tuple(hidden),
+        fit((), "linear tier") if linear_tier else None,
+    )
 
 # %% ../nbs/09c_cascade.ipynb #k022
 @lru_cache(maxsize=1)
 def per_candidate_fusion():
     "The fusion that searches one candidate's own multiplier (`inference_per_candidate`), asked when no served fusion is given."
     from jobrec.fusion import FusionModel, system_settings
+
     return FusionModel(system_settings("inference_per_candidate"))
 
-def fused_top(s:np.ndarray, p:np.ndarray, # [N] first-stage preference and p_Q
-              M:int, # jobs to keep
-              tau:float|None=None, # eligibility requirement (None: preference alone)
-              k:int=10, # the top-k tau is measured on
-              pool:int=500, # jobs searched for the multiplier (the best `pool` by each score)
-              fusion=None # the served `FusionModel` the multiplier is asked of (None: `per_candidate_fusion()`)
-             )->np.ndarray: # indices of the top-M, best first
+
+def fused_top(
+    s: np.ndarray,
+    p: np.ndarray,  # [N] first-stage preference and p_Q
+    M: int,  # jobs to keep
+    tau: float | None = None,  # eligibility requirement (None: preference alone)
+    k: int = 10,  # the top-k tau is measured on
+    pool: int = 500,  # jobs searched for the multiplier (the best `pool` by each score)
+    fusion=None,  # the served `FusionModel` the multiplier is asked of (None: `per_candidate_fusion()`)
+) -> np.ndarray:  # indices of the top-M, best first
     "The first stage's shortlist: top-M by s + lambda p, lambda the fusion's multiplier for this candidate at tau."
-    n = len(s); M = min(int(M), n)
+    n = len(s)
+    M = min(int(M), n)
     lam = (fusion or per_candidate_fusion()).multiplier(s, p, tau, k, pool) if tau is not None and n else 0.0
-    f = s + lam*p
+    f = s + lam * p
     top = np.argpartition(-f, M - 1)[:M] if M < n else np.arange(n)
     return top[np.argsort(-f[top], kind="stable")]
 
 # %% ../nbs/09c_cascade.ipynb #k025
-def recall_at(rec, ranker:Ranker, cands:Sequence, cat, tb:CatalogueTables, Ms:Sequence[int], taus:Sequence=(0.8, None), k:int=10)->dict:
+def recall_at(
+    rec,
+    ranker: Ranker,
+    cands: Sequence,
+    cat,
+    tb: CatalogueTables,
+    Ms: Sequence[int],
+    taus: Sequence = (0.8, None),
+    k: int = 10,
+) -> dict:
     "Mean recall of the experts' fused top-k over every job of `cat` by the first stage's top-M, per tau and M."
-    U = rec.encode_candidates(list(cands)); out = {str(t): {int(m): [] for m in Ms} for t in taus}
+    U = rec.encode_candidates(list(cands))
+    out = {str(t): {int(m): [] for m in Ms} for t in taus}
     for i, c in enumerate(cands):
-        u = {e: U[e][i] for e in U}; X, F = stage_inputs(rec, c, u, tb)
+        u = {e: U[e][i] for e in U}
+        X, F = stage_inputs(rec, c, u, tb)
         full = exact_scores(rec, c, u, tb, np.arange(len(cat)), F)
         for t in taus:
             top = set(rec.fuse(full, k, t)["top"].tolist())
-            for m in Ms: out[str(t)][int(m)].append(len(top & set(ranker.shortlist(X, m, t, k, rec.fusion_model()).tolist()))/k)
+            for m in Ms:
+                out[str(t)][int(m)].append(
+                    len(top & set(ranker.shortlist(X, m, t, k, rec.fusion_model()).tolist())) / k
+                )
     return {t: {m: float(np.mean(v)) for m, v in r.items()} for t, r in out.items()}
 
-def fit_cascade(rec, # a Recommender (dual mode, phrase encoding)
-                candidates:Sequence, # training candidates
-                jobs, # a catalogue (file, records or Catalogue) to score them against
-                steps:int, held_out:float=0.2, seed:int=0, progress:bool=True)->Ranker:
+
+def fit_cascade(
+    rec,  # a Recommender (dual mode, phrase encoding)
+    candidates: Sequence,  # training candidates
+    jobs,  # a catalogue (file, records or Catalogue) to score them against
+    steps: int,
+    held_out: float = 0.2,
+    seed: int = 0,
+    progress: bool = True,
+) -> Ranker:
     "Fit the first stage on the experts' scores of `candidates` against `jobs`; its held-out recall is in `.info`."
     t0 = time.perf_counter()
-    cat = rec.catalogue(jobs); tb = CatalogueTables(rec.system, cat)
+    cat = rec.catalogue(jobs)
+    tb = CatalogueTables(rec.system, cat)
     cands = list(candidates)
-    if len(cands) < 5: raise UsageError(f"fit_cascade needs at least 5 candidates, got {len(cands)}")
-    order = np.random.default_rng(seed).permutation(len(cands)); n_out = max(1, int(round(held_out*len(cands))))
+    if len(cands) < 5:
+        raise UsageError(f"fit_cascade needs at least 5 candidates, got {len(cands)}")
+    order = np.random.default_rng(seed).permutation(len(cands))
+    n_out = max(1, int(round(held_out * len(cands))))
     fit_c, out_c = [cands[i] for i in order[n_out:]], [cands[i] for i in order[:n_out]]
-    U = rec.encode_candidates(fit_c); X, S, P = [], [], []
+    U = rec.encode_candidates(fit_c)
+    X, S, P = [], [], []
     from tqdm.auto import tqdm
+
     for i, c in enumerate(tqdm(fit_c, desc="experts on the catalogue", disable=not progress)):
-        u = {e: U[e][i] for e in U}; x, F = stage_inputs(rec, c, u, tb); sc = exact_scores(rec, c, u, tb, np.arange(len(cat)), F)
-        X.append(x); S.append(sc["s_pref"]); P.append(sc["p_qual"])
+        u = {e: U[e][i] for e in U}
+        x, F = stage_inputs(rec, c, u, tb)
+        sc = exact_scores(rec, c, u, tb, np.arange(len(cat)), F)
+        X.append(x)
+        S.append(sc["s_pref"])
+        P.append(sc["p_qual"])
     t1 = time.perf_counter()
     r = fit_ranker(np.stack(X), np.stack(S), np.stack(P), steps=steps, seed=seed, progress=progress)
-    Ms = sorted({max(10, round(0.01*len(cat))), max(10, round(0.05*len(cat)))})
-    r.info = {"candidates": len(fit_c), "held_out": len(out_c), "jobs": len(cat), "steps": steps, "seed": seed,
-              "teacher_s": round(t1 - t0, 1), "fit_s": round(time.perf_counter() - t1, 1),
-              "held_out_recall": recall_at(rec, r, out_c, cat, tb, Ms)}
+    Ms = sorted({max(10, round(0.01 * len(cat))), max(10, round(0.05 * len(cat)))})
+    r.info = {
+        "candidates": len(fit_c),
+        "held_out": len(out_c),
+        "jobs": len(cat),
+        "steps": steps,
+        "seed": seed,
+        "teacher_s": round(t1 - t0, 1),
+        "fit_s": round(time.perf_counter() - t1, 1),
+        "held_out_recall": recall_at(rec, r, out_c, cat, tb, Ms),
+    }
     return r
 
 # %% ../nbs/09c_cascade.ipynb #k027
-def training_jobs(data, # the run's dataset
-                  n_jobs:int, # generated jobs added to its own (retrieval.bench_cascade_jobs)
-                  seed:int=0)->list:
+def training_jobs(
+    data,  # the run's dataset
+    n_jobs: int,  # generated jobs added to its own (retrieval.bench_cascade_jobs)
+    seed: int = 0,
+) -> list:
     "The catalogue a cascade is fitted on: the dataset's jobs and `n_jobs` generated ones with new ids (postings with no screening history)."
     from dataclasses import replace
     from jobrec.data import generate_synthetic
-    gen = generate_synthetic({"n_candidates": 20, "n_jobs": int(n_jobs)}, seed=int(seed)).jobs if n_jobs > 0 else []
+
+    gen = (
+        generate_synthetic({"n_candidates": 20, "n_jobs": int(n_jobs)}, seed=int(seed)).jobs
+        if n_jobs > 0
+        else []
+    )
     return list(data.jobs) + [replace(j, job_id=f"G{j.job_id}") for j in gen]

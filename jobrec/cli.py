@@ -7,7 +7,17 @@ from __future__ import annotations
 import argparse, json, shutil, sys, tempfile
 from pathlib import Path
 
-from .core import load_config, Config, merge_config, ConfigError, JobrecError, UsageError, get_logger, project_root, pin_cpu_kernels
+from jobrec.core import (
+    load_config,
+    Config,
+    merge_config,
+    ConfigError,
+    JobrecError,
+    UsageError,
+    get_logger,
+    project_root,
+    pin_cpu_kernels,
+)
 from .fusion import FUSIONS
 
 # %% auto #0
@@ -16,55 +26,123 @@ __all__ = ['log', 'SEED_REPORT', 'WORLD_REPORT', 'RELEASED_REPORT', 'COMMANDS', 
 # %% ../nbs/12_cli.ipynb #c005
 log = get_logger("cli")
 
+
 def _config_args(p):
-    p.add_argument("--profile", default="cpu-small", help="packaged profile or a YAML path (default: cpu-small)")
+    p.add_argument(
+        "--profile", default="cpu-small", help="packaged profile or a YAML path (default: cpu-small)"
+    )
     p.add_argument("--config", default=None, help="experiment YAML applied on top of the profile")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set train.lr=1e-4 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key, e.g. --set train.lr=1e-4 (repeatable)",
+    )
+
 
 def _cfg(a):
     cfg = load_config(a.profile, a.config, a.overrides)
-    pin_cpu_kernels(cfg.cpu_kernels)  # before torch computes anything here (the report kernels inherit the variables)
+    pin_cpu_kernels(
+        cfg.cpu_kernels
+    )  # before torch computes anything here (the report kernels inherit the variables)
     return cfg
 
-def build_parser()->argparse.ArgumentParser:
+
+def build_parser() -> argparse.ArgumentParser:
     "The `jobrec` argument parser."
     ap = argparse.ArgumentParser(prog="jobrec", description="Constrained two-sided job recommendation.")
-    ap.add_argument("--debug", action="store_true", help="show the traceback of an error (accepted anywhere on the line)")
+    ap.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (accepted anywhere on the line)"
+    )
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("config", help="print the resolved configuration"); _config_args(p)
-    p = sub.add_parser("data", help="generate the synthetic dataset (the embedded default unless told otherwise)")
-    _config_args(p); p.add_argument("--out", default="data/default")
-    p.add_argument("--catalogue", default="packaged", help="vocabulary source: 'packaged' (jobrec/conf/vocabulary.json), a Final_items.csv, a vocabulary .json or 'none' (built-in)")
-    p = sub.add_parser("vocabulary", help="derive the generator's vocabulary from a released-format job catalogue")
-    p.add_argument("--catalogue", required=True, help="a Final_items.csv"); p.add_argument("--out", required=True, help="the JSON file to write")
+    p = sub.add_parser("config", help="print the resolved configuration")
+    _config_args(p)
+    p = sub.add_parser(
+        "data", help="generate the synthetic dataset (the embedded default unless told otherwise)"
+    )
+    _config_args(p)
+    p.add_argument("--out", default="data/default")
+    p.add_argument(
+        "--catalogue",
+        default="packaged",
+        help="vocabulary source: 'packaged' (jobrec/conf/vocabulary.json), a Final_items.csv, a vocabulary .json or 'none' (built-in)",
+    )
+    p = sub.add_parser(
+        "vocabulary", help="derive the generator's vocabulary from a released-format job catalogue"
+    )
+    p.add_argument("--catalogue", required=True, help="a Final_items.csv")
+    p.add_argument("--out", required=True, help="the JSON file to write")
     p.add_argument("--date", default=None, help="ISO date recorded in the provenance (default: today)")
     p = sub.add_parser("examples", help="copy the example candidate and job catalogue shipped with jobrec")
     p.add_argument("--out", default="examples", help="folder to copy them to")
-    p = sub.add_parser("train", help="train both experts (two stages) and calibrate"); _config_args(p)
-    p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME"); p.add_argument("--no-resume", action="store_true")
-    p = sub.add_parser("run", help="the full experiment: experts, baselines, fusion sweep, ablations, evaluation")
-    _config_args(p); p.add_argument("--out", default=None, help="run folder (default: config out_dir)")
-    p.add_argument("--no-ablations", action="store_true"); p.add_argument("--systems", default=None, help="comma-separated systems to run")
-    p.add_argument("--summary", default=None, metavar="FILE", help="also write what the reports show of this run to FILE (JSON), as "
-                   "`make reports-llm` does for the cpu-llm profile (reports/cpu_llm/summary.json)")
-    p = sub.add_parser("reports", help="run the experiment (unless --skip-run) and regenerate reports/ with papermill")
-    _config_args(p); p.add_argument("--run", default=None, help="run folder to report on (default: config out_dir)")
-    p.add_argument("--params", default=None, help="parameter YAML for the templates (default: experiments/params/<profile>.yaml)")
-    p.add_argument("--only", default=None, help="comma-separated report names"); p.add_argument("--skip-run", action="store_true")
-    p.add_argument("--reports-dir", default="reports", help="where the reports go (with --verify: the committed reports compared against)")
-    p.add_argument("--verify", action="store_true", help="regenerate the run (unless --skip-run) and the reports into a temporary folder "
-                   "and compare every metrics.json figure with the committed one; exit status 1 on a difference")
-    p.add_argument("--tolerance", type=float, default=0.0, help="--verify: largest absolute difference accepted (timings are never compared)")
-    p.add_argument("--seeds", default=None, help="comma-separated training seeds, the configured one among them: one experiment per seed "
-                   "(a finished run is reused), then the seed_spread report, which main_results and ablations read (make reports-seeds)")
-    p.add_argument("--worlds", default=None,
-                   help="comma-separated generator seeds of fresh worlds (the configured data's settings): the experiment "
-                   "without ablations per world and training seed (--seeds), then the world_spread report alone "
-                   "(make reports-worlds)")
-    p.add_argument("--allow-dirty", action="store_true",
-                   help="accept a checkout with uncommitted changes (development): the reports record git_dirty: true, "
-                   "and --verify rejects them")
+    p = sub.add_parser("train", help="train both experts (two stages) and calibrate")
+    _config_args(p)
+    p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
+    p.add_argument("--no-resume", action="store_true")
+    p = sub.add_parser(
+        "run", help="the full experiment: experts, baselines, fusion sweep, ablations, evaluation"
+    )
+    _config_args(p)
+    p.add_argument("--out", default=None, help="run folder (default: config out_dir)")
+    p.add_argument("--no-ablations", action="store_true")
+    p.add_argument("--systems", default=None, help="comma-separated systems to run")
+    p.add_argument(
+        "--summary",
+        default=None,
+        metavar="FILE",
+        help="also write what the reports show of this run to FILE (JSON), as "
+        "`make reports-llm` does for the cpu-llm profile (reports/cpu_llm/summary.json)",
+    )
+    p = sub.add_parser(
+        "reports", help="run the experiment (unless --skip-run) and regenerate reports/ with papermill"
+    )
+    _config_args(p)
+    p.add_argument("--run", default=None, help="run folder to report on (default: config out_dir)")
+    p.add_argument(
+        "--params",
+        default=None,
+        help="parameter YAML for the templates (default: experiments/params/<profile>.yaml)",
+    )
+    p.add_argument("--only", default=None, help="comma-separated report names")
+    p.add_argument("--skip-run", action="store_true")
+    p.add_argument(
+        "--reports-dir",
+        default="reports",
+        help="where the reports go (with --verify: the committed reports compared against)",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="regenerate the run (unless --skip-run) and the reports into a temporary folder "
+        "and compare every metrics.json figure with the committed one; exit status 1 on a difference",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="--verify: largest absolute difference accepted (timings are never compared)",
+    )
+    p.add_argument(
+        "--seeds",
+        default=None,
+        help="comma-separated training seeds, the configured one among them: one experiment per seed "
+        "(a finished run is reused), then the seed_spread report, which main_results and ablations read (make reports-seeds)",
+    )
+    p.add_argument(
+        "--worlds",
+        default=None,
+        help="comma-separated generator seeds of fresh worlds (the configured data's settings): the experiment "
+        "without ablations per world and training seed (--seeds), then the world_spread report alone "
+        "(make reports-worlds)",
+    )
+    p.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="accept a checkout with uncommitted changes (development): the reports record git_dirty: true, "
+        "and --verify rejects them",
+    )
     _serving_parsers(sub)
     return ap
 
@@ -72,85 +150,169 @@ def build_parser()->argparse.ArgumentParser:
 def _serving_parsers(sub):
     "The commands that serve a trained run: recommend, rank-candidates, bench and score."
     p = sub.add_parser("recommend", help="top-k jobs for candidates")
-    p.add_argument("--model", required=True); p.add_argument("--candidate", required=True, help="CSV/JSON of one or more candidates")
-    p.add_argument("--jobs", required=True, help="job catalogue CSV/JSON"); p.add_argument("--k", type=int, default=10)
-    p.add_argument("--tau", type=float, default=None, help="eligibility requirement at --k: the served fusion (one multiplier fitted on "
-                   "validation candidates) meets it ON AVERAGE over candidates, within the run's validated range, not for each; the "
-                   "output shows this candidate's own calibrated eligibility@k (--fusion inference_per_candidate searches it per candidate)")
-    p.add_argument("--hard", action="store_true", help="eligible jobs (calibrated p_Q >= fusion.hard_threshold) first, back-filled")
-    p.add_argument("--fusion", choices=list(FUSIONS), default=None, metavar="NAME",
-                   help=f"fusion system serving --tau, one of {', '.join(FUSIONS)} (default: the run's validated one; see jobrec.fusion.FUSIONS)")
-    p.add_argument("--format", choices=["table", "json"], default="table"); p.add_argument("--out", default=None); _rationale_args(p)
+    p.add_argument("--model", required=True)
+    p.add_argument("--candidate", required=True, help="CSV/JSON of one or more candidates")
+    p.add_argument("--jobs", required=True, help="job catalogue CSV/JSON")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument(
+        "--tau",
+        type=float,
+        default=None,
+        help="eligibility requirement at --k: the served fusion (one multiplier fitted on "
+        "validation candidates) meets it ON AVERAGE over candidates, within the run's validated range, not for each; the "
+        "output shows this candidate's own calibrated eligibility@k (--fusion inference_per_candidate searches it per candidate)",
+    )
+    p.add_argument(
+        "--hard",
+        action="store_true",
+        help="eligible jobs (calibrated p_Q >= fusion.hard_threshold) first, back-filled",
+    )
+    p.add_argument(
+        "--fusion",
+        choices=list(FUSIONS),
+        default=None,
+        metavar="NAME",
+        help=f"fusion system serving --tau, one of {', '.join(FUSIONS)} (default: the run's validated one; see jobrec.fusion.FUSIONS)",
+    )
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--out", default=None)
+    _rationale_args(p)
     p = sub.add_parser("rank-candidates", help="rank candidates for a job (employer side)")
-    p.add_argument("--model", required=True); p.add_argument("--job", required=True); p.add_argument("--candidates", required=True)
-    p.add_argument("--k", type=int, default=10); p.add_argument("--format", choices=["table", "json"], default="table")
-    p.add_argument("--out", default=None); _rationale_args(p)
+    p.add_argument("--model", required=True)
+    p.add_argument("--job", required=True)
+    p.add_argument("--candidates", required=True)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--out", default=None)
+    _rationale_args(p)
     p = sub.add_parser("bench", help="benchmarks: throughput, latency, tau change, memory")
-    _config_args(p); p.add_argument("--out", default="reports/bench"); p.add_argument("--quick", action="store_true")
-    p = sub.add_parser("score", help="batch scoring: top-k jobs for every candidate of files, to Parquet shards (local or Ray)")
-    p.add_argument("--model", required=True); p.add_argument("--candidates", required=True, help="a candidate file or a glob of them")
-    p.add_argument("--jobs", required=True); p.add_argument("--k", type=int, default=10); p.add_argument("--tau", type=float, default=0.6)
-    p.add_argument("--out", required=True); p.add_argument("--engine", choices=["local", "ray"], default="local"); p.add_argument("--shard-size", type=int, default=256)
-    p = sub.add_parser("cascade", help="fit the retrieval cascade's first stage of a trained run (model/cascade/), distilled from its experts")
-    p.add_argument("--model", required=True); p.add_argument("--jobs", default=None, help="a catalogue to fit on (default: the run's jobs and --n-jobs generated ones)")
-    p.add_argument("--n-jobs", type=int, default=None, help="generated jobs added (default: retrieval.bench_cascade_jobs)")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: retrieval.bench_cascade_steps)")
+    _config_args(p)
+    p.add_argument("--out", default="reports/bench")
+    p.add_argument("--quick", action="store_true")
+    p = sub.add_parser(
+        "score",
+        help="batch scoring: top-k jobs for every candidate of files, to Parquet shards (local or Ray)",
+    )
+    p.add_argument("--model", required=True)
+    p.add_argument("--candidates", required=True, help="a candidate file or a glob of them")
+    p.add_argument("--jobs", required=True)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--tau", type=float, default=0.6)
+    p.add_argument("--out", required=True)
+    p.add_argument("--engine", choices=["local", "ray"], default="local")
+    p.add_argument("--shard-size", type=int, default=256)
+    p = sub.add_parser(
+        "cascade",
+        help="fit the retrieval cascade's first stage of a trained run (model/cascade/), distilled from its experts",
+    )
+    p.add_argument("--model", required=True)
+    p.add_argument(
+        "--jobs",
+        default=None,
+        help="a catalogue to fit on (default: the run's jobs and --n-jobs generated ones)",
+    )
+    p.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        help="generated jobs added (default: retrieval.bench_cascade_jobs)",
+    )
+    p.add_argument(
+        "--steps", type=int, default=None, help="training steps (default: retrieval.bench_cascade_steps)"
+    )
 
 # %% ../nbs/12_cli.ipynb #c010
 def _rationale_args(p):
-    p.add_argument("--rationale", action="store_true", help="add 2-3 sentences per result written by a language model from the explanation, checked against it (nbs/10b_rationale)")
-    p.add_argument("--rationale-model", default="smollm2", help="decoder that writes the rationales: smollm2 | tiny | hf:<folder>")
+    p.add_argument(
+        "--rationale",
+        action="store_true",
+        help="add 2-3 sentences per result written by a language model from the explanation, checked against it (nbs/10b_rationale)",
+    )
+    p.add_argument(
+        "--rationale-model",
+        default="smollm2",
+        help="decoder that writes the rationales: smollm2 | tiny | hf:<folder>",
+    )
+
 
 def _check_serving_args(a):
     from jobrec.recommend import find_system
-    if a.k < 1: raise UsageError(f"--k must be >= 1, got {a.k}")
-    if getattr(a, "tau", None) is not None and not 0.0 <= a.tau <= 1.0: raise UsageError(f"--tau must lie in [0, 1], got {a.tau:g}")
+
+    if a.k < 1:
+        raise UsageError(f"--k must be >= 1, got {a.k}")
+    if getattr(a, "tau", None) is not None and not 0.0 <= a.tau <= 1.0:
+        raise UsageError(f"--tau must lie in [0, 1], got {a.tau:g}")
     find_system(a.model)
+
 
 def _emit(a, results, header):
     from jobrec.recommend import results_json, results_table, write_output
-    text = json.dumps(results_json(results, **header), indent=2) + "\n" if a.format == "json" else results_table(results)
+
+    text = (
+        json.dumps(results_json(results, **header), indent=2) + "\n"
+        if a.format == "json"
+        else results_table(results)
+    )
     if a.rationale and a.format == "table":
         from jobrec.rationale import rationale_lines
+
         text += "\n" + rationale_lines(results)
     if a.out:
-        write_output(text, a.out); print(f"wrote {sum(len(t) for t in results)} results for {len(results)} {header['for']} to {a.out}")
-    else: print(text, end="")
+        write_output(text, a.out)
+        print(f"wrote {sum(len(t) for t in results)} results for {len(results)} {header['for']} to {a.out}")
+    else:
+        print(text, end="")
+
 
 def _cmd_recommend(a):
     "`jobrec recommend`: top-k jobs for each candidate of a file."
     from jobrec.recommend import Recommender, read_entities
+
     _check_serving_args(a)
     cands = read_entities(a.candidate, "candidate")
     jobs = read_entities(a.jobs, "job")  # validated before the model loads
     rec = Recommender.load(a.model)
     cat = rec.catalogue(a.jobs, records=jobs)
     res = rec.recommend(cands, cat, k=a.k, tau=a.tau, hard=a.hard, fusion=a.fusion)
-    if a.rationale: from jobrec.rationale import add_rationales; add_rationales(res, a.rationale_model)
+    if a.rationale:
+        from jobrec.rationale import add_rationales
+
+        add_rationales(res, a.rationale_model)
     _emit(a, res, {"model": str(a.model), "catalogue": str(a.jobs), "for": "candidates"})
+
 
 def _cmd_cascade(a):
     "`jobrec cascade`: fit and save the retrieval cascade's first stage, and print its held-out recall."
     from jobrec.recommend import cascade_command
+
     bad = (a.n_jobs is not None and a.n_jobs < 0) or (a.steps is not None and a.steps < 1)
-    if bad: raise UsageError(f"--n-jobs must be >= 0 and --steps >= 1, got {a.n_jobs} and {a.steps}")
+    if bad:
+        raise UsageError(f"--n-jobs must be >= 0 and --steps >= 1, got {a.n_jobs} and {a.steps}")
     out = cascade_command(a.model, a.jobs, a.n_jobs, a.steps)
     print(json.dumps(out, indent=2))
 
+
 def _cmd_score(a):
     from jobrec.batch import score_command
+
     return score_command(a)
+
 
 def _cmd_rank_candidates(a):
     "`jobrec rank-candidates`: top-k candidates of a file for one job."
     from jobrec.recommend import Recommender, read_entities
+
     _check_serving_args(a)
     js = read_entities(a.job, "job")
-    if len(js) != 1: raise UsageError(f"--job must hold exactly one job, {a.job} holds {len(js)}")
+    if len(js) != 1:
+        raise UsageError(f"--job must hold exactly one job, {a.job} holds {len(js)}")
     cands = read_entities(a.candidates, "candidate")
     rec = Recommender.load(a.model)
     res = rec.rank_candidates(js[0], cands, k=a.k)
-    if a.rationale: from jobrec.rationale import add_rationales; add_rationales([res], a.rationale_model)
+    if a.rationale:
+        from jobrec.rationale import add_rationales
+
+        add_rationales([res], a.rationale_model)
     _emit(a, [res], {"model": str(a.model), "job": str(a.job), "for": "jobs"})
 
 # %% ../nbs/12_cli.ipynb #c005a
@@ -158,198 +320,321 @@ SEED_REPORT = "seed_spread"  # made only with --seeds (an experiment per seed); 
 WORLD_REPORT = "world_spread"  # made only with --worlds (an experiment per world and seed), and alone
 RELEASED_REPORT = "released"  # made only by make reports-released, from a folder of the authors' files
 
-def _report_names(a, root, seeds)->list[str]:
+
+def _report_names(a, root, seeds) -> list[str]:
     "The reports this call regenerates: --only, else every template but the seed spread unless seeds were run."
     from jobrec.report import list_templates, report_name
-    if a.only: return a.only.split(",")
+
+    if a.only:
+        return a.only.split(",")
     names = [report_name(t) for t in list_templates(root)]
     return [n for n in names if (seeds or n != SEED_REPORT) and n not in (WORLD_REPORT, RELEASED_REPORT)]
 
-def _seed_runs(a, cfg, run, seeds)->dict:
+
+def _seed_runs(a, cfg, run, seeds) -> dict:
     "seed -> run folder: the experiment once per seed (finished runs reused), or, with --skip-run, the folders already there."
     from jobrec.seeds import run_seeds, seed_run_dir
-    if cfg.seed not in seeds: raise UsageError(f"--seeds must include the configured seed {cfg.seed}: its run is the one the reports show")
-    c = cfg if str(run) == str(cfg.out_dir) else Config(merge_config(dict(cfg), {"out_dir": str(run)}, "--run"))
-    if not a.skip_run: return run_seeds(c, seeds)
+
+    if cfg.seed not in seeds:
+        raise UsageError(
+            f"--seeds must include the configured seed {cfg.seed}: its run is the one the reports show"
+        )
+    c = (
+        cfg
+        if str(run) == str(cfg.out_dir)
+        else Config(merge_config(dict(cfg), {"out_dir": str(run)}, "--run"))
+    )
+    if not a.skip_run:
+        return run_seeds(c, seeds)
     runs = {s: seed_run_dir(c.out_dir, s, c.seed) for s in seeds}
-    missing = [str(d) for d in runs.values() if not (d/"metrics.json").exists()]
-    if missing: raise UsageError(f"--skip-run: no finished run in {missing}; run without --skip-run")
+    missing = [str(d) for d in runs.values() if not (d / "metrics.json").exists()]
+    if missing:
+        raise UsageError(f"--skip-run: no finished run in {missing}; run without --skip-run")
     return runs
+
 
 def _cmd_reports(a):
     from jobrec.pipeline import run_experiment
     from jobrec.report import run_reports, check_clean
     from jobrec.seeds import check_seeds
-    cfg = _cfg(a); root = project_root()
+
+    cfg = _cfg(a)
+    root = project_root()
     _report_templates(root)
     # taken once, before any report is rewritten; --verify compares the committed reports, so their changes count there
     git = check_clean(root, [] if a.verify else _written_inside(root, a.reports_dir), a.allow_dirty)
-    if a.worlds: return _cmd_worlds(a, cfg, root, git)
+    if a.worlds:
+        return _cmd_worlds(a, cfg, root, git)
     seeds = check_seeds(a.seeds.split(",")) if a.seeds else None
     tmp = Path(tempfile.mkdtemp(prefix="jobrec-verify-")) if a.verify else None
-    run = tmp/"run" if tmp and not a.skip_run else a.run or cfg.out_dir
-    rdir = tmp/"reports" if tmp else a.reports_dir
+    run = tmp / "run" if tmp and not a.skip_run else a.run or cfg.out_dir
+    rdir = tmp / "reports" if tmp else a.reports_dir
     runs = _seed_runs(a, cfg, run, seeds) if seeds else None
-    if not a.skip_run and not seeds: run_experiment(cfg, run)
+    if not a.skip_run and not seeds:
+        run_experiment(cfg, run)
     params = _template_params(a, root)
     common = params.setdefault("common", {})
     common["run_dir"] = str(run)  # the templates read the run this command made
-    common["seed_spread_dir"] = str(Path(rdir if seeds else a.reports_dir)/SEED_REPORT)  # the spread made now, else the committed one
-    if seeds: params.setdefault(SEED_REPORT, {})["seed_runs"] = [str(d) for d in runs.values()]
+    common["seed_spread_dir"] = str(
+        Path(rdir if seeds else a.reports_dir) / SEED_REPORT
+    )  # the spread made now, else the committed one
+    if seeds:
+        params.setdefault(SEED_REPORT, {})["seed_runs"] = [str(d) for d in runs.values()]
     names = _report_names(a, root, seeds)  # the seed spread first: main results and ablations read it
-    done = [p for group in ([n for n in names if n == SEED_REPORT], [n for n in names if n != SEED_REPORT]) if group
-            for p in run_reports(params, rdir, only=group, git=git)]
-    if tmp: return _verify(a, rdir, root, tmp, names)
+    done = [
+        p
+        for group in ([n for n in names if n == SEED_REPORT], [n for n in names if n != SEED_REPORT])
+        if group
+        for p in run_reports(params, rdir, only=group, git=git)
+    ]
+    if tmp:
+        return _verify(a, rdir, root, tmp, names)
     print(f"{len(done)} reports regenerated in {rdir}/ (index: {rdir}/index.md)")
 
-
 # %% ../nbs/12_cli.ipynb #c005w
-def _template_params(a, root)->dict:
+def _template_params(a, root) -> dict:
     "The templates' parameter file: --params, else experiments/params/<profile>.yaml, else none."
     import yaml
-    pfile = Path(a.params) if a.params else root/"experiments"/"params"/f"{Path(a.profile).stem}.yaml"
+
+    pfile = Path(a.params) if a.params else root / "experiments" / "params" / f"{Path(a.profile).stem}.yaml"
     return yaml.safe_load(pfile.read_text()) if pfile.exists() else {}
 
-def _written_inside(root, folder)->list[str]:
+
+def _written_inside(root, folder) -> list[str]:
     "`folder` relative to the checkout when inside it (its changes are the command's outputs), else nothing."
-    p = (Path(folder) if Path(folder).is_absolute() else root/folder).resolve()
+    p = (Path(folder) if Path(folder).is_absolute() else root / folder).resolve()
     return [p.relative_to(root.resolve()).as_posix()] if p.is_relative_to(root.resolve()) else []
 
-def _cmd_worlds(a, cfg, root, git)->int:
+
+def _cmd_worlds(a, cfg, root, git) -> int:
     "--worlds: the experiment without ablations per world and seed (finished runs reused), then world_spread alone."
     import time
     from jobrec.report import run_reports
     from jobrec.seeds import check_seeds, check_worlds, run_worlds, world_runs
+
     if a.verify or a.only:
         raise UsageError("--worlds makes the world_spread report alone: it takes neither --verify nor --only")
     c = cfg if not a.run else Config(merge_config(dict(cfg), {"out_dir": str(a.run)}, "--run"))
     worlds = check_worlds(a.worlds.split(","), c)
     seeds = check_seeds(a.seeds.split(",")) if a.seeds else [int(c.seed)]
-    if c.seed not in seeds: raise UsageError(f"--seeds must include the configured seed {c.seed}")
+    if c.seed not in seeds:
+        raise UsageError(f"--seeds must include the configured seed {c.seed}")
     t0 = time.time()
     runs = world_runs(c, worlds, seeds, missing_ok=False) if a.skip_run else run_worlds(c, worlds, seeds)
     params = _template_params(a, root)
-    params.setdefault("common", {})["run_dir"] = str(runs[next(iter(runs))][int(c.seed)])  # the reference world's run
+    params.setdefault("common", {})["run_dir"] = str(
+        runs[next(iter(runs))][int(c.seed)]
+    )  # the reference world's run
     folders = {str(w): [str(d) for d in r.values()] for w, r in runs.items()}
     params.setdefault(WORLD_REPORT, {}).update(world_runs=folders, command_seconds=round(time.time() - t0, 1))
     done = run_reports(params, a.reports_dir, only=[WORLD_REPORT], git=git)
     print(f"{WORLD_REPORT}: {len(runs)} worlds x {len(seeds)} seeds in {time.time() - t0:.0f} s -> {done[0]}")
 
-def _verify(a, regenerated, root, tmp, names)->int:
+
+def _verify(a, regenerated, root, tmp, names) -> int:
     "Print each figure that differs from the committed reports; status 1 (and the regenerated folder kept) when any does."
     from jobrec.report import verify_reports, provenance_problems
-    ref = Path(a.reports_dir) if Path(a.reports_dir).is_absolute() else root/a.reports_dir
+
+    ref = Path(a.reports_dir) if Path(a.reports_dir).is_absolute() else root / a.reports_dir
     diffs = verify_reports(regenerated, ref, names, a.tolerance)
     for name, ds in diffs.items():
-        for k, x, y in ds: print(f"{name}: {k}: committed {x!r}, regenerated {y!r}")
+        for k, x, y in ds:
+            print(f"{name}: {k}: committed {x!r}, regenerated {y!r}")
     # every committed report (the spreads included) must come from a clean tree at a commit of this history
     origin = {} if a.allow_dirty else provenance_problems(ref, root)
-    for name, why in origin.items(): print(f"{name}: {why}")
+    for name, why in origin.items():
+        print(f"{name}: {why}")
     n = sum(map(len, diffs.values())) + len(origin)
     if n:
-        print(f"{n} difference(s) beyond tolerance {a.tolerance} or of provenance in {len(set(diffs) | set(origin))} "
-              f"report(s); the regenerated ones are in {tmp}")
+        print(
+            f"{n} difference(s) beyond tolerance {a.tolerance} or of provenance in {len(set(diffs) | set(origin))} "
+            f"report(s); the regenerated ones are in {tmp}"
+        )
         return 1
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"the reports in {ref} are reproduced (tolerance {a.tolerance}, timings not compared)")
     return 0
 
-
 # %% ../nbs/12_cli.ipynb #c006
 def _cmd_config(a):
     import yaml
+
     print(yaml.safe_dump(dict(_cfg(a)), sort_keys=False), end="")
+
 
 def _cmd_data(a):
     from jobrec.card import build_default_dataset
-    cfg = _cfg(a); syn = cfg["data"]["synthetic"]
+
+    cfg = _cfg(a)
+    syn = cfg["data"]["synthetic"]
     cat = None if a.catalogue.lower() == "none" else a.catalogue
-    d = build_default_dataset(a.out, cat, cfg.seed, split=cfg["data"]["split"], **{k: v for k, v in syn.items() if k != "catalogue"})
+    d = build_default_dataset(
+        a.out, cat, cfg.seed, split=cfg["data"]["split"], **{k: v for k, v in syn.items() if k != "catalogue"}
+    )
     print(f"{d} written to {a.out}")
+
 
 def _cmd_train(a):
     from jobrec.pipeline import train_run
+
     out = train_run(_cfg(a), a.out, resume=not a.no_resume)
     print(f"trained model in {out}")
 
+
 def _cmd_run(a):
     from jobrec.pipeline import run_experiment
+
     cfg = _cfg(a)
     # the release's own splits (and, with its profiles, the content experiment in content/): jobrec.released
     if cfg["data"]["source"] == "released":
         from jobrec.released import run_released
-        out = run_released(cfg, a.out or cfg.out_dir, ablations=not a.no_ablations, systems=a.systems.split(",") if a.systems else None)
-    else: out = run_experiment(cfg, a.out or cfg.out_dir, ablations=not a.no_ablations,
-                               systems=a.systems.split(",") if a.systems else None)
+
+        out = run_released(
+            cfg,
+            a.out or cfg.out_dir,
+            ablations=not a.no_ablations,
+            systems=a.systems.split(",") if a.systems else None,
+        )
+    else:
+        out = run_experiment(
+            cfg,
+            a.out or cfg.out_dir,
+            ablations=not a.no_ablations,
+            systems=a.systems.split(",") if a.systems else None,
+        )
     print(f"experiment written to {out}")
     if a.summary:
         from jobrec.report import write_profile_summary
         import shlex
-        argv = ["jobrec", "run", "--profile", a.profile, *(["--config", a.config] if a.config else []), *(x for o in a.overrides for x in ("--set", o)),
-                "--out", str(a.out or cfg.out_dir), *(["--no-ablations"] if a.no_ablations else []), *(["--systems", a.systems] if a.systems else [])]
+
+        argv = [
+            "jobrec",
+            "run",
+            "--profile",
+            a.profile,
+            *(["--config", a.config] if a.config else []),
+            *(x for o in a.overrides for x in ("--set", o)),
+            "--out",
+            str(a.out or cfg.out_dir),
+            *(["--no-ablations"] if a.no_ablations else []),
+            *(["--systems", a.systems] if a.systems else []),
+        ]
         print(f"summary written to {write_profile_summary(out, a.summary, shlex.join(argv))}")
 
 # %% ../nbs/12_cli.ipynb #c008c
 def _cmd_vocabulary(a):
     from jobrec.data import derive_vocabulary
+
     d = derive_vocabulary(a.catalogue, a.out, a.date)
-    print(f"vocabulary of {d['provenance']['jobs']} jobs ({len(d['industries'])} industries, {len(d['majors'])} majors) written to {a.out}")
+    print(
+        f"vocabulary of {d['provenance']['jobs']} jobs ({len(d['industries'])} industries, {len(d['majors'])} majors) written to {a.out}"
+    )
+
 
 def _cmd_examples(a):
     from jobrec.core import PACKAGE_DIR
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    for n in ("candidate.csv", "jobs.csv"): shutil.copyfile(PACKAGE_DIR/"examples"/n, out/n)
-    print(f"example candidate and jobs in {out}/; try: jobrec recommend --model RUN --candidate {out/'candidate.csv'} --jobs {out/'jobs.csv'}")
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for n in ("candidate.csv", "jobs.csv"):
+        shutil.copyfile(PACKAGE_DIR / "examples" / n, out / n)
+    print(
+        f"example candidate and jobs in {out}/; try: jobrec recommend --model RUN --candidate {out / 'candidate.csv'} --jobs {out / 'jobs.csv'}"
+    )
+
 
 def _report_templates(root):
     "Outside a checkout, copy the report templates and their parameters that ship with jobrec to `root/experiments`."
-    if (root/"experiments"/"templates").is_dir(): return
+    if (root / "experiments" / "templates").is_dir():
+        return
     from jobrec.data import embedded_path
+
     src = embedded_path("experiments", "templates")
-    if src is None: raise UsageError(f"no report templates in {root/'experiments'/'templates'} nor in this installation; copy there "
-                                     "the experiments/templates and experiments/params folders of the jobrec repository")
-    for d in ("templates", "params"): shutil.copytree(src.parent/d, root/"experiments"/d, dirs_exist_ok=True)
-    print(f"copied the report templates and their parameters that ship with jobrec to {root/'experiments'}/")
+    if src is None:
+        raise UsageError(
+            f"no report templates in {root / 'experiments' / 'templates'} nor in this installation; copy there "
+            "the experiments/templates and experiments/params folders of the jobrec repository"
+        )
+    for d in ("templates", "params"):
+        shutil.copytree(src.parent / d, root / "experiments" / d, dirs_exist_ok=True)
+    print(
+        f"copied the report templates and their parameters that ship with jobrec to {root / 'experiments'}/"
+    )
+
 
 def _cmd_bench(a):
     from jobrec.bench import run_benchmarks, bench_summary
+
     out = run_benchmarks(_cfg(a), a.out, quick=a.quick)
     print(bench_summary(json.loads(Path(out).read_text())))
     print(f"benchmark written to {out}")
 
-COMMANDS = {"config": _cmd_config, "data": _cmd_data, "vocabulary": _cmd_vocabulary, "examples": _cmd_examples, "train": _cmd_train,
-            "run": _cmd_run, "reports": _cmd_reports, "recommend": _cmd_recommend, "rank-candidates": _cmd_rank_candidates, "bench": _cmd_bench,
-            "score": _cmd_score, "cascade": _cmd_cascade}
 
-def main(argv:list[str]|None=None # arguments (default: sys.argv[1:])
-        )->int:
+COMMANDS = {
+    "config": _cmd_config,
+    "data": _cmd_data,
+    "vocabulary": _cmd_vocabulary,
+    "examples": _cmd_examples,
+    "train": _cmd_train,
+    "run": _cmd_run,
+    "reports": _cmd_reports,
+    "recommend": _cmd_recommend,
+    "rank-candidates": _cmd_rank_candidates,
+    "bench": _cmd_bench,
+    "score": _cmd_score,
+    "cascade": _cmd_cascade,
+}
+
+
+def main(
+    argv: list[str] | None = None,  # arguments (default: sys.argv[1:])
+) -> int:
     "Entry point of the `jobrec` command; returns the exit status."
-    argv = list(sys.argv[1:] if argv is None else argv); debug = "--debug" in argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
     a = build_parser().parse_args([x for x in argv if x != "--debug"])
     try:
         _check_outputs(a)  # before anything loads: a bad --out fails in a second, not after the work
         rc = COMMANDS[a.command](a)
     except Exception as e:
-        if debug: raise
+        if debug:
+            raise
         # one type per kind of bad input (data, configuration, model, usage) and the file system's own: one line, exit 2
-        known = isinstance(e, (JobrecError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError))
+        known = isinstance(
+            e, (JobrecError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+        )
         msg = " ".join(str(e).split())[:400] or type(e).__name__
-        print(f"jobrec {a.command}: error: {msg}" if known else
-              f"jobrec {a.command}: internal error: {type(e).__name__}: {msg} (--debug shows the traceback)", file=sys.stderr)
+        print(
+            f"jobrec {a.command}: error: {msg}"
+            if known
+            else f"jobrec {a.command}: internal error: {type(e).__name__}: {msg} (--debug shows the traceback)",
+            file=sys.stderr,
+        )
         return 2 if known else 1
     return rc or 0
 
 # %% ../nbs/12_cli.ipynb #c008e
 # What each command writes, checked before any work: a "file" (its folder must exist) or a "folder" (parents are made)
-OUTPUTS = {"data": {"out": "folder"}, "vocabulary": {"out": "file"}, "examples": {"out": "folder"},
-           "train": {"out": "folder"}, "run": {"out": "folder", "summary": "file"}, "reports": {"reports_dir": "folder"},
-           "recommend": {"out": "file"}, "rank-candidates": {"out": "file"}, "bench": {"out": "folder"},
-           "score": {"out": "folder"}}
+OUTPUTS = {
+    "data": {"out": "folder"},
+    "vocabulary": {"out": "file"},
+    "examples": {"out": "folder"},
+    "train": {"out": "folder"},
+    "run": {"out": "folder", "summary": "file"},
+    "reports": {"reports_dir": "folder"},
+    "recommend": {"out": "file"},
+    "rank-candidates": {"out": "file"},
+    "bench": {"out": "folder"},
+    "score": {"out": "folder"},
+}
+
 
 def _check_outputs(a):
     "Every output path of the command, checked by `check_output`: the message names the path as the user gave it."
     from jobrec.core import check_output
+
     for dest, kind in OUTPUTS.get(a.command, {}).items():
         v = getattr(a, dest, None)
-        if v is None or (dest == "reports_dir" and a.verify): continue  # --verify only reads the reports there
+        if v is None or (dest == "reports_dir" and a.verify):
+            continue  # --verify only reads the reports there
         check_output(v, folder=kind == "folder", flag="--" + dest.replace("_", "-"))

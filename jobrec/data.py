@@ -14,8 +14,23 @@ import numpy as np
 import pandas as pd
 
 from .core import get_logger, load_config, project_root, write_json, atomic_path
-from .schema import (ACADEMIC_LEVELS, IN_PERSON_MODES, FEATURE_NAMES, Candidate, Job, SchemaError, candidate_from_row,
-                           job_from_row, candidate_to_row, job_to_row, pair_features, parse_list, mode_fits, USER_COLUMNS, ITEM_COLUMNS)
+from jobrec.schema import (
+    ACADEMIC_LEVELS,
+    IN_PERSON_MODES,
+    FEATURE_NAMES,
+    Candidate,
+    Job,
+    SchemaError,
+    candidate_from_row,
+    job_from_row,
+    candidate_to_row,
+    job_to_row,
+    pair_features,
+    parse_list,
+    mode_fits,
+    USER_COLUMNS,
+    ITEM_COLUMNS,
+)
 
 # %% auto #0
 __all__ = ['log', 'SPLITS', 'BUILTIN_VOCAB', 'TOPICS', 'VOCABULARY_FILE', 'VOCABULARY_KEYS', 'SYNTH_DEFAULTS', 'HISTORY_PRIOR',
@@ -31,8 +46,10 @@ __all__ = ['log', 'SPLITS', 'BUILTIN_VOCAB', 'TOPICS', 'VOCABULARY_FILE', 'VOCAB
 log = get_logger("jobrec.data")
 SPLITS = ("train", "val", "test")
 
+
 class DataError(SchemaError):
     "A data file or table that cannot be used as it is; names the file, row and column when they are known."
+
 
 @dataclass
 class JobRecData:
@@ -43,387 +60,728 @@ class JobRecData:
     qual: np.ndarray  # int8 [C, J]: 1 the employer accepts, 0 not, -1 unknown
     applied: np.ndarray  # bool [C, J]
     hired: np.ndarray  # bool [C, J] = applied & qual == 1
-    utility: np.ndarray|None = None  # float32 [C, J] latent preference utility (with noise), synthetic only
+    utility: np.ndarray | None = None  # float32 [C, J] latent preference utility (with noise), synthetic only
     arrays: dict = field(default_factory=dict)  # extra [C, J] matrices (utility_clean, apply_prob, ...)
     meta: dict = field(default_factory=dict)
 
     @property
-    def shape(self): return (len(self.candidates), len(self.jobs))
-    def idx(self, split:str)->np.ndarray:
+    def shape(self):
+        return (len(self.candidates), len(self.jobs))
+
+    def idx(self, split: str) -> np.ndarray:
         "Candidate indices of a split."
-        if split not in SPLITS: raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
+        if split not in SPLITS:
+            raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
         return np.flatnonzero(self.split == split)
+
     @property
-    def qual_observed(self)->np.ndarray:
+    def qual_observed(self) -> np.ndarray:
         "Screening outcomes as a platform logs them: qual where applied, -1 elsewhere (censoring)."
         return np.where(self.applied, self.qual, -1).astype(np.int8)
-    def features(self)->np.ndarray:
+
+    def features(self) -> np.ndarray:
         "The schema's numeric alignment features [C, J, F] (computed once, then cached)."
-        if "_features" not in self.__dict__: self.__dict__["_features"] = pair_features(self.candidates, self.jobs)
+        if "_features" not in self.__dict__:
+            self.__dict__["_features"] = pair_features(self.candidates, self.jobs)
         return self.__dict__["_features"]
-    def job_history(self, names:Sequence[str], split:str="train")->dict:
+
+    def job_history(self, names: Sequence[str], split: str = "train") -> dict:
         "This dataset's employer-history table (`job_history`)."
         return job_history(self, names, split)
-    def model_features(self, rows:Sequence[int], table:dict|None=None)->np.ndarray:
+
+    def model_features(self, rows: Sequence[int], table: dict | None = None) -> np.ndarray:
         "The features models read for candidates `rows` x all jobs: alignment features and the employer-history layer of `table`."
         F = self.features()[np.asarray(rows, dtype=np.int64)]
-        return np.concatenate([F, history_features(table, self.jobs, F)], -1) if table and table.get("names") else F
+        return (
+            np.concatenate([F, history_features(table, self.jobs, F)], -1)
+            if table and table.get("names")
+            else F
+        )
+
     def __repr__(self):
         C, J = self.shape
-        return (f"JobRecData({C} candidates x {J} jobs, split {dict(Counter(self.split.tolist()))}, "
-                f"source {self.meta.get('source', '?')})")
+        return (
+            f"JobRecData({C} candidates x {J} jobs, split {dict(Counter(self.split.tolist()))}, "
+            f"source {self.meta.get('source', '?')})"
+        )
 
 # %% ../nbs/02_data.ipynb #c007
-def save_npz(path:str|Path, arrays:dict)->Path:
+def save_npz(path: str | Path, arrays: dict) -> Path:
     "Write arrays to an .npz that `np.load` reads, byte-identical for identical arrays."
     with atomic_path(path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
             for k in sorted(arrays):
-                buf = io.BytesIO(); np.lib.format.write_array(buf, np.ascontiguousarray(arrays[k]), allow_pickle=False)
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, np.ascontiguousarray(arrays[k]), allow_pickle=False)
                 info = zipfile.ZipInfo(f"{k}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED; info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
                 z.writestr(info, buf.getvalue())
     return Path(path)
 
 # %% ../nbs/02_data.ipynb #c007d
-def _write_csv(df:pd.DataFrame, path:Path):
-    with atomic_path(path) as tmp: df.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
+def _write_csv(df: pd.DataFrame, path: Path):
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
+
 
 def _json_dump(obj, path):
     write_json(json.loads(json.dumps(obj, default=_jdefault)), path, sort_keys=True)
 
+
 def _jdefault(o):
-    if isinstance(o, np.integer): return int(o)
-    if isinstance(o, np.floating): return float(o)
-    if isinstance(o, np.ndarray): return o.tolist()
-    if isinstance(o, (Path, np.str_)): return str(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (Path, np.str_)):
+        return str(o)
     raise TypeError(type(o).__name__)
 
-def save_dataset(data:JobRecData, # the dataset
-                 folder:str|Path # output folder (created)
-                )->Path:
+
+def save_dataset(
+    data: JobRecData,  # the dataset
+    folder: str | Path,  # output folder (created)
+) -> Path:
     "Write candidates.csv, jobs.csv, split.csv, matrices.npz, meta.json (`jobrec.card.write_card` adds the card)."
-    out = Path(folder); out.mkdir(parents=True, exist_ok=True)
-    _write_csv(pd.DataFrame([candidate_to_row(c) for c in data.candidates], columns=USER_COLUMNS), out/"candidates.csv")
-    _write_csv(pd.DataFrame([job_to_row(j) for j in data.jobs], columns=ITEM_COLUMNS), out/"jobs.csv")
-    _write_csv(pd.DataFrame({"candidate_id": [c.candidate_id for c in data.candidates], "split": data.split}), out/"split.csv")
-    mats = {"pref": data.pref.astype(np.int8), "qual": data.qual.astype(np.int8), "applied": data.applied.astype(bool),
-            "hired": data.hired.astype(bool)}
-    if data.utility is not None: mats["utility"] = data.utility.astype(np.float32)
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_csv(
+        pd.DataFrame([candidate_to_row(c) for c in data.candidates], columns=USER_COLUMNS),
+        out / "candidates.csv",
+    )
+    _write_csv(pd.DataFrame([job_to_row(j) for j in data.jobs], columns=ITEM_COLUMNS), out / "jobs.csv")
+    _write_csv(
+        pd.DataFrame({"candidate_id": [c.candidate_id for c in data.candidates], "split": data.split}),
+        out / "split.csv",
+    )
+    mats = {
+        "pref": data.pref.astype(np.int8),
+        "qual": data.qual.astype(np.int8),
+        "applied": data.applied.astype(bool),
+        "hired": data.hired.astype(bool),
+    }
+    if data.utility is not None:
+        mats["utility"] = data.utility.astype(np.float32)
     mats.update({f"x_{k}": v for k, v in data.arrays.items()})
-    save_npz(out/"matrices.npz", mats)
-    _json_dump(data.meta, out/"meta.json")
+    save_npz(out / "matrices.npz", mats)
+    _json_dump(data.meta, out / "meta.json")
     return out
 
 # %% ../nbs/02_data.ipynb #c007g
-def load_dataset(folder:str|Path # a folder written by `save_dataset`
-                )->JobRecData:
+def load_dataset(
+    folder: str | Path,  # a folder written by `save_dataset`
+) -> JobRecData:
     "Read a dataset folder back (validating every record)."
     f = Path(folder)
     for n in ("candidates.csv", "jobs.csv", "split.csv", "matrices.npz", "meta.json"):
-        if not (f/n).exists(): raise DataError(f"missing dataset file {n}", file=f/n)
-    cands = read_candidates(f/"candidates.csv")
-    jobs = read_jobs(f/"jobs.csv")
-    sp = pd.read_csv(f/"split.csv", dtype=str, keep_default_na=False)
-    if list(sp.candidate_id) != [c.candidate_id for c in cands]: raise DataError("split.csv does not list the candidates in order", file=f/"split.csv")
+        if not (f / n).exists():
+            raise DataError(f"missing dataset file {n}", file=f / n)
+    cands = read_candidates(f / "candidates.csv")
+    jobs = read_jobs(f / "jobs.csv")
+    sp = pd.read_csv(f / "split.csv", dtype=str, keep_default_na=False)
+    if list(sp.candidate_id) != [c.candidate_id for c in cands]:
+        raise DataError("split.csv does not list the candidates in order", file=f / "split.csv")
     bad = ~sp.split.isin(SPLITS)
-    if bad.any(): raise DataError(f"unknown split {sp.split[bad].iloc[0]!r}", "split", int(np.flatnonzero(bad)[0]), f/"split.csv")
-    with np.load(f/"matrices.npz", allow_pickle=False) as z: m = {k: z[k] for k in z.files}
+    if bad.any():
+        raise DataError(
+            f"unknown split {sp.split[bad].iloc[0]!r}", "split", int(np.flatnonzero(bad)[0]), f / "split.csv"
+        )
+    with np.load(f / "matrices.npz", allow_pickle=False) as z:
+        m = {k: z[k] for k in z.files}
     for k in ("pref", "qual", "applied", "hired"):
-        if m[k].shape != (len(cands), len(jobs)): raise DataError(f"matrix {k} has shape {m[k].shape}, expected {(len(cands), len(jobs))}", file=f/"matrices.npz")
-    return JobRecData(cands, jobs, sp.split.to_numpy(dtype=object).astype(str), m["pref"], m["qual"], m["applied"], m["hired"],
-                      m.get("utility"), {k[2:]: v for k, v in m.items() if k.startswith("x_")}, json.loads((f/"meta.json").read_text()))
+        if m[k].shape != (len(cands), len(jobs)):
+            raise DataError(
+                f"matrix {k} has shape {m[k].shape}, expected {(len(cands), len(jobs))}",
+                file=f / "matrices.npz",
+            )
+    return JobRecData(
+        cands,
+        jobs,
+        sp.split.to_numpy(dtype=object).astype(str),
+        m["pref"],
+        m["qual"],
+        m["applied"],
+        m["hired"],
+        m.get("utility"),
+        {k[2:]: v for k, v in m.items() if k.startswith("x_")},
+        json.loads((f / "meta.json").read_text()),
+    )
 
 # %% ../nbs/02_data.ipynb #c008b
 import csv
 from .core import show_value
 
-def read_csv_strict(path:str|Path, # a CSV (or TSV) file with a header row
-                    sep:str="," # the field separator
-                   )->pd.DataFrame: # every value a string ('' for an empty cell)
+
+def read_csv_strict(
+    path: str | Path,  # a CSV (or TSV) file with a header row
+    sep: str = ",",  # the field separator
+) -> pd.DataFrame:  # every value a string ('' for an empty cell)
     "A table read exactly: duplicate columns, ragged rows, bad quoting and bytes that are not UTF-8 are errors naming the line."
     path, rd = Path(path), None
-    old = csv.field_size_limit(); csv.field_size_limit(max(old, 1 << 26))  # a long text field is data, not an error
+    old = csv.field_size_limit()
+    csv.field_size_limit(max(old, 1 << 26))  # a long text field is data, not an error
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rd = csv.reader(f, delimiter=sep, strict=True)
             header = next(rd, None)
-            if header is None: raise DataError("the file is empty", file=path.name)
+            if header is None:
+                raise DataError("the file is empty", file=path.name)
             dup = [c for c, n in Counter(header).items() if n > 1]
-            if dup: raise DataError(f"malformed CSV: duplicate column(s) {', '.join(show_value(c) for c in dup)} in the header", dup[0], file=path.name)
+            if dup:
+                raise DataError(
+                    f"malformed CSV: duplicate column(s) {', '.join(show_value(c) for c in dup)} in the header",
+                    dup[0],
+                    file=path.name,
+                )
             rows = []
             for row in rd:
-                if not row: continue  # a blank line
+                if not row:
+                    continue  # a blank line
                 if len(row) != len(header):
-                    raise DataError(f"malformed CSV: line {rd.line_num} has {len(row)} fields, the header has {len(header)}", file=path.name)
+                    raise DataError(
+                        f"malformed CSV: line {rd.line_num} has {len(row)} fields, the header has {len(header)}",
+                        file=path.name,
+                    )
                 rows.append(row)
-    except csv.Error as e: raise DataError(f"malformed CSV at line {getattr(rd, 'line_num', 0)} ({e})", file=path.name) from None
-    except UnicodeDecodeError as e: raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", file=path.name) from None
-    finally: csv.field_size_limit(old)
+    except csv.Error as e:
+        raise DataError(f"malformed CSV at line {getattr(rd, 'line_num', 0)} ({e})", file=path.name) from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", file=path.name) from None
+    finally:
+        csv.field_size_limit(old)
     return pd.DataFrame(rows, columns=header, dtype=str)
 
 # %% ../nbs/02_data.ipynb #c009
 def _read_table(path, required, name):
     path = Path(path)
-    if not path.exists(): raise DataError(f"file not found", file=path)
+    if not path.exists():
+        raise DataError(f"file not found", file=path)
     df = read_csv_strict(path)
     miss = [c for c in required if c not in df.columns]
-    if miss: raise DataError(f"missing column(s) {', '.join(miss)} in {name}", miss[0], file=path.name)
+    if miss:
+        raise DataError(f"missing column(s) {', '.join(miss)} in {name}", miss[0], file=path.name)
     return df
 
+
 def _read_records(path, build, required, name, on_error, skipped):
-    if on_error not in ("raise", "skip"): raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     df = _read_table(path, required, name)
     out, seen = [], {}
     for i, row in enumerate(df.to_dict("records")):
         try:
             r = build(row, i, Path(path).name)
             rid = getattr(r, "candidate_id", None) or getattr(r, "job_id")
-            if rid in seen: raise SchemaError(f"duplicate id {rid!r} (first at row {seen[rid]})", required[0], i, Path(path).name)
-            seen[rid] = i; out.append(r)
+            if rid in seen:
+                raise SchemaError(
+                    f"duplicate id {rid!r} (first at row {seen[rid]})", required[0], i, Path(path).name
+                )
+            seen[rid] = i
+            out.append(r)
         except SchemaError as e:
-            if on_error == "raise": raise
-            (skipped if skipped is not None else []).append({"file": Path(path).name, "row": i, "column": e.column, "reason": e.reason})
+            if on_error == "raise":
+                raise
+            (skipped if skipped is not None else []).append(
+                {"file": Path(path).name, "row": i, "column": e.column, "reason": e.reason}
+            )
     n_skip = sum(1 for s in (skipped or []) if s["file"] == Path(path).name)
-    if n_skip: log.warning(f"{Path(path).name}: skipped {n_skip} invalid row(s) of {len(df)} (on_error='skip')")
+    if n_skip:
+        log.warning(f"{Path(path).name}: skipped {n_skip} invalid row(s) of {len(df)} (on_error='skip')")
     return out
 
-def read_jobs(path:str|Path, # a Final_items.csv-format file
-              on_error:str="raise", # "raise" | "skip" (drop bad rows, count them in `skipped`)
-              skipped:list|None=None # list that receives one dict per skipped row
-             )->list[Job]:
-    "Validated jobs from a released-format item file."
-    return _read_records(path, job_from_row, ("job_id", "industry", "required_skills", "min_gpa", "min_academic_level"),
-                         "an item file", on_error, skipped)
 
-def read_candidates(path:str|Path, # a Final_users.csv-format file
-                    on_error:str="raise", # "raise" | "skip"
-                    skipped:list|None=None # list that receives one dict per skipped row
-                   )->list[Candidate]:
+def read_jobs(
+    path: str | Path,  # a Final_items.csv-format file
+    on_error: str = "raise",  # "raise" | "skip" (drop bad rows, count them in `skipped`)
+    skipped: list | None = None,  # list that receives one dict per skipped row
+) -> list[Job]:
+    "Validated jobs from a released-format item file."
+    return _read_records(
+        path,
+        job_from_row,
+        ("job_id", "industry", "required_skills", "min_gpa", "min_academic_level"),
+        "an item file",
+        on_error,
+        skipped,
+    )
+
+
+def read_candidates(
+    path: str | Path,  # a Final_users.csv-format file
+    on_error: str = "raise",  # "raise" | "skip"
+    skipped: list | None = None,  # list that receives one dict per skipped row
+) -> list[Candidate]:
     "Validated candidates from a released-format user file."
-    return _read_records(path, candidate_from_row, ("student_id", "gpa", "academic_level", "skills", "interests"),
-                         "a user file", on_error, skipped)
+    return _read_records(
+        path,
+        candidate_from_row,
+        ("student_id", "gpa", "academic_level", "skills", "interests"),
+        "a user file",
+        on_error,
+        skipped,
+    )
 
 # %% ../nbs/02_data.ipynb #c011
-def read_interactions(folder:str|Path, # the released folder
-                      on_error:str="raise", # "raise" | "skip"
-                      skipped:list|None=None
-                     )->dict[str, pd.DataFrame]:
+def read_interactions(
+    folder: str | Path,  # the released folder
+    on_error: str = "raise",  # "raise" | "skip"
+    skipped: list | None = None,
+) -> dict[str, pd.DataFrame]:
     "The released preference (train/val/test.csv) and qualification (qual_train/qual_test.csv) pairs, validated."
-    folder = Path(folder); out = {}
-    specs = {"train": ("label_pref", "score"), "val": ("label_pref", "score"), "test": ("label_pref", "score"),
-             "qual_train": ("label_qual",), "qual_test": ("label_qual",)}
+    folder = Path(folder)
+    out = {}
+    specs = {
+        "train": ("label_pref", "score"),
+        "val": ("label_pref", "score"),
+        "test": ("label_pref", "score"),
+        "qual_train": ("label_qual",),
+        "qual_test": ("label_qual",),
+    }
     for name, cols in specs.items():
-        p = folder/f"{name}.csv"
-        if not p.exists(): continue
+        p = folder / f"{name}.csv"
+        if not p.exists():
+            continue
         df = _read_table(p, ("user", "item") + cols, "an interaction file")
         bad = []
         for c in cols:
             v = pd.to_numeric(df[c], errors="coerce")
             ok = v.notna() & (v.isin([0, 1]) if c.startswith("label") else np.isfinite(v))
-            for i in np.flatnonzero(~ok.to_numpy()): bad.append((int(i), c, f"invalid value {df[c].iloc[i]!r}"))
+            for i in np.flatnonzero(~ok.to_numpy()):
+                bad.append((int(i), c, f"invalid value {df[c].iloc[i]!r}"))
             df[c] = v
         for c in ("user", "item"):
-            for i in np.flatnonzero((df[c].str.strip() == "").to_numpy()): bad.append((int(i), c, "missing id"))
+            for i in np.flatnonzero((df[c].str.strip() == "").to_numpy()):
+                bad.append((int(i), c, "missing id"))
         if bad:
-            if on_error == "raise": i, c, r = bad[0]; raise DataError(r, c, i, p.name)
+            if on_error == "raise":
+                i, c, r = bad[0]
+                raise DataError(r, c, i, p.name)
             rows = sorted({b[0] for b in bad})
-            if skipped is not None: skipped.extend({"file": p.name, "row": i, "column": c, "reason": r} for i, c, r in bad)
+            if skipped is not None:
+                skipped.extend({"file": p.name, "row": i, "column": c, "reason": r} for i, c, r in bad)
             log.warning(f"{p.name}: skipped {len(rows)} invalid row(s) of {len(df)} (on_error='skip')")
             df = df.drop(index=rows).reset_index(drop=True)
         for c in cols:
-            if c.startswith("label"): df[c] = df[c].astype(np.int8)
+            if c.startswith("label"):
+                df[c] = df[c].astype(np.int8)
         out[name] = df
     return out
 
 # %% ../nbs/02_data.ipynb #c014
-def candidate_split(n:int, # number of candidates
-                    shares:Sequence[float]=(0.7, 0.15, 0.15), # train / val / test shares
-                    seed:int=0
-                   )->np.ndarray:
+def candidate_split(
+    n: int,  # number of candidates
+    shares: Sequence[float] = (0.7, 0.15, 0.15),  # train / val / test shares
+    seed: int = 0,
+) -> np.ndarray:
     "A seeded candidate-disjoint split: one of train/val/test per candidate."
     sh = np.asarray(shares, float)
-    if len(sh) != 3 or (sh < 0).any() or abs(sh.sum() - 1) > 1e-6: raise DataError(f"data.split must be three shares summing to 1, got {list(shares)}")
+    if len(sh) != 3 or (sh < 0).any() or abs(sh.sum() - 1) > 1e-6:
+        raise DataError(f"data.split must be three shares summing to 1, got {list(shares)}")
     perm = np.random.default_rng(seed).permutation(n)
     cuts = np.round(np.cumsum(sh)[:2] * n).astype(int)
     out = np.empty(n, dtype="<U5")
-    for name, part in zip(SPLITS, np.split(perm, cuts)): out[part] = name
+    for name, part in zip(SPLITS, np.split(perm, cuts)):
+        out[part] = name
     return out
 
-def load_released(folder:str|Path, # the released folder (Final_items.csv, train/val/test.csv, qual_*.csv)
-                  users_csv:str|Path|None=None, # Final_users.csv (default: folder/Final_users.csv)
-                  on_error:str="raise", # "raise" | "skip" invalid rows (counted in meta["skipped"])
-                  split:Sequence[float]=(0.7, 0.15, 0.15), # candidate-disjoint shares for jobrec's own split
-                  seed:int=0
-                 )->JobRecData:
+
+def load_released(
+    folder: str | Path,  # the released folder (Final_items.csv, train/val/test.csv, qual_*.csv)
+    users_csv: str | Path | None = None,  # Final_users.csv (default: folder/Final_users.csv)
+    on_error: str = "raise",  # "raise" | "skip" invalid rows (counted in meta["skipped"])
+    split: Sequence[float] = (0.7, 0.15, 0.15),  # candidate-disjoint shares for jobrec's own split
+    seed: int = 0,
+) -> JobRecData:
     "The released data as a `JobRecData` (needs the user profiles, which the release does not include)."
-    folder = Path(folder); skipped = []
-    users = Path(users_csv) if users_csv else folder/"Final_users.csv"
+    folder = Path(folder)
+    skipped = []
+    users = Path(users_csv) if users_csv else folder / "Final_users.csv"
     if not users.exists():
-        raise DataError("the candidate profiles (Final_users.csv) are needed to build model inputs and are not part of the "
-                        "release; pass users_csv=... (the job catalogue alone: read_jobs, the pairs: read_interactions)", file=users)
-    jobs = read_jobs(folder/"Final_items.csv", on_error, skipped)
+        raise DataError(
+            "the candidate profiles (Final_users.csv) are needed to build model inputs and are not part of the "
+            "release; pass users_csv=... (the job catalogue alone: read_jobs, the pairs: read_interactions)",
+            file=users,
+        )
+    jobs = read_jobs(folder / "Final_items.csv", on_error, skipped)
     cands = read_candidates(users, on_error, skipped)
     inter = read_interactions(folder, on_error, skipped)
-    ci = {c.candidate_id: i for i, c in enumerate(cands)}; ji = {j.job_id: i for i, j in enumerate(jobs)}
+    ci = {c.candidate_id: i for i, c in enumerate(cands)}
+    ji = {j.job_id: i for i, j in enumerate(jobs)}
     C, J = len(cands), len(jobs)
-    pref = np.full((C, J), -1, np.int8); qual = np.full((C, J), -1, np.int8); applied = np.zeros((C, J), bool)
-    score = np.full((C, J), np.nan, np.float32); rsplit = np.zeros((C, J), np.int8)
+    pref = np.full((C, J), -1, np.int8)
+    qual = np.full((C, J), -1, np.int8)
+    applied = np.zeros((C, J), bool)
+    score = np.full((C, J), np.nan, np.float32)
+    rsplit = np.zeros((C, J), np.int8)
     unknown = Counter()
     for k, (name, df) in enumerate(inter.items()):
-        u = df.user.map(ci); it = df.item.map(ji)
+        u = df.user.map(ci)
+        it = df.item.map(ji)
         unknown[name] = int((u.isna() | it.isna()).sum())
-        m = (u.notna() & it.notna()).to_numpy(); u = u[m].astype(int).to_numpy(); it = it[m].astype(int).to_numpy()
+        m = (u.notna() & it.notna()).to_numpy()
+        u = u[m].astype(int).to_numpy()
+        it = it[m].astype(int).to_numpy()
         if name.startswith("qual"):
-            qual[u, it] = df.label_qual.to_numpy()[m]; applied[u, it] = True
+            qual[u, it] = df.label_qual.to_numpy()[m]
+            applied[u, it] = True
         else:
-            pref[u, it] = np.maximum(pref[u, it], df.label_pref.to_numpy()[m]); score[u, it] = df.score.to_numpy()[m]
+            pref[u, it] = np.maximum(pref[u, it], df.label_pref.to_numpy()[m])
+            score[u, it] = df.score.to_numpy()[m]
             rsplit[u, it] = SPLITS.index(name) + 1
     n_unk = sum(unknown.values())
-    if n_unk: log.warning(f"dropped {n_unk} interaction row(s) whose user or job has no profile: {dict(unknown)}")
-    meta = {"source": "released", "folder": str(folder), "users_csv": str(users), "skipped": skipped,
-            "dropped_interactions_without_profile": dict(unknown), "split_seed": seed, "split_shares": list(split)}
-    return JobRecData(cands, jobs, candidate_split(C, split, seed), pref, qual, applied, applied & (qual == 1), None,
-                      {"score": score, "released_split": rsplit}, meta)
+    if n_unk:
+        log.warning(f"dropped {n_unk} interaction row(s) whose user or job has no profile: {dict(unknown)}")
+    meta = {
+        "source": "released",
+        "folder": str(folder),
+        "users_csv": str(users),
+        "skipped": skipped,
+        "dropped_interactions_without_profile": dict(unknown),
+        "split_seed": seed,
+        "split_shares": list(split),
+    }
+    return JobRecData(
+        cands,
+        jobs,
+        candidate_split(C, split, seed),
+        pref,
+        qual,
+        applied,
+        applied & (qual == 1),
+        None,
+        {"score": score, "released_split": rsplit},
+        meta,
+    )
 
 # %% ../nbs/02_data.ipynb #c016
 BUILTIN_VOCAB = {
     "industries": {
-        "Robotics": ["ROS", "SLAM", "Motion Planning", "Control Theory", "Kalman Filters", "Sensor Fusion", "Gazebo",
-                     "Manipulation", "Localization", "Embedded C", "Robot Perception", "Trajectory Optimization"],
-        "NLP": ["Transformers", "Tokenization", "Named Entity Recognition", "Machine Translation", "Text Classification",
-                "spaCy", "Language Modeling", "Information Extraction", "Summarization", "Prompt Engineering",
-                "Question Answering", "Hugging Face"],
-        "CV": ["OpenCV", "Image Segmentation", "Object Detection", "CNNs", "3D Reconstruction", "Optical Flow", "Pose Estimation",
-               "Image Classification", "Data Augmentation", "Visual Tracking", "Stereo Vision", "Vision Transformers"],
-        "Reinforcement Learning": ["Policy Gradients", "Q-Learning", "Gymnasium", "Reward Shaping", "PPO", "Model-Based RL",
-                                   "Multi-Agent RL", "Bandits", "Imitation Learning", "Monte Carlo Tree Search", "Offline RL", "MDPs"],
-        "Theory": ["Convex Optimization", "Probability Theory", "Learning Theory", "Linear Algebra", "Graph Theory", "Complexity",
-                   "Information Theory", "Statistical Inference", "Proof Writing", "Combinatorics", "Approximation Algorithms", "PAC Learning"],
-        "Applications (Other)": ["SQL", "Data Visualization", "Time Series", "Recommender Systems", "A/B Testing", "Pandas",
-                                 "Feature Engineering", "Cloud Deployment", "Docker", "Tableau", "Forecasting", "ETL Pipelines"]},
-    "majors": {"Computer Science": 0.3, "Electrical Engineering": 0.2, "Applied Data Science": 0.17, "Applied Math": 0.12,
-               "Statistics": 0.11, "Economics": 0.06, "Quantitative Biology": 0.04},
-    "requirements": {"min_gpa": [2.0, 2.3, 2.5, 2.7, 2.8, 3.0, 3.2, 3.4, 3.6, 3.8], "min_months_experience": [0, 3, 6, 9, 12, 18, 24, 30, 36],
-                     "min_academic_level": ["UG1", "UG2", "UG3", "UG4", "MS1"], "min_hours_per_week": [5, 10, 15, 20, 25, 30, 35, 40],
-                     "min_length_of_commitment": [1, 1, 2, 2, 3, 4], "job_in_person_commitment": list(IN_PERSON_MODES),
-                     "min_num_publications": [0, 1, 1, 2]},
-    "n_required_skills": [6, 7, 8], "n_acceptable_majors": [3]}
+        "Robotics": [
+            "ROS",
+            "SLAM",
+            "Motion Planning",
+            "Control Theory",
+            "Kalman Filters",
+            "Sensor Fusion",
+            "Gazebo",
+            "Manipulation",
+            "Localization",
+            "Embedded C",
+            "Robot Perception",
+            "Trajectory Optimization",
+        ],
+        "NLP": [
+            "Transformers",
+            "Tokenization",
+            "Named Entity Recognition",
+            "Machine Translation",
+            "Text Classification",
+            "spaCy",
+            "Language Modeling",
+            "Information Extraction",
+            "Summarization",
+            "Prompt Engineering",
+            "Question Answering",
+            "Hugging Face",
+        ],
+        "CV": [
+            "OpenCV",
+            "Image Segmentation",
+            "Object Detection",
+            "CNNs",
+            "3D Reconstruction",
+            "Optical Flow",
+            "Pose Estimation",
+            "Image Classification",
+            "Data Augmentation",
+            "Visual Tracking",
+            "Stereo Vision",
+            "Vision Transformers",
+        ],
+        "Reinforcement Learning": [
+            "Policy Gradients",
+            "Q-Learning",
+            "Gymnasium",
+            "Reward Shaping",
+            "PPO",
+            "Model-Based RL",
+            "Multi-Agent RL",
+            "Bandits",
+            "Imitation Learning",
+            "Monte Carlo Tree Search",
+            "Offline RL",
+            "MDPs",
+        ],
+        "Theory": [
+            "Convex Optimization",
+            "Probability Theory",
+            "Learning Theory",
+            "Linear Algebra",
+            "Graph Theory",
+            "Complexity",
+            "Information Theory",
+            "Statistical Inference",
+            "Proof Writing",
+            "Combinatorics",
+            "Approximation Algorithms",
+            "PAC Learning",
+        ],
+        "Applications (Other)": [
+            "SQL",
+            "Data Visualization",
+            "Time Series",
+            "Recommender Systems",
+            "A/B Testing",
+            "Pandas",
+            "Feature Engineering",
+            "Cloud Deployment",
+            "Docker",
+            "Tableau",
+            "Forecasting",
+            "ETL Pipelines",
+        ],
+    },
+    "majors": {
+        "Computer Science": 0.3,
+        "Electrical Engineering": 0.2,
+        "Applied Data Science": 0.17,
+        "Applied Math": 0.12,
+        "Statistics": 0.11,
+        "Economics": 0.06,
+        "Quantitative Biology": 0.04,
+    },
+    "requirements": {
+        "min_gpa": [2.0, 2.3, 2.5, 2.7, 2.8, 3.0, 3.2, 3.4, 3.6, 3.8],
+        "min_months_experience": [0, 3, 6, 9, 12, 18, 24, 30, 36],
+        "min_academic_level": ["UG1", "UG2", "UG3", "UG4", "MS1"],
+        "min_hours_per_week": [5, 10, 15, 20, 25, 30, 35, 40],
+        "min_length_of_commitment": [1, 1, 2, 2, 3, 4],
+        "job_in_person_commitment": list(IN_PERSON_MODES),
+        "min_num_publications": [0, 1, 1, 2],
+    },
+    "n_required_skills": [6, 7, 8],
+    "n_acceptable_majors": [3],
+}
 
 # %% ../nbs/02_data.ipynb #c016d
 # Research topics live only in narrative text; three phrasings each, so matching needs more than string equality.
 TOPICS = [
-    ("robustness to distribution shift", "models that survive changes in the data they see", "out-of-distribution generalisation"),
-    ("fairness in automated decisions", "making algorithmic decisions equitable across groups", "bias auditing of predictive systems"),
-    ("energy-efficient machine learning", "reducing the compute and power cost of training", "green and frugal AI"),
-    ("privacy-preserving learning", "training without exposing personal records", "differential privacy and federated training"),
-    ("interpretability of neural networks", "explaining why a model predicts what it does", "opening the black box of deep models"),
-    ("healthcare and clinical data", "machine learning for hospitals and patients", "medical decision support"),
-    ("climate and environmental modelling", "predicting weather and climate impacts", "sustainability and earth observation"),
+    (
+        "robustness to distribution shift",
+        "models that survive changes in the data they see",
+        "out-of-distribution generalisation",
+    ),
+    (
+        "fairness in automated decisions",
+        "making algorithmic decisions equitable across groups",
+        "bias auditing of predictive systems",
+    ),
+    (
+        "energy-efficient machine learning",
+        "reducing the compute and power cost of training",
+        "green and frugal AI",
+    ),
+    (
+        "privacy-preserving learning",
+        "training without exposing personal records",
+        "differential privacy and federated training",
+    ),
+    (
+        "interpretability of neural networks",
+        "explaining why a model predicts what it does",
+        "opening the black box of deep models",
+    ),
+    (
+        "healthcare and clinical data",
+        "machine learning for hospitals and patients",
+        "medical decision support",
+    ),
+    (
+        "climate and environmental modelling",
+        "predicting weather and climate impacts",
+        "sustainability and earth observation",
+    ),
     ("education technology", "tools that help students learn", "adaptive tutoring systems"),
-    ("scientific discovery with AI", "accelerating lab science with learning systems", "AI for physics, chemistry and biology"),
-    ("human-AI collaboration", "people and models working together", "interactive systems with a human in the loop"),
-    ("safety of autonomous systems", "making self-driving and autonomous agents safe", "verification of autonomous behaviour"),
+    (
+        "scientific discovery with AI",
+        "accelerating lab science with learning systems",
+        "AI for physics, chemistry and biology",
+    ),
+    (
+        "human-AI collaboration",
+        "people and models working together",
+        "interactive systems with a human in the loop",
+    ),
+    (
+        "safety of autonomous systems",
+        "making self-driving and autonomous agents safe",
+        "verification of autonomous behaviour",
+    ),
     ("low-resource languages", "technology for languages with little data", "multilingual inclusion"),
     ("financial markets", "learning from trading and market data", "quantitative finance"),
     ("agriculture and food systems", "smarter farming with sensors and models", "precision agriculture"),
     ("accessibility technology", "tools for people with disabilities", "assistive interfaces"),
     ("cybersecurity", "defending systems against attacks", "intrusion and malware detection"),
     ("social media analysis", "understanding online communities", "computational social science"),
-    ("urban mobility and transport", "moving people through cities efficiently", "traffic and transit optimisation"),
+    (
+        "urban mobility and transport",
+        "moving people through cities efficiently",
+        "traffic and transit optimisation",
+    ),
     ("creative AI for art and music", "generative tools for artists", "computational creativity"),
     ("misinformation detection", "finding false claims online", "fact-checking at scale"),
-    ("supply chain logistics", "planning how goods move and are stored", "inventory and routing optimisation"),
+    (
+        "supply chain logistics",
+        "planning how goods move and are stored",
+        "inventory and routing optimisation",
+    ),
     ("mental health support", "technology for psychological well-being", "digital mental-health tools"),
     ("space and satellite systems", "learning from orbiting sensors", "aerospace autonomy"),
     ("legal and policy text", "reading laws and regulations automatically", "computational law"),
 ]
 
 # %% ../nbs/02_data.ipynb #c016h
-def vocab_from_catalogue(path:str|Path # a released-format Final_items.csv
-                        )->dict:
+def vocab_from_catalogue(
+    path: str | Path,  # a released-format Final_items.csv
+) -> dict:
     "Industries with their skills, major frequencies and requirement value lists derived from a job catalogue."
     jobs = read_jobs(path)
     skill_ind = {}
     for j in jobs:
-        for s in j.required_skills: skill_ind.setdefault(s, Counter())[j.industry] += 1
+        for s in j.required_skills:
+            skill_ind.setdefault(s, Counter())[j.industry] += 1
     inds = {}
-    for s in sorted(skill_ind): inds.setdefault(skill_ind[s].most_common(1)[0][0], []).append(s)
+    for s in sorted(skill_ind):
+        inds.setdefault(skill_ind[s].most_common(1)[0][0], []).append(s)
     maj = Counter(m for j in jobs for m in j.acceptable_majors)
     tot = sum(maj.values())
-    req = {"min_gpa": sorted(round(j.min_gpa, 2) for j in jobs), "min_months_experience": sorted(j.min_months_experience for j in jobs),
-           "min_academic_level": sorted(j.min_academic_level for j in jobs), "min_hours_per_week": sorted(j.min_hours_per_week for j in jobs),
-           "min_length_of_commitment": sorted(j.min_length_of_commitment for j in jobs),
-           "job_in_person_commitment": sorted(j.in_person for j in jobs), "min_num_publications": sorted(j.min_num_publications for j in jobs)}
-    return {"industries": {k: inds[k] for k in sorted(inds)}, "majors": {m: maj[m] / tot for m in sorted(maj)}, "requirements": req,
-            "n_required_skills": sorted(len(j.required_skills) for j in jobs),
-            "n_acceptable_majors": sorted(len(j.acceptable_majors) for j in jobs), "source": Path(path).name}
+    req = {
+        "min_gpa": sorted(round(j.min_gpa, 2) for j in jobs),
+        "min_months_experience": sorted(j.min_months_experience for j in jobs),
+        "min_academic_level": sorted(j.min_academic_level for j in jobs),
+        "min_hours_per_week": sorted(j.min_hours_per_week for j in jobs),
+        "min_length_of_commitment": sorted(j.min_length_of_commitment for j in jobs),
+        "job_in_person_commitment": sorted(j.in_person for j in jobs),
+        "min_num_publications": sorted(j.min_num_publications for j in jobs),
+    }
+    return {
+        "industries": {k: inds[k] for k in sorted(inds)},
+        "majors": {m: maj[m] / tot for m in sorted(maj)},
+        "requirements": req,
+        "n_required_skills": sorted(len(j.required_skills) for j in jobs),
+        "n_acceptable_majors": sorted(len(j.acceptable_majors) for j in jobs),
+        "source": Path(path).name,
+    }
 
 # %% ../nbs/02_data.ipynb #c017b
 import datetime, hashlib
 from .core import CONF_DIR, PACKAGE_DIR
 
-VOCABULARY_FILE = CONF_DIR/"vocabulary.json"
+VOCABULARY_FILE = CONF_DIR / "vocabulary.json"
 VOCABULARY_KEYS = {
     "industries": "each skill of the catalogue, under the industry whose jobs require it most often (ties: the one met first)",
     "majors": "share of each major among all acceptable_majors entries",
     "requirements": "every job's value of each requirement, sorted; the generator draws uniformly from a list",
     "n_required_skills": "length of each job's required_skills, sorted",
     "n_acceptable_majors": "length of each job's acceptable_majors, sorted",
-    "source": "file name of the catalogue (recorded in a generated dataset's meta.json)"}
+    "source": "file name of the catalogue (recorded in a generated dataset's meta.json)",
+}
+
 
 def _json_text(o, ind=0):
     "JSON with one key per line and each list on one line: a short file that diffs well."
     if isinstance(o, dict) and o:
         pad = " " * (ind + 1)
-        return "{\n" + ",\n".join(f"{pad}{json.dumps(k)}: {_json_text(v, ind + 1)}" for k, v in o.items()) + "\n" + " " * ind + "}"
+        return (
+            "{\n"
+            + ",\n".join(f"{pad}{json.dumps(k)}: {_json_text(v, ind + 1)}" for k, v in o.items())
+            + "\n"
+            + " " * ind
+            + "}"
+        )
     return json.dumps(o, ensure_ascii=False)
 
-def derive_vocabulary(catalogue:str|Path, # a released-format Final_items.csv
-                      out:str|Path, # the vocabulary file to write (recorded in the command as given)
-                      date:str|None=None # ISO date recorded in the provenance (default: today)
-                     )->dict:
+
+def derive_vocabulary(
+    catalogue: str | Path,  # a released-format Final_items.csv
+    out: str | Path,  # the vocabulary file to write (recorded in the command as given)
+    date: str | None = None,  # ISO date recorded in the provenance (default: today)
+) -> dict:
     "Derive the generator's vocabulary from a job catalogue and write it, with its provenance, to `out`."
-    cat = Path(catalogue); v = vocab_from_catalogue(cat)
-    prov = {"source": cat.name, "sha256": hashlib.sha256(cat.read_bytes()).hexdigest(), "jobs": len(v["n_required_skills"]),
-            "date": date or datetime.date.today().isoformat(), "command": f"jobrec vocabulary --catalogue {cat.name} --out {out}",
-            "keys": VOCABULARY_KEYS}
+    cat = Path(catalogue)
+    v = vocab_from_catalogue(cat)
+    prov = {
+        "source": cat.name,
+        "sha256": hashlib.sha256(cat.read_bytes()).hexdigest(),
+        "jobs": len(v["n_required_skills"]),
+        "date": date or datetime.date.today().isoformat(),
+        "command": f"jobrec vocabulary --catalogue {cat.name} --out {out}",
+        "keys": VOCABULARY_KEYS,
+    }
     d = {"provenance": prov, **v}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp: tmp.write_text(_json_text(d) + "\n", encoding="utf-8")
+    with atomic_path(out) as tmp:
+        tmp.write_text(_json_text(d) + "\n", encoding="utf-8")
     return d
 
-def load_vocabulary(catalogue:str|Path|None=None # None | "packaged" | a vocabulary .json | a Final_items.csv
-                   )->dict:
+
+def load_vocabulary(
+    catalogue: str | Path | None = None,  # None | "packaged" | a vocabulary .json | a Final_items.csv
+) -> dict:
     "The generator's vocabulary: built-in (None), the packaged file, a vocabulary file, or derived from a catalogue."
-    if not catalogue: return BUILTIN_VOCAB
+    if not catalogue:
+        return BUILTIN_VOCAB
     p = VOCABULARY_FILE if str(catalogue) == "packaged" else Path(catalogue)
-    if p.suffix.lower() != ".json": return vocab_from_catalogue(p)
-    if not p.exists(): raise DataError("vocabulary file not found", file=p)
+    if p.suffix.lower() != ".json":
+        return vocab_from_catalogue(p)
+    if not p.exists():
+        raise DataError("vocabulary file not found", file=p)
     return json.loads(p.read_text(encoding="utf-8"))
 
 # %% ../nbs/02_data.ipynb #c019
-SYNTH_DEFAULTS = dict(n_candidates=600, n_jobs=100, catalogue=None, pref_rate=0.12, text_weight=0.35, taste_weight=0.2,
-                      noise=0.25, employer_noise=0.1, apply_rate=0.7, stray_apply_rate=0.02, n_topics=24,
-                      draft_error_rate=0.05, max_missed_requirements=2, coverage_threshold=[0.0, 0.15])
+SYNTH_DEFAULTS = dict(
+    n_candidates=600,
+    n_jobs=100,
+    catalogue=None,
+    pref_rate=0.12,
+    text_weight=0.35,
+    taste_weight=0.2,
+    noise=0.25,
+    employer_noise=0.1,
+    apply_rate=0.7,
+    stray_apply_rate=0.02,
+    n_topics=24,
+    draft_error_rate=0.05,
+    max_missed_requirements=2,
+    coverage_threshold=[0.0, 0.15],
+)
 
-def synthetic_config(cfg:dict|None=None, **kw)->dict:
+
+def synthetic_config(cfg: dict | None = None, **kw) -> dict:
     "The `data.synthetic` settings: packaged defaults < `cfg` (a section or a full config) < keyword arguments."
-    base = dict(SYNTH_DEFAULTS); base.update(load_config()["data"]["synthetic"])
+    base = dict(SYNTH_DEFAULTS)
+    base.update(load_config()["data"]["synthetic"])
     if cfg is not None:
         sec = cfg.get("data", {}).get("synthetic", cfg) if "data" in cfg else cfg
         unknown = set(sec) - set(base)
-        if unknown: raise DataError(f"unknown data.synthetic key(s): {', '.join(sorted(unknown))}")
+        if unknown:
+            raise DataError(f"unknown data.synthetic key(s): {', '.join(sorted(unknown))}")
         base.update(sec)
     unknown = set(kw) - set(base)
-    if unknown: raise DataError(f"unknown data.synthetic key(s): {', '.join(sorted(unknown))}")
+    if unknown:
+        raise DataError(f"unknown data.synthetic key(s): {', '.join(sorted(unknown))}")
     base.update(kw)
     return base
 
 # %% ../nbs/02_data.ipynb #c019e
 def _z(x):
-    x = np.asarray(x, np.float64); s = x.std()
+    x = np.asarray(x, np.float64)
+    s = x.std()
     return (x - x.mean()) / (s if s > 0 else 1.0)
+
 
 def _pick(rng, xs, k=None, p=None):
     idx = rng.choice(len(xs), size=k, replace=False, p=p) if k is not None else rng.choice(len(xs), p=p)
@@ -431,169 +789,316 @@ def _pick(rng, xs, k=None, p=None):
 
 # %% ../nbs/02_data.ipynb #c019h
 def _draft_jobs(rng, vocab, n, n_topics, err):
-    inds = list(vocab["industries"]); majors = list(vocab["majors"]); mp = np.array([vocab["majors"][m] for m in majors]); mp /= mp.sum()
-    all_sk = sorted({s for v in vocab["industries"].values() for s in v}); R = vocab["requirements"]
+    inds = list(vocab["industries"])
+    majors = list(vocab["majors"])
+    mp = np.array([vocab["majors"][m] for m in majors])
+    mp /= mp.sum()
+    all_sk = sorted({s for v in vocab["industries"].values() for s in v})
+    R = vocab["requirements"]
     out = []
     for i in range(n):
-        ind = _pick(rng, inds); own = vocab["industries"][ind]
-        k = int(_pick(rng, vocab["n_required_skills"])); k_own = min(len(own), int(round(k * 0.8)))
+        ind = _pick(rng, inds)
+        own = vocab["industries"][ind]
+        k = int(_pick(rng, vocab["n_required_skills"]))
+        k_own = min(len(own), int(round(k * 0.8)))
         sk = _pick(rng, own, k_own) + _pick(rng, [s for s in all_sk if s not in own], k - k_own)
         am = _pick(rng, majors, min(int(_pick(rng, vocab["n_acceptable_majors"])), len(majors)), p=mp)
         tp = sorted(rng.choice(n_topics, 2, replace=False).tolist())
-        d = {"job_id": f"J{i + 1:04d}", "industry": ind, "required_skills": sk, "acceptable_majors": am,
-             **{c: _pick(rng, R[c]) for c in R}, "topics": tp, "phr": [int(rng.integers(3)) for _ in tp]}
+        d = {
+            "job_id": f"J{i + 1:04d}",
+            "industry": ind,
+            "required_skills": sk,
+            "acceptable_majors": am,
+            **{c: _pick(rng, R[c]) for c in R},
+            "topics": tp,
+            "phr": [int(rng.integers(3)) for _ in tp],
+        }
         d["min_gpa"] = float(d["min_gpa"]) + float(rng.normal(0, 0.05)).__round__(2)
         d["mention"] = _pick(rng, sk, 3)
         if rng.random() < err:  # a writer's mistake the validator must catch
             kind = int(rng.integers(3))
-            if kind == 0: d["min_gpa"] = float(rng.choice([4.3, -0.5]))
-            elif kind == 1: d["min_academic_level"] = str(d["min_academic_level"]).lower()
-            else: d["mention"][0] = _pick(rng, [s for s in all_sk if s not in sk])
+            if kind == 0:
+                d["min_gpa"] = float(rng.choice([4.3, -0.5]))
+            elif kind == 1:
+                d["min_academic_level"] = str(d["min_academic_level"]).lower()
+            else:
+                d["mention"][0] = _pick(rng, [s for s in all_sk if s not in sk])
         out.append(d)
     return out
+
 
 def _job_description(d):
     t = lambda k: TOPICS[d["topics"][k] % len(TOPICS)][d["phr"][k]]
-    return (f"Our {d['industry']} team studies {t(0)} and {t(1)}. You will apply {d['mention'][0]}, {d['mention'][1]} "
-            f"and {d['mention'][2]} to open research problems and share results with the group.")
+    return (
+        f"Our {d['industry']} team studies {t(0)} and {t(1)}. You will apply {d['mention'][0]}, {d['mention'][1]} "
+        f"and {d['mention'][2]} to open research problems and share results with the group."
+    )
 
 # %% ../nbs/02_data.ipynb #c019l
 def _draft_candidates(rng, vocab, n, n_topics, err):
-    inds = list(vocab["industries"]); majors = list(vocab["majors"]); mp = np.array([vocab["majors"][m] for m in majors]); mp /= mp.sum()
+    inds = list(vocab["industries"])
+    majors = list(vocab["majors"])
+    mp = np.array([vocab["majors"][m] for m in majors])
+    mp /= mp.sum()
     all_sk = sorted({s for v in vocab["industries"].values() for s in v})
     out = []
     for i in range(n):
-        ni = int(rng.choice([1, 2, 2, 3])); it = _pick(rng, inds, ni)
+        ni = int(rng.choice([1, 2, 2, 3]))
+        it = _pick(rng, inds, ni)
         pool = sorted({s for x in it for s in vocab["industries"][x]})
-        ns = int(rng.integers(10, 17)); n_own = min(len(pool), int(round(ns * 0.85)))
+        ns = int(rng.integers(10, 17))
+        n_own = min(len(pool), int(round(ns * 0.85)))
         sk = _pick(rng, pool, n_own) + _pick(rng, [s for s in all_sk if s not in pool], ns - n_own)
-        lvl = ACADEMIC_LEVELS[int(rng.integers(6))]; ms = lvl.startswith("MS")
-        d = {"student_id": f"S{i + 1:04d}", "interests": it, "skills": sk, "academic_level": lvl,
-             "gpa": round(float(rng.normal(3.3, 0.45)), 2), "undergrad_gpa": round(float(np.clip(rng.normal(3.3, 0.4), 0, 4)), 2),
-             "months_experience": int(np.clip(rng.gamma(2.0, 10.0 + 6 * ms), 0, 96)),
-             "num_publications": int(rng.poisson(0.8 + 1.0 * ms)), "undergrad_major": _pick(rng, majors, p=mp),
-             "masters_major": _pick(rng, majors, p=mp) if (ms or rng.random() < err) else None,
-             "second_major": _pick(rng, majors, p=mp) if rng.random() < 0.3 else None,
-             "hours_per_week": int(rng.choice([5, 10, 15, 20, 25, 30, 35, 40])), "length_of_commitment": int(rng.choice([1, 2, 3, 4])),
-             "commit_to_summer": bool(rng.random() < 0.6), "in_person_commitment": _pick(rng, list(IN_PERSON_MODES)),
-             "topics": sorted(rng.choice(n_topics, 2, replace=False).tolist())}
+        lvl = ACADEMIC_LEVELS[int(rng.integers(6))]
+        ms = lvl.startswith("MS")
+        d = {
+            "student_id": f"S{i + 1:04d}",
+            "interests": it,
+            "skills": sk,
+            "academic_level": lvl,
+            "gpa": round(float(rng.normal(3.3, 0.45)), 2),
+            "undergrad_gpa": round(float(np.clip(rng.normal(3.3, 0.4), 0, 4)), 2),
+            "months_experience": int(np.clip(rng.gamma(2.0, 10.0 + 6 * ms), 0, 96)),
+            "num_publications": int(rng.poisson(0.8 + 1.0 * ms)),
+            "undergrad_major": _pick(rng, majors, p=mp),
+            "masters_major": _pick(rng, majors, p=mp) if (ms or rng.random() < err) else None,
+            "second_major": _pick(rng, majors, p=mp) if rng.random() < 0.3 else None,
+            "hours_per_week": int(rng.choice([5, 10, 15, 20, 25, 30, 35, 40])),
+            "length_of_commitment": int(rng.choice([1, 2, 3, 4])),
+            "commit_to_summer": bool(rng.random() < 0.6),
+            "in_person_commitment": _pick(rng, list(IN_PERSON_MODES)),
+            "topics": sorted(rng.choice(n_topics, 2, replace=False).tolist()),
+        }
         d["phr"] = [int(rng.integers(3)) for _ in d["topics"]]
         d["mention"] = _pick(rng, sk, 3)
-        d["activity"] = _pick(rng, ["teaching assistant", "hackathon organiser", "student society treasurer", "peer mentor",
-                                    "open-source contributor", "debate club member", "robotics club member", "volunteer tutor"])
+        d["activity"] = _pick(
+            rng,
+            [
+                "teaching assistant",
+                "hackathon organiser",
+                "student society treasurer",
+                "peer mentor",
+                "open-source contributor",
+                "debate club member",
+                "robotics club member",
+                "volunteer tutor",
+            ],
+        )
         if rng.random() < err:
             kind = int(rng.integers(3))
-            if kind == 0: d["in_person_commitment"] = d["in_person_commitment"].lower().replace(" ", "-")
-            elif kind == 1: d["mention"][0] = _pick(rng, [s for s in all_sk if s not in sk])
-            else: d["academic_level"] = "MS3"  # unrepairable: dropped
+            if kind == 0:
+                d["in_person_commitment"] = d["in_person_commitment"].lower().replace(" ", "-")
+            elif kind == 1:
+                d["mention"][0] = _pick(rng, [s for s in all_sk if s not in sk])
+            else:
+                d["academic_level"] = "MS3"  # unrepairable: dropped
         out.append(d)
     return out
 
+
 def _statement(d):
     t = lambda k: TOPICS[d["topics"][k] % len(TOPICS)][d["phr"][k]]
-    return (f"My research interests are {t(0)} and {t(1)}. I enjoy hands-on work with {d['mention'][0]} and "
-            f"{d['mention'][1]}.")
+    return (
+        f"My research interests are {t(0)} and {t(1)}. I enjoy hands-on work with {d['mention'][0]} and "
+        f"{d['mention'][1]}."
+    )
 
 # %% ../nbs/02_data.ipynb #c021
 def _canon(value, choices):
     s = str(value).strip().lower().replace("-", " ").replace("_", " ")
     for c in choices:
-        if s == c.lower(): return c
+        if s == c.lower():
+            return c
     return None
 
-def refine_candidates(drafts:list, # drafted candidate dicts
-                      rng # numpy Generator (rewrites draw from it)
-                     )->tuple[list, Counter, Counter]: # ([(Candidate, draft)], repaired, dropped)
+
+def refine_candidates(
+    drafts: list,  # drafted candidate dicts
+    rng,  # numpy Generator (rewrites draw from it)
+) -> tuple[list, Counter, Counter]:  # ([(Candidate, draft)], repaired, dropped)
     "Validate, repair or drop drafted candidates."
     rep, drop, cands = Counter(), Counter(), []
     for d in drafts:
         d = dict(d)
-        if not 0 <= d["gpa"] <= 4: d["gpa"] = float(np.clip(d["gpa"], 0, 4)); rep["candidate_gpa_out_of_range"] += 1
+        if not 0 <= d["gpa"] <= 4:
+            d["gpa"] = float(np.clip(d["gpa"], 0, 4))
+            rep["candidate_gpa_out_of_range"] += 1
         lv = _canon(d["academic_level"], ACADEMIC_LEVELS)
-        if lv is None: drop["candidate_unknown_level"] += 1; continue
-        if lv != d["academic_level"]: rep["candidate_level_spelling"] += 1; d["academic_level"] = lv
+        if lv is None:
+            drop["candidate_unknown_level"] += 1
+            continue
+        if lv != d["academic_level"]:
+            rep["candidate_level_spelling"] += 1
+            d["academic_level"] = lv
         md = _canon(d["in_person_commitment"], IN_PERSON_MODES)
-        if md is None: drop["candidate_unknown_mode"] += 1; continue
-        if md != d["in_person_commitment"]: rep["candidate_mode_spelling"] += 1; d["in_person_commitment"] = md
-        if d["masters_major"] and not lv.startswith("MS"): d["masters_major"] = None; rep["candidate_masters_major_without_masters"] += 1
+        if md is None:
+            drop["candidate_unknown_mode"] += 1
+            continue
+        if md != d["in_person_commitment"]:
+            rep["candidate_mode_spelling"] += 1
+            d["in_person_commitment"] = md
+        if d["masters_major"] and not lv.startswith("MS"):
+            d["masters_major"] = None
+            rep["candidate_masters_major_without_masters"] += 1
         if any(m not in d["skills"] for m in d["mention"]):
-            d["mention"] = [m if m in d["skills"] else _pick(rng, [s for s in d["skills"] if s not in d["mention"]]) for m in d["mention"]]
+            d["mention"] = [
+                m if m in d["skills"] else _pick(rng, [s for s in d["skills"] if s not in d["mention"]])
+                for m in d["mention"]
+            ]
             rep["candidate_text_names_unlisted_skill"] += 1
-        row = {k: d[k] for k in ("student_id", "gpa", "academic_level", "months_experience", "num_publications", "undergrad_gpa",
-                                 "undergrad_major", "masters_major", "second_major", "hours_per_week", "length_of_commitment",
-                                 "commit_to_summer", "in_person_commitment")}
-        row.update(skills=list(d["skills"]), interests=list(d["interests"]), student_llm_output=_statement(d),
-                   proj_1=f"A project applying {d['mention'][2]} to a course challenge.", extrac_1=f"Served as {d['activity']}.")
-        try: c = candidate_from_row(row)
-        except SchemaError: drop["candidate_invalid"] += 1; continue
+        row = {
+            k: d[k]
+            for k in (
+                "student_id",
+                "gpa",
+                "academic_level",
+                "months_experience",
+                "num_publications",
+                "undergrad_gpa",
+                "undergrad_major",
+                "masters_major",
+                "second_major",
+                "hours_per_week",
+                "length_of_commitment",
+                "commit_to_summer",
+                "in_person_commitment",
+            )
+        }
+        row.update(
+            skills=list(d["skills"]),
+            interests=list(d["interests"]),
+            student_llm_output=_statement(d),
+            proj_1=f"A project applying {d['mention'][2]} to a course challenge.",
+            extrac_1=f"Served as {d['activity']}.",
+        )
+        try:
+            c = candidate_from_row(row)
+        except SchemaError:
+            drop["candidate_invalid"] += 1
+            continue
         cands.append((c, d))
     return cands, rep, drop
 
 # %% ../nbs/02_data.ipynb #c021d
-def refine_jobs(drafts:list, # drafted job dicts
-                cands:list, # validated candidates, to check that requirements are satisfiable
-                rng # numpy Generator
-               )->tuple[list, Counter, Counter]: # ([(Job, draft)], repaired, dropped)
+def refine_jobs(
+    drafts: list,  # drafted job dicts
+    cands: list,  # validated candidates, to check that requirements are satisfiable
+    rng,  # numpy Generator
+) -> tuple[list, Counter, Counter]:  # ([(Job, draft)], repaired, dropped)
     "Validate, repair or drop drafted jobs; relax requirements nobody meets."
     rep, drop, jobs = Counter(), Counter(), []
     for d in drafts:
         d = dict(d)
-        if not 0 <= d["min_gpa"] <= 4: d["min_gpa"] = float(np.clip(d["min_gpa"], 0, 4)); rep["job_gpa_out_of_range"] += 1
+        if not 0 <= d["min_gpa"] <= 4:
+            d["min_gpa"] = float(np.clip(d["min_gpa"], 0, 4))
+            rep["job_gpa_out_of_range"] += 1
         lv = _canon(d["min_academic_level"], ACADEMIC_LEVELS)
-        if lv is None: drop["job_unknown_level"] += 1; continue
-        if lv != d["min_academic_level"]: rep["job_level_spelling"] += 1; d["min_academic_level"] = lv
+        if lv is None:
+            drop["job_unknown_level"] += 1
+            continue
+        if lv != d["min_academic_level"]:
+            rep["job_level_spelling"] += 1
+            d["min_academic_level"] = lv
         if any(m not in d["required_skills"] for m in d["mention"]):
-            d["mention"] = [m if m in d["required_skills"] else _pick(rng, [s for s in d["required_skills"] if s not in d["mention"]])
-                            for m in d["mention"]]
+            d["mention"] = [
+                m
+                if m in d["required_skills"]
+                else _pick(rng, [s for s in d["required_skills"] if s not in d["mention"]])
+                for m in d["mention"]
+            ]
             rep["job_text_names_unrequired_skill"] += 1
         # Feasibility: at least 2% of candidates must meet every numeric requirement; relax the binding one otherwise.
         for _ in range(8):
-            ok = np.array([c.gpa >= d["min_gpa"] and c.level_index >= ACADEMIC_LEVELS.index(d["min_academic_level"]) and
-                           c.months_experience >= d["min_months_experience"] and c.num_publications >= d["min_num_publications"]
-                           and any(m in d["acceptable_majors"] for m in c.majors) for c in cands])
-            if ok.mean() >= 0.02: break
-            if d["min_num_publications"] > 0: d["min_num_publications"] -= 1
-            elif d["min_gpa"] > 2.0: d["min_gpa"] = round(d["min_gpa"] - 0.3, 2)
-            else: d["min_months_experience"] = max(0, d["min_months_experience"] - 6)
+            ok = np.array(
+                [
+                    c.gpa >= d["min_gpa"]
+                    and c.level_index >= ACADEMIC_LEVELS.index(d["min_academic_level"])
+                    and c.months_experience >= d["min_months_experience"]
+                    and c.num_publications >= d["min_num_publications"]
+                    and any(m in d["acceptable_majors"] for m in c.majors)
+                    for c in cands
+                ]
+            )
+            if ok.mean() >= 0.02:
+                break
+            if d["min_num_publications"] > 0:
+                d["min_num_publications"] -= 1
+            elif d["min_gpa"] > 2.0:
+                d["min_gpa"] = round(d["min_gpa"] - 0.3, 2)
+            else:
+                d["min_months_experience"] = max(0, d["min_months_experience"] - 6)
             rep["job_requirements_relaxed"] += 1
-        row = {k: d[k] for k in ("job_id", "industry", "min_gpa", "min_months_experience", "min_academic_level", "min_hours_per_week",
-                                 "min_length_of_commitment", "job_in_person_commitment", "min_num_publications")}
-        row.update(required_skills=list(d["required_skills"]), acceptable_majors=list(d["acceptable_majors"]),
-                   job_llm_output=_job_description(d))
-        try: j = job_from_row(row)
-        except SchemaError: drop["job_invalid"] += 1; continue
+        row = {
+            k: d[k]
+            for k in (
+                "job_id",
+                "industry",
+                "min_gpa",
+                "min_months_experience",
+                "min_academic_level",
+                "min_hours_per_week",
+                "min_length_of_commitment",
+                "job_in_person_commitment",
+                "min_num_publications",
+            )
+        }
+        row.update(
+            required_skills=list(d["required_skills"]),
+            acceptable_majors=list(d["acceptable_majors"]),
+            job_llm_output=_job_description(d),
+        )
+        try:
+            j = job_from_row(row)
+        except SchemaError:
+            drop["job_invalid"] += 1
+            continue
         jobs.append((j, d))
     return jobs, rep, drop
 
 # %% ../nbs/02_data.ipynb #c023
 def _multihot(lists, n):
     m = np.zeros((len(lists), n), np.float32)
-    for i, xs in enumerate(lists): m[i, list(xs)] = 1
+    for i, xs in enumerate(lists):
+        m[i, list(xs)] = 1
     return m
 
-def utility_terms(F:np.ndarray, # pair features [C, J, F]
-                  cand_topics:list, # each candidate's research topics (indices)
-                  job_topics:list, # each job's research topics
-                  n_topics:int # size of the topic list
-                 )->tuple[np.ndarray, np.ndarray]: # (fields [C, J], topics [C, J])
+
+def utility_terms(
+    F: np.ndarray,  # pair features [C, J, F]
+    cand_topics: list,  # each candidate's research topics (indices)
+    job_topics: list,  # each job's research topics
+    n_topics: int,  # size of the topic list
+) -> tuple[np.ndarray, np.ndarray]:  # (fields [C, J], topics [C, J])
     "The observable parts of the preference utility: a structured-fields score and the number of shared research topics."
     f = lambda n: F[:, :, FEATURE_NAMES.index(n)]
-    fields = _z(f("interest_match")) + _z(f("skill_jaccard")) + 0.5 * _z(f("mode_fit") + f("hours_met") + f("length_met"))
+    fields = (
+        _z(f("interest_match"))
+        + _z(f("skill_jaccard"))
+        + 0.5 * _z(f("mode_fit") + f("hours_met") + f("length_met"))
+    )
     return fields, _multihot(cand_topics, n_topics) @ _multihot(job_topics, n_topics).T
 
-def job_attributes(jobs:list # Job records
-                  )->np.ndarray: # float32 [J, A]
+
+def job_attributes(
+    jobs: list,  # Job records
+) -> np.ndarray:  # float32 [J, A]
     "The job attributes a candidate sees at a glance: industry (one-hot over the catalogue's industries), mode (one-hot), hours / 40, level asked / 5."
     inds = sorted({j.industry for j in jobs})
-    return np.concatenate([_multihot([[inds.index(j.industry)] for j in jobs], len(inds)),
-                           _multihot([[IN_PERSON_MODES.index(j.in_person)] for j in jobs], 4),
-                           np.array([[j.min_hours_per_week / 40, j.level_index / 5] for j in jobs], np.float32)], 1)
+    return np.concatenate(
+        [
+            _multihot([[inds.index(j.industry)] for j in jobs], len(inds)),
+            _multihot([[IN_PERSON_MODES.index(j.in_person)] for j in jobs], 4),
+            np.array([[j.min_hours_per_week / 40, j.level_index / 5] for j in jobs], np.float32),
+        ],
+        1,
+    )
 
 # %% ../nbs/02_data.ipynb #c023e
-def employer_labels(F:np.ndarray, # pair features [C, J, F]
-                    p:dict, # `data.synthetic` settings: max_missed_requirements, coverage_threshold, employer_noise
-                    rng # numpy Generator: draws each job's coverage threshold, then the flips
-                   )->tuple[np.ndarray, np.ndarray, int]: # (noise-free rule bool [C, J], label int8 [C, J], jobs repaired)
+def employer_labels(
+    F: np.ndarray,  # pair features [C, J, F]
+    p: dict,  # `data.synthetic` settings: max_missed_requirements, coverage_threshold, employer_noise
+    rng,  # numpy Generator: draws each job's coverage threshold, then the flips
+) -> tuple[np.ndarray, np.ndarray, int]:  # (noise-free rule bool [C, J], label int8 [C, J], jobs repaired)
     "The employer's decision: few requirements missed and enough skill coverage, each decision flipped with probability `employer_noise`."
     f = lambda n: F[:, :, FEATURE_NAMES.index(n)]
     # at most `max_missed_requirements` of five missed, and skill coverage above a job-specific threshold
@@ -605,70 +1110,131 @@ def employer_labels(F:np.ndarray, # pair features [C, J, F]
     qual = (qual_clean ^ flip).astype(np.int8)
     # a job nobody qualifies for accepts its best-matching candidate
     none = np.flatnonzero(qual.sum(0) == 0)
-    for jx in none: qual[F[:, jx, FEATURE_NAMES.index("requirements_met_share")].argmax(), jx] = 1
+    for jx in none:
+        qual[F[:, jx, FEATURE_NAMES.index("requirements_met_share")].argmax(), jx] = 1
     return qual_clean, qual, len(none)
 
 # %% ../nbs/02_data.ipynb #c023i
-def generate_synthetic(cfg:dict|None=None, # a `data.synthetic` section or a full config (default: packaged defaults)
-                       seed:int=42, # the one seed
-                       split:Sequence[float]|None=None, # candidate-disjoint shares (default: config `data.split`)
-                       narrate=None, # with `narrative: llm`, the writer of the texts (`jobrec.narratives.write_narratives`)
-                       **kw # overrides of `data.synthetic` keys, e.g. n_candidates=50
-                      )->JobRecData:
+def generate_synthetic(
+    cfg: dict | None = None,  # a `data.synthetic` section or a full config (default: packaged defaults)
+    seed: int = 42,  # the one seed
+    split: Sequence[float] | None = None,  # candidate-disjoint shares (default: config `data.split`)
+    narrate=None,  # with `narrative: llm`, the writer of the texts (`jobrec.narratives.write_narratives`)
+    **kw,  # overrides of `data.synthetic` keys, e.g. n_candidates=50
+) -> JobRecData:
     "A seeded synthetic dataset with both labels on every pair and a censored recruitment funnel."
     p = synthetic_config(cfg, **kw)
-    split = list(split or (cfg.get("data", {}).get("split") if cfg and "data" in cfg else None) or load_config()["data"]["split"])
+    split = list(
+        split
+        or (cfg.get("data", {}).get("split") if cfg and "data" in cfg else None)
+        or load_config()["data"]["split"]
+    )
     rng = np.random.default_rng(seed)
     vocab = load_vocabulary(p["catalogue"])
     nC, nJ, nT = int(p["n_candidates"]), int(p["n_jobs"]), min(int(p["n_topics"]), len(TOPICS))
-    if nC < 3 or nJ < 2: raise DataError("need at least 3 candidates and 2 jobs")
+    if nC < 3 or nJ < 2:
+        raise DataError("need at least 3 candidates and 2 jobs")
     cd = _draft_candidates(rng, vocab, int(nC * 1.1) + 3, nT, p["draft_error_rate"])
     cand_pairs, c_rep, c_drop = refine_candidates(cd, rng)
-    if len(cand_pairs) < nC: raise DataError(f"the validator kept {len(cand_pairs)} candidates < {nC}; lower draft_error_rate")
+    if len(cand_pairs) < nC:
+        raise DataError(f"the validator kept {len(cand_pairs)} candidates < {nC}; lower draft_error_rate")
     cand_pairs = cand_pairs[:nC]
     jd = _draft_jobs(rng, vocab, int(nJ * 1.1) + 2, nT, p["draft_error_rate"])
     job_pairs, j_rep, j_drop = refine_jobs(jd, [c for c, _ in cand_pairs], rng)
-    if len(job_pairs) < nJ: raise DataError(f"the validator kept {len(job_pairs)} jobs < {nJ}; lower draft_error_rate")
+    if len(job_pairs) < nJ:
+        raise DataError(f"the validator kept {len(job_pairs)} jobs < {nJ}; lower draft_error_rate")
     job_pairs = job_pairs[:nJ]
-    cands = [c for c, _ in cand_pairs]; jobs = [j for j, _ in job_pairs]
+    cands = [c for c, _ in cand_pairs]
+    jobs = [j for j, _ in job_pairs]
     # ids are renumbered so that they are dense after drops
-    for i, c in enumerate(cands): c.candidate_id = f"S{i + 1:04d}"
-    for i, j in enumerate(jobs): j.job_id = f"J{i + 1:04d}"
+    for i, c in enumerate(cands):
+        c.candidate_id = f"S{i + 1:04d}"
+    for i, j in enumerate(jobs):
+        j.job_id = f"J{i + 1:04d}"
     F = pair_features(cands, jobs)
-    fields, topics = utility_terms(F, [d["topics"] for _, d in cand_pairs], [d["topics"] for _, d in job_pairs], nT)
+    fields, topics = utility_terms(
+        F, [d["topics"] for _, d in cand_pairs], [d["topics"] for _, d in job_pairs], nT
+    )
     # taste: each candidate weighs visible job attributes (industry, mode, hours, level asked) in their own way
     jattr = job_attributes(jobs)
     taste = rng.normal(size=(nC, jattr.shape[1])) @ (jattr - jattr.mean(0)).T
-    wt, wq = float(p["text_weight"]), float(p["taste_weight"]); wf = 1.0 - wt - wq
-    if wf < 0: raise DataError("text_weight + taste_weight must be <= 1")
+    wt, wq = float(p["text_weight"]), float(p["taste_weight"])
+    wf = 1.0 - wt - wq
+    if wf < 0:
+        raise DataError("text_weight + taste_weight must be <= 1")
     clean = wf * _z(fields) + wt * _z(topics) + wq * _z(taste)
     util = (clean + float(p["noise"]) * rng.normal(size=clean.shape)).astype(np.float32)
     pref = (util > np.quantile(util, 1 - float(p["pref_rate"]))).astype(np.int8)
     pair_rep = Counter()
     none = np.flatnonzero(pref.sum(1) == 0)
-    pref[none, util[none].argmax(1)] = 1; pair_rep["candidate_without_preferred_job"] += len(none)
+    pref[none, util[none].argmax(1)] = 1
+    pair_rep["candidate_without_preferred_job"] += len(none)
     qual_clean, qual, n_fixed = employer_labels(F, p, rng)
     pair_rep["job_without_qualified_candidate"] += n_fixed
     apply_prob = np.where(pref == 1, float(p["apply_rate"]), float(p["stray_apply_rate"])).astype(np.float32)
     applied = rng.random(pref.shape) < apply_prob
     hired = applied & (qual == 1)
     assert not (hired & ~applied).any() and not (hired & (qual != 1)).any()
-    counts = {"candidates_checked": len(cd), "jobs_checked": len(jd), "pairs_checked": int(nC * nJ),
-              "candidates_kept": nC, "jobs_kept": nJ,
-              "repaired": dict(sorted((c_rep + j_rep + pair_rep).items())), "dropped": dict(sorted((c_drop + j_drop).items())),
-              "surplus_drafts_unused": {"candidates": len(cd) - sum(c_drop.values()) - nC, "jobs": len(jd) - sum(j_drop.values()) - nJ}}
-    meta = {"source": "synthetic", "seed": seed, "config": {k: p[k] for k in sorted(p)}, "split_shares": split,
-            "vocabulary": vocab.get("source", "built-in"), "validator": counts, "n_topics": nT,
-            "candidate_topics": [d["topics"] for _, d in cand_pairs], "job_topics": [d["topics"] for _, d in job_pairs]}
-    if p["narrative"] == "llm":  # the language model rewrites the texts, refined by validators (nbs/04b_narratives)
-        if narrate is None: raise DataError("narrative: llm needs its writer: narrate=jobrec.narratives.write_narratives")
-        meta["narratives"] = narrate(cands, jobs, [d for _, d in cand_pairs], [d for _, d in job_pairs], sorted({s for v in vocab["industries"].values() for s in v}), TOPICS, seed, p["narrative_model"])
-    return JobRecData(cands, jobs, candidate_split(nC, split, seed + 1), pref, qual, applied, hired, util,
-                      {"utility_clean": clean.astype(np.float32), "apply_prob": apply_prob, "qual_clean": qual_clean.astype(np.int8)}, meta)
+    counts = {
+        "candidates_checked": len(cd),
+        "jobs_checked": len(jd),
+        "pairs_checked": int(nC * nJ),
+        "candidates_kept": nC,
+        "jobs_kept": nJ,
+        "repaired": dict(sorted((c_rep + j_rep + pair_rep).items())),
+        "dropped": dict(sorted((c_drop + j_drop).items())),
+        "surplus_drafts_unused": {
+            "candidates": len(cd) - sum(c_drop.values()) - nC,
+            "jobs": len(jd) - sum(j_drop.values()) - nJ,
+        },
+    }
+    meta = {
+        "source": "synthetic",
+        "seed": seed,
+        "config": {k: p[k] for k in sorted(p)},
+        "split_shares": split,
+        "vocabulary": vocab.get("source", "built-in"),
+        "validator": counts,
+        "n_topics": nT,
+        "candidate_topics": [d["topics"] for _, d in cand_pairs],
+        "job_topics": [d["topics"] for _, d in job_pairs],
+    }
+    if (
+        p["narrative"] == "llm"
+    ):  # the language model rewrites the texts, refined by validators (nbs/04b_narratives)
+        if narrate is None:
+            raise DataError("narrative: llm needs its writer: narrate=jobrec.narratives.write_narratives")
+        meta["narratives"] = narrate(
+            cands,
+            jobs,
+            [d for _, d in cand_pairs],
+            [d for _, d in job_pairs],
+            sorted({s for v in vocab["industries"].values() for s in v}),
+            TOPICS,
+            seed,
+            p["narrative_model"],
+        )
+    return JobRecData(
+        cands,
+        jobs,
+        candidate_split(nC, split, seed + 1),
+        pref,
+        qual,
+        applied,
+        hired,
+        util,
+        {
+            "utility_clean": clean.astype(np.float32),
+            "apply_prob": apply_prob,
+            "qual_clean": qual_clean.astype(np.int8),
+        },
+        meta,
+    )
 
 # %% ../nbs/02_data.ipynb #c026
 def _neg_sample(rng, pool, n, hard_order=None, hard_share=0.0):
-    if len(pool) == 0: return None
+    if len(pool) == 0:
+        return None
     n_hard = min(int(round(n * hard_share)), len(pool)) if hard_order is not None else 0
     hard = hard_order[:n_hard] if n_hard else np.array([], int)
     rest = np.setdiff1d(pool, hard)
@@ -676,84 +1242,120 @@ def _neg_sample(rng, pool, n, hard_order=None, hard_share=0.0):
     easy = rng.choice(rest, k, replace=len(rest) < k) if len(rest) else rng.choice(pool, k, replace=True)
     return np.concatenate([hard, easy]).astype(np.int64)
 
-def preference_groups(data:JobRecData, # the dataset
-                      split:str="train", # candidates of this split only
-                      n_neg:int=15, # negatives per group
-                      rng:np.random.Generator|int=0, # generator or seed
-                      hard_share:float=0.5 # share of negatives among the highest-utility non-preferred jobs
-                     )->tuple[np.ndarray, np.ndarray]: # (cand_idx [G], job_idx [G, 1 + n_neg]), positive in column 0
+
+def preference_groups(
+    data: JobRecData,  # the dataset
+    split: str = "train",  # candidates of this split only
+    n_neg: int = 15,  # negatives per group
+    rng: np.random.Generator | int = 0,  # generator or seed
+    hard_share: float = 0.5,  # share of negatives among the highest-utility non-preferred jobs
+) -> tuple[np.ndarray, np.ndarray]:  # (cand_idx [G], job_idx [G, 1 + n_neg]), positive in column 0
     "Candidate-centric preference groups: one preferred job among non-preferred ones."
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
-    score = data.utility if data.utility is not None else np.nan_to_num(data.arrays.get("score", np.zeros(data.shape)), nan=-np.inf)
+    score = (
+        data.utility
+        if data.utility is not None
+        else np.nan_to_num(data.arrays.get("score", np.zeros(data.shape)), nan=-np.inf)
+    )
     cs, gs = [], []
     for c in data.idx(split):
         negs = np.flatnonzero(data.pref[c] == 0)
-        if not len(negs): continue
+        if not len(negs):
+            continue
         order = negs[np.argsort(-score[c, negs], kind="stable")]
         for j in np.flatnonzero(data.pref[c] == 1):
-            cs.append(c); gs.append(np.concatenate([[j], _neg_sample(rng, negs, n_neg, order, hard_share)]))
+            cs.append(c)
+            gs.append(np.concatenate([[j], _neg_sample(rng, negs, n_neg, order, hard_share)]))
     return np.asarray(cs, np.int64), np.asarray(gs, np.int64).reshape(len(gs), n_neg + 1)
 
 # %% ../nbs/02_data.ipynb #c026e
-def qualification_groups(data:JobRecData, # the dataset
-                         split:str="train", # applicants from this split's candidates only
-                         n_neg:int=15, # negatives per group
-                         rng:np.random.Generator|int=0, # generator or seed
-                         anchor:str="job" # job: one accepted applicant among the job's rejected applicants (employer side) |
-                                          # candidate: one accepted application among the candidate's rejected applications
-                        )->tuple[np.ndarray, np.ndarray]: # (anchor_idx [G], other_idx [G, 1 + n_neg]), positive in column 0
+def qualification_groups(
+    data: JobRecData,  # the dataset
+    split: str = "train",  # applicants from this split's candidates only
+    n_neg: int = 15,  # negatives per group
+    rng: np.random.Generator | int = 0,  # generator or seed
+    anchor: str = "job",  # job: one accepted applicant among the job's rejected applicants (employer side) |
+    # candidate: one accepted application among the candidate's rejected applications
+) -> tuple[np.ndarray, np.ndarray]:  # (anchor_idx [G], other_idx [G, 1 + n_neg]), positive in column 0
     "Qualification groups from observed screenings only: job-centric (the reference) or candidate-centric."
-    if anchor not in ("job", "candidate"): raise ValueError(f"anchor must be 'job' or 'candidate', got {anchor!r}")
+    if anchor not in ("job", "candidate"):
+        raise ValueError(f"anchor must be 'job' or 'candidate', got {anchor!r}")
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
-    rows = data.idx(split); qo = data.qual_observed[rows]
+    rows = data.idx(split)
+    qo = data.qual_observed[rows]
     js, gs = [], []
     if anchor == "job":
         for j in range(len(data.jobs)):
-            pos = rows[qo[:, j] == 1]; neg = rows[qo[:, j] == 0]
-            if not len(neg): continue
+            pos = rows[qo[:, j] == 1]
+            neg = rows[qo[:, j] == 0]
+            if not len(neg):
+                continue
             for c in pos:
-                js.append(j); gs.append(np.concatenate([[c], _neg_sample(rng, neg, n_neg)]))
+                js.append(j)
+                gs.append(np.concatenate([[c], _neg_sample(rng, neg, n_neg)]))
     else:
         for r, c in enumerate(rows):
-            pos = np.flatnonzero(qo[r] == 1); neg = np.flatnonzero(qo[r] == 0)
-            if not len(neg): continue
+            pos = np.flatnonzero(qo[r] == 1)
+            neg = np.flatnonzero(qo[r] == 0)
+            if not len(neg):
+                continue
             for j in pos:
-                js.append(c); gs.append(np.concatenate([[j], _neg_sample(rng, neg, n_neg)]))
+                js.append(c)
+                gs.append(np.concatenate([[j], _neg_sample(rng, neg, n_neg)]))
     return np.asarray(js, np.int64), np.asarray(gs, np.int64).reshape(len(gs), n_neg + 1)
 
 # %% ../nbs/02_data.ipynb #c026h
-def hire_groups(data:JobRecData, split:str="train", n_neg:int=15, rng:np.random.Generator|int=0
-               )->tuple[np.ndarray, np.ndarray]: # (cand_idx [G], job_idx [G, 1 + n_neg])
+def hire_groups(
+    data: JobRecData, split: str = "train", n_neg: int = 15, rng: np.random.Generator | int = 0
+) -> tuple[np.ndarray, np.ndarray]:  # (cand_idx [G], job_idx [G, 1 + n_neg])
     "The conflated signal: one hired job among jobs without a hire (what a single hire model trains on)."
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
     cs, gs = [], []
     for c in data.idx(split):
         negs = np.flatnonzero(~data.hired[c])
         for j in np.flatnonzero(data.hired[c]):
-            cs.append(c); gs.append(np.concatenate([[j], _neg_sample(rng, negs, n_neg)]))
+            cs.append(c)
+            gs.append(np.concatenate([[j], _neg_sample(rng, negs, n_neg)]))
     return np.asarray(cs, np.int64), np.asarray(gs, np.int64).reshape(len(gs), n_neg + 1)
 
-def eval_matrices(data:JobRecData, split:str="test")->dict:
+
+def eval_matrices(data: JobRecData, split: str = "test") -> dict:
     "Full candidate x job matrices of a split for evaluation: cand_idx, pref, qual, utility_clean (if any)."
     r = data.idx(split)
-    out = {"cand_idx": r, "pref": data.pref[r], "qual": data.qual[r], "applied": data.applied[r], "hired": data.hired[r]}
-    if "utility_clean" in data.arrays: out["utility_clean"] = data.arrays["utility_clean"][r]
+    out = {
+        "cand_idx": r,
+        "pref": data.pref[r],
+        "qual": data.qual[r],
+        "applied": data.applied[r],
+        "hired": data.hired[r],
+    }
+    if "utility_clean" in data.arrays:
+        out["utility_clean"] = data.arrays["utility_clean"][r]
     return out
 
 # %% ../nbs/02_data.ipynb #c027i
 HISTORY_PRIOR = 5.0  # pseudo-screenings that pull a job's summaries toward the catalogue-wide ones
 
-def job_history(data:JobRecData, # the dataset (its logged screenings and pair features)
-                names:Sequence[str]=("skill_coverage", "requirements_met_share"), # alignment features to summarise
-                split:str="train" # whose screenings may be read
-               )->dict: # {"names", "prior": summary, "jobs": {job_id: summary}}, a summary = {"rate", "accepted", "rejected"}
+
+def job_history(
+    data: JobRecData,  # the dataset (its logged screenings and pair features)
+    names: Sequence[str] = ("skill_coverage", "requirements_met_share"),  # alignment features to summarise
+    split: str = "train",  # whose screenings may be read
+) -> (
+    dict
+):  # {"names", "prior": summary, "jobs": {job_id: summary}}, a summary = {"rate", "accepted", "rejected"}
     "Each job's logged screening decisions of `split`'s candidates: acceptance rate, mean features of the accepted and the rejected (shrunk)."
     unknown = [n for n in names if n not in FEATURE_NAMES]
-    if unknown: raise DataError(f"job_history: unknown alignment features {unknown}; expected some of {list(FEATURE_NAMES)}")
-    rows = data.idx(split); o = data.qual_observed[rows]
+    if unknown:
+        raise DataError(
+            f"job_history: unknown alignment features {unknown}; expected some of {list(FEATURE_NAMES)}"
+        )
+    rows = data.idx(split)
+    o = data.qual_observed[rows]
     X = data.features()[rows][:, :, [FEATURE_NAMES.index(n) for n in names]].astype(np.float64)  # [c, J, K]
     acc, rej = (o == 1)[..., None], (o == 0)[..., None]
-    if not (acc.any() and rej.any()): raise DataError(f"job_history: the {split} split logs no accepted and rejected screenings")
+    if not (acc.any() and rej.any()):
+        raise DataError(f"job_history: the {split} split logs no accepted and rejected screenings")
     g_acc, g_rej = (X * acc).sum((0, 1)) / acc.sum(), (X * rej).sum((0, 1)) / rej.sum()
     n_acc, n_rej = acc.sum(0)[:, 0], rej.sum(0)[:, 0]  # [J]
     m, rate0 = HISTORY_PRIOR, float(acc.sum() / (acc.sum() + rej.sum()))
@@ -761,60 +1363,97 @@ def job_history(data:JobRecData, # the dataset (its logged screenings and pair f
     mean_acc = ((X * acc).sum(0) + m * g_acc) / (n_acc[:, None] + m)
     mean_rej = ((X * rej).sum(0) + m * g_rej) / (n_rej[:, None] + m)
     r = lambda x: [round(float(v), 6) for v in np.atleast_1d(x)]
-    return {"names": list(names), "split": split, "prior": {"rate": round(rate0, 6), "accepted": r(g_acc), "rejected": r(g_rej)},
-            "jobs": {j.job_id: {"rate": r(rate[i])[0], "accepted": r(mean_acc[i]), "rejected": r(mean_rej[i]), "screened": int(n_acc[i] + n_rej[i])}
-                     for i, j in enumerate(data.jobs)}}
+    return {
+        "names": list(names),
+        "split": split,
+        "prior": {"rate": round(rate0, 6), "accepted": r(g_acc), "rejected": r(g_rej)},
+        "jobs": {
+            j.job_id: {
+                "rate": r(rate[i])[0],
+                "accepted": r(mean_acc[i]),
+                "rejected": r(mean_rej[i]),
+                "screened": int(n_acc[i] + n_rej[i]),
+            }
+            for i, j in enumerate(data.jobs)
+        },
+    }
 
 # %% ../nbs/02_data.ipynb #c027m
-def history_feature_names(names:Sequence[str])->list[str]:
+def history_feature_names(names: Sequence[str]) -> list[str]:
     "Names of the history features `history_features` appends for the summarised features `names`."
     return ["job_accept_rate"] + [f"{n}_{w}" for n in names for w in ("vs_accepted", "vs_rejected")]
 
-def history_features(table:dict|None, # `job_history`'s table (None or no names: no features)
-                     jobs:Sequence, # the Job objects of the columns
-                     F:np.ndarray # their pair features [C, J, len(FEATURE_NAMES)]
-                    )->np.ndarray: # [C, J, 1 + 2K]: the job's acceptance rate, each feature minus the job's accepted and rejected means
+
+def history_features(
+    table: dict | None,  # `job_history`'s table (None or no names: no features)
+    jobs: Sequence,  # the Job objects of the columns
+    F: np.ndarray,  # their pair features [C, J, len(FEATURE_NAMES)]
+) -> (
+    np.ndarray
+):  # [C, J, 1 + 2K]: the job's acceptance rate, each feature minus the job's accepted and rejected means
     "The employer-history layer of a pair: where the candidate sits against what this job accepted and rejected before."
     names = list((table or {}).get("names") or [])
-    if not names: return np.zeros(F.shape[:2] + (0,), np.float32)
-    rows = [table["jobs"].get(j.job_id, table["prior"]) for j in jobs]  # a job never screened gets the catalogue-wide summary
+    if not names:
+        return np.zeros(F.shape[:2] + (0,), np.float32)
+    rows = [
+        table["jobs"].get(j.job_id, table["prior"]) for j in jobs
+    ]  # a job never screened gets the catalogue-wide summary
     rate = np.array([r["rate"] for r in rows], np.float32)
     acc, rej = (np.array([r[k] for r in rows], np.float32) for k in ("accepted", "rejected"))  # [J, K]
     X = F[:, :, [FEATURE_NAMES.index(n) for n in names]].astype(np.float32)
-    out = np.empty(F.shape[:2] + (1 + 2*len(names),), np.float32)
-    out[..., 0] = rate[None]; out[..., 1::2] = X - acc[None]; out[..., 2::2] = X - rej[None]
+    out = np.empty(F.shape[:2] + (1 + 2 * len(names),), np.float32)
+    out[..., 0] = rate[None]
+    out[..., 1::2] = X - acc[None]
+    out[..., 2::2] = X - rej[None]
     return out
 
-def model_features(cands:Sequence, jobs:Sequence, table:dict|None=None)->np.ndarray:
+
+def model_features(cands: Sequence, jobs: Sequence, table: dict | None = None) -> np.ndarray:
     "What the models read as numbers for each pair: the schema's alignment features, then the employer-history layer."
     F = pair_features(cands, jobs)
     return np.concatenate([F, history_features(table, jobs, F)], -1) if table and table.get("names") else F
 
 # %% ../nbs/02_data.ipynb #c029e
-def fields_heuristic(data:JobRecData)->np.ndarray:
+def fields_heuristic(data: JobRecData) -> np.ndarray:
     "A structured-fields-only preference score [C, J]: interest match, skill overlap and logistics fit."
-    F = data.features(); f = lambda n: F[:, :, FEATURE_NAMES.index(n)]
-    return f("interest_match") + 3 * f("skill_jaccard") + 0.3 * (f("mode_fit") + f("hours_met") + f("length_met"))
+    F = data.features()
+    f = lambda n: F[:, :, FEATURE_NAMES.index(n)]
+    return (
+        f("interest_match")
+        + 3 * f("skill_jaccard")
+        + 0.3 * (f("mode_fit") + f("hours_met") + f("length_met"))
+    )
 
-def observable_utility(data:JobRecData)->np.ndarray|None:
+
+def observable_utility(data: JobRecData) -> np.ndarray | None:
     "What a cold-start model can know of the preference utility [C, J]: its field and topic terms without taste and noise (synthetic data; None otherwise)."
     m = data.meta
-    if "candidate_topics" not in m or "config" not in m: return None
+    if "candidate_topics" not in m or "config" not in m:
+        return None
     wt, wq = float(m["config"]["text_weight"]), float(m["config"]["taste_weight"])
-    fields, topics = utility_terms(data.features(), m["candidate_topics"], m["job_topics"], int(m["n_topics"]))
+    fields, topics = utility_terms(
+        data.features(), m["candidate_topics"], m["job_topics"], int(m["n_topics"])
+    )
     return (1.0 - wt - wq) * _z(fields) + wt * _z(topics)
 
 # %% ../nbs/02_data.ipynb #c035
-def embedded_path(*parts:str # a path inside the project, e.g. "data", "default"
-                 )->Path|None:
+def embedded_path(
+    *parts: str,  # a path inside the project, e.g. "data", "default"
+) -> Path | None:
     "A file the project embeds: the checkout's copy when there is one, else the installed package's (None if neither)."
-    bases = [project_root(), PACKAGE_DIR/"_embedded"]
-    if (PACKAGE_DIR.parent/"settings.ini").exists(): bases.append(PACKAGE_DIR.parent)  # an editable install used from elsewhere
+    bases = [project_root(), PACKAGE_DIR / "_embedded"]
+    if (PACKAGE_DIR.parent / "settings.ini").exists():
+        bases.append(PACKAGE_DIR.parent)  # an editable install used from elsewhere
     return next((b.joinpath(*parts) for b in bases if b.joinpath(*parts).exists()), None)
 
-def load_embedded()->JobRecData:
+
+def load_embedded() -> JobRecData:
     "The embedded default dataset: the checkout's data/default, else the copy installed with the package."
     p = embedded_path("data", "default", "meta.json")
-    if p is None: raise DataError("the embedded dataset is missing (no data/default here nor in the installed package); "
-                                  "run `jobrec data --out data/default`", file=project_root()/"data"/"default")
+    if p is None:
+        raise DataError(
+            "the embedded dataset is missing (no data/default here nor in the installed package); "
+            "run `jobrec data --out data/default`",
+            file=project_root() / "data" / "default",
+        )
     return load_dataset(p.parent)

@@ -13,95 +13,137 @@ __all__ = ['world', 'is_main', 'local_device', 'backend_for', 'init_from_env', '
            'global_share', 'sync_grads']
 
 # %% ../nbs/04b_distributed.ipynb #c005
-def world()->tuple[int, int]:
+def world() -> tuple[int, int]:
     "(rank, world size) of this process: (0, 1) outside a process group."
     import sys
-    if "torch" not in sys.modules: return 0, 1
+
+    if "torch" not in sys.modules:
+        return 0, 1
     import torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()): return 0, 1
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return 0, 1
     return dist.get_rank(), dist.get_world_size()
 
-def is_main()->bool:
+
+def is_main() -> bool:
     "Whether this process writes checkpoints, models and logs (rank 0)."
     return world()[0] == 0
 
-def local_device(device:str="auto" # the run's device setting: "auto", "cpu" or "cuda"
-                )->str:
+
+def local_device(
+    device: str = "auto",  # the run's device setting: "auto", "cpu" or "cuda"
+) -> str:
     "This process's device: `cuda:LOCAL_RANK` (one GPU per process on a node) when CUDA serves the run, else `cpu`."
     from jobrec.core import pick_device
+
     dev = pick_device(device)
     return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if dev == "cuda" else dev
 
-def backend_for(device:str # this process's device, from `local_device`
-               )->str:
+
+def backend_for(
+    device: str,  # this process's device, from `local_device`
+) -> str:
     "The process group's backends: gloo for CPU tensors, and NCCL for CUDA ones when the run is on a GPU."
     return "cpu:gloo,cuda:nccl" if str(device).startswith("cuda") else "gloo"
 
-def init_from_env(device:str="auto" # the run's device setting: "auto", "cpu" or "cuda"
-                 )->tuple[int, int]:
+
+def init_from_env(
+    device: str = "auto",  # the run's device setting: "auto", "cpu" or "cuda"
+) -> tuple[int, int]:
     "Join the process group that RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT describe (a launcher set them); (rank, world size)."
     n = int(os.environ.get("WORLD_SIZE", "1"))
-    if n <= 1: return world()
+    if n <= 1:
+        return world()
     import torch, torch.distributed as dist
+
     if not dist.is_initialized():
         dev = local_device(device)
         # the current device makes every later `.to("cuda")` (the backbone, the heads) land on this rank's GPU
-        if dev.startswith("cuda"): torch.cuda.set_device(torch.device(dev))
+        if dev.startswith("cuda"):
+            torch.cuda.set_device(torch.device(dev))
         dist.init_process_group(backend_for(dev))
     r, n = world()
-    if r > 0: get_logger("jobrec").setLevel("WARNING")
+    if r > 0:
+        get_logger("jobrec").setLevel("WARNING")
     return r, n
+
 
 def barrier():
     "Wait for every process (nothing in one process): readers of a checkpoint wait for rank 0 to have written it."
     if world()[1] > 1:
         import torch.distributed as dist
+
         dist.barrier()
+
 
 def shutdown():
     "Leave the process group (nothing in one process): every rank waits for the others, then gloo/NCCL threads stop before the interpreter exits (else the C++ runtime aborts the process at exit)."
     if world()[1] > 1:
         import torch.distributed as dist
-        dist.barrier(); dist.destroy_process_group()
+
+        dist.barrier()
+        dist.destroy_process_group()
 
 # %% ../nbs/04b_distributed.ipynb #c008
-def shard(idx:np.ndarray # the global batch's rows, the same on every rank
-         )->np.ndarray:
+def shard(
+    idx: np.ndarray,  # the global batch's rows, the same on every rank
+) -> np.ndarray:
     "This rank's rows of the global batch: every N-th from its rank."
     r, n = world()
-    if n == 1: return idx
-    if len(idx) < n: raise ValueError(f"a step of {len(idx)} groups cannot be shared by {n} processes; raise train.batch_groups or use fewer processes")
+    if n == 1:
+        return idx
+    if len(idx) < n:
+        raise ValueError(
+            f"a step of {len(idx)} groups cannot be shared by {n} processes; raise train.batch_groups or use fewer processes"
+        )
     return idx[r::n]
 
-def rank_seed(seed:int)->int:
+
+def rank_seed(seed: int) -> int:
     "A torch seed of this rank's own: `seed` on rank 0 (a one-process run's), shifted on the others."
-    return (int(seed) + 1_000_003*world()[0]) % 2**31
+    return (int(seed) + 1_000_003 * world()[0]) % 2**31
 
 # %% ../nbs/04b_distributed.ipynb #c011
-def global_share(loss, # this rank's weighted mean loss over its groups (a torch scalar)
-                 weight # this rank's total group weight (its number of groups when unweighted)
-                ):
+def global_share(
+    loss,  # this rank's weighted mean loss over its groups (a torch scalar)
+    weight,  # this rank's total group weight (its number of groups when unweighted)
+):
     "`loss * W_r / W`: the ranks' shares sum to the global batch's mean loss (the loss itself in one process)."
-    if world()[1] == 1: return loss
+    if world()[1] == 1:
+        return loss
     import torch, torch.distributed as dist
+
     # on the loss's device: NCCL reduces only CUDA tensors, and a host round trip would stall the GPU each step
-    w = torch.tensor([float(weight)], dtype=torch.float64, device=loss.device); dist.all_reduce(w)
+    w = torch.tensor([float(weight)], dtype=torch.float64, device=loss.device)
+    dist.all_reduce(w)
     return loss * (float(weight) / w[0]).to(loss.dtype)
 
-def sync_grads(params, # the trainable parameters (the same list, in the same order, on every rank)
-               loss=None # this rank's share of the loss (optional): returned summed over the ranks
-              ):
+
+def sync_grads(
+    params,  # the trainable parameters (the same list, in the same order, on every rank)
+    loss=None,  # this rank's share of the loss (optional): returned summed over the ranks
+):
     "Sum the parameters' gradients over the ranks in place (one flat all-reduce); the global loss."
-    if world()[1] == 1: return loss
+    if world()[1] == 1:
+        return loss
     import torch, torch.distributed as dist
+
     ps = list(params)
     dev = ps[0].device  # one flat buffer on the parameters' device, reduced by the backend that serves it
     flat = [torch.ones(1, device=dev) if p.grad is not None else torch.zeros(1, device=dev) for p in ps]
-    flat += [(p.grad if p.grad is not None else torch.zeros_like(p)).detach().float().to(dev).reshape(-1) for p in ps]
+    flat += [
+        (p.grad if p.grad is not None else torch.zeros_like(p)).detach().float().to(dev).reshape(-1)
+        for p in ps
+    ]
     flat.append(torch.zeros(1, device=dev) if loss is None else loss.detach().float().to(dev).reshape(1))
-    buf = torch.cat(flat); dist.all_reduce(buf)
-    has, off = buf[:len(ps)].tolist(), len(ps)  # one device-to-host copy, not one per parameter
+    buf = torch.cat(flat)
+    dist.all_reduce(buf)
+    has, off = buf[: len(ps)].tolist(), len(ps)  # one device-to-host copy, not one per parameter
     for i, p in enumerate(ps):
-        n = p.numel(); g = buf[off:off + n].view_as(p).to(p.device, p.dtype); off += n
-        if has[i] > 0: p.grad = g
+        n = p.numel()
+        g = buf[off : off + n].view_as(p).to(p.device, p.dtype)
+        off += n
+        if has[i] > 0:
+            p.grad = g
     return None if loss is None else buf[-1].to(loss.device)

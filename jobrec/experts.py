@@ -13,8 +13,19 @@ import numpy as np
 from .core import get_logger, atomic_path, write_json, cfg_get, split_mask, to_host
 from .calibration import NO_CALIBRATION, apply_calibration
 from .data import DataError, job_history, model_features, history_feature_names
-from .schema import (Candidate, Job, candidate_text, job_text, pair_text, flat_pair_text, pair_features, resolve_view,
-                           candidate_to_row, job_to_row, FEATURE_NAMES)
+from jobrec.schema import (
+    Candidate,
+    Job,
+    candidate_text,
+    job_text,
+    pair_text,
+    flat_pair_text,
+    pair_features,
+    resolve_view,
+    candidate_to_row,
+    job_to_row,
+    FEATURE_NAMES,
+)
 
 # %% auto #0
 __all__ = ['SLOTS', 'log', 'EXPERTS', 'split_phrases', 'segment_phrases', 'PhraseLayout', 'TextCache', 'make_head', 'info_nce',
@@ -24,243 +35,389 @@ __all__ = ['SLOTS', 'log', 'EXPERTS', 'split_phrases', 'segment_phrases', 'Phras
 # %% ../nbs/05_experts.ipynb #ndc9bd4
 _PHRASE_SPLIT = re.compile(r"(?<=[.!?])\s+|;\s+|,\s+|\s+and\s+")
 
-def split_phrases(text:str, # a narrative text
-                  max_phrases:int=64 # phrases kept, in reading order
-                 )->list[str]:
+
+def split_phrases(
+    text: str,  # a narrative text
+    max_phrases: int = 64,  # phrases kept, in reading order
+) -> list[str]:
     "Sentences of `text`, cut again at commas, semicolons and 'and'."
     ps = (p.strip(" .;,") for p in _PHRASE_SPLIT.split(" ".join(str(text).split())))
     return [p for p in ps if p][:max_phrases]
 
-SLOTS = {"interests": (3, 1), "majors": (3, 8), "skills": (20, 16), "requirements": (1, 1), "logistics": (1, 1),
-         "narrative": (12, 8), "flat": (24, 16)}  # phrase slots per segment: (candidate side, job side)
 
-def segment_phrases(entity, # a Candidate or a Job
-                    segment:str # a schema segment, or "flat"
-                   )->list[str]:
+SLOTS = {
+    "interests": (3, 1),
+    "majors": (3, 8),
+    "skills": (20, 16),
+    "requirements": (1, 1),
+    "logistics": (1, 1),
+    "narrative": (12, 8),
+    "flat": (24, 16),
+}  # phrase slots per segment: (candidate side, job side)
+
+
+def segment_phrases(
+    entity,  # a Candidate or a Job
+    segment: str,  # a schema segment, or "flat"
+) -> list[str]:
     "The phrases of one segment of an entity: list items, one line for numbers, clauses for the narrative."
     is_c = isinstance(entity, Candidate)
     if segment == "flat":
         row = candidate_to_row(entity) if is_c else job_to_row(entity)
         return [f"{k}: {v}" for k, v in row.items() if k not in ("student_id", "row_id", "job_id")]
-    if segment == "interests": return list(entity.interests) if is_c else [entity.industry]
-    if segment == "majors": return list(entity.majors) if is_c else (list(entity.acceptable_majors) or ["any major"])
-    if segment == "skills": return list(entity.skills) if is_c else list(entity.required_skills)
+    if segment == "interests":
+        return list(entity.interests) if is_c else [entity.industry]
+    if segment == "majors":
+        return list(entity.majors) if is_c else (list(entity.acceptable_majors) or ["any major"])
+    if segment == "skills":
+        return list(entity.skills) if is_c else list(entity.required_skills)
     text = candidate_text(entity, (segment,)) if is_c else job_text(entity, (segment,))
     return split_phrases(text) if segment == "narrative" else [text]
 
+
 class PhraseLayout:
     "Which slots of an entity's encoding hold which segment's phrases, per side ('c' candidate, 'j' job)."
-    def __init__(self, segments:Sequence[str]):
+
+    def __init__(self, segments: Sequence[str]):
         self.segments = tuple(segments)
         self.n = {side: [SLOTS[s][k] for s in self.segments] for k, side in enumerate("cj")}
-    def slots(self, side:str)->int: return sum(self.n[side])
-    def segment_of_slot(self, side:str)->np.ndarray: return np.repeat(np.arange(len(self.segments)), self.n[side])
-    def phrases(self, entity, side:str, include_ids:bool=False)->list[str]:
+
+    def slots(self, side: str) -> int:
+        return sum(self.n[side])
+
+    def segment_of_slot(self, side: str) -> np.ndarray:
+        return np.repeat(np.arange(len(self.segments)), self.n[side])
+
+    def phrases(self, entity, side: str, include_ids: bool = False) -> list[str]:
         "The entity's phrases in slot order, '' in empty slots (the id first when `include_ids`, an ablation)."
         out = []
         for i, (s, n) in enumerate(zip(self.segments, self.n[side])):
             ps = segment_phrases(entity, s)
-            if include_ids and i == 0: ps = [f"id {entity.candidate_id if side == 'c' else entity.job_id}"] + ps
-            out += ps[:n] + [""]*(n - len(ps[:n]))
+            if include_ids and i == 0:
+                ps = [f"id {entity.candidate_id if side == 'c' else entity.job_id}"] + ps
+            out += ps[:n] + [""] * (n - len(ps[:n]))
         return out
 
 # %% ../nbs/05_experts.ipynb #c007
 log = get_logger("experts")
 EXPERTS = ("preference", "qualification")
 
-def _flat_side(row:dict)->str: return "\n".join(f"{k}: {v}" for k, v in row.items())
 
-def _adapter_of(expert:str, shared:bool)->str: return "shared" if shared else expert
+def _flat_side(row: dict) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in row.items())
+
+
+def _adapter_of(expert: str, shared: bool) -> str:
+    return "shared" if shared else expert
+
 
 class TextCache:
     "Texts of one dataset for one expert's view, computed once: candidate and job sides (dual), their phrase slots, or pairs on demand (cross)."
+
     def __init__(self, candidates, jobs, view, prompt="layers", include_ids=False):
-        self.candidates, self.jobs, self.view, self.prompt, self.ids = candidates, jobs, tuple(view), prompt, include_ids
+        self.candidates, self.jobs, self.view, self.prompt, self.ids = (
+            candidates,
+            jobs,
+            tuple(view),
+            prompt,
+            include_ids,
+        )
         self.layout = PhraseLayout(("flat",) if prompt == "flat" else resolve_view(self.view))
         self._c = self._j = self._pc = self._pj = None
+
     @property
-    def cand(self)->list[str]:
+    def cand(self) -> list[str]:
         if self._c is None:
-            self._c = ([_flat_side({k: v for k, v in candidate_to_row(c).items() if self.ids or k not in ("student_id", "row_id")}) for c in self.candidates]
-                       if self.prompt == "flat" else [candidate_text(c, self.view, self.ids) for c in self.candidates])
+            self._c = (
+                [
+                    _flat_side(
+                        {
+                            k: v
+                            for k, v in candidate_to_row(c).items()
+                            if self.ids or k not in ("student_id", "row_id")
+                        }
+                    )
+                    for c in self.candidates
+                ]
+                if self.prompt == "flat"
+                else [candidate_text(c, self.view, self.ids) for c in self.candidates]
+            )
         return self._c
+
     @property
-    def job(self)->list[str]:
+    def job(self) -> list[str]:
         if self._j is None:
-            self._j = ([_flat_side({k: v for k, v in job_to_row(j).items() if self.ids or k != "job_id"}) for j in self.jobs]
-                       if self.prompt == "flat" else [job_text(j, self.view, self.ids) for j in self.jobs])
+            self._j = (
+                [
+                    _flat_side({k: v for k, v in job_to_row(j).items() if self.ids or k != "job_id"})
+                    for j in self.jobs
+                ]
+                if self.prompt == "flat"
+                else [job_text(j, self.view, self.ids) for j in self.jobs]
+            )
         return self._j
+
     @property
-    def cand_phrases(self)->list[list[str]]:
-        if self._pc is None: self._pc = [self.layout.phrases(c, "c", self.ids) for c in self.candidates]
+    def cand_phrases(self) -> list[list[str]]:
+        if self._pc is None:
+            self._pc = [self.layout.phrases(c, "c", self.ids) for c in self.candidates]
         return self._pc
+
     @property
-    def job_phrases(self)->list[list[str]]:
-        if self._pj is None: self._pj = [self.layout.phrases(j, "j", self.ids) for j in self.jobs]
+    def job_phrases(self) -> list[list[str]]:
+        if self._pj is None:
+            self._pj = [self.layout.phrases(j, "j", self.ids) for j in self.jobs]
         return self._pj
-    def pair(self, ci:int, ji:int)->str:
+
+    def pair(self, ci: int, ji: int) -> str:
         c, j = self.candidates[ci], self.jobs[ji]
-        return flat_pair_text(c, j, self.ids) if self.prompt == "flat" else pair_text(c, j, self.view, self.ids)
+        return (
+            flat_pair_text(c, j, self.ids) if self.prompt == "flat" else pair_text(c, j, self.view, self.ids)
+        )
 
 # %% ../nbs/05_experts.ipynb #c011
-def make_head(in_dim:int, # input width
-              hidden:Sequence[int]=(512, 256), # hidden widths (the reference: 512, 256)
-              dropout:float=0.1, # dropout after each hidden layer
-              seed:int=0, # initialisation seed
-              n_out:int=1 # outputs (2: one head for both decisions, the shared-model ablation)
-             ):
+def make_head(
+    in_dim: int,  # input width
+    hidden: Sequence[int] = (512, 256),  # hidden widths (the reference: 512, 256)
+    dropout: float = 0.1,  # dropout after each hidden layer
+    seed: int = 0,  # initialisation seed
+    n_out: int = 1,  # outputs (2: one head for both decisions, the shared-model ablation)
+):
     "An MLP `in_dim -> hidden... -> n_out` with ReLU and dropout, initialised from `seed`."
     import torch
     from torch import nn
+
     layers, d = [], in_dim
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for h in hidden: layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(dropout)]; d = h
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(dropout)]
+            d = h
         layers.append(nn.Linear(d, n_out))
         return nn.Sequential(*layers)
 
 # %% ../nbs/05_experts.ipynb #c014
-def info_nce(logits, # [G, K] scores, positive in column 0
-             temperature:float=1.0, # InfoNCE temperature
-             group_weight=None, # [G] weights of the groups (None: equal)
-             neg_weight=None, # [G, K-1] weights in (0, 1] of the negatives (None: 1)
-             valid=None, # [G, K] bool, False for padding
-             bce_weight:float=0.0 # weight of a pointwise BCE term on the raw logits
-            ):
+def info_nce(
+    logits,  # [G, K] scores, positive in column 0
+    temperature: float = 1.0,  # InfoNCE temperature
+    group_weight=None,  # [G] weights of the groups (None: equal)
+    neg_weight=None,  # [G, K-1] weights in (0, 1] of the negatives (None: 1)
+    valid=None,  # [G, K] bool, False for padding
+    bce_weight: float = 0.0,  # weight of a pointwise BCE term on the raw logits
+):
     "Weighted InfoNCE (+ optional BCE) of groups whose positive sits in column 0."
     import torch, torch.nn.functional as F
+
     z = logits / temperature
     if neg_weight is not None:
         z = torch.cat([z[:, :1], z[:, 1:] + torch.log(neg_weight.clamp(min=1e-6))], 1)
-    if valid is not None: z = z.masked_fill(~valid, float("-inf"))
+    if valid is not None:
+        z = z.masked_fill(~valid, float("-inf"))
     per = torch.logsumexp(z, 1) - z[:, 0]
     if bce_weight:
-        y = torch.zeros_like(logits); y[:, 0] = 1
+        y = torch.zeros_like(logits)
+        y[:, 0] = 1
         b = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
         m = valid.float() if valid is not None else torch.ones_like(b)
-        per = per + bce_weight*(b*m).sum(1)/m.sum(1)
+        per = per + bce_weight * (b * m).sum(1) / m.sum(1)
     w = torch.ones_like(per) if group_weight is None else group_weight
-    return (per*w).sum() / w.sum()
+    return (per * w).sum() / w.sum()
 
 # %% ../nbs/05_experts.ipynb #na99d01
 def _seeded(seed, build):
     import torch
+
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed); return build()
+        torch.manual_seed(seed)
+        return build()
+
 
 @functools.lru_cache(maxsize=None)
 def late_interaction_class():
     "The `LateInteraction` module (built once, on first use, so that importing jobrec.experts does not import torch)."
     import torch, torch.nn.functional as F
     from torch import nn
+
     class LateInteraction(nn.Module):
         "Per segment and channel: phrase-to-best-phrase similarity, attention-pooled over each side's phrases."
-        def __init__(self, hidden:int, layout:PhraseLayout, channels:int=4, dim:int=64, seed:int=0):
+
+        def __init__(
+            self, hidden: int, layout: PhraseLayout, channels: int = 4, dim: int = 64, seed: int = 0
+        ):
             super().__init__()
             self.H, self.ch, self.dim, self.S = hidden, channels, dim, {s: layout.slots(s) for s in "cj"}
-            self.proj, self.wc, self.wj = _seeded(seed, lambda: (nn.Linear(hidden, channels*dim, bias=False), nn.Linear(hidden, 1), nn.Linear(hidden, 1)))
-            oh = {s: F.one_hot(torch.as_tensor(layout.segment_of_slot(s)), len(layout.segments)).float() for s in "cj"}
-            self.register_buffer("oc", oh["c"], persistent=False); self.register_buffer("oj", oh["j"], persistent=False)
+            self.proj, self.wc, self.wj = _seeded(
+                seed,
+                lambda: (
+                    nn.Linear(hidden, channels * dim, bias=False),
+                    nn.Linear(hidden, 1),
+                    nn.Linear(hidden, 1),
+                ),
+            )
+            oh = {
+                s: F.one_hot(torch.as_tensor(layout.segment_of_slot(s)), len(layout.segments)).float()
+                for s in "cj"
+            }
+            self.register_buffer("oc", oh["c"], persistent=False)
+            self.register_buffer("oj", oh["j"], persistent=False)
             self.register_buffer("same", (oh["c"] @ oh["j"].T) > 0, persistent=False)
-            self.width = 2*channels*len(layout.segments)
+            self.width = 2 * channels * len(layout.segments)
+
         def side(self, X, side, w):
             X = X.reshape(-1, self.S[side], self.H)
-            return F.normalize(self.proj(X).unflatten(-1, (self.ch, self.dim)), dim=-1), X.abs().sum(-1) > 0, w(X).squeeze(-1)
+            return (
+                F.normalize(self.proj(X).unflatten(-1, (self.ch, self.dim)), dim=-1),
+                X.abs().sum(-1) > 0,
+                w(X).squeeze(-1),
+            )
+
         @staticmethod
         def pool(best, logits, mask, onehot):
             w = torch.exp(logits.clamp(-20, 20)) * mask
             return torch.einsum("ncs,ns,sg->ncg", best, w, onehot) / (w @ onehot)[:, None, :].clamp(min=1e-6)
+
         def forward(self, U, V, ui=None, vi=None):
             (pu, mu, lu), (pv, mv, lv) = self.side(U, "c", self.wc), self.side(V, "j", self.wj)
-            if ui is not None: pu, mu, lu = pu[ui], mu[ui], lu[ui]
-            if vi is not None: pv, mv, lv = pv[vi], mv[vi], lv[vi]
+            if ui is not None:
+                pu, mu, lu = pu[ui], mu[ui], lu[ui]
+            if vi is not None:
+                pv, mv, lv = pv[vi], mv[vi], lv[vi]
             n = max(len(pu), len(pv))
             pu, mu, lu = pu.expand(n, *pu.shape[1:]), mu.expand(n, -1), lu.expand(n, -1)
             pv, mv, lv = pv.expand(n, *pv.shape[1:]), mv.expand(n, -1), lv.expand(n, -1)
             ok = self.same[None] & mu[:, :, None] & mv[:, None, :]
             sim = torch.einsum("nscd,ntcd->ncst", pu, pv).masked_fill(~ok[:, None], -1.0)
-            return torch.cat([self.pool(sim.amax(3), lu, mu, self.oc).flatten(1), self.pool(sim.amax(2), lv, mv, self.oj).flatten(1)], 1)
+            return torch.cat(
+                [
+                    self.pool(sim.amax(3), lu, mu, self.oc).flatten(1),
+                    self.pool(sim.amax(2), lv, mv, self.oj).flatten(1),
+                ],
+                1,
+            )
+
     return LateInteraction
 
 # %% ../nbs/05_experts.ipynb #n6fdf24
-def pair_head(kind:str, # phrases | pooled | cross
-              hidden_size:int, # the backbone's width H
-              n_features:int, # alignment features joined to the input (0: none)
-              hidden:Sequence[int]=(512, 256), # the MLP's hidden widths
-              dropout:float=0.1, # dropout in the MLP
-              seed:int=0, # initialisation seed
-              layout:PhraseLayout|None=None, # the view's phrase slots (phrases only)
-              channels:int=4, # late-interaction projections (phrases only)
-              dim:int=64, # width of each projection (phrases only)
-              n_out:int=1 # outputs of the MLP (2: the shared-model ablation; `OutputOf` picks one)
-             ):
+def pair_head(
+    kind: str,  # phrases | pooled | cross
+    hidden_size: int,  # the backbone's width H
+    n_features: int,  # alignment features joined to the input (0: none)
+    hidden: Sequence[int] = (512, 256),  # the MLP's hidden widths
+    dropout: float = 0.1,  # dropout in the MLP
+    seed: int = 0,  # initialisation seed
+    layout: PhraseLayout | None = None,  # the view's phrase slots (phrases only)
+    channels: int = 4,  # late-interaction projections (phrases only)
+    dim: int = 64,  # width of each projection (phrases only)
+    n_out: int = 1,  # outputs of the MLP (2: the shared-model ablation; `OutputOf` picks one)
+):
     "An expert's head: the pair's input (see above) and features, then the MLP."
     import torch
     from torch import nn
+
     class PairHead(nn.Module):
         def __init__(self):
             super().__init__()
             self.kind = kind
-            self.li = late_interaction_class()(hidden_size, layout, channels, dim, seed + 7) if kind == "phrases" else None
-            self.in_dim = {"phrases": self.li.width if self.li is not None else 0, "pooled": 4*hidden_size, "cross": hidden_size}[kind] + n_features
+            self.li = (
+                late_interaction_class()(hidden_size, layout, channels, dim, seed + 7)
+                if kind == "phrases"
+                else None
+            )
+            self.in_dim = {
+                "phrases": self.li.width if self.li is not None else 0,
+                "pooled": 4 * hidden_size,
+                "cross": hidden_size,
+            }[kind] + n_features
             self.mlp = make_head(self.in_dim, hidden, dropout, seed, n_out)
+
         def inputs(self, U, V=None, features=None, ui=None, vi=None):
-            if self.kind == "phrases": parts = [self.li(U, V, ui, vi)]
+            if self.kind == "phrases":
+                parts = [self.li(U, V, ui, vi)]
             else:
-                U = U if ui is None else U[ui]; V = V if V is None or vi is None else V[vi]
-                parts = [U, V, U*V, (U-V).abs()] if self.kind == "pooled" else [U]
+                U = U if ui is None else U[ui]
+                V = V if V is None or vi is None else V[vi]
+                parts = [U, V, U * V, (U - V).abs()] if self.kind == "pooled" else [U]
             return torch.cat(parts + ([features] if features is not None else []), -1)
+
         def forward(self, U, V=None, features=None, ui=None, vi=None):
-            y = self.mlp(self.inputs(U, V, features, ui, vi)); return y.squeeze(-1) if n_out == 1 else y
-    if kind not in ("phrases", "pooled", "cross"): raise ValueError(f"head kind must be phrases, pooled or cross, got {kind!r}")
+            y = self.mlp(self.inputs(U, V, features, ui, vi))
+            return y.squeeze(-1) if n_out == 1 else y
+
+    if kind not in ("phrases", "pooled", "cross"):
+        raise ValueError(f"head kind must be phrases, pooled or cross, got {kind!r}")
     return PairHead()
 
 # %% ../nbs/05_experts.ipynb #n7413c1
 def output_of_class():
     "The `OutputOf` module class (built lazily so that importing jobrec does not import torch)."
     from torch import nn
+
     class OutputOf(nn.Module):
         "Output `i` of a multi-output pair head, with the interface of a one-output head."
-        def __init__(self, head, i:int):
-            super().__init__(); self.head, self.i, self.in_dim = head, int(i), head.in_dim
-        def inputs(self, *a, **kw): return self.head.inputs(*a, **kw)
-        def mlp(self, x): return self.head.mlp(x)[..., self.i:self.i + 1]
-        def forward(self, *a, **kw): return self.head(*a, **kw)[..., self.i]
+
+        def __init__(self, head, i: int):
+            super().__init__()
+            self.head, self.i, self.in_dim = head, int(i), head.in_dim
+
+        def inputs(self, *a, **kw):
+            return self.head.inputs(*a, **kw)
+
+        def mlp(self, x):
+            return self.head.mlp(x)[..., self.i : self.i + 1]
+
+        def forward(self, *a, **kw):
+            return self.head(*a, **kw)[..., self.i]
+
     return OutputOf
 
 # %% ../nbs/05_experts.ipynb #c017
-def feature_stats(data, # the dataset (its training candidates)
-                  cfg:dict|None=None # a config whose `schema.job_history` names the history layer's features (None: no layer)
-                 )->tuple: # (mean [F], std [F], job_history table or None)
+def feature_stats(
+    data,  # the dataset (its training candidates)
+    cfg: dict
+    | None = None,  # a config whose `schema.job_history` names the history layer's features (None: no layer)
+) -> tuple:  # (mean [F], std [F], job_history table or None)
     "Mean and standard deviation of the models' pair features over the training candidates, and the employer-history table they use."
     names = list(cfg_get(cfg or {}, "schema.job_history", []) or [])
-    try: table = job_history(data, names) if names else None
-    except DataError as e: log.warning(f"no employer-history layer: {e}"); table = None
-    f = model_features([data.candidates[i] for i in np.flatnonzero(split_mask(data, "train"))], data.jobs, table)
+    try:
+        table = job_history(data, names) if names else None
+    except DataError as e:
+        log.warning(f"no employer-history layer: {e}")
+        table = None
+    f = model_features(
+        [data.candidates[i] for i in np.flatnonzero(split_mask(data, "train"))], data.jobs, table
+    )
     f = f.reshape(-1, f.shape[-1])
     return f.mean(0).astype(np.float32), np.maximum(f.std(0), 1e-3).astype(np.float32), table
+
 
 _PHRASE_CACHE: dict = {}  # (backbone folder, device, autocast dtype, phrase length, top layers) -> phrase -> encoding of the base model
 _LOWER_CACHE: dict = {}  # the same key -> phrase -> token states below the adapted layers (`lora.top_layers` > 0)
 
+
 def clear_phrase_cache():
     "Forget this process's frozen phrase encodings. A phrase's bits depend on the batch it was first encoded in (padding to the batch's\n    longest), so work that must give the same bits in any process (a batch-scoring shard, locally or on a Ray actor) starts from empty."
-    _PHRASE_CACHE.clear(); _LOWER_CACHE.clear()
-
-
+    _PHRASE_CACHE.clear()
+    _LOWER_CACHE.clear()
 
 # %% ../nbs/05_experts.ipynb #c020
 class Context:
     "One dataset as the experts see it: texts per expert and standardised pair features, computed once."
+
     def __init__(self, system, candidates, jobs):
         import torch
+
         self.candidates, self.jobs = list(candidates), list(jobs)
-        self.texts = {e: TextCache(self.candidates, self.jobs, system.views[e], system.prompt, system.include_ids) for e in system.experts}
+        self.texts = {
+            e: TextCache(self.candidates, self.jobs, system.views[e], system.prompt, system.include_ids)
+            for e in system.experts
+        }
         if system.use_features:
             f = model_features(self.candidates, self.jobs, system.job_history)
-            self.feats = torch.from_numpy((f - system.feat_mean)/system.feat_std).float().to(system.device)
-        else: self.feats = None
+            self.feats = torch.from_numpy((f - system.feat_mean) / system.feat_std).float().to(system.device)
+        else:
+            self.feats = None
         self.frozen = {}
+
     def features(self, ci, ji):
         "Standardised features of pairs (ci[n], ji[n]), or None when the system uses none."
         return None if self.feats is None else self.feats[ci, ji]
@@ -268,270 +425,400 @@ class Context:
 # %% ../nbs/05_experts.ipynb #c021p
 from .backbones import lower_states, encode_top
 
-def _phrase_key(system)->tuple:
+
+def _phrase_key(system) -> tuple:
     "Where a system's phrase encodings are kept: they depend on the backbone, its device and dtype, the phrase length, the adapted layers."
     b = system.backbone
-    from jobrec.core import autocast_dtype  # the dtype actually computed in, not the setting (auto differs between hosts)
+    from jobrec.core import (
+        autocast_dtype,
+    )  # the dtype actually computed in, not the setting (auto differs between hosts)
+
     dt = str(autocast_dtype(str(b.device), b.precision))
     return (str(b.folder), str(b.device), dt, system.phrase_max_length, int(getattr(b, "top_layers", 0)))
 
-def phrases_through(system, # an ExpertSystem
-                    phrases:list[str], expert:str, grad:bool=False):
+
+def phrases_through(
+    system,  # an ExpertSystem
+    phrases: list[str],
+    expert: str,
+    grad: bool = False,
+):
     "Encodings [N, H] of phrases under `expert`'s adapter: the whole backbone, or (`lora.top_layers` > 0) its adapted top layers over cached lower states."
     b = system.backbone
-    if not getattr(b, "top_layers", 0): return system.encode(phrases, expert, grad, system.phrase_max_length)
+    if not getattr(b, "top_layers", 0):
+        return system.encode(phrases, expert, grad, system.phrase_max_length)
     low = _LOWER_CACHE.setdefault(_phrase_key(system), {})
     need = [p for p in dict.fromkeys(phrases) if p not in low]
-    if need: low.update(zip(need, lower_states(b, need, system.phrase_max_length)))
+    if need:
+        low.update(zip(need, lower_states(b, need, system.phrase_max_length)))
     return encode_top(b, [low[p] for p in phrases], system.adapters[expert], grad=grad)
-
 
 # %% ../nbs/05_experts.ipynb #c021
 class _Encoding:
     "Texts to logits: the encoder under an expert's adapter, the head, and the pairs of a batch."
-    def encode(self, texts:list[str], expert:str, grad:bool=False, max_length:int|None=None):
-        "Pooled encodings [N, H] of `texts` under `expert`'s adapter."
-        return self.backbone.encode(texts, self.adapters[expert], max_length or self.max_length, batch_size=64, grad=grad)
 
-    def adapter_digest(self, expert:str)->str:
+    def encode(self, texts: list[str], expert: str, grad: bool = False, max_length: int | None = None):
+        "Pooled encodings [N, H] of `texts` under `expert`'s adapter."
+        return self.backbone.encode(
+            texts, self.adapters[expert], max_length or self.max_length, batch_size=64, grad=grad
+        )
+
+    def adapter_digest(self, expert: str) -> str:
         "Identity of `expert`'s adapter as an encoder: 'base' while every LoRA B is zero (the adapter is then the identity), else a hash of its tensors."
         import hashlib
+
         st = self.backbone.lora_state(self.adapters[expert])
-        if all(not bool(v.detach().abs().sum()) for k, v in st.items() if "lora_B" in k): return "base"
+        if all(not bool(v.detach().abs().sum()) for k, v in st.items() if "lora_B" in k):
+            return "base"
         h = hashlib.sha256()
-        for k in sorted(st): h.update(k.encode()); h.update(st[k].detach().float().cpu().numpy().tobytes())
+        for k in sorted(st):
+            h.update(k.encode())
+            h.update(st[k].detach().float().cpu().numpy().tobytes())
         return h.hexdigest()[:16]
 
-    def encode_phrases(self, phrases:list[str], expert:str, grad:bool=False):
+    def encode_phrases(self, phrases: list[str], expert: str, grad: bool = False):
         "Encodings [N, H] of distinct phrases. While the adapter is the identity ('base'), frozen encodings are kept per process and shared by every system on this backbone."
         import torch
+
         digest = None if grad or self.backbone.model.training else self.adapter_digest(expert)
-        if digest != "base": return phrases_through(self, phrases, expert, grad)
+        if digest != "base":
+            return phrases_through(self, phrases, expert, grad)
         cache = _PHRASE_CACHE.setdefault(_phrase_key(self), {})
         need = [p for p in phrases if p not in cache]
-        if need: cache.update(zip(need, phrases_through(self, need, expert, False)))
+        if need:
+            cache.update(zip(need, phrases_through(self, need, expert, False)))
         return torch.stack([cache[p] for p in phrases])
 
-    def encode_entities(self, items:list, expert:str, grad:bool=False):
+    def encode_entities(self, items: list, expert: str, grad: bool = False):
         "Encodings [N, D] of entities: one text each (pooled: D = H), or phrase slots ('' empty; phrases: D = slots x H, zeros in empty slots)."
         import torch
-        self.n_encoded += len(items)
-        if self.encoding != "phrases" or self.mode != "dual": return self.encode(list(items), expert, grad)
-        flat = [p for ps in items for p in ps]
-        uniq = sorted({p for p in flat if p}); pos = {p: i + 1 for i, p in enumerate(uniq)}
-        E = self.encode_phrases(uniq, expert, grad) if uniq else torch.zeros(0, self.backbone.hidden_size, device=self.device)
-        E = torch.cat([torch.zeros(1, E.shape[1], dtype=E.dtype, device=E.device), E])
-        return E[torch.as_tensor([pos.get(p, 0) for p in flat], dtype=torch.long, device=E.device)].reshape(len(items), -1)
 
-    def entity_texts(self, entities:Sequence, expert:str)->list:
+        self.n_encoded += len(items)
+        if self.encoding != "phrases" or self.mode != "dual":
+            return self.encode(list(items), expert, grad)
+        flat = [p for ps in items for p in ps]
+        uniq = sorted({p for p in flat if p})
+        pos = {p: i + 1 for i, p in enumerate(uniq)}
+        E = (
+            self.encode_phrases(uniq, expert, grad)
+            if uniq
+            else torch.zeros(0, self.backbone.hidden_size, device=self.device)
+        )
+        E = torch.cat([torch.zeros(1, E.shape[1], dtype=E.dtype, device=E.device), E])
+        return E[torch.as_tensor([pos.get(p, 0) for p in flat], dtype=torch.long, device=E.device)].reshape(
+            len(items), -1
+        )
+
+    def entity_texts(self, entities: Sequence, expert: str) -> list:
         "What `encode_entities` reads for candidates or jobs (one kind) under `expert`'s view and prompt: texts (pooled), phrase slots (phrases)."
-        cands = [e for e in entities if isinstance(e, Candidate)]; jobs = [e for e in entities if isinstance(e, Job)]
-        if cands and jobs: raise ValueError("encode candidates and jobs separately")
+        cands = [e for e in entities if isinstance(e, Candidate)]
+        jobs = [e for e in entities if isinstance(e, Job)]
+        if cands and jobs:
+            raise ValueError("encode candidates and jobs separately")
         tc = TextCache(cands, jobs, self.views[expert], self.prompt, self.include_ids)
-        if self.mode == "dual" and self.encoding == "phrases": return tc.cand_phrases if cands else tc.job_phrases
+        if self.mode == "dual" and self.encoding == "phrases":
+            return tc.cand_phrases if cands else tc.job_phrases
         return tc.cand if cands else tc.job
 
-    def side_items(self, ctx, expert:str, side:str)->list:
+    def side_items(self, ctx, expert: str, side: str) -> list:
         "What `encode_entities` reads for one side ('c' or 'j') of a context."
         tc = ctx.texts[expert]
-        if self.encoding == "phrases": return tc.cand_phrases if side == "c" else tc.job_phrases
+        if self.encoding == "phrases":
+            return tc.cand_phrases if side == "c" else tc.job_phrases
         return tc.cand if side == "c" else tc.job
 
 # %% ../nbs/05_experts.ipynb #c021b
 class _Pairs:
     "Pairs to logits: the head's input, the head, and the pairs of a training batch."
-    def pair_input(self, expert:str, U, V=None, features=None, ui=None, vi=None):
+
+    def pair_input(self, expert: str, U, V=None, features=None, ui=None, vi=None):
         "The head's input for pairs (`ui`, `vi` index rows of U and V; None: row n is pair n)."
         return self.heads[expert].inputs(U, V, features, ui, vi)
 
-    def head_logits(self, expert:str, x):
+    def head_logits(self, expert: str, x):
         "The expert's MLP on pair inputs [N, in_dim]: logits [N]."
         return self.heads[expert].mlp(x).squeeze(-1)
 
-    def score_encoded(self, expert:str, U, V=None, features=None, ui=None, vi=None):
+    def score_encoded(self, expert: str, U, V=None, features=None, ui=None, vi=None):
         "Logits [N] of pairs from their encodings (no encoder call; the caller chooses grad or inference mode)."
         return self.heads[expert](U, V, features, ui, vi)
 
-    def pair_logits(self, expert:str, ctx:Context, ci, ji, grad:bool=False, bank=None, bank_side=None, bank_rows=None):
+    def pair_logits(
+        self, expert: str, ctx: Context, ci, ji, grad: bool = False, bank=None, bank_side=None, bank_rows=None
+    ):
         "Logits of pairs (ci[n], ji[n]); dual mode encodes each distinct entity once, negatives may read a bank of cached encodings."
         import torch
+
         ci, ji = torch.as_tensor(ci, dtype=torch.long), torch.as_tensor(ji, dtype=torch.long)
         if self.mode == "dual":
+
             def side(idx, items, use_bank):  # a table of encodings and each pair's row in it
                 if use_bank is None:
                     u, inv = torch.unique(idx, return_inverse=True)
                     return self.encode_entities([items[i] for i in u.tolist()], expert, grad), inv
                 # rows flagged in `use_bank` (the negatives) read the cached encodings; the others are encoded with gradients
-                live = ~use_bank; u, inv = torch.unique(idx[live], return_inverse=True)
-                T = torch.cat([bank, self.encode_entities([items[i] for i in u.tolist()], expert, grad)]) if live.any() else bank
-                rows = idx.clone(); rows[live] = len(bank) + inv
+                live = ~use_bank
+                u, inv = torch.unique(idx[live], return_inverse=True)
+                T = (
+                    torch.cat([bank, self.encode_entities([items[i] for i in u.tolist()], expert, grad)])
+                    if live.any()
+                    else bank
+                )
+                rows = idx.clone()
+                rows[live] = len(bank) + inv
                 return T, rows
+
             br = None if bank is None else torch.as_tensor(bank_rows, dtype=torch.bool)
             U, ui = side(ci, self.side_items(ctx, expert, "c"), br if bank_side == "c" else None)
             V, vi = side(ji, self.side_items(ctx, expert, "j"), br if bank_side == "j" else None)
-            with (torch.enable_grad() if grad else torch.inference_mode()):
+            with torch.enable_grad() if grad else torch.inference_mode():
                 return self.score_encoded(expert, U, V, ctx.features(ci, ji), ui, vi)
         self.n_encoded += len(ci)
-        H = self.encode([ctx.texts[expert].pair(a, b) for a, b in zip(ci.tolist(), ji.tolist())], expert, grad)
-        with (torch.enable_grad() if grad else torch.inference_mode()):
+        H = self.encode(
+            [ctx.texts[expert].pair(a, b) for a, b in zip(ci.tolist(), ji.tolist())], expert, grad
+        )
+        with torch.enable_grad() if grad else torch.inference_mode():
             return self.score_encoded(expert, H, None, ctx.features(ci, ji))
 
 # %% ../nbs/05_experts.ipynb #c022
 class _Frozen:
     "Frozen encodings: one table per expert and side, cached in the context while the weights do not change."
-    def entity_table(self, expert:str, ctx:Context, side:str, idx)->tuple:
+
+    def entity_table(self, expert: str, ctx: Context, side: str, idx) -> tuple:
         "Frozen encodings of the distinct entities of `idx` (cached in `ctx` until the weights change) and each element's row."
         import torch
+
         cache = ctx.frozen.setdefault(expert, {"c": {}, "j": {}})[side]
         u, inv = np.unique(np.asarray(idx, np.int64), return_inverse=True)
         need = [int(i) for i in u if int(i) not in cache]
-        self.n_encoded += len(u) - len(need)  # cache hits count too: the compute recorded does not depend on what was cached before
-        if need and self.mode == "dual" and self.encoding == "phrases": self.warm_phrases(ctx, expert)
+        self.n_encoded += len(u) - len(
+            need
+        )  # cache hits count too: the compute recorded does not depend on what was cached before
+        if need and self.mode == "dual" and self.encoding == "phrases":
+            self.warm_phrases(ctx, expert)
         if need:
             items = self.side_items(ctx, expert, side)
-            was = self.backbone.model.training; self.backbone.model.eval()
-            try: E = self.encode_entities([items[i] for i in need], expert, False)
-            finally: self.backbone.model.train(was)
+            was = self.backbone.model.training
+            self.backbone.model.eval()
+            try:
+                E = self.encode_entities([items[i] for i in need], expert, False)
+            finally:
+                self.backbone.model.train(was)
             cache.update({i: E[k] for k, i in enumerate(need)})
         return torch.stack([cache[int(i)] for i in u]), torch.as_tensor(inv.ravel(), dtype=torch.long)
 
-    def warm_phrases(self, ctx:Context, expert:str):
+    def warm_phrases(self, ctx: Context, expert: str):
         "Encode every phrase of the context's entities under all experts' views in one call (sorted), so that frozen encodings do not depend on which entities asked first."
-        if ctx.frozen.get("warm") or self.adapter_digest(expert) != "base": return
+        if ctx.frozen.get("warm") or self.adapter_digest(expert) != "base":
+            return
         tcs = ctx.texts.values()
         universe = sorted({p for tc in tcs for ps in tc.cand_phrases + tc.job_phrases for p in ps if p})
-        was = self.backbone.model.training; self.backbone.model.eval()
-        try: self.encode_phrases(universe, expert)
-        finally: self.backbone.model.train(was)
+        was = self.backbone.model.training
+        self.backbone.model.eval()
+        try:
+            self.encode_phrases(universe, expert)
+        finally:
+            self.backbone.model.train(was)
         ctx.frozen["warm"] = True
 
-    def cached_logits(self, expert:str, ctx:Context, ci, ji):
+    def cached_logits(self, expert: str, ctx: Context, ci, ji):
         "Logits of pairs from frozen cached encodings, with gradients for the head only (dual mode)."
-        Ut, ui = self.entity_table(expert, ctx, "c", ci); Vt, vi = self.entity_table(expert, ctx, "j", ji)
+        Ut, ui = self.entity_table(expert, ctx, "c", ci)
+        Vt, vi = self.entity_table(expert, ctx, "j", ji)
         import torch
-        return self.score_encoded(expert, Ut, Vt, ctx.features(torch.as_tensor(ci), torch.as_tensor(ji)), ui, vi)
+
+        return self.score_encoded(
+            expert, Ut, Vt, ctx.features(torch.as_tensor(ci), torch.as_tensor(ji)), ui, vi
+        )
 
 # %% ../nbs/05_experts.ipynb #c022b
 class _Scoring:
     "Matrices of logits and calibrated probabilities under the current (frozen) weights."
-    def frozen_logits(self, expert:str, ctx:Context, ci, ji)->np.ndarray:
+
+    def frozen_logits(self, expert: str, ctx: Context, ci, ji) -> np.ndarray:
         "Logits of pairs under the current weights, in eval mode; dual mode encodes each entity once (cached)."
         import torch
+
         ci, ji = np.asarray(ci, np.int64).ravel(), np.asarray(ji, np.int64).ravel()
-        was = self.backbone.model.training; hw = self.heads.training; self.backbone.model.eval(); self.heads.eval()
+        was = self.backbone.model.training
+        hw = self.heads.training
+        self.backbone.model.eval()
+        self.heads.eval()
         step = (4096 if self.encoding == "phrases" else 65536) if self.mode == "dual" else 256
         out = []
         try:
             for s in range(0, len(ci), step):
-                a, b = ci[s:s+step], ji[s:s+step]
+                a, b = ci[s : s + step], ji[s : s + step]
                 if self.mode == "dual":
-                    with torch.inference_mode(): out.append(to_host(self.cached_logits(expert, ctx, a, b)))
-                else: out.append(to_host(self.pair_logits(expert, ctx, a, b)))
+                    with torch.inference_mode():
+                        out.append(to_host(self.cached_logits(expert, ctx, a, b)))
+                else:
+                    out.append(to_host(self.pair_logits(expert, ctx, a, b)))
             return np.concatenate(out) if out else np.zeros(0, np.float32)
         finally:
-            self.backbone.model.train(was); self.heads.train(hw)
+            self.backbone.model.train(was)
+            self.heads.train(hw)
 
-    def logit_matrix(self, expert:str, ctx:Context, cand_idx)->np.ndarray:
+    def logit_matrix(self, expert: str, ctx: Context, cand_idx) -> np.ndarray:
         "Logits [len(cand_idx), J] of the given candidates against every job of `ctx`."
-        J = len(ctx.jobs); ci = np.repeat(cand_idx, J); ji = np.tile(np.arange(J), len(cand_idx))
+        J = len(ctx.jobs)
+        ci = np.repeat(cand_idx, J)
+        ji = np.tile(np.arange(J), len(cand_idx))
         return self.frozen_logits(expert, ctx, ci, ji).reshape(len(cand_idx), J)
 
-    def _score(self, ctx, cand_idx)->dict:
+    def _score(self, ctx, cand_idx) -> dict:
         out = {}
-        pe, qe = ("preference", "qualification") if "preference" in self.experts else (self.experts[0],)*2
+        pe, qe = ("preference", "qualification") if "preference" in self.experts else (self.experts[0],) * 2
         out["s_pref"] = self.logit_matrix(pe, ctx, cand_idx).astype(np.float32)
-        out["q_logit"] = out["s_pref"].copy() if qe == pe else self.logit_matrix(qe, ctx, cand_idx).astype(np.float32)
+        out["q_logit"] = (
+            out["s_pref"].copy() if qe == pe else self.logit_matrix(qe, ctx, cand_idx).astype(np.float32)
+        )
         cal = self.calibration.get("qualification", NO_CALIBRATION)
         out["p_qual"] = apply_calibration(out["q_logit"], cal)
         return out
 
-    def score_all(self, data, # a JobRecData (or anything with .candidates and .jobs)
-                  candidate_idx=None # candidates to score (default: all)
-                 )->dict:
+    def score_all(
+        self,
+        data,  # a JobRecData (or anything with .candidates and .jobs)
+        candidate_idx=None,  # candidates to score (default: all)
+    ) -> dict:
         "`s_pref`, `q_logit` and calibrated `p_qual`, each float32 [len(candidate_idx), J]."
         ci = np.arange(len(data.candidates)) if candidate_idx is None else np.asarray(candidate_idx, np.int64)
         return self._score(self.context(data), ci)
 
-    def score_pairs(self, candidates, # Candidate objects (possibly unseen)
-                    jobs # Job objects (possibly unseen)
-                   )->dict:
+    def score_pairs(
+        self,
+        candidates,  # Candidate objects (possibly unseen)
+        jobs,  # Job objects (possibly unseen)
+    ) -> dict:
         "Scores of every (candidate, job) pair for new entities (cold start)."
         ctx = Context(self, candidates, jobs)
         return self._score(ctx, np.arange(len(ctx.candidates)))
 
 # %% ../nbs/05_experts.ipynb #c023z
-def read_safetensors(path)->tuple[dict, dict]:
+def read_safetensors(path) -> tuple[dict, dict]:
     "Tensors and metadata of a safetensors file, or a clear error when it is unreadable."
     from safetensors import safe_open
+
     try:
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, (f.metadata() or {})
     except Exception as e:
         from jobrec.core import ModelError
-        raise ModelError(f"cannot read checkpoint {path}: corrupt or not a safetensors file ({type(e).__name__}: {e})") from e
+
+        raise ModelError(
+            f"cannot read checkpoint {path}: corrupt or not a safetensors file ({type(e).__name__}: {e})"
+        ) from e
 
 # %% ../nbs/05_experts.ipynb #c024
 class _State:
     "The learned tensors, their saved form, and loading a saved system."
-    def trainable(self, expert:str|None=None)->dict:
+
+    def trainable(self, expert: str | None = None) -> dict:
         "Named trainable tensors: LoRA of the expert's adapter, its head (all experts and the task weights when None)."
         es = self.experts if expert is None else (expert,)
         out = {}
         for a in dict.fromkeys(self.adapters[e] for e in es):
             out.update({f"lora.{a}.{k}": v for k, v in self.backbone.lora_state(a).items()})
         for e in es:  # a shared head (the shared-model ablation) is one set of tensors, named once
-            out.update({f"head.{'shared' if self.shared_head else e}.{k}": v for k, v in self.heads[e].named_parameters()})
-        if expert is None: out["task_logits"] = self.task_logits
+            out.update(
+                {
+                    f"head.{'shared' if self.shared_head else e}.{k}": v
+                    for k, v in self.heads[e].named_parameters()
+                }
+            )
+        if expert is None:
+            out["task_logits"] = self.task_logits
         return out
 
-    def state_tensors(self)->dict:
+    def state_tensors(self) -> dict:
         "Every learned tensor, detached, contiguous, on CPU."
         return {k: v.detach().cpu().contiguous().clone() for k, v in self.trainable().items()}
 
-    def load_state_tensors(self, sd:dict, prefix:str=""):
+    def load_state_tensors(self, sd: dict, prefix: str = ""):
         "Copy the tensors of `sd` (keys after `prefix`) into the model."
         import torch
+
         own = self.trainable()
-        keys = {k[len(prefix):] for k in sd if k.startswith(prefix)} & set(own) if prefix else set(sd) & set(own)
+        keys = (
+            {k[len(prefix) :] for k in sd if k.startswith(prefix)} & set(own)
+            if prefix
+            else set(sd) & set(own)
+        )
         missing = set(own) - keys
-        if missing: raise ValueError(f"checkpoint does not match this model: {len(missing)} tensors missing, e.g. {sorted(missing)[:3]}")
+        if missing:
+            raise ValueError(
+                f"checkpoint does not match this model: {len(missing)} tensors missing, e.g. {sorted(missing)[:3]}"
+            )
         with torch.no_grad():
             for k in own:
                 src = sd[prefix + k]
                 if tuple(src.shape) != tuple(own[k].shape):
-                    raise ValueError(f"checkpoint does not match this model: {k} has shape {tuple(src.shape)}, expected {tuple(own[k].shape)}")
+                    raise ValueError(
+                        f"checkpoint does not match this model: {k} has shape {tuple(src.shape)}, expected {tuple(own[k].shape)}"
+                    )
                 own[k].copy_(src.to(own[k].dtype))
         self.clear_cache()
 
-    def task_weights(self)->np.ndarray:
+    def task_weights(self) -> np.ndarray:
         "The stage-2 task weights (w_P, w_Q), a softmax of the task logits."
         import torch
+
         return to_host(torch.softmax(self.task_logits.detach(), 0))
 
-    def meta(self)->dict:
-        return {"experts": list(self.experts), "mode": self.mode, "shared_adapter": self.shared, "shared_head": self.shared_head, "views": {k: list(v) for k, v in self.views.items()},
-                "feat_mean": self.feat_mean.tolist(), "feat_std": self.feat_std.tolist(), "calibration": self.calibration,
-                "report": self.report, "backbone": cfg_get(self.cfg, "backbone.name"), "feature_names": list(FEATURE_NAMES),
-                "job_history": self.job_history}
+    def meta(self) -> dict:
+        return {
+            "experts": list(self.experts),
+            "mode": self.mode,
+            "shared_adapter": self.shared,
+            "shared_head": self.shared_head,
+            "views": {k: list(v) for k, v in self.views.items()},
+            "feat_mean": self.feat_mean.tolist(),
+            "feat_std": self.feat_std.tolist(),
+            "calibration": self.calibration,
+            "report": self.report,
+            "backbone": cfg_get(self.cfg, "backbone.name"),
+            "feature_names": list(FEATURE_NAMES),
+            "job_history": self.job_history,
+        }
 
-    def save(self, folder)->Path:
+    def save(self, folder) -> Path:
         "Write the learned tensors (safetensors), the config and the metadata (JSON) to `folder`."
         from safetensors.torch import save_file
-        folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder/"experts.safetensors") as tmp: save_file(self.state_tensors(), str(tmp))
-        write_json(self.cfg, folder/"config.json"); write_json(self.meta(), folder/"meta.json")
-        export_peft(self, folder/"peft")
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / "experts.safetensors") as tmp:
+            save_file(self.state_tensors(), str(tmp))
+        write_json(self.cfg, folder / "config.json")
+        write_json(self.meta(), folder / "meta.json")
+        export_peft(self, folder / "peft")
         return folder
 
 # %% ../nbs/05_experts.ipynb #c024z
-def expert_heads(system, # an ExpertSystem being built (its experts, views, prompt, shared_head and cfg)
-                 kind:str, H:int, F:int, seed:int): # head kind, backbone width, feature width, the run's seed
+def expert_heads(
+    system,  # an ExpertSystem being built (its experts, views, prompt, shared_head and cfg)
+    kind: str,
+    H: int,
+    F: int,
+    seed: int,
+):  # head kind, backbone width, feature width, the run's seed
     "One head per expert, or one head with an output per expert (`expert.shared_head`), in a ModuleDict keyed by expert."
     import torch
+
     g = lambda k, d=None: cfg_get(system.cfg, k, d)
-    head = lambda e, i, n_out=1: pair_head(kind, H, F, g("expert.head_hidden", [512, 256]), float(g("expert.head_dropout", 0.1)),
-                                           seed*1000 + 101 + i, PhraseLayout(("flat",) if system.prompt == "flat" else system.views[e]),
-                                           int(g("expert.channels", 4)), int(g("expert.channel_dim", 64)), n_out)
+    head = lambda e, i, n_out=1: pair_head(
+        kind,
+        H,
+        F,
+        g("expert.head_hidden", [512, 256]),
+        float(g("expert.head_dropout", 0.1)),
+        seed * 1000 + 101 + i,
+        PhraseLayout(("flat",) if system.prompt == "flat" else system.views[e]),
+        int(g("expert.channels", 4)),
+        int(g("expert.channel_dim", 64)),
+        n_out,
+    )
     if system.shared_head:
         one = head(system.experts[0], 0, len(system.experts))
         return torch.nn.ModuleDict({e: output_of_class()(one, i) for i, e in enumerate(system.experts)})
@@ -540,13 +827,17 @@ def expert_heads(system, # an ExpertSystem being built (its experts, views, prom
 # %% ../nbs/05_experts.ipynb #c025
 class ExpertSystem(_Encoding, _Pairs, _Frozen, _Scoring, _State):
     "Preference and qualification experts (or one conflated expert) on one shared backbone."
-    def __init__(self, cfg, backbone=None, experts:Sequence[str]=EXPERTS, feat_stats=None):
+
+    def __init__(self, cfg, backbone=None, experts: Sequence[str] = EXPERTS, feat_stats=None):
         import torch
         from jobrec.backbones import load_backbone
-        self.cfg = dict(cfg); self.experts = tuple(experts)
+
+        self.cfg = dict(cfg)
+        self.experts = tuple(experts)
         g = lambda k, d=None: cfg_get(self.cfg, k, d)
         self.mode = g("expert.mode", "dual")
-        if self.mode not in ("dual", "cross"): raise ValueError(f"expert.mode must be dual or cross, got {self.mode!r}")
+        if self.mode not in ("dual", "cross"):
+            raise ValueError(f"expert.mode must be dual or cross, got {self.mode!r}")
         self.shared_head = bool(g("expert.shared_head", False)) and len(self.experts) > 1
         self.shared = (bool(g("expert.shared_adapter", False)) or self.shared_head) and len(self.experts) > 1
         self.prompt, self.include_ids = g("schema.prompt", "layers"), bool(g("schema.include_ids", False))
@@ -555,16 +846,27 @@ class ExpertSystem(_Encoding, _Pairs, _Frozen, _Scoring, _State):
         allv = ("domain", "capability", "logistics", "narrative")
         self.views = {e: tuple(resolve_view(views.get(e, allv))) for e in self.experts}
         if self.shared_head:  # one model reads one view: the union of the experts' layers
-            union = tuple(dict.fromkeys(s for e in self.experts for s in self.views[e])); self.views = {e: union for e in self.experts}
+            union = tuple(dict.fromkeys(s for e in self.experts for s in self.views[e]))
+            self.views = {e: union for e in self.experts}
         self.use_features = bool(g("expert.use_features", True))
         self.encoding = g("expert.encoding", "phrases")
-        if self.encoding not in ("phrases", "pooled"): raise ValueError(f"expert.encoding must be phrases or pooled, got {self.encoding!r}")
+        if self.encoding not in ("phrases", "pooled"):
+            raise ValueError(f"expert.encoding must be phrases or pooled, got {self.encoding!r}")
         self.phrase_max_length = int(g("expert.phrase_max_length", 32))
         self.adapters = {e: _adapter_of(e, self.shared) for e in self.experts}
-        self.backbone = backbone or load_backbone(self.cfg, adapters=tuple(dict.fromkeys(self.adapters.values())))
+        self.backbone = backbone or load_backbone(
+            self.cfg, adapters=tuple(dict.fromkeys(self.adapters.values()))
+        )
         fm, fs, *hist = feat_stats if feat_stats is not None else (None, None)
-        self.job_history = (hist[0] if hist else None) if self.use_features else None  # the employer-history layer's table (`feature_stats`)
-        F = len(FEATURE_NAMES) + (len(history_feature_names(self.job_history["names"])) if self.job_history else 0) if self.use_features else 0
+        self.job_history = (
+            (hist[0] if hist else None) if self.use_features else None
+        )  # the employer-history layer's table (`feature_stats`)
+        F = (
+            len(FEATURE_NAMES)
+            + (len(history_feature_names(self.job_history["names"])) if self.job_history else 0)
+            if self.use_features
+            else 0
+        )
         H = self.backbone.hidden_size
         self.device = getattr(self.backbone, "device", "cpu")
         kind = "cross" if self.mode == "cross" else self.encoding
@@ -574,39 +876,53 @@ class ExpertSystem(_Encoding, _Pairs, _Frozen, _Scoring, _State):
         # one device rule: heads, task weights, features and banks live where the backbone computes; results leave through to_host
         self.heads.to(self.device)
         self.task_logits = torch.nn.Parameter(torch.zeros(2, device=self.device))
-        if fm is None: fm, fs = np.zeros(F, np.float32), np.ones(F, np.float32)
+        if fm is None:
+            fm, fs = np.zeros(F, np.float32), np.ones(F, np.float32)
         self.feat_mean, self.feat_std = np.asarray(fm, np.float32), np.asarray(fs, np.float32)
-        self.calibration = {}; self.report = {}
+        self.calibration = {}
+        self.report = {}
         self._ctx = {}
         self.n_encoded = 0  # entities (dual) or pairs (cross) asked of the encoder, cached or not: the compute a run reports
 
-    def context(self, data)->Context:
+    def context(self, data) -> Context:
         "The (cached) `Context` of a dataset: the last one asked for is kept."
         key = id(data)
-        if key not in self._ctx or self._ctx[key][0] is not data: self._ctx = {key: (data, Context(self, data.candidates, data.jobs))}
+        if key not in self._ctx or self._ctx[key][0] is not data:
+            self._ctx = {key: (data, Context(self, data.candidates, data.jobs))}
         return self._ctx[key][1]
 
-    def clear_cache(self): self._ctx = {}
+    def clear_cache(self):
+        self._ctx = {}
+
     @classmethod
-    def load(cls, folder, backbone=None)->"ExpertSystem":
+    def load(cls, folder, backbone=None) -> "ExpertSystem":
         "Load a system written by `save` (the backbone is rebuilt from the saved config)."
         folder = Path(folder)
         for f in ("experts.safetensors", "config.json", "meta.json"):
-            if not (folder/f).exists(): raise FileNotFoundError(f"{folder} is not a saved ExpertSystem: {f} is missing")
-        cfg, meta = json.loads((folder/"config.json").read_text()), json.loads((folder/"meta.json").read_text())
-        s = cls(cfg, backbone, meta["experts"], (meta["feat_mean"], meta["feat_std"], meta.get("job_history")))
-        s.load_state_tensors(read_safetensors(folder/"experts.safetensors")[0])
+            if not (folder / f).exists():
+                raise FileNotFoundError(f"{folder} is not a saved ExpertSystem: {f} is missing")
+        cfg, meta = (
+            json.loads((folder / "config.json").read_text()),
+            json.loads((folder / "meta.json").read_text()),
+        )
+        s = cls(
+            cfg, backbone, meta["experts"], (meta["feat_mean"], meta["feat_std"], meta.get("job_history"))
+        )
+        s.load_state_tensors(read_safetensors(folder / "experts.safetensors")[0])
         s.calibration, s.report = meta["calibration"], meta["report"]
         return s
 
 # %% ../nbs/05_experts.ipynb #c027q
-def export_peft(system, # an ExpertSystem
-                out # folder: one subfolder per expert
-               )->Path:
+def export_peft(
+    system,  # an ExpertSystem
+    out,  # folder: one subfolder per expert
+) -> Path:
     "Each expert's adapter in PEFT's format (`save_pretrained`) and its head as safetensors with a small config."
     import shutil, tempfile
     from safetensors.torch import save_file
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     bb = system.backbone
     for e in system.experts:
         name = bb.adapters[system.adapters[e]]
@@ -614,19 +930,32 @@ def export_peft(system, # an ExpertSystem
             # peft writes a non-default adapter into a subfolder named after it, the default one at the top
             bb.model.save_pretrained(tmp, selected_adapters=[name])
             src = next(p.parent for p in Path(tmp).rglob("adapter_config.json"))
-            shutil.rmtree(out/e, ignore_errors=True); shutil.move(str(src), str(out/e))
+            shutil.rmtree(out / e, ignore_errors=True)
+            shutil.move(str(src), str(out / e))
         head = {k: v.detach().cpu().contiguous().clone() for k, v in system.heads[e].state_dict().items()}
-        with atomic_path(out/e/"head.safetensors") as tmp: save_file(head, str(tmp))
-        write_json(head_config(system, e), out/e/"head_config.json")
+        with atomic_path(out / e / "head.safetensors") as tmp:
+            save_file(head, str(tmp))
+        write_json(head_config(system, e), out / e / "head_config.json")
     return out
 
-def head_config(system, expert:str)->dict:
+
+def head_config(system, expert: str) -> dict:
     "What a reader needs besides the tensors to use `expert`'s head."
     g = lambda k, d=None: cfg_get(system.cfg, k, d)
-    return {"expert": expert, "head_class": type(system.heads[expert]).__name__, "mode": system.mode,
-            "encoding": system.encoding, "in_dim": int(system.in_dim), "hidden_size": int(system.backbone.hidden_size),
-            "head_hidden": list(g("expert.head_hidden", [512, 256])), "views": list(system.views[expert]),
-            "pooling": "last_token" if system.backbone.kind == "decoder" else "mean",
-            "backbone": g("backbone.name"), "max_length": system.max_length, "shared_head": system.shared_head,
-            "feature_names": list(FEATURE_NAMES) if system.use_features else [],
-            "feat_mean": system.feat_mean.tolist(), "feat_std": system.feat_std.tolist()}
+    return {
+        "expert": expert,
+        "head_class": type(system.heads[expert]).__name__,
+        "mode": system.mode,
+        "encoding": system.encoding,
+        "in_dim": int(system.in_dim),
+        "hidden_size": int(system.backbone.hidden_size),
+        "head_hidden": list(g("expert.head_hidden", [512, 256])),
+        "views": list(system.views[expert]),
+        "pooling": "last_token" if system.backbone.kind == "decoder" else "mean",
+        "backbone": g("backbone.name"),
+        "max_length": system.max_length,
+        "shared_head": system.shared_head,
+        "feature_names": list(FEATURE_NAMES) if system.use_features else [],
+        "feat_mean": system.feat_mean.tolist(),
+        "feat_std": system.feat_std.tolist(),
+    }

@@ -31,19 +31,29 @@ __all__ = ['FUSIONS', 'FUSION_VARIANTS', 'FusionArrays', 'as_arrays', 'synthetic
 @dataclass
 class FusionArrays:
     "Expert outputs for candidates x jobs, and the labels used only for reporting."
-    s_pref:np.ndarray # [C, J] preference logits
-    p_qual:np.ndarray # [C, J] calibrated qualification probabilities
-    q_logit:np.ndarray|None=None # [C, J] raw qualification logits (z="logit"; default: the logit of p_qual)
-    valid:np.ndarray|None=None # [C, J] bool, the jobs that may be recommended to the candidate
-    qual:np.ndarray|None=None # [C, J] true qualification 1/0 (-1 unknown), for reporting only
-    pref:np.ndarray|None=None # [C, J] true preference 1/0, for reporting (or primal targets with primal_target=labels)
-    features:np.ndarray|None=None # [C, J, F] pair features for the lambda_head variant
-    observed:np.ndarray|None=None # [C, J] OBSERVED screening outcome 1/0 where the candidate applied, -1 elsewhere (what a platform logs)
-    p_observe:np.ndarray|None=None # [C, J] estimated probability that the outcome is observed (the apply propensity)
+
+    s_pref: np.ndarray  # [C, J] preference logits
+    p_qual: np.ndarray  # [C, J] calibrated qualification probabilities
+    q_logit: np.ndarray | None = (
+        None  # [C, J] raw qualification logits (z="logit"; default: the logit of p_qual)
+    )
+    valid: np.ndarray | None = None  # [C, J] bool, the jobs that may be recommended to the candidate
+    qual: np.ndarray | None = None  # [C, J] true qualification 1/0 (-1 unknown), for reporting only
+    pref: np.ndarray | None = (
+        None  # [C, J] true preference 1/0, for reporting (or primal targets with primal_target=labels)
+    )
+    features: np.ndarray | None = None  # [C, J, F] pair features for the lambda_head variant
+    observed: np.ndarray | None = (
+        None  # [C, J] OBSERVED screening outcome 1/0 where the candidate applied, -1 elsewhere (what a platform logs)
+    )
+    p_observe: np.ndarray | None = (
+        None  # [C, J] estimated probability that the outcome is observed (the apply propensity)
+    )
 
     def __post_init__(self):
         self.s_pref = np.asarray(self.s_pref, dtype=np.float64)
-        if self.s_pref.ndim != 2: raise ValueError(f"s_pref must be [candidates, jobs], got shape {self.s_pref.shape}")
+        if self.s_pref.ndim != 2:
+            raise ValueError(f"s_pref must be [candidates, jobs], got shape {self.s_pref.shape}")
         self.p_qual = np.asarray(self.p_qual, dtype=np.float64)
         for name in ("p_qual", "q_logit", "valid", "qual", "pref", "observed", "p_observe"):
             v = getattr(self, name)
@@ -51,25 +61,33 @@ class FusionArrays:
                 raise ValueError(f"{name} has shape {np.shape(v)}, expected {self.s_pref.shape} like s_pref")
         if np.any((self.p_qual < 0) | (self.p_qual > 1)) or np.isnan(self.p_qual).any():
             raise ValueError("p_qual must hold calibrated probabilities in [0, 1]")
-        if self.q_logit is not None: self.q_logit = np.asarray(self.q_logit, dtype=np.float64)
+        if self.q_logit is not None:
+            self.q_logit = np.asarray(self.q_logit, dtype=np.float64)
         if self.valid is not None:
             self.valid = np.asarray(self.valid, dtype=bool)
-            if not self.valid.any(1).all(): raise ValueError("every candidate needs at least one valid job")
+            if not self.valid.any(1).all():
+                raise ValueError("every candidate needs at least one valid job")
         if self.features is not None and np.shape(self.features)[:2] != self.s_pref.shape:
-            raise ValueError(f"features has shape {np.shape(self.features)}, expected {self.s_pref.shape} + (F,)")
+            raise ValueError(
+                f"features has shape {np.shape(self.features)}, expected {self.s_pref.shape} + (F,)"
+            )
 
     @property
-    def n_candidates(self)->int: return self.s_pref.shape[0]
+    def n_candidates(self) -> int:
+        return self.s_pref.shape[0]
 
-    def subset(self, idx)->FusionArrays:
+    def subset(self, idx) -> FusionArrays:
         "The arrays restricted to the candidates `idx`."
         pick = lambda v: None if v is None else np.asarray(v)[idx]
         return FusionArrays(**{n: pick(getattr(self, n)) for n in FusionArrays.__dataclass_fields__})
 
-def as_arrays(x:FusionArrays|dict # arrays object or a dict with its field names
-             )->FusionArrays:
+
+def as_arrays(
+    x: FusionArrays | dict,  # arrays object or a dict with its field names
+) -> FusionArrays:
     "Coerce a dict of arrays (e.g. the output of the experts' `score_all` plus labels) into `FusionArrays`."
-    if isinstance(x, FusionArrays): return x
+    if isinstance(x, FusionArrays):
+        return x
     if isinstance(x, dict):
         keys = set(FusionArrays.__dataclass_fields__)
         return FusionArrays(**{k: v for k, v in x.items() if k in keys})
@@ -80,28 +98,30 @@ def _logit(p, eps=1e-6):
     p = np.clip(p, eps, 1 - eps)
     return np.log(p) - np.log1p(-p)
 
-def synthetic_fusion_arrays(n_candidates:int=300, # candidates (rows)
-                            n_jobs:int=100, # jobs (columns)
-                            seed:int=0, # one seed for every draw
-                            qual_rate:float=0.35, # base rate of qualification
-                            pref_rate:float=0.1, # share of jobs each candidate truly prefers
-                            noise:float=1.0, # sigma of what the qualification expert cannot see (logit units)
-                            pref_noise:float=0.6, # noise of the preference expert (utility units)
-                            trade_off:float=0.4, # how much preferred jobs are harder to qualify for
-                            valid_share:float=1.0, # share of valid (recommendable) pairs
-                            n_features:int=0 # pair features for lambda_head (0: none)
-                           )->FusionArrays:
+
+def synthetic_fusion_arrays(
+    n_candidates: int = 300,  # candidates (rows)
+    n_jobs: int = 100,  # jobs (columns)
+    seed: int = 0,  # one seed for every draw
+    qual_rate: float = 0.35,  # base rate of qualification
+    pref_rate: float = 0.1,  # share of jobs each candidate truly prefers
+    noise: float = 1.0,  # sigma of what the qualification expert cannot see (logit units)
+    pref_noise: float = 0.6,  # noise of the preference expert (utility units)
+    trade_off: float = 0.4,  # how much preferred jobs are harder to qualify for
+    valid_share: float = 1.0,  # share of valid (recommendable) pairs
+    n_features: int = 0,  # pair features for lambda_head (0: none)
+) -> FusionArrays:
     "Realistic expert outputs with true labels: calibrated p_Q, uncalibrated q_logit, noisy s_pref."
     rng = np.random.default_rng(seed)
     C, J, d = n_candidates, n_jobs, 8
-    u = rng.normal(size=(C, d)) @ rng.normal(size=(d, J))/np.sqrt(d) + 0.5*rng.normal(size=(C, J))
+    u = rng.normal(size=(C, d)) @ rng.normal(size=(d, J)) / np.sqrt(d) + 0.5 * rng.normal(size=(C, J))
     pref = (u >= np.quantile(u, 1 - pref_rate, axis=1, keepdims=True)).astype(np.int8)
-    s_pref = u + pref_noise*rng.normal(size=(C, J))
+    s_pref = u + pref_noise * rng.normal(size=(C, J))
     level, difficulty = rng.normal(size=(C, 1)), rng.normal(size=(1, J))
-    m = _logit(qual_rate) + 1.2*(level - difficulty) - trade_off*u + 0.5*rng.normal(size=(C, J))
-    qual = (rng.random((C, J)) < sigmoid(m + noise*rng.normal(size=(C, J)))).astype(np.int8)
+    m = _logit(qual_rate) + 1.2 * (level - difficulty) - trade_off * u + 0.5 * rng.normal(size=(C, J))
+    qual = (rng.random((C, J)) < sigmoid(m + noise * rng.normal(size=(C, J)))).astype(np.int8)
     x, w = np.polynomial.hermite.hermgauss(32)
-    p_qual = (sigmoid(m[..., None] + np.sqrt(2)*noise*x) * w).sum(-1)/np.sqrt(np.pi)
+    p_qual = (sigmoid(m[..., None] + np.sqrt(2) * noise * x) * w).sum(-1) / np.sqrt(np.pi)
     valid = None
     if valid_share < 1:
         valid = rng.random((C, J)) < valid_share
@@ -109,162 +129,249 @@ def synthetic_fusion_arrays(n_candidates:int=300, # candidates (rows)
     feats = None
     if n_features:
         extra = rng.normal(size=(C, J, max(n_features - 2, 0)))
-        feats = np.concatenate([(level - difficulty)[..., None], u[..., None], extra], -1)[..., :n_features].astype(np.float32)
-    return FusionArrays(s_pref, np.clip(p_qual, 0, 1), 2.0*m + 3.0, valid, qual, pref, feats)
+        feats = np.concatenate([(level - difficulty)[..., None], u[..., None], extra], -1)[
+            ..., :n_features
+        ].astype(np.float32)
+    return FusionArrays(s_pref, np.clip(p_qual, 0, 1), 2.0 * m + 3.0, valid, qual, pref, feats)
 
 # %% ../nbs/06_fusion.ipynb #c011
-def _masked(scores, valid): return scores if valid is None else np.where(valid, scores, -np.inf)
+def _masked(scores, valid):
+    return scores if valid is None else np.where(valid, scores, -np.inf)
+
 
 def _topk_idx(s, k):
     k = min(k, s.shape[1])
     return np.argpartition(-s, k - 1, axis=1)[:, :k]
 
-def topk_mean(scores:np.ndarray, # [C, J] ranking scores
-              values:np.ndarray, # [C, J] values to average (p_Q, true labels; NaN = unknown)
-              k:int=10, # top-k
-              valid:np.ndarray|None=None # [C, J] bool, recommendable jobs
-             )->np.ndarray: # [C] per-candidate mean over the top-k valid jobs
+
+def topk_mean(
+    scores: np.ndarray,  # [C, J] ranking scores
+    values: np.ndarray,  # [C, J] values to average (p_Q, true labels; NaN = unknown)
+    k: int = 10,  # top-k
+    valid: np.ndarray | None = None,  # [C, J] bool, recommendable jobs
+) -> np.ndarray:  # [C] per-candidate mean over the top-k valid jobs
     "Per candidate, the mean of `values` over the `k` highest-scored valid jobs."
     s = _masked(np.asarray(scores, dtype=np.float64), valid)
     idx = _topk_idx(s, k)
     v = np.take_along_axis(np.asarray(values, dtype=np.float64), idx, 1)
     ok = np.isfinite(np.take_along_axis(s, idx, 1)) & ~np.isnan(v)
     n = ok.sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"): return np.where(n > 0, np.where(ok, v, 0).sum(1)/n, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, np.where(ok, v, 0).sum(1) / n, np.nan)
 
-def policy_probs(scores:np.ndarray, # [C, J] fused scores
-                 temperature:float=1.0, # T in softmax(s / T)
-                 valid:np.ndarray|None=None # [C, J] bool
-                )->np.ndarray: # [C, J] pi(j | c), zero on invalid jobs
+
+def policy_probs(
+    scores: np.ndarray,  # [C, J] fused scores
+    temperature: float = 1.0,  # T in softmax(s / T)
+    valid: np.ndarray | None = None,  # [C, J] bool
+) -> np.ndarray:  # [C, J] pi(j | c), zero on invalid jobs
     "The ranking policy softmax(s / T) over each candidate's valid jobs."
-    s = _masked(np.asarray(scores, dtype=np.float64), valid)/temperature
+    s = _masked(np.asarray(scores, dtype=np.float64), valid) / temperature
     e = np.exp(s - s.max(1, keepdims=True))
-    return e/e.sum(1, keepdims=True)
+    return e / e.sum(1, keepdims=True)
 
-def softmax_mean(scores, values, temperature=1.0, valid=None)->np.ndarray:
+
+def softmax_mean(scores, values, temperature=1.0, valid=None) -> np.ndarray:
     "Per candidate, E_pi[values] under the policy (NaN values are skipped and the policy renormalised)."
     pi = policy_probs(scores, temperature, valid)
-    v = np.asarray(values, dtype=np.float64); known = ~np.isnan(v)
-    mass = (pi*known).sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"): return np.where(mass > 0, (pi*np.where(known, v, 0)).sum(1)/mass, np.nan)
+    v = np.asarray(values, dtype=np.float64)
+    known = ~np.isnan(v)
+    mass = (pi * known).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mass > 0, (pi * np.where(known, v, 0)).sum(1) / mass, np.nan)
 
-def constraint_value(scores:np.ndarray, # [C, J] fused scores
-                     values:np.ndarray, # [C, J] calibrated p_Q (or true labels, for reporting)
-                     k:int=10, # top-k for constraint="topk"
-                     constraint:str="topk", # "topk" | "softmax"
-                     temperature:float=1.0, # policy temperature for constraint="softmax"
-                     valid:np.ndarray|None=None # [C, J] bool
-                    )->np.ndarray: # [C] per-candidate eligibility
+
+def constraint_value(
+    scores: np.ndarray,  # [C, J] fused scores
+    values: np.ndarray,  # [C, J] calibrated p_Q (or true labels, for reporting)
+    k: int = 10,  # top-k for constraint="topk"
+    constraint: str = "topk",  # "topk" | "softmax"
+    temperature: float = 1.0,  # policy temperature for constraint="softmax"
+    valid: np.ndarray | None = None,  # [C, J] bool
+) -> np.ndarray:  # [C] per-candidate eligibility
     "The constrained eligibility per candidate: mean over the top-k, or the policy's softmax mass."
-    if constraint == "topk": return topk_mean(scores, values, k, valid)
-    if constraint == "softmax": return softmax_mean(scores, values, temperature, valid)
+    if constraint == "topk":
+        return topk_mean(scores, values, k, valid)
+    if constraint == "softmax":
+        return softmax_mean(scores, values, temperature, valid)
     raise ValueError(f"constraint must be 'topk' or 'softmax', got {constraint!r}")
 
 # %% ../nbs/06_fusion.ipynb #c015b
 @dataclass(frozen=True)
 class FusionSpec:
     "One fusion system of the registry: the `fusion.variant` it runs, the settings that make it this system, and what it does."
-    variant:str # the fusion.variant it runs
-    settings:dict # fusion keys that distinguish it, e.g. per_candidate=True
-    description:str # one line, shown by the CLI and the reports
-    validated:bool # fitted on validation candidates: served from a run's saved validation arrays
-    sweep:bool=True # in the default controllability sweep (lambda_head trains an MLP per tau: opt-in)
 
-FUSIONS:dict = {  # in the order of the controllability tables
-    "inference_global": FusionSpec("inference", {"per_candidate": False, "global_fit": "val"},
-        "one multiplier for all candidates, the smallest whose estimated eligibility@k on the validation candidates (fusion.estimator) reaches tau", True),
-    "inference_served": FusionSpec("inference", {"per_candidate": False, "global_fit": "served"},
-        "one multiplier searched on the served candidates' own calibrated p_Q (no labels, no validation)", False),
-    "inference_per_candidate": FusionSpec("inference", {"per_candidate": True},
-        "one multiplier per candidate, the smallest whose calibrated eligibility@k of that candidate reaches tau (no validation)", False),
-    "primal_dual": FusionSpec("primal_dual", {}, "one multiplier per tau, learned by primal-dual training on the validation candidates", True),
-    "fixed": FusionSpec("fixed", {}, "s_P + fusion.fixed_weight * z whatever tau is (the fixed-weight baseline)", False),
-    "hard": FusionSpec("hard", {}, "jobs with calibrated p_Q >= fusion.hard_threshold first, each group by preference (tau unused)", False),
-    "lambda_head": FusionSpec("lambda_head", {}, "the reference's per-pair multiplier MLP, trained per tau on the validation candidates", True, False),
-    "tau_head": FusionSpec("tau_head", {}, "a per-pair multiplier head conditioned on tau, trained once by primal-dual on the validation candidates; its level per tau searched as the global multiplier's", True),
+    variant: str  # the fusion.variant it runs
+    settings: dict  # fusion keys that distinguish it, e.g. per_candidate=True
+    description: str  # one line, shown by the CLI and the reports
+    validated: bool  # fitted on validation candidates: served from a run's saved validation arrays
+    sweep: bool = True  # in the default controllability sweep (lambda_head trains an MLP per tau: opt-in)
+
+
+FUSIONS: dict = {  # in the order of the controllability tables
+    "inference_global": FusionSpec(
+        "inference",
+        {"per_candidate": False, "global_fit": "val"},
+        "one multiplier for all candidates, the smallest whose estimated eligibility@k on the validation candidates (fusion.estimator) reaches tau",
+        True,
+    ),
+    "inference_served": FusionSpec(
+        "inference",
+        {"per_candidate": False, "global_fit": "served"},
+        "one multiplier searched on the served candidates' own calibrated p_Q (no labels, no validation)",
+        False,
+    ),
+    "inference_per_candidate": FusionSpec(
+        "inference",
+        {"per_candidate": True},
+        "one multiplier per candidate, the smallest whose calibrated eligibility@k of that candidate reaches tau (no validation)",
+        False,
+    ),
+    "primal_dual": FusionSpec(
+        "primal_dual",
+        {},
+        "one multiplier per tau, learned by primal-dual training on the validation candidates",
+        True,
+    ),
+    "fixed": FusionSpec(
+        "fixed", {}, "s_P + fusion.fixed_weight * z whatever tau is (the fixed-weight baseline)", False
+    ),
+    "hard": FusionSpec(
+        "hard",
+        {},
+        "jobs with calibrated p_Q >= fusion.hard_threshold first, each group by preference (tau unused)",
+        False,
+    ),
+    "lambda_head": FusionSpec(
+        "lambda_head",
+        {},
+        "the reference's per-pair multiplier MLP, trained per tau on the validation candidates",
+        True,
+        False,
+    ),
+    "tau_head": FusionSpec(
+        "tau_head",
+        {},
+        "a per-pair multiplier head conditioned on tau, trained once by primal-dual on the validation candidates; its level per tau searched as the global multiplier's",
+        True,
+    ),
 }
-FUSION_VARIANTS = tuple(dict.fromkeys(s.variant for s in FUSIONS.values()))  # what fusion.variant accepts (constraints.yaml reads it)
+FUSION_VARIANTS = tuple(
+    dict.fromkeys(s.variant for s in FUSIONS.values())
+)  # what fusion.variant accepts (constraints.yaml reads it)
 
-def fusion_system(settings:dict # resolved fusion settings
-                 )->str: # a FUSIONS name
+
+def fusion_system(
+    settings: dict,  # resolved fusion settings
+) -> str:  # a FUSIONS name
     "The registry name of the fusion that `settings` describe."
     v = settings["variant"]
-    if v != "inference": return v
-    if settings["per_candidate"]: return "inference_per_candidate"
+    if v != "inference":
+        return v
+    if settings["per_candidate"]:
+        return "inference_per_candidate"
     return "inference_served" if settings["global_fit"] == "served" else "inference_global"
 
-def system_settings(name:str, # a FUSIONS name
-                    cfg:dict|None=None, # a jobrec config or its fusion section
-                    **overrides # other fusion keys, e.g. k=5
-                   )->dict:
+
+def system_settings(
+    name: str,  # a FUSIONS name
+    cfg: dict | None = None,  # a jobrec config or its fusion section
+    **overrides,  # other fusion keys, e.g. k=5
+) -> dict:
     "The resolved fusion settings of the registered system `name`."
-    if name not in FUSIONS: raise ConfigError(f"unknown fusion {name!r}; known: {', '.join(FUSIONS)}")
+    if name not in FUSIONS:
+        raise ConfigError(f"unknown fusion {name!r}; known: {', '.join(FUSIONS)}")
     spec = FUSIONS[name]
     return fusion_settings(cfg, **{**overrides, "variant": spec.variant, **spec.settings})
 
 # %% ../nbs/06_fusion.ipynb #c014
-def fusion_settings(cfg:dict|None=None, # a resolved jobrec config, or its fusion section
-                    **overrides # fusion keys to override, e.g. k=5, constraint="softmax"
-                   )->dict:
+def fusion_settings(
+    cfg: dict | None = None,  # a resolved jobrec config, or its fusion section
+    **overrides,  # fusion keys to override, e.g. k=5, constraint="softmax"
+) -> dict:
     "The resolved, checked `fusion` settings."
     st = dict(load_config().fusion)
     if cfg is not None:
         sec = cfg["fusion"] if "fusion" in cfg else cfg
         st = merge_config(st, dict(sec), "fusion config", "fusion.")
     st = merge_config(st, overrides, "fusion override", "fusion.")
-    checks = {"variant": FUSION_VARIANTS, "global_fit": ("val", "served"), "estimator": ("dr", "calibrated"), "constraint": ("topk", "softmax"), "z": ("logit", "prob"),
-              "primal_target": ("expert", "labels"), "tau_head_serve": ("auto", "never")}
+    checks = {
+        "variant": FUSION_VARIANTS,
+        "global_fit": ("val", "served"),
+        "estimator": ("dr", "calibrated"),
+        "constraint": ("topk", "softmax"),
+        "z": ("logit", "prob"),
+        "primal_target": ("expert", "labels"),
+        "tau_head_serve": ("auto", "never"),
+    }
     for key, ok in checks.items():
-        if st[key] not in ok: raise ConfigError(f"fusion.{key} must be one of {', '.join(ok)}, got {st[key]!r}")
-    if st["k"] < 1: raise ConfigError(f"fusion.k must be >= 1, got {st['k']}")
-    if st["temperature"] <= 0: raise ConfigError(f"fusion.temperature must be > 0, got {st['temperature']}")
-    if not 0 < st["propensity_clip"] <= 1: raise ConfigError(f"fusion.propensity_clip must be in (0, 1], got {st['propensity_clip']}")
+        if st[key] not in ok:
+            raise ConfigError(f"fusion.{key} must be one of {', '.join(ok)}, got {st[key]!r}")
+    if st["k"] < 1:
+        raise ConfigError(f"fusion.k must be >= 1, got {st['k']}")
+    if st["temperature"] <= 0:
+        raise ConfigError(f"fusion.temperature must be > 0, got {st['temperature']}")
+    if not 0 < st["propensity_clip"] <= 1:
+        raise ConfigError(f"fusion.propensity_clip must be in (0, 1], got {st['propensity_clip']}")
     return st
 
-def eligibility_values(arrays:FusionArrays|dict, # expert outputs, with observed outcomes and propensities for "dr"
-                       estimator:str="dr", # dr | calibrated
-                       clip:float=0.05 # propensities are clipped below at this value
-                      )->tuple: # ([C, J] per-pair values, the estimator used)
+
+def eligibility_values(
+    arrays: FusionArrays | dict,  # expert outputs, with observed outcomes and propensities for "dr"
+    estimator: str = "dr",  # dr | calibrated
+    clip: float = 0.05,  # propensities are clipped below at this value
+) -> tuple:  # ([C, J] per-pair values, the estimator used)
     "Per-pair values whose top-k mean (or policy expectation) estimates a policy's eligibility when fitting on validation."
     a = as_arrays(arrays)
-    if estimator not in ("dr", "calibrated"): raise ConfigError(f"fusion.estimator must be dr or calibrated, got {estimator!r}")
-    if estimator == "calibrated" or a.observed is None or a.p_observe is None: return a.p_qual, "calibrated"
+    if estimator not in ("dr", "calibrated"):
+        raise ConfigError(f"fusion.estimator must be dr or calibrated, got {estimator!r}")
+    if estimator == "calibrated" or a.observed is None or a.p_observe is None:
+        return a.p_qual, "calibrated"
     obs = np.asarray(a.observed) >= 0
     y = np.where(obs, np.asarray(a.observed, dtype=np.float64), 0.0)
-    w = obs/np.clip(np.asarray(a.p_observe, dtype=np.float64), clip, 1.0)
-    return a.p_qual + w*(y - a.p_qual), "dr"
+    w = obs / np.clip(np.asarray(a.p_observe, dtype=np.float64), clip, 1.0)
+    return a.p_qual + w * (y - a.p_qual), "dr"
 
-def z_values(arrays:FusionArrays, # expert outputs
-             z:str="logit" # "logit": the qualification logit (q_logit, else logit of p_Q) | "prob": calibrated p_Q
-            )->np.ndarray:
+
+def z_values(
+    arrays: FusionArrays,  # expert outputs
+    z: str = "logit",  # "logit": the qualification logit (q_logit, else logit of p_Q) | "prob": calibrated p_Q
+) -> np.ndarray:
     "The qualification term z that the multiplier weighs into the policy's score."
-    if z == "prob": return arrays.p_qual
-    if z == "logit": return arrays.q_logit if arrays.q_logit is not None else _logit(arrays.p_qual)
+    if z == "prob":
+        return arrays.p_qual
+    if z == "logit":
+        return arrays.q_logit if arrays.q_logit is not None else _logit(arrays.p_qual)
     raise ValueError(f"z must be 'logit' or 'prob', got {z!r}")
 
-def fuse(s_pref:np.ndarray, # [C, J] preference logits
-         z:np.ndarray, # [C, J] qualification term
-         lam # multiplier: a scalar, [C] (one per candidate) or [C, J] (one per pair)
-        )->np.ndarray:
+
+def fuse(
+    s_pref: np.ndarray,  # [C, J] preference logits
+    z: np.ndarray,  # [C, J] qualification term
+    lam,  # multiplier: a scalar, [C] (one per candidate) or [C, J] (one per pair)
+) -> np.ndarray:
     "s = s_P + lambda * z."
     lam = np.asarray(lam, dtype=np.float64)
-    return s_pref + (lam[:, None] if lam.ndim == 1 else lam)*z
+    return s_pref + (lam[:, None] if lam.ndim == 1 else lam) * z
 
 # %% ../nbs/06_fusion.ipynb #c017
-def _lambda_grid(lambda_max, n=25): return np.concatenate([[0.0], np.geomspace(lambda_max*1e-6, lambda_max, n)])
+def _lambda_grid(lambda_max, n=25):
+    return np.concatenate([[0.0], np.geomspace(lambda_max * 1e-6, lambda_max, n)])
 
-def smallest_lambda(s_pref:np.ndarray, # [C, J] preference logits
-                    z:np.ndarray, # [C, J] qualification term
-                    p_qual:np.ndarray, # [C, J] calibrated p_Q, on which the constraint is measured
-                    tau:float, # eligibility requirement
-                    k:int=10, # top-k (constraint="topk")
-                    constraint:str="topk", # "topk" | "softmax"
-                    temperature:float=1.0, # policy temperature
-                    valid:np.ndarray|None=None, # [C, J] bool
-                    per_candidate:bool=False, # one multiplier per candidate instead of one for all
-                    lambda_max:float=1000.0, # search limit
-                    iters:int=40 # bisection steps
-                   )->tuple: # (lam: float or [C], value: mean or [C] calibrated eligibility at lam, attainable: bool or [C])
+
+def smallest_lambda(
+    s_pref: np.ndarray,  # [C, J] preference logits
+    z: np.ndarray,  # [C, J] qualification term
+    p_qual: np.ndarray,  # [C, J] calibrated p_Q, on which the constraint is measured
+    tau: float,  # eligibility requirement
+    k: int = 10,  # top-k (constraint="topk")
+    constraint: str = "topk",  # "topk" | "softmax"
+    temperature: float = 1.0,  # policy temperature
+    valid: np.ndarray | None = None,  # [C, J] bool
+    per_candidate: bool = False,  # one multiplier per candidate instead of one for all
+    lambda_max: float = 1000.0,  # search limit
+    iters: int = 40,  # bisection steps
+) -> tuple:  # (lam: float or [C], value: mean or [C] calibrated eligibility at lam, attainable: bool or [C])
     "The smallest lambda >= 0 whose policy's calibrated eligibility is >= tau (grid, then bisection)."
     value = lambda lam: constraint_value(fuse(s_pref, z, lam), p_qual, k, constraint, temperature, valid)
     grid = _lambda_grid(lambda_max)
@@ -276,180 +383,267 @@ def smallest_lambda(s_pref:np.ndarray, # [C, J] preference logits
             i = int(np.argmax(vals))
             return float(grid[i]), float(vals[i]), False
         i = int(ok[0])
-        if i == 0: return 0.0, float(vals[0]), True
+        if i == 0:
+            return 0.0, float(vals[0]), True
         lo, hi = grid[i - 1], grid[i]
         for _ in range(iters):
-            mid = 0.5*(lo + hi)
-            if f(mid) >= tau: hi = mid
-            else: lo = mid
+            mid = 0.5 * (lo + hi)
+            if f(mid) >= tau:
+                hi = mid
+            else:
+                lo = mid
         return float(hi), f(hi), True
     C = s_pref.shape[0]
     vals = np.stack([value(np.full(C, g)) for g in grid], 1)  # [C, grid]
     feas = vals >= tau
     attainable = feas.any(1)
     first = np.where(attainable, feas.argmax(1), len(grid) - 1)
-    hi = grid[first].copy(); lo = grid[np.maximum(first - 1, 0)].copy()
+    hi = grid[first].copy()
+    lo = grid[np.maximum(first - 1, 0)].copy()
     todo = attainable & (first > 0)
     for _ in range(iters):
-        mid = np.where(todo, 0.5*(lo + hi), hi)
+        mid = np.where(todo, 0.5 * (lo + hi), hi)
         ok = value(mid) >= tau
-        hi = np.where(todo & ok, mid, hi); lo = np.where(todo & ~ok, mid, lo)
+        hi = np.where(todo & ok, mid, hi)
+        lo = np.where(todo & ~ok, mid, lo)
     best = np.where(attainable, hi, grid[np.argmax(vals, 1)])
     return best, value(best), attainable
 
 # %% ../nbs/06_fusion.ipynb #c021
 def _soft_targets(arrays, st):
-    if st["primal_target"] == "expert": return policy_probs(arrays.s_pref, st["temperature"], arrays.valid)
-    if arrays.pref is None: raise ValueError("primal_target='labels' needs observed preference labels (arrays.pref)")
+    if st["primal_target"] == "expert":
+        return policy_probs(arrays.s_pref, st["temperature"], arrays.valid)
+    if arrays.pref is None:
+        raise ValueError("primal_target='labels' needs observed preference labels (arrays.pref)")
     y = (np.asarray(arrays.pref) > 0).astype(np.float64)
-    if arrays.valid is not None: y = y*arrays.valid
+    if arrays.valid is not None:
+        y = y * arrays.valid
     n = y.sum(1, keepdims=True)
-    return np.where(n > 0, y/np.maximum(n, 1), np.nan)  # candidates without a positive carry no primal signal
+    return np.where(
+        n > 0, y / np.maximum(n, 1), np.nan
+    )  # candidates without a positive carry no primal signal
+
 
 def _ce(pi, t):
     keep = ~np.isnan(t[:, 0])
-    return float(-(t[keep]*np.log(np.maximum(pi[keep], 1e-300))).sum(1).mean()) if keep.any() else 0.0
+    return float(-(t[keep] * np.log(np.maximum(pi[keep], 1e-300))).sum(1).mean()) if keep.any() else 0.0
 
-def train_primal_dual(arrays:FusionArrays, # validation arrays
-                      tau:float, # eligibility requirement
-                      settings:dict|None=None, # resolved fusion settings (default: `fusion_settings()`)
-                      seed:int=0, # seed of the mini-batch order
-                      values:np.ndarray|None=None # [C, J] per-pair eligibility values of the constraint (default: calibrated p_Q; see `eligibility_values`)
-                     )->dict: # lam, mu, history (per step), epochs (per epoch on val), feasible, epoch (selected)
+
+def train_primal_dual(
+    arrays: FusionArrays,  # validation arrays
+    tau: float,  # eligibility requirement
+    settings: dict | None = None,  # resolved fusion settings (default: `fusion_settings()`)
+    seed: int = 0,  # seed of the mini-batch order
+    values: np.ndarray
+    | None = None,  # [C, J] per-pair eligibility values of the constraint (default: calibrated p_Q; see `eligibility_values`)
+) -> dict:  # lam, mu, history (per step), epochs (per epoch on val), feasible, epoch (selected)
     "Learn one multiplier for `tau` by primal-dual training with a projected dual step."
     st = settings or fusion_settings()
-    a = as_arrays(arrays); T = st["temperature"]
+    a = as_arrays(arrays)
+    T = st["temperature"]
     E = a.p_qual if values is None else np.asarray(values, dtype=np.float64)
-    z = z_values(a, st["z"]); t = _soft_targets(a, st)
+    z = z_values(a, st["z"])
+    t = _soft_targets(a, st)
     rng = np.random.default_rng(seed)
     lam, mu = 0.0, float(st["mu0"])
-    m = v = 0.0; b1, b2, step = 0.9, 0.999, 0
+    m = v = 0.0
+    b1, b2, step = 0.9, 0.999, 0
     hist = {"step": [], "lam": [], "mu": [], "elig": [], "loss": []}
     ep_hist = {"epoch": [], "lam": [], "elig": [], "ce": []}
     C, B = a.n_candidates, max(1, int(st["batch_candidates"]))
     for ep in range(int(st["epochs"])):
         order = rng.permutation(C)
         for s0 in range(0, C, B):
-            i = order[s0:s0 + B]
+            i = order[s0 : s0 + B]
             vi = None if a.valid is None else a.valid[i]
             pi = policy_probs(fuse(a.s_pref[i], z[i], lam), T, vi)
             keep = ~np.isnan(t[i][:, 0])
-            g_ce = float(((pi[keep] - t[i][keep])*z[i][keep]).sum(1).mean()/T) if keep.any() else 0.0
-            pz = z[i]*(pi > 0)
-            e_p = (pi*E[i]).sum(1, keepdims=True)
-            g_el = float((pi*(E[i] - e_p)*pz).sum(1).mean()/T)
-            g = g_ce - mu*g_el
-            step += 1; m = b1*m + (1 - b1)*g; v = b2*v + (1 - b2)*g*g
+            g_ce = float(((pi[keep] - t[i][keep]) * z[i][keep]).sum(1).mean() / T) if keep.any() else 0.0
+            pz = z[i] * (pi > 0)
+            e_p = (pi * E[i]).sum(1, keepdims=True)
+            g_el = float((pi * (E[i] - e_p) * pz).sum(1).mean() / T)
+            g = g_ce - mu * g_el
+            step += 1
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
             # lambda >= 0: a negative weight would favour jobs the candidate is less qualified for
-            lam = max(0.0, lam - st["lr"]*(m/(1 - b1**step))/(np.sqrt(v/(1 - b2**step)) + 1e-8))
-            elig = float(np.nanmean(constraint_value(fuse(a.s_pref[i], z[i], lam), E[i], st["k"], st["constraint"], T, vi)))
+            lam = max(0.0, lam - st["lr"] * (m / (1 - b1**step)) / (np.sqrt(v / (1 - b2**step)) + 1e-8))
+            elig = float(
+                np.nanmean(
+                    constraint_value(fuse(a.s_pref[i], z[i], lam), E[i], st["k"], st["constraint"], T, vi)
+                )
+            )
             # projected dual ascent: mu stays >= 0, so the constraint is an inequality
-            mu = max(0.0, mu + st["dual_lr"]*(tau - elig))
-            for key, val_ in zip(hist, (step, lam, mu, elig, _ce(pi, t[i]))): hist[key].append(val_)
+            mu = max(0.0, mu + st["dual_lr"] * (tau - elig))
+            for key, val_ in zip(hist, (step, lam, mu, elig, _ce(pi, t[i]))):
+                hist[key].append(val_)
         s = fuse(a.s_pref, z, lam)
-        ep_hist["epoch"].append(ep); ep_hist["lam"].append(lam)
-        ep_hist["elig"].append(float(np.nanmean(constraint_value(s, E, st["k"], st["constraint"], T, a.valid))))
+        ep_hist["epoch"].append(ep)
+        ep_hist["lam"].append(lam)
+        ep_hist["elig"].append(
+            float(np.nanmean(constraint_value(s, E, st["k"], st["constraint"], T, a.valid)))
+        )
         ep_hist["ce"].append(_ce(policy_probs(s, T, a.valid), t))
     el, ce = np.array(ep_hist["elig"]), np.array(ep_hist["ce"])
     feasible = bool((el >= tau).any())
     best = int(np.flatnonzero(el >= tau)[np.argmin(ce[el >= tau])]) if feasible else len(el) - 1
-    return {"lam": float(ep_hist["lam"][best]), "mu": mu, "epoch": best, "feasible": feasible,
-            "value": float(el[best]), "history": hist, "epochs": ep_hist}
+    return {
+        "lam": float(ep_hist["lam"][best]),
+        "mu": mu,
+        "epoch": best,
+        "feasible": feasible,
+        "value": float(el[best]),
+        "history": hist,
+        "epochs": ep_hist,
+    }
 
 # %% ../nbs/06_fusion.ipynb #c024
 def _head_inputs(arrays, z):
-    if arrays.features is not None: return np.asarray(arrays.features, dtype=np.float32)
+    if arrays.features is not None:
+        return np.asarray(arrays.features, dtype=np.float32)
     return np.stack([arrays.s_pref, z, arrays.p_qual], -1).astype(np.float32)
 
-def lambda_head_forward(head:dict, # weights from `train_lambda_head`: W1, b1, W2, b2, mean, std, clamp
-                        x:np.ndarray # [C, J, F] pair features
-                       )->np.ndarray: # [C, J] per-pair multiplier in [-clamp, clamp]
+
+def lambda_head_forward(
+    head: dict,  # weights from `train_lambda_head`: W1, b1, W2, b2, mean, std, clamp
+    x: np.ndarray,  # [C, J, F] pair features
+) -> np.ndarray:  # [C, J] per-pair multiplier in [-clamp, clamp]
     "The per-pair multiplier of a trained lambda head, in numpy."
-    h = np.maximum(0, ((x - head["mean"])/head["std"]) @ head["W1"] + head["b1"])
+    h = np.maximum(0, ((x - head["mean"]) / head["std"]) @ head["W1"] + head["b1"])
     return np.clip(h @ head["W2"] + head["b2"], -head["clamp"], head["clamp"])[..., 0].astype(np.float64)
 
 # %% ../nbs/06_fusion.ipynb #c024c
-def train_lambda_head(arrays:FusionArrays, # validation arrays
-                      tau:float, # eligibility requirement
-                      settings:dict|None=None, # resolved fusion settings
-                      seed:int=0 # seed of the initialisation and the mini-batch order
-                     )->dict: # head (numpy weights), mu, history, feasible, value
+def train_lambda_head(
+    arrays: FusionArrays,  # validation arrays
+    tau: float,  # eligibility requirement
+    settings: dict | None = None,  # resolved fusion settings
+    seed: int = 0,  # seed of the initialisation and the mini-batch order
+) -> dict:  # head (numpy weights), mu, history, feasible, value
     "Train the per-pair multiplier MLP by primal-dual training (torch, CPU)."
     from jobrec.core import optional_import
+
     torch = optional_import("torch")
     st = settings or fusion_settings()
-    a = as_arrays(arrays); T, clamp = st["temperature"], float(st["head_clamp"])
-    z = z_values(a, st["z"]); t = _soft_targets(a, st)
+    a = as_arrays(arrays)
+    T, clamp = st["temperature"], float(st["head_clamp"])
+    z = z_values(a, st["z"])
+    t = _soft_targets(a, st)
     x = _head_inputs(a, z)
     mean, std = x.reshape(-1, x.shape[-1]).mean(0), x.reshape(-1, x.shape[-1]).std(0) + 1e-6
     gen = torch.Generator().manual_seed(seed)
     F, H = x.shape[-1], int(st["head_hidden"])
-    W1 = torch.nn.Parameter(torch.randn(F, H, generator=gen)/np.sqrt(F)); b1 = torch.nn.Parameter(torch.zeros(H))
-    W2 = torch.nn.Parameter(torch.randn(H, 1, generator=gen)*0.01/np.sqrt(H)); b2 = torch.nn.Parameter(torch.zeros(1))
+    W1 = torch.nn.Parameter(torch.randn(F, H, generator=gen) / np.sqrt(F))
+    b1 = torch.nn.Parameter(torch.zeros(H))
+    W2 = torch.nn.Parameter(torch.randn(H, 1, generator=gen) * 0.01 / np.sqrt(H))
+    b2 = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([W1, b1, W2, b2], lr=st["head_lr"], weight_decay=0.0)
-    X = torch.from_numpy((x - mean)/std); Z = torch.from_numpy(z); S = torch.from_numpy(a.s_pref)
-    P = torch.from_numpy(a.p_qual); Tt = torch.from_numpy(np.nan_to_num(t)); keep_all = ~np.isnan(t[:, 0])
+    X = torch.from_numpy((x - mean) / std)
+    Z = torch.from_numpy(z)
+    S = torch.from_numpy(a.s_pref)
+    P = torch.from_numpy(a.p_qual)
+    Tt = torch.from_numpy(np.nan_to_num(t))
+    keep_all = ~np.isnan(t[:, 0])
     V = None if a.valid is None else torch.from_numpy(a.valid)
-    rng = np.random.default_rng(seed); mu = float(st["mu0"])
+    rng = np.random.default_rng(seed)
+    mu = float(st["mu0"])
     hist = {"step": [], "mu": [], "elig": [], "loss": []}
     C, B = a.n_candidates, max(1, int(st["batch_candidates"]))
-    head = lambda: {"W1": W1.detach().numpy().copy(), "b1": b1.detach().numpy().copy(), "W2": W2.detach().numpy().copy(),
-                    "b2": b2.detach().numpy().copy(), "mean": mean, "std": std, "clamp": clamp}
+    head = lambda: {
+        "W1": W1.detach().numpy().copy(),
+        "b1": b1.detach().numpy().copy(),
+        "W2": W2.detach().numpy().copy(),
+        "b2": b2.detach().numpy().copy(),
+        "mean": mean,
+        "std": std,
+        "clamp": clamp,
+    }
     step = 0
     for ep in range(int(st["epochs"])):
         order = rng.permutation(C)
         for s0 in range(0, C, B):
-            i = torch.from_numpy(order[s0:s0 + B])
+            i = torch.from_numpy(order[s0 : s0 + B])
             lam = torch.clamp(torch.relu(X[i] @ W1 + b1) @ W2 + b2, -clamp, clamp)[..., 0]
-            s = (S[i] + lam*Z[i])/T
-            if V is not None: s = s.masked_fill(~V[i], float("-inf"))
-            logp = torch.log_softmax(s, -1); pi = logp.exp()
-            kp = torch.from_numpy(keep_all[order[s0:s0 + B]])
-            ce = -(Tt[i][kp]*torch.nan_to_num(logp[kp], neginf=0.0)).sum(-1).mean() if kp.any() else logp.sum()*0
-            e_p = (pi*P[i]).sum(-1).mean()
-            loss = ce + mu*(tau - e_p)
-            opt.zero_grad(); loss.backward(); opt.step()
+            s = (S[i] + lam * Z[i]) / T
+            if V is not None:
+                s = s.masked_fill(~V[i], float("-inf"))
+            logp = torch.log_softmax(s, -1)
+            pi = logp.exp()
+            kp = torch.from_numpy(keep_all[order[s0 : s0 + B]])
+            ce = (
+                -(Tt[i][kp] * torch.nan_to_num(logp[kp], neginf=0.0)).sum(-1).mean()
+                if kp.any()
+                else logp.sum() * 0
+            )
+            e_p = (pi * P[i]).sum(-1).mean()
+            loss = ce + mu * (tau - e_p)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
             with torch.no_grad():
-                sc = (S[i] + torch.clamp(torch.relu(X[i] @ W1 + b1) @ W2 + b2, -clamp, clamp)[..., 0]*Z[i]).numpy()
-            vi = None if a.valid is None else a.valid[order[s0:s0 + B]]
-            elig = float(np.nanmean(constraint_value(sc, a.p_qual[order[s0:s0 + B]], st["k"], st["constraint"], T, vi)))
-            mu = max(0.0, mu + st["dual_lr"]*(tau - elig))
+                sc = (
+                    S[i] + torch.clamp(torch.relu(X[i] @ W1 + b1) @ W2 + b2, -clamp, clamp)[..., 0] * Z[i]
+                ).numpy()
+            vi = None if a.valid is None else a.valid[order[s0 : s0 + B]]
+            elig = float(
+                np.nanmean(
+                    constraint_value(sc, a.p_qual[order[s0 : s0 + B]], st["k"], st["constraint"], T, vi)
+                )
+            )
+            mu = max(0.0, mu + st["dual_lr"] * (tau - elig))
             step += 1
-            for key, val_ in zip(hist, (step, mu, elig, float(loss.detach()))): hist[key].append(val_)
+            for key, val_ in zip(hist, (step, mu, elig, float(loss.detach()))):
+                hist[key].append(val_)
     hd = head()
-    value = float(np.nanmean(constraint_value(fuse(a.s_pref, z, lambda_head_forward(hd, x)), a.p_qual, st["k"],
-                                              st["constraint"], T, a.valid)))
+    value = float(
+        np.nanmean(
+            constraint_value(
+                fuse(a.s_pref, z, lambda_head_forward(hd, x)), a.p_qual, st["k"], st["constraint"], T, a.valid
+            )
+        )
+    )
     return {"head": hd, "mu": mu, "history": hist, "feasible": value >= tau, "value": value}
 
 # %% ../nbs/06_fusion.ipynb #c025u
-def tau_head_features(arrays:FusionArrays, # expert outputs of a block of candidates
-                      z:np.ndarray, # [C, J] the qualification term (`z_values`)
-                      k:int=10, # top-k of the candidate's eligibility context
-                      temperature:float=1.0 # temperature of the within-candidate log-softmax
-                     )->np.ndarray: # [C, J, 7] pair representation, each row from its own candidate only
+def tau_head_features(
+    arrays: FusionArrays,  # expert outputs of a block of candidates
+    z: np.ndarray,  # [C, J] the qualification term (`z_values`)
+    k: int = 10,  # top-k of the candidate's eligibility context
+    temperature: float = 1.0,  # temperature of the within-candidate log-softmax
+) -> np.ndarray:  # [C, J, 7] pair representation, each row from its own candidate only
     "The tau head's input per pair: the experts' outputs and the candidate's context (no label, no other candidate)."
-    a = as_arrays(arrays); s, p = a.s_pref, a.p_qual
-    sv = _masked(s, a.valid)/temperature
+    a = as_arrays(arrays)
+    s, p = a.s_pref, a.p_qual
+    sv = _masked(s, a.valid) / temperature
     logpi = np.maximum(sv - np.logaddexp.reduce(sv, axis=1, keepdims=True), -50.0)
-    std = (s - s.mean(1, keepdims=True))/(s.std(1, keepdims=True) + 1e-6)
+    std = (s - s.mean(1, keepdims=True)) / (s.std(1, keepdims=True) + 1e-6)
     C, J = s.shape
     ctx = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64)[:, None], (C, J))
-    cols = [std, logpi, p, z, p - p.mean(1, keepdims=True), ctx(topk_mean(s, p, k, a.valid)), ctx(topk_mean(p, p, k, a.valid))]
+    cols = [
+        std,
+        logpi,
+        p,
+        z,
+        p - p.mean(1, keepdims=True),
+        ctx(topk_mean(s, p, k, a.valid)),
+        ctx(topk_mean(p, p, k, a.valid)),
+    ]
     return np.stack(cols, -1).astype(np.float32)
 
 # %% ../nbs/06_fusion.ipynb #c025w
 def _tau_head_out(head, x, tau):
     "The squashed MLP output f for one tau, [C, J] (numpy: applying a head needs no torch)."
-    t = np.full(x.shape[:-1] + (1,), (tau - head["tau_mean"])/head["tau_std"], dtype=np.float32)
-    h = np.tanh(np.concatenate([(x - head["mean"])/head["std"], t], -1) @ head["W1"] + head["b1"])
+    t = np.full(x.shape[:-1] + (1,), (tau - head["tau_mean"]) / head["tau_std"], dtype=np.float32)
+    h = np.tanh(np.concatenate([(x - head["mean"]) / head["std"], t], -1) @ head["W1"] + head["b1"])
     o = (np.tanh(h @ head["W2"] + head["b2"]) @ head["W3"] + head["b3"])[..., 0]
-    return head["bound"]*np.tanh(o/head["bound"])
+    return head["bound"] * np.tanh(o / head["bound"])
 
-def tau_head_shape(head:dict, # weights from `train_tau_head`
-                   arrays:FusionArrays|dict, # expert outputs of a block of candidates
-                   tau:float, # eligibility requirement the head is asked for
-                   settings:dict # resolved fusion settings (k, temperature, z)
-                  )->np.ndarray: # [C, J] g(h, tau) > 0: the pair's share of the multiplier
+
+def tau_head_shape(
+    head: dict,  # weights from `train_tau_head`
+    arrays: FusionArrays | dict,  # expert outputs of a block of candidates
+    tau: float,  # eligibility requirement the head is asked for
+    settings: dict,  # resolved fusion settings (k, temperature, z)
+) -> np.ndarray:  # [C, J] g(h, tau) > 0: the pair's share of the multiplier
     "The pair-specific factor g of the tau head at `tau`; the policy's multiplier is its level times g."
     a, st = as_arrays(arrays), settings
     x = tau_head_features(a, z_values(a, st["z"]), st["k"], st["temperature"])
@@ -458,204 +652,337 @@ def tau_head_shape(head:dict, # weights from `train_tau_head`
 # %% ../nbs/06_fusion.ipynb #c025y
 def _head_window(a, z, st):
     "The calibrated eligibility the global multiplier covers on `a`: (lambda = 0, the largest searched)."
-    at = lambda t: smallest_lambda(a.s_pref, z, a.p_qual, t, st["k"], st["constraint"], st["temperature"], a.valid,
-                                   False, st["lambda_max"], 0)[1]
+    at = lambda t: smallest_lambda(
+        a.s_pref,
+        z,
+        a.p_qual,
+        t,
+        st["k"],
+        st["constraint"],
+        st["temperature"],
+        a.valid,
+        False,
+        st["lambda_max"],
+        0,
+    )[1]
     return float(at(-np.inf)), float(at(np.inf))
+
 
 def _global_levels(a, z, taus, st):
     "The global multiplier per tau on calibrated p_Q: the level the head starts from."
-    f = lambda t: smallest_lambda(a.s_pref, z, a.p_qual, t, st["k"], st["constraint"], st["temperature"], a.valid,
-                                  False, st["lambda_max"], 30)[0]
+    f = lambda t: smallest_lambda(
+        a.s_pref,
+        z,
+        a.p_qual,
+        t,
+        st["k"],
+        st["constraint"],
+        st["temperature"],
+        a.valid,
+        False,
+        st["lambda_max"],
+        30,
+    )[0]
     return np.array([f(t) for t in taus])
+
 
 def _tau_head_init(torch, n_in, hidden, seed):
     gen = torch.Generator().manual_seed(seed)
-    w = lambda i, o, sc: torch.nn.Parameter(torch.randn(i, o, generator=gen)*sc/np.sqrt(i))
+    w = lambda i, o, sc: torch.nn.Parameter(torch.randn(i, o, generator=gen) * sc / np.sqrt(i))
     # a near-zero last layer: g = 1, the head starts at the global multiplier's policy
-    return [w(n_in, hidden, 1.0), torch.nn.Parameter(torch.zeros(hidden)), w(hidden, hidden, 1.0),
-            torch.nn.Parameter(torch.zeros(hidden)), w(hidden, 1, 0.01), torch.nn.Parameter(torch.zeros(1))]
+    return [
+        w(n_in, hidden, 1.0),
+        torch.nn.Parameter(torch.zeros(hidden)),
+        w(hidden, hidden, 1.0),
+        torch.nn.Parameter(torch.zeros(hidden)),
+        w(hidden, 1, 0.01),
+        torch.nn.Parameter(torch.zeros(1)),
+    ]
 
 # %% ../nbs/06_fusion.ipynb #c025z
 _TAU_HEAD_BOUND = 3.0  # |log g| <= 3: a pair's multiplier stays within a factor e^3 of the level
 
-def train_tau_head(arrays:FusionArrays, # validation arrays (no label is read)
-                   settings:dict|None=None, # resolved fusion settings (tau_head_*, head_hidden, dual_lr, k, z)
-                   seed:int=0, # seed of the initialisation and of the tau draws
-                   groups:int=5 # tau bins: one draw and one dual variable per bin and step
-                  )->dict: # head (numpy weights), window, mu, checkpoint, history, seconds
+
+def train_tau_head(
+    arrays: FusionArrays,  # validation arrays (no label is read)
+    settings: dict | None = None,  # resolved fusion settings (tau_head_*, head_hidden, dual_lr, k, z)
+    seed: int = 0,  # seed of the initialisation and of the tau draws
+    groups: int = 5,  # tau bins: one draw and one dual variable per bin and step
+) -> dict:  # head (numpy weights), window, mu, checkpoint, history, seconds
     "Train one per-pair multiplier head for every tau by primal-dual training on validation arrays (torch, CPU)."
     from jobrec.core import optional_import
+
     torch = optional_import("torch")
     t0, st, a = time.perf_counter(), settings or fusion_settings(), as_arrays(arrays)
     k, Th, H = st["k"], float(st["tau_head_temperature"]), int(st["head_hidden"])
-    z = z_values(a, st["z"]); x = tau_head_features(a, z, k, st["temperature"])
+    z = z_values(a, st["z"])
+    x = tau_head_features(a, z, k, st["temperature"])
     lo, hi = _head_window(a, z, st)
-    edges = np.linspace(lo, hi, groups + 1); centres = 0.5*(edges[1:] + edges[:-1])
-    grid = np.linspace(lo, hi, 9); log_level = np.log(np.maximum(_global_levels(a, z, grid, st), 1e-3))
+    edges = np.linspace(lo, hi, groups + 1)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    grid = np.linspace(lo, hi, 9)
+    log_level = np.log(np.maximum(_global_levels(a, z, grid, st), 1e-3))
     flat = x.reshape(-1, x.shape[-1])
-    head = {"mean": flat.mean(0), "std": flat.std(0) + 1e-6, "tau_mean": float((lo + hi)/2),
-            "tau_std": float(max((hi - lo)/2, 1e-3)), "bound": _TAU_HEAD_BOUND}
+    head = {
+        "mean": flat.mean(0),
+        "std": flat.std(0) + 1e-6,
+        "tau_mean": float((lo + hi) / 2),
+        "tau_std": float(max((hi - lo) / 2, 1e-3)),
+        "bound": _TAU_HEAD_BOUND,
+    }
     params = _tau_head_init(torch, x.shape[-1] + 1, H, seed)
     opt = torch.optim.Adam(params, lr=float(st["tau_head_lr"]))
     f32 = lambda v: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
-    X, S, Z, P = f32((x - head["mean"])/head["std"]), f32(a.s_pref), f32(z), f32(a.p_qual)
+    X, S, Z, P = f32((x - head["mean"]) / head["std"]), f32(a.s_pref), f32(z), f32(a.p_qual)
     off = torch.zeros_like(S) if a.valid is None else f32(np.where(a.valid, 0.0, -1e4))
-    target = torch.softmax((S + off)/Th, -1)
+    target = torch.softmax((S + off) / Th, -1)
+
     def scores(taus):
-        t = f32((taus - head["tau_mean"])/head["tau_std"])[:, None, None, None].expand(len(taus), *X.shape[:2], 1)
+        t = f32((taus - head["tau_mean"]) / head["tau_std"])[:, None, None, None].expand(
+            len(taus), *X.shape[:2], 1
+        )
         h = torch.tanh(torch.cat([X.expand(len(taus), *X.shape), t], -1) @ params[0] + params[1])
-        f = _TAU_HEAD_BOUND*torch.tanh((torch.tanh(h @ params[2] + params[3]) @ params[4] + params[5])[..., 0]/_TAU_HEAD_BOUND)
+        f = _TAU_HEAD_BOUND * torch.tanh(
+            (torch.tanh(h @ params[2] + params[3]) @ params[4] + params[5])[..., 0] / _TAU_HEAD_BOUND
+        )
         level = f32(np.exp(np.interp(taus, grid, log_level)))[:, None, None]
         # centred over the pairs while training: the level stays the global multiplier's, the head redistributes it
-        return S + level*torch.exp(f - f.mean((1, 2), keepdim=True))*Z + off
-    def hard(s): return np.array([np.nanmean(constraint_value(v, a.p_qual, k, st["constraint"], st["temperature"], a.valid))
-                                  for v in s.detach().numpy()])
-    return _tau_head_loop(torch, a, st, seed, head, params, opt, scores, hard, target, P, Th, edges, centres, t0)
+        return S + level * torch.exp(f - f.mean((1, 2), keepdim=True)) * Z + off
+
+    def hard(s):
+        return np.array(
+            [
+                np.nanmean(constraint_value(v, a.p_qual, k, st["constraint"], st["temperature"], a.valid))
+                for v in s.detach().numpy()
+            ]
+        )
+
+    return _tau_head_loop(
+        torch, a, st, seed, head, params, opt, scores, hard, target, P, Th, edges, centres, t0
+    )
 
 # %% ../nbs/06_fusion.ipynb #c025z1
-def _tau_head_loop(torch, a, st, seed, head, params, opt, scores, hard, target, P, Th, edges, centres, t0)->dict:
+def _tau_head_loop(
+    torch, a, st, seed, head, params, opt, scores, hard, target, P, Th, edges, centres, t0
+) -> dict:
     "The primal-dual steps of `train_tau_head`, with the label-free checkpoint choice on validation."
     rng, steps = np.random.default_rng(seed), int(st["tau_head_steps"])
-    mu, every = np.full(len(centres), float(st["mu0"])), max(1, steps//10)
+    mu, every = np.full(len(centres), float(st["mu0"])), max(1, steps // 10)
     hist = {"step": [], "ce": [], "shortfall": []}
-    best = (np.inf, np.inf); weights = lambda: [p.detach().numpy().copy() for p in params]
+    best = (np.inf, np.inf)
+    weights = lambda: [p.detach().numpy().copy() for p in params]
+
     def checkpoint(step):
         nonlocal best, kept
         with torch.no_grad():
             s = scores(centres)
-            ce = float(-(target*torch.log_softmax(s/Th, -1)).sum(-1).mean())
+            ce = float(-(target * torch.log_softmax(s / Th, -1)).sum(-1).mean())
         short = float(np.max(centres - hard(s)))
-        hist["step"].append(step); hist["ce"].append(ce); hist["shortfall"].append(short)
+        hist["step"].append(step)
+        hist["ce"].append(ce)
+        hist["shortfall"].append(short)
         # reaching every bin's centre (within 0.01) first, then the lowest cross-entropy to the preference expert
         key = (max(short - 0.01, 0.0), ce)
-        if key < best: best, kept = key, (step, weights())
-    kept = None; checkpoint(0)
+        if key < best:
+            best, kept = key, (step, weights())
+
+    kept = None
+    checkpoint(0)
     for step in range(1, steps + 1):
-        taus = edges[:-1] + rng.random(len(centres))*np.diff(edges)
+        taus = edges[:-1] + rng.random(len(centres)) * np.diff(edges)
         s = scores(taus)
-        logpi = torch.log_softmax(s/Th, -1)
-        ce = -(target*logpi).sum(-1).mean(-1)
-        elig = (logpi.exp()*P).sum(-1).mean(-1)
-        loss = (ce - torch.from_numpy(mu.astype(np.float32))*elig).sum()
-        opt.zero_grad(); loss.backward(); opt.step()
+        logpi = torch.log_softmax(s / Th, -1)
+        ce = -(target * logpi).sum(-1).mean(-1)
+        elig = (logpi.exp() * P).sum(-1).mean(-1)
+        loss = (ce - torch.from_numpy(mu.astype(np.float32)) * elig).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
         # projected dual ascent per bin, on the exact top-k eligibility: mu >= 0, an inequality constraint
-        mu = np.maximum(0.0, mu + float(st["dual_lr"])*(taus - hard(s)))
-        if step % every == 0: checkpoint(step)
+        mu = np.maximum(0.0, mu + float(st["dual_lr"]) * (taus - hard(s)))
+        if step % every == 0:
+            checkpoint(step)
     names = ("W1", "b1", "W2", "b2", "W3", "b3")
     head.update(dict(zip(names, kept[1])))
-    return {"head": head, "window": (float(edges[0]), float(edges[-1])), "mu": mu.tolist(), "checkpoint": kept[0],
-            "history": hist, "seconds": time.perf_counter() - t0}
+    return {
+        "head": head,
+        "window": (float(edges[0]), float(edges[-1])),
+        "mu": mu.tolist(),
+        "checkpoint": kept[0],
+        "history": hist,
+        "seconds": time.perf_counter() - t0,
+    }
 
 # %% ../nbs/06_fusion.ipynb #c027
 @dataclass
 class FusionResult:
     "Fused scores for a block of candidates, with what the policy did to each."
-    scores:np.ndarray # [C, J] fused scores (-inf on invalid jobs)
-    lam:np.ndarray|None # multiplier applied: [C] per candidate, [C, J] per pair, or None (hard)
-    value:np.ndarray # [C] calibrated eligibility (the constrained quantity) per candidate
-    unattainable:np.ndarray # [C] bool, the candidate cannot reach tau under any ranking (or the per-candidate search)
-    backfilled:np.ndarray # [C] bool, hard mode: fewer than k jobs above the threshold, the top-k was back-filled
-    @property
-    def n_unattainable(self)->int: return int(self.unattainable.sum())
-    @property
-    def n_backfilled(self)->int: return int(self.backfilled.sum())
 
-def oracle_value(arrays:FusionArrays|dict, # expert outputs
-                 k:int=10, # top-k
-                 constraint:str="topk", # "topk" | "softmax"
-                 temperature:float=1.0 # unused: the softmax limit is the best single job
-                )->np.ndarray: # [C] best reachable calibrated eligibility per candidate
+    scores: np.ndarray  # [C, J] fused scores (-inf on invalid jobs)
+    lam: np.ndarray | None  # multiplier applied: [C] per candidate, [C, J] per pair, or None (hard)
+    value: np.ndarray  # [C] calibrated eligibility (the constrained quantity) per candidate
+    unattainable: (
+        np.ndarray
+    )  # [C] bool, the candidate cannot reach tau under any ranking (or the per-candidate search)
+    backfilled: (
+        np.ndarray
+    )  # [C] bool, hard mode: fewer than k jobs above the threshold, the top-k was back-filled
+
+    @property
+    def n_unattainable(self) -> int:
+        return int(self.unattainable.sum())
+
+    @property
+    def n_backfilled(self) -> int:
+        return int(self.backfilled.sum())
+
+
+def oracle_value(
+    arrays: FusionArrays | dict,  # expert outputs
+    k: int = 10,  # top-k
+    constraint: str = "topk",  # "topk" | "softmax"
+    temperature: float = 1.0,  # unused: the softmax limit is the best single job
+) -> np.ndarray:  # [C] best reachable calibrated eligibility per candidate
     "The highest calibrated eligibility any ranking reaches: top-k by p_Q itself (softmax: the best job's p_Q)."
     a = as_arrays(arrays)
-    if constraint == "topk": return topk_mean(a.p_qual, a.p_qual, k, a.valid)
+    if constraint == "topk":
+        return topk_mean(a.p_qual, a.p_qual, k, a.valid)
     return _masked(a.p_qual, a.valid).max(1)
 
 # %% ../nbs/06_fusion.ipynb #c027b
 @dataclass
 class FusionPolicy:
     "A fitted fusion policy: a variant, its tau and settings, and what was learned on validation."
-    variant:str
-    tau:float
-    settings:dict
-    lam:float|None=None # the global multiplier (inference global, primal_dual, fixed)
-    head:dict|None=None # lambda_head / tau_head weights
-    value:float=float("nan") # calibrated constraint value on validation with this policy
-    attainable:bool=True # tau reachable on validation (mean over candidates)
-    natural:float=float("nan") # calibrated constraint value on validation at lambda = 0
-    maximum:float=float("nan") # best reachable calibrated constraint value on validation
-    history:dict|None=field(default=None, repr=False)
-    estimator:str="calibrated" # how eligibility was estimated on validation: dr | calibrated
+
+    variant: str
+    tau: float
+    settings: dict
+    lam: float | None = None  # the global multiplier (inference global, primal_dual, fixed)
+    head: dict | None = None  # lambda_head / tau_head weights
+    value: float = float("nan")  # calibrated constraint value on validation with this policy
+    attainable: bool = True  # tau reachable on validation (mean over candidates)
+    natural: float = float("nan")  # calibrated constraint value on validation at lambda = 0
+    maximum: float = float("nan")  # best reachable calibrated constraint value on validation
+    history: dict | None = field(default=None, repr=False)
+    estimator: str = "calibrated"  # how eligibility was estimated on validation: dr | calibrated
 
     @property
-    def per_candidate(self)->bool: return self.variant == "inference" and bool(self.settings["per_candidate"])
+    def per_candidate(self) -> bool:
+        return self.variant == "inference" and bool(self.settings["per_candidate"])
 
-    def apply(self, arrays:FusionArrays|dict)->FusionResult:
+    def apply(self, arrays: FusionArrays | dict) -> FusionResult:
         "Score `arrays` (e.g. test candidates) with this policy."
         a, st = as_arrays(arrays), self.settings
         k, con, T = st["k"], st["constraint"], st["temperature"]
-        z = z_values(a, st["z"]); C = a.n_candidates
+        z = z_values(a, st["z"])
+        C = a.n_candidates
         cannot = oracle_value(a, k, con, T) < self.tau
         back = np.zeros(C, dtype=bool)
         if self.variant == "hard":
             elig = a.p_qual >= st["hard_threshold"]
-            if a.valid is not None: elig = elig & a.valid
+            if a.valid is not None:
+                elig = elig & a.valid
             # eligible jobs first, each group ordered by preference; the offset keeps the groups apart
             span = np.ptp(a.s_pref) + 1.0
-            s, lam = a.s_pref + span*elig, None
+            s, lam = a.s_pref + span * elig, None
             back = elig.sum(1) < min(k, a.s_pref.shape[1])
         elif self.variant == "inference" and st["global_fit"] == "served" and not st["per_candidate"]:
-            lam, _, ok = smallest_lambda(a.s_pref, z, a.p_qual, self.tau, k, con, T, a.valid, False,
-                                         st["lambda_max"], st["bisection_iters"])
-            lam = np.full(C, lam); s = fuse(a.s_pref, z, lam)
+            lam, _, ok = smallest_lambda(
+                a.s_pref,
+                z,
+                a.p_qual,
+                self.tau,
+                k,
+                con,
+                T,
+                a.valid,
+                False,
+                st["lambda_max"],
+                st["bisection_iters"],
+            )
+            lam = np.full(C, lam)
+            s = fuse(a.s_pref, z, lam)
         elif self.per_candidate:
-            lam, _, ok = smallest_lambda(a.s_pref, z, a.p_qual, self.tau, k, con, T, a.valid, True,
-                                         st["lambda_max"], st["bisection_iters"])
+            lam, _, ok = smallest_lambda(
+                a.s_pref,
+                z,
+                a.p_qual,
+                self.tau,
+                k,
+                con,
+                T,
+                a.valid,
+                True,
+                st["lambda_max"],
+                st["bisection_iters"],
+            )
             s, cannot = fuse(a.s_pref, z, lam), ~ok
         elif self.variant == "tau_head":
-            lam = self.lam*tau_head_shape(self.head, a, self.tau, st); s = fuse(a.s_pref, z, lam)
+            lam = self.lam * tau_head_shape(self.head, a, self.tau, st)
+            s = fuse(a.s_pref, z, lam)
         elif self.variant == "lambda_head":
-            lam = lambda_head_forward(self.head, _head_inputs(a, z)); s = fuse(a.s_pref, z, lam)
+            lam = lambda_head_forward(self.head, _head_inputs(a, z))
+            s = fuse(a.s_pref, z, lam)
         else:
-            lam = np.full(C, self.lam); s = fuse(a.s_pref, z, lam)
+            lam = np.full(C, self.lam)
+            s = fuse(a.s_pref, z, lam)
         s = _masked(s, a.valid)
         return FusionResult(s, lam, constraint_value(s, a.p_qual, k, con, T, a.valid), cannot, back)
 
-    def retarget(self, tau:float, # the new eligibility requirement
-                 val:FusionArrays|dict # validation arrays (global inference multiplier); unused per candidate
-                )->FusionPolicy:
+    def retarget(
+        self,
+        tau: float,  # the new eligibility requirement
+        val: FusionArrays | dict,  # validation arrays (global inference multiplier); unused per candidate
+    ) -> FusionPolicy:
         "The same inference policy at another tau: a new multiplier search, no retraining."
-        if self.variant != "inference": raise ValueError(f"retarget needs the inference variant; {self.variant} must be refitted")
+        if self.variant != "inference":
+            raise ValueError(f"retarget needs the inference variant; {self.variant} must be refitted")
         return fit_fusion(val, tau, "inference", self.settings)
 
 # %% ../nbs/06_fusion.ipynb #c027e
-def fit_values(arrays:FusionArrays|dict, # the arrays a policy is fitted on
-               settings:dict # resolved fusion settings
-              )->tuple: # ([C, J] per-pair values, the estimator used)
+def fit_values(
+    arrays: FusionArrays | dict,  # the arrays a policy is fitted on
+    settings: dict,  # resolved fusion settings
+) -> tuple:  # ([C, J] per-pair values, the estimator used)
     "The per-pair eligibility values a policy is fitted on: `fusion.estimator` on validation; calibrated p_Q for the policies fitted where they serve and for lambda_head."
     st, v = settings, settings["variant"]
     # policies fitted on validation estimate eligibility with `fusion.estimator`; the others are fitted where they serve, with no outcomes to correct with
     served = v == "inference" and (st["per_candidate"] or st["global_fit"] == "served")
-    return eligibility_values(arrays, "calibrated" if served or v == "lambda_head" else st["estimator"], st["propensity_clip"])
+    return eligibility_values(
+        arrays, "calibrated" if served or v == "lambda_head" else st["estimator"], st["propensity_clip"]
+    )
 
-def fit_fusion(val:FusionArrays|dict, # validation arrays
-               tau:float|None=None, # eligibility requirement (default: fusion.tau)
-               variant:str|None=None, # inference | primal_dual | lambda_head | hard | fixed (default: fusion.variant)
-               cfg:dict|None=None, # a jobrec config or its fusion section
-               seed:int=0, # seed of the training variants
-               head:dict|None=None, # tau_head: a head from `train_tau_head` (default: trained here)
-               **overrides # fusion keys, e.g. per_candidate=True, k=5
-              )->FusionPolicy:
+
+def fit_fusion(
+    val: FusionArrays | dict,  # validation arrays
+    tau: float | None = None,  # eligibility requirement (default: fusion.tau)
+    variant: str
+    | None = None,  # inference | primal_dual | lambda_head | hard | fixed (default: fusion.variant)
+    cfg: dict | None = None,  # a jobrec config or its fusion section
+    seed: int = 0,  # seed of the training variants
+    head: dict | None = None,  # tau_head: a head from `train_tau_head` (default: trained here)
+    **overrides,  # fusion keys, e.g. per_candidate=True, k=5
+) -> FusionPolicy:
     "Fit a fusion variant on validation arrays for requirement `tau`."
     st = fusion_settings(cfg, **({"variant": variant} if variant else {}), **overrides)
     variant, tau = st["variant"], float(st["tau"] if tau is None else tau)
-    a = as_arrays(val); k, con, T = st["k"], st["constraint"], st["temperature"]
+    a = as_arrays(val)
+    k, con, T = st["k"], st["constraint"], st["temperature"]
     z = z_values(a, st["z"])
     E, est = fit_values(a, st)
     mean_val = lambda s: float(np.nanmean(constraint_value(s, E, k, con, T, a.valid)))
-    pol = FusionPolicy(variant, tau, st, natural=mean_val(a.s_pref), maximum=mean_val(_masked(a.p_qual, a.valid)), estimator=est)
+    pol = FusionPolicy(
+        variant,
+        tau,
+        st,
+        natural=mean_val(a.s_pref),
+        maximum=mean_val(_masked(a.p_qual, a.valid)),
+        estimator=est,
+    )
     if variant == "inference" and not st["per_candidate"]:
-        pol.lam, pol.value, pol.attainable = smallest_lambda(a.s_pref, z, E, tau, k, con, T, a.valid, False,
-                                                             st["lambda_max"], st["bisection_iters"])
+        pol.lam, pol.value, pol.attainable = smallest_lambda(
+            a.s_pref, z, E, tau, k, con, T, a.valid, False, st["lambda_max"], st["bisection_iters"]
+        )
     elif variant == "primal_dual":
         out = train_primal_dual(a, tau, st, seed, values=E)
         pol.lam, pol.value, pol.attainable, pol.history = out["lam"], out["value"], out["feasible"], out
@@ -664,77 +991,113 @@ def fit_fusion(val:FusionArrays|dict, # validation arrays
         pol.head, pol.value, pol.attainable, pol.history = out["head"], out["value"], out["feasible"], out
     elif variant == "tau_head":
         pol.head = train_tau_head(a, st, seed)["head"] if head is None else head
-        zg = tau_head_shape(pol.head, a, tau, st)*z  # the level is searched as the global multiplier is, on g z
-        pol.lam, pol.value, pol.attainable = smallest_lambda(a.s_pref, zg, E, tau, k, con, T, a.valid, False,
-                                                             st["lambda_max"], st["bisection_iters"])
+        zg = (
+            tau_head_shape(pol.head, a, tau, st) * z
+        )  # the level is searched as the global multiplier is, on g z
+        pol.lam, pol.value, pol.attainable = smallest_lambda(
+            a.s_pref, zg, E, tau, k, con, T, a.valid, False, st["lambda_max"], st["bisection_iters"]
+        )
     elif variant == "fixed":
-        pol.lam = float(st["fixed_weight"]); pol.value = mean_val(fuse(a.s_pref, z, pol.lam)); pol.attainable = pol.value >= tau
+        pol.lam = float(st["fixed_weight"])
+        pol.value = mean_val(fuse(a.s_pref, z, pol.lam))
+        pol.attainable = pol.value >= tau
     if np.isnan(pol.value):
-        pol.value = float(np.nanmean(pol.apply(a).value)); pol.attainable = pol.value >= tau
+        pol.value = float(np.nanmean(pol.apply(a).value))
+        pol.attainable = pol.value >= tau
     return pol
 
 # %% ../nbs/06_fusion.ipynb #c030a2
-def tau_head_key(settings:dict # resolved settings of a tau_head policy
-                )->str:
+def tau_head_key(
+    settings: dict,  # resolved settings of a tau_head policy
+) -> str:
     "What defines one tau head: every setting but the taus, so that every tau is served by the same head."
     kept = {k: v for k, v in settings.items() if k not in ("tau", "taus", "decoupling_taus")}
     return json.dumps(kept, sort_keys=True, default=str)
 
+
 class TauHeads:
     "The tau heads trained on one set of validation arrays: one per `tau_head_key`, shared by every tau."
-    def __init__(self, val:FusionArrays|None, # the validation arrays the heads are trained on
-                 seed:int=0 # seed of the heads' training
-                ):
-        self.val, self.seed, self.heads = val, int(seed), {}
-    def __len__(self): return len(self.heads)
 
-    def get(self, settings:dict # resolved settings of a tau_head policy
-           )->dict: # head weights
+    def __init__(
+        self,
+        val: FusionArrays | None,  # the validation arrays the heads are trained on
+        seed: int = 0,  # seed of the heads' training
+    ):
+        self.val, self.seed, self.heads = val, int(seed), {}
+
+    def __len__(self):
+        return len(self.heads)
+
+    def get(
+        self,
+        settings: dict,  # resolved settings of a tau_head policy
+    ) -> dict:  # head weights
         "The one tau head of these settings, trained once."
         key = tau_head_key(settings)
-        if key not in self.heads: self.heads[key] = train_tau_head(self.val, settings, self.seed)["head"]
+        if key not in self.heads:
+            self.heads[key] = train_tau_head(self.val, settings, self.seed)["head"]
         return self.heads[key]
 
 # %% ../nbs/06_fusion.ipynb #c030a3
-def candidate_multiplier(s:np.ndarray, # [N] one candidate's estimated preference over many jobs
-                         p:np.ndarray, # [N] its p_Q over the same jobs
-                         tau:float|None, # eligibility requirement (None: 0, preference alone)
-                         settings:dict, # resolved fusion settings (lambda_max, bisection_iters)
-                         k:int=10, # the top-k tau is measured on
-                         pool:int=500 # jobs searched: the best `pool` by each score hold any top-k
-                        )->float:
+def candidate_multiplier(
+    s: np.ndarray,  # [N] one candidate's estimated preference over many jobs
+    p: np.ndarray,  # [N] its p_Q over the same jobs
+    tau: float | None,  # eligibility requirement (None: 0, preference alone)
+    settings: dict,  # resolved fusion settings (lambda_max, bisection_iters)
+    k: int = 10,  # the top-k tau is measured on
+    pool: int = 500,  # jobs searched: the best `pool` by each score hold any top-k
+) -> float:
     "The smallest lambda whose ranking s + lambda p brings this candidate's own top-k mean p to tau."
     # the closest when unattainable; tau is not checked here: the caller checked it once
     n = len(s)
-    if tau is None or not n: return 0.0
-    q = min(int(pool), n); s, p = np.asarray(s), np.asarray(p)
+    if tau is None or not n:
+        return 0.0
+    q = min(int(pool), n)
+    s, p = np.asarray(s), np.asarray(p)
     cand = np.union1d(np.argpartition(-s, q - 1)[:q], np.argpartition(-p, q - 1)[:q])
     a, b = s[cand][None].astype(np.float64), p[cand][None].astype(np.float64)
     # p is both the term weighed in and the measured one, top-k constraint:
     # an estimate has no logit and no policy temperature
-    lam = smallest_lambda(a, b, b, float(tau), min(int(k), len(cand)), "topk", per_candidate=True,
-                          lambda_max=settings["lambda_max"], iters=settings["bisection_iters"])[0]
+    lam = smallest_lambda(
+        a,
+        b,
+        b,
+        float(tau),
+        min(int(k), len(cand)),
+        "topk",
+        per_candidate=True,
+        lambda_max=settings["lambda_max"],
+        iters=settings["bisection_iters"],
+    )[0]
     return float(np.atleast_1d(lam)[0])
 
-def estimated_range(val:FusionArrays, # validation arrays
-                    settings:dict # resolved fusion settings (k, constraint, temperature, z, estimator, lambda_max)
-                   )->tuple: # (low, high)
+
+def estimated_range(
+    val: FusionArrays,  # validation arrays
+    settings: dict,  # resolved fusion settings (k, constraint, temperature, z, estimator, lambda_max)
+) -> tuple:  # (low, high)
     "The estimated eligibility on `val` of ranking by preference (lambda = 0), and the highest any multiplier reaches."
     st, a = settings, val
     E, z = fit_values(a, st)[0], z_values(a, st["z"])
     # the multiplier grid of `smallest_lambda`: every tau in this range is attainable there, and none outside it is needed
-    at = lambda t: smallest_lambda(a.s_pref, z, E, t, st["k"], st["constraint"], st["temperature"], a.valid, False,
-                                   st["lambda_max"], 0)[1]
+    at = lambda t: smallest_lambda(
+        a.s_pref, z, E, t, st["k"], st["constraint"], st["temperature"], a.valid, False, st["lambda_max"], 0
+    )[1]
     return (float(at(-np.inf)), float(at(np.inf)))
 
 # %% ../nbs/06_fusion.ipynb #c030b
 class FusionModel:
     "The fusion a run serves: its settings and the validation arrays they are fitted on; any tau is fitted with `fit_fusion` (cached) and applied with `FusionPolicy.apply`."
-    def __init__(self, settings:dict, # a config, its fusion section or resolved settings (variant, per_candidate, global_fit: the system)
-                 val:FusionArrays|dict|None=None, # validation arrays (needed by the systems fitted on validation)
-                 seed:int=0, # seed of the training variants
-                 cache_size:int=64 # fitted policies kept, one per (tau, overrides)
-                ):
+
+    def __init__(
+        self,
+        settings: dict,  # a config, its fusion section or resolved settings (variant, per_candidate, global_fit: the system)
+        val: FusionArrays
+        | dict
+        | None = None,  # validation arrays (needed by the systems fitted on validation)
+        seed: int = 0,  # seed of the training variants
+        cache_size: int = 64,  # fitted policies kept, one per (tau, overrides)
+    ):
         self.settings, self.seed, self.cache_size = fusion_settings(settings), int(seed), int(cache_size)
         self.val = None if val is None else as_arrays(val)
         self._policies, self._ranges = {}, {}
@@ -743,177 +1106,279 @@ class FusionModel:
             raise ValueError(f"fusion {self.system} is fitted on validation candidates: give their arrays")
 
     @property
-    def system(self)->str: return fusion_system(self.settings)
-    def __repr__(self): return f"FusionModel({self.system}, {'no validation' if self.val is None else f'{self.val.n_candidates} validation candidates'})"
+    def system(self) -> str:
+        return fusion_system(self.settings)
 
-    def _key(self, overrides): return tuple(sorted((k, v) for k, v in overrides.items() if self.settings.get(k) != v))
+    def __repr__(self):
+        return f"FusionModel({self.system}, {'no validation' if self.val is None else f'{self.val.n_candidates} validation candidates'})"
 
-    def multiplier(self, s:np.ndarray, p:np.ndarray, tau:float|None, k:int=10, pool:int=500)->float:
+    def _key(self, overrides):
+        return tuple(sorted((k, v) for k, v in overrides.items() if self.settings.get(k) != v))
+
+    def multiplier(
+        self, s: np.ndarray, p: np.ndarray, tau: float | None, k: int = 10, pool: int = 500
+    ) -> float:
         "`candidate_multiplier` under this fusion's settings (the retrieval cascade's first stage asks for it)."
         return candidate_multiplier(s, p, tau, self.settings, k, pool)
 
-    def policy(self, tau:float, # eligibility requirement
-               **overrides # fusion keys for this call, e.g. k=5 (the top-k served)
-              )->FusionPolicy:
+    def policy(
+        self,
+        tau: float,  # eligibility requirement
+        **overrides,  # fusion keys for this call, e.g. k=5 (the top-k served)
+    ) -> FusionPolicy:
         "The policy for `tau`: fitted on the validation arrays once per (tau, overrides), then kept."
         key = (float(tau), self._key(overrides))
         if key not in self._policies:
             st = fusion_settings({**self.settings, **dict(key[1])})
             head = self.tau_heads.get(st) if st["variant"] == "tau_head" else None
-            pol = fit_fusion(self.val, key[0], None, st, self.seed, head) if self.val is not None else FusionPolicy(st["variant"], key[0], st)
-            if len(self._policies) >= self.cache_size: self._policies.pop(next(iter(self._policies)))
+            pol = (
+                fit_fusion(self.val, key[0], None, st, self.seed, head)
+                if self.val is not None
+                else FusionPolicy(st["variant"], key[0], st)
+            )
+            if len(self._policies) >= self.cache_size:
+                self._policies.pop(next(iter(self._policies)))
             self._policies[key] = pol
         return self._policies[key]
 
-    def apply(self, arrays:FusionArrays|dict, # the served block: expert outputs of candidates x jobs
-              tau:float, # eligibility requirement
-              **overrides)->FusionResult:
+    def apply(
+        self,
+        arrays: FusionArrays | dict,  # the served block: expert outputs of candidates x jobs
+        tau: float,  # eligibility requirement
+        **overrides,
+    ) -> FusionResult:
         "Fused scores at `tau`: the one fusion call of the experiment (`fused_scores`), the controllability sweep and `Recommender.recommend`."
         return self.policy(tau, **overrides).apply(arrays)
 
-    def validated_range(self, **overrides)->tuple|None: # (low, high), or None for a system not fitted on validation
+    def validated_range(
+        self, **overrides
+    ) -> tuple | None:  # (low, high), or None for a system not fitted on validation
         "The taus the validation candidates vouch for: the estimated eligibility of ranking by preference (lambda = 0) up to the highest any multiplier reaches."
-        if not (FUSIONS[self.system].validated and self.settings["variant"] in ("inference", "primal_dual", "tau_head")): return None
+        if not (
+            FUSIONS[self.system].validated
+            and self.settings["variant"] in ("inference", "primal_dual", "tau_head")
+        ):
+            return None
         key = self._key(overrides)
         if key not in self._ranges:
             self._ranges[key] = estimated_range(self.val, fusion_settings({**self.settings, **dict(key)}))
         return self._ranges[key]
 
-    def require(self, tau:float, **overrides):
+    def require(self, tau: float, **overrides):
         "Raise a `UsageError` (one line, with the range) when `tau` lies outside the validated range."
         r = self.validated_range(**overrides)
         if r is not None and not r[0] <= tau <= r[1]:
             k = overrides.get("k", self.settings["k"])
-            raise UsageError(f"tau {tau:g} is outside the range validated for fusion {self.system}: estimated eligibility@{k} on the "
-                             f"validation candidates runs from {r[0]:.3f} (ranking by preference) to {r[1]:.3f} (the largest multiplier)")
-
+            raise UsageError(
+                f"tau {tau:g} is outside the range validated for fusion {self.system}: estimated eligibility@{k} on the "
+                f"validation candidates runs from {r[0]:.3f} (ranking by preference) to {r[1]:.3f} (the largest multiplier)"
+            )
 
 # %% ../nbs/06_fusion.ipynb #c030e
-_SAVED_FIELDS = ("s_pref", "p_qual", "q_logit", "valid", "pref", "observed", "p_observe")  # true qualification labels stay out
+_SAVED_FIELDS = (
+    "s_pref",
+    "p_qual",
+    "q_logit",
+    "valid",
+    "pref",
+    "observed",
+    "p_observe",
+)  # true qualification labels stay out
 
-def save_fusion(model:FusionModel, # the fusion a run serves
-                folder:str|Path, # the run's model folder
-                taus:list|None=None # taus whose fitted multiplier is recorded (default: fusion.taus)
-               )->Path: # the fusion.json written
+
+def save_fusion(
+    model: FusionModel,  # the fusion a run serves
+    folder: str | Path,  # the run's model folder
+    taus: list | None = None,  # taus whose fitted multiplier is recorded (default: fusion.taus)
+) -> Path:  # the fusion.json written
     "Write `fusion.json` (system, settings, estimator, validated range, multiplier per tau) and `fusion_validation.npz` (the arrays every tau is fitted on)."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    info = {"system": model.system, "description": FUSIONS[model.system].description, "seed": model.seed, "settings": model.settings}
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    info = {
+        "system": model.system,
+        "description": FUSIONS[model.system].description,
+        "seed": model.seed,
+        "settings": model.settings,
+    }
     if model.val is not None:
         a = model.val
-        with atomic_path(folder/"fusion_validation.npz") as tmp, open(tmp, "wb") as f:
+        with atomic_path(folder / "fusion_validation.npz") as tmp, open(tmp, "wb") as f:
             np.savez(f, **{n: np.asarray(getattr(a, n)) for n in _SAVED_FIELDS if getattr(a, n) is not None})
         pols = [model.policy(t) for t in (model.settings["taus"] if taus is None else taus)]
         rng = model.validated_range()
-        info.update(n_candidates=a.n_candidates, n_jobs=a.s_pref.shape[1], estimator=pols[0].estimator if pols else None,
-                    validated_range=None if rng is None else list(rng), natural=pols[0].natural if pols else None,
-                    maximum=pols[0].maximum if pols else None,
-                    policies=[{"tau": p.tau, "lambda": p.lam, "value": p.value, "attainable": bool(p.attainable)} for p in pols])
-    return write_json(info, folder/"fusion.json")
+        info.update(
+            n_candidates=a.n_candidates,
+            n_jobs=a.s_pref.shape[1],
+            estimator=pols[0].estimator if pols else None,
+            validated_range=None if rng is None else list(rng),
+            natural=pols[0].natural if pols else None,
+            maximum=pols[0].maximum if pols else None,
+            policies=[
+                {"tau": p.tau, "lambda": p.lam, "value": p.value, "attainable": bool(p.attainable)}
+                for p in pols
+            ],
+        )
+    return write_json(info, folder / "fusion.json")
 
-def load_fusion(folder:str|Path, # a folder written by `save_fusion`
-                **overrides # fusion keys, e.g. per_candidate=True
-               )->FusionModel:
+
+def load_fusion(
+    folder: str | Path,  # a folder written by `save_fusion`
+    **overrides,  # fusion keys, e.g. per_candidate=True
+) -> FusionModel:
     "The saved fusion of a run (json and npz, never pickle)."
     folder = Path(folder)
-    info = json.loads((folder/"fusion.json").read_text())
+    info = json.loads((folder / "fusion.json").read_text())
     val = None
-    if (folder/"fusion_validation.npz").exists():
-        with np.load(folder/"fusion_validation.npz", allow_pickle=False) as z: val = FusionArrays(**{k: z[k] for k in z.files})
+    if (folder / "fusion_validation.npz").exists():
+        with np.load(folder / "fusion_validation.npz", allow_pickle=False) as z:
+            val = FusionArrays(**{k: z[k] for k in z.files})
     return FusionModel(fusion_settings(info["settings"], **overrides), val, info.get("seed", 0))
 
 # %% ../nbs/06_fusion.ipynb #c032
 def _report(test, scores, tau, st, system, extra, ndcg_k=10):
     k, con, T = st["k"], st["constraint"], st["temperature"]
-    q = None if test.qual is None else np.where(np.asarray(test.qual) < 0, np.nan, np.asarray(test.qual, dtype=np.float64))
+    q = (
+        None
+        if test.qual is None
+        else np.where(np.asarray(test.qual) < 0, np.nan, np.asarray(test.qual, dtype=np.float64))
+    )
     row = {"system": system, "tau": float(tau), "k": k, "constraint": con}
     row["pred_eligibility"] = float(np.nanmean(constraint_value(scores, test.p_qual, k, con, T, test.valid)))
     if q is not None:
         row["achieved"] = float(np.nanmean(constraint_value(scores, q, k, con, T, test.valid)))
         row[f"eligibility@{k}"] = float(np.nanmean(topk_mean(scores, q, k, test.valid)))
         row.update(tau_errors(row["achieved"], tau))
-    if test.pref is not None: row[f"ndcg@{ndcg_k}"] = float(np.nanmean(ndcg_at_k(scores, test.pref, ndcg_k, test.valid)))
-    row.update(extra); row["n_candidates"] = test.n_candidates
+    if test.pref is not None:
+        row[f"ndcg@{ndcg_k}"] = float(np.nanmean(ndcg_at_k(scores, test.pref, ndcg_k, test.valid)))
+    row.update(extra)
+    row["n_candidates"] = test.n_candidates
     return row
 
-def tradeoff_curve(arrays:FusionArrays|dict, # arrays with true labels (test)
-                   cfg:dict|None=None, # a jobrec config or its fusion section
-                   n:int=60, # multipliers on the path (0, then geometric up to lambda_max)
-                   ndcg_k:int=10, # NDCG cut-off
-                   **overrides)->pd.DataFrame: # one row per multiplier: lam, pred_eligibility, achieved, ndcg@k
-    "The policy family's whole trade-off on TRUE labels: s_P + lambda z for lambda from 0 up (reporting only, never fitting)."
-    a = as_arrays(arrays); st = fusion_settings(cfg, **overrides)
-    if a.qual is None: raise ValueError("tradeoff_curve needs true qualification labels")
-    z = z_values(a, st["z"])
-    return pd.DataFrame([_report(a, fuse(a.s_pref, z, lam), np.nan, st, "path", {"lam": float(lam)}, ndcg_k)
-                         for lam in _lambda_grid(st["lambda_max"], n)])
 
-def attainable_range(arrays:FusionArrays|dict, cfg:dict|None=None, **overrides)->tuple: # (natural, maximum) on TRUE labels
+def tradeoff_curve(
+    arrays: FusionArrays | dict,  # arrays with true labels (test)
+    cfg: dict | None = None,  # a jobrec config or its fusion section
+    n: int = 60,  # multipliers on the path (0, then geometric up to lambda_max)
+    ndcg_k: int = 10,  # NDCG cut-off
+    **overrides,
+) -> pd.DataFrame:  # one row per multiplier: lam, pred_eligibility, achieved, ndcg@k
+    "The policy family's whole trade-off on TRUE labels: s_P + lambda z for lambda from 0 up (reporting only, never fitting)."
+    a = as_arrays(arrays)
+    st = fusion_settings(cfg, **overrides)
+    if a.qual is None:
+        raise ValueError("tradeoff_curve needs true qualification labels")
+    z = z_values(a, st["z"])
+    return pd.DataFrame(
+        [
+            _report(a, fuse(a.s_pref, z, lam), np.nan, st, "path", {"lam": float(lam)}, ndcg_k)
+            for lam in _lambda_grid(st["lambda_max"], n)
+        ]
+    )
+
+
+def attainable_range(
+    arrays: FusionArrays | dict, cfg: dict | None = None, **overrides
+) -> tuple:  # (natural, maximum) on TRUE labels
     "Achieved eligibility of pure preference ranking (lambda = 0) and the highest any multiplier reaches, on true labels."
     c = tradeoff_curve(arrays, cfg, **overrides)
     return float(c["achieved"].iloc[0]), float(c["achieved"].max())
 
-def validated_window(val:FusionArrays|dict, # validation arrays (observed screenings, propensities)
-                     cfg:dict|None=None, # a jobrec config or its fusion section
-                     **overrides # fusion keys, e.g. k=5
-                    )->tuple: # (low, high) estimated eligibility on validation
+
+def validated_window(
+    val: FusionArrays | dict,  # validation arrays (observed screenings, propensities)
+    cfg: dict | None = None,  # a jobrec config or its fusion section
+    **overrides,  # fusion keys, e.g. k=5
+) -> tuple:  # (low, high) estimated eligibility on validation
     "The controllability window: the validated global multiplier's range (`FusionModel.validated_range`), no true label read."
     return FusionModel(system_settings("inference_global", cfg, **overrides), val).validated_range()
 
 # %% ../nbs/06_fusion.ipynb #c032b
-def dominance(curve:pd.DataFrame, # points of a trade-off curve: columns achieved and ndcg@k
-              point:tuple, # (achieved eligibility, NDCG) of the single-score system
-              ndcg_col:str="ndcg@10")->dict:
+def dominance(
+    curve: pd.DataFrame,  # points of a trade-off curve: columns achieved and ndcg@k
+    point: tuple,  # (achieved eligibility, NDCG) of the single-score system
+    ndcg_col: str = "ndcg@10",
+) -> dict:
     "Does the curve dominate the point? The best NDCG the curve reaches at eligibility >= the point's (linear between points)."
     c = curve[["achieved", ndcg_col]].dropna().sort_values("achieved").to_numpy()
-    e0, n0 = float(point[0]), float(point[1]); x, y = c[:, 0], c[:, 1]
+    e0, n0 = float(point[0]), float(point[1])
+    x, y = c[:, 0], c[:, 1]
     cand = list(y[x >= e0])
     for i in range(len(x) - 1):  # where a segment crosses e0
-        if x[i] < e0 <= x[i + 1] and x[i + 1] > x[i]: cand.append(y[i] + (y[i + 1] - y[i])*(e0 - x[i])/(x[i + 1] - x[i]))
+        if x[i] < e0 <= x[i + 1] and x[i + 1] > x[i]:
+            cand.append(y[i] + (y[i + 1] - y[i]) * (e0 - x[i]) / (x[i + 1] - x[i]))
     best = max(cand) if cand else float("nan")
-    return {"point_eligibility": e0, "point_ndcg": n0, "curve_ndcg_at_point": float(best), "delta": float(best - n0),
-            "dominates": bool(cand) and bool(best >= n0), "curve_max_eligibility": float(x.max()) if len(x) else float("nan")}
+    return {
+        "point_eligibility": e0,
+        "point_ndcg": n0,
+        "curve_ndcg_at_point": float(best),
+        "delta": float(best - n0),
+        "dominates": bool(cand) and bool(best >= n0),
+        "curve_max_eligibility": float(x.max()) if len(x) else float("nan"),
+    }
 
 # %% ../nbs/06_fusion.ipynb #c032db
-def dominance_ci(arrays:FusionArrays|dict, # test arrays with true labels
-                 single_scores:np.ndarray, # [C, J] scores of the single-score (conflated) system on the same candidates
-                 cfg:dict|None=None, # a jobrec config or its fusion section
-                 n_boot:int=1000, # bootstrap resamples of the candidates
-                 alpha:float=0.05, # 1 - confidence level
-                 seed:int=0, # seed of the resampling
-                 n:int=60, # multipliers on the path (as `tradeoff_curve`)
-                 ndcg_k:int=10 # NDCG cut-off
-                )->dict: # `dominance`'s keys, with ci_lo, ci_hi, n_boot, share_reached and ahead (the interval excludes 0 above)
+def dominance_ci(
+    arrays: FusionArrays | dict,  # test arrays with true labels
+    single_scores: np.ndarray,  # [C, J] scores of the single-score (conflated) system on the same candidates
+    cfg: dict | None = None,  # a jobrec config or its fusion section
+    n_boot: int = 1000,  # bootstrap resamples of the candidates
+    alpha: float = 0.05,  # 1 - confidence level
+    seed: int = 0,  # seed of the resampling
+    n: int = 60,  # multipliers on the path (as `tradeoff_curve`)
+    ndcg_k: int = 10,  # NDCG cut-off
+) -> (
+    dict
+):  # `dominance`'s keys, with ci_lo, ci_hi, n_boot, share_reached and ahead (the interval excludes 0 above)
     "`dominance` of the multiplier path over the single-score point, with a paired bootstrap interval over candidates."
-    a = as_arrays(arrays); st = fusion_settings(cfg)
-    if a.qual is None or a.pref is None: raise ValueError("dominance_ci needs true qualification and preference labels")
-    q = np.where(np.asarray(a.qual) < 0, np.nan, np.asarray(a.qual, dtype=np.float64)); z = z_values(a, st["z"])
-    per = lambda s: (constraint_value(s, q, st["k"], st["constraint"], st["temperature"], a.valid), ndcg_at_k(s, a.pref, ndcg_k, a.valid))
-    E, N = (np.array(x) for x in zip(*[per(fuse(a.s_pref, z, lam)) for lam in _lambda_grid(st["lambda_max"], n)]))  # [L, C] each
+    a = as_arrays(arrays)
+    st = fusion_settings(cfg)
+    if a.qual is None or a.pref is None:
+        raise ValueError("dominance_ci needs true qualification and preference labels")
+    q = np.where(np.asarray(a.qual) < 0, np.nan, np.asarray(a.qual, dtype=np.float64))
+    z = z_values(a, st["z"])
+    per = lambda s: (
+        constraint_value(s, q, st["k"], st["constraint"], st["temperature"], a.valid),
+        ndcg_at_k(s, a.pref, ndcg_k, a.valid),
+    )
+    E, N = (
+        np.array(x) for x in zip(*[per(fuse(a.s_pref, z, lam)) for lam in _lambda_grid(st["lambda_max"], n)])
+    )  # [L, C] each
     e1, n1 = per(np.asarray(single_scores, dtype=np.float64))
     col = f"ndcg@{ndcg_k}"
+
     def lead(rows):
         curve = pd.DataFrame({"achieved": np.nanmean(E[:, rows], 1), col: np.nanmean(N[:, rows], 1)})
         return dominance(curve, (np.nanmean(e1[rows]), np.nanmean(n1[rows])), col)
+
     out, C, rng = lead(np.arange(E.shape[1])), E.shape[1], np.random.default_rng(seed)
     d = np.array([lead(rng.integers(0, C, C))["delta"] for _ in range(int(n_boot))])
     reached = np.isfinite(d)
-    with np.errstate(invalid="ignore"): lo, hi = np.quantile(np.where(reached, d, -np.inf), [alpha/2, 1 - alpha/2])
+    with np.errstate(invalid="ignore"):
+        lo, hi = np.quantile(np.where(reached, d, -np.inf), [alpha / 2, 1 - alpha / 2])
     fin = lambda v: float(v) if np.isfinite(v) else None
-    out.update(ci_lo=fin(lo), ci_hi=fin(hi), n_boot=int(n_boot), share_reached=float(reached.mean()), ahead=bool(np.isfinite(lo) and lo > 0))
+    out.update(
+        ci_lo=fin(lo),
+        ci_hi=fin(hi),
+        n_boot=int(n_boot),
+        share_reached=float(reached.mean()),
+        ahead=bool(np.isfinite(lo) and lo > 0),
+    )
     return out
 
 # %% ../nbs/06_fusion.ipynb #c032e
-def controllability_sweep(val:FusionArrays|dict, # validation arrays (fitting)
-                          test:FusionArrays|dict, # test arrays (reporting, with true qual and pref)
-                          taus:list|None=None, # tau grid (default: fusion.taus)
-                          variant:str|None=None, # fusion variant (default: fusion.variant)
-                          cfg:dict|None=None, # a jobrec config or its fusion section
-                          seed:int=0, # seed of the training variants
-                          system:str|None=None, # name in the table (default: the FUSIONS name of the settings)
-                          window:tuple|None=None, # controllability window (default: `validated_window(val)`)
-                          model:FusionModel|None=None, # the system already built on `val` (e.g. a trained tau head), else built here
-                          **overrides # fusion keys, e.g. per_candidate=True
-                         )->pd.DataFrame: # one row per tau
+def controllability_sweep(
+    val: FusionArrays | dict,  # validation arrays (fitting)
+    test: FusionArrays | dict,  # test arrays (reporting, with true qual and pref)
+    taus: list | None = None,  # tau grid (default: fusion.taus)
+    variant: str | None = None,  # fusion variant (default: fusion.variant)
+    cfg: dict | None = None,  # a jobrec config or its fusion section
+    seed: int = 0,  # seed of the training variants
+    system: str | None = None,  # name in the table (default: the FUSIONS name of the settings)
+    window: tuple | None = None,  # controllability window (default: `validated_window(val)`)
+    model: FusionModel
+    | None = None,  # the system already built on `val` (e.g. a trained tau head), else built here
+    **overrides,  # fusion keys, e.g. per_candidate=True
+) -> pd.DataFrame:  # one row per tau
     "Fit on validation per tau, apply to test, report achieved eligibility (true labels), NDCG and errors vs tau."
     val, test = as_arrays(val), as_arrays(test)
     st = fusion_settings(cfg, **({"variant": variant} if variant else {}), **overrides)
@@ -925,88 +1390,127 @@ def controllability_sweep(val:FusionArrays|dict, # validation arrays (fitting)
         ov = {"hard_threshold": float(tau)} if st["variant"] == "hard" else {}
         pol, res = model.policy(tau, **ov), model.apply(test, tau, **ov)
         lam = np.nan if res.lam is None else float(np.mean(res.lam))
-        extra = {"lam": lam, "val_eligibility": pol.value, "attainable": bool(pol.attainable),
-                 "n_unattainable": res.n_unattainable, "n_backfilled": res.n_backfilled,
-                 "natural": pol.natural, "maximum": pol.maximum, "window_lo": lo, "window_hi": hi,
-                 "in_range": bool(lo <= tau <= hi)}
+        extra = {
+            "lam": lam,
+            "val_eligibility": pol.value,
+            "attainable": bool(pol.attainable),
+            "n_unattainable": res.n_unattainable,
+            "n_backfilled": res.n_backfilled,
+            "natural": pol.natural,
+            "maximum": pol.maximum,
+            "window_lo": lo,
+            "window_hi": hi,
+            "in_range": bool(lo <= tau <= hi),
+        }
         rows.append(_report(test, res.scores, tau, st, system, extra))
     return pd.DataFrame(rows)
 
-def single_score_sweep(scores:np.ndarray, # [C, J] the single-score system's test scores
-                       test:FusionArrays|dict, # test arrays (true qual, pref, calibrated p_Q of the experts)
-                       taus:list|None=None, # tau grid (default: fusion.taus)
-                       cfg:dict|None=None, # a jobrec config or its fusion section
-                       system:str="conflated", # name in the table
-                       val:FusionArrays|dict|None=None, # validation arrays: the window and the calibrated range
-                       window:tuple|None=None, # controllability window (default: `validated_window(val)`)
-                       **overrides)->pd.DataFrame:
+
+def single_score_sweep(
+    scores: np.ndarray,  # [C, J] the single-score system's test scores
+    test: FusionArrays | dict,  # test arrays (true qual, pref, calibrated p_Q of the experts)
+    taus: list | None = None,  # tau grid (default: fusion.taus)
+    cfg: dict | None = None,  # a jobrec config or its fusion section
+    system: str = "conflated",  # name in the table
+    val: FusionArrays | dict | None = None,  # validation arrays: the window and the calibrated range
+    window: tuple | None = None,  # controllability window (default: `validated_window(val)`)
+    **overrides,
+) -> pd.DataFrame:
     "A system without a qualification knob: one point, repeated across the tau grid."
-    test = as_arrays(test); st = fusion_settings(cfg, **overrides)
+    test = as_arrays(test)
+    st = fusion_settings(cfg, **overrides)
     taus = st["taus"] if taus is None else list(taus)
     s = _masked(np.asarray(scores, dtype=np.float64), test.valid)
     ref = as_arrays(val) if val is not None else test
-    nat = float(np.nanmean(constraint_value(ref.s_pref, ref.p_qual, st["k"], st["constraint"], st["temperature"], ref.valid)))
+    nat = float(
+        np.nanmean(
+            constraint_value(ref.s_pref, ref.p_qual, st["k"], st["constraint"], st["temperature"], ref.valid)
+        )
+    )
     mx = float(np.nanmean(oracle_value(ref, st["k"], st["constraint"])))
     lo, hi = window or (validated_window(val, st) if val is not None else (np.nan, np.nan))
-    extra = lambda t: {"lam": np.nan, "natural": nat, "maximum": mx, "window_lo": lo, "window_hi": hi,
-                       "in_range": bool(lo <= t <= hi)}
+    extra = lambda t: {
+        "lam": np.nan,
+        "natural": nat,
+        "maximum": mx,
+        "window_lo": lo,
+        "window_hi": hi,
+        "in_range": bool(lo <= t <= hi),
+    }
     return pd.DataFrame([_report(test, s, t, st, system, extra(t)) for t in taus])
 
 # %% ../nbs/06_fusion.ipynb #c032g0
-def sweep_systems(cfg:dict|None=None, # a jobrec config or its fusion section (tau_head_serve)
-                  **overrides # fusion keys for this sweep
-                 )->list: # FUSIONS names, in the registry's order
+def sweep_systems(
+    cfg: dict | None = None,  # a jobrec config or its fusion section (tau_head_serve)
+    **overrides,  # fusion keys for this sweep
+) -> list:  # FUSIONS names, in the registry's order
     "The fusion systems the controllability sweep runs: the tau head only where a run may serve it."
     # fusion.tau_head_serve never: the head is not trained, so it is neither swept nor compared
     never = fusion_settings(cfg, **overrides)["tau_head_serve"] == "never"
     return [n for n, s in FUSIONS.items() if s.sweep and not (never and n == "tau_head")]
 
 # %% ../nbs/06_fusion.ipynb #c032g
-def compare_controllability(val:FusionArrays|dict, # validation arrays
-                            test:FusionArrays|dict, # test arrays with true labels
-                            taus:list|None=None, # tau grid (default: fusion.taus)
-                            cfg:dict|None=None, # a jobrec config or its fusion section
-                            single_scores:np.ndarray|None=None, # [C, J] test scores of the single-score (conflated) system
-                            systems:tuple|None=None, # FUSIONS names (default: `sweep_systems`)
-                            seed:int=0, # seed of the training variants
-                            models:dict|None=None, # FUSIONS name -> a FusionModel already built on `val` (not rebuilt)
-                            **overrides)->pd.DataFrame:
+def compare_controllability(
+    val: FusionArrays | dict,  # validation arrays
+    test: FusionArrays | dict,  # test arrays with true labels
+    taus: list | None = None,  # tau grid (default: fusion.taus)
+    cfg: dict | None = None,  # a jobrec config or its fusion section
+    single_scores: np.ndarray | None = None,  # [C, J] test scores of the single-score (conflated) system
+    systems: tuple | None = None,  # FUSIONS names (default: `sweep_systems`)
+    seed: int = 0,  # seed of the training variants
+    models: dict | None = None,  # FUSIONS name -> a FusionModel already built on `val` (not rebuilt)
+    **overrides,
+) -> pd.DataFrame:
     "One controllability table for the fusion variants, fixed-weight fusion and the single-score system."
     test = as_arrays(test)
     # one window for every row, chosen on validation: the taus the served multiplier vouches for
     win = validated_window(val, cfg, **overrides)
     systems = sweep_systems(cfg, **overrides) if systems is None else list(systems)
     models = models or {}
-    parts = [controllability_sweep(val, test, taus, None, system_settings(name, cfg, **overrides), seed, name, win, models.get(name))
-             for name in systems]
+    parts = [
+        controllability_sweep(
+            val, test, taus, None, system_settings(name, cfg, **overrides), seed, name, win, models.get(name)
+        )
+        for name in systems
+    ]
     if single_scores is not None:
         parts.append(single_score_sweep(single_scores, test, taus, cfg, val=val, window=win, **overrides))
     return pd.concat(parts, ignore_index=True)
 
-def controllability_summary(table:pd.DataFrame, # from `controllability_sweep` / `compare_controllability`
-                            tol:float=0.03 # allowed |achieved - tau| where tau is in range
-                           )->pd.DataFrame: # one row per system
+
+def controllability_summary(
+    table: pd.DataFrame,  # from `controllability_sweep` / `compare_controllability`
+    tol: float = 0.03,  # allowed |achieved - tau| where tau is in range
+) -> pd.DataFrame:  # one row per system
     "Per system: worst error where tau is in range, share within tol, monotonicity of achieved eligibility in tau."
     rows = []
     for system, g in table.groupby("system", sort=False):
-        g = g.sort_values("tau"); r = g[g["in_range"]]
+        g = g.sort_values("tau")
+        r = g[g["in_range"]]
         dips = -np.diff(g["achieved"].to_numpy())
-        row = {"system": system, "n_taus": len(g), "n_in_range": len(r),
-               "max_error_in_range": float(r["controllability_error"].max()) if len(r) else np.nan,
-               "share_within_tol": float((r["controllability_error"] <= tol).mean()) if len(r) else np.nan,
-               "max_violation": float(g["violation"].max()), "max_dip": float(max(dips.max(), 0)) if len(dips) else 0.0}
+        row = {
+            "system": system,
+            "n_taus": len(g),
+            "n_in_range": len(r),
+            "max_error_in_range": float(r["controllability_error"].max()) if len(r) else np.nan,
+            "share_within_tol": float((r["controllability_error"] <= tol).mean()) if len(r) else np.nan,
+            "max_violation": float(g["violation"].max()),
+            "max_dip": float(max(dips.max(), 0)) if len(dips) else 0.0,
+        }
         row["monotone"] = row["max_dip"] <= 1e-12
         row["meets"] = bool(len(r) and row["max_error_in_range"] <= tol and row["monotone"])
         ndcg = [c for c in g.columns if c.startswith("ndcg@")]
-        if ndcg: row[ndcg[0]] = float(g[ndcg[0]].mean())
+        if ndcg:
+            row[ndcg[0]] = float(g[ndcg[0]].mean())
         rows.append(row)
     return pd.DataFrame(rows)
 
 # %% ../nbs/06_fusion.ipynb #c033b
-def estimated_eligibility(val:FusionArrays|dict, # validation arrays (observed screenings, propensities)
-                          scores:np.ndarray, # [C, J] a ranking's scores of the validation candidates
-                          settings:dict # resolved fusion settings of the served policy (estimator, k, constraint)
-                         )->tuple: # (estimated eligibility, the estimator used)
+def estimated_eligibility(
+    val: FusionArrays | dict,  # validation arrays (observed screenings, propensities)
+    scores: np.ndarray,  # [C, J] a ranking's scores of the validation candidates
+    settings: dict,  # resolved fusion settings of the served policy (estimator, k, constraint)
+) -> tuple:  # (estimated eligibility, the estimator used)
     "A ranking's eligibility estimated on validation as the served policy is fitted (`fit_values`): no true label."
     a, st = as_arrays(val), settings
     E, est = fit_values(a, st)
@@ -1014,9 +1518,12 @@ def estimated_eligibility(val:FusionArrays|dict, # validation arrays (observed s
     value = constraint_value(s, E, st["k"], st["constraint"], st["temperature"], a.valid)
     return float(np.nanmean(value)), est
 
-def _true_qual(a): return np.where(np.asarray(a.qual) < 0, np.nan, np.asarray(a.qual, dtype=np.float64))
 
-def _paired(a, b, n_boot, alpha, seed, name)->dict:
+def _true_qual(a):
+    return np.where(np.asarray(a.qual) < 0, np.nan, np.asarray(a.qual, dtype=np.float64))
+
+
+def _paired(a, b, n_boot, alpha, seed, name) -> dict:
     "Means of a and b where both are defined, each with its interval, and a - b with its paired interval."
     ok = ~(np.isnan(a) | np.isnan(b))
     a, b = a[ok], b[ok]
@@ -1025,28 +1532,43 @@ def _paired(a, b, n_boot, alpha, seed, name)->dict:
         m, lo, hi = bootstrap_ci(v, n_boot, seed, alpha)
         out.update({f"{name}_{who}": m, f"{name}_{who}_lo": lo, f"{name}_{who}_hi": hi})
     d = paired_test(a, b, n_boot, seed, alpha)
-    out.update({f"{name}_diff": d["diff"], f"{name}_diff_lo": d["lo"], f"{name}_diff_hi": d["hi"],
-                f"{name}_p": d["p"], f"n_{name}": d["n"]})
+    out.update(
+        {
+            f"{name}_diff": d["diff"],
+            f"{name}_diff_lo": d["lo"],
+            f"{name}_diff_hi": d["hi"],
+            f"{name}_p": d["p"],
+            f"n_{name}": d["n"],
+        }
+    )
     return out
 
-def decoupling_at(model:FusionModel, # jobrec's served fusion, with the validation arrays it is fitted on
-                  test:FusionArrays|dict, # test arrays with true qual and pref (reporting only)
-                  single_test:np.ndarray, # [C, J] the single-score (conflated) system's test scores
-                  tau:float, # the requirement jobrec is fitted to on validation
-                  n_boot:int=1000, # bootstrap resamples of the test candidates
-                  alpha:float=0.05, # 1 - confidence level
-                  seed:int=0, # seed of the resampling
-                  ndcg_k:int=10 # NDCG cut-off
-                 )->dict: # tau, lambda, validation estimate, both systems' NDCG and eligibility, verdict
+
+def decoupling_at(
+    model: FusionModel,  # jobrec's served fusion, with the validation arrays it is fitted on
+    test: FusionArrays | dict,  # test arrays with true qual and pref (reporting only)
+    single_test: np.ndarray,  # [C, J] the single-score (conflated) system's test scores
+    tau: float,  # the requirement jobrec is fitted to on validation
+    n_boot: int = 1000,  # bootstrap resamples of the test candidates
+    alpha: float = 0.05,  # 1 - confidence level
+    seed: int = 0,  # seed of the resampling
+    ndcg_k: int = 10,  # NDCG cut-off
+) -> dict:  # tau, lambda, validation estimate, both systems' NDCG and eligibility, verdict
     "jobrec's policy for `tau` (fitted on validation) against the single-score system on test, paired."
     t, st = as_arrays(test), model.settings
-    if t.qual is None or t.pref is None: raise ValueError("decoupling needs the test candidates' true labels")
+    if t.qual is None or t.pref is None:
+        raise ValueError("decoupling needs the test candidates' true labels")
     pol = model.policy(tau)
     sj, sc = pol.apply(t).scores, _masked(np.asarray(single_test, dtype=np.float64), t.valid)
     el = lambda s: constraint_value(s, _true_qual(t), st["k"], st["constraint"], st["temperature"], t.valid)
     nd = lambda s: ndcg_at_k(s, t.pref, ndcg_k, t.valid)
-    out = {"tau": float(tau), "lambda": None if pol.lam is None else float(pol.lam),
-           "val_eligibility": float(pol.value), "attainable": bool(pol.attainable), "n_candidates": t.n_candidates}
+    out = {
+        "tau": float(tau),
+        "lambda": None if pol.lam is None else float(pol.lam),
+        "val_eligibility": float(pol.value),
+        "attainable": bool(pol.attainable),
+        "n_candidates": t.n_candidates,
+    }
     out.update(_paired(nd(sj), nd(sc), n_boot, alpha, seed, "ndcg"))
     out.update(_paired(el(sj), el(sc), n_boot, alpha, seed, "eligibility"))
     lo, hi = out["ndcg_diff_lo"], out["ndcg_diff_hi"]
@@ -1054,46 +1576,67 @@ def decoupling_at(model:FusionModel, # jobrec's served fusion, with the validati
     return out
 
 # %% ../nbs/06_fusion.ipynb #c033b2
-def decoupling(model:FusionModel, # jobrec's served fusion, with the validation arrays it is fitted on
-               test:FusionArrays|dict, # test arrays with true labels (reporting only)
-               single_val:np.ndarray, # [C_val, J] the single-score system's validation scores
-               single_test:np.ndarray, # [C, J] its test scores
-               taus:list|None=None, # the grid of the same comparison (default: fusion.decoupling_taus)
-               n_boot:int=1000, alpha:float=0.05, seed:int=0, ndcg_k:int=10 # as `decoupling_at`
-              )->dict: # system, estimator, k, target (validation estimate), headline (`decoupling_at`), grid
+def decoupling(
+    model: FusionModel,  # jobrec's served fusion, with the validation arrays it is fitted on
+    test: FusionArrays | dict,  # test arrays with true labels (reporting only)
+    single_val: np.ndarray,  # [C_val, J] the single-score system's validation scores
+    single_test: np.ndarray,  # [C, J] its test scores
+    taus: list | None = None,  # the grid of the same comparison (default: fusion.decoupling_taus)
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    ndcg_k: int = 10,  # as `decoupling_at`
+) -> dict:  # system, estimator, k, target (validation estimate), headline (`decoupling_at`), grid
     "jobrec fitted on validation to the single-score system's estimated eligibility, and to each tau of the grid."
     st = model.settings
     target, est = estimated_eligibility(model.val, single_val, st)
     taus = st["decoupling_taus"] if taus is None else list(taus)
     at = lambda tau: decoupling_at(model, test, single_test, tau, n_boot, alpha, seed, ndcg_k)
-    return {"system": model.system, "estimator": est, "k": st["k"], "constraint": st["constraint"],
-            "ndcg_k": ndcg_k, "alpha": alpha, "n_boot": int(n_boot), "target": target,
-            "headline": at(target), "grid": [at(t) for t in taus]}
+    return {
+        "system": model.system,
+        "estimator": est,
+        "k": st["k"],
+        "constraint": st["constraint"],
+        "ndcg_k": ndcg_k,
+        "alpha": alpha,
+        "n_boot": int(n_boot),
+        "target": target,
+        "headline": at(target),
+        "grid": [at(t) for t in taus],
+    }
 
 # %% ../nbs/06_fusion.ipynb #c033c
 def _iv(h, key, sign=False):
     f = "{:+.3f}" if sign else "{:.3f}"
     return f"{f.format(h[key])} [{f.format(h[key + '_lo'])}, {f.format(h[key + '_hi'])}]"
 
-_VERDICTS = {"ahead": "**jobrec is ahead**: the interval excludes 0 on its side",
-             "behind": "**jobrec is behind**: the interval excludes 0 on the conflated model's side",
-             "no difference shown": "**no difference is shown**: the interval contains 0"}
 
-def decoupling_words(d:dict # the output of `decoupling`
-                    )->str: # markdown: the headline comparison in words
+_VERDICTS = {
+    "ahead": "**jobrec is ahead**: the interval excludes 0 on its side",
+    "behind": "**jobrec is behind**: the interval excludes 0 on the conflated model's side",
+    "no difference shown": "**no difference is shown**: the interval contains 0",
+}
+
+
+def decoupling_words(
+    d: dict,  # the output of `decoupling`
+) -> str:  # markdown: the headline comparison in words
     "The decoupling headline in words, whatever its sign: the validated point, both systems on test, the verdict."
     h, k, n = d["headline"], d["k"], d["ndcg_k"]
     est = "doubly robust" if d["estimator"] == "dr" else "calibrated"
     lam = "" if h["lambda"] is None else f", multiplier {h['lambda']:.3g}"
-    s = (f"On the validation candidates the conflated model's eligibility@{k} is estimated at {d['target']:.3f} "
-         f"({est} estimate); jobrec's served fusion (`{d['system']}`{lam}) is fitted there to reach it. "
-         f"On the {h['n_candidates']} test candidates, read once, jobrec's NDCG@{n} is {_iv(h, 'ndcg_jobrec')} "
-         f"against the conflated model's {_iv(h, 'ndcg_conflated')}: a paired difference of "
-         f"{_iv(h, 'ndcg_diff', True)} ({1 - d['alpha']:.0%} bootstrap interval over {h['n_ndcg']} candidates), "
-         f"so {_VERDICTS[h['verdict']]}. The achieved eligibility@{k} (true labels) is "
-         f"{_iv(h, 'eligibility_jobrec')} for jobrec and {_iv(h, 'eligibility_conflated')} for the conflated model "
-         f"(difference {_iv(h, 'eligibility_diff', True)}).")
-    if not h["attainable"]: s += " No multiplier reaches that estimate on validation: jobrec serves the largest it searched."
+    s = (
+        f"On the validation candidates the conflated model's eligibility@{k} is estimated at {d['target']:.3f} "
+        f"({est} estimate); jobrec's served fusion (`{d['system']}`{lam}) is fitted there to reach it. "
+        f"On the {h['n_candidates']} test candidates, read once, jobrec's NDCG@{n} is {_iv(h, 'ndcg_jobrec')} "
+        f"against the conflated model's {_iv(h, 'ndcg_conflated')}: a paired difference of "
+        f"{_iv(h, 'ndcg_diff', True)} ({1 - d['alpha']:.0%} bootstrap interval over {h['n_ndcg']} candidates), "
+        f"so {_VERDICTS[h['verdict']]}. The achieved eligibility@{k} (true labels) is "
+        f"{_iv(h, 'eligibility_jobrec')} for jobrec and {_iv(h, 'eligibility_conflated')} for the conflated model "
+        f"(difference {_iv(h, 'eligibility_diff', True)})."
+    )
+    if not h["attainable"]:
+        s += " No multiplier reaches that estimate on validation: jobrec serves the largest it searched."
     return s
 
 # %% ../nbs/06_fusion.ipynb #c033f
@@ -1103,68 +1646,106 @@ def _head_pair(mh, mg, a, tau, ndcg_k):
     sh, sg = ph.apply(a).scores, pg.apply(a).scores
     return ph, pg, sh, sg, ndcg_at_k(sh, a.pref, ndcg_k, a.valid), ndcg_at_k(sg, a.pref, ndcg_k, a.valid)
 
-def head_models(val:FusionArrays|dict, # validation arrays (both systems are fitted on them)
-                cfg:dict|None=None, # a jobrec config or its fusion section
-                seed:int=0 # seed of the head's training
-               )->tuple: # (tau_head FusionModel, inference_global FusionModel)
+
+def head_models(
+    val: FusionArrays | dict,  # validation arrays (both systems are fitted on them)
+    cfg: dict | None = None,  # a jobrec config or its fusion section
+    seed: int = 0,  # seed of the head's training
+) -> tuple:  # (tau_head FusionModel, inference_global FusionModel)
     "The tau head and the global multiplier, as served, on the same validation arrays."
     val = as_arrays(val)
-    return (FusionModel(system_settings("tau_head", cfg), val, seed),
-            FusionModel(system_settings("inference_global", cfg), val, seed))
+    return (
+        FusionModel(system_settings("tau_head", cfg), val, seed),
+        FusionModel(system_settings("inference_global", cfg), val, seed),
+    )
 
-def head_vs_global(models:tuple, # from `head_models`
-                   arrays:FusionArrays|dict, # the candidates read (validation for the rule, test to report), with pref
-                   taus:list|None=None, # tau grid (default: fusion.taus)
-                   n_boot:int=1000, alpha:float=0.05, seed:int=0, # paired bootstrap over candidates
-                   ndcg_k:int=10 # NDCG cut-off
-                  )->pd.DataFrame: # one row per tau
+
+def head_vs_global(
+    models: tuple,  # from `head_models`
+    arrays: FusionArrays | dict,  # the candidates read (validation for the rule, test to report), with pref
+    taus: list | None = None,  # tau grid (default: fusion.taus)
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,  # paired bootstrap over candidates
+    ndcg_k: int = 10,  # NDCG cut-off
+) -> pd.DataFrame:  # one row per tau
     "The tau head against the global multiplier per tau: NDCG@k of both and the paired difference, at the same validation eligibility."
-    mh, mg = models; a, st = as_arrays(arrays), models[1].settings
-    if a.pref is None: raise ValueError("head_vs_global needs preference labels")
+    mh, mg = models
+    a, st = as_arrays(arrays), models[1].settings
+    if a.pref is None:
+        raise ValueError("head_vs_global needs preference labels")
     lo, hi = mg.validated_range()
-    el = lambda s: float(np.nanmean(constraint_value(s, _true_qual(a), st["k"], st["constraint"], st["temperature"], a.valid)))
+    el = lambda s: float(
+        np.nanmean(constraint_value(s, _true_qual(a), st["k"], st["constraint"], st["temperature"], a.valid))
+    )
     rows = []
-    for tau in (st["taus"] if taus is None else taus):
+    for tau in st["taus"] if taus is None else taus:
         ph, pg, sh, sg, nh, ng = _head_pair(mh, mg, a, tau, ndcg_k)
         ok = ~(np.isnan(nh) | np.isnan(ng))
         d = paired_test(nh[ok], ng[ok], n_boot, seed, alpha)
-        row = {"tau": float(tau), "in_range": bool(lo <= tau <= hi), "level": ph.lam, "lambda_global": pg.lam,
-               "val_eligibility_head": ph.value, "val_eligibility_global": pg.value,
-               f"ndcg@{ndcg_k}_head": float(nh[ok].mean()), f"ndcg@{ndcg_k}_global": float(ng[ok].mean()),
-               "ndcg_diff": d["diff"], "ndcg_diff_lo": d["lo"], "ndcg_diff_hi": d["hi"], "p": d["p"], "n": d["n"]}
-        if a.qual is not None: row.update(achieved_head=el(sh), achieved_global=el(sg))
+        row = {
+            "tau": float(tau),
+            "in_range": bool(lo <= tau <= hi),
+            "level": ph.lam,
+            "lambda_global": pg.lam,
+            "val_eligibility_head": ph.value,
+            "val_eligibility_global": pg.value,
+            f"ndcg@{ndcg_k}_head": float(nh[ok].mean()),
+            f"ndcg@{ndcg_k}_global": float(ng[ok].mean()),
+            "ndcg_diff": d["diff"],
+            "ndcg_diff_lo": d["lo"],
+            "ndcg_diff_hi": d["hi"],
+            "p": d["p"],
+            "n": d["n"],
+        }
+        if a.qual is not None:
+            row.update(achieved_head=el(sh), achieved_global=el(sg))
         rows.append(row)
     return pd.DataFrame(rows)
 
 # %% ../nbs/06_fusion.ipynb #c033g
-def head_serving(models:tuple, # from `head_models`, fitted on `val`
-                 val:FusionArrays|dict, # the same validation arrays, with preference labels
-                 cfg:dict|None=None, # a jobrec config or its fusion section (tau_head_serve, variant, taus)
-                 n_boot:int=1000, alpha:float=0.05, seed:int=0, ndcg_k:int=10 # the paired bootstrap
-                )->dict: # serve, reason, diff, lo, hi, n, taus
+def head_serving(
+    models: tuple,  # from `head_models`, fitted on `val`
+    val: FusionArrays | dict,  # the same validation arrays, with preference labels
+    cfg: dict | None = None,  # a jobrec config or its fusion section (tau_head_serve, variant, taus)
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    ndcg_k: int = 10,  # the paired bootstrap
+) -> dict:  # serve, reason, diff, lo, hi, n, taus
     "The serving rule, on validation only: serve the tau head when its NDCG@k beats the global multiplier's over the validated taus (interval above 0)."
     st, (mh, mg), a = fusion_settings(cfg), models, as_arrays(val)
     lo, hi = mg.validated_range()
     taus = [float(t) for t in st["taus"] if lo <= t <= hi]
     out = {"serve": False, "taus": taus, "diff": None, "lo": None, "hi": None, "n": 0}
-    if st["tau_head_serve"] == "never": return out | {"reason": "fusion.tau_head_serve is never"}
-    if fusion_system(st) != "inference_global": return out | {"reason": f"the configured system is {fusion_system(st)}"}
-    if not taus: return out | {"reason": "no tau of fusion.taus inside the validated window"}
+    if st["tau_head_serve"] == "never":
+        return out | {"reason": "fusion.tau_head_serve is never"}
+    if fusion_system(st) != "inference_global":
+        return out | {"reason": f"the configured system is {fusion_system(st)}"}
+    if not taus:
+        return out | {"reason": "no tau of fusion.taus inside the validated window"}
     pairs = [_head_pair(mh, mg, a, t, ndcg_k)[4:] for t in taus]
     nh, ng = np.nanmean([p[0] for p in pairs], 0), np.nanmean([p[1] for p in pairs], 0)
     ok = ~(np.isnan(nh) | np.isnan(ng))
     d = paired_test(nh[ok], ng[ok], n_boot, seed, alpha)
     serve = bool(d["lo"] > 0)
-    return out | {"serve": serve, "diff": d["diff"], "lo": d["lo"], "hi": d["hi"], "n": d["n"],
-                  "reason": "the head wins on validation" if serve else "the head does not win on validation"}
+    return out | {
+        "serve": serve,
+        "diff": d["diff"],
+        "lo": d["lo"],
+        "hi": d["hi"],
+        "n": d["n"],
+        "reason": "the head wins on validation" if serve else "the head does not win on validation",
+    }
 
 # %% ../nbs/06_fusion.ipynb #c035
-def benchmark_tau_change(n_candidates:int=1000, # candidates
-                         n_jobs:int=100, # jobs per candidate
-                         seed:int=0, # seed of the synthetic arrays
-                         taus:tuple=(0.4, 0.5, 0.6, 0.7), # requirements to switch between
-                         verbose:bool=True # print the figure
-                        )->dict: # seconds per tau change: global, per_candidate (means over taus)
+def benchmark_tau_change(
+    n_candidates: int = 1000,  # candidates
+    n_jobs: int = 100,  # jobs per candidate
+    seed: int = 0,  # seed of the synthetic arrays
+    taus: tuple = (0.4, 0.5, 0.6, 0.7),  # requirements to switch between
+    verbose: bool = True,  # print the figure
+) -> dict:  # seconds per tau change: global, per_candidate (means over taus)
     "Time a change of tau at inference for n_candidates x n_jobs (global and per-candidate multiplier)."
     a = synthetic_fusion_arrays(n_candidates, n_jobs, seed)
     st = fusion_settings()
@@ -1172,10 +1753,22 @@ def benchmark_tau_change(n_candidates:int=1000, # candidates
     fit_fusion(a, taus[0], "inference", st, per_candidate=True).apply(a)  # warm-up
     tg, tp = [], []
     for tau in taus:
-        t0 = time.perf_counter(); pol = pol.retarget(tau, a); pol.apply(a); tg.append(time.perf_counter() - t0)
-        t0 = time.perf_counter(); fit_fusion(a, tau, "inference", st, per_candidate=True).apply(a); tp.append(time.perf_counter() - t0)
-    out = {"n_candidates": n_candidates, "n_jobs": n_jobs, "global_s": float(np.mean(tg)), "per_candidate_s": float(np.mean(tp))}
+        t0 = time.perf_counter()
+        pol = pol.retarget(tau, a)
+        pol.apply(a)
+        tg.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        fit_fusion(a, tau, "inference", st, per_candidate=True).apply(a)
+        tp.append(time.perf_counter() - t0)
+    out = {
+        "n_candidates": n_candidates,
+        "n_jobs": n_jobs,
+        "global_s": float(np.mean(tg)),
+        "per_candidate_s": float(np.mean(tp)),
+    }
     if verbose:
-        print(f"changing tau for {n_candidates} candidates x {n_jobs} jobs: global multiplier {out['global_s']*1e3:.0f} ms, "
-              f"per-candidate multipliers {out['per_candidate_s']*1e3:.0f} ms (mean over {len(taus)} taus)")
+        print(
+            f"changing tau for {n_candidates} candidates x {n_jobs} jobs: global multiplier {out['global_s'] * 1e3:.0f} ms, "
+            f"per-candidate multipliers {out['per_candidate_s'] * 1e3:.0f} ms (mean over {len(taus)} taus)"
+        )
     return out

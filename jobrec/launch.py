@@ -13,26 +13,39 @@ from .core import UsageError, load_config, pin_cpu_kernels
 __all__ = ['replica_train', 'main']
 
 # %% ../nbs/13_launch.ipynb #c005
-def replica_train(args # parsed `jobrec train` arguments
-                 )->int:
+def replica_train(
+    args,  # parsed `jobrec train` arguments
+) -> int:
     "A rank other than 0 of a data-parallel `jobrec train`: the same run's training, writing nothing (rank 0 writes the run folder)."
     from jobrec.pipeline import load_data
     from jobrec.training import train_experts
-    cfg = load_config(args.profile, args.config, args.overrides); pin_cpu_kernels(cfg.cpu_kernels)
-    train_experts(load_data(cfg), cfg, Path(args.out)/"model", resume=not args.no_resume, progress=False)
+
+    cfg = load_config(args.profile, args.config, args.overrides)
+    pin_cpu_kernels(cfg.cpu_kernels)
+    train_experts(load_data(cfg), cfg, Path(args.out) / "model", resume=not args.no_resume, progress=False)
     return 0
 
-def main(argv:list[str]|None=None # arguments (default: sys.argv[1:])
-        )->int:
+
+def main(
+    argv: list[str] | None = None,  # arguments (default: sys.argv[1:])
+) -> int:
     "`python -m jobrec ...`: the `jobrec` command; under a launcher (WORLD_SIZE > 1), `train` data-parallel on every rank."
     from jobrec.cli import main as cli_main, build_parser
+
     argv = list(sys.argv[1:] if argv is None else argv)
     rank, n = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    if n == 1: return cli_main(argv)
+    if n == 1:
+        return cli_main(argv)
     a = build_parser().parse_args([x for x in argv if x != "--debug"])
     if a.command != "train":
-        print(f"jobrec {a.command}: error: only `jobrec train` runs under a launcher ({n} processes); run {a.command} as one process", file=sys.stderr)
+        print(
+            f"jobrec {a.command}: error: only `jobrec train` runs under a launcher ({n} processes); run {a.command} as one process",
+            file=sys.stderr,
+        )
         return 2
     from jobrec.distributed import shutdown
-    try: return cli_main(argv) if rank == 0 else replica_train(a)
-    finally: shutdown()  # leave the process group before exit, on every rank
+
+    try:
+        return cli_main(argv) if rank == 0 else replica_train(a)
+    finally:
+        shutdown()  # leave the process group before exit, on every rank

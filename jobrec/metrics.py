@@ -22,79 +22,105 @@ __all__ = ['KS', 'PROTOCOLS', 'SIDES', 'METRIC_MODULE_DIR', 'RankingResult', 'ex
 KS = (1, 3, 5, 10, 20)
 _log = get_logger("jobrec.metrics")
 
+
 class RankingResult(dict):
     "Per-value metric arrays (`dict[str, np.ndarray]`) plus where each value comes from."
-    def __init__(self, values:dict, # metric name -> array, one value per kept unit (or sampled group)
-                 units:np.ndarray, # the unit (row of the input) each value belongs to
-                 n_dropped:int=0, # units dropped for want of a positive
-                 protocol:str="full", # "full" or "sampled"
-                 positive_items:np.ndarray|None=None, # for sampled groups: the positive item of each group
-                 negative_items:np.ndarray|None=None # for sampled groups: their negatives (-1: none)
-                ):
+
+    def __init__(
+        self,
+        values: dict,  # metric name -> array, one value per kept unit (or sampled group)
+        units: np.ndarray,  # the unit (row of the input) each value belongs to
+        n_dropped: int = 0,  # units dropped for want of a positive
+        protocol: str = "full",  # "full" or "sampled"
+        positive_items: np.ndarray | None = None,  # for sampled groups: the positive item of each group
+        negative_items: np.ndarray | None = None,  # for sampled groups: their negatives (-1: none)
+    ):
         super().__init__(values)
         self.units, self.n_dropped, self.protocol = np.asarray(units), int(n_dropped), protocol
         self.positive_items, self.negative_items = positive_items, negative_items
+
     @property
-    def n_units(self)->int: return int(len(np.unique(self.units)))
+    def n_units(self) -> int:
+        return int(len(np.unique(self.units)))
+
     def __repr__(self):
-        return (f"RankingResult({self.protocol}: {len(self.units)} values over {self.n_units} units, "
-                f"{self.n_dropped} dropped; {', '.join(self)})")
+        return (
+            f"RankingResult({self.protocol}: {len(self.units)} values over {self.n_units} units, "
+            f"{self.n_dropped} dropped; {', '.join(self)})"
+        )
+
 
 def _prep(scores, labels, valid=None, exclude=None):
     s = np.asarray(scores, dtype=np.float64)
     l = np.asarray(labels)
-    if s.ndim != 2 or l.shape != s.shape: raise ValueError(f"scores and labels must be 2-d and alike, got {s.shape} and {l.shape}")
+    if s.ndim != 2 or l.shape != s.shape:
+        raise ValueError(f"scores and labels must be 2-d and alike, got {s.shape} and {l.shape}")
     v = np.ones(s.shape, bool) if valid is None else np.asarray(valid, bool)
-    if v.shape != s.shape: raise ValueError(f"valid has shape {v.shape}, scores {s.shape}")
+    if v.shape != s.shape:
+        raise ValueError(f"valid has shape {v.shape}, scores {s.shape}")
     # unknown labels (e.g. -1 in released data) are not there for evaluation
     v = v & (l >= 0)
-    if exclude is not None: v = v & ~np.asarray(exclude, bool)
-    if np.isnan(s[v]).any(): raise ValueError("scores contain NaN for valid items")
+    if exclude is not None:
+        v = v & ~np.asarray(exclude, bool)
+    if np.isnan(s[v]).any():
+        raise ValueError("scores contain NaN for valid items")
     return s, (l > 0) & v, v
+
 
 def _tie_stats(s, pos, v):
     "Per item: valid items strictly above, other valid items tied, positives strictly above, positives in the tie block."
     U, N = s.shape
-    order = np.lexsort((np.where(v, s, 0.0), v), axis=-1)  # ascending; invalid items first, never tied with valid ones
+    order = np.lexsort(
+        (np.where(v, s, 0.0), v), axis=-1
+    )  # ascending; invalid items first, never tied with valid ones
     ss, vs = np.take_along_axis(s, order, 1), np.take_along_axis(v, order, 1)
     ps = np.take_along_axis(pos, order, 1)
     brk = np.ones((U, N), bool)
     brk[:, 1:] = (ss[:, 1:] != ss[:, :-1]) | (vs[:, 1:] != vs[:, :-1])
     idx = np.broadcast_to(np.arange(N), (U, N))
     start = np.maximum.accumulate(np.where(brk, idx, 0), axis=1)
-    last = np.ones((U, N), bool); last[:, :-1] = brk[:, 1:]
+    last = np.ones((U, N), bool)
+    last[:, :-1] = brk[:, 1:]
     end = np.minimum.accumulate(np.where(last, idx, N - 1)[:, ::-1], axis=1)[:, ::-1]
-    cp = np.zeros((U, N + 1), np.int64); cp[:, 1:] = np.cumsum(ps, 1)
+    cp = np.zeros((U, N + 1), np.int64)
+    cp[:, 1:] = np.cumsum(ps, 1)
     P = cp[:, -1:]
     upto_end = np.take_along_axis(cp, end + 1, 1)
     sorted_stats = (N - 1 - end, end - start, P - upto_end, upto_end - np.take_along_axis(cp, start, 1))
     out = []
     for x in sorted_stats:
-        y = np.empty_like(x); np.put_along_axis(y, order, x, 1); out.append(y)
+        y = np.empty_like(x)
+        np.put_along_axis(y, order, x, 1)
+        out.append(y)
     return out
 
-def _discounts(n): return 1.0 / np.log2(np.arange(2, n + 2))  # ranks 1..n: the one NDCG discount
+
+def _discounts(n):
+    return 1.0 / np.log2(np.arange(2, n + 2))  # ranks 1..n: the one NDCG discount
+
 
 def _discount_table(n):
     return np.concatenate([[0.0], np.cumsum(_discounts(n))])
 
 # %% ../nbs/03_metrics.ipynb #c007
-def expected_rank(scores:np.ndarray, # [U, N] scores, higher is better
-                  labels:np.ndarray, # [U, N] 1 positive, 0 negative, <0 unknown
-                  valid:np.ndarray|None=None # [U, N] items that exist for the unit (default: all)
-                 )->np.ndarray: # [U, N] expected rank (1 = top) of each positive under random tie-breaking, NaN elsewhere
+def expected_rank(
+    scores: np.ndarray,  # [U, N] scores, higher is better
+    labels: np.ndarray,  # [U, N] 1 positive, 0 negative, <0 unknown
+    valid: np.ndarray | None = None,  # [U, N] items that exist for the unit (default: all)
+) -> np.ndarray:  # [U, N] expected rank (1 = top) of each positive under random tie-breaking, NaN elsewhere
     "Expected 1-based rank of each positive: g + 1 + t/2 (g valid items strictly above, t other valid items tied)."
     s, pos, v = _prep(scores, labels, valid)
     g, t, _, _ = _tie_stats(s, pos, v)
     return np.where(pos, g + 1 + t / 2, np.nan)
 
 # %% ../nbs/03_metrics.ipynb #c010
-def ranking_metrics(scores:np.ndarray, # [U, N] scores, higher is better
-                    labels:np.ndarray, # [U, N] 1 positive, 0 negative, <0 unknown (ignored)
-                    ks:tuple=KS, # cut-offs for hit@k, recall@k and ndcg@k
-                    valid:np.ndarray|None=None, # [U, N] items that exist for the unit (padding = False)
-                    exclude:np.ndarray|None=None # [U, N] items to leave out (e.g. training positives)
-                   )->RankingResult: # hit@k, recall@k, ndcg@k, mrr, auc per kept unit
+def ranking_metrics(
+    scores: np.ndarray,  # [U, N] scores, higher is better
+    labels: np.ndarray,  # [U, N] 1 positive, 0 negative, <0 unknown (ignored)
+    ks: tuple = KS,  # cut-offs for hit@k, recall@k and ndcg@k
+    valid: np.ndarray | None = None,  # [U, N] items that exist for the unit (padding = False)
+    exclude: np.ndarray | None = None,  # [U, N] items to leave out (e.g. training positives)
+) -> RankingResult:  # hit@k, recall@k, ndcg@k, mrr, auc per kept unit
     "Expected-value ranking metrics under uniformly random tie-breaking, vectorised over units."
     s, pos, v = _prep(scores, labels, valid, exclude)
     keep = pos.any(1)
@@ -103,7 +129,8 @@ def ranking_metrics(scores:np.ndarray, # [U, N] scores, higher is better
     P = pos.sum(1)
     n_neg = v.sum(1) - P
     D = _discount_table(N)
-    if U and (P == 1).all(): return _one_positive(s, pos, v, n_neg, ks, D, keep)
+    if U and (P == 1).all():
+        return _one_positive(s, pos, v, n_neg, ks, D, keep)
     g, t, pg, pt = _tie_stats(s, pos, v)
     # the tie block of the best positive decides hit@k and mrr
     best = np.argmin(np.where(pos, g, N + 1), axis=1)[:, None]
@@ -141,22 +168,28 @@ def _one_positive(s, pos, v, n_neg, ks, D, keep):
     t = ((s == ps) & v).sum(1) - 1
     H = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, s.shape[1] + 1))])
     out = {}
-    for k in ks: out[f"hit@{k}"] = np.clip(k - g, 0, t + 1) / (t + 1)
-    for k in ks: out[f"recall@{k}"] = out[f"hit@{k}"].copy()
-    for k in ks: out[f"ndcg@{k}"] = (D[np.minimum(g + 1 + t, k)] - D[np.minimum(g, k)]) / (t + 1)
+    for k in ks:
+        out[f"hit@{k}"] = np.clip(k - g, 0, t + 1) / (t + 1)
+    for k in ks:
+        out[f"recall@{k}"] = out[f"hit@{k}"].copy()
+    for k in ks:
+        out[f"ndcg@{k}"] = (D[np.minimum(g + 1 + t, k)] - D[np.minimum(g, k)]) / (t + 1)
     out["mrr"] = (H[g + 1 + t] - H[g]) / (t + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["auc"] = (n_neg - g - t / 2) / n_neg
     return RankingResult(out, units=np.flatnonzero(keep), n_dropped=int((~keep).sum()), protocol="full")
 
 # %% ../nbs/03_metrics.ipynb #c021
-def pad_groups(scores:list, # one sequence of scores per unit (lengths may differ)
-               labels:list # one sequence of labels per unit, same lengths
-              )->tuple: # (scores [U, N], labels [U, N], valid [U, N]) padded to the longest group
+def pad_groups(
+    scores: list,  # one sequence of scores per unit (lengths may differ)
+    labels: list,  # one sequence of labels per unit, same lengths
+) -> tuple:  # (scores [U, N], labels [U, N], valid [U, N]) padded to the longest group
     "Pad ragged groups into arrays plus the mask of the real items."
-    if len(scores) != len(labels): raise ValueError(f"{len(scores)} score groups but {len(labels)} label groups")
+    if len(scores) != len(labels):
+        raise ValueError(f"{len(scores)} score groups but {len(labels)} label groups")
     n = [len(x) for x in scores]
-    if n != [len(x) for x in labels]: raise ValueError("each score group must have as many labels")
+    if n != [len(x) for x in labels]:
+        raise ValueError("each score group must have as many labels")
     N = max(n, default=0)
     valid = np.arange(N) < np.array(n)[:, None] if n else np.zeros((0, 0), bool)
     s, l = np.zeros(valid.shape), np.zeros(valid.shape, np.int64)
@@ -165,23 +198,29 @@ def pad_groups(scores:list, # one sequence of scores per unit (lengths may diffe
     return s, l, valid
 
 # %% ../nbs/03_metrics.ipynb #c024
-def as_rng(rng:np.random.Generator|int|None, # a generator, or a seed
-           default:int|None=None # the seed used when rng is None (None: rng is required)
-          )->np.random.Generator:
+def as_rng(
+    rng: np.random.Generator | int | None,  # a generator, or a seed
+    default: int | None = None,  # the seed used when rng is None (None: rng is required)
+) -> np.random.Generator:
     "A numpy Generator from a generator or a seed; with no default, None is refused (randomness must be explicit)."
     if rng is None:
-        if default is None: raise ValueError("pass rng (a numpy Generator or an int seed): sampling and bootstrap need explicit randomness")
+        if default is None:
+            raise ValueError(
+                "pass rng (a numpy Generator or an int seed): sampling and bootstrap need explicit randomness"
+            )
         rng = default
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
-def sampled_protocol(scores:np.ndarray, # [U, N] scores
-                     labels:np.ndarray, # [U, N] 1 positive, 0 negative, <0 unknown
-                     n_neg:int=49, # negatives per group (the reference: 49)
-                     rng:np.random.Generator|int|None=None, # generator or seed for drawing negatives (required)
-                     valid:np.ndarray|None=None, # [U, N] items that exist for the unit
-                     ks:tuple=KS, # cut-offs
-                     exclude:np.ndarray|None=None # [U, N] items never used (neither positive nor negative)
-                    )->RankingResult: # one value per group (positive), `.units` = its unit, `.positive_items` = its positive
+
+def sampled_protocol(
+    scores: np.ndarray,  # [U, N] scores
+    labels: np.ndarray,  # [U, N] 1 positive, 0 negative, <0 unknown
+    n_neg: int = 49,  # negatives per group (the reference: 49)
+    rng: np.random.Generator | int | None = None,  # generator or seed for drawing negatives (required)
+    valid: np.ndarray | None = None,  # [U, N] items that exist for the unit
+    ks: tuple = KS,  # cut-offs
+    exclude: np.ndarray | None = None,  # [U, N] items never used (neither positive nor negative)
+) -> RankingResult:  # one value per group (positive), `.units` = its unit, `.positive_items` = its positive
     "Metrics on 1 + n_neg groups, one per positive, negatives drawn from the same unit."
     rng = as_rng(rng)
     s, pos, v = _prep(scores, labels, valid, exclude)
@@ -202,89 +241,119 @@ def sampled_protocol(scores:np.ndarray, # [U, N] scores
     ok = pick < n_u[:, None]
     pick = cols[u[:, None], np.where(ok, pick, 0)]
     gs = np.concatenate([s[u, j][:, None], s[u[:, None], pick]], 1)
-    gl = np.zeros(gs.shape, np.int8); gl[:, 0] = 1
+    gl = np.zeros(gs.shape, np.int8)
+    gl[:, 0] = 1
     gv = np.concatenate([np.ones((G, 1), bool), ok], 1)
     r = ranking_metrics(gs, gl, ks=ks, valid=gv)
-    return RankingResult(r, units=u, n_dropped=int(U - len(np.unique(u))), protocol="sampled", positive_items=j,
-                        negative_items=np.where(ok, pick, -1))
+    return RankingResult(
+        r,
+        units=u,
+        n_dropped=int(U - len(np.unique(u))),
+        protocol="sampled",
+        positive_items=j,
+        negative_items=np.where(ok, pick, -1),
+    )
 
-def full_protocol(scores:np.ndarray, # [U, N] scores
-                  labels:np.ndarray, # [U, N] 1 positive, 0 negative, <0 unknown
-                  exclude:np.ndarray|None=None, # [U, N] items left out of the ranking (training positives)
-                  valid:np.ndarray|None=None, # [U, N] items that exist for the unit
-                  ks:tuple=KS # cut-offs
-                 )->RankingResult: # one value per unit with a positive
+
+def full_protocol(
+    scores: np.ndarray,  # [U, N] scores
+    labels: np.ndarray,  # [U, N] 1 positive, 0 negative, <0 unknown
+    exclude: np.ndarray | None = None,  # [U, N] items left out of the ranking (training positives)
+    valid: np.ndarray | None = None,  # [U, N] items that exist for the unit
+    ks: tuple = KS,  # cut-offs
+) -> RankingResult:  # one value per unit with a positive
     "Metrics over the whole catalogue of each unit, excluded items removed."
     return ranking_metrics(scores, labels, ks=ks, valid=valid, exclude=exclude)
 
 # %% ../nbs/03_metrics.ipynb #c029
-def eligibility_at_k(scores:np.ndarray, # [C, J] candidate-side scores (the recommendation)
-                     qual:np.ndarray, # [C, J] true qualification, 1/0 (unknown labels must be masked out by `valid`)
-                     k:int=10, # the cut-off
-                     valid:np.ndarray|None=None # [C, J] jobs that can be recommended to the candidate
-                    )->np.ndarray: # [C] expected share of the top-k the candidate is qualified for (NaN: no valid job)
+def eligibility_at_k(
+    scores: np.ndarray,  # [C, J] candidate-side scores (the recommendation)
+    qual: np.ndarray,  # [C, J] true qualification, 1/0 (unknown labels must be masked out by `valid`)
+    k: int = 10,  # the cut-off
+    valid: np.ndarray | None = None,  # [C, J] jobs that can be recommended to the candidate
+) -> np.ndarray:  # [C] expected share of the top-k the candidate is qualified for (NaN: no valid job)
     "Share of each candidate's top-k jobs they are truly qualified for."
     q = np.asarray(qual)
     v = np.ones(q.shape, bool) if valid is None else np.asarray(valid, bool)
-    if (q[v] < 0).any(): raise ValueError("eligibility needs known qualification labels: mask unknown (-1) pairs out with `valid`")
+    if (q[v] < 0).any():
+        raise ValueError(
+            "eligibility needs known qualification labels: mask unknown (-1) pairs out with `valid`"
+        )
     s, ok, v = _prep(scores, np.ones(q.shape, np.int8), v)
     g, t, _, _ = _tie_stats(s, ok, v)
     inside = np.where(v, np.clip(k - g, 0, t + 1) / (t + 1), 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (inside * (q > 0)).sum(1) / np.minimum(k, v.sum(1))
 
-def violation(eligibility:np.ndarray|float, # achieved eligibility@k (per candidate or a mean)
-              tau:float # the requirement
-             )->np.ndarray: # max(0, tau - eligibility)
+
+def violation(
+    eligibility: np.ndarray | float,  # achieved eligibility@k (per candidate or a mean)
+    tau: float,  # the requirement
+) -> np.ndarray:  # max(0, tau - eligibility)
     "How far eligibility falls short of tau (0 when it is met)."
     return np.maximum(0.0, tau - np.asarray(eligibility, float))
 
-def controllability_error(achieved:np.ndarray, # achieved eligibility@k, one per tau of the sweep
-                          taus:np.ndarray # the requested taus
-                         )->np.ndarray: # |achieved - tau| per tau (its mean summarises the sweep)
+
+def controllability_error(
+    achieved: np.ndarray,  # achieved eligibility@k, one per tau of the sweep
+    taus: np.ndarray,  # the requested taus
+) -> np.ndarray:  # |achieved - tau| per tau (its mean summarises the sweep)
     "Distance between the eligibility a system achieves and the one it was asked for."
     a, t = np.asarray(achieved, float), np.asarray(taus, float)
-    if a.shape != t.shape: raise ValueError(f"achieved {a.shape} and taus {t.shape} differ")
+    if a.shape != t.shape:
+        raise ValueError(f"achieved {a.shape} and taus {t.shape} differ")
     return np.abs(a - t)
 
-def tau_errors(achieved:float, # achieved eligibility@k of one point of a sweep (NaN: unknown)
-               tau:float # its requirement (NaN: a point that asks for nothing)
-              )->dict: # violation and controllability_error as floats
+
+def tau_errors(
+    achieved: float,  # achieved eligibility@k of one point of a sweep (NaN: unknown)
+    tau: float,  # its requirement (NaN: a point that asks for nothing)
+) -> dict:  # violation and controllability_error as floats
     "The two errors of one sweep point, as a report row holds them: no requirement or no label violates nothing."
-    return {"violation": float(np.nan_to_num(violation(achieved, tau))),
-            "controllability_error": float(controllability_error(achieved, tau))}
+    return {
+        "violation": float(np.nan_to_num(violation(achieved, tau))),
+        "controllability_error": float(controllability_error(achieved, tau)),
+    }
 
 # %% ../nbs/03_metrics.ipynb #c030b
-def _masked_scores(scores, valid): return scores if valid is None else np.where(valid, scores, -np.inf)
+def _masked_scores(scores, valid):
+    return scores if valid is None else np.where(valid, scores, -np.inf)
+
 
 def _top_k(s, k):
     k = min(k, s.shape[1])
     return np.argpartition(-s, k - 1, axis=1)[:, :k]
 
-def ndcg_at_k(scores:np.ndarray, # [C, J] ranking scores
-              labels:np.ndarray, # [C, J] binary relevance (<= 0: not relevant)
-              k:int=10, # cut-off
-              valid:np.ndarray|None=None # [C, J] bool
-             )->np.ndarray: # [C] NDCG@k, NaN for candidates without a relevant valid job
+
+def ndcg_at_k(
+    scores: np.ndarray,  # [C, J] ranking scores
+    labels: np.ndarray,  # [C, J] binary relevance (<= 0: not relevant)
+    k: int = 10,  # cut-off
+    valid: np.ndarray | None = None,  # [C, J] bool
+) -> np.ndarray:  # [C] NDCG@k, NaN for candidates without a relevant valid job
     "Binary NDCG@k per candidate of the list as served."
     s = _masked_scores(np.asarray(scores, dtype=np.float64), valid)
     k = min(k, s.shape[1])
     idx = _top_k(s, k)
     top = np.take_along_axis(idx, np.argsort(-np.take_along_axis(s, idx, 1), 1, kind="stable"), 1)
     rel = np.asarray(labels) > 0
-    if valid is not None: rel = rel & valid
+    if valid is not None:
+        rel = rel & valid
     disc = _discounts(k)
     dcg = np.take_along_axis(rel, top, 1) @ disc
     npos = rel.sum(1)
     ideal = np.cumsum(disc)[np.clip(npos, 1, k) - 1]
-    return np.where(npos > 0, dcg/ideal, np.nan)
+    return np.where(npos > 0, dcg / ideal, np.nan)
 
-def roc_auc(s:np.ndarray, # scores, any shape (flattened)
-            y:np.ndarray # labels of the same size, true/1 = positive
-           )->float: # the pooled AUC (0 when there is no positive or no negative)
+
+def roc_auc(
+    s: np.ndarray,  # scores, any shape (flattened)
+    y: np.ndarray,  # labels of the same size, true/1 = positive
+) -> float:  # the pooled AUC (0 when there is no positive or no negative)
     "Area under the ROC curve of all pairs pooled, ties counted half (Mann-Whitney)."
     s, y = np.ravel(np.asarray(s, np.float64)), np.ravel(y).astype(bool)
-    if y.all() or not y.any(): return 0.0
+    if y.all() or not y.any():
+        return 0.0
     return float(ranking_metrics(s[None], y[None].astype(np.int8), ks=(1,))["auc"][0])
 
 # %% ../nbs/03_metrics.ipynb #c032
@@ -293,137 +362,197 @@ def _clusters(values, groups=None):
     x = np.asarray(values, float)
     x = x[:, None] if x.ndim == 1 else x
     fin = np.isfinite(x)
-    if groups is None: return np.where(fin, x, 0.0), fin.astype(float)
+    if groups is None:
+        return np.where(fin, x, 0.0), fin.astype(float)
     _, inv = np.unique(np.asarray(groups), return_inverse=True)
     n = inv.max() + 1 if len(inv) else 0
     x0 = np.where(fin, x, 0.0)
-    S = np.column_stack([np.bincount(inv, x0[:, i], n) for i in range(x.shape[1])]) if n else np.zeros((0, x.shape[1]))
-    C = np.column_stack([np.bincount(inv, fin[:, i], n) for i in range(x.shape[1])]) if n else np.zeros((0, x.shape[1]))
+    S = (
+        np.column_stack([np.bincount(inv, x0[:, i], n) for i in range(x.shape[1])])
+        if n
+        else np.zeros((0, x.shape[1]))
+    )
+    C = (
+        np.column_stack([np.bincount(inv, fin[:, i], n) for i in range(x.shape[1])])
+        if n
+        else np.zeros((0, x.shape[1]))
+    )
     return S, C
+
 
 def _boot_weights(n, n_boot, rng):
     "How often each of n units is drawn in each of n_boot resamples."
     idx = rng.integers(0, n, (n_boot, n)) + n * np.arange(n_boot)[:, None]
     return np.bincount(idx.ravel(), minlength=n * n_boot).reshape(n_boot, n).astype(float)
 
+
 def _boot_table(S, C, n_boot, rng, alpha):
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = S.sum(0) / C.sum(0)
-        if len(S) == 0: return mean, mean.copy(), mean.copy()
+        if len(S) == 0:
+            return mean, mean.copy(), mean.copy()
         W = _boot_weights(len(S), n_boot, rng)
         bm = (W @ S) / (W @ C)
-    lo, hi = np.nanquantile(bm, [alpha / 2, 1 - alpha / 2], axis=0) if np.isfinite(bm).any() else (mean * np.nan,) * 2
+    lo, hi = (
+        np.nanquantile(bm, [alpha / 2, 1 - alpha / 2], axis=0)
+        if np.isfinite(bm).any()
+        else (mean * np.nan,) * 2
+    )
     return mean, lo, hi
 
 # %% ../nbs/03_metrics.ipynb #c032e
-def bootstrap_ci(values:np.ndarray, # one value per unit, or several per unit with `groups`
-                 n_boot:int=1000, # bootstrap resamples
-                 rng:np.random.Generator|int|None=None, # generator or seed (required)
-                 alpha:float=0.05, # 1 - confidence level
-                 groups:np.ndarray|None=None # the unit of each value (resample units, not values)
-                )->tuple: # (mean, lo, hi)
+def bootstrap_ci(
+    values: np.ndarray,  # one value per unit, or several per unit with `groups`
+    n_boot: int = 1000,  # bootstrap resamples
+    rng: np.random.Generator | int | None = None,  # generator or seed (required)
+    alpha: float = 0.05,  # 1 - confidence level
+    groups: np.ndarray | None = None,  # the unit of each value (resample units, not values)
+) -> tuple:  # (mean, lo, hi)
     "Mean with a percentile-bootstrap confidence interval over units."
     S, C = _clusters(values, groups)
-    if C.sum() == 0: return (np.nan, np.nan, np.nan)
+    if C.sum() == 0:
+        return (np.nan, np.nan, np.nan)
     keep = C[:, 0] > 0
     m, lo, hi = _boot_table(S[keep], C[keep], n_boot, as_rng(rng), alpha)
     return float(m[0]), float(lo[0]), float(hi[0])
 
 # %% ../nbs/03_metrics.ipynb #c032i
-def paired_test(a:np.ndarray, # system A's values on some units
-                b:np.ndarray, # system B's values on the same units, same order
-                n_boot:int=1000, # bootstrap resamples for the interval
-                rng:np.random.Generator|int|None=0, # generator or seed
-                alpha:float=0.05, # 1 - confidence level
-                groups:np.ndarray|None=None, # unit of each value (sampled groups): resample and flip whole units
-                method:str="signflip", # "signflip" (permutation) or "wilcoxon" (signed-rank on unit means)
-                n_perm:int=10000 # random sign flips when there are more than 12 units
-               )->dict: # diff (mean of a - b), lo, hi, p, n (units), method
+def paired_test(
+    a: np.ndarray,  # system A's values on some units
+    b: np.ndarray,  # system B's values on the same units, same order
+    n_boot: int = 1000,  # bootstrap resamples for the interval
+    rng: np.random.Generator | int | None = 0,  # generator or seed
+    alpha: float = 0.05,  # 1 - confidence level
+    groups: np.ndarray | None = None,  # unit of each value (sampled groups): resample and flip whole units
+    method: str = "signflip",  # "signflip" (permutation) or "wilcoxon" (signed-rank on unit means)
+    n_perm: int = 10000,  # random sign flips when there are more than 12 units
+) -> dict:  # diff (mean of a - b), lo, hi, p, n (units), method
     "Paired comparison of two systems on the same units: bootstrap CI of the mean difference and a p-value."
     rng = as_rng(rng)
     a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.shape != b.shape: raise ValueError(f"paired values must align, got {a.shape} and {b.shape}")
+    if a.shape != b.shape:
+        raise ValueError(f"paired values must align, got {a.shape} and {b.shape}")
     S, C = _clusters(a - b, groups)
     keep = C[:, 0] > 0
     D, n = S[keep, 0], C[keep, 0]
-    if len(D) == 0: return dict(diff=np.nan, lo=np.nan, hi=np.nan, p=np.nan, n=0, method=method)
+    if len(D) == 0:
+        return dict(diff=np.nan, lo=np.nan, hi=np.nan, p=np.nan, n=0, method=method)
     diff, lo, hi = (float(x[0]) for x in _boot_table(D[:, None], n[:, None], n_boot, rng, alpha))
     if method == "signflip":
-        if len(D) <= 12: signs = np.array(list(itertools.product((-1.0, 1.0), repeat=len(D))))
-        else: signs = rng.choice((-1.0, 1.0), size=(n_perm, len(D)))
+        if len(D) <= 12:
+            signs = np.array(list(itertools.product((-1.0, 1.0), repeat=len(D))))
+        else:
+            signs = rng.choice((-1.0, 1.0), size=(n_perm, len(D)))
         stats = np.abs(signs @ D) / n.sum()
         hits = (stats >= abs(diff) - 1e-12).sum()
         p = hits / len(signs) if len(D) <= 12 else (hits + 1) / (len(signs) + 1)
     elif method == "wilcoxon":
         from scipy.stats import wilcoxon
+
         d = D / n
         p = 1.0 if np.allclose(d, 0) else float(wilcoxon(d).pvalue)
-    else: raise ValueError(f"method must be 'signflip' or 'wilcoxon', got {method!r}")
+    else:
+        raise ValueError(f"method must be 'signflip' or 'wilcoxon', got {method!r}")
     return dict(diff=diff, lo=lo, hi=hi, p=float(p), n=int(len(D)), method=method)
 
 # %% ../nbs/03_metrics.ipynb #c035
 PROTOCOLS = ("sampled", "full")
 SIDES = ("candidate", "employer")
 
+
 def _subset(candidates, C):
-    if candidates is None: return np.arange(C)
+    if candidates is None:
+        return np.arange(C)
     c = np.asarray(candidates)
     return np.flatnonzero(c) if c.dtype == bool else c.astype(np.int64)
 
-def two_sided_values(s_cand:np.ndarray, # [C, J] candidate-side scores (preference or fused)
-                     pref:np.ndarray, # [C, J] preference labels 1/0/-1
-                     s_emp:np.ndarray|None, # [C, J] employer-side scores (qualification); None: use s_cand
-                     qual:np.ndarray, # [C, J] qualification labels 1/0/-1
-                     candidates:np.ndarray|None=None, # bool [C] or indices: the evaluated candidates (default: all)
-                     ks:tuple=KS, # cut-offs
-                     n_neg:int=49, # sampled protocol: negatives per positive
-                     protocols:tuple=PROTOCOLS, # any of "sampled", "full"
-                     exclude:np.ndarray|None=None, # [C, J] pairs left out on the candidate side (training positives)
-                     exclude_emp:np.ndarray|None=None, # [C, J] pairs left out on the employer side (default: none)
-                     valid:np.ndarray|None=None, # [C, J] pairs that exist
-                     seed:int=0, # draws the sampled negatives
-                     eligibility_k:int|None=10 # cut-off for eligibility@k (None: skip)
-                    )->dict: # {(side, protocol, "ranking"|"eligibility"): RankingResult}
+
+def two_sided_values(
+    s_cand: np.ndarray,  # [C, J] candidate-side scores (preference or fused)
+    pref: np.ndarray,  # [C, J] preference labels 1/0/-1
+    s_emp: np.ndarray | None,  # [C, J] employer-side scores (qualification); None: use s_cand
+    qual: np.ndarray,  # [C, J] qualification labels 1/0/-1
+    candidates: np.ndarray | None = None,  # bool [C] or indices: the evaluated candidates (default: all)
+    ks: tuple = KS,  # cut-offs
+    n_neg: int = 49,  # sampled protocol: negatives per positive
+    protocols: tuple = PROTOCOLS,  # any of "sampled", "full"
+    exclude: np.ndarray | None = None,  # [C, J] pairs left out on the candidate side (training positives)
+    exclude_emp: np.ndarray | None = None,  # [C, J] pairs left out on the employer side (default: none)
+    valid: np.ndarray | None = None,  # [C, J] pairs that exist
+    seed: int = 0,  # draws the sampled negatives
+    eligibility_k: int | None = 10,  # cut-off for eligibility@k (None: skip)
+) -> dict:  # {(side, protocol, "ranking"|"eligibility"): RankingResult}
     "Per-unit values of every metric on both sides and protocols (the raw material of tables and paired tests)."
     s_cand = np.asarray(s_cand, float)
     C, J = s_cand.shape
     s_emp = s_cand if s_emp is None else np.asarray(s_emp, float)
-    for name, x in (("pref", pref), ("s_emp", s_emp), ("qual", qual), ("exclude", exclude), ("exclude_emp", exclude_emp), ("valid", valid)):
-        if x is not None and np.shape(x) != (C, J): raise ValueError(f"{name} has shape {np.shape(x)}, expected {(C, J)}")
+    for name, x in (
+        ("pref", pref),
+        ("s_emp", s_emp),
+        ("qual", qual),
+        ("exclude", exclude),
+        ("exclude_emp", exclude_emp),
+        ("valid", valid),
+    ):
+        if x is not None and np.shape(x) != (C, J):
+            raise ValueError(f"{name} has shape {np.shape(x)}, expected {(C, J)}")
     bad = set(protocols) - set(PROTOCOLS)
-    if bad: raise ValueError(f"unknown protocols {sorted(bad)}: use {PROTOCOLS}")
+    if bad:
+        raise ValueError(f"unknown protocols {sorted(bad)}: use {PROTOCOLS}")
     c = _subset(candidates, C)
     sub = lambda x: None if x is None else np.asarray(x)[c]
     seeds = dict(zip(itertools.product(SIDES, PROTOCOLS), np.random.SeedSequence(seed).spawn(4)))
-    sides = {"candidate": (s_cand[c], sub(pref), sub(valid), sub(exclude)),
-             "employer": (s_emp[c].T, sub(qual).T, None if valid is None else sub(valid).T,
-                          None if exclude_emp is None else sub(exclude_emp).T)}
+    sides = {
+        "candidate": (s_cand[c], sub(pref), sub(valid), sub(exclude)),
+        "employer": (
+            s_emp[c].T,
+            sub(qual).T,
+            None if valid is None else sub(valid).T,
+            None if exclude_emp is None else sub(exclude_emp).T,
+        ),
+    }
     out = {}
     for side, (s, l, v, ex) in sides.items():
         for proto in protocols:
             if proto == "sampled":
-                r = sampled_protocol(s, l, n_neg=n_neg, rng=np.random.default_rng(seeds[side, proto]), valid=v, ks=ks, exclude=ex)
-            else: r = full_protocol(s, l, exclude=ex, valid=v, ks=ks)
+                r = sampled_protocol(
+                    s,
+                    l,
+                    n_neg=n_neg,
+                    rng=np.random.default_rng(seeds[side, proto]),
+                    valid=v,
+                    ks=ks,
+                    exclude=ex,
+                )
+            else:
+                r = full_protocol(s, l, exclude=ex, valid=v, ks=ks)
             out[side, proto, "ranking"] = r
     if eligibility_k and "full" in protocols:
         v = np.ones((len(c), J), bool) if valid is None else sub(valid).astype(bool)
-        if exclude is not None: v &= ~sub(exclude).astype(bool)
+        if exclude is not None:
+            v &= ~sub(exclude).astype(bool)
         q = sub(qual)
-        if (q[v] < 0).any(): _log.warning("eligibility@k skipped: qualification labels are unknown for some candidate-job pairs")
+        if (q[v] < 0).any():
+            _log.warning(
+                "eligibility@k skipped: qualification labels are unknown for some candidate-job pairs"
+            )
         else:
             e = eligibility_at_k(s_cand[c], q, eligibility_k, valid=v)
-            out["candidate", "full", "eligibility"] = RankingResult({f"eligibility@{eligibility_k}": e}, units=np.arange(len(c)))
+            out["candidate", "full", "eligibility"] = RankingResult(
+                {f"eligibility@{eligibility_k}": e}, units=np.arange(len(c))
+            )
     return out
 
 # %% ../nbs/03_metrics.ipynb #c035e
-def summarise_values(values:dict, # output of `two_sided_values`
-                     system:str="system", # name of the system in the table
-                     n_boot:int=1000, # bootstrap resamples
-                     alpha:float=0.05, # 1 - confidence level
-                     seed:int=0, # bootstrap seed
-                     tau:float|None=None, # eligibility requirement: adds violation@k rows
-                     n_neg:int=49 # negatives per sampled group (for the protocol description)
-                    ):
+def summarise_values(
+    values: dict,  # output of `two_sided_values`
+    system: str = "system",  # name of the system in the table
+    n_boot: int = 1000,  # bootstrap resamples
+    alpha: float = 0.05,  # 1 - confidence level
+    seed: int = 0,  # bootstrap seed
+    tau: float | None = None,  # eligibility requirement: adds violation@k rows
+    n_neg: int = 49,  # negatives per sampled group (for the protocol description)
+):
     "Tidy table (system, side, protocol, metric, mean, lo, hi, n, n_groups) from per-unit values."
     pd = optional_import("pandas")
     rows = []
@@ -432,124 +561,203 @@ def summarise_values(values:dict, # output of `two_sided_values`
         X = np.column_stack([r[k] for k in names]) if len(r.units) else np.zeros((0, len(names)))
         if fam == "eligibility" and tau is not None:
             for k in list(names):
-                names.append(k.replace("eligibility", "violation")); X = np.column_stack([X, violation(r[k], tau)])
+                names.append(k.replace("eligibility", "violation"))
+                X = np.column_stack([X, violation(r[k], tau)])
         S, Cn = _clusters(X, r.units)
         rng = np.random.default_rng(np.random.SeedSequence([seed, i]))
         m, lo, hi = _boot_table(S, Cn, n_boot, rng, alpha)
         for jj, name in enumerate(names):
-            rows.append(dict(system=system, side=side, protocol=proto, metric=name, mean=float(m[jj]), lo=float(lo[jj]),
-                             hi=float(hi[jj]), n=int((Cn[:, jj] > 0).sum()), n_groups=int(Cn[:, jj].sum())))
-    df = pd.DataFrame(rows, columns=["system", "side", "protocol", "metric", "mean", "lo", "hi", "n", "n_groups"])
+            rows.append(
+                dict(
+                    system=system,
+                    side=side,
+                    protocol=proto,
+                    metric=name,
+                    mean=float(m[jj]),
+                    lo=float(lo[jj]),
+                    hi=float(hi[jj]),
+                    n=int((Cn[:, jj] > 0).sum()),
+                    n_groups=int(Cn[:, jj].sum()),
+                )
+            )
+    df = pd.DataFrame(
+        rows, columns=["system", "side", "protocol", "metric", "mean", "lo", "hi", "n", "n_groups"]
+    )
     df.attrs["protocols"] = protocol_descriptions(n_neg)
     return df
 
-def protocol_descriptions(n_neg:int=49 # negatives per sampled group
-                         )->dict:
+
+def protocol_descriptions(
+    n_neg: int = 49,  # negatives per sampled group
+) -> dict:
     "One line per protocol, for logs and reports."
-    return {"sampled": f"sampled: each positive ranked against {n_neg} negatives drawn uniformly from the same unit (1+{n_neg} per group)",
-            "full": "full: every valid item of the unit ranked, excluded (training) pairs removed"}
+    return {
+        "sampled": f"sampled: each positive ranked against {n_neg} negatives drawn uniformly from the same unit (1+{n_neg} per group)",
+        "full": "full: every valid item of the unit ranked, excluded (training) pairs removed",
+    }
 
 # %% ../nbs/03_metrics.ipynb #c035i
-def evaluate_two_sided(s_cand:np.ndarray, # [C, J] candidate-side scores
-                       pref:np.ndarray, # [C, J] preference labels 1/0/-1
-                       s_emp:np.ndarray|None, # [C, J] employer-side scores; None: use s_cand
-                       qual:np.ndarray, # [C, J] qualification labels 1/0/-1
-                       candidates:np.ndarray|None=None, # bool [C] or indices of the evaluated candidates
-                       system:str="system", # name of the system in the table
-                       ks:tuple=KS, # cut-offs
-                       n_neg:int=49, # sampled protocol: negatives per positive
-                       protocols:tuple=PROTOCOLS, # any of "sampled", "full"
-                       exclude:np.ndarray|None=None, # [C, J] training positives (left out on the candidate side)
-                       exclude_emp:np.ndarray|None=None, # [C, J] pairs left out on the employer side
-                       valid:np.ndarray|None=None, # [C, J] pairs that exist
-                       n_boot:int=1000, # bootstrap resamples
-                       alpha:float=0.05, # 1 - confidence level
-                       seed:int=0, # one seed for sampled negatives and bootstrap
-                       eligibility_k:int|None=10, # eligibility@k cut-off (None: skip)
-                       tau:float|None=None, # eligibility requirement (adds violation rows)
-                       return_values:bool=False # also return the per-unit values (for `compare_systems`)
-                      ):
+def evaluate_two_sided(
+    s_cand: np.ndarray,  # [C, J] candidate-side scores
+    pref: np.ndarray,  # [C, J] preference labels 1/0/-1
+    s_emp: np.ndarray | None,  # [C, J] employer-side scores; None: use s_cand
+    qual: np.ndarray,  # [C, J] qualification labels 1/0/-1
+    candidates: np.ndarray | None = None,  # bool [C] or indices of the evaluated candidates
+    system: str = "system",  # name of the system in the table
+    ks: tuple = KS,  # cut-offs
+    n_neg: int = 49,  # sampled protocol: negatives per positive
+    protocols: tuple = PROTOCOLS,  # any of "sampled", "full"
+    exclude: np.ndarray | None = None,  # [C, J] training positives (left out on the candidate side)
+    exclude_emp: np.ndarray | None = None,  # [C, J] pairs left out on the employer side
+    valid: np.ndarray | None = None,  # [C, J] pairs that exist
+    n_boot: int = 1000,  # bootstrap resamples
+    alpha: float = 0.05,  # 1 - confidence level
+    seed: int = 0,  # one seed for sampled negatives and bootstrap
+    eligibility_k: int | None = 10,  # eligibility@k cut-off (None: skip)
+    tau: float | None = None,  # eligibility requirement (adds violation rows)
+    return_values: bool = False,  # also return the per-unit values (for `compare_systems`)
+):
     "Tidy two-sided evaluation table: system, side, protocol, metric, mean, lo, hi, n (+ n_groups)."
-    vals = two_sided_values(s_cand, pref, s_emp, qual, candidates, ks=ks, n_neg=n_neg, protocols=protocols, exclude=exclude,
-                            exclude_emp=exclude_emp, valid=valid, seed=seed, eligibility_k=eligibility_k)
+    vals = two_sided_values(
+        s_cand,
+        pref,
+        s_emp,
+        qual,
+        candidates,
+        ks=ks,
+        n_neg=n_neg,
+        protocols=protocols,
+        exclude=exclude,
+        exclude_emp=exclude_emp,
+        valid=valid,
+        seed=seed,
+        eligibility_k=eligibility_k,
+    )
     df = summarise_values(vals, system=system, n_boot=n_boot, alpha=alpha, seed=seed, tau=tau, n_neg=n_neg)
     return (df, vals) if return_values else df
 
-def report_lines(df)->list[str]:
+
+def report_lines(df) -> list[str]:
     "One line per row of an `evaluate_two_sided` table, naming its side and protocol."
-    return [f"{r.system} | {r.side} side | {r.protocol} protocol | {r.metric} = {r.mean:.4f} "
-            f"(95% CI {r.lo:.4f} to {r.hi:.4f}, n={r.n})" for r in df.itertuples()]
+    return [
+        f"{r.system} | {r.side} side | {r.protocol} protocol | {r.metric} = {r.mean:.4f} "
+        f"(95% CI {r.lo:.4f} to {r.hi:.4f}, n={r.n})"
+        for r in df.itertuples()
+    ]
 
 # %% ../nbs/03_metrics.ipynb #c035k
-def compare_systems(values_a:dict, # `two_sided_values` of system A
-                    values_b:dict, # `two_sided_values` of system B (same labels, candidates and seed)
-                    metrics:tuple|None=None, # metric names to test (default: all)
-                    method:str="signflip", # paired test: "signflip" or "wilcoxon"
-                    n_boot:int=1000, # bootstrap resamples
-                    seed:int=0, # seed of the bootstrap and the random sign flips
-                    alpha:float=0.05, # 1 - confidence level
-                    n_perm:int=10000 # random sign flips (beyond 12 units)
-                   ):
+def compare_systems(
+    values_a: dict,  # `two_sided_values` of system A
+    values_b: dict,  # `two_sided_values` of system B (same labels, candidates and seed)
+    metrics: tuple | None = None,  # metric names to test (default: all)
+    method: str = "signflip",  # paired test: "signflip" or "wilcoxon"
+    n_boot: int = 1000,  # bootstrap resamples
+    seed: int = 0,  # seed of the bootstrap and the random sign flips
+    alpha: float = 0.05,  # 1 - confidence level
+    n_perm: int = 10000,  # random sign flips (beyond 12 units)
+):
     "Paired tests A - B per side, protocol and metric: diff, lo, hi, p, n."
     pd = optional_import("pandas")
     rows = []
     for key in values_a:
-        if key not in values_b: continue
+        if key not in values_b:
+            continue
         ra, rb = values_a[key], values_b[key]
-        same = all(np.array_equal(x, y) for x, y in ((ra.units, rb.units), (ra.positive_items, rb.positive_items),
-                                                      (ra.negative_items, rb.negative_items)))
+        same = all(
+            np.array_equal(x, y)
+            for x, y in (
+                (ra.units, rb.units),
+                (ra.positive_items, rb.positive_items),
+                (ra.negative_items, rb.negative_items),
+            )
+        )
         if not same:
-            raise ValueError(f"{key}: the two systems were not evaluated on the same units/groups (same labels, subset and seed?)")
+            raise ValueError(
+                f"{key}: the two systems were not evaluated on the same units/groups (same labels, subset and seed?)"
+            )
         for name in ra:
-            if metrics is not None and name not in metrics: continue
-            t = paired_test(ra[name], rb[name], n_boot=n_boot, rng=np.random.default_rng([seed, len(rows)]),
-                            groups=ra.units if ra.protocol == "sampled" else None, method=method, alpha=alpha, n_perm=n_perm)
-            rows.append(dict(side=key[0], protocol=key[1], metric=name, a=float(np.nanmean(ra[name])),
-                             b=float(np.nanmean(rb[name])), **t))
+            if metrics is not None and name not in metrics:
+                continue
+            t = paired_test(
+                ra[name],
+                rb[name],
+                n_boot=n_boot,
+                rng=np.random.default_rng([seed, len(rows)]),
+                groups=ra.units if ra.protocol == "sampled" else None,
+                method=method,
+                alpha=alpha,
+                n_perm=n_perm,
+            )
+            rows.append(
+                dict(
+                    side=key[0],
+                    protocol=key[1],
+                    metric=name,
+                    a=float(np.nanmean(ra[name])),
+                    b=float(np.nanmean(rb[name])),
+                    **t,
+                )
+            )
     return pd.DataFrame(rows)
 
 # %% ../nbs/03_metrics.ipynb #c037
-def eval_options(cfg:dict # a resolved config (or its `eval` section)
-                )->dict: # keyword arguments for `evaluate_two_sided`
+def eval_options(
+    cfg: dict,  # a resolved config (or its `eval` section)
+) -> dict:  # keyword arguments for `evaluate_two_sided`
     "Keyword arguments of `evaluate_two_sided` from the `eval` section of a config."
     e = cfg.get("eval", cfg)
-    return dict(ks=tuple(e["ks"]), n_neg=int(e["n_negatives"]), n_boot=int(e["bootstrap"]), protocols=tuple(e["protocols"]),
-                alpha=float(e["alpha"]))
+    return dict(
+        ks=tuple(e["ks"]),
+        n_neg=int(e["n_negatives"]),
+        n_boot=int(e["bootstrap"]),
+        protocols=tuple(e["protocols"]),
+        alpha=float(e["alpha"]),
+    )
 
 # %% ../nbs/03_metrics.ipynb #c044
-METRIC_MODULE_DIR = PACKAGE_DIR/"metric_modules"/"jobrec_ranking"
+METRIC_MODULE_DIR = PACKAGE_DIR / "metric_modules" / "jobrec_ranking"
 
-def load_ranking_metric(**kwargs # passed to `evaluate.load`
-                       ):
+
+def load_ranking_metric(
+    **kwargs,  # passed to `evaluate.load`
+):
     "The packaged `evaluate` ranking metric, loaded by file path (no hub access)."
     evaluate = optional_import("evaluate")
     return evaluate.load(str(METRIC_MODULE_DIR), **kwargs)
 
 # %% ../nbs/03_metrics.ipynb #c044y
-def module_cross_check(table, # an `evaluate_two_sided` table holding `system`'s full-protocol rows
-                       s_cand:np.ndarray, pref:np.ndarray, # [C, J] candidate-side scores and preference labels
-                       s_emp:np.ndarray, qual:np.ndarray, # [C, J] employer-side scores and qualification labels
-                       system:str="jobrec", # the system whose rows are checked
-                       metrics:tuple=("ndcg@10", "recall@10", "mrr") # metrics compared
-                      ):
+def module_cross_check(
+    table,  # an `evaluate_two_sided` table holding `system`'s full-protocol rows
+    s_cand: np.ndarray,
+    pref: np.ndarray,  # [C, J] candidate-side scores and preference labels
+    s_emp: np.ndarray,
+    qual: np.ndarray,  # [C, J] employer-side scores and qualification labels
+    system: str = "jobrec",  # the system whose rows are checked
+    metrics: tuple = ("ndcg@10", "recall@10", "mrr"),  # metrics compared
+):
     "One row per (side, metric): jobrec's full-protocol figure and the `evaluate` module's on the same scores."
     pd = optional_import("pandas")
     metric, ks = load_ranking_metric(), sorted({int(m.split("@")[1]) for m in metrics if "@" in m})
     rows = []
     for side, S, L in (("candidate", s_cand, pref), ("employer", np.asarray(s_emp).T, np.asarray(qual).T)):
-        got = metric.compute(predictions=np.asarray(S, np.float64).tolist(), references=np.asarray(L, np.int64).tolist(), ks=ks)
-        t = table[(table.system == system) & (table.side == side) & (table.protocol == "full")].set_index("metric")["mean"]
+        got = metric.compute(
+            predictions=np.asarray(S, np.float64).tolist(), references=np.asarray(L, np.int64).tolist(), ks=ks
+        )
+        t = table[(table.system == system) & (table.side == side) & (table.protocol == "full")].set_index(
+            "metric"
+        )["mean"]
         rows += [dict(side=side, metric=m, jobrec=float(t[m]), evaluate=float(got[m])) for m in metrics]
     out = pd.DataFrame(rows)
     out["difference"] = (out.jobrec - out.evaluate).abs()
     return out
 
 # %% ../nbs/03_metrics.ipynb #c046
-def benchmark_evaluation(n_candidates:int=600, # candidates (units on the candidate side)
-                         n_jobs:int=100, # jobs (units on the employer side)
-                         seed:int=0, # data, negatives and bootstrap seed
-                         n_boot:int=1000 # bootstrap resamples
-                        )->dict: # wall_s (seconds), rows (table length), table
+def benchmark_evaluation(
+    n_candidates: int = 600,  # candidates (units on the candidate side)
+    n_jobs: int = 100,  # jobs (units on the employer side)
+    seed: int = 0,  # data, negatives and bootstrap seed
+    n_boot: int = 1000,  # bootstrap resamples
+) -> dict:  # wall_s (seconds), rows (table length), table
     "Wall time of a full two-sided evaluation on random scores and labels."
     rng = np.random.default_rng(seed)
     pref = (rng.random((n_candidates, n_jobs)) < 0.12).astype(np.int8)
@@ -559,6 +767,8 @@ def benchmark_evaluation(n_candidates:int=600, # candidates (units on the candid
     t0 = time.perf_counter()
     df = evaluate_two_sided(s_cand, pref, s_emp, qual, system="benchmark", n_boot=n_boot, seed=seed, tau=0.5)
     wall = time.perf_counter() - t0
-    print(f"benchmark_evaluation: {n_candidates} candidates x {n_jobs} jobs, {df.metric.nunique()} metrics, "
-          f"both sides, sampled + full, {n_boot} bootstrap resamples: {wall:.3f} s")
+    print(
+        f"benchmark_evaluation: {n_candidates} candidates x {n_jobs} jobs, {df.metric.nunique()} metrics, "
+        f"both sides, sampled + full, {n_boot} bootstrap resamples: {wall:.3f} s"
+    )
     return dict(wall_s=wall, rows=len(df), table=df)

@@ -50,124 +50,202 @@ TOPIC_BRIEFS = [
     "analysing satellite data and controlling spacecraft",
     "analysing court decisions, contracts and legislation with software",
 ]
-LEVEL_WORDS = dict(zip(ACADEMIC_LEVELS, ("first-year undergraduate", "second-year undergraduate", "third-year undergraduate",
-                                          "final-year undergraduate", "first-year master's", "second-year master's")))
-MODE_WORDS = {"Online": "online", "In Person": "in person", "Hybrid": "hybrid", "No Preference": "either in person or online"}
+LEVEL_WORDS = dict(
+    zip(
+        ACADEMIC_LEVELS,
+        (
+            "first-year undergraduate",
+            "second-year undergraduate",
+            "third-year undergraduate",
+            "final-year undergraduate",
+            "first-year master's",
+            "second-year master's",
+        ),
+    )
+)
+MODE_WORDS = {
+    "Online": "online",
+    "In Person": "in person",
+    "Hybrid": "hybrid",
+    "No Preference": "either in person or online",
+}
 
 # %% ../nbs/04b_narratives.ipynb #c008
 _NO_MORE = "Do not name any other skill, tool, person or number."
 
-def narrative_prompt(kind:str, # "statement" | "project" (a candidate's) | "description" (a job's)
-                     facts:dict # topics (indices), mention (skills), level, mode; industry for a description
-                    )->str: # the instruction (before the chat template)
+
+def narrative_prompt(
+    kind: str,  # "statement" | "project" (a candidate's) | "description" (a job's)
+    facts: dict,  # topics (indices), mention (skills), level, mode; industry for a description
+) -> str:  # the instruction (before the chat template)
     "The instruction that asks the language model for one narrative text."
     b = [TOPIC_BRIEFS[t % len(TOPIC_BRIEFS)] for t in facts.get("topics", [])]
-    s, lvl, mode = facts.get("mention", []), LEVEL_WORDS.get(facts.get("level"), "student"), MODE_WORDS.get(facts.get("mode"), "flexible")
+    s, lvl, mode = (
+        facts.get("mention", []),
+        LEVEL_WORDS.get(facts.get("level"), "student"),
+        MODE_WORDS.get(facts.get("mode"), "flexible"),
+    )
     if kind == "statement":
-        return (f"Write a short research statement, 2 or 3 sentences, in the first person, by a {lvl} student looking for a "
-                f"research position. Describe in your own words their two research interests: first, {b[0]}; second, {b[1]}. "
-                f"Say they have worked with {s[0]} and {s[1]}, and prefer to work {mode}. {_NO_MORE}")
+        return (
+            f"Write a short research statement, 2 or 3 sentences, in the first person, by a {lvl} student looking for a "
+            f"research position. Describe in your own words their two research interests: first, {b[0]}; second, {b[1]}. "
+            f"Say they have worked with {s[0]} and {s[1]}, and prefer to work {mode}. {_NO_MORE}"
+        )
     if kind == "project":
         return f"Write one sentence in the first person about a course project in which a student used {s[-1]}. {_NO_MORE}"
     if kind == "description":
-        return (f"Write a short job description, 2 or 3 sentences, for a research position in a {facts['industry']} lab. "
-                f"Describe in your own words the lab's two research themes: first, {b[0]}; second, {b[1]}. The student will "
-                f"use {s[0]}, {s[1]} and {s[2]}. The position suits a {lvl} student or above and is {mode}. {_NO_MORE}")
+        return (
+            f"Write a short job description, 2 or 3 sentences, for a research position in a {facts['industry']} lab. "
+            f"Describe in your own words the lab's two research themes: first, {b[0]}; second, {b[1]}. The student will "
+            f"use {s[0]}, {s[1]} and {s[2]}. The position suits a {lvl} student or above and is {mode}. {_NO_MORE}"
+        )
     raise ValueError(f"unknown narrative kind {kind!r}: statement, project or description")
 
 # %% ../nbs/04b_narratives.ipynb #c011
 _LMS: dict = {}
 
-def load_lm(name:str="smollm2", # a jobrec backbone name of a decoder: smollm2 | tiny | hf:<folder>
-            cfg=None # config (backbone cache folder)
-           ):
+
+def load_lm(
+    name: str = "smollm2",  # a jobrec backbone name of a decoder: smollm2 | tiny | hf:<folder>
+    cfg=None,  # config (backbone cache folder)
+):
     "(tokenizer, causal LM in eval mode), left-padded, loaded once per process."
     folder, kind = resolve_backbone(name, cfg)
-    if kind != "decoder": raise ValueError(f"narratives need a decoder backbone, {name!r} is an {kind}")
+    if kind != "decoder":
+        raise ValueError(f"narratives need a decoder backbone, {name!r} is an {kind}")
     if str(folder) not in _LMS:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(folder); tok.padding_side = "left"
-        if tok.pad_token is None: tok.pad_token = tok.eos_token
+
+        tok = AutoTokenizer.from_pretrained(folder)
+        tok.padding_side = "left"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
         _LMS[str(folder)] = (tok, AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval())
     return _LMS[str(folder)]
 
+
 @contextmanager
-def torch_threads(n:int|None # threads for the block (None: leave torch's setting)
-                 ):
+def torch_threads(
+    n: int | None,  # threads for the block (None: leave torch's setting)
+):
     "Run a block with `n` torch threads, then restore the previous number."
     import torch
-    old = torch.get_num_threads()
-    if n: torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(old)
 
-def chat(tokenizer, instruction:str)->str:
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def chat(tokenizer, instruction: str) -> str:
     "The instruction in the model's chat template (plain text for a tokenizer without one)."
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": instruction}], tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": instruction}], tokenize=False, add_generation_prompt=True
+        )
     return instruction + "\n"
 
 # %% ../nbs/04b_narratives.ipynb #c012
-def tidy(text:str)->str:
+def tidy(text: str) -> str:
     "One paragraph without quotes or control characters, cut after its last complete sentence."
     # a sampled token can decode to a control character, which the entity readers refuse (`schema.check_chars`)
     t = " ".join(re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", text.replace('"', " ")).split()).strip()
     ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", t)]
-    return t[:ends[-1]] if ends else t
+    return t[: ends[-1]] if ends else t
 
-def generate_texts(prompts:list[str], # instructions (`narrative_prompt`)
-                   lm, # (tokenizer, model) from `load_lm`
-                   seed:int=0, # seeds each batch's sampling
-                   sample:bool=True, # seeded sampling (True) or greedy decoding
-                   max_new_tokens:int=96, # tokens per text
-                   batch_size:int=16, # texts per `generate` call
-                   threads:int|None=1, # torch threads while decoding
-                   temperature:float=0.7 # sampling temperature
-                  )->list[str]:
+
+def generate_texts(
+    prompts: list[str],  # instructions (`narrative_prompt`)
+    lm,  # (tokenizer, model) from `load_lm`
+    seed: int = 0,  # seeds each batch's sampling
+    sample: bool = True,  # seeded sampling (True) or greedy decoding
+    max_new_tokens: int = 96,  # tokens per text
+    batch_size: int = 16,  # texts per `generate` call
+    threads: int | None = 1,  # torch threads while decoding
+    temperature: float = 0.7,  # sampling temperature
+) -> list[str]:
     "One tidied text per prompt, decoded in seeded batches."
     import torch
-    tok, model = lm; out = []
-    kw = dict(do_sample=True, temperature=temperature, top_p=0.95, top_k=0) if sample else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+
+    tok, model = lm
+    out = []
+    kw = (
+        dict(do_sample=True, temperature=temperature, top_p=0.95, top_k=0)
+        if sample
+        else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+    )
     with torch_threads(threads), torch.random.fork_rng(), torch.no_grad():
         for s in range(0, len(prompts), batch_size):
             torch.manual_seed(seed * 100003 + s)
-            b = tok([chat(tok, p) for p in prompts[s:s+batch_size]], return_tensors="pt", padding=True, add_special_tokens=False)
-            g = model.generate(**b, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, repetition_penalty=1.1, **kw)
-            out += [tidy(t) for t in tok.batch_decode(g[:, b["input_ids"].shape[1]:], skip_special_tokens=True)]
+            b = tok(
+                [chat(tok, p) for p in prompts[s : s + batch_size]],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+            )
+            g = model.generate(
+                **b,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tok.pad_token_id,
+                repetition_penalty=1.1,
+                **kw,
+            )
+            out += [
+                tidy(t) for t in tok.batch_decode(g[:, b["input_ids"].shape[1] :], skip_special_tokens=True)
+            ]
     return out
 
 # %% ../nbs/04b_narratives.ipynb #c015
-IDENTIFIER = re.compile(r"\b[SJ]\d{3,}\b|\btopic\s*#?\d+|\[[^\]]*\]|\{[^}]*\}|https?://\S+|\S+@\S+\.\w+|<\|?\w*\|?>", re.I)
+IDENTIFIER = re.compile(
+    r"\b[SJ]\d{3,}\b|\btopic\s*#?\d+|\[[^\]]*\]|\{[^}]*\}|https?://\S+|\S+@\S+\.\w+|<\|?\w*\|?>", re.I
+)
 
-def named_skills(text:str, # a narrative
-                 skills:list[str] # the vocabulary's skills
-                )->list[str]: # those the text names
+
+def named_skills(
+    text: str,  # a narrative
+    skills: list[str],  # the vocabulary's skills
+) -> list[str]:  # those the text names
     "Skills of the vocabulary named in `text` (whole words; acronyms of up to 3 letters case-sensitive)."
     out = []
     for s in skills:
         flags = 0 if len(s) <= 3 and s.isupper() else re.I
-        if re.search(r"(?<!\w)" + re.escape(s) + r"(?!\w)", text, flags): out.append(s)
+        if re.search(r"(?<!\w)" + re.escape(s) + r"(?!\w)", text, flags):
+            out.append(s)
     return out
 
-def sentences(text:str)->list[str]:
+
+def sentences(text: str) -> list[str]:
     "Sentences of `text` (split after . ! ?)."
     return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
 
-def check_narrative(text:str, # the generated text
-                    allowed:list[str], # skills it may name (the entity's skills, the job's required skills)
-                    skills:list[str], # all skills of the vocabulary
-                    topic_sims:list[float]=(), # scorer similarity of each assigned topic (`TopicScorer.similarities`)
-                    threshold:float=0.0, # calibrated topic threshold
-                    bounds:tuple[int, int]=(15, 120), # words
-                    labels:list[str]=() # topic-list phrases that must not appear verbatim
-                   )->list[str]: # reasons for rejection ([]: accepted)
+
+def check_narrative(
+    text: str,  # the generated text
+    allowed: list[str],  # skills it may name (the entity's skills, the job's required skills)
+    skills: list[str],  # all skills of the vocabulary
+    topic_sims: list[float] = (),  # scorer similarity of each assigned topic (`TopicScorer.similarities`)
+    threshold: float = 0.0,  # calibrated topic threshold
+    bounds: tuple[int, int] = (15, 120),  # words
+    labels: list[str] = (),  # topic-list phrases that must not appear verbatim
+) -> list[str]:  # reasons for rejection ([]: accepted)
     "Why `text` fails the validators."
-    ok = set(allowed); low = text.lower(); n = len(text.split())
+    ok = set(allowed)
+    low = text.lower()
+    n = len(text.split())
     r = [f"unlisted skill: {s}" for s in named_skills(text, skills) if s not in ok]
-    r += [f"missing topic {i + 1} (similarity {v:.2f} < {threshold:.2f})" for i, v in enumerate(topic_sims) if v < threshold]
-    if n < bounds[0]: r.append(f"too short: {n} words < {bounds[0]}")
-    if n > bounds[1]: r.append(f"too long: {n} words > {bounds[1]}")
+    r += [
+        f"missing topic {i + 1} (similarity {v:.2f} < {threshold:.2f})"
+        for i, v in enumerate(topic_sims)
+        if v < threshold
+    ]
+    if n < bounds[0]:
+        r.append(f"too short: {n} words < {bounds[0]}")
+    if n > bounds[1]:
+        r.append(f"too long: {n} words > {bounds[1]}")
     r += [f"identifier: {m}" for m in IDENTIFIER.findall(text)]
     r += [f"topic-list phrase: {l}" for l in labels if l.lower() in low]
     return r
@@ -175,136 +253,244 @@ def check_narrative(text:str, # the generated text
 # %% ../nbs/04b_narratives.ipynb #c018
 class TopicScorer:
     "Sentence similarity to topic descriptions with a MiniLM encoder (independent of the generator)."
-    def __init__(self, name:str="minilm", # a jobrec encoder backbone
-                 cfg=None, batch_size:int=64):
+
+    def __init__(
+        self,
+        name: str = "minilm",  # a jobrec encoder backbone
+        cfg=None,
+        batch_size: int = 64,
+    ):
         import torch
         from transformers import AutoModel, AutoTokenizer
-        folder, kind = resolve_backbone(name, cfg)
-        if kind != "encoder": raise ValueError(f"the topic scorer needs an encoder backbone, {name!r} is a {kind}")
-        self.tok, self.net, self.bs, self._cache = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval(), batch_size, {}
 
-    def embed(self, texts:list[str])->np.ndarray:
+        folder, kind = resolve_backbone(name, cfg)
+        if kind != "encoder":
+            raise ValueError(f"the topic scorer needs an encoder backbone, {name!r} is a {kind}")
+        self.tok, self.net, self.bs, self._cache = (
+            AutoTokenizer.from_pretrained(folder),
+            AutoModel.from_pretrained(folder).eval(),
+            batch_size,
+            {},
+        )
+
+    def embed(self, texts: list[str]) -> np.ndarray:
         "Normalised embeddings [N, H], cached per text."
         import torch
+
         todo = sorted({t for t in texts if t not in self._cache})
         with torch.no_grad():
             for s in range(0, len(todo), self.bs):
-                b = self.tok(todo[s:s+self.bs], padding=True, truncation=True, max_length=128, return_tensors="pt")
-                e = torch.nn.functional.normalize(mean_pool(self.net(**b).last_hidden_state, b["attention_mask"]), dim=-1)
-                self._cache.update(zip(todo[s:s+self.bs], e.numpy()))
+                b = self.tok(
+                    todo[s : s + self.bs], padding=True, truncation=True, max_length=128, return_tensors="pt"
+                )
+                e = torch.nn.functional.normalize(
+                    mean_pool(self.net(**b).last_hidden_state, b["attention_mask"]), dim=-1
+                )
+                self._cache.update(zip(todo[s : s + self.bs], e.numpy()))
         return np.stack([self._cache[t] for t in texts])
 
-    def similarities(self, text:str, # a narrative
-                     briefs:list[str] # topic descriptions
-                    )->list[float]:
+    def similarities(
+        self,
+        text: str,  # a narrative
+        briefs: list[str],  # topic descriptions
+    ) -> list[float]:
         "Best cosine of each description with a sentence of `text` or the whole text."
-        if not briefs: return []
+        if not briefs:
+            return []
         parts = list(dict.fromkeys(sentences(text) + [text]))
         return (self.embed(list(briefs)) @ self.embed(parts).T).max(1).round(4).tolist()
 
-def calibrate_threshold(scorer:TopicScorer, # the scorer
-                        labels:list[tuple[str, ...]], # each topic's held-out phrasings (jobrec.data.TOPICS)
-                        fpr:float=0.05 # share of wrong-topic examples allowed to pass
-                       )->dict: # threshold, tpr, fpr, n_pos, n_neg
+
+def calibrate_threshold(
+    scorer: TopicScorer,  # the scorer
+    labels: list[tuple[str, ...]],  # each topic's held-out phrasings (jobrec.data.TOPICS)
+    fpr: float = 0.05,  # share of wrong-topic examples allowed to pass
+) -> dict:  # threshold, tpr, fpr, n_pos, n_neg
     "The topic threshold: the (1 - fpr) quantile of the similarities of held-out phrasings to other topics' descriptions."
     carriers = ("I would like to work on {}.", "Our group studies {}.")
     ex = [(i, c.format(p)) for i, ps in enumerate(labels) for p in ps for c in carriers]
-    S = scorer.embed([x for _, x in ex]) @ scorer.embed(TOPIC_BRIEFS[:len(labels)]).T
-    own = np.array([i for i, _ in ex]); pos = S[np.arange(len(ex)), own]
+    S = scorer.embed([x for _, x in ex]) @ scorer.embed(TOPIC_BRIEFS[: len(labels)]).T
+    own = np.array([i for i, _ in ex])
+    pos = S[np.arange(len(ex)), own]
     neg = S[np.arange(len(labels))[None, :] != own[:, None]]
-    thr = float(np.ceil(np.quantile(neg, 1 - fpr, method="higher") * 1e4 + 1) / 1e4)  # strictly above: at most fpr pass
-    return {"threshold": thr, "tpr": round(float((pos >= thr).mean()), 4), "fpr": round(float((neg >= thr).mean()), 4),
-            "n_pos": int(len(pos)), "n_neg": int(len(neg))}
+    thr = float(
+        np.ceil(np.quantile(neg, 1 - fpr, method="higher") * 1e4 + 1) / 1e4
+    )  # strictly above: at most fpr pass
+    return {
+        "threshold": thr,
+        "tpr": round(float((pos >= thr).mean()), 4),
+        "fpr": round(float((neg >= thr).mean()), 4),
+        "n_pos": int(len(pos)),
+        "n_neg": int(len(neg)),
+    }
 
 # %% ../nbs/04b_narratives.ipynb #c021
-def repair_narrative(text:str, # a failing text
-                     reasons:list[str], # its failures (`check_narrative`)
-                     max_words:int # the length bound
-                    )->str|None: # the repaired text, or None when nothing local can be fixed
+def repair_narrative(
+    text: str,  # a failing text
+    reasons: list[str],  # its failures (`check_narrative`)
+    max_words: int,  # the length bound
+) -> str | None:  # the repaired text, or None when nothing local can be fixed
     "Drop the sentences naming an unlisted skill or an identifier; cut at a sentence boundary to `max_words`."
     bad = [r.split(": ", 1)[1].lower() for r in reasons if r.startswith(("unlisted skill", "identifier"))]
-    if not bad and not any(r.startswith("too long") for r in reasons): return None
+    if not bad and not any(r.startswith("too long") for r in reasons):
+        return None
     keep, n = [], 0
     for s in sentences(text):
-        if any(b in s.lower() for b in bad): continue
-        if n + len(s.split()) > max_words: break
-        keep.append(s); n += len(s.split())
+        if any(b in s.lower() for b in bad):
+            continue
+        if n + len(s.split()) > max_words:
+            break
+        keep.append(s)
+        n += len(s.split())
     return " ".join(keep) or None
 
 # %% ../nbs/04b_narratives.ipynb #c023
-def refine_texts(specs:list[dict], # per text: prompt, allowed, briefs, bounds, fallback
-                 lm, scorer:TopicScorer, # generator and independent scorer
-                 skills:list[str], # the vocabulary's skills
-                 threshold:float, # calibrated topic threshold
-                 labels:list[str]=(), # forbidden topic-list phrases
-                 seed:int=0, # first generation's seed; regenerations use seed + attempt
-                 retries:int=2, # regenerations before a text is dropped
-                 sample:bool=True, # seeded sampling or greedy first pass (regenerations always sample)
-                 max_new_tokens:int=96, batch_size:int=16
-                )->tuple[list, list, list, list]: # (texts, outcome per text, first drafts, their failure reasons)
+def refine_texts(
+    specs: list[dict],  # per text: prompt, allowed, briefs, bounds, fallback
+    lm,
+    scorer: TopicScorer,  # generator and independent scorer
+    skills: list[str],  # the vocabulary's skills
+    threshold: float,  # calibrated topic threshold
+    labels: list[str] = (),  # forbidden topic-list phrases
+    seed: int = 0,  # first generation's seed; regenerations use seed + attempt
+    retries: int = 2,  # regenerations before a text is dropped
+    sample: bool = True,  # seeded sampling or greedy first pass (regenerations always sample)
+    max_new_tokens: int = 96,
+    batch_size: int = 16,
+) -> tuple[list, list, list, list]:  # (texts, outcome per text, first drafts, their failure reasons)
     "Generate, check, repair or regenerate each text; a text that never passes falls back to its template."
-    texts = [None] * len(specs); out = ["dropped"] * len(specs); first = [[] for _ in specs]; drafts = [""] * len(specs)
+    texts = [None] * len(specs)
+    out = ["dropped"] * len(specs)
+    first = [[] for _ in specs]
+    drafts = [""] * len(specs)
     todo = list(range(len(specs)))
     for a in range(retries + 1):
-        if not todo: break
-        gen = generate_texts([specs[i]["prompt"] for i in todo], lm, seed + a, sample or a > 0, max_new_tokens, batch_size)
+        if not todo:
+            break
+        gen = generate_texts(
+            [specs[i]["prompt"] for i in todo], lm, seed + a, sample or a > 0, max_new_tokens, batch_size
+        )
         left = []
         for i, t in zip(todo, gen):
-            sp = specs[i]; chk = lambda x: check_narrative(x, sp["allowed"], skills, scorer.similarities(x, sp["briefs"]), threshold, sp["bounds"], labels)
+            sp = specs[i]
+            chk = lambda x: check_narrative(
+                x,
+                sp["allowed"],
+                skills,
+                scorer.similarities(x, sp["briefs"]),
+                threshold,
+                sp["bounds"],
+                labels,
+            )
             r = chk(t)
-            if a == 0: first[i], drafts[i] = r, t
-            if not r: texts[i], out[i] = t, "accepted" if a == 0 else "regenerated"; continue
+            if a == 0:
+                first[i], drafts[i] = r, t
+            if not r:
+                texts[i], out[i] = t, "accepted" if a == 0 else "regenerated"
+                continue
             fixed = repair_narrative(t, r, sp["bounds"][1])
-            if fixed and not chk(fixed): texts[i], out[i] = fixed, "repaired" if a == 0 else "regenerated"; continue
+            if fixed and not chk(fixed):
+                texts[i], out[i] = fixed, "repaired" if a == 0 else "regenerated"
+                continue
             left.append(i)
         todo = left
-    for i in todo: texts[i] = specs[i]["fallback"]
+    for i in todo:
+        texts[i] = specs[i]["fallback"]
     return texts, out, drafts, first
 
 # %% ../nbs/04b_narratives.ipynb #c026
 BOUNDS = {"statement": (15, 110), "project": (6, 45), "description": (15, 110)}  # words
 
-def _reason_kind(r:str)->str: return re.split(r"[:(]| \d", r, maxsplit=1)[0].strip()
 
-def write_narratives(cands:list, jobs:list, # the dataset's Candidate and Job records (changed in place)
-                     cand_drafts:list, job_drafts:list, # their drafts (topics, mention), in the same order
-                     skills:list[str], # the vocabulary's skills
-                     labels:list[tuple[str, ...]], # the topic-list phrasings (jobrec.data.TOPICS)
-                     seed:int=0, # generation seed
-                     model:str="smollm2", # decoder backbone
-                     retries:int=2, # regenerations before a text falls back to its template
-                     n_examples:int=3 # accepted and rejected examples kept in the metadata
-                    )->dict: # metadata of the pass
+def _reason_kind(r: str) -> str:
+    return re.split(r"[:(]| \d", r, maxsplit=1)[0].strip()
+
+
+def write_narratives(
+    cands: list,
+    jobs: list,  # the dataset's Candidate and Job records (changed in place)
+    cand_drafts: list,
+    job_drafts: list,  # their drafts (topics, mention), in the same order
+    skills: list[str],  # the vocabulary's skills
+    labels: list[tuple[str, ...]],  # the topic-list phrasings (jobrec.data.TOPICS)
+    seed: int = 0,  # generation seed
+    model: str = "smollm2",  # decoder backbone
+    retries: int = 2,  # regenerations before a text falls back to its template
+    n_examples: int = 3,  # accepted and rejected examples kept in the metadata
+) -> dict:  # metadata of the pass
     "Rewrite statements, first projects and job descriptions with the language model, refined by the validators."
-    t0 = time.time(); lm = load_lm(model); sc = TopicScorer(); cal = calibrate_threshold(sc, labels)
-    flat = sorted({p for ps in labels for p in ps}); br = lambda d: [TOPIC_BRIEFS[t % len(TOPIC_BRIEFS)] for t in d["topics"]]
-    spec = lambda kind, f, allowed, briefs, fb: dict(kind=kind, prompt=narrative_prompt(kind, f), allowed=list(allowed), briefs=briefs, bounds=BOUNDS[kind], fallback=fb)
+    t0 = time.time()
+    lm = load_lm(model)
+    sc = TopicScorer()
+    cal = calibrate_threshold(sc, labels)
+    flat = sorted({p for ps in labels for p in ps})
+    br = lambda d: [TOPIC_BRIEFS[t % len(TOPIC_BRIEFS)] for t in d["topics"]]
+    spec = lambda kind, f, allowed, briefs, fb: dict(
+        kind=kind,
+        prompt=narrative_prompt(kind, f),
+        allowed=list(allowed),
+        briefs=briefs,
+        bounds=BOUNDS[kind],
+        fallback=fb,
+    )
     S = {"statement": [], "project": [], "description": []}
     for c, d in zip(cands, cand_drafts):
         f = {"topics": d["topics"], "mention": d["mention"], "level": c.academic_level, "mode": c.in_person}
         S["statement"].append(spec("statement", f, c.skills, br(d), c.statement))
         S["project"].append(spec("project", f, c.skills, [], c.projects[0] if c.projects else ""))
     for j, d in zip(jobs, job_drafts):
-        f = {"topics": d["topics"], "mention": d["mention"], "level": j.min_academic_level, "mode": j.in_person, "industry": j.industry}
+        f = {
+            "topics": d["topics"],
+            "mention": d["mention"],
+            "level": j.min_academic_level,
+            "mode": j.in_person,
+            "industry": j.industry,
+        }
         S["description"].append(spec("description", f, j.required_skills, br(d), j.description))
     counts, reasons, ex = {}, Counter(), {"accepted": [], "rejected": []}
     for k, (kind, sp) in enumerate(S.items()):
-        texts, outc, drafts, first = refine_texts(sp, lm, sc, skills, cal["threshold"], flat, seed * 10 + k, retries,
-                                                  max_new_tokens=48 if kind == "project" else 96)
-        counts[kind] = {"generated": len(sp), **{o: outc.count(o) for o in ("accepted", "repaired", "regenerated", "dropped")}}
+        texts, outc, drafts, first = refine_texts(
+            sp,
+            lm,
+            sc,
+            skills,
+            cal["threshold"],
+            flat,
+            seed * 10 + k,
+            retries,
+            max_new_tokens=48 if kind == "project" else 96,
+        )
+        counts[kind] = {
+            "generated": len(sp),
+            **{o: outc.count(o) for o in ("accepted", "repaired", "regenerated", "dropped")},
+        }
         reasons.update(_reason_kind(r) for rs in first for r in rs)
         for t, o, dr, rs in zip(texts, outc, drafts, first):
-            if o == "accepted" and len([e for e in ex["accepted"] if e["kind"] == kind]) < n_examples: ex["accepted"].append({"kind": kind, "text": t})
+            if o == "accepted" and len([e for e in ex["accepted"] if e["kind"] == kind]) < n_examples:
+                ex["accepted"].append({"kind": kind, "text": t})
             if rs and len([e for e in ex["rejected"] if e["kind"] == kind]) < n_examples:
                 ex["rejected"].append({"kind": kind, "draft": dr, "reasons": rs, "outcome": o, "final": t})
         if kind == "statement":
-            for c, t in zip(cands, texts): c.statement = t
+            for c, t in zip(cands, texts):
+                c.statement = t
         elif kind == "project":
-            for c, t in zip(cands, texts): c.projects = [t] + list(c.projects[1:])
+            for c, t in zip(cands, texts):
+                c.projects = [t] + list(c.projects[1:])
         else:
-            for j, t in zip(jobs, texts): j.description = t
-    dt = time.time() - t0; n = sum(v["generated"] for v in counts.values())
+            for j, t in zip(jobs, texts):
+                j.description = t
+    dt = time.time() - t0
+    n = sum(v["generated"] for v in counts.values())
     log.info(f"narratives: {n} texts in {dt:.0f}s, {counts}")
-    return {"model": model, "decoding": "seeded sampling (temperature 0.7, top-p 0.95), regenerations with new seeds", "retries": retries,
-            "topic_threshold": cal, "bounds": BOUNDS, "counts": counts, "first_pass_reasons": dict(sorted(reasons.items())),
-            "examples": ex, "seconds": round(dt, 1), "seconds_per_text": round(dt / max(n, 1), 3)}
+    return {
+        "model": model,
+        "decoding": "seeded sampling (temperature 0.7, top-p 0.95), regenerations with new seeds",
+        "retries": retries,
+        "topic_threshold": cal,
+        "bounds": BOUNDS,
+        "counts": counts,
+        "first_pass_reasons": dict(sorted(reasons.items())),
+        "examples": ex,
+        "seconds": round(dt, 1),
+        "seconds_per_text": round(dt / max(n, 1), 3),
+    }

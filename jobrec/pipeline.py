@@ -12,14 +12,40 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .core import (load_config, merge_config, save_config, seed_everything, get_logger, project_root, write_json,
-                         atomic_path, CONF_DIR, Config, ConfigError, pin_cpu_kernels, numerics)
+from jobrec.core import (
+    load_config,
+    merge_config,
+    save_config,
+    seed_everything,
+    get_logger,
+    project_root,
+    write_json,
+    atomic_path,
+    CONF_DIR,
+    Config,
+    ConfigError,
+    pin_cpu_kernels,
+    numerics,
+)
 from .data import JobRecData, load_embedded, load_dataset, load_released, generate_synthetic
 from .metrics import evaluate_two_sided, compare_systems, protocol_descriptions
 from .narratives import write_narratives
 from .warm import warm_split, warm_preference, with_history, warm_description
-from .fusion import (FusionArrays, FusionModel, fusion_settings, save_fusion, compare_controllability, controllability_summary,
-                           tradeoff_curve, dominance, dominance_ci, decoupling, head_models, head_serving, head_vs_global)
+from jobrec.fusion import (
+    FusionArrays,
+    FusionModel,
+    fusion_settings,
+    save_fusion,
+    compare_controllability,
+    controllability_summary,
+    tradeoff_curve,
+    dominance,
+    dominance_ci,
+    decoupling,
+    head_models,
+    head_serving,
+    head_vs_global,
+)
 
 # %% auto #0
 __all__ = ['log', 'ABLATIONS_FILE', 'REUSE_SECTIONS', 'load_data', 'fusion_arrays', 'fusion_model', 'fused_scores',
@@ -30,189 +56,291 @@ __all__ = ['log', 'ABLATIONS_FILE', 'REUSE_SECTIONS', 'load_data', 'fusion_array
 # %% ../nbs/08_pipeline.ipynb #c006
 log = get_logger("pipeline")
 
-def load_data(cfg:dict # a resolved config
-             )->JobRecData:
+
+def load_data(
+    cfg: dict,  # a resolved config
+) -> JobRecData:
     "The dataset named by `cfg['data']`: the embedded default, a fresh synthetic draw, the released format or a dataset folder."
-    d = cfg["data"]; src = d["source"]
-    if src == "embedded": return load_embedded()
-    if src == "synthetic": return generate_synthetic(d["synthetic"], seed=cfg["seed"], split=d["split"], narrate=write_narratives)
+    d = cfg["data"]
+    src = d["source"]
+    if src == "embedded":
+        return load_embedded()
+    if src == "synthetic":
+        return generate_synthetic(
+            d["synthetic"], seed=cfg["seed"], split=d["split"], narrate=write_narratives
+        )
     if src == "released":
-        if not d.get("path"): raise ConfigError("data.source=released needs data.path (the folder of the released files)")
+        if not d.get("path"):
+            raise ConfigError("data.source=released needs data.path (the folder of the released files)")
         return load_released(d["path"], split=d["split"], seed=cfg["seed"])
     p = Path(src)
-    if not p.is_absolute(): p = project_root()/p
-    if not p.exists(): raise ConfigError(f"data.source {src!r} is neither embedded/synthetic/released nor an existing dataset folder")
+    if not p.is_absolute():
+        p = project_root() / p
+    if not p.exists():
+        raise ConfigError(
+            f"data.source {src!r} is neither embedded/synthetic/released nor an existing dataset folder"
+        )
     return load_dataset(p)
 
 # %% ../nbs/08_pipeline.ipynb #c008
-def fusion_arrays(scores:dict, # s_pref, q_logit, p_qual [C, J] over ALL candidates
-                  data:JobRecData, # the dataset (labels for reporting only)
-                  idx:np.ndarray, # candidate indices of the block
-                  calibrated:bool=True, # False: p_qual = sigmoid(q_logit) (the no-calibration ablation)
-                  history:np.ndarray|None=None # [C, J] warm protocol: visible history, never recommended (`valid` is its complement)
-                 )->FusionArrays:
+def fusion_arrays(
+    scores: dict,  # s_pref, q_logit, p_qual [C, J] over ALL candidates
+    data: JobRecData,  # the dataset (labels for reporting only)
+    idx: np.ndarray,  # candidate indices of the block
+    calibrated: bool = True,  # False: p_qual = sigmoid(q_logit) (the no-calibration ablation)
+    history: np.ndarray
+    | None = None,  # [C, J] warm protocol: visible history, never recommended (`valid` is its complement)
+) -> FusionArrays:
     "The fusion inputs of one block of candidates: expert outputs, what the funnel observed, and the true labels (reporting only)."
     q = scores["q_logit"][idx]
-    p = scores["p_qual"][idx] if calibrated else 1/(1 + np.exp(-np.clip(q, -50, 50)))
+    p = scores["p_qual"][idx] if calibrated else 1 / (1 + np.exp(-np.clip(q, -50, 50)))
     observed = np.where(np.asarray(data.applied, bool)[idx], np.asarray(data.qual)[idx], -1)
-    return FusionArrays(s_pref=scores["s_pref"][idx], p_qual=p, q_logit=q,
-                        qual=np.asarray(data.qual)[idx], pref=np.asarray(data.pref)[idx],
-                        observed=observed, p_observe=scores["p_apply"][idx] if "p_apply" in scores else None,
-                        valid=None if history is None else ~np.asarray(history, bool)[idx])
+    return FusionArrays(
+        s_pref=scores["s_pref"][idx],
+        p_qual=p,
+        q_logit=q,
+        qual=np.asarray(data.qual)[idx],
+        pref=np.asarray(data.pref)[idx],
+        observed=observed,
+        p_observe=scores["p_apply"][idx] if "p_apply" in scores else None,
+        valid=None if history is None else ~np.asarray(history, bool)[idx],
+    )
 
-def fusion_model(cfg:dict, # resolved config (its `fusion` section and seed)
-                 scores:dict, # expert scores over all candidates
-                 data:JobRecData,
-                 val:np.ndarray, # validation candidate indices
-                 calibrated:bool=True,
-                 history:np.ndarray|None=None # warm protocol: the visible history (`fusion_arrays`)
-                )->FusionModel:
+
+def fusion_model(
+    cfg: dict,  # resolved config (its `fusion` section and seed)
+    scores: dict,  # expert scores over all candidates
+    data: JobRecData,
+    val: np.ndarray,  # validation candidate indices
+    calibrated: bool = True,
+    history: np.ndarray | None = None,  # warm protocol: the visible history (`fusion_arrays`)
+) -> FusionModel:
     "The fusion a run serves: the configured system with the validation candidates' arrays it is fitted on."
-    return FusionModel(fusion_settings(cfg), fusion_arrays(scores, data, val, calibrated, history), cfg["seed"])
+    return FusionModel(
+        fusion_settings(cfg), fusion_arrays(scores, data, val, calibrated, history), cfg["seed"]
+    )
 
-def fused_scores(cfg:dict, # resolved config (its `fusion` section)
-                 scores:dict, # expert scores over all candidates
-                 data:JobRecData,
-                 val:np.ndarray, test:np.ndarray, # candidate indices
-                 calibrated:bool=True,
-                 model:FusionModel|None=None, # the run's fusion when already built (default: `fusion_model`)
-                 history:np.ndarray|None=None # warm protocol: the visible history (`fusion_arrays`)
-                )->tuple[np.ndarray, dict]:
+
+def fused_scores(
+    cfg: dict,  # resolved config (its `fusion` section)
+    scores: dict,  # expert scores over all candidates
+    data: JobRecData,
+    val: np.ndarray,
+    test: np.ndarray,  # candidate indices
+    calibrated: bool = True,
+    model: FusionModel | None = None,  # the run's fusion when already built (default: `fusion_model`)
+    history: np.ndarray | None = None,  # warm protocol: the visible history (`fusion_arrays`)
+) -> tuple[np.ndarray, dict]:
     "jobrec's candidate-side test scores at `fusion.tau` (`FusionModel.apply`, as served), and what the policy did."
     model = model or fusion_model(cfg, scores, data, val, calibrated, history)
     res = model.apply(fusion_arrays(scores, data, test, calibrated, history), cfg["fusion"]["tau"])
-    info = {"variant": cfg["fusion"]["variant"], "tau": cfg["fusion"]["tau"], "lambda": float(np.mean(res.lam)),
-            "n_unattainable": res.n_unattainable, "n_backfilled": res.n_backfilled}
+    info = {
+        "variant": cfg["fusion"]["variant"],
+        "tau": cfg["fusion"]["tau"],
+        "lambda": float(np.mean(res.lam)),
+        "n_unattainable": res.n_unattainable,
+        "n_backfilled": res.n_backfilled,
+    }
     return res.scores, info
 
 # %% ../nbs/08_pipeline.ipynb #c010
-def evaluate_systems(systems:dict, # name -> dict(cand=[n, J], emp=[n, J]) scores of the test candidates
-                     data:JobRecData,
-                     test:np.ndarray, # candidate indices the scores are for
-                     cfg:dict, # resolved config (eval and fusion sections)
-                     reference:str|None="jobrec", # paired tests of this system against each other one
-                     exclude:np.ndarray|None=None, # [n, J] pairs left out on both sides (the warm protocol's visible history)
-                     protocols:tuple|None=None, # default: cfg eval.protocols
-                     return_values:bool=False # also return each system's per-unit values (for further paired tests)
-                    )->tuple:
+def evaluate_systems(
+    systems: dict,  # name -> dict(cand=[n, J], emp=[n, J]) scores of the test candidates
+    data: JobRecData,
+    test: np.ndarray,  # candidate indices the scores are for
+    cfg: dict,  # resolved config (eval and fusion sections)
+    reference: str | None = "jobrec",  # paired tests of this system against each other one
+    exclude: np.ndarray
+    | None = None,  # [n, J] pairs left out on both sides (the warm protocol's visible history)
+    protocols: tuple | None = None,  # default: cfg eval.protocols
+    return_values: bool = False,  # also return each system's per-unit values (for further paired tests)
+) -> tuple:
     "(main table, paired tests) over `systems`; with `return_values`, (main, paired, values)."
     e, f = cfg["eval"], cfg["fusion"]
     pref, qual = np.asarray(data.pref)[test], np.asarray(data.qual)[test]
     tables, vals = [], {}
     for name, s in systems.items():
-        df, v = evaluate_two_sided(s["cand"], pref, s["emp"], qual, system=name, ks=tuple(e["ks"]), n_neg=e["n_negatives"],
-                                   protocols=tuple(protocols or e["protocols"]), exclude=exclude, exclude_emp=exclude, n_boot=e["bootstrap"], alpha=e["alpha"], seed=cfg["seed"],
-                                   eligibility_k=f["k"], tau=f["tau"], return_values=True)
-        tables.append(df); vals[name] = v
+        df, v = evaluate_two_sided(
+            s["cand"],
+            pref,
+            s["emp"],
+            qual,
+            system=name,
+            ks=tuple(e["ks"]),
+            n_neg=e["n_negatives"],
+            protocols=tuple(protocols or e["protocols"]),
+            exclude=exclude,
+            exclude_emp=exclude,
+            n_boot=e["bootstrap"],
+            alpha=e["alpha"],
+            seed=cfg["seed"],
+            eligibility_k=f["k"],
+            tau=f["tau"],
+            return_values=True,
+        )
+        tables.append(df)
+        vals[name] = v
     main = pd.concat(tables, ignore_index=True)
     paired = []
     if reference in vals:
         for name in vals:
-            if name == reference: continue
-            t = compare_systems(vals[reference], vals[name], n_boot=e["bootstrap"], seed=cfg["seed"], alpha=e["alpha"], method=e["paired_test"], n_perm=e["n_permutations"])
-            t.insert(0, "b_system", name); t.insert(0, "a_system", reference); paired.append(t)
+            if name == reference:
+                continue
+            t = compare_systems(
+                vals[reference],
+                vals[name],
+                n_boot=e["bootstrap"],
+                seed=cfg["seed"],
+                alpha=e["alpha"],
+                method=e["paired_test"],
+                n_perm=e["n_permutations"],
+            )
+            t.insert(0, "b_system", name)
+            t.insert(0, "a_system", reference)
+            paired.append(t)
     paired = pd.concat(paired, ignore_index=True) if paired else pd.DataFrame()
     return (main, paired, vals) if return_values else (main, paired)
 
 # %% ../nbs/08_pipeline.ipynb #c012
-ABLATIONS_FILE = CONF_DIR/"ablations.yaml"
+ABLATIONS_FILE = CONF_DIR / "ablations.yaml"
 REUSE_SECTIONS = {"fusion", "calibration", "eval"}
 
-def load_ablations(path:str|Path|None=None # YAML of name -> {description, delta}
-                  )->dict:
+
+def load_ablations(
+    path: str | Path | None = None,  # YAML of name -> {description, delta}
+) -> dict:
     "The ablations: name -> dict(description, delta), every delta checked against the config schema."
     d = yaml.safe_load(Path(path or ABLATIONS_FILE).read_text()) or {}
     base = load_config()
     for name, a in d.items():
         if not {"description", "delta"} <= set(a) <= {"description", "delta", "inert"}:
-            raise ConfigError(f"ablation {name!r} must have 'description' and 'delta' (and optionally 'inert': why it may change nothing)")
+            raise ConfigError(
+                f"ablation {name!r} must have 'description' and 'delta' (and optionally 'inert': why it may change nothing)"
+            )
         merge_config(base, a["delta"], f"ablation {name}")
     return d
 
-def ablation_config(cfg:dict, # the run's resolved config
-                    delta:dict # the ablation's delta
-                   )->Config:
+
+def ablation_config(
+    cfg: dict,  # the run's resolved config
+    delta: dict,  # the ablation's delta
+) -> Config:
     return Config(merge_config(dict(cfg), delta, "ablation"))
 
 # %% ../nbs/08_pipeline.ipynb #c015
-def funnel_figures(data:JobRecData, # the dataset (ground truth for both labels)
-                   idx:np.ndarray|None=None # candidates (default: all)
-                  )->dict:
+def funnel_figures(
+    data: JobRecData,  # the dataset (ground truth for both labels)
+    idx: np.ndarray | None = None,  # candidates (default: all)
+) -> dict:
     "Funnel rates and the overlap of preference, qualification and the logged hire signal."
     i = np.arange(len(data.candidates)) if idx is None else idx
     P, Q = np.asarray(data.pref)[i] == 1, np.asarray(data.qual)[i] == 1
     A, H = np.asarray(data.applied)[i], np.asarray(data.hired)[i]
     r = lambda a, b: float((a & b).sum() / max(b.sum(), 1))
-    return {"pairs": int(P.size), "pref_rate": float(P.mean()), "qual_rate": float(Q.mean()), "apply_rate": float(A.mean()),
-            "hire_rate": float(H.mean()), "apply_given_pref": r(A, P), "accept_given_apply": r(Q, A),
-            "not_qualified_given_pref": r(~Q, P), "pref_given_qual": r(P, Q),
-            "hire_given_pref": r(H, P), "hire_given_qual": r(H, Q), "pref_given_hire": r(P, H), "qual_given_hire": r(Q, H),
-            "preferred_and_qualified_never_hired": float((P & Q & ~H).sum() / max((P & Q).sum(), 1)),
-            "censored_qualification_share": float((~A).mean())}
+    return {
+        "pairs": int(P.size),
+        "pref_rate": float(P.mean()),
+        "qual_rate": float(Q.mean()),
+        "apply_rate": float(A.mean()),
+        "hire_rate": float(H.mean()),
+        "apply_given_pref": r(A, P),
+        "accept_given_apply": r(Q, A),
+        "not_qualified_given_pref": r(~Q, P),
+        "pref_given_qual": r(P, Q),
+        "hire_given_pref": r(H, P),
+        "hire_given_qual": r(H, Q),
+        "pref_given_hire": r(P, H),
+        "qual_given_hire": r(Q, H),
+        "preferred_and_qualified_never_hired": float((P & Q & ~H).sum() / max((P & Q).sum(), 1)),
+        "censored_qualification_share": float((~A).mean()),
+    }
 
 # %% ../nbs/08_pipeline.ipynb #c018
 def _score_block(sysm, data, idx):
     return sysm.score_all(data, idx)
 
+
 def _all_scores(sysm, data, idx_all):
     "Scores of the given candidates, scattered into full [C, J] matrices (zeros elsewhere); with both experts also `p_apply`."
     from jobrec.calibration import fit_calibration, apply_calibration
+
     C, J = data.shape
     sc = sysm.score_all(data, idx_all)
-    if "q_logit" in sc:  # apply propensity: the preference expert's calibrated apply probability (fitted on validation)
+    if (
+        "q_logit" in sc
+    ):  # apply propensity: the preference expert's calibrated apply probability (fitted on validation)
         cal = getattr(sysm, "calibration", {}).get("apply")
         if cal is None:
             v = np.asarray(data.split)[idx_all] == "val"
-            cal = fit_calibration(np.asarray(sc["s_pref"])[v].ravel(), np.asarray(data.applied, bool)[idx_all][v].ravel().astype(float), "platt")
+            cal = fit_calibration(
+                np.asarray(sc["s_pref"])[v].ravel(),
+                np.asarray(data.applied, bool)[idx_all][v].ravel().astype(float),
+                "platt",
+            )
         sc["p_apply"] = apply_calibration(np.asarray(sc["s_pref"]), cal)
     out = {}
     for k, v in sc.items():
-        m = np.zeros((C, J), np.float32); m[idx_all] = v; out[k] = m
+        m = np.zeros((C, J), np.float32)
+        m[idx_all] = v
+        out[k] = m
     return out
 
-def save_served_fusion(system, # a trained ExpertSystem
-                       data:JobRecData, # the dataset it was trained on (its validation candidates fit the fusion)
-                       cfg:dict, # resolved config
-                       model_dir:str|Path # the run's model folder
-                      )->Path:
+
+def save_served_fusion(
+    system,  # a trained ExpertSystem
+    data: JobRecData,  # the dataset it was trained on (its validation candidates fit the fusion)
+    cfg: dict,  # resolved config
+    model_dir: str | Path,  # the run's model folder
+) -> Path:
     "Fit the served fusion on the validation candidates' expert scores and save it beside the model (what `jobrec recommend --tau` serves)."
     val = data.idx("val")
     return save_fusion(fusion_model(cfg, _all_scores(system, data, val), data, val), model_dir)
 
-def train_run(cfg:dict, # resolved config
-              out_dir:str|Path, # run folder
-              resume:bool=True, # continue an interrupted training
-              data:JobRecData|None=None
-             )->Path:
+
+def train_run(
+    cfg: dict,  # resolved config
+    out_dir: str | Path,  # run folder
+    resume: bool = True,  # continue an interrupted training
+    data: JobRecData | None = None,
+) -> Path:
     "Train both experts (two stages), calibrate and fit the served fusion; writes `out_dir/model` (with `fusion.json`) and `out_dir/config.yaml`."
     from jobrec.training import train_experts
-    out = Path(out_dir); save_config(cfg, out)
-    pin_cpu_kernels(cfg.get("cpu_kernels", "auto")); write_json(numerics(cfg), out/"numerics.json")
+
+    out = Path(out_dir)
+    save_config(cfg, out)
+    pin_cpu_kernels(cfg.get("cpu_kernels", "auto"))
+    write_json(numerics(cfg), out / "numerics.json")
     seed_everything(cfg["seed"])
     data = data if data is not None else load_data(cfg)
-    sysm = train_experts(data, cfg, out/"model", resume=resume)
-    save_served_fusion(sysm, data, cfg, out/"model")
+    sysm = train_experts(data, cfg, out / "model", resume=resume)
+    save_served_fusion(sysm, data, cfg, out / "model")
     return out
 
 # %% ../nbs/08_pipeline.ipynb #c018b
-def _baseline_scores(cfg, data, test, systems, scores, timings, selected=None)->dict:
+def _baseline_scores(cfg, data, test, systems, scores, timings, selected=None) -> dict:
     "Fit and score the baselines into `scores` (their seconds into `timings`, the RecBole stages kept on validation into `selected`); returns, per expensive baseline, the test rows it scored."
     from jobrec.baselines import make_baseline, has_recbole, baseline_options
+
     names = list(systems if systems is not None else cfg["baselines"]["run"])
     if systems is None and cfg["baselines"]["recbole"]:
-        if has_recbole(baseline_options(cfg)): names += list(cfg["baselines"]["recbole"])
-        else: log.info("RecBole baselines skipped: their environment is absent (make recbole-env)")
+        if has_recbole(baseline_options(cfg)):
+            names += list(cfg["baselines"]["recbole"])
+        else:
+            log.info("RecBole baselines skipped: their environment is absent (make recbole-env)")
     for name in names:
         t = time.time()
         b = make_baseline(name).fit(data, cfg, np.random.default_rng([cfg["seed"], len(scores)]))
         s = b.score(data, test)
         scores[name] = {"cand": s["cand"], "emp": s["emp"]}
         timings[f"baseline_{name}"] = time.time() - t
-        if selected is not None and getattr(b, "selection", None): selected[name] = b.selection
+        if selected is not None and getattr(b, "selection", None):
+            selected[name] = b.selection
     partial = {}
-    for name in (list(cfg["baselines"]["expensive"]) if systems is None else []):
+    for name in list(cfg["baselines"]["expensive"]) if systems is None else []:
         t = time.time()
-        b = make_baseline(name).fit(data, cfg, np.random.default_rng([cfg["seed"], len(scores) + len(partial)]))
+        b = make_baseline(name).fit(
+            data, cfg, np.random.default_rng([cfg["seed"], len(scores) + len(partial)])
+        )
         s = b.score(data, test)
         rows = np.flatnonzero(s["valid"].all(1)) if "valid" in s else np.arange(len(test))
         partial[name] = rows
@@ -220,135 +348,219 @@ def _baseline_scores(cfg, data, test, systems, scores, timings, selected=None)->
         timings[f"baseline_{name}"] = time.time() - t
     return partial
 
-def _controllability(cfg, sc, data, val, test, single, out, timings, models=None)->tuple:
+
+def _controllability(cfg, sc, data, val, test, single, out, timings, models=None) -> tuple:
     "Sweep every fusion system and `single` (the conflated model's [C, J] scores), decoupling (its headline returned), the trade-off path."
     t = time.time()
     test_arrays = fusion_arrays(sc, data, test)
-    sweep = compare_controllability(fusion_arrays(sc, data, val), test_arrays, cfg=cfg,
-                                    single_scores=single[test], seed=cfg["seed"], models=models)
-    sweep.to_csv(out/"results"/"sweep.csv", index=False)
+    sweep = compare_controllability(
+        fusion_arrays(sc, data, val),
+        test_arrays,
+        cfg=cfg,
+        single_scores=single[test],
+        seed=cfg["seed"],
+        models=models,
+    )
+    sweep.to_csv(out / "results" / "sweep.csv", index=False)
     summary = controllability_summary(sweep)
-    summary.to_csv(out/"results"/"sweep_summary.csv", index=False)
+    summary.to_csv(out / "results" / "sweep_summary.csv", index=False)
     ev = cfg["eval"]
-    dec = decoupling(fusion_model(cfg, sc, data, val), test_arrays, single[val], single[test],
-                     n_boot=int(ev["bootstrap"]), alpha=float(ev["alpha"]), seed=int(cfg["seed"]))
-    write_json(dec, out/"results"/"decoupling.json")
+    dec = decoupling(
+        fusion_model(cfg, sc, data, val),
+        test_arrays,
+        single[val],
+        single[test],
+        n_boot=int(ev["bootstrap"]),
+        alpha=float(ev["alpha"]),
+        seed=int(cfg["seed"]),
+    )
+    write_json(dec, out / "results" / "decoupling.json")
     # test-selected, a picture only: the family's whole trade-off on test labels, and its lead read at the conflated point
     curve = tradeoff_curve(test_arrays, cfg=cfg)
-    curve.to_csv(out/"results"/"tradeoff.csv", index=False)
+    curve.to_csv(out / "results" / "tradeoff.csv", index=False)
     c0 = sweep[sweep.system == "conflated"].iloc[0]
-    dom = dominance_ci(test_arrays, single[test], cfg, n_boot=int(ev["bootstrap"]), alpha=float(ev["alpha"]), seed=int(cfg["seed"]))
-    if abs(dom["point_eligibility"] - c0["achieved"]) > 1e-9: raise AssertionError("dominance_ci's single-score point is not the sweep's")
-    write_json(dom, out/"results"/"dominance.json")
+    dom = dominance_ci(
+        test_arrays,
+        single[test],
+        cfg,
+        n_boot=int(ev["bootstrap"]),
+        alpha=float(ev["alpha"]),
+        seed=int(cfg["seed"]),
+    )
+    if abs(dom["point_eligibility"] - c0["achieved"]) > 1e-9:
+        raise AssertionError("dominance_ci's single-score point is not the sweep's")
+    write_json(dom, out / "results" / "dominance.json")
     timings["sweep"] = time.time() - t
     return sweep, summary, {k: dec[k] for k in ("system", "estimator", "target")} | dec["headline"]
 
 # %% ../nbs/08_pipeline.ipynb #c018b2
 def _expert_eval(sysm, data, sc, idx):
     from jobrec.training import evaluate_experts
+
     return evaluate_experts(sysm, data, "test", scores={k: v[idx] for k, v in sc.items()}, seed=0)
 
-def _served_fusion(cfg, sc, data, val, timings)->tuple:
+
+def _served_fusion(cfg, sc, data, val, timings) -> tuple:
     "The tau head and the global multiplier on the validation candidates, the serving rule, and the config the run serves."
-    t = time.time(); ev, fv = cfg["eval"], fusion_arrays(sc, data, val)
+    t = time.time()
+    ev, fv = cfg["eval"], fusion_arrays(sc, data, val)
     heads = head_models(fv, cfg, cfg["seed"])
-    rule = head_serving(heads, fv, cfg, n_boot=int(ev["bootstrap"]), alpha=float(ev["alpha"]), seed=int(cfg["seed"]))
+    rule = head_serving(
+        heads, fv, cfg, n_boot=int(ev["bootstrap"]), alpha=float(ev["alpha"]), seed=int(cfg["seed"])
+    )
     timings["tau_head"] = time.time() - t
-    served = Config(merge_config(dict(cfg), {"fusion": {"variant": "tau_head"}}, "served fusion")) if rule["serve"] else cfg
+    served = (
+        Config(merge_config(dict(cfg), {"fusion": {"variant": "tau_head"}}, "served fusion"))
+        if rule["serve"]
+        else cfg
+    )
     return heads, rule, served
 
-def _tau_head_report(heads, rule, cfg, sc, data, test, out)->dict:
+
+def _tau_head_report(heads, rule, cfg, sc, data, test, out) -> dict:
     "The tau head against the global multiplier on the test candidates, per tau (read once, to report); written and returned for metrics.json."
     if cfg["fusion"]["tau_head_serve"] == "never":  # the head was not trained: nothing to compare
-        report = {"trained": False, "reason": "fusion.tau_head_serve is never: the tau head is not trained",
-                  "serving": rule, "comparison": []}
-        write_json(report, out/"results"/"tau_head.json")
+        report = {
+            "trained": False,
+            "reason": "fusion.tau_head_serve is never: the tau head is not trained",
+            "serving": rule,
+            "comparison": [],
+        }
+        write_json(report, out / "results" / "tau_head.json")
         return report
     ev = cfg["eval"]
-    cmp = head_vs_global(heads, fusion_arrays(sc, data, test), n_boot=int(ev["bootstrap"]), alpha=float(ev["alpha"]), seed=int(cfg["seed"]))
-    cmp.to_csv(out/"results"/"tau_head.csv", index=False)
+    cmp = head_vs_global(
+        heads,
+        fusion_arrays(sc, data, test),
+        n_boot=int(ev["bootstrap"]),
+        alpha=float(ev["alpha"]),
+        seed=int(cfg["seed"]),
+    )
+    cmp.to_csv(out / "results" / "tau_head.csv", index=False)
     report = {"serving": rule, "comparison": json.loads(cmp.to_json(orient="records"))}
-    write_json(report, out/"results"/"tau_head.json")
+    write_json(report, out / "results" / "tau_head.json")
     return report
 
 # %% ../nbs/08_pipeline.ipynb #c018d
-def _evaluate_all(cfg, data, test, scores, partial, out, timings)->pd.DataFrame:
+def _evaluate_all(cfg, data, test, scores, partial, out, timings) -> pd.DataFrame:
     "Evaluate every system on the test candidates (the expensive ones on their subset, beside jobrec there); writes main.csv and paired.csv."
     t = time.time()
     main, paired = evaluate_systems({k: v for k, v in scores.items() if k not in partial}, data, test, cfg)
     for name, rows in partial.items():
         # an expensive baseline scores only a seeded subset of test candidates: evaluated there, beside jobrec on the same subset
-        sub = {f"{name} (subset)": {k: v[rows] for k, v in scores[name].items()},
-               "jobrec (subset)": {k: v[rows] for k, v in scores["jobrec"].items()}}
+        sub = {
+            f"{name} (subset)": {k: v[rows] for k, v in scores[name].items()},
+            "jobrec (subset)": {k: v[rows] for k, v in scores["jobrec"].items()},
+        }
         m2, p2 = evaluate_systems(sub, data, test[rows], cfg, reference="jobrec (subset)")
         main, paired = pd.concat([main, m2], ignore_index=True), pd.concat([paired, p2], ignore_index=True)
     timings["evaluate"] = time.time() - t
-    main.to_csv(out/"results"/"main.csv", index=False); paired.to_csv(out/"results"/"paired.csv", index=False)
+    main.to_csv(out / "results" / "main.csv", index=False)
+    paired.to_csv(out / "results" / "paired.csv", index=False)
     return main
 
-def _funnel_of(data, test, main, cfg)->dict:
+
+def _funnel_of(data, test, main, cfg) -> dict:
     "The funnel figures of the test candidates, and jobrec's, preference-only and conflated rankings on them."
     funnel = {"data": funnel_figures(data, test)}
     for name in ("jobrec", "jobrec_pref_only", "conflated"):
-        m = main[(main.system == name) & (main.side == "candidate") & (main.protocol == "full")].set_index("metric")["mean"]
-        funnel[name] = {k: float(m[k]) for k in ("ndcg@10", "recall@10", f"eligibility@{cfg['fusion']['k']}") if k in m}
+        m = main[(main.system == name) & (main.side == "candidate") & (main.protocol == "full")].set_index(
+            "metric"
+        )["mean"]
+        funnel[name] = {
+            k: float(m[k]) for k in ("ndcg@10", "recall@10", f"eligibility@{cfg['fusion']['k']}") if k in m
+        }
     return funnel
 
 # %% ../nbs/08_pipeline.ipynb #c018g
-def warm_systems(cfg:dict, # resolved config (eval.warm, fusion, baselines)
-                 data:JobRecData, sc:dict, # the dataset and the experts' scores over all candidates
-                 scores:dict, # the cold systems' test scores (name -> cand, emp)
-                 history:np.ndarray, # bool [C, J] visible history (`warm_split`)
-                 skip:tuple=(), # systems left out (the expensive ones scored on a subset)
-                 selected:dict|None=None # filled with the stage each refitted RecBole model kept on validation
-                )->tuple[dict, dict]: # (name -> cand, emp), info
+def warm_systems(
+    cfg: dict,  # resolved config (eval.warm, fusion, baselines)
+    data: JobRecData,
+    sc: dict,  # the dataset and the experts' scores over all candidates
+    scores: dict,  # the cold systems' test scores (name -> cand, emp)
+    history: np.ndarray,  # bool [C, J] visible history (`warm_split`)
+    skip: tuple = (),  # systems left out (the expensive ones scored on a subset)
+    selected: dict | None = None,  # filled with the stage each refitted RecBole model kept on validation
+) -> tuple[dict, dict]:  # (name -> cand, emp), info
     "The systems of the warm protocol: jobrec on its warm preference, the collaborative baselines refitted with the histories, every other system as it is."
     from jobrec.baselines import make_baseline
-    val, test = data.idx("val"), data.idx("test"); vt = np.concatenate([val, test])
+
+    val, test = data.idx("val"), data.idx("test")
+    vt = np.concatenate([val, test])
     w, model = warm_preference(data, history, sc["s_pref"], val, vt)
-    sw = {**sc, "s_pref": sc["s_pref"].copy()}; sw["s_pref"][vt] = w
+    sw = {**sc, "s_pref": sc["s_pref"].copy()}
+    sw["s_pref"][vt] = w
     fused, finfo = fused_scores(cfg, sw, data, val, test, history=history)
-    out = {"jobrec": {"cand": fused, "emp": sc["q_logit"][test]},
-           "jobrec_pref_only": {"cand": sw["s_pref"][test], "emp": sc["s_pref"][test]}}
+    out = {
+        "jobrec": {"cand": fused, "emp": sc["q_logit"][test]},
+        "jobrec_pref_only": {"cand": sw["s_pref"][test], "emp": sc["s_pref"][test]},
+    }
     refit = [n for n in cfg["eval"]["warm"]["refit"] if n in scores]
     wd = with_history(data, history)
     for i, name in enumerate(scores):
-        if name in out or name in skip or name.endswith("(subset)"): continue
+        if name in out or name in skip or name.endswith("(subset)"):
+            continue
         if name in refit:
             b = make_baseline(name).fit(wd, cfg, np.random.default_rng([cfg["seed"], i, 1]))
             s = b.score(wd, test)
             out[name] = {"cand": s["cand"], "emp": s["emp"]}
-            if selected is not None and getattr(b, "selection", None): selected[name] = b.selection
-        else: out[name] = scores[name]
-    info = {"description": warm_description(cfg["eval"]["warm"]["history_share"]), "history_share": cfg["eval"]["warm"]["history_share"],
-            "history_pairs_test": int(history[test].sum()), "weights": model.weights(), "refit": refit, "fusion": finfo}
+            if selected is not None and getattr(b, "selection", None):
+                selected[name] = b.selection
+        else:
+            out[name] = scores[name]
+    info = {
+        "description": warm_description(cfg["eval"]["warm"]["history_share"]),
+        "history_share": cfg["eval"]["warm"]["history_share"],
+        "history_pairs_test": int(history[test].sum()),
+        "weights": model.weights(),
+        "refit": refit,
+        "fusion": finfo,
+    }
     return out, info
 
 # %% ../nbs/08_pipeline.ipynb #c018h
-def warm_summary(main:pd.DataFrame, # a main table with warm rows
-                 own:tuple=("jobrec", "jobrec_pref_only", "conflated") # jobrec's own systems (not baselines)
-                )->dict|None:
+def warm_summary(
+    main: pd.DataFrame,  # a main table with warm rows
+    own: tuple = ("jobrec", "jobrec_pref_only", "conflated"),  # jobrec's own systems (not baselines)
+) -> dict | None:
     "jobrec against the best baseline under the warm protocol (candidate side, NDCG@10); None without warm rows."
-    m = main[(main.protocol == "warm") & (main.side == "candidate") & (main.metric == "ndcg@10")].set_index("system")["mean"]
-    if "jobrec" not in m: return None
+    m = main[(main.protocol == "warm") & (main.side == "candidate") & (main.metric == "ndcg@10")].set_index(
+        "system"
+    )["mean"]
+    if "jobrec" not in m:
+        return None
     b = m[[s for s in m.index if s not in own and not s.endswith("(subset)")]]
-    if not len(b): return {"jobrec_candidate_ndcg@10": float(m["jobrec"])}
-    return {"jobrec_candidate_ndcg@10": float(m["jobrec"]), "best_baseline": str(b.idxmax()),
-            "best_baseline_candidate_ndcg@10": float(b.max()), "margin": float(m["jobrec"] - b.max())}
+    if not len(b):
+        return {"jobrec_candidate_ndcg@10": float(m["jobrec"])}
+    return {
+        "jobrec_candidate_ndcg@10": float(m["jobrec"]),
+        "best_baseline": str(b.idxmax()),
+        "best_baseline_candidate_ndcg@10": float(b.max()),
+        "margin": float(m["jobrec"] - b.max()),
+    }
 
-def _warm_protocol(cfg, data, sc, scores, partial, main, out, timings, selected=None)->pd.DataFrame:
+
+def _warm_protocol(cfg, data, sc, scores, partial, main, out, timings, selected=None) -> pd.DataFrame:
     "Run the warm protocol; its rows are appended to main.csv and paired.csv (protocol `warm`), its details written to results/warm.json."
-    t = time.time(); w = cfg["eval"]["warm"]; test = data.idx("test")
+    t = time.time()
+    w = cfg["eval"]["warm"]
+    test = data.idx("test")
     history = warm_split(data, w["history_share"], cfg["seed"])
     log.info(warm_description(w["history_share"]))
     systems, info = warm_systems(cfg, data, sc, scores, history, tuple(partial), selected)
     mw, pw = evaluate_systems(systems, data, test, cfg, exclude=history[test], protocols=("full",))
     mw["protocol"] = "warm"
-    if len(pw): pw["protocol"] = "warm"
-    main = pd.concat([main, mw], ignore_index=True); main.to_csv(out/"results"/"main.csv", index=False)
-    paired = pd.read_csv(out/"results"/"paired.csv") if (out/"results"/"paired.csv").stat().st_size > 1 else pd.DataFrame()
-    pd.concat([paired, pw], ignore_index=True).to_csv(out/"results"/"paired.csv", index=False)
-    write_json({**info, "summary": warm_summary(main)}, out/"results"/"warm.json")
+    if len(pw):
+        pw["protocol"] = "warm"
+    main = pd.concat([main, mw], ignore_index=True)
+    main.to_csv(out / "results" / "main.csv", index=False)
+    paired = (
+        pd.read_csv(out / "results" / "paired.csv")
+        if (out / "results" / "paired.csv").stat().st_size > 1
+        else pd.DataFrame()
+    )
+    pd.concat([paired, pw], ignore_index=True).to_csv(out / "results" / "paired.csv", index=False)
+    write_json({**info, "summary": warm_summary(main)}, out / "results" / "warm.json")
     timings["warm"] = time.time() - t
     return main
 
@@ -357,97 +569,148 @@ def _ablations(cfg, data, sysm, sc, out, names, timings):
     "The ablation rows (`run_ablations`), written to results/ablations.csv."
     t = time.time()
     abl = run_ablations(cfg, data, sysm, sc, out, names=names if names is not None else cfg.get("ablations"))
-    abl.to_csv(out/"results"/"ablations.csv", index=False)
+    abl.to_csv(out / "results" / "ablations.csv", index=False)
     timings["ablations"] = time.time() - t
 
 # %% ../nbs/08_pipeline.ipynb #c018c
-def run_experiment(cfg:dict, # resolved config
-                   out_dir:str|Path, # run folder
-                   ablations:bool=True, # also run the ablations
-                   systems:list|None=None, # baselines to run (default: cfg baselines.run); jobrec and conflated always run
-                   data:JobRecData|None=None, # dataset (default: from cfg)
-                   ablation_names:list|None=None # a subset of the ablations
-                  )->Path:
+def run_experiment(
+    cfg: dict,  # resolved config
+    out_dir: str | Path,  # run folder
+    ablations: bool = True,  # also run the ablations
+    systems: list
+    | None = None,  # baselines to run (default: cfg baselines.run); jobrec and conflated always run
+    data: JobRecData | None = None,  # dataset (default: from cfg)
+    ablation_names: list | None = None,  # a subset of the ablations
+) -> Path:
     "Train, score, fuse and evaluate everything; write the run folder described above."
     from jobrec.training import train_experts, train_conflated
-    t_all = time.time(); timings = {}
+
+    t_all = time.time()
+    timings = {}
     out = Path(out_dir)
-    if not out.is_absolute(): out = project_root()/out
+    if not out.is_absolute():
+        out = project_root() / out
     save_config(cfg, out)
-    pin_cpu_kernels(cfg.get("cpu_kernels", "auto")); write_json(numerics(cfg), out/"numerics.json")
-    (out/"scores").mkdir(parents=True, exist_ok=True); (out/"results").mkdir(exist_ok=True)
+    pin_cpu_kernels(cfg.get("cpu_kernels", "auto"))
+    write_json(numerics(cfg), out / "numerics.json")
+    (out / "scores").mkdir(parents=True, exist_ok=True)
+    (out / "results").mkdir(exist_ok=True)
     log.info("protocols: " + " | ".join(protocol_descriptions(cfg["eval"]["n_negatives"]).values()))
     rng = seed_everything(cfg["seed"])
-    t = time.time(); data = data if data is not None else load_data(cfg); timings["data"] = time.time() - t
+    t = time.time()
+    data = data if data is not None else load_data(cfg)
+    timings["data"] = time.time() - t
     val, test = data.idx("val"), data.idx("test")
     vt = np.concatenate([val, test])
 
-    t = time.time(); sysm = train_experts(data, cfg, out/"model", stage1_cache=out/"cache"/"stage1"); timings["train_jobrec"] = time.time() - t
-    t = time.time(); sc = _all_scores(sysm, data, vt); timings["score_jobrec"] = time.time() - t
+    t = time.time()
+    sysm = train_experts(data, cfg, out / "model", stage1_cache=out / "cache" / "stage1")
+    timings["train_jobrec"] = time.time() - t
+    t = time.time()
+    sc = _all_scores(sysm, data, vt)
+    timings["score_jobrec"] = time.time() - t
     heads, rule, cfg = _served_fusion(cfg, sc, data, val, timings)
     fm = heads[0] if rule["serve"] else fusion_model(cfg, sc, data, val)
     fused, finfo = fused_scores(cfg, sc, data, val, test, model=fm)
-    scores = {"jobrec": {"cand": fused, "emp": sc["q_logit"][test]},
-              "jobrec_pref_only": {"cand": sc["s_pref"][test], "emp": sc["s_pref"][test]}}
-    experts = {"fusion": finfo, "training": getattr(sysm, "report", {}), "cross_evaluation": _expert_eval(sysm, data, sc, test)}
-    np.savez(out/"scores"/"jobrec.npz", cand=fused, emp=sc["q_logit"][test], test=test, val=val,
-             **{k: v[vt] for k, v in sc.items()})
+    scores = {
+        "jobrec": {"cand": fused, "emp": sc["q_logit"][test]},
+        "jobrec_pref_only": {"cand": sc["s_pref"][test], "emp": sc["s_pref"][test]},
+    }
+    experts = {
+        "fusion": finfo,
+        "training": getattr(sysm, "report", {}),
+        "cross_evaluation": _expert_eval(sysm, data, sc, test),
+    }
+    np.savez(
+        out / "scores" / "jobrec.npz",
+        cand=fused,
+        emp=sc["q_logit"][test],
+        test=test,
+        val=val,
+        **{k: v[vt] for k, v in sc.items()},
+    )
 
-    t = time.time(); conf = train_conflated(data, cfg, out/"conflated"); timings["train_conflated"] = time.time() - t
+    t = time.time()
+    conf = train_conflated(data, cfg, out / "conflated")
+    timings["train_conflated"] = time.time() - t
     cs = _all_scores(conf, data, vt)["s_pref"]
     scores["conflated"] = {"cand": cs[test], "emp": cs[test]}
 
     recbole = {"cold": {}, "warm": {}}  # the epoch each RecBole model kept on validation, per protocol
     partial = _baseline_scores(cfg, data, test, systems, scores, timings, recbole["cold"])
     for name, s in scores.items():
-        if name != "jobrec": np.savez(out/"scores"/f"{name}.npz", cand=s["cand"], emp=s["emp"], test=test)
+        if name != "jobrec":
+            np.savez(out / "scores" / f"{name}.npz", cand=s["cand"], emp=s["emp"], test=test)
 
     main = _evaluate_all(cfg, data, test, scores, partial, out, timings)
-    sweep, summary, dec = _controllability(cfg, sc, data, val, test, cs, out, timings, dict(zip(("tau_head", "inference_global"), heads)))
+    sweep, summary, dec = _controllability(
+        cfg, sc, data, val, test, cs, out, timings, dict(zip(("tau_head", "inference_global"), heads))
+    )
     th = _tau_head_report(heads, rule, cfg, sc, data, test, out)
-    write_json(_funnel_of(data, test, main, cfg), out/"results"/"funnel.json"); write_json(experts, out/"results"/"experts.json")
+    write_json(_funnel_of(data, test, main, cfg), out / "results" / "funnel.json")
+    write_json(experts, out / "results" / "experts.json")
 
-    if ablations: _ablations(cfg, data, sysm, sc, out, ablation_names, timings)
+    if ablations:
+        _ablations(cfg, data, sysm, sc, out, ablation_names, timings)
     if cfg["eval"]["warm"]["enabled"]:
         main = _warm_protocol(cfg, data, sc, scores, partial, main, out, timings, recbole["warm"])
-    if recbole["cold"]: write_json(recbole, out/"results"/"recbole.json")
-    save_fusion(fm, out/"model")  # what `jobrec recommend --tau` serves from this run (fitted last: nothing above changes)
+    if recbole["cold"]:
+        write_json(recbole, out / "results" / "recbole.json")
+    save_fusion(
+        fm, out / "model"
+    )  # what `jobrec recommend --tau` serves from this run (fitted last: nothing above changes)
     timings["total"] = time.time() - t_all
-    write_json({k: round(v, 2) for k, v in timings.items()}, out/"timings.json")
-    write_json(headline(main, sweep, cfg, summary) | {"decoupling": dec, "tau_head": th}, out/"metrics.json")
+    write_json({k: round(v, 2) for k, v in timings.items()}, out / "timings.json")
+    write_json(
+        headline(main, sweep, cfg, summary) | {"decoupling": dec, "tau_head": th}, out / "metrics.json"
+    )
     log.info(f"experiment done in {timings['total']:.0f}s -> {out}")
     return out
 
 # %% ../nbs/08_pipeline.ipynb #c020
-def unchanged_sides(systems:dict, # name -> dict(cand=[n, J], emp=[n, J]) test scores; "jobrec" the reference
-                    reference:str="jobrec")->dict:
+def unchanged_sides(
+    systems: dict,  # name -> dict(cand=[n, J], emp=[n, J]) test scores; "jobrec" the reference
+    reference: str = "jobrec",
+) -> dict:
     "Each other system -> the sides ('candidate', 'employer') whose test scores equal the reference's bit for bit."
     r = systems[reference]
-    return {n: [side for side, k in (("candidate", "cand"), ("employer", "emp")) if np.array_equal(s[k], r[k])]
-            for n, s in systems.items() if n != reference}
+    return {
+        n: [side for side, k in (("candidate", "cand"), ("employer", "emp")) if np.array_equal(s[k], r[k])]
+        for n, s in systems.items()
+        if n != reference
+    }
 
-def compute_columns(compute:dict, # name -> the training's compute record (`Trainer.compute_record`)
-                    same:dict, # `unchanged_sides`
-                    abl:dict # the ablations (their `inert` declarations)
-                   )->pd.DataFrame:
+
+def compute_columns(
+    compute: dict,  # name -> the training's compute record (`Trainer.compute_record`)
+    same: dict,  # `unchanged_sides`
+    abl: dict,  # the ablations (their `inert` declarations)
+) -> pd.DataFrame:
     "Per ablation: updates of each expert and entities encoded in training (recorded by the training), inert, declared inert."
     rows = {}
     for n, c in compute.items():
         st = c.get("expert_steps", {})
-        rows[n] = {"steps_preference": st.get("preference"), "steps_qualification": st.get("qualification"),
-                   "encoded": c.get("encoded"), "inert": set(same.get(n, ())) == {"candidate", "employer"},
-                   "declared_inert": "inert" in abl.get(n, {})}
+        rows[n] = {
+            "steps_preference": st.get("preference"),
+            "steps_qualification": st.get("qualification"),
+            "encoded": c.get("encoded"),
+            "inert": set(same.get(n, ())) == {"candidate", "employer"},
+            "declared_inert": "inert" in abl.get(n, {}),
+        }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("ablation")
 
-
 # %% ../nbs/08_pipeline.ipynb #c020b
-def run_ablations(cfg:dict, data:JobRecData, sysm, sc:dict, out:Path, names:list|None=None)->pd.DataFrame:
+def run_ablations(
+    cfg: dict, data: JobRecData, sysm, sc: dict, out: Path, names: list | None = None
+) -> pd.DataFrame:
     "Evaluate jobrec and each ablation on the test candidates: one tidy table with an `ablation` column (returned), and paired differences against jobrec (`results/ablations_paired.csv`)."
     from jobrec.training import train_experts
+
     abl = load_ablations()
     if names is not None:  # None: every ablation; []: none
         bad = sorted(set(names) - set(abl))
-        if bad: raise ConfigError(f"unknown ablations {bad}; defined in {ABLATIONS_FILE.name}: {sorted(abl)}")
+        if bad:
+            raise ConfigError(f"unknown ablations {bad}; defined in {ABLATIONS_FILE.name}: {sorted(abl)}")
         abl = {k: v for k, v in abl.items() if k in names}
     val, test = data.idx("val"), data.idx("test")
     vt = np.concatenate([val, test])
@@ -455,92 +718,163 @@ def run_ablations(cfg:dict, data:JobRecData, sysm, sc:dict, out:Path, names:list
     compute = {"jobrec": (sysm.report or {}).get("compute") or {}}
     for name, a in abl.items():
         c = ablation_config(cfg, a["delta"])
-        if set(a["delta"]) <= REUSE_SECTIONS: runs[name] = (c, sc, a["description"]); compute[name] = compute["jobrec"]
+        if set(a["delta"]) <= REUSE_SECTIONS:
+            runs[name] = (c, sc, a["description"])
+            compute[name] = compute["jobrec"]
         else:
             log.info(f"ablation {name}: retraining ({a['description']})")
-            s2 = train_experts(data, c, out/"ablations"/name, stage1_cache=out/"cache"/"stage1")
-            runs[name] = (c, _all_scores(s2, data, vt), a["description"]); compute[name] = s2.report.get("compute") or {}
+            s2 = train_experts(data, c, out / "ablations" / name, stage1_cache=out / "cache" / "stage1")
+            runs[name] = (c, _all_scores(s2, data, vt), a["description"])
+            compute[name] = s2.report.get("compute") or {}
     systems = {}
     for name, (c, s, desc) in runs.items():
         calibrated = c["calibration"]["method"] != "none"
         fused, _ = fused_scores(c, s, data, val, test, calibrated=calibrated)
         systems[name] = {"cand": fused, "emp": s["q_logit"][test]}
     main, paired, vals = evaluate_systems(systems, data, test, cfg, reference="jobrec", return_values=True)
-    if len(paired): paired.to_csv(out/"results"/"ablations_paired.csv", index=False)  # jobrec minus each ablation, per candidate, with CIs
+    if len(paired):
+        paired.to_csv(
+            out / "results" / "ablations_paired.csv", index=False
+        )  # jobrec minus each ablation, per candidate, with CIs
     same = unchanged_sides(systems)
     for name in same:
         if set(same[name]) == {"candidate", "employer"} and "inert" not in abl[name]:
-            log.warning(f"ablation {name} changed no score and is not declared inert in {ABLATIONS_FILE.name}")
-    if len(vals) > 1: holm_verdicts(vals, same, cfg).to_csv(out/"results"/"ablations_verdicts.csv", index=False)
+            log.warning(
+                f"ablation {name} changed no score and is not declared inert in {ABLATIONS_FILE.name}"
+            )
+    if len(vals) > 1:
+        holm_verdicts(vals, same, cfg).to_csv(out / "results" / "ablations_verdicts.csv", index=False)
     main = main.rename(columns={"system": "ablation"})
     main["description"] = main["ablation"].map({n: d for n, (_, _, d) in runs.items()})
     return main.join(compute_columns(compute, same, abl), on="ablation")
 
-def headline(main:pd.DataFrame, sweep:pd.DataFrame, cfg:dict, summary:pd.DataFrame|None=None)->dict:
+
+def headline(main: pd.DataFrame, sweep: pd.DataFrame, cfg: dict, summary: pd.DataFrame | None = None) -> dict:
     "The numbers a reader looks for first."
+
     def get(system, side, metric, protocol="full"):
-        m = main[(main.system == system) & (main.side == side) & (main.protocol == protocol) & (main.metric == metric)]
+        m = main[
+            (main.system == system)
+            & (main.side == side)
+            & (main.protocol == protocol)
+            & (main.metric == metric)
+        ]
         return float(m["mean"].iloc[0]) if len(m) else None
+
     k = cfg["fusion"]["k"]
     out = {"tau": cfg["fusion"]["tau"], "variant": cfg["fusion"]["variant"]}
     for s in main.system.unique():
-        out[s] = {"candidate_ndcg@10": get(s, "candidate", "ndcg@10"), "employer_ndcg@10": get(s, "employer", "ndcg@10"),
-                  f"eligibility@{k}": get(s, "candidate", f"eligibility@{k}"),
-                  "candidate_recall@10_sampled": get(s, "candidate", "recall@10", "sampled")}
-    if (w := warm_summary(main)) is not None: out["warm"] = w
+        out[s] = {
+            "candidate_ndcg@10": get(s, "candidate", "ndcg@10"),
+            "employer_ndcg@10": get(s, "employer", "ndcg@10"),
+            f"eligibility@{k}": get(s, "candidate", f"eligibility@{k}"),
+            "candidate_recall@10_sampled": get(s, "candidate", "recall@10", "sampled"),
+        }
+    if (w := warm_summary(main)) is not None:
+        out["warm"] = w
     if len(sweep):
         sm = (controllability_summary(sweep) if summary is None else summary).set_index("system")
-        out["controllability"] = {sy: {c: (bool(r[c]) if c in ("monotone", "meets") else (int(r[c]) if c == "n_in_range" else float(r[c])))
-                                       for c in ("n_in_range", "max_error_in_range", "monotone", "meets")} for sy, r in sm.iterrows()}
+        out["controllability"] = {
+            sy: {
+                c: (
+                    bool(r[c])
+                    if c in ("monotone", "meets")
+                    else (int(r[c]) if c == "n_in_range" else float(r[c]))
+                )
+                for c in ("n_in_range", "max_error_in_range", "monotone", "meets")
+            }
+            for sy, r in sm.iterrows()
+        }
     return out
 
 # %% ../nbs/08_pipeline.ipynb #c020h
-def holm_levels(p:np.ndarray, # p-values of the m tests of one family
-                alpha:float=0.05
-               )->tuple[np.ndarray, np.ndarray]:
+def holm_levels(
+    p: np.ndarray,  # p-values of the m tests of one family
+    alpha: float = 0.05,
+) -> tuple[np.ndarray, np.ndarray]:
     "Holm's step-down: each test's level alpha/(m - r), r its rank by p from 0, and its adjusted p-value."
-    p = np.asarray(p, float); m = len(p); order = np.argsort(p, kind="stable")
+    p = np.asarray(p, float)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
     level, adj, run = np.empty(m), np.empty(m), 0.0
     for r, i in enumerate(order):
-        level[i] = alpha/(m - r); run = max(run, min(1.0, (m - r)*p[i])); adj[i] = run
+        level[i] = alpha / (m - r)
+        run = max(run, min(1.0, (m - r) * p[i]))
+        adj[i] = run
     return level, adj
+
 
 def _paired_at(cfg, a, b, side, protocol, metric, alpha):
     "The paired test of `metric` on one side and protocol at level `alpha`: (diff, lo, hi, p)."
-    e = cfg["eval"]; keep = lambda v: {k: x for k, x in v.items() if k[0] == side and k[1] == protocol}
-    t = compare_systems(keep(a), keep(b), metrics=(metric,), n_boot=e["bootstrap"], seed=cfg["seed"], alpha=alpha,
-                        method=e["paired_test"], n_perm=e["n_permutations"])
+    e = cfg["eval"]
+    keep = lambda v: {k: x for k, x in v.items() if k[0] == side and k[1] == protocol}
+    t = compare_systems(
+        keep(a),
+        keep(b),
+        metrics=(metric,),
+        n_boot=e["bootstrap"],
+        seed=cfg["seed"],
+        alpha=alpha,
+        method=e["paired_test"],
+        n_perm=e["n_permutations"],
+    )
     return t.iloc[0][["diff", "lo", "hi", "p"]].astype(float).tolist()
 
-def holm_verdicts(vals:dict, # system -> per-unit values (`evaluate_systems(..., return_values=True)`)
-                      same:dict, # `unchanged_sides`: ablation -> sides whose scores equal the reference's
-                      cfg:dict, # resolved config (eval section, seed)
-                      reference:str="jobrec",
-                      metric:str="ndcg@10", protocol:str="full"
-                     )->pd.DataFrame:
+
+def holm_verdicts(
+    vals: dict,  # system -> per-unit values (`evaluate_systems(..., return_values=True)`)
+    same: dict,  # `unchanged_sides`: ablation -> sides whose scores equal the reference's
+    cfg: dict,  # resolved config (eval section, seed)
+    reference: str = "jobrec",
+    metric: str = "ndcg@10",
+    protocol: str = "full",
+) -> pd.DataFrame:
     "One verdict per ablation and side: inert, unchanged, or helps / hurts / not shown to matter with Holm-adjusted intervals."
     alpha = float(cfg["eval"]["alpha"])
     rows = []
     for n in vals:
-        if n == reference: continue
+        if n == reference:
+            continue
         for side in ("candidate", "employer"):
             diff, lo, hi, p = _paired_at(cfg, vals[reference], vals[n], side, protocol, metric, alpha)
-            rows.append({"ablation": n, "side": side, "metric": metric, "diff": diff, "lo": lo, "hi": hi, "p": p,
-                         "changed": side not in same.get(n, ()), "inert": set(same.get(n, ())) == {"candidate", "employer"}})
+            rows.append(
+                {
+                    "ablation": n,
+                    "side": side,
+                    "metric": metric,
+                    "diff": diff,
+                    "lo": lo,
+                    "hi": hi,
+                    "p": p,
+                    "changed": side not in same.get(n, ()),
+                    "inert": set(same.get(n, ())) == {"candidate", "employer"},
+                }
+            )
     df = pd.DataFrame(rows)
-    df["verdict"] = np.where(df.inert, "inert", np.where(df.changed, "not shown to matter", "unchanged")).astype(object)
+    df["verdict"] = np.where(
+        df.inert, "inert", np.where(df.changed, "not shown to matter", "unchanged")
+    ).astype(object)
     fam = df.index[df.changed].to_numpy()
     df["holm_alpha"], df["p_holm"], df["lo_holm"], df["hi_holm"] = np.nan, np.nan, np.nan, np.nan
-    if not len(fam): return df
+    if not len(fam):
+        return df
     level, adj = holm_levels(df.loc[fam, "p"].to_numpy(), alpha)
     df.loc[fam, "holm_alpha"], df.loc[fam, "p_holm"] = level, adj
     stopped = False  # the step-down stops at its first test that does not exclude 0
     for i in fam[np.argsort(df.loc[fam, "p"].to_numpy(), kind="stable")]:
-        _, lo, hi, _ = _paired_at(cfg, vals[reference], vals[df.at[i, "ablation"]], df.at[i, "side"], protocol, metric,
-                                  df.at[i, "holm_alpha"])
+        _, lo, hi, _ = _paired_at(
+            cfg,
+            vals[reference],
+            vals[df.at[i, "ablation"]],
+            df.at[i, "side"],
+            protocol,
+            metric,
+            df.at[i, "holm_alpha"],
+        )
         df.at[i, "lo_holm"], df.at[i, "hi_holm"] = lo, hi
         stopped = stopped or not (lo > 0 or hi < 0)
-        if not stopped: df.at[i, "verdict"] = "helps" if lo > 0 else "hurts"
+        if not stopped:
+            df.at[i, "verdict"] = "helps" if lo > 0 else "hurts"
     return df
 
 # %% ../nbs/08_pipeline.ipynb #c022
@@ -552,45 +886,90 @@ class Run:
     paired: pd.DataFrame
     sweep: pd.DataFrame
     sweep_summary: pd.DataFrame
-    ablations: pd.DataFrame|None
+    ablations: pd.DataFrame | None
     experts: dict
     funnel: dict
     timings: dict
     metrics: dict
-    tradeoff: pd.DataFrame = field(default_factory=pd.DataFrame) # the fusion family's trade-off path on test (`tradeoff_curve`)
-    dominance: dict = field(default_factory=dict) # that path's lead at the conflated point (`dominance_ci`): test-selected
-    decoupling: dict = field(default_factory=dict) # jobrec against the conflated model at validated points (`decoupling`)
-    _data: JobRecData|None = field(default=None, repr=False)
-    @property
-    def data(self)->JobRecData:
-        if self._data is None: self._data = load_data(self.config)
-        return self._data
-    def scores(self, system:str)->dict:
-        with np.load(self.path/"scores"/f"{system}.npz") as z: return {k: z[k] for k in z.files}
+    tradeoff: pd.DataFrame = field(
+        default_factory=pd.DataFrame
+    )  # the fusion family's trade-off path on test (`tradeoff_curve`)
+    dominance: dict = field(
+        default_factory=dict
+    )  # that path's lead at the conflated point (`dominance_ci`): test-selected
+    decoupling: dict = field(
+        default_factory=dict
+    )  # jobrec against the conflated model at validated points (`decoupling`)
+    _data: JobRecData | None = field(default=None, repr=False)
 
-def load_run(run_dir:str|Path # a folder written by `run_experiment`
-            )->Run:
+    @property
+    def data(self) -> JobRecData:
+        if self._data is None:
+            self._data = load_data(self.config)
+        return self._data
+
+    def scores(self, system: str) -> dict:
+        with np.load(self.path / "scores" / f"{system}.npz") as z:
+            return {k: z[k] for k in z.files}
+
+
+def load_run(
+    run_dir: str | Path,  # a folder written by `run_experiment`
+) -> Run:
     "The artefacts of a run folder (raises FileNotFoundError naming what is missing)."
     p = Path(run_dir)
-    if not p.is_absolute(): p = project_root()/p
-    need = ["config.yaml", "results/main.csv", "results/sweep.csv", "results/experts.json", "results/funnel.json", "timings.json", "metrics.json"]
-    missing = [n for n in need if not (p/n).exists()]
-    if missing: raise FileNotFoundError(f"run folder {p} lacks {missing}: run `jobrec run --out {run_dir}` first")
-    rd = lambda n: pd.read_csv(p/"results"/n) if (p/"results"/n).exists() and (p/"results"/n).stat().st_size > 1 else pd.DataFrame()
-    js = lambda n: json.loads((p/n).read_text())
-    cfg = load_config(experiment=yaml.safe_load((p/"config.yaml").read_text()))
-    return Run(p, cfg, rd("main.csv"), rd("paired.csv"), rd("sweep.csv"), rd("sweep_summary.csv"),
-               rd("ablations.csv") if (p/"results"/"ablations.csv").exists() else None,
-               js("results/experts.json"), js("results/funnel.json"), js("timings.json"), js("metrics.json"),
-               rd("tradeoff.csv"), *(js(f"results/{n}.json") if (p/"results"/f"{n}.json").exists() else {}
-                                     for n in ("dominance", "decoupling")))
+    if not p.is_absolute():
+        p = project_root() / p
+    need = [
+        "config.yaml",
+        "results/main.csv",
+        "results/sweep.csv",
+        "results/experts.json",
+        "results/funnel.json",
+        "timings.json",
+        "metrics.json",
+    ]
+    missing = [n for n in need if not (p / n).exists()]
+    if missing:
+        raise FileNotFoundError(f"run folder {p} lacks {missing}: run `jobrec run --out {run_dir}` first")
+    rd = lambda n: (
+        pd.read_csv(p / "results" / n)
+        if (p / "results" / n).exists() and (p / "results" / n).stat().st_size > 1
+        else pd.DataFrame()
+    )
+    js = lambda n: json.loads((p / n).read_text())
+    cfg = load_config(experiment=yaml.safe_load((p / "config.yaml").read_text()))
+    return Run(
+        p,
+        cfg,
+        rd("main.csv"),
+        rd("paired.csv"),
+        rd("sweep.csv"),
+        rd("sweep_summary.csv"),
+        rd("ablations.csv") if (p / "results" / "ablations.csv").exists() else None,
+        js("results/experts.json"),
+        js("results/funnel.json"),
+        js("timings.json"),
+        js("metrics.json"),
+        rd("tradeoff.csv"),
+        *(
+            js(f"results/{n}.json") if (p / "results" / f"{n}.json").exists() else {}
+            for n in ("dominance", "decoupling")
+        ),
+    )
 
 # %% ../nbs/08_pipeline.ipynb #c022r
-def qualification_auc(run:Run, # a loaded run
-                      system:str # a system with saved scores (`scores/<system>.npz`)
-                     )->tuple[float, float]: # (AUC against the label, AUC against the noise-free rule or nan)
+def qualification_auc(
+    run: Run,  # a loaded run
+    system: str,  # a system with saved scores (`scores/<system>.npz`)
+) -> tuple[float, float]:  # (AUC against the label, AUC against the noise-free rule or nan)
     "AUC of a system's employer-side scores over all test pairs, against the employer's decision and against the noise-free rule."
     from jobrec.metrics import roc_auc
-    sc = run.scores(system); t, e = sc["test"], np.asarray(sc["emp"], np.float64); ok = np.isfinite(e)
+
+    sc = run.scores(system)
+    t, e = sc["test"], np.asarray(sc["emp"], np.float64)
+    ok = np.isfinite(e)
     rule = run.data.arrays.get("qual_clean")
-    return roc_auc(e[ok], np.asarray(run.data.qual)[t][ok]), (roc_auc(e[ok], np.asarray(rule)[t][ok]) if rule is not None else float("nan"))
+    return roc_auc(e[ok], np.asarray(run.data.qual)[t][ok]), (
+        roc_auc(e[ok], np.asarray(rule)[t][ok]) if rule is not None else float("nan")
+    )

@@ -21,270 +21,494 @@ __all__ = ['log', 'REQ_WORDS', 'LOW_QUAL', 'CONNECTIVES', 'FACT_WORDS', 'missed_
 
 # %% ../nbs/10b_rationale.ipynb #c005
 log = get_logger("rationale")
-REQ_WORDS = {"gpa": "GPA", "academic_level": "academic level", "months_experience": "months of experience",
-             "num_publications": "publications", "hours_per_week": "hours per week",
-             "length_of_commitment": "length of commitment", "in_person": "work mode", "major": "major"}
+REQ_WORDS = {
+    "gpa": "GPA",
+    "academic_level": "academic level",
+    "months_experience": "months of experience",
+    "num_publications": "publications",
+    "hours_per_week": "hours per week",
+    "length_of_commitment": "length of commitment",
+    "in_person": "work mode",
+    "major": "major",
+}
 LOW_QUAL = 0.5  # a calibrated p_Q below this is a low qualification estimate, which a rationale must state
 
-def _n(x)->str: return f"{x:g}" if float(x).is_integer() else f"{x:.2f}"
 
-def missed_requirements(ex:dict # `explain_pair`'s explanation
-                       )->list[dict]: # name, requires, candidate, gap (None where not numeric), largest relative gap first
+def _n(x) -> str:
+    return f"{x:g}" if float(x).is_integer() else f"{x:.2f}"
+
+
+def missed_requirements(
+    ex: dict,  # `explain_pair`'s explanation
+) -> list[dict]:  # name, requires, candidate, gap (None where not numeric), largest relative gap first
     "The requirements the candidate misses, with their gaps, the decisive one first."
     out = []
     for r in ex["capability"]["requirements"] + ex["logistics"]["requirements"]:
-        if r["met"]: continue
+        if r["met"]:
+            continue
         num = isinstance(r["margin"], (int, float, np.integer, np.floating))
         gap = abs(float(r["margin"])) if num else None
-        rel = gap / max(abs(float(r["requires"])), 1.0) if num and isinstance(r["requires"], (int, float)) else (gap or 1.0)
-        out.append({"name": r["name"], "requires": r["requires"], "candidate": r["candidate"], "gap": gap, "rel": rel})
+        rel = (
+            gap / max(abs(float(r["requires"])), 1.0)
+            if num and isinstance(r["requires"], (int, float))
+            else (gap or 1.0)
+        )
+        out.append(
+            {
+                "name": r["name"],
+                "requires": r["requires"],
+                "candidate": r["candidate"],
+                "gap": gap,
+                "rel": rel,
+            }
+        )
     if not ex["domain"]["major_met"]:
-        out.append({"name": "major", "requires": ", ".join(ex["domain"]["acceptable_majors"]),
-                    "candidate": ", ".join(ex["domain"]["majors"]) or "none", "gap": None, "rel": 1.0})
+        out.append(
+            {
+                "name": "major",
+                "requires": ", ".join(ex["domain"]["acceptable_majors"]),
+                "candidate": ", ".join(ex["domain"]["majors"]) or "none",
+                "gap": None,
+                "rel": 1.0,
+            }
+        )
     return sorted(out, key=lambda r: -r["rel"])
 
-def _gap_words(r:dict)->str:
-    by = "" if r["gap"] is None else (f" by {r['gap']:g} level{'s' if r['gap'] != 1 else ''}" if r["name"] == "academic_level"
-                                     else f" by {_n(r['gap'])}")
+
+def _gap_words(r: dict) -> str:
+    by = (
+        ""
+        if r["gap"] is None
+        else (
+            f" by {r['gap']:g} level{'s' if r['gap'] != 1 else ''}"
+            if r["name"] == "academic_level"
+            else f" by {_n(r['gap'])}"
+        )
+    )
     return f"the {REQ_WORDS.get(r['name'], r['name'])} requirement{by} (requires {_v(r['requires'])}, has {_v(r['candidate'])})"
 
-def _v(x)->str: return _n(x) if isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) else str(x)
 
-def rationale_facts(row:dict, # a result row (with its `explanation`)
-                    decision:dict|None=None # tau, lambda, moved (by the constraint), pref_rank, n (results)
-                   )->list[str]: # fact lines
+def _v(x) -> str:
+    return (
+        _n(x) if isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) else str(x)
+    )
+
+
+def rationale_facts(
+    row: dict,  # a result row (with its `explanation`)
+    decision: dict | None = None,  # tau, lambda, moved (by the constraint), pref_rank, n (results)
+) -> list[str]:  # fact lines
     "The facts of one recommendation, one short line each: the only material the language model is given."
-    ex = row["explanation"]; cap, dom = ex["capability"], ex["domain"]; d = decision or {}
+    ex = row["explanation"]
+    cap, dom = ex["capability"], ex["domain"]
+    d = decision or {}
     job = f"job {row['job_id']} " if row.get("job_id") else "the job "
-    f = [job + f"is in {dom['industry']}, " + ("one of the candidate's interests" if dom["interest_match"]
-                                               else "not among the candidate's interests")]
-    if cap["skills_matched"]: f.append(f"required skills the candidate has: {', '.join(cap['skills_matched'][:4])}")
-    if cap["skills_missing"]: f.append(f"required skills the candidate lacks: {', '.join(cap['skills_missing'][:3])}")
+    f = [
+        job
+        + f"is in {dom['industry']}, "
+        + (
+            "one of the candidate's interests"
+            if dom["interest_match"]
+            else "not among the candidate's interests"
+        )
+    ]
+    if cap["skills_matched"]:
+        f.append(f"required skills the candidate has: {', '.join(cap['skills_matched'][:4])}")
+    if cap["skills_missing"]:
+        f.append(f"required skills the candidate lacks: {', '.join(cap['skills_missing'][:3])}")
     f.append(f"requirements met: {ex['requirements_met']} of {ex['requirements_total']}")
     f += [f"the candidate misses {_gap_words(r)}" for r in missed_requirements(ex)]
-    if d.get("pref_rank"): f.append(f"rank by the candidate's preference among these {d['n']} results: {d['pref_rank']}")
+    if d.get("pref_rank"):
+        f.append(f"rank by the candidate's preference among these {d['n']} results: {d['pref_rank']}")
     low = row["p_qual"] < LOW_QUAL
-    f.append(f"calibrated probability that the employer accepts: {row['p_qual']:.2f}" + (" (low)" if low else ""))
-    if d.get("tau") is not None: f.append(f"eligibility requirement tau {_n(d['tau'])}, multiplier lambda {d['lambda']:.2f}")
-    if d.get("moved"): f.append("the eligibility requirement moved this job in the ranking")
+    f.append(
+        f"calibrated probability that the employer accepts: {row['p_qual']:.2f}" + (" (low)" if low else "")
+    )
+    if d.get("tau") is not None:
+        f.append(f"eligibility requirement tau {_n(d['tau'])}, multiplier lambda {d['lambda']:.2f}")
+    if d.get("moved"):
+        f.append("the eligibility requirement moved this job in the ranking")
     return f
 
 # %% ../nbs/10b_rationale.ipynb #c008
-def template_rationale(row:dict, # a result row (with its `explanation`)
-                       decision:dict|None=None # pref_rank, n (results), as for `rationale_facts`
-                      )->str:
+def template_rationale(
+    row: dict,  # a result row (with its `explanation`)
+    decision: dict | None = None,  # pref_rank, n (results), as for `rationale_facts`
+) -> str:
     "Template sentences from the facts: the job and its area, the skills, every missed requirement with its gap, the estimate."
-    ex = row["explanation"]; cap, dom = ex["capability"], ex["domain"]; d = decision or {}
+    ex = row["explanation"]
+    cap, dom = ex["capability"], ex["domain"]
+    d = decision or {}
     m, miss = cap["skills_matched"], cap["skills_missing"]
     job = f"Job {row['job_id']}" if row.get("job_id") else "The job"
-    s = [f"{job} is in {dom['industry']}, " + ("one of the candidate's interests" if dom["interest_match"]
-                                               else "outside the candidate's interests")
-         + f"; the candidate has {len(m)} of its {len(m) + len(miss)} required skills"
-         + (f" ({', '.join(m[:3])})" if m else "") + (f" and lacks {', '.join(miss[:3])}" if miss else "") + "."]
+    s = [
+        f"{job} is in {dom['industry']}, "
+        + (
+            "one of the candidate's interests"
+            if dom["interest_match"]
+            else "outside the candidate's interests"
+        )
+        + f"; the candidate has {len(m)} of its {len(m) + len(miss)} required skills"
+        + (f" ({', '.join(m[:3])})" if m else "")
+        + (f" and lacks {', '.join(miss[:3])}" if miss else "")
+        + "."
+    ]
     gaps = missed_requirements(ex)
-    s.append("The candidate meets every requirement." if not gaps else
-             "The candidate misses " + "; and ".join(_gap_words(r) for r in gaps) + ".")
+    s.append(
+        "The candidate meets every requirement."
+        if not gaps
+        else "The candidate misses " + "; and ".join(_gap_words(r) for r in gaps) + "."
+    )
     p = row["p_qual"]
-    s.append(f"The employer accepts with calibrated probability {p:.2f}" + (", low: the employer may hesitate" if p < LOW_QUAL else "")
-             + (f"; the job ranks {d['pref_rank']} of {d['n']} by the candidate's preference" if d.get("pref_rank") else "") + ".")
+    s.append(
+        f"The employer accepts with calibrated probability {p:.2f}"
+        + (", low: the employer may hesitate" if p < LOW_QUAL else "")
+        + (
+            f"; the job ranks {d['pref_rank']} of {d['n']} by the candidate's preference"
+            if d.get("pref_rank")
+            else ""
+        )
+        + "."
+    )
     return " ".join(s)
 
 # %% ../nbs/10b_rationale.ipynb #c011
 _NUM = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
-_NEG = re.compile(r"\b(miss|misses|missing|missed|lack|lacks|lacking|below|short|under|not|fails|falls)\b", re.I)
-_REQ_CUES = {"gpa": r"\bgpa\b|grade", "academic_level": r"\blevel\b|\byear\b", "months_experience": r"experience",
-             "num_publications": r"publication", "hours_per_week": r"\bhours?\b", "length_of_commitment": r"commitment|semester",
-             "in_person": r"in.person|online|remote|hybrid|\bmode\b", "major": r"\bmajor"}
+_NEG = re.compile(
+    r"\b(miss|misses|missing|missed|lack|lacks|lacking|below|short|under|not|fails|falls)\b", re.I
+)
+_REQ_CUES = {
+    "gpa": r"\bgpa\b|grade",
+    "academic_level": r"\blevel\b|\byear\b",
+    "months_experience": r"experience",
+    "num_publications": r"publication",
+    "hours_per_week": r"\bhours?\b",
+    "length_of_commitment": r"commitment|semester",
+    "in_person": r"in.person|online|remote|hybrid|\bmode\b",
+    "major": r"\bmajor",
+}
 _LOW = re.compile(r"\b(low|unlikely|hesitate|hesitant|doubt)\b", re.I)
-_ACCEPT_ALL = re.compile(r"\b(meets|met) (every|all)\b|\b(every|all|each) requirements? (is |are )?met\b", re.I)
+_ACCEPT_ALL = re.compile(
+    r"\b(meets|met) (every|all)\b|\b(every|all|each) requirements? (is |are )?met\b", re.I
+)
 # the words a rationale may use beyond the explanation's own terms: connectives and the facts' vocabulary; no praise,
 # no judgement, no person, organisation or event
-CONNECTIVES = frozenset("""a an the and or but so yet also as at by for from in into of on to with without than then this that
+CONNECTIVES = frozenset(
+    """a an the and or but so yet also as at by for from in into of on to with without than then this that
 these those it its they them their he she his her you your i we our is are was were be been being has have had do does did
 not no nor only which who what when where while because since although though however if would could can may might will
 should must both each every all any some one two three four five six seven eight nine ten more most less fewer many much
-out up about over under above below between among there here how why such same other""".split())
-FACT_WORDS = frozenset("""candidate student applicant employer job role position research work area field industry topic
+out up about over under above below between among there here how why such same other""".split()
+)
+FACT_WORDS = frozenset(
+    """candidate student applicant employer job role position research work area field industry topic
 interest interested want like prefer preferred preference rank ranked ranking place placed list top first second third
 result recommendation recommended skill required require requirement need needed ask asked lack lacking lacked missing miss
 missed met meet match matched matching fit gap short fall exceed qualification qualified qualify estimate estimated
 calibrated probability chance accept accepted acceptance likely unlikely hesitate hesitant low high lower higher gpa grade
 academic level year experience month publication paper hour week weekly per length commitment commit mode person online
-remote hybrid major eligibility eligible tau lambda multiplier constraint moved percent reason outside inside among has""".split())
-_ANCHORS = re.compile(r"\b(interest|skill|requirement|require|gpa|level|experience|publication|hours?|commitment|mode|major|"
-                      r"accept|probability|qualif|estimate|preference|rank|eligib|miss|lack|meet|met|match)", re.I)
+remote hybrid major eligibility eligible tau lambda multiplier constraint moved percent reason outside inside among has""".split()
+)
+_ANCHORS = re.compile(
+    r"\b(interest|skill|requirement|require|gpa|level|experience|publication|hours?|commitment|mode|major|"
+    r"accept|probability|qualif|estimate|preference|rank|eligib|miss|lack|meet|met|match)",
+    re.I,
+)
 
-def all_skills()->list[str]:
+
+def all_skills() -> list[str]:
     "Every skill the checker recognises: the packaged vocabulary's and the built-in one's."
     v = load_vocabulary("packaged")
     return sorted({s for voc in (v, BUILTIN_VOCAB) for xs in voc["industries"].values() for s in xs})
 
-def _numbers(ex:dict, decision:dict, row:dict)->list[float]:
+
+def _numbers(ex: dict, decision: dict, row: dict) -> list[float]:
     out = []
+
     def walk(o):
-        if isinstance(o, bool): return
-        if isinstance(o, (int, float, np.integer, np.floating)): out.append(float(o))
-        elif isinstance(o, dict): [walk(v) for v in o.values()]
-        elif isinstance(o, (list, tuple)): [walk(v) for v in o]
+        if isinstance(o, bool):
+            return
+        if isinstance(o, (int, float, np.integer, np.floating)):
+            out.append(float(o))
+        elif isinstance(o, dict):
+            [walk(v) for v in o.values()]
+        elif isinstance(o, (list, tuple)):
+            [walk(v) for v in o]
+
     cap = ex["capability"]
-    counts = [len(cap["skills_matched"]), len(cap["skills_missing"]), len(cap["skills_matched"]) + len(cap["skills_missing"])]
-    walk(ex); walk({k: v for k, v in decision.items() if v is not None})
+    counts = [
+        len(cap["skills_matched"]),
+        len(cap["skills_missing"]),
+        len(cap["skills_matched"]) + len(cap["skills_missing"]),
+    ]
+    walk(ex)
+    walk({k: v for k, v in decision.items() if v is not None})
     walk([row.get(k) for k in ("p_qual", "preference", "fused", "rank")] + counts)
     out += [abs(x) for x in out if x < 0]  # a gap is written as a positive shortfall
     return out + [100 * x for x in out if 0 <= x <= 1]
 
 # %% ../nbs/10b_rationale.ipynb #c011a
-def grounded_terms(row:dict, # a result row (with its `explanation`)
-                   skills:Sequence[str]=() # vocabulary skills the text may name (only the explanation's are grounded)
-                  )->list[str]: # the explanation's own terms, longest first
+def grounded_terms(
+    row: dict,  # a result row (with its `explanation`)
+    skills: Sequence[str] = (),  # vocabulary skills the text may name (only the explanation's are grounded)
+) -> list[str]:  # the explanation's own terms, longest first
     "The names a rationale may use: the job, its industry, the skills, interests, majors and requirement values of the explanation."
-    ex = row["explanation"]; cap, dom = ex["capability"], ex["domain"]
-    t = [dom["industry"], *dom["interests"], *dom["acceptable_majors"], *dom["majors"], *cap["skills_matched"],
-         *cap["skills_missing"], *cap["extra_skills"], row.get("job_id"), row.get("candidate_id")]
-    t += [r[x] for r in cap["requirements"] + ex["logistics"]["requirements"] for x in ("requires", "candidate") if isinstance(r[x], str)]
+    ex = row["explanation"]
+    cap, dom = ex["capability"], ex["domain"]
+    t = [
+        dom["industry"],
+        *dom["interests"],
+        *dom["acceptable_majors"],
+        *dom["majors"],
+        *cap["skills_matched"],
+        *cap["skills_missing"],
+        *cap["extra_skills"],
+        row.get("job_id"),
+        row.get("candidate_id"),
+    ]
+    t += [
+        r[x]
+        for r in cap["requirements"] + ex["logistics"]["requirements"]
+        for x in ("requires", "candidate")
+        if isinstance(r[x], str)
+    ]
     return sorted({str(x) for x in t if x}, key=lambda s: (-len(s), s))
 
-def _term_re(term:str)->re.Pattern:
+
+def _term_re(term: str) -> re.Pattern:
     flags = 0 if len(term) <= 3 and term.isupper() else re.I
     return re.compile(r"(?<!\w)" + re.escape(term) + r"(?!\w)", flags)
 
-def _known_word(w:str, extra:set)->bool:
+
+def _known_word(w: str, extra: set) -> bool:
     # plurals and third persons only: "skilled" or "engineering" are not facts because "skill" or "engineer" were
     w = w.lower().removesuffix("'s").removesuffix("’s")
     forms = {w, w[:-1] if w.endswith("s") else w, w[:-2] if w.endswith("es") else w}
     return any(f in CONNECTIVES or f in FACT_WORDS or f in extra for f in forms)
 
-def ungrounded_words(text:str, # the rationale
-                     row:dict # its result row (with `explanation`)
-                    )->list[str]: # words neither connectives, nor the facts' vocabulary, nor the explanation's terms
+
+def ungrounded_words(
+    text: str,  # the rationale
+    row: dict,  # its result row (with `explanation`)
+) -> list[str]:  # words neither connectives, nor the facts' vocabulary, nor the explanation's terms
     "The allow-list test: every word of `text` must be a connective, a word of the facts' vocabulary or a term of the explanation."
-    terms = grounded_terms(row); rest = text
-    for t in terms: rest = _term_re(t).sub(" ", rest)
+    terms = grounded_terms(row)
+    rest = text
+    for t in terms:
+        rest = _term_re(t).sub(" ", rest)
     extra = {w.lower() for t in terms for w in re.findall(r"[A-Za-z]+", t)}
     rest = _NUM.sub(" ", rest)
-    return list(dict.fromkeys(w for w in re.findall(r"[A-Za-z][A-Za-z'’]*", rest) if not _known_word(w, extra)))
+    return list(
+        dict.fromkeys(w for w in re.findall(r"[A-Za-z][A-Za-z'’]*", rest) if not _known_word(w, extra))
+    )
 
 # %% ../nbs/10b_rationale.ipynb #c011b
-def _completeness(text:str, row:dict, missed:list[dict])->list[str]:
+def _completeness(text: str, row: dict, missed: list[dict]) -> list[str]:
     r, said = [], [s for s in sentences(text) if _NEG.search(s)]
     for m in missed:
-        if not any(re.search(_REQ_CUES[m["name"]], s, re.I) for s in said): r.append(f"missed requirement not stated: {m['name']}")
+        if not any(re.search(_REQ_CUES[m["name"]], s, re.I) for s in said):
+            r.append(f"missed requirement not stated: {m['name']}")
     p = row["p_qual"]
     said_p = (f"{p:.2f}", f"{p:.1f}", f"{100 * p:.0f}%", f"{100 * p:.0f} percent")
-    if p < LOW_QUAL and not (_LOW.search(text) or any(re.search(r"(?<![\w.])" + re.escape(x), text) for x in said_p)):
+    if p < LOW_QUAL and not (
+        _LOW.search(text) or any(re.search(r"(?<![\w.])" + re.escape(x), text) for x in said_p)
+    ):
         r.append(f"low qualification estimate not stated: {p:.2f}")
-    if p >= LOW_QUAL and _LOW.search(text): r.append(f"says the estimate is low: {p:.2f}")
-    if missed and _ACCEPT_ALL.search(text): r.append("says every requirement is met")
+    if p >= LOW_QUAL and _LOW.search(text):
+        r.append(f"says the estimate is low: {p:.2f}")
+    if missed and _ACCEPT_ALL.search(text):
+        r.append("says every requirement is met")
     return r
 
-def check_rationale(text:str, # the rationale
-                    row:dict, # its result row (with `explanation`)
-                    decision:dict|None=None, # tau, lambda
-                    skills:list[str]|None=None # skills to recognise (default: `all_skills`)
-                   )->list[str]: # reasons for rejection ([]: accepted)
+
+def check_rationale(
+    text: str,  # the rationale
+    row: dict,  # its result row (with `explanation`)
+    decision: dict | None = None,  # tau, lambda
+    skills: list[str] | None = None,  # skills to recognise (default: `all_skills`)
+) -> list[str]:  # reasons for rejection ([]: accepted)
     "Why `text` is not grounded in the explanation and the decision, or leaves out a missed requirement or a low estimate."
-    ex = row["explanation"]; cap = ex["capability"]; d = decision or {}
+    ex = row["explanation"]
+    cap = ex["capability"]
+    d = decision or {}
     known = set(cap["skills_matched"]) | set(cap["skills_missing"]) | set(cap["extra_skills"])
-    r = [f"skill not in the explanation: {s}" for s in named_skills(text, sorted(set(skills or all_skills()) | known)) if s not in known]
+    r = [
+        f"skill not in the explanation: {s}"
+        for s in named_skills(text, sorted(set(skills or all_skills()) | known))
+        if s not in known
+    ]
     r += [f"ungrounded word: {w}" for w in ungrounded_words(text, row)]
     nums = _numbers(ex, d, row)
     for m in _NUM.findall(text):
         x, dec = float(m), len(m.split(".")[1]) if "." in m else 0
-        if not any(abs(round(v, dec) - x) < 1e-9 or abs(v - x) < 1e-9 for v in nums): r.append(f"number not in the explanation: {m}")
-    missed = missed_requirements(ex); names = {q["name"] for q in missed}
+        if not any(abs(round(v, dec) - x) < 1e-9 or abs(v - x) < 1e-9 for v in nums):
+            r.append(f"number not in the explanation: {m}")
+    missed = missed_requirements(ex)
+    names = {q["name"] for q in missed}
     for s in sentences(text):
-        if not (_ANCHORS.search(s) or _NUM.search(s) or any(_term_re(t).search(s) for t in grounded_terms(row))):
+        if not (
+            _ANCHORS.search(s) or _NUM.search(s) or any(_term_re(t).search(s) for t in grounded_terms(row))
+        ):
             r.append(f"sentence states no fact: {s[:60]}")
-        if not _NEG.search(s) or named_skills(s, sorted(known)): continue  # a missing skill is checked above
+        if not _NEG.search(s) or named_skills(s, sorted(known)):
+            continue  # a missing skill is checked above
         said = {k for k, pat in _REQ_CUES.items() if re.search(pat, s, re.I)}
         r += [f"requirement said missed but met: {k}" for k in sorted(said - names)]
     return r + _completeness(text, row, missed)
 
 # %% ../nbs/10b_rationale.ipynb #c014
-def _stem(w:str)->str:
+def _stem(w: str) -> str:
     w = w.lower()
     for suf in ("ingly", "edly", "ance", "ence", "ing", "ies", "ed", "es", "ly", "s"):
-        if w.endswith(suf) and len(w) - len(suf) >= 3: w = w[:-len(suf)]; break
+        if w.endswith(suf) and len(w) - len(suf) >= 3:
+            w = w[: -len(suf)]
+            break
     return w[:5]
 
-def words_outside_input(text:str, # the rationale
-                        given:str # everything the writer was given: the prompt (facts and instruction)
-                       )->list[str]: # content words of `text` whose stem is not among the stems of `given`
+
+def words_outside_input(
+    text: str,  # the rationale
+    given: str,  # everything the writer was given: the prompt (facts and instruction)
+) -> list[str]:  # content words of `text` whose stem is not among the stems of `given`
     "The second check: content words (scikit-learn's English stop words left out) of `text` absent, up to a crude stem, from `given`."
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
     tok = lambda s: re.findall(r"[A-Za-z][A-Za-z0-9+#]*", s)
     ref = {_stem(w) for w in tok(given)}
-    return list(dict.fromkeys(w for w in tok(text) if w.lower() not in ENGLISH_STOP_WORDS and _stem(w) not in ref))
+    return list(
+        dict.fromkeys(w for w in tok(text) if w.lower() not in ENGLISH_STOP_WORDS and _stem(w) not in ref)
+    )
 
-def decisive_gap(row:dict # a result row (with its `explanation`)
-                )->dict|None: # {"name", "pattern"}: the missed requirement with the largest relative gap, else a low estimate
+
+def decisive_gap(
+    row: dict,  # a result row (with its `explanation`)
+) -> (
+    dict | None
+):  # {"name", "pattern"}: the missed requirement with the largest relative gap, else a low estimate
     "What most stands between the candidate and the job: the largest missed requirement, else a low qualification estimate, else None."
     m = missed_requirements(row["explanation"])
     if m:
         words = REQ_WORDS[m[0]["name"]].split()
-        return {"name": m[0]["name"], "pattern": r"\b" + r"\b|\b".join(w for w in words if w not in ("of", "per")) + r"\b"}
+        return {
+            "name": m[0]["name"],
+            "pattern": r"\b" + r"\b|\b".join(w for w in words if w not in ("of", "per")) + r"\b",
+        }
     p = row["p_qual"]
-    if p < LOW_QUAL: return {"name": "qualification estimate", "pattern": rf"{p:.2f}|{100 * p:.0f}\s*%|\blow\b|\bunlikely\b"}
+    if p < LOW_QUAL:
+        return {
+            "name": "qualification estimate",
+            "pattern": rf"{p:.2f}|{100 * p:.0f}\s*%|\blow\b|\bunlikely\b",
+        }
     return None
 
-def states_gap(text:str, row:dict)->bool|None:
+
+def states_gap(text: str, row: dict) -> bool | None:
     "Whether `text` names the pair's decisive gap (None: the pair has none)."
     g = decisive_gap(row)
     return None if g is None else bool(re.search(g["pattern"], text, re.I))
 
 # %% ../nbs/10b_rationale.ipynb #c017
-def rationale_prompt(facts:list[str])->str:
+def rationale_prompt(facts: list[str]) -> str:
     "The instruction for one rationale."
-    return ("Facts about a student and a research job:\n- " + "\n- ".join(facts) + "\nRestate these facts in 2 or 3 plain "
-            "sentences: say whether the job is among the student's interests and which skills they have, name every "
-            "requirement they miss with its gap, and give the probability that the employer accepts. Use only these facts: "
-            "add no other skill, number, name, praise or opinion.")
+    return (
+        "Facts about a student and a research job:\n- "
+        + "\n- ".join(facts)
+        + "\nRestate these facts in 2 or 3 plain "
+        "sentences: say whether the job is among the student's interests and which skills they have, name every "
+        "requirement they miss with its gap, and give the probability that the employer accepts. Use only these facts: "
+        "add no other skill, number, name, praise or opinion."
+    )
 
-def rationale_decisions(table # a result table
-                       )->list[dict]: # per row: tau, lambda, moved, pref_rank, n
+
+def rationale_decisions(
+    table,  # a result table
+) -> list[dict]:  # per row: tau, lambda, moved, pref_rank, n
     "What the table decided for each row, as the facts and the checker read it."
-    a = table.attrs; n = len(table)
+    a = table.attrs
+    n = len(table)
     pref = table["preference"].to_numpy() if "preference" in table else None
-    pref_rank = (np.argsort(np.argsort(-pref, kind="stable"), kind="stable") + 1) if pref is not None else np.arange(1, n + 1)
-    return [{"tau": a.get("tau"), "lambda": a.get("lambda"), "moved": bool(a.get("tau") is not None and pref_rank[i] != i + 1),
-             "pref_rank": int(pref_rank[i]) if pref is not None and "candidate_id" in a else None, "n": n} for i in range(n)]
+    pref_rank = (
+        (np.argsort(np.argsort(-pref, kind="stable"), kind="stable") + 1)
+        if pref is not None
+        else np.arange(1, n + 1)
+    )
+    return [
+        {
+            "tau": a.get("tau"),
+            "lambda": a.get("lambda"),
+            "moved": bool(a.get("tau") is not None and pref_rank[i] != i + 1),
+            "pref_rank": int(pref_rank[i]) if pref is not None and "candidate_id" in a else None,
+            "n": n,
+        }
+        for i in range(n)
+    ]
 
-def write_rationales(rows:list[dict], # result rows (with `explanation`)
-                     decisions:list[dict], # their decisions (`rationale_decisions` of the table)
-                     lm, # (tokenizer, model) from `narratives.load_lm`
-                     skills:list[str], # skills the checker recognises
-                     max_new_tokens:int=80, batch_size:int=16
-                    )->list[dict]: # per row: prompt, lm (the model's text), rejected (reasons), source, rationale (shown)
+
+def write_rationales(
+    rows: list[dict],  # result rows (with `explanation`)
+    decisions: list[dict],  # their decisions (`rationale_decisions` of the table)
+    lm,  # (tokenizer, model) from `narratives.load_lm`
+    skills: list[str],  # skills the checker recognises
+    max_new_tokens: int = 80,
+    batch_size: int = 16,
+) -> list[dict]:  # per row: prompt, lm (the model's text), rejected (reasons), source, rationale (shown)
     "The language model's text for each row, the checker's verdict, and the text shown (the template where rejected)."
     prompts = [rationale_prompt(rationale_facts(r, d)) for r, d in zip(rows, decisions)]
     texts = generate_texts(prompts, lm, sample=False, max_new_tokens=max_new_tokens, batch_size=batch_size)
     out = []
     for r, d, p, x in zip(rows, decisions, prompts, texts):
-        bad = check_rationale(x, r, d, skills) or ([] if len(sentences(x)) >= 2 else ["fewer than 2 sentences"])
-        out.append({"prompt": p, "lm": x, "rejected": bad, "source": "template" if bad else "lm",
-                    "rationale": template_rationale(r, d) if bad else x})
+        bad = check_rationale(x, r, d, skills) or (
+            [] if len(sentences(x)) >= 2 else ["fewer than 2 sentences"]
+        )
+        out.append(
+            {
+                "prompt": p,
+                "lm": x,
+                "rejected": bad,
+                "source": "template" if bad else "lm",
+                "rationale": template_rationale(r, d) if bad else x,
+            }
+        )
     return out
 
-def add_rationales(tables:Sequence, # result tables (pandas DataFrames with `explanation` rows)
-                   model:str="smollm2", # decoder backbone: smollm2 | tiny | hf:<folder>
-                   max_new_tokens:int=80, batch_size:int=16,
-                   skills:list[str]|None=None # skills the checker recognises (default: `all_skills`)
-                  )->dict: # counts: lm, template, seconds
+
+def add_rationales(
+    tables: Sequence,  # result tables (pandas DataFrames with `explanation` rows)
+    model: str = "smollm2",  # decoder backbone: smollm2 | tiny | hf:<folder>
+    max_new_tokens: int = 80,
+    batch_size: int = 16,
+    skills: list[str] | None = None,  # skills the checker recognises (default: `all_skills`)
+) -> dict:  # counts: lm, template, seconds
     "Write a checked rationale for every row of `tables` (in place)."
-    t0 = time.time(); lm = load_lm(model); skills = skills or all_skills(); n_lm = n = 0
+    t0 = time.time()
+    lm = load_lm(model)
+    skills = skills or all_skills()
+    n_lm = n = 0
     for t in tables:
-        if not len(t): continue
-        if "explanation" not in t: raise ValueError("rationales need the per-layer explanations (explain=True)")
-        w = write_rationales(t.to_dict("records"), rationale_decisions(t), lm, skills, max_new_tokens, batch_size)
-        t["rationale"], t["rationale_source"], t["rationale_rejected"] = ([x[c] for x in w] for c in ("rationale", "source", "rejected"))
-        n += len(t); n_lm += t["rationale_source"].tolist().count("lm")
+        if not len(t):
+            continue
+        if "explanation" not in t:
+            raise ValueError("rationales need the per-layer explanations (explain=True)")
+        w = write_rationales(
+            t.to_dict("records"), rationale_decisions(t), lm, skills, max_new_tokens, batch_size
+        )
+        t["rationale"], t["rationale_source"], t["rationale_rejected"] = (
+            [x[c] for x in w] for c in ("rationale", "source", "rejected")
+        )
+        n += len(t)
+        n_lm += t["rationale_source"].tolist().count("lm")
     return {"rationales": n, "lm": n_lm, "template": n - n_lm, "seconds": round(time.time() - t0, 2)}
 
-def rationale_lines(tables:Sequence)->str:
+
+def rationale_lines(tables: Sequence) -> str:
     "The rationales of result tables as plain text, each marked lm or template."
     out = []
     for t in tables:
-        if "rationale" not in t: continue
+        if "rationale" not in t:
+            continue
         head = t.attrs.get("candidate_id") or t.attrs.get("job_id")
-        out += [f"rationale {head} #{r['rank']} ({r['rationale_source']}): {r['rationale']}" for r in t.to_dict("records")]
+        out += [
+            f"rationale {head} #{r['rank']} ({r['rationale_source']}): {r['rationale']}"
+            for r in t.to_dict("records")
+        ]
     return "\n".join(out) + ("\n" if out else "")

@@ -18,42 +18,77 @@ GENERAL = ("BPR", "LightGCN", "SimpleX")
 CONTEXT = ("DCNV2", "xDeepFM")
 MODELS = {m.lower(): m for m in GENERAL + CONTEXT} | {"dcnv2": "DCNV2"}
 
-def model_class_name(name:str # bpr | lightgcn | simplex | dcnv2 | xdeepfm (any case)
-                    )->str:
+
+def model_class_name(
+    name: str,  # bpr | lightgcn | simplex | dcnv2 | xdeepfm (any case)
+) -> str:
     "RecBole's class name for a model name."
     k = name.lower()
-    if k not in MODELS: raise ValueError(f"unknown RecBole model {name!r}; choose one of {', '.join(sorted(MODELS))}")
+    if k not in MODELS:
+        raise ValueError(f"unknown RecBole model {name!r}; choose one of {', '.join(sorted(MODELS))}")
     return MODELS[k]
 
-def float_fields(data_dir:Path, # folder holding `<dataset>.user` and `<dataset>.item`
-                 dataset:str # the dataset name (file stem)
-                )->list[str]:
+
+def float_fields(
+    data_dir: Path,  # folder holding `<dataset>.user` and `<dataset>.item`
+    dataset: str,  # the dataset name (file stem)
+) -> list[str]:
     "The `:float` columns of the user and item files (RecBole embeds only the numerical features it is told about)."
     out = []
     for suf in ("user", "item"):
-        p = Path(data_dir)/f"{dataset}.{suf}"
+        p = Path(data_dir) / f"{dataset}.{suf}"
         if p.exists():
             head = p.read_text().split("\n", 1)[0].split("\t")
             out += [h.split(":")[0] for h in head if h.endswith(":float")]
     return out
 
-def recbole_config(model:str, # RecBole class name
-                   data_dir:Path, # folder `<data_path>/<dataset>` with the atomic files
-                   epochs:int=5, # training epochs
-                   seed:int=42, # RecBole's seed
-                   out_dir:Path|None=None, # where RecBole may write (checkpoints are never saved)
-                   overrides:dict|None=None # any further RecBole keys
-                  )->dict:
+
+def recbole_config(
+    model: str,  # RecBole class name
+    data_dir: Path,  # folder `<data_path>/<dataset>` with the atomic files
+    epochs: int = 5,  # training epochs
+    seed: int = 42,  # RecBole's seed
+    out_dir: Path | None = None,  # where RecBole may write (checkpoints are never saved)
+    overrides: dict | None = None,  # any further RecBole keys
+) -> dict:
     "The RecBole config dict: benchmark train/valid/test files, fixed epochs, no validation, CPU, quiet."
     data_dir = Path(data_dir)
-    cfg = dict(data_path=str(data_dir.parent), benchmark_filename=["train", "valid", "test"],
-               field_separator="\t", seq_separator=" ", USER_ID_FIELD="user_id", ITEM_ID_FIELD="item_id",
-               RATING_FIELD=None, TIME_FIELD=None, load_col=None, numerical_features=float_fields(data_dir, data_dir.name),
-               epochs=int(epochs), train_batch_size=512, eval_step=0, stopping_step=10**6, seed=int(seed),
-               reproducibility=True, use_gpu=False, show_progress=False, state="WARNING", log_wandb=False,
-               checkpoint_dir=str(out_dir or data_dir), save_dataset=False, save_dataloaders=False,
-               train_neg_sample_args={"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False, "candidate_num": 0})
-    if model == "SimpleX": cfg["train_neg_sample_args"]["sample_num"] = 10  # SimpleX's cosine contrastive loss wants several negatives
+    cfg = dict(
+        data_path=str(data_dir.parent),
+        benchmark_filename=["train", "valid", "test"],
+        field_separator="\t",
+        seq_separator=" ",
+        USER_ID_FIELD="user_id",
+        ITEM_ID_FIELD="item_id",
+        RATING_FIELD=None,
+        TIME_FIELD=None,
+        load_col=None,
+        numerical_features=float_fields(data_dir, data_dir.name),
+        epochs=int(epochs),
+        train_batch_size=512,
+        eval_step=0,
+        stopping_step=10**6,
+        seed=int(seed),
+        reproducibility=True,
+        use_gpu=False,
+        show_progress=False,
+        state="WARNING",
+        log_wandb=False,
+        checkpoint_dir=str(out_dir or data_dir),
+        save_dataset=False,
+        save_dataloaders=False,
+        train_neg_sample_args={
+            "distribution": "uniform",
+            "sample_num": 1,
+            "alpha": 1.0,
+            "dynamic": False,
+            "candidate_num": 0,
+        },
+    )
+    if model == "SimpleX":
+        cfg["train_neg_sample_args"]["sample_num"] = (
+            10  # SimpleX's cosine contrastive loss wants several negatives
+        )
     cfg.update(overrides or {})
     return cfg
 
@@ -61,27 +96,35 @@ def recbole_config(model:str, # RecBole class name
 def _shims():
     "Aliases removed from numpy that RecBole 1.2.1 still uses (its own config restores some, not before every import)."
     for k, v in {"float": np.float64, "int": np.int64, "bool": np.bool_, "long": np.int64}.items():
-        if k not in np.__dict__: setattr(np, k, v)
+        if k not in np.__dict__:
+            setattr(np, k, v)
 
-def train_and_score(model:str, # bpr | lightgcn | simplex | dcnv2 | xdeepfm
-                    data_dir:Path, # folder `<data_path>/<dataset>` with the atomic files
-                    users:list[str], # candidate ids to score (rows)
-                    items:list[str], # job ids to score (columns)
-                    epochs:int=5, # training epochs
-                    seed:int=42, # RecBole's seed
-                    out_dir:Path|None=None, # scratch folder for RecBole
-                    overrides:dict|None=None, # further RecBole config keys
-                    every:int=0 # score after every `every` epochs too (0: only at the end)
-                   )->tuple[np.ndarray, dict]: # scores float32 [len(users), len(items)] ([stages, ...] with `every`), info
+
+def train_and_score(
+    model: str,  # bpr | lightgcn | simplex | dcnv2 | xdeepfm
+    data_dir: Path,  # folder `<data_path>/<dataset>` with the atomic files
+    users: list[str],  # candidate ids to score (rows)
+    items: list[str],  # job ids to score (columns)
+    epochs: int = 5,  # training epochs
+    seed: int = 42,  # RecBole's seed
+    out_dir: Path | None = None,  # scratch folder for RecBole
+    overrides: dict | None = None,  # further RecBole config keys
+    every: int = 0,  # score after every `every` epochs too (0: only at the end)
+) -> tuple[np.ndarray, dict]:  # scores float32 [len(users), len(items)] ([stages, ...] with `every`), info
     "Train a RecBole model on the atomic files and score users x items from the model in memory."
     _shims()
     import torch
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_seed
+
     t0 = time.time()
     name = model_class_name(model)
-    cfg = Config(model=name, dataset=Path(data_dir).name, config_dict=recbole_config(name, data_dir, every or epochs, seed, out_dir, overrides))
+    cfg = Config(
+        model=name,
+        dataset=Path(data_dir).name,
+        config_dict=recbole_config(name, data_dir, every or epochs, seed, out_dir, overrides),
+    )
     init_seed(cfg["seed"], cfg["reproducibility"])
     ds = create_dataset(cfg)
     train, _, _ = data_preparation(cfg, ds)
@@ -93,42 +136,68 @@ def train_and_score(model:str, # bpr | lightgcn | simplex | dcnv2 | xdeepfm
     for k in range(max(1, -(-int(epochs) // every)) if every else 1):
         trainer.fit(train, None, verbose=False, saved=False, show_progress=False)
         losses.update({k * (every or 0) + int(e): float(v) for e, v in trainer.train_loss_dict.items()})
-        if every: stages.append(_score_all(net, ds, name, users, items, cfg["device"]))
+        if every:
+            stages.append(_score_all(net, ds, name, users, items, cfg["device"]))
     out = np.stack(stages) if every else _score_all(net, ds, name, users, items, cfg["device"])
-    info = dict(model=name, epochs=int(epochs), every=int(every), seed=int(seed), n_users=len(users), n_items=len(items),
-                n_train_interactions=len(train._dataset), train_loss=losses, seconds=round(time.time()-t0, 2),
-                versions={"recbole": __import__("recbole").__version__, "torch": torch.__version__, "numpy": np.__version__})
+    info = dict(
+        model=name,
+        epochs=int(epochs),
+        every=int(every),
+        seed=int(seed),
+        n_users=len(users),
+        n_items=len(items),
+        n_train_interactions=len(train._dataset),
+        train_loss=losses,
+        seconds=round(time.time() - t0, 2),
+        versions={
+            "recbole": __import__("recbole").__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
+    )
     return out, info
 
 # %% ../nbs/07a_recbole_runner.ipynb #c009s
 def _score_all(net, ds, name, users, items, device):
     import torch
     from recbole.data.interaction import Interaction
+
     uid, iid = ds.uid_field, ds.iid_field
     u = torch.as_tensor([ds.field2token_id[uid][x] for x in users], dtype=torch.long)
     i = torch.as_tensor([ds.field2token_id[iid][x] for x in items], dtype=torch.long)
-    net.eval(); out = np.zeros((len(users), len(items)), np.float32)
+    net.eval()
+    out = np.zeros((len(users), len(items)), np.float32)
     with torch.no_grad():
         for s in range(0, len(users), 64):
-            ub = u[s:s+64]
+            ub = u[s : s + 64]
             if name in GENERAL:
                 full = net.full_sort_predict(Interaction({uid: ub})).view(len(ub), -1)
-                out[s:s+len(ub)] = full[:, i].cpu().numpy()
+                out[s : s + len(ub)] = full[:, i].cpu().numpy()
             else:
                 inter = Interaction({uid: ub.repeat_interleave(len(i)), iid: i.repeat(len(ub))})
-                out[s:s+len(ub)] = net.predict(ds.join(inter).to(device)).view(len(ub), len(i)).cpu().numpy()
+                out[s : s + len(ub)] = (
+                    net.predict(ds.join(inter).to(device)).view(len(ub), len(i)).cpu().numpy()
+                )
     net.train()
     return out
 
-
 # %% ../nbs/07a_recbole_runner.ipynb #c011
-def parse_args(argv:list[str]|None=None)->argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     "The runner's command line."
     p = argparse.ArgumentParser(description="Train a RecBole model on jobrec atomic files; write scores.npy.")
-    p.add_argument("--data", required=True, help="folder <data_path>/<dataset> with <dataset>.{user,item,train.inter,valid.inter,test.inter}")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="folder <data_path>/<dataset> with <dataset>.{user,item,train.inter,valid.inter,test.inter}",
+    )
     p.add_argument("--model", required=True, help="bpr | lightgcn | simplex | dcnv2 | xdeepfm")
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--every", type=int, default=0, help="also score after every N epochs: scores.npy is then [stages, users, items]")
+    p.add_argument(
+        "--every",
+        type=int,
+        default=0,
+        help="also score after every N epochs: scores.npy is then [stages, users, items]",
+    )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--users", required=True, help="text file, one candidate id a line (rows of the output)")
     p.add_argument("--items", required=True, help="text file, one job id a line (columns of the output)")
@@ -136,18 +205,32 @@ def parse_args(argv:list[str]|None=None)->argparse.Namespace:
     p.add_argument("--config", default=None, help="JSON object of further RecBole config keys")
     return p.parse_args(argv)
 
-def main(argv:list[str]|None=None)->int:
+
+def main(argv: list[str] | None = None) -> int:
     "Run the command line; returns the exit status."
     a = parse_args(argv)
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
     users = [x for x in Path(a.users).read_text().split("\n") if x]
     items = [x for x in Path(a.items).read_text().split("\n") if x]
     os.chdir(out)  # RecBole writes log folders relative to the working directory
-    scores, info = train_and_score(a.model, Path(a.data).resolve(), users, items, a.epochs, a.seed, out,
-                                   json.loads(a.config) if a.config else None, a.every)
-    if not np.isfinite(scores).all(): raise RuntimeError(f"{a.model}: non-finite scores")
-    np.save(out/"scores.npy", scores, allow_pickle=False)
-    (out/"info.json").write_text(json.dumps(info, indent=2))
+    scores, info = train_and_score(
+        a.model,
+        Path(a.data).resolve(),
+        users,
+        items,
+        a.epochs,
+        a.seed,
+        out,
+        json.loads(a.config) if a.config else None,
+        a.every,
+    )
+    if not np.isfinite(scores).all():
+        raise RuntimeError(f"{a.model}: non-finite scores")
+    np.save(out / "scores.npy", scores, allow_pickle=False)
+    (out / "info.json").write_text(json.dumps(info, indent=2))
     return 0
 
-if __name__ == "__main__" and "__file__" in globals(): sys.exit(main())
+
+if __name__ == "__main__" and "__file__" in globals():
+    sys.exit(main())

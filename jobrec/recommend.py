@@ -13,16 +13,47 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .core import (get_logger, load_config, save_config, atomic_path, write_json, ConfigError, JobrecError, ModelError,
-                         UsageError, show_value)
-from .schema import (Candidate, Job, SchemaError, candidate_from_row, job_from_row, explain_pair, pair_features,
-                           candidate_text, job_text, candidate_to_row, job_to_row, USER_COLUMNS, ITEM_COLUMNS)
+from jobrec.core import (
+    get_logger,
+    load_config,
+    save_config,
+    atomic_path,
+    write_json,
+    ConfigError,
+    JobrecError,
+    ModelError,
+    UsageError,
+    show_value,
+)
+from jobrec.schema import (
+    Candidate,
+    Job,
+    SchemaError,
+    candidate_from_row,
+    job_from_row,
+    explain_pair,
+    pair_features,
+    candidate_text,
+    job_text,
+    candidate_to_row,
+    job_to_row,
+    USER_COLUMNS,
+    ITEM_COLUMNS,
+)
 from .data import DataError, read_csv_strict
 from .calibration import NO_CALIBRATION
 from .metrics import tau_errors
 from .core import to_host
 from .data import model_features
-from .fusion import FusionArrays, FusionModel, FUSIONS, fusion_settings, fusion_system, system_settings, load_fusion
+from jobrec.fusion import (
+    FusionArrays,
+    FusionModel,
+    FUSIONS,
+    fusion_settings,
+    fusion_system,
+    system_settings,
+    load_fusion,
+)
 
 # %% auto #0
 __all__ = ['log', 'read_entities', 'write_entities', 'find_system', 'init_run', 'encode_entities', 'standard_features',
@@ -34,282 +65,447 @@ __all__ = ['log', 'read_entities', 'write_entities', 'find_system', 'init_run', 
 
 # %% ../nbs/10_recommend.ipynb #c005
 log = get_logger("recommend")
-_KINDS = {"candidate": (candidate_from_row, "candidates", "student_id"), "job": (job_from_row, "jobs", "job_id")}
+_KINDS = {
+    "candidate": (candidate_from_row, "candidates", "student_id"),
+    "job": (job_from_row, "jobs", "job_id"),
+}
 
-def _no_constant(name): raise ValueError(f"{name} is not a number jobrec reads")
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not a number jobrec reads")
+
 
 def _json_records(path, plural):
     # utf-8-sig: a byte-order mark, as Windows tools write it, is read
-    try: obj = json.loads(path.read_text(encoding="utf-8-sig"), parse_constant=_no_constant)
-    except RecursionError: raise DataError("malformed JSON (nested too deeply)", file=path.name) from None
-    except ValueError as e: raise DataError(f"malformed JSON ({show_value(str(e), 120)[1:-1]})", file=path.name) from None
-    if isinstance(obj, dict) and plural in obj: obj = obj[plural]
-    if isinstance(obj, dict): obj = [obj]
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8-sig"), parse_constant=_no_constant)
+    except RecursionError:
+        raise DataError("malformed JSON (nested too deeply)", file=path.name) from None
+    except ValueError as e:
+        raise DataError(f"malformed JSON ({show_value(str(e), 120)[1:-1]})", file=path.name) from None
+    if isinstance(obj, dict) and plural in obj:
+        obj = obj[plural]
+    if isinstance(obj, dict):
+        obj = [obj]
     if not isinstance(obj, list) or not all(isinstance(r, dict) for r in obj):
-        raise DataError(f"expected a JSON object, a list of objects or {{\"{plural}\": [...]}}", file=path.name)
+        raise DataError(f'expected a JSON object, a list of objects or {{"{plural}": [...]}}', file=path.name)
     return obj
 
-def _check_columns(rows:list, name:str):
+
+def _check_columns(rows: list, name: str):
     "A column name is a label: a control character in one (a NUL in a header) is an error, not a column ignored."
     from jobrec.schema import check_chars
-    for k in dict.fromkeys(k for r in rows for k in r):
-        try: check_chars(k, None, "item")
-        except SchemaError as e: raise SchemaError(f"column name {show_value(k, 60)}: {e.reason}", file=name) from None
 
-def read_entities(path:str|Path, # a CSV or JSON file in the released column format
-                  kind:str="candidate" # "candidate" (Final_users.csv columns) | "job" (Final_items.csv columns)
-                 )->list:
+    for k in dict.fromkeys(k for r in rows for k in r):
+        try:
+            check_chars(k, None, "item")
+        except SchemaError as e:
+            raise SchemaError(f"column name {show_value(k, 60)}: {e.reason}", file=name) from None
+
+
+def read_entities(
+    path: str | Path,  # a CSV or JSON file in the released column format
+    kind: str = "candidate",  # "candidate" (Final_users.csv columns) | "job" (Final_items.csv columns)
+) -> list:
     "Validated candidates or jobs from a file; errors name the file, row and field."
-    if kind not in _KINDS: raise UsageError(f"kind must be 'candidate' or 'job', got {show_value(kind)}")
+    if kind not in _KINDS:
+        raise UsageError(f"kind must be 'candidate' or 'job', got {show_value(kind)}")
     build, plural, id_col = _KINDS[kind]
     path = Path(path)
-    try: exists, folder = path.exists(), path.is_dir()
-    except (OSError, ValueError): raise DataError("not a usable file name", file=show_value(str(path))) from None
-    if not exists: raise DataError("file not found", file=path)
-    if folder: raise DataError(f"expected a CSV or JSON file of {plural}, got a folder", file=path)
-    if path.stat().st_size == 0 or not path.read_bytes().strip(): raise DataError(f"the file is empty; expected {plural}", file=path.name)
+    try:
+        exists, folder = path.exists(), path.is_dir()
+    except (OSError, ValueError):
+        raise DataError("not a usable file name", file=show_value(str(path))) from None
+    if not exists:
+        raise DataError("file not found", file=path)
+    if folder:
+        raise DataError(f"expected a CSV or JSON file of {plural}, got a folder", file=path)
+    if path.stat().st_size == 0 or not path.read_bytes().strip():
+        raise DataError(f"the file is empty; expected {plural}", file=path.name)
     ext = path.suffix.lower()
-    if ext == ".json": rows = _json_records(path, plural)
-    elif ext in (".csv", ".tsv", ".txt"): rows = read_csv_strict(path, "\t" if ext == ".tsv" else ",").to_dict("records")
-    else: raise DataError(f"unsupported file type {ext or '(none)'}; use .csv or .json", file=path.name)
-    if not rows: raise DataError(f"no {plural} in the file (a header without rows?)", file=path.name)
+    if ext == ".json":
+        rows = _json_records(path, plural)
+    elif ext in (".csv", ".tsv", ".txt"):
+        rows = read_csv_strict(path, "\t" if ext == ".tsv" else ",").to_dict("records")
+    else:
+        raise DataError(f"unsupported file type {ext or '(none)'}; use .csv or .json", file=path.name)
+    if not rows:
+        raise DataError(f"no {plural} in the file (a header without rows?)", file=path.name)
     _check_columns(rows, path.name)
     out, seen = [], {}
     for i, row in enumerate(rows):
         r = build(row, i, path.name)
         rid = r.candidate_id if kind == "candidate" else r.job_id
-        if rid in seen: raise SchemaError(f"duplicate id {show_value(rid)} (first at row {seen[rid]})", id_col, i, path.name)
-        seen[rid] = i; out.append(r)
+        if rid in seen:
+            raise SchemaError(
+                f"duplicate id {show_value(rid)} (first at row {seen[rid]})", id_col, i, path.name
+            )
+        seen[rid] = i
+        out.append(r)
     return out
 
-def write_entities(entities:Sequence, # candidates or jobs
-                   path:str|Path # .csv or .json
-                  )->Path:
+
+def write_entities(
+    entities: Sequence,  # candidates or jobs
+    path: str | Path,  # .csv or .json
+) -> Path:
     "Write candidates or jobs in the released column format (atomically)."
     path = Path(path)
     rows = [candidate_to_row(e) if isinstance(e, Candidate) else job_to_row(e) for e in entities]
     with atomic_path(path) as tmp:
-        if path.suffix.lower() == ".json": tmp.write_text(json.dumps(rows, indent=1, default=str))
-        else: pd.DataFrame(rows).to_csv(tmp, index=False)
+        if path.suffix.lower() == ".json":
+            tmp.write_text(json.dumps(rows, indent=1, default=str))
+        else:
+            pd.DataFrame(rows).to_csv(tmp, index=False)
     return path
 
 # %% ../nbs/10_recommend.ipynb #c011
-def find_system(run_dir:str|Path # a run folder (runs/NAME), its model folder, or a saved system folder
-               )->Path:
+def find_system(
+    run_dir: str | Path,  # a run folder (runs/NAME), its model folder, or a saved system folder
+) -> Path:
     "The folder of the saved expert system inside a run folder."
     p = Path(run_dir)
-    for c in (p/"model"/"system", p/"system", p):
-        if (c/"experts.safetensors").exists() and (c/"meta.json").exists(): return c
-    if not p.exists(): raise FileNotFoundError(f"model folder {p} does not exist (train one with `jobrec train --out {p}`)")
-    raise FileNotFoundError(f"{p} holds no trained model: expected {p}/model/system/experts.safetensors (written by `jobrec train --out {p}`)")
+    for c in (p / "model" / "system", p / "system", p):
+        if (c / "experts.safetensors").exists() and (c / "meta.json").exists():
+            return c
+    if not p.exists():
+        raise FileNotFoundError(f"model folder {p} does not exist (train one with `jobrec train --out {p}`)")
+    raise FileNotFoundError(
+        f"{p} holds no trained model: expected {p}/model/system/experts.safetensors (written by `jobrec train --out {p}`)"
+    )
 
-def init_run(cfg:dict, # a resolved config (its backbone, expert, schema sections)
-             out_dir:str|Path, # the run folder to write
-             data=None # a dataset whose training split gives the feature standardisation (default: none)
-            )->Path:
+
+def init_run(
+    cfg: dict,  # a resolved config (its backbone, expert, schema sections)
+    out_dir: str | Path,  # the run folder to write
+    data=None,  # a dataset whose training split gives the feature standardisation (default: none)
+) -> Path:
     "Write an untrained expert system in the run-folder layout of `jobrec train` (docs, tests, latency benchmarks)."
     from jobrec.experts import ExpertSystem, feature_stats
-    out = Path(out_dir); save_config(cfg, out)
+
+    out = Path(out_dir)
+    save_config(cfg, out)
     s = ExpertSystem(cfg, feat_stats=feature_stats(data, cfg) if data is not None else None)
     s.calibration = {"qualification": dict(NO_CALIBRATION)}
     s.report = {"untrained": True}
-    s.save(out/"model"/"system")
+    s.save(out / "model" / "system")
     return out
 
 # %% ../nbs/10_recommend.ipynb #c014
-def encode_entities(system, # an ExpertSystem
-                    entities:Sequence, # Candidate or Job objects (one kind)
-                    expert:str, # "preference" | "qualification"
-                    batch_size:int=64, # texts per forward pass (the batches by token length; reading order keeps the system's own)
-                    by_length:bool=False # phrase encoding: batches of distinct phrases of similar token length (the serving catalogue path)
-                   )->np.ndarray: # float32 [N, D]
+def encode_entities(
+    system,  # an ExpertSystem
+    entities: Sequence,  # Candidate or Job objects (one kind)
+    expert: str,  # "preference" | "qualification"
+    batch_size: int = 64,  # texts per forward pass (the batches by token length; reading order keeps the system's own)
+    by_length: bool = False,  # phrase encoding: batches of distinct phrases of similar token length (the serving catalogue path)
+) -> np.ndarray:  # float32 [N, D]
     "Encodings of each entity under `expert`'s adapter and view, as the head reads them (eval mode, no gradients)."
-    if not len(entities): return np.zeros((0, system.backbone.hidden_size), np.float32)
-    system.backbone.model.eval(); system.heads.eval()
+    if not len(entities):
+        return np.zeros((0, system.backbone.hidden_size), np.float32)
+    system.backbone.model.eval()
+    system.heads.eval()
     import torch
+
     texts = system.entity_texts(entities, expert)
     # a few short sequences or a tiny backbone: intra-op threads cost more than they gain, and collapse when the cores are shared
     # (one candidate's phrase slots are a batch of some 20-40 phrases: there, two threads encode in 70 ms what one does in 110 ms)
     n_threads = torch.get_num_threads()
     n_seq = sum(1 for ps in texts for p in ps if p) if texts and isinstance(texts[0], list) else len(texts)
-    if n_seq <= 8 or system.backbone.hidden_size < 256: torch.set_num_threads(1)
+    if n_seq <= 8 or system.backbone.hidden_size < 256:
+        torch.set_num_threads(1)
     try:
-        if by_length and system.mode == "dual" and system.encoding == "phrases": return _phrases_by_length(system, texts, expert, batch_size)
+        if by_length and system.mode == "dual" and system.encoding == "phrases":
+            return _phrases_by_length(system, texts, expert, batch_size)
         E = system.encode_entities(texts, expert, grad=False)
-    finally: torch.set_num_threads(n_threads)
+    finally:
+        torch.set_num_threads(n_threads)
     return to_host(E)
 
-def standard_features(system, cands, jobs)->np.ndarray:
+
+def standard_features(system, cands, jobs) -> np.ndarray:
     "The schema's pair features [C, J, F], standardised as in training."
     f = model_features(cands, jobs, system.job_history)
-    return ((f - system.feat_mean)/system.feat_std).astype(np.float32)
+    return ((f - system.feat_mean) / system.feat_std).astype(np.float32)
 
-def head_scores(system, # an ExpertSystem in dual mode
-                expert:str, # "preference" | "qualification"
-                U:np.ndarray, # [n, H] or [1, H] candidate encodings
-                V:np.ndarray, # [n, H] or [1, H] job encodings
-                features:np.ndarray|None=None, # [n, F] standardised pair features (None when the system uses none)
-                chunk:int=16384 # pairs per head call
-               )->np.ndarray: # float32 [n] logits
+
+def head_scores(
+    system,  # an ExpertSystem in dual mode
+    expert: str,  # "preference" | "qualification"
+    U: np.ndarray,  # [n, H] or [1, H] candidate encodings
+    V: np.ndarray,  # [n, H] or [1, H] job encodings
+    features: np.ndarray | None = None,  # [n, F] standardised pair features (None when the system uses none)
+    chunk: int = 16384,  # pairs per head call
+) -> np.ndarray:  # float32 [n] logits
     "An expert's logits for pairs of cached encodings (dual mode)."
     import torch
-    if system.mode != "dual": raise ValueError("head_scores needs a dual-mode system; a cross-mode system scores pairs with score_pairs")
-    U, V = np.atleast_2d(U), np.atleast_2d(V); n = max(len(U), len(V))
-    system.heads.eval(); out = []
+
+    if system.mode != "dual":
+        raise ValueError(
+            "head_scores needs a dual-mode system; a cross-mode system scores pairs with score_pairs"
+        )
+    U, V = np.atleast_2d(U), np.atleast_2d(V)
+    n = max(len(U), len(V))
+    system.heads.eval()
+    out = []
     with torch.inference_mode():
         for s in range(0, n, chunk):
-            u = torch.from_numpy(np.ascontiguousarray(U[s:s+chunk] if len(U) > 1 else U)).float().to(system.device)
-            v = torch.from_numpy(np.ascontiguousarray(V[s:s+chunk] if len(V) > 1 else V)).float().to(system.device)
-            m = max(len(u), len(v)); u, v = u.expand(m, -1), v.expand(m, -1)
+            u = (
+                torch.from_numpy(np.ascontiguousarray(U[s : s + chunk] if len(U) > 1 else U))
+                .float()
+                .to(system.device)
+            )
+            v = (
+                torch.from_numpy(np.ascontiguousarray(V[s : s + chunk] if len(V) > 1 else V))
+                .float()
+                .to(system.device)
+            )
+            m = max(len(u), len(v))
+            u, v = u.expand(m, -1), v.expand(m, -1)
             # the system's own pair input, so the layout matches training exactly
-            f = None if features is None or not system.use_features else torch.from_numpy(np.ascontiguousarray(features[s:s+m])).to(system.device)
+            f = (
+                None
+                if features is None or not system.use_features
+                else torch.from_numpy(np.ascontiguousarray(features[s : s + m])).to(system.device)
+            )
             out.append(to_host(system.score_encoded(expert, u, v, f)))
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 # %% ../nbs/10_recommend.ipynb #c014b
-def _phrases_by_length(system, texts:list, expert:str, batch_size:int)->np.ndarray:
+def _phrases_by_length(system, texts: list, expert: str, batch_size: int) -> np.ndarray:
     "Phrase slots encoded with each distinct phrase once, in batches of similar token length: less padding than reading order."
-    system.n_encoded += len(texts); flat = [p for ps in texts for p in ps]
-    uniq = sorted({p for p in flat if p}); H = system.backbone.hidden_size
-    if not uniq: return np.zeros((len(texts), len(texts[0])*H), np.float32)
-    n_tok = [len(t) for t in system.backbone.tokenizer(uniq, truncation=True, max_length=system.phrase_max_length)["input_ids"]]
+    system.n_encoded += len(texts)
+    flat = [p for ps in texts for p in ps]
+    uniq = sorted({p for p in flat if p})
+    H = system.backbone.hidden_size
+    if not uniq:
+        return np.zeros((len(texts), len(texts[0]) * H), np.float32)
+    n_tok = [
+        len(t)
+        for t in system.backbone.tokenizer(uniq, truncation=True, max_length=system.phrase_max_length)[
+            "input_ids"
+        ]
+    ]
     order = np.argsort(n_tok, kind="stable")
     # the backbone directly, not the process-wide phrase cache: its encodings are the reading order's bits, which training reads
-    E = to_host(system.backbone.encode([uniq[i] for i in order], system.adapters[expert], system.phrase_max_length,
-                                       batch_size=int(batch_size)))
-    table = np.zeros((len(uniq) + 1, H), np.float32); table[order + 1] = E
+    E = to_host(
+        system.backbone.encode(
+            [uniq[i] for i in order],
+            system.adapters[expert],
+            system.phrase_max_length,
+            batch_size=int(batch_size),
+        )
+    )
+    table = np.zeros((len(uniq) + 1, H), np.float32)
+    table[order + 1] = E
     pos = {p: i + 1 for i, p in enumerate(uniq)}
     return table[np.array([pos.get(p, 0) for p in flat], np.int64)].reshape(len(texts), -1)
 
+
 @contextmanager
-def torch_threads(n:int # torch intra-op threads inside the block (0: leave torch's setting)
-                 ):
+def torch_threads(
+    n: int,  # torch intra-op threads inside the block (0: leave torch's setting)
+):
     "Run a block on `n` torch threads, then restore the setting."
     import torch
+
     was = torch.get_num_threads()
-    if n > 0: torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(was)
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(was)
 
 # %% ../nbs/10_recommend.ipynb #c018
-def file_digest(path:str|Path, chunk:int=1<<20)->str:
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
     "sha256 of a file's bytes."
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        for b in iter(lambda: f.read(chunk), b""): h.update(b)
+        for b in iter(lambda: f.read(chunk), b""):
+            h.update(b)
     return h.hexdigest()
 
-def jobs_digest(jobs:Sequence[Job])->str:
+
+def jobs_digest(jobs: Sequence[Job]) -> str:
     "sha256 of job records in their canonical released-format rows."
     h = hashlib.sha256()
-    for j in jobs: h.update(json.dumps(job_to_row(j), sort_keys=True, default=str).encode()); h.update(b"\n")
+    for j in jobs:
+        h.update(json.dumps(job_to_row(j), sort_keys=True, default=str).encode())
+        h.update(b"\n")
     return h.hexdigest()
+
 
 @dataclass
 class Catalogue:
     "Jobs with their cached per-expert encodings and retrieval indexes."
-    jobs:list
-    key:str # content hash of the catalogue and the model
-    emb:dict # expert -> float32 [J, H]
-    source:str|None=None # the file it was read from
-    encode_seconds:float=0.0 # time spent encoding (0 when read from the cache)
-    from_cache:bool=False
-    indexes:dict=field(default_factory=dict, repr=False) # (query kind, index kind) -> faiss index
-    means:dict=field(default_factory=dict, repr=False) # expert -> mean encoding (computed once: the linear query and the re-rank read it per candidate)
-    def __len__(self): return len(self.jobs)
-    def mean(self, expert:str)->np.ndarray:
-        if expert not in self.means: self.means[expert] = self.emb[expert].mean(0)
+
+    jobs: list
+    key: str  # content hash of the catalogue and the model
+    emb: dict  # expert -> float32 [J, H]
+    source: str | None = None  # the file it was read from
+    encode_seconds: float = 0.0  # time spent encoding (0 when read from the cache)
+    from_cache: bool = False
+    indexes: dict = field(default_factory=dict, repr=False)  # (query kind, index kind) -> faiss index
+    means: dict = field(
+        default_factory=dict, repr=False
+    )  # expert -> mean encoding (computed once: the linear query and the re-rank read it per candidate)
+
+    def __len__(self):
+        return len(self.jobs)
+
+    def mean(self, expert: str) -> np.ndarray:
+        if expert not in self.means:
+            self.means[expert] = self.emb[expert].mean(0)
         return self.means[expert]
+
 
 def _faiss():
     from jobrec.core import optional_import
+
     return optional_import("faiss")
 
-def build_index(vectors:np.ndarray, # float32 [N, d]
-                kind:str="flat", # flat (exact) | hnsw (approximate)
-                hnsw_m:int=32, # hnsw neighbours per node
-                ef_search:int=256 # hnsw search breadth
-               ):
+
+def build_index(
+    vectors: np.ndarray,  # float32 [N, d]
+    kind: str = "flat",  # flat (exact) | hnsw (approximate)
+    hnsw_m: int = 32,  # hnsw neighbours per node
+    ef_search: int = 256,  # hnsw search breadth
+):
     "A faiss inner-product index over `vectors`."
     faiss = _faiss()
-    x = np.ascontiguousarray(vectors, dtype=np.float32); d = x.shape[1]
-    if kind == "flat": ix = faiss.IndexFlatIP(d)
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    d = x.shape[1]
+    if kind == "flat":
+        ix = faiss.IndexFlatIP(d)
     elif kind == "hnsw":
-        ix = faiss.IndexHNSWFlat(d, int(hnsw_m), faiss.METRIC_INNER_PRODUCT); ix.hnsw.efSearch = int(ef_search)
-    else: raise ConfigError(f"retrieval.index must be flat or hnsw, got {kind!r}")
+        ix = faiss.IndexHNSWFlat(d, int(hnsw_m), faiss.METRIC_INNER_PRODUCT)
+        ix.hnsw.efSearch = int(ef_search)
+    else:
+        raise ConfigError(f"retrieval.index must be flat or hnsw, got {kind!r}")
     ix.add(x)
     return ix
 
 # %% ../nbs/10_recommend.ipynb #c019b
-def _whole(v)->bool: return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+def _whole(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
 
 def _check_call(k, tau=None, shortlist=None, **flags):
     "The API's arguments, checked before any work: a UsageError that names the argument and what it accepts."
-    if not _whole(k) or k < 1: raise UsageError(f"k must be a whole number >= 1, got {type(k).__name__} {show_value(k)}")
-    if tau is not None and (isinstance(tau, (bool, np.bool_)) or not isinstance(tau, (int, float, np.number)) or not 0 <= tau <= 1):
-        raise UsageError(f"tau must be None or a number in [0, 1], got {type(tau).__name__} {show_value(tau)}")
+    if not _whole(k) or k < 1:
+        raise UsageError(f"k must be a whole number >= 1, got {type(k).__name__} {show_value(k)}")
+    if tau is not None and (
+        isinstance(tau, (bool, np.bool_)) or not isinstance(tau, (int, float, np.number)) or not 0 <= tau <= 1
+    ):
+        raise UsageError(
+            f"tau must be None or a number in [0, 1], got {type(tau).__name__} {show_value(tau)}"
+        )
     if shortlist is not None and (not _whole(shortlist) or shortlist < 1):
-        raise UsageError(f"shortlist must be None or a whole number >= 1, got {type(shortlist).__name__} {show_value(shortlist)}")
+        raise UsageError(
+            f"shortlist must be None or a whole number >= 1, got {type(shortlist).__name__} {show_value(shortlist)}"
+        )
     for name, v in flags.items():
-        if not isinstance(v, (bool, np.bool_)): raise UsageError(f"{name} must be True or False, got {type(v).__name__} {show_value(v)}")
+        if not isinstance(v, (bool, np.bool_)):
+            raise UsageError(f"{name} must be True or False, got {type(v).__name__} {show_value(v)}")
 
-def _records(value, cls, kind:str)->list:
+
+def _records(value, cls, kind: str) -> list:
     "Candidates or jobs given as one record, a list of records or a file."
-    if isinstance(value, (str, Path)): return read_entities(value, kind)
-    if isinstance(value, cls): return [value]
+    if isinstance(value, (str, Path)):
+        return read_entities(value, kind)
+    if isinstance(value, cls):
+        return [value]
     items = list(value) if isinstance(value, (list, tuple)) else None
     if items is None or not all(isinstance(x, cls) for x in items):
         bad = value if items is None else next(x for x in items if not isinstance(x, cls))
-        raise UsageError(f"{kind}s must be a {cls.__name__}, a list of {cls.__name__} records or a CSV/JSON file, got {type(bad).__name__} {show_value(bad)}")
-    if not items: raise DataError(f"no {kind}s given")
+        raise UsageError(
+            f"{kind}s must be a {cls.__name__}, a list of {cls.__name__} records or a CSV/JSON file, got {type(bad).__name__} {show_value(bad)}"
+        )
+    if not items:
+        raise DataError(f"no {kind}s given")
     return items
 
 # %% ../nbs/10_recommend.ipynb #c020
-def _summary(ex:dict)->str:
+def _summary(ex: dict) -> str:
     "One line of an explanation: requirements missed with margins, skills missing, interest and logistics."
     cap, dom, logi = ex["capability"], ex["domain"], ex["logistics"]
-    missed = [f"{r['name']} ({r['margin']:+g})" if r["margin"] is not None else r["name"] for r in cap["requirements"] if not r["met"]]
-    if not dom["major_met"]: missed.append("major")
-    req = f"meets {ex['requirements_met']}/{ex['requirements_total']}" + (f", misses {', '.join(missed)}" if missed else "")
+    missed = [
+        f"{r['name']} ({r['margin']:+g})" if r["margin"] is not None else r["name"]
+        for r in cap["requirements"]
+        if not r["met"]
+    ]
+    if not dom["major_met"]:
+        missed.append("major")
+    req = f"meets {ex['requirements_met']}/{ex['requirements_total']}" + (
+        f", misses {', '.join(missed)}" if missed else ""
+    )
     n_req = len(cap["skills_matched"]) + len(cap["skills_missing"])
-    sk = f"skills {len(cap['skills_matched'])}/{n_req}" + (f" (missing {', '.join(cap['skills_missing'][:3])}{'...' if len(cap['skills_missing']) > 3 else ''})" if cap["skills_missing"] else "")
+    sk = f"skills {len(cap['skills_matched'])}/{n_req}" + (
+        f" (missing {', '.join(cap['skills_missing'][:3])}{'...' if len(cap['skills_missing']) > 3 else ''})"
+        if cap["skills_missing"]
+        else ""
+    )
     lg = [r["name"] for r in logi["requirements"] if not r["met"]]
-    return "; ".join([req, sk, "interest match" if dom["interest_match"] else "outside interests"] + ([f"logistics: misses {', '.join(lg)}"] if lg else []))
+    return "; ".join(
+        [req, sk, "interest match" if dom["interest_match"] else "outside interests"]
+        + ([f"logistics: misses {', '.join(lg)}"] if lg else [])
+    )
 
-def _job_rows(c, cat, idx, sc, fu, explain)->list:
+
+def _job_rows(c, cat, idx, sc, fu, explain) -> list:
     "The rows of one candidate's result table."
     rows = []
     for r, t in enumerate(fu["top"]):
         j = cat.jobs[idx[t]]
-        row = {"rank": r + 1, "job_id": j.job_id, "industry": j.industry, "preference": float(sc["s_pref"][t]),
-               "p_qual": float(sc["p_qual"][t]), "fused": float(fu["fused"][t])}
+        row = {
+            "rank": r + 1,
+            "job_id": j.job_id,
+            "industry": j.industry,
+            "preference": float(sc["s_pref"][t]),
+            "p_qual": float(sc["p_qual"][t]),
+            "fused": float(fu["fused"][t]),
+        }
         if explain:
-            ex = explain_pair(c, j); row["why"] = _summary(ex); row["explanation"] = ex
+            ex = explain_pair(c, j)
+            row["why"] = _summary(ex)
+            row["explanation"] = ex
         rows.append(row)
     return rows
 
-def _table(rows:list, attrs:dict)->pd.DataFrame:
+
+def _table(rows: list, attrs: dict) -> pd.DataFrame:
     "A result table with what was done in its `attrs`."
     df = pd.DataFrame(rows)
     df.attrs.update(attrs)
     return df
 
-def _one_job(job)->Job:
+
+def _one_job(job) -> Job:
     "The job of `rank_candidates`: a Job, or a file holding exactly one."
     if isinstance(job, (str, Path)):
         js = read_entities(job, "job")
-        if len(js) != 1: raise DataError(f"expected exactly one job, found {len(js)}", file=Path(job).name)
+        if len(js) != 1:
+            raise DataError(f"expected exactly one job, found {len(js)}", file=Path(job).name)
         job = js[0]
-    if not isinstance(job, Job): raise UsageError(f"job must be a Job or a file holding one, got {type(job).__name__} {show_value(job)}")
+    if not isinstance(job, Job):
+        raise UsageError(
+            f"job must be a Job or a file holding one, got {type(job).__name__} {show_value(job)}"
+        )
     return job
 
-def _candidate_rows(job, cands, sc, k, explain)->list:
+
+def _candidate_rows(job, cands, sc, k, explain) -> list:
     "The rows of one job's table: its applicants by the qualification logit, best first."
     rows = []
     for r, i in enumerate(np.argsort(-np.asarray(sc["q_logit"], np.float64), kind="stable")[:k]):
         c = cands[i]
-        row = {"rank": r + 1, "candidate_id": c.candidate_id, "p_qual": float(sc["p_qual"][i]),
-               "q_logit": float(sc["q_logit"][i]), "preference": float(sc["s_pref"][i])}
+        row = {
+            "rank": r + 1,
+            "candidate_id": c.candidate_id,
+            "p_qual": float(sc["p_qual"][i]),
+            "q_logit": float(sc["q_logit"][i]),
+            "preference": float(sc["s_pref"][i]),
+        }
         if explain:
             ex = explain_pair(c, job)
             row["why"] = _summary(ex)
@@ -318,15 +514,18 @@ def _candidate_rows(job, cands, sc, k, explain)->list:
     return rows
 
 # %% ../nbs/10_recommend.ipynb #c020a
-def expert_pair(system # an ExpertSystem
-               )->tuple: # (preference expert, qualification expert)
+def expert_pair(
+    system,  # an ExpertSystem
+) -> tuple:  # (preference expert, qualification expert)
     "The experts a recommender reads: one expert serves both roles where the system has only one."
-    return ("preference", "qualification") if "preference" in system.experts else (system.experts[0],)*2
+    return ("preference", "qualification") if "preference" in system.experts else (system.experts[0],) * 2
 
-def retrieval_settings(system, # an ExpertSystem (its config's `retrieval` section)
-                       overrides:dict|None=None, # retrieval keys for this recommender
-                       ranker=None # the retrieval cascade's first stage, when the model holds one
-                      )->dict:
+
+def retrieval_settings(
+    system,  # an ExpertSystem (its config's `retrieval` section)
+    overrides: dict | None = None,  # retrieval keys for this recommender
+    ranker=None,  # the retrieval cascade's first stage, when the model holds one
+) -> dict:
     "The `retrieval` section a recommender serves: the defaults, the run's config, then `overrides`."
     r = dict(load_config()["retrieval"])
     r.update(system.cfg.get("retrieval", {}) or {})
@@ -335,83 +534,115 @@ def retrieval_settings(system, # an ExpertSystem (its config's `retrieval` secti
         if r[key] not in ok:
             raise ConfigError(f"retrieval.{key} must be one of {', '.join(ok)}, got {r[key]!r}")
     if r["query"] == "cascade" and ranker is None:
-        raise ConfigError("retrieval.query=cascade needs the model's fitted first stage (model/cascade/): "
-                          "run `jobrec cascade --model RUN`, or use query auto")
-    if int(r["shortlist"]) < 1: raise ConfigError(f"retrieval.shortlist must be >= 1, got {r['shortlist']}")
+        raise ConfigError(
+            "retrieval.query=cascade needs the model's fitted first stage (model/cascade/): "
+            "run `jobrec cascade --model RUN`, or use query auto"
+        )
+    if int(r["shortlist"]) < 1:
+        raise ConfigError(f"retrieval.shortlist must be >= 1, got {r['shortlist']}")
     return r
 
 # %% ../nbs/10_recommend.ipynb #c020a2
 @dataclass
 class SavedRun:
     "What a run folder holds for serving."
-    system:object # the ExpertSystem
-    folder:Path # its saved system folder
-    served:FusionModel|None # the fusion the run saved (model/fusion.json), None when absent
-    ranker:object|None # the retrieval cascade's first stage (model/cascade/), None when not fitted
-    retrieval:dict|None # retrieval overrides: query cascade where a first stage is fitted, unless overridden
 
-def _damaged(what:str, folder:Path, e:Exception)->ModelError:
+    system: object  # the ExpertSystem
+    folder: Path  # its saved system folder
+    served: FusionModel | None  # the fusion the run saved (model/fusion.json), None when absent
+    ranker: object | None  # the retrieval cascade's first stage (model/cascade/), None when not fitted
+    retrieval: (
+        dict | None
+    )  # retrieval overrides: query cascade where a first stage is fitted, unless overridden
+
+
+def _damaged(what: str, folder: Path, e: Exception) -> ModelError:
     why = f"{type(e).__name__}: {show_value(str(e), 160)[1:-1]}"
     return ModelError(f"cannot load the {what} in {folder} ({why})")
 
-def read_run(run_dir:str|Path, # run folder of `jobrec train` (or its system folder)
-             retrieval:dict|None=None # retrieval overrides, e.g. {"shortlist": 100}
-            )->SavedRun:
+
+def read_run(
+    run_dir: str | Path,  # run folder of `jobrec train` (or its system folder)
+    retrieval: dict | None = None,  # retrieval overrides, e.g. {"shortlist": 100}
+) -> SavedRun:
     "The trained experts of a run folder, the fusion it saved and its retrieval cascade when fitted."
     from jobrec.experts import ExpertSystem
+
     sysdir = find_system(run_dir)
-    try: system = ExpertSystem.load(sysdir)
-    except (JobrecError, FileNotFoundError): raise
-    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as e:  # a damaged meta.json, config.json or tensor file
+    try:
+        system = ExpertSystem.load(sysdir)
+    except (JobrecError, FileNotFoundError):
+        raise
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        RuntimeError,
+        OSError,
+    ) as e:  # a damaged meta.json, config.json or tensor file
         raise _damaged("model", sysdir, e) from e
     served, fdir = None, sysdir.parent
-    if (fdir/"fusion.json").exists():
-        try: served = load_fusion(fdir)
-        except (ValueError, KeyError, TypeError, OSError) as e: raise _damaged("fusion", fdir, e) from e
+    if (fdir / "fusion.json").exists():
+        try:
+            served = load_fusion(fdir)
+        except (ValueError, KeyError, TypeError, OSError) as e:
+            raise _damaged("fusion", fdir, e) from e
     ranker = None
-    if (fdir/"cascade"/"ranker.json").exists():  # the retrieval cascade's first stage (`jobrec cascade`)
+    if (fdir / "cascade" / "ranker.json").exists():  # the retrieval cascade's first stage (`jobrec cascade`)
         from jobrec.cascade import Ranker
-        ranker = Ranker.load(fdir/"cascade")
+
+        ranker = Ranker.load(fdir / "cascade")
         # fitted after training, it supersedes the query the run's config saved; a `retrieval` override still chooses
-        if "query" not in (retrieval or {}): retrieval = {**(retrieval or {}), "query": "cascade"}
+        if "query" not in (retrieval or {}):
+            retrieval = {**(retrieval or {}), "query": "cascade"}
     return SavedRun(system, sysdir, served, ranker, retrieval)
 
 # %% ../nbs/10_recommend.ipynb #c020a4
-def read_cached(folder:Path, # a catalogue's cache folder
-                n:int, # jobs the catalogue holds
-                experts:Sequence[str] # the experts whose encodings are read
-               )->tuple|None: # (expert -> encodings, meta), None when absent, damaged or of another size
+def read_cached(
+    folder: Path,  # a catalogue's cache folder
+    n: int,  # jobs the catalogue holds
+    experts: Sequence[str],  # the experts whose encodings are read
+) -> tuple | None:  # (expert -> encodings, meta), None when absent, damaged or of another size
     "A catalogue's cached encodings, checked against its size."
     try:
-        meta = json.loads((folder/"meta.json").read_text())
-        emb = {e: np.load(folder/f"{e}.npy", allow_pickle=False) for e in dict.fromkeys(experts)}
-    except (OSError, ValueError): return None
-    if meta.get("n_jobs") != n or any(len(v) != n for v in emb.values()): return None
+        meta = json.loads((folder / "meta.json").read_text())
+        emb = {e: np.load(folder / f"{e}.npy", allow_pickle=False) for e in dict.fromkeys(experts)}
+    except (OSError, ValueError):
+        return None
+    if meta.get("n_jobs") != n or any(len(v) != n for v in emb.values()):
+        return None
     return emb, meta
 
-def write_cached(folder:Path, # a catalogue's cache folder (replaced whole)
-                 emb:dict, # expert -> encodings
-                 meta:dict # what the encodings are of
-                ):
+
+def write_cached(
+    folder: Path,  # a catalogue's cache folder (replaced whole)
+    emb: dict,  # expert -> encodings
+    meta: dict,  # what the encodings are of
+):
     "Write a catalogue's encodings: a reader finds the old folder or the new one, never half of one."
     tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        for e, v in emb.items(): np.save(tmp/f"{e}.npy", v, allow_pickle=False)
-        (tmp/"meta.json").write_text(json.dumps(meta, indent=1))
-        if folder.exists(): shutil.rmtree(folder)
+        for e, v in emb.items():
+            np.save(tmp / f"{e}.npy", v, allow_pickle=False)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        if folder.exists():
+            shutil.rmtree(folder)
         os.replace(tmp, folder)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
-def model_digest(system, # an ExpertSystem
-                 folder:Path|None=None # its saved system folder (None: hash the weights held in memory)
-                )->str:
+
+def model_digest(
+    system,  # an ExpertSystem
+    folder: Path | None = None,  # its saved system folder (None: hash the weights held in memory)
+) -> str:
     "The content hash of a model: its saved weights and config, or its tensors and config in memory."
     h = hashlib.sha256()
-    if folder is not None and (folder/"experts.safetensors").exists():
-        h.update(file_digest(folder/"experts.safetensors").encode())
-        h.update((folder/"config.json").read_bytes())
+    if folder is not None and (folder / "experts.safetensors").exists():
+        h.update(file_digest(folder / "experts.safetensors").encode())
+        h.update((folder / "config.json").read_bytes())
         return h.hexdigest()
     for k, v in sorted(system.state_tensors().items()):
         h.update(k.encode())
@@ -422,200 +653,307 @@ def model_digest(system, # an ExpertSystem
 # %% ../nbs/10_recommend.ipynb #c020a6
 class RunStore:
     "A recommender's run: the model's content key, the folder it came from, its catalogue cache."
-    def __init__(self, system, # an ExpertSystem
-                 run_dir:str|Path|None=None, # its saved system folder (None: a system held in memory)
-                 retrieval:dict|None=None # `retrieval_settings` (batch_size, length_batches, cache_dir)
-                ):
+
+    def __init__(
+        self,
+        system,  # an ExpertSystem
+        run_dir: str | Path | None = None,  # its saved system folder (None: a system held in memory)
+        retrieval: dict | None = None,  # `retrieval_settings` (batch_size, length_batches, cache_dir)
+    ):
         self.system, self.run_dir = system, (Path(run_dir) if run_dir else None)
         self.retrieval = retrieval_settings(system) if retrieval is None else retrieval
         self.experts, self._model_key = expert_pair(system), None
 
     @property
-    def model_key(self)->str:
+    def model_key(self) -> str:
         "`model_digest` of the model (computed once)."
-        if self._model_key is None: self._model_key = model_digest(self.system, self.run_dir)
+        if self._model_key is None:
+            self._model_key = model_digest(self.system, self.run_dir)
         return self._model_key
 
-    def run_root(self)->Path|None:
+    def run_root(self) -> Path | None:
         "The run folder the model was loaded from (None for a system given in memory)."
-        if self.run_dir is None: return None
+        if self.run_dir is None:
+            return None
         d = self.run_dir
-        return d.parent.parent if (d.name == "system" and d.parent.name == "model") else d.parent if d.name == "system" else d
+        return (
+            d.parent.parent
+            if (d.name == "system" and d.parent.name == "model")
+            else d.parent
+            if d.name == "system"
+            else d
+        )
 
-    def cache_dir(self)->Path|None:
+    def cache_dir(self) -> Path | None:
         c = self.retrieval.get("cache_dir")
-        return Path(c) if c else None if self.run_dir is None else self.run_root()/"cache"/"catalogues"
+        return Path(c) if c else None if self.run_dir is None else self.run_root() / "cache" / "catalogues"
 
-    def catalogue(self, jobs:str|Path|Sequence[Job]|Catalogue, # a catalogue file, job records, or a Catalogue
-                  cache:bool=True, # read and write the encodings cache
-                  records:Sequence[Job]|None=None, # the file's jobs when already read (saves parsing it twice)
-                  by_length:bool|None=None # batches of phrases of similar token length (None: retrieval.length_batches; False: reading order)
-                 )->Catalogue:
+    def catalogue(
+        self,
+        jobs: str | Path | Sequence[Job] | Catalogue,  # a catalogue file, job records, or a Catalogue
+        cache: bool = True,  # read and write the encodings cache
+        records: Sequence[Job] | None = None,  # the file's jobs when already read (saves parsing it twice)
+        by_length: bool
+        | None = None,  # batches of phrases of similar token length (None: retrieval.length_batches; False: reading order)
+    ) -> Catalogue:
         "Encode a job catalogue once per expert (or read its encodings from the cache)."
-        if isinstance(jobs, Catalogue): return jobs
+        if isinstance(jobs, Catalogue):
+            return jobs
         src = None
         if isinstance(jobs, (str, Path)):
-            src = str(jobs); digest = file_digest(jobs) if Path(jobs).exists() else None
-            jobs = list(records) if records is not None else read_entities(jobs, "job"); digest = digest or jobs_digest(jobs)
+            src = str(jobs)
+            digest = file_digest(jobs) if Path(jobs).exists() else None
+            jobs = list(records) if records is not None else read_entities(jobs, "job")
+            digest = digest or jobs_digest(jobs)
         else:
-            if isinstance(jobs, (list, tuple)) and not jobs: raise DataError("the job catalogue is empty")
+            if isinstance(jobs, (list, tuple)) and not jobs:
+                raise DataError("the job catalogue is empty")
             jobs = _records(jobs, Job, "job")
             digest = jobs_digest(jobs)
-        if by_length is None:  # auto: encoders only (a decoder pads on the left, so its encodings move with the padding)
+        if (
+            by_length is None
+        ):  # auto: encoders only (a decoder pads on the left, so its encodings move with the padding)
             lb = self.retrieval["length_batches"]
             by_length = self.system.backbone.kind == "encoder" if lb == "auto" else bool(lb)
-        key = hashlib.sha256(f"{digest}|{self.model_key}|{self.system.mode}{'|by_length' if by_length else ''}".encode()).hexdigest()[:24]
-        folder = self.cache_dir()/key if (cache and self.cache_dir() is not None) else None
+        key = hashlib.sha256(
+            f"{digest}|{self.model_key}|{self.system.mode}{'|by_length' if by_length else ''}".encode()
+        ).hexdigest()[:24]
+        folder = self.cache_dir() / key if (cache and self.cache_dir() is not None) else None
         if folder is not None and folder.exists():
             got = read_cached(folder, len(jobs), self.experts)
-            if got is not None: return Catalogue(jobs, key, got[0], src, 0.0, True)
-        t0 = time.perf_counter(); bs = int(self.retrieval["batch_size"])
+            if got is not None:
+                return Catalogue(jobs, key, got[0], src, 0.0, True)
+        t0 = time.perf_counter()
+        bs = int(self.retrieval["batch_size"])
         emb = {e: encode_entities(self.system, jobs, e, bs, by_length) for e in dict.fromkeys(self.experts)}
         dt = time.perf_counter() - t0
         if folder is not None:
-            meta = {"n_jobs": len(jobs), "catalogue_sha256": digest, "model_sha256": self.model_key,
-                    "mode": self.system.mode, "source": src, "encode_seconds": round(dt, 3),
-                    "experts": list(emb)}
+            meta = {
+                "n_jobs": len(jobs),
+                "catalogue_sha256": digest,
+                "model_sha256": self.model_key,
+                "mode": self.system.mode,
+                "source": src,
+                "encode_seconds": round(dt, 3),
+                "experts": list(emb),
+            }
             write_cached(folder, emb, meta)
         log.info(f"encoded {len(jobs)} jobs in {dt:.1f}s" + (f"; cached in {folder}" if folder else ""))
         return Catalogue(jobs, key, emb, src, dt, False)
 
 # %% ../nbs/10_recommend.ipynb #c020d0
-def tau_note(name:str, # the FUSIONS name serving tau
-             tau:float, # the requirement
-             k:int, # the top-k served
-             fu:dict, # `TauFusion.fuse`'s outcome for this candidate
-             model:FusionModel # the fusion serving tau (its validated range)
-            )->str:
+def tau_note(
+    name: str,  # the FUSIONS name serving tau
+    tau: float,  # the requirement
+    k: int,  # the top-k served
+    fu: dict,  # `TauFusion.fuse`'s outcome for this candidate
+    model: FusionModel,  # the fusion serving tau (its validated range)
+) -> str:
     "One line: what tau promises under fusion `name`, for candidates on average or for this one, and this candidate's own calibrated eligibility@k."
     e = fu["eligibility"]
     own = f"this candidate's own calibrated eligibility@{k} is {e:.3f}, {'at or above' if e >= tau - 1e-9 else 'below'} tau {tau:g}"
-    if name == "fixed": return f"fusion fixed does not use tau (one fixed weight); {own}"
+    if name == "fixed":
+        return f"fusion fixed does not use tau (one fixed weight); {own}"
     if FUSIONS[name].settings.get("per_candidate"):
         return f"tau {tau:g} at k={k}: fusion {name} searches a multiplier for this candidate alone; {own}"
     r = model.validated_range(k=k)
-    pop = "the estimated eligibility@{k} averaged over the validation candidates" if FUSIONS[name].validated else \
-          "the calibrated eligibility@{k} averaged over the candidates served together"
-    return (f"tau {tau:g} is met on average over candidates, not for each: fusion {name} serves one policy (lambda {fu['lambda']:.3g}) "
-            f"fitted so that {pop.format(k=k)} reaches tau" + ("" if r is None else f" (validated for taus {r[0]:.3f} to {r[1]:.3f} at k={k})")
-            + f"; {own}; --fusion inference_per_candidate searches tau for each candidate")
+    pop = (
+        "the estimated eligibility@{k} averaged over the validation candidates"
+        if FUSIONS[name].validated
+        else "the calibrated eligibility@{k} averaged over the candidates served together"
+    )
+    return (
+        f"tau {tau:g} is met on average over candidates, not for each: fusion {name} serves one policy (lambda {fu['lambda']:.3g}) "
+        f"fitted so that {pop.format(k=k)} reaches tau"
+        + ("" if r is None else f" (validated for taus {r[0]:.3f} to {r[1]:.3f} at k={k})")
+        + f"; {own}; --fusion inference_per_candidate searches tau for each candidate"
+    )
 
-def _hard_notes(p, th, n, kk, backfilled, tau)->list:
+
+def _hard_notes(p, th, n, kk, backfilled, tau) -> list:
     n_el = int((p >= th).sum())
-    fill = f"; only {n_el} of {n} jobs pass, the top-{kk} was back-filled with {kk - n_el} below the threshold"
-    out = [f"hard mode: jobs with calibrated p_Q >= {th:g} first, each group ranked by preference" + (fill if backfilled else "")]
+    fill = (
+        f"; only {n_el} of {n} jobs pass, the top-{kk} was back-filled with {kk - n_el} below the threshold"
+    )
+    out = [
+        f"hard mode: jobs with calibrated p_Q >= {th:g} first, each group ranked by preference"
+        + (fill if backfilled else "")
+    ]
     return out + (["tau is not used in hard mode"] if tau is not None else [])
 
-def _unattainable_note(name, tau, kk, n, best, lam)->str:
-    searched = name in ("inference_per_candidate", "inference_served")  # the multiplier was searched on this candidate alone
-    return (f"tau={tau:g} is unattainable for this candidate: the best reachable calibrated eligibility@{kk} over the {n} jobs scored is {best:.3f}; "
-            + (f"showing the ranking at the multiplier that comes closest (lambda={lam:g})" if searched else
-               f"the validated multiplier (lambda={lam:g}) is applied: tau holds on average over candidates, not for each"))
+
+def _unattainable_note(name, tau, kk, n, best, lam) -> str:
+    searched = name in (
+        "inference_per_candidate",
+        "inference_served",
+    )  # the multiplier was searched on this candidate alone
+    return (
+        f"tau={tau:g} is unattainable for this candidate: the best reachable calibrated eligibility@{kk} over the {n} jobs scored is {best:.3f}; "
+        + (
+            f"showing the ranking at the multiplier that comes closest (lambda={lam:g})"
+            if searched
+            else f"the validated multiplier (lambda={lam:g}) is applied: tau holds on average over candidates, not for each"
+        )
+    )
 
 # %% ../nbs/10_recommend.ipynb #c020e
 class TauFusion:
     "The fusions a recommender serves tau with, and one candidate's shortlist fused by `FusionModel.apply`."
-    def __init__(self, settings:dict, # resolved `fusion` settings (`fusion.fusion_settings`)
-                 served:FusionModel|None=None, # the run's saved fusion: the arrays tau is fitted on
-                 run_root:Path|None=None # the run folder (named when a fusion needs what it lacks)
-                ):
+
+    def __init__(
+        self,
+        settings: dict,  # resolved `fusion` settings (`fusion.fusion_settings`)
+        served: FusionModel | None = None,  # the run's saved fusion: the arrays tau is fitted on
+        run_root: Path | None = None,  # the run folder (named when a fusion needs what it lacks)
+    ):
         self.settings, self.served, self.run_root, self._models = settings, served, run_root, {}
 
     @property
-    def default_fusion(self)->str:
+    def default_fusion(self) -> str:
         "What `recommend(tau=...)` serves: the run's configured system, or per candidate where the run saved no validated fusion."
         name = fusion_system(self.settings)
         return "inference_per_candidate" if FUSIONS[name].validated and self.served is None else name
 
-    def fusion_model(self, name:str|None=None # a FUSIONS name (default: `default_fusion`)
-                    )->FusionModel:
+    def fusion_model(
+        self,
+        name: str | None = None,  # a FUSIONS name (default: `default_fusion`)
+    ) -> FusionModel:
         "The fusion `name` of this run (built once)."
         name = name or self.default_fusion
-        if name not in FUSIONS: raise UsageError(f"fusion must be one of {', '.join(FUSIONS)}, got {show_value(name)}")
+        if name not in FUSIONS:
+            raise UsageError(f"fusion must be one of {', '.join(FUSIONS)}, got {show_value(name)}")
         if name not in self._models:
             spec = FUSIONS[name]
             if spec.validated and self.served is None:
                 where = self.run_root or "this model"
-                raise UsageError(f"fusion {name} is fitted on validation candidates and {where} holds no "
-                                 "saved fusion (model/fusion.json, written by `jobrec train` and "
-                                 "`jobrec run`); retrain, or serve fusion inference_per_candidate")
+                raise UsageError(
+                    f"fusion {name} is fitted on validation candidates and {where} holds no "
+                    "saved fusion (model/fusion.json, written by `jobrec train` and "
+                    "`jobrec run`); retrain, or serve fusion inference_per_candidate"
+                )
             val = self.served.val if spec.validated else None
             seed = self.served.seed if self.served else 0
             self._models[name] = FusionModel(system_settings(name, self.settings), val, seed)
         return self._models[name]
 
-    def fuse(self, sc:dict, # s_pref, q_logit, p_qual of one candidate's scored jobs
-             k:int, tau:float|None=None, hard:bool=False,
-             fusion:str|None=None, # a FUSIONS name (default: `default_fusion`)
-             checked:bool=False # tau already checked against the fusion's validated range by the caller (`recommend`: once per call)
-            )->dict:
+    def fuse(
+        self,
+        sc: dict,  # s_pref, q_logit, p_qual of one candidate's scored jobs
+        k: int,
+        tau: float | None = None,
+        hard: bool = False,
+        fusion: str | None = None,  # a FUSIONS name (default: `default_fusion`)
+        checked: bool = False,  # tau already checked against the fusion's validated range by the caller (`recommend`: once per call)
+    ) -> dict:
         "Fused scores of one candidate's shortlist and what the fusion did, what tau promises first."
-        n = len(sc["s_pref"]); kk = min(k, n)
+        n = len(sc["s_pref"])
+        kk = min(k, n)
         s, q, p = (np.asarray(sc[x], np.float64) for x in ("s_pref", "q_logit", "p_qual"))
-        best = float(np.sort(p)[::-1][:kk].mean())  # the highest top-k eligibility any ranking of the shortlist reaches
-        out = {"mode": "hard" if hard else ("tau" if tau is not None else "preference"), "tau": tau, "lambda": 0.0, "fusion": None,
-               "best_reachable": best, "attainable": True, "backfilled": False, "notes": []}
+        best = float(
+            np.sort(p)[::-1][:kk].mean()
+        )  # the highest top-k eligibility any ranking of the shortlist reaches
+        out = {
+            "mode": "hard" if hard else ("tau" if tau is not None else "preference"),
+            "tau": tau,
+            "lambda": 0.0,
+            "fusion": None,
+            "best_reachable": best,
+            "attainable": True,
+            "backfilled": False,
+            "notes": [],
+        }
         fused = s
         if hard or tau is not None:
-            name = "hard" if hard else (fusion or self.default_fusion); m = self.fusion_model(name); out["fusion"] = name
-            if not (hard or checked): m.require(float(tau), k=kk)
-            r = m.apply(FusionArrays(s[None], p[None], q[None]), float("nan") if tau is None else float(tau), k=kk)
+            name = "hard" if hard else (fusion or self.default_fusion)
+            m = self.fusion_model(name)
+            out["fusion"] = name
+            if not (hard or checked):
+                m.require(float(tau), k=kk)
+            r = m.apply(
+                FusionArrays(s[None], p[None], q[None]), float("nan") if tau is None else float(tau), k=kk
+            )
             fused = r.scores[0]
         if hard:
             out["lambda"], out["backfilled"] = None, bool(r.backfilled[0])
             out["notes"] += _hard_notes(p, m.settings["hard_threshold"], n, kk, out["backfilled"], tau)
         elif tau is not None:
             out["lambda"], out["attainable"] = float(np.mean(r.lam)), not bool(r.unattainable[0])
-            if not out["attainable"]: out["notes"].append(_unattainable_note(name, tau, kk, n, best, out["lambda"]))
+            if not out["attainable"]:
+                out["notes"].append(_unattainable_note(name, tau, kk, n, best, out["lambda"]))
         top = np.argsort(-fused, kind="stable")[:kk]
         out.update(fused=fused, top=top, eligibility=float(p[top].mean()))
-        if out["mode"] == "tau": out["notes"].insert(0, tau_note(name, float(tau), kk, out, m))
+        if out["mode"] == "tau":
+            out["notes"].insert(0, tau_note(name, float(tau), kk, out, m))
         return out
 
 # %% ../nbs/10_recommend.ipynb #c020e2
 class MeasuredErrors:
     "The error against tau that a run's controllability report measured for each fusion (read once)."
-    def __init__(self, run_root:Path|None, # the run folder (its results/sweep_summary.csv)
-                 k:int # the top-k the report measured at (the run's fusion.k)
-                ):
+
+    def __init__(
+        self,
+        run_root: Path | None,  # the run folder (its results/sweep_summary.csv)
+        k: int,  # the top-k the report measured at (the run's fusion.k)
+    ):
         self.run_root, self.k, self._measured = run_root, int(k), {}
 
-    def measured_error(self, name:str, # a FUSIONS name
-                       k:int|None=None # the top-k served (default: the run's fusion.k)
-                      )->str:
+    def measured_error(
+        self,
+        name: str,  # a FUSIONS name
+        k: int | None = None,  # the top-k served (default: the run's fusion.k)
+    ) -> str:
         "One line: the error against tau that this run's controllability report measured for fusion `name`, and at which k."
         memo = self._measured
-        if name not in memo: memo[name] = self._read(name)
+        if name not in memo:
+            memo[name] = self._read(name)
         rk = self.k
         k = rk if k is None else int(k)
-        return memo[name] + ("" if k == rk or "unmeasured" in memo[name] else f"; measured at the report's k={rk}, not at k={k}")
+        return memo[name] + (
+            ""
+            if k == rk or "unmeasured" in memo[name]
+            else f"; measured at the report's k={rk}, not at k={k}"
+        )
 
-    def _read(self, name:str)->str:
-        root = self.run_root; f = None if root is None else root/"results"/"sweep_summary.csv"
+    def _read(self, name: str) -> str:
+        root = self.run_root
+        f = None if root is None else root / "results" / "sweep_summary.csv"
         if f is None or not f.exists():
             return f"fusion {name}: its error against tau is unmeasured (no results/sweep_summary.csv in the run folder; `jobrec run` writes it)"
-        t = pd.read_csv(f); r = t[t["system"] == name]
-        if not len(r) or pd.isna(r["max_error_in_range"].iloc[0]): return f"fusion {name}: unmeasured in this run's controllability report"
-        return (f"fusion {name}: measured error against tau {r['max_error_in_range'].iloc[0]:.3f}, the largest |eligibility@k averaged "
-                f"over the test candidates on true labels - tau| over the {int(r['n_in_range'].iloc[0])} taus in range of this run's "
-                f"controllability report, at k={self.k}")
+        t = pd.read_csv(f)
+        r = t[t["system"] == name]
+        if not len(r) or pd.isna(r["max_error_in_range"].iloc[0]):
+            return f"fusion {name}: unmeasured in this run's controllability report"
+        return (
+            f"fusion {name}: measured error against tau {r['max_error_in_range'].iloc[0]:.3f}, the largest |eligibility@k averaged "
+            f"over the test candidates on true labels - tau| over the {int(r['n_in_range'].iloc[0])} taus in range of this run's "
+            f"controllability report, at k={self.k}"
+        )
 
 # %% ../nbs/10_recommend.ipynb #c020b0f
-def entity_vectors(system, # an ExpertSystem
-                   x:np.ndarray # [n, H] encodings, or [n, slots x H] phrase encodings
-                  )->np.ndarray: # [n, H]
+def entity_vectors(
+    system,  # an ExpertSystem
+    x: np.ndarray,  # [n, H] encodings, or [n, slots x H] phrase encodings
+) -> np.ndarray:  # [n, H]
     "One vector per entity for cosine retrieval: phrase encodings [n, slots x H] are averaged over their non-empty slots."
     x = np.atleast_2d(x)
-    if system.mode != "dual" or system.encoding != "phrases": return x
-    X = x.reshape(len(x), -1, system.backbone.hidden_size); m = np.abs(X).sum(-1, keepdims=True) > 0
-    return (X*m).sum(1)/np.maximum(m.sum(1), 1)
+    if system.mode != "dual" or system.encoding != "phrases":
+        return x
+    X = x.reshape(len(x), -1, system.backbone.hidden_size)
+    m = np.abs(X).sum(-1, keepdims=True) > 0
+    return (X * m).sum(1) / np.maximum(m.sum(1), 1)
 
-def linear_terms(system, # an ExpertSystem in dual mode
-                 expert:str, u:np.ndarray, vbar:np.ndarray # the expert, a candidate's encoding, the mean job's
-                )->tuple: # (g_v [D], g_f [F] or None)
+
+def linear_terms(
+    system,  # an ExpertSystem in dual mode
+    expert: str,
+    u: np.ndarray,
+    vbar: np.ndarray,  # the expert, a candidate's encoding, the mean job's
+) -> tuple:  # (g_v [D], g_f [F] or None)
     "The head's gradients at the mean job and the mean pair features: the first-order terms of the expansion above."
     import torch
-    heads = system.heads; heads.eval()
+
+    heads = system.heads
+    heads.eval()
     F = len(system.feat_mean) if system.use_features else 0
     with torch.enable_grad():
         v = torch.from_numpy(vbar[None].astype(np.float32)).to(system.device).requires_grad_(True)
@@ -629,133 +967,178 @@ def linear_terms(system, # an ExpertSystem in dual mode
 # %% ../nbs/10_recommend.ipynb #c020b
 class IndexRetrieval:
     "The first retrieval stage: a faiss index over the catalogue's encodings, queried per candidate."
-    def __init__(self, system, # an ExpertSystem
-                 retrieval:dict, # `retrieval_settings`
-                 ranker=None # the retrieval cascade's first stage (`cascade.Ranker`), None when not fitted
-                ):
+
+    def __init__(
+        self,
+        system,  # an ExpertSystem
+        retrieval: dict,  # `retrieval_settings`
+        ranker=None,  # the retrieval cascade's first stage (`cascade.Ranker`), None when not fitted
+    ):
         self.system, self.retrieval, self.ranker = system, retrieval, ranker
         self.experts = expert_pair(system)
 
-    def query_kind(self)->str:
+    def query_kind(self) -> str:
         "cosine, linear or cascade: what the shortlist is ranked by (auto: the cascade when the model holds one, else cosine)."
         q = self.retrieval["query"]
-        if self.system.mode == "cross": return "cosine"
+        if self.system.mode == "cross":
+            return "cosine"
         return ("cascade" if self.ranker is not None else "cosine") if q == "auto" else q
 
-    def describe(self)->str:
+    def describe(self) -> str:
         "What ranks the shortlist, in words."
         kind = self.query_kind()
-        if kind == "cascade": return "the cascade's distilled first stage"
+        if kind == "cascade":
+            return "the cascade's distilled first stage"
         return f"a {self.retrieval['index']} index ({kind} query)"
 
-    def job_vectors(self, cat:Catalogue, kind:str)->np.ndarray:
+    def job_vectors(self, cat: Catalogue, kind: str) -> np.ndarray:
         "The vectors the index holds for a `kind` of query (cosine: normalised per expert)."
-        w = float(self.retrieval["qual_weight"]); ep, eq = self.experts
+        w = float(self.retrieval["qual_weight"])
+        ep, eq = self.experts
         if kind == "cosine":
-            nv = lambda x: (lambda y: y/np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-9))(entity_vectors(self.system, x))
-            return np.concatenate([nv(cat.emb[ep]), nv(cat.emb[eq])], 1) if w > 0 and eq != ep else nv(cat.emb[ep])
+            nv = lambda x: (lambda y: y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-9))(
+                entity_vectors(self.system, x)
+            )
+            return (
+                np.concatenate([nv(cat.emb[ep]), nv(cat.emb[eq])], 1)
+                if w > 0 and eq != ep
+                else nv(cat.emb[ep])
+            )
         return np.concatenate([cat.emb[ep], cat.emb[eq]], 1) if w > 0 and eq != ep else cat.emb[ep]
 
-    def index(self, cat:Catalogue)->object:
+    def index(self, cat: Catalogue) -> object:
         "The catalogue's faiss index for the configured query and index kind (built once)."
         kind = (self.query_kind(), self.retrieval["index"])
         if kind not in cat.indexes:
             t0 = time.perf_counter()
             X = self.job_vectors(cat, kind[0])
-            cat.indexes[kind] = build_index(X, kind[1], self.retrieval["hnsw_m"],
-                                            max(int(self.retrieval["hnsw_ef_search"]), int(self.retrieval["shortlist"])))
-            log.info(f"built a {kind[1]} index over {len(cat)} jobs in {time.perf_counter()-t0:.2f}s")
+            cat.indexes[kind] = build_index(
+                X,
+                kind[1],
+                self.retrieval["hnsw_m"],
+                max(int(self.retrieval["hnsw_ef_search"]), int(self.retrieval["shortlist"])),
+            )
+            log.info(f"built a {kind[1]} index over {len(cat)} jobs in {time.perf_counter() - t0:.2f}s")
         return cat.indexes[kind]
 
-    def query_vector(self, U:dict, # expert -> [H] candidate encoding
-                     cat:Catalogue)->np.ndarray:
+    def query_vector(
+        self,
+        U: dict,  # expert -> [H] candidate encoding
+        cat: Catalogue,
+    ) -> np.ndarray:
         "The retrieval query of one candidate (see the linearisation above)."
-        w = float(self.retrieval["qual_weight"]); ep, eq = self.experts
+        w = float(self.retrieval["qual_weight"])
+        ep, eq = self.experts
         if self.query_kind() == "cosine":
-            nv = lambda x: (lambda y: y/max(np.linalg.norm(y), 1e-9))(entity_vectors(self.system, x)[0])
-            parts = [nv(U[ep])] + ([w*nv(U[eq])] if w > 0 and eq != ep else [])
+            nv = lambda x: (lambda y: y / max(np.linalg.norm(y), 1e-9))(entity_vectors(self.system, x)[0])
+            parts = [nv(U[ep])] + ([w * nv(U[eq])] if w > 0 and eq != ep else [])
         else:
             lin = lambda e: linear_terms(self.system, e, U[e], cat.mean(e))[0]
-            parts = [lin(ep)] + ([w*lin(eq)] if w > 0 and eq != ep else [])
+            parts = [lin(ep)] + ([w * lin(eq)] if w > 0 and eq != ep else [])
         return np.concatenate(parts).astype(np.float32)
 
-    def shortlist(self, U:dict, cat:Catalogue, M:int|None=None)->np.ndarray:
+    def shortlist(self, U: dict, cat: Catalogue, M: int | None = None) -> np.ndarray:
         "Indices of the M jobs the index passes on (all when the catalogue is small or retrieval is off)."
         M = int(self.retrieval["shortlist"] if M is None else M)
-        if not self.retrieval["enabled"] or len(cat) <= M: return np.arange(len(cat))
+        if not self.retrieval["enabled"] or len(cat) <= M:
+            return np.arange(len(cat))
         _, I = self.index(cat).search(self.query_vector(U, cat)[None], M)
         return I[0][I[0] >= 0]
 
 # %% ../nbs/10_recommend.ipynb #c020b2
 class Reranker:
     "The second stage: the index's first `rerank` x M jobs, re-ranked by the linearised heads with the exact pair features."
-    def __init__(self, first:IndexRetrieval # the index stage (its system, settings and linear terms)
-                ):
+
+    def __init__(
+        self,
+        first: IndexRetrieval,  # the index stage (its system, settings and linear terms)
+    ):
         self.first = first
 
-    def rerank_scores(self, c:Candidate, # the candidate
-                      U:dict, # expert -> [D] candidate encoding
-                      cat:Catalogue, idx:np.ndarray # the catalogue and the first stage's jobs
-                     )->np.ndarray: # float32 [len(idx)]
+    def rerank_scores(
+        self,
+        c: Candidate,  # the candidate
+        U: dict,  # expert -> [D] candidate encoding
+        cat: Catalogue,
+        idx: np.ndarray,  # the catalogue and the first stage's jobs
+    ) -> np.ndarray:  # float32 [len(idx)]
         "The second stage's scores: each expert's first-order expansion, with the exact standardised pair features."
         fs = self.first
-        w = float(fs.retrieval["qual_weight"]); ep, eq = fs.experts
+        w = float(fs.retrieval["qual_weight"])
+        ep, eq = fs.experts
         jobs = [cat.jobs[i] for i in idx]
         f = standard_features(fs.system, [c], jobs)[0] if fs.system.use_features else None
         out = np.zeros(len(idx), np.float32)
         for e, we in ((ep, 1.0),) + (((eq, w),) if w > 0 and eq != ep else ()):
             gv, gf = linear_terms(fs.system, e, U[e], cat.mean(e))
-            out += we*(cat.emb[e][idx] @ gv + (f @ gf if gf is not None else 0.0))
+            out += we * (cat.emb[e][idx] @ gv + (f @ gf if gf is not None else 0.0))
         return out
 
-    def shortlist(self, U:dict, # expert -> [D] candidate encoding
-                  cat:Catalogue, M:int|None=None, # the catalogue; jobs to keep (default: retrieval.shortlist)
-                  candidate:Candidate|None=None # the candidate (the second stage needs it for the pair features; None: the index alone)
-                 )->np.ndarray:
+    def shortlist(
+        self,
+        U: dict,  # expert -> [D] candidate encoding
+        cat: Catalogue,
+        M: int | None = None,  # the catalogue; jobs to keep (default: retrieval.shortlist)
+        candidate: Candidate
+        | None = None,  # the candidate (the second stage needs it for the pair features; None: the index alone)
+    ) -> np.ndarray:
         "Indices of the M jobs the retrieval stage passes to the experts (all jobs when the catalogue is small or retrieval is off)."
         fs = self.first
-        M = int(fs.retrieval["shortlist"] if M is None else M); r = int(fs.retrieval.get("rerank") or 0)
+        M = int(fs.retrieval["shortlist"] if M is None else M)
+        r = int(fs.retrieval.get("rerank") or 0)
         index_only = candidate is None or r <= 1 or fs.system.mode != "dual"
-        if index_only or not fs.retrieval["enabled"] or len(cat) <= M: return fs.shortlist(U, cat, M)
-        idx = fs.shortlist(U, cat, min(r*M, len(cat)))
+        if index_only or not fs.retrieval["enabled"] or len(cat) <= M:
+            return fs.shortlist(U, cat, M)
+        idx = fs.shortlist(U, cat, min(r * M, len(cat)))
         return idx[np.argsort(-self.rerank_scores(candidate, U, cat, idx), kind="stable")[:M]]
 
 # %% ../nbs/10_recommend.ipynb #c020b3
 class CascadeRetrieval:
     "The retrieval cascade (`jobrec.cascade`): a first stage distilled from the experts ranks every job."
+
     # where the query is not cascade, the index (and the re-rank) below it shortlist the jobs
-    def __init__(self, second:Reranker, # the stages it falls back on (the index under the re-rank)
-                 fusions:TauFusion # the fusions serving tau: the first stage asks one for its multiplier
-                ):
+    def __init__(
+        self,
+        second: Reranker,  # the stages it falls back on (the index under the re-rank)
+        fusions: TauFusion,  # the fusions serving tau: the first stage asks one for its multiplier
+    ):
         self.second, self.first, self.fusions = second, second.first, fusions
 
-    def tables(self, cat:Catalogue):
+    def tables(self, cat: Catalogue):
         "The catalogue's cascade tables (feature columns, projected distinct phrases), built once."
         from jobrec.cascade import CatalogueTables
+
         if ("cascade", "tables") not in cat.indexes:
             cat.indexes[("cascade", "tables")] = tb = CatalogueTables(self.first.system, cat)
             log.info(f"cascade tables of {len(cat)} jobs built in {tb.seconds:.2f}s")
         return cat.indexes[("cascade", "tables")]
 
-    def ranks(self, cat:Catalogue, M:int|None=None)->bool:
+    def ranks(self, cat: Catalogue, M: int | None = None) -> bool:
         "Whether the cascade's first stage ranks a shortlist of M jobs of `cat` (else the index does)."
         fs = self.first
         M = int(fs.retrieval["shortlist"] if M is None else M)
         return fs.query_kind() == "cascade" and bool(fs.retrieval["enabled"]) and len(cat) > M
 
-    def shortlist(self, U:dict, # expert -> [D] candidate encoding
-                  cat:Catalogue, M:int|None=None, # the catalogue; jobs to keep (default: retrieval.shortlist)
-                  candidate:Candidate|None=None, # the candidate (the cascade and the re-rank read its pair features)
-                  tau:float|None=None, # the requirement the shortlist is fused at (cascade; None: preference)
-                  k:int|None=None, # the top-k tau is measured on (default: fusion.k)
-                  fusion:str|None=None # the FUSIONS name serving tau (default: `default_fusion`)
-                 )->np.ndarray:
+    def shortlist(
+        self,
+        U: dict,  # expert -> [D] candidate encoding
+        cat: Catalogue,
+        M: int | None = None,  # the catalogue; jobs to keep (default: retrieval.shortlist)
+        candidate: Candidate
+        | None = None,  # the candidate (the cascade and the re-rank read its pair features)
+        tau: float | None = None,  # the requirement the shortlist is fused at (cascade; None: preference)
+        k: int | None = None,  # the top-k tau is measured on (default: fusion.k)
+        fusion: str | None = None,  # the FUSIONS name serving tau (default: `default_fusion`)
+    ) -> np.ndarray:
         "Indices of the M jobs the experts score: the cascade's first stage when the query is cascade, else the index (and re-rank)."
         fs = self.first
         M = int(fs.retrieval["shortlist"] if M is None else M)
-        if not self.ranks(cat, M): return self.second.shortlist(U, cat, M, candidate)
-        if candidate is None: raise UsageError("the cascade's shortlist needs the candidate (its pair features)")
+        if not self.ranks(cat, M):
+            return self.second.shortlist(U, cat, M, candidate)
+        if candidate is None:
+            raise UsageError("the cascade's shortlist needs the candidate (its pair features)")
         from jobrec.cascade import stage_inputs
+
         fm = None if tau is None else self.fusions.fusion_model(fusion)
         x = stage_inputs(fs, candidate, U, self.tables(cat))[0]
         return fs.ranker.shortlist(x, M, tau, int(k or self.fusions.settings["k"]), fm)
@@ -763,23 +1146,31 @@ class CascadeRetrieval:
 # %% ../nbs/10_recommend.ipynb #c020c
 class ExpertScorer:
     "The experts on a candidate's shortlist, and on one job's applicants."
-    def __init__(self, system, # an ExpertSystem
-                 retrieval:dict, # `retrieval_settings` (batch_size)
-                 cascade:CascadeRetrieval|None=None # the retrieval: where its cascade shortlists, its tables score
-                ):
+
+    def __init__(
+        self,
+        system,  # an ExpertSystem
+        retrieval: dict,  # `retrieval_settings` (batch_size)
+        cascade: CascadeRetrieval
+        | None = None,  # the retrieval: where its cascade shortlists, its tables score
+    ):
         self.system, self.retrieval, self.cascade = system, retrieval, cascade
         self.experts = expert_pair(system)
 
-    def encode_candidates(self, cands:Sequence[Candidate])->dict:
+    def encode_candidates(self, cands: Sequence[Candidate]) -> dict:
         "expert -> float32 [C, H] encodings."
-        return {e: encode_entities(self.system, cands, e, int(self.retrieval["batch_size"])) for e in dict.fromkeys(self.experts)}
+        return {
+            e: encode_entities(self.system, cands, e, int(self.retrieval["batch_size"]))
+            for e in dict.fromkeys(self.experts)
+        }
 
-    def calibrated(self, q:np.ndarray)->np.ndarray:
+    def calibrated(self, q: np.ndarray) -> np.ndarray:
         "The calibrated p_Q of qualification logits."
         from jobrec.calibration import apply_calibration
+
         return apply_calibration(q, self.system.calibration.get("qualification", NO_CALIBRATION))
 
-    def score(self, c:Candidate, U:dict, cat:Catalogue, idx:np.ndarray)->dict:
+    def score(self, c: Candidate, U: dict, cat: Catalogue, idx: np.ndarray) -> dict:
         "s_pref, q_logit, p_qual [len(idx)] of candidate `c` against the catalogue jobs `idx`."
         jobs = [cat.jobs[i] for i in idx]
         if self.system.mode == "cross":
@@ -787,6 +1178,7 @@ class ExpertScorer:
             return {k: v[0] for k, v in sc.items()}
         if self.cascade is not None and self.cascade.first.query_kind() == "cascade":
             from jobrec.cascade import exact_scores  # the same numbers from the catalogue's tables
+
             return exact_scores(self, c, U, self.cascade.tables(cat), idx)
         f = standard_features(self.system, [c], jobs)[0] if self.system.use_features else None
         ep, eq = self.experts
@@ -795,7 +1187,7 @@ class ExpertScorer:
         p = self.calibrated(q)
         return {"s_pref": s.astype(np.float32), "q_logit": q.astype(np.float32), "p_qual": p}
 
-    def applicant_scores(self, cands:Sequence[Candidate], job:Job)->dict:
+    def applicant_scores(self, cands: Sequence[Candidate], job: Job) -> dict:
         "s_pref, q_logit, p_qual [len(cands)] of each candidate against one job."
         if self.system.mode == "cross":
             return {k_: v[:, 0] for k_, v in self.system.score_pairs(cands, [job]).items()}
@@ -810,35 +1202,49 @@ class ExpertScorer:
 # %% ../nbs/10_recommend.ipynb #c020f1
 class JobRanking:
     "The candidate side: each candidate's shortlist, scored by the experts, fused at tau and explained."
-    def __init__(self, rec # the Recommender it serves for
-                ):
+
+    def __init__(
+        self,
+        rec,  # the Recommender it serves for
+    ):
         self.rec = rec
 
-    def recommend(self, candidates:Candidate|Sequence[Candidate]|str|Path, # candidates (or a file of them)
-                  jobs:str|Path|Sequence[Job]|Catalogue, # the job catalogue (a file, records, or a prepared Catalogue)
-                  k:int=10, # jobs per candidate
-                  tau:float|None=None, # eligibility requirement on the calibrated p_Q of the top-k (None: rank by preference)
-                  hard:bool=False, # hard mode: eligible jobs first, back-filled
-                  shortlist:int|None=None, # M (default: retrieval.shortlist)
-                  explain:bool=True, # add the per-layer explanations
-                  fusion:str|None=None # a FUSIONS name, e.g. "inference_per_candidate" (default: `default_fusion`, the run's validated one)
-                 )->list[pd.DataFrame]:
+    def recommend(
+        self,
+        candidates: Candidate | Sequence[Candidate] | str | Path,  # candidates (or a file of them)
+        jobs: str
+        | Path
+        | Sequence[Job]
+        | Catalogue,  # the job catalogue (a file, records, or a prepared Catalogue)
+        k: int = 10,  # jobs per candidate
+        tau: float
+        | None = None,  # eligibility requirement on the calibrated p_Q of the top-k (None: rank by preference)
+        hard: bool = False,  # hard mode: eligible jobs first, back-filled
+        shortlist: int | None = None,  # M (default: retrieval.shortlist)
+        explain: bool = True,  # add the per-layer explanations
+        fusion: str
+        | None = None,  # a FUSIONS name, e.g. "inference_per_candidate" (default: `default_fusion`, the run's validated one)
+    ) -> list[pd.DataFrame]:
         "One result table per candidate: rank, job, preference, calibrated p_Q, fused score, explanation."
         rec = self.rec
         _check_call(k, tau, shortlist, hard=hard, explain=explain)
-        if fusion is not None and fusion not in FUSIONS: raise UsageError(f"fusion must be None or one of {', '.join(FUSIONS)}, got {show_value(fusion)}")
+        if fusion is not None and fusion not in FUSIONS:
+            raise UsageError(f"fusion must be None or one of {', '.join(FUSIONS)}, got {show_value(fusion)}")
         cands = _records(candidates, Candidate, "candidate")
         cat = rec.catalogue(jobs)
         about = []
         if tau is not None and not hard:
             name = fusion or rec.default_fusion
             rec.fusion_model(name).require(float(tau), k=min(k, len(cat)))  # before any candidate is scored
-            if fusion is None and name != fusion_system(rec.fusion): about.append(f"this run holds no validated fusion (model/fusion.json): tau is served by {name}")
+            if fusion is None and name != fusion_system(rec.fusion):
+                about.append(
+                    f"this run holds no validated fusion (model/fusion.json): tau is served by {name}"
+                )
             about.append(rec.measured_error(name, min(k, len(cat))))
         with torch_threads(int(rec.retrieval["threads"])):
             return [self.one(c, cat, k, tau, hard, shortlist, explain, fusion, about) for c in cands]
 
-    def one(self, c, cat, k, tau, hard, shortlist, explain, fusion, about)->pd.DataFrame:
+    def one(self, c, cat, k, tau, hard, shortlist, explain, fusion, about) -> pd.DataFrame:
         "One candidate's result table (tau already checked)."
         rec, t0 = self.rec, time.perf_counter()
         U = {e: v[0] for e, v in rec.encode_candidates([c]).items()}
@@ -850,51 +1256,87 @@ class JobRanking:
             by = rec.first.describe()
             n = f"the {len(idx)} of {len(cat)} jobs"
             notes.insert(0, f"retrieval: the experts scored {n} shortlisted by {by}")
-        attrs = {"candidate_id": c.candidate_id, "k": min(k, len(idx)), "n_jobs": len(cat), "n_scored": int(len(idx)),
-                 "retrieval": bool(len(idx) < len(cat)), "mode": fu["mode"], "tau": tau, "fusion": fu["fusion"], "lambda": fu["lambda"],
-                 "eligibility_at_k": fu["eligibility"], "best_reachable": fu["best_reachable"], "attainable": fu["attainable"],
-                 "backfilled": fu["backfilled"], "notes": notes, "seconds": round(time.perf_counter() - t0, 4)}
+        attrs = {
+            "candidate_id": c.candidate_id,
+            "k": min(k, len(idx)),
+            "n_jobs": len(cat),
+            "n_scored": int(len(idx)),
+            "retrieval": bool(len(idx) < len(cat)),
+            "mode": fu["mode"],
+            "tau": tau,
+            "fusion": fu["fusion"],
+            "lambda": fu["lambda"],
+            "eligibility_at_k": fu["eligibility"],
+            "best_reachable": fu["best_reachable"],
+            "attainable": fu["attainable"],
+            "backfilled": fu["backfilled"],
+            "notes": notes,
+            "seconds": round(time.perf_counter() - t0, 4),
+        }
         return _table(_job_rows(c, cat, idx, sc, fu, explain), attrs)
 
 # %% ../nbs/10_recommend.ipynb #c020f2
 class ApplicantRanking:
     "The employer side: one job's applicants ranked by the qualification expert."
-    def __init__(self, scorer:ExpertScorer # the experts
-                ):
+
+    def __init__(
+        self,
+        scorer: ExpertScorer,  # the experts
+    ):
         self.scorer = scorer
 
-    def rank(self, job:Job|str|Path, # the job (or a file holding exactly one)
-             candidates:Sequence[Candidate]|str|Path, # the applicants (or a file of them)
-             k:int=10, # candidates to return
-             explain:bool=True # add the per-layer explanations
-            )->pd.DataFrame:
+    def rank(
+        self,
+        job: Job | str | Path,  # the job (or a file holding exactly one)
+        candidates: Sequence[Candidate] | str | Path,  # the applicants (or a file of them)
+        k: int = 10,  # candidates to return
+        explain: bool = True,  # add the per-layer explanations
+    ) -> pd.DataFrame:
         "Candidates ranked by the qualification expert for one job."
         _check_call(k, explain=explain)
         job = _one_job(job)
         cands = _records(candidates, Candidate, "candidate")
         t0 = time.perf_counter()
         rows = _candidate_rows(job, cands, self.scorer.applicant_scores(cands, job), k, explain)
-        return _table(rows, {"job_id": job.job_id, "k": len(rows), "n_candidates": len(cands),
-                             "ranked_by": "qualification (calibrated p_Q)", "notes": [],
-                             "seconds": round(time.perf_counter() - t0, 4)})
+        return _table(
+            rows,
+            {
+                "job_id": job.job_id,
+                "k": len(rows),
+                "n_candidates": len(cands),
+                "ranked_by": "qualification (calibrated p_Q)",
+                "notes": [],
+                "seconds": round(time.perf_counter() - t0, 4),
+            },
+        )
 
 # %% ../nbs/10_recommend.ipynb #c020f
 class Recommender:
     "Top-k jobs for candidates and top-k candidates for jobs with a trained expert system."
-    # the parts' calls, answered on the recommender: name -> the part that answers it
-    PARTS = {**dict.fromkeys(("run_dir", "run_root", "cache_dir", "model_key", "catalogue"), "store"),
-             **dict.fromkeys(("ranker", "query_kind", "index", "query_vector", "job_vectors"), "first"),
-             "rerank_scores": "reranker", "tables": "retriever", "shortlist": "retriever",
-             "encode_candidates": "scorer", "score": "scorer", "measured_error": "errors",
-             **dict.fromkeys(("default_fusion", "fusion_model", "served", "fuse"), "fusions")}
 
-    def __init__(self, system, # an ExpertSystem
-                 run_dir:str|Path|None=None, # where the model lives (catalogue encodings are cached under it)
-                 retrieval:dict|None=None, # overrides of the `retrieval` config section
-                 fusion:dict|None=None, # overrides of the `fusion` config section
-                 served:FusionModel|None=None, # the run's saved fusion (`fusion.load_fusion`): the validation arrays tau is fitted on
-                 ranker=None # the retrieval cascade's first stage (`cascade.Ranker`), None when not fitted
-                ):
+    # the parts' calls, answered on the recommender: name -> the part that answers it
+    PARTS = {
+        **dict.fromkeys(("run_dir", "run_root", "cache_dir", "model_key", "catalogue"), "store"),
+        **dict.fromkeys(("ranker", "query_kind", "index", "query_vector", "job_vectors"), "first"),
+        "rerank_scores": "reranker",
+        "tables": "retriever",
+        "shortlist": "retriever",
+        "encode_candidates": "scorer",
+        "score": "scorer",
+        "measured_error": "errors",
+        **dict.fromkeys(("default_fusion", "fusion_model", "served", "fuse"), "fusions"),
+    }
+
+    def __init__(
+        self,
+        system,  # an ExpertSystem
+        run_dir: str | Path | None = None,  # where the model lives (catalogue encodings are cached under it)
+        retrieval: dict | None = None,  # overrides of the `retrieval` config section
+        fusion: dict | None = None,  # overrides of the `fusion` config section
+        served: FusionModel
+        | None = None,  # the run's saved fusion (`fusion.load_fusion`): the validation arrays tau is fitted on
+        ranker=None,  # the retrieval cascade's first stage (`cascade.Ranker`), None when not fitted
+    ):
         self.system, self.experts = system, expert_pair(system)
         self.retrieval = retrieval_settings(system, retrieval, ranker)
         self.store = RunStore(system, run_dir, self.retrieval)
@@ -906,121 +1348,186 @@ class Recommender:
         self.retriever = CascadeRetrieval(self.reranker, self.fusions)
         self.scorer = ExpertScorer(system, self.retrieval, self.retriever)
         self.jobs_side, self.employer_side = JobRanking(self), ApplicantRanking(self.scorer)
-        system.backbone.model.eval(); system.heads.eval()
+        system.backbone.model.eval()
+        system.heads.eval()
 
-    def __getattr__(self, name:str):
+    def __getattr__(self, name: str):
         part = Recommender.PARTS.get(name)
         if part is None or part not in self.__dict__:
             raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
         return getattr(self.__dict__[part], name)
 
     @classmethod
-    def load(cls, run_dir:str|Path, # run folder of `jobrec train` (or its system folder)
-             retrieval:dict|None=None, # retrieval overrides, e.g. {"shortlist": 100}
-             fusion:dict|None=None # fusion overrides, e.g. {"hard_threshold": 0.6}
-            )->"Recommender":
+    def load(
+        cls,
+        run_dir: str | Path,  # run folder of `jobrec train` (or its system folder)
+        retrieval: dict | None = None,  # retrieval overrides, e.g. {"shortlist": 100}
+        fusion: dict | None = None,  # fusion overrides, e.g. {"hard_threshold": 0.6}
+    ) -> "Recommender":
         "Load the trained experts of a run folder, the fusion it saved and its retrieval cascade when fitted (`read_run`)."
         r = read_run(run_dir, retrieval)
         return cls(r.system, r.folder, r.retrieval, fusion, r.served, r.ranker)
 
     fusion = property(lambda self: self.fusions.settings, doc="The resolved `fusion` settings served.")
 
-    def recommend(self, candidates, jobs, k:int=10, tau:float|None=None, hard:bool=False, shortlist:int|None=None,
-                  explain:bool=True, fusion:str|None=None)->list[pd.DataFrame]:
+    def recommend(
+        self,
+        candidates,
+        jobs,
+        k: int = 10,
+        tau: float | None = None,
+        hard: bool = False,
+        shortlist: int | None = None,
+        explain: bool = True,
+        fusion: str | None = None,
+    ) -> list[pd.DataFrame]:
         "One result table per candidate (`JobRanking.recommend`, which documents the arguments)."
         return self.jobs_side.recommend(candidates, jobs, k, tau, hard, shortlist, explain, fusion)
 
-    def rank_candidates(self, job, candidates, k:int=10, explain:bool=True)->pd.DataFrame:
+    def rank_candidates(self, job, candidates, k: int = 10, explain: bool = True) -> pd.DataFrame:
         "Employer side: candidates ranked by the qualification expert for one job (`ApplicantRanking.rank`)."
         return self.employer_side.rank(job, candidates, k, explain)
 
 # %% ../nbs/10_recommend.ipynb #c028d
-def served_controllability(run_dir:str|Path, # a run folder with a saved fusion (`jobrec run`, `jobrec train`)
-                           taus:list|None=None, # requirements (default: the run's fusion.taus)
-                           fusion:str|None=None, # a FUSIONS name (default: the run's validated system)
-                           data=None, # the run's dataset (default: read from its config.yaml)
-                           k:int|None=None # top-k (default: fusion.k)
-                          )->pd.DataFrame: # one row per tau
+def served_controllability(
+    run_dir: str | Path,  # a run folder with a saved fusion (`jobrec run`, `jobrec train`)
+    taus: list | None = None,  # requirements (default: the run's fusion.taus)
+    fusion: str | None = None,  # a FUSIONS name (default: the run's validated system)
+    data=None,  # the run's dataset (default: read from its config.yaml)
+    k: int | None = None,  # top-k (default: fusion.k)
+) -> pd.DataFrame:  # one row per tau
     "Eligibility@k on TRUE labels of the run's test candidates as `Recommender.recommend` serves them (every job scored), per tau; a tau the server refuses is a row with in_range False."
     import yaml
     from jobrec.pipeline import load_data
-    run = Path(run_dir); rec = Recommender.load(run)
-    if fusion is None and rec.served is None: raise ModelError(f"{run} holds no saved fusion (model/fusion.json): rerun `jobrec run` or `jobrec train`")
+
+    run = Path(run_dir)
+    rec = Recommender.load(run)
+    if fusion is None and rec.served is None:
+        raise ModelError(
+            f"{run} holds no saved fusion (model/fusion.json): rerun `jobrec run` or `jobrec train`"
+        )
     name = fusion or rec.default_fusion
-    if data is None: data = load_data(load_config(experiment=yaml.safe_load((run/"config.yaml").read_text())))
-    k = int(k or rec.fusion["k"]); taus = list(rec.fusion["taus"] if taus is None else taus)
-    test = data.idx("test"); cands = [data.candidates[i] for i in test]
-    q = np.asarray(data.qual, dtype=np.float64)[test]; q[q < 0] = np.nan  # unknown labels are skipped
-    cat = rec.catalogue(list(data.jobs), cache=False, by_length=False); idx = np.arange(len(cat))  # the experiment's encodings, bit for bit
+    if data is None:
+        data = load_data(load_config(experiment=yaml.safe_load((run / "config.yaml").read_text())))
+    k = int(k or rec.fusion["k"])
+    taus = list(rec.fusion["taus"] if taus is None else taus)
+    test = data.idx("test")
+    cands = [data.candidates[i] for i in test]
+    q = np.asarray(data.qual, dtype=np.float64)[test]
+    q[q < 0] = np.nan  # unknown labels are skipped
+    cat = rec.catalogue(list(data.jobs), cache=False, by_length=False)
+    idx = np.arange(len(cat))  # the experiment's encodings, bit for bit
     U = rec.encode_candidates(cands)
     scores = [rec.score(c, {e: v[i] for e, v in U.items()}, cat, idx) for i, c in enumerate(cands)]
     rows = []
     for tau in taus:
         row = {"system": f"served {name}", "tau": float(tau), "k": k, "n_candidates": len(cands)}
-        try: fus = [rec.fuse(sc, k, float(tau), fusion=name) for sc in scores]
-        except UsageError: rows.append({**row, "in_range": False}); continue  # outside the validated range: refused
+        try:
+            fus = [rec.fuse(sc, k, float(tau), fusion=name) for sc in scores]
+        except UsageError:
+            rows.append({**row, "in_range": False})
+            continue  # outside the validated range: refused
         achieved = float(np.nanmean([np.nanmean(q[i][f["top"]]) for i, f in enumerate(fus)]))
-        rows.append({**row, "in_range": True, "achieved": achieved, "pred_eligibility": float(np.mean([f["eligibility"] for f in fus])),
-                     "lam": float(np.mean([f["lambda"] for f in fus])), **tau_errors(achieved, tau)})
+        rows.append(
+            {
+                **row,
+                "in_range": True,
+                "achieved": achieved,
+                "pred_eligibility": float(np.mean([f["eligibility"] for f in fus])),
+                "lam": float(np.mean([f["lambda"] for f in fus])),
+                **tau_errors(achieved, tau),
+            }
+        )
     return pd.DataFrame(rows)
 
 # %% ../nbs/10_recommend.ipynb #c028f
-def cascade_command(model:str|Path, # run folder of `jobrec train` / `jobrec run`
-                    jobs:str|Path|None=None, # a catalogue to fit on (default: `training_jobs` of the run's dataset)
-                    n_jobs:int|None=None, # generated jobs added to the run's (default: retrieval.bench_cascade_jobs)
-                    steps:int|None=None, # training steps (default: retrieval.bench_cascade_steps)
-                    progress:bool=True)->dict:
+def cascade_command(
+    model: str | Path,  # run folder of `jobrec train` / `jobrec run`
+    jobs: str | Path | None = None,  # a catalogue to fit on (default: `training_jobs` of the run's dataset)
+    n_jobs: int | None = None,  # generated jobs added to the run's (default: retrieval.bench_cascade_jobs)
+    steps: int | None = None,  # training steps (default: retrieval.bench_cascade_steps)
+    progress: bool = True,
+) -> dict:
     "`jobrec cascade`: fit the retrieval cascade's first stage on the run's training candidates and save it in the model folder."
     import yaml
     from jobrec.core import load_config
     from jobrec.pipeline import load_data
     from jobrec.cascade import fit_cascade, training_jobs
-    sysdir = find_system(model); run = sysdir.parent.parent
-    if not (run/"config.yaml").exists(): raise ModelError(f"{run} holds no config.yaml: fit the cascade of a run folder written by `jobrec train` or `jobrec run`")
-    cfg = load_config(experiment=yaml.safe_load((run/"config.yaml").read_text())); data = load_data(cfg)
+
+    sysdir = find_system(model)
+    run = sysdir.parent.parent
+    if not (run / "config.yaml").exists():
+        raise ModelError(
+            f"{run} holds no config.yaml: fit the cascade of a run folder written by `jobrec train` or `jobrec run`"
+        )
+    cfg = load_config(experiment=yaml.safe_load((run / "config.yaml").read_text()))
+    data = load_data(cfg)
     n_jobs = int(cfg["retrieval"]["bench_cascade_jobs"] if n_jobs is None else n_jobs)
     steps = int(cfg["retrieval"]["bench_cascade_steps"] if steps is None else steps)
     rec = Recommender.load(sysdir, retrieval={"query": "cosine"})
     cands = [data.candidates[i] for i in data.idx("train")]
-    r = fit_cascade(rec, cands, jobs if jobs is not None else training_jobs(data, n_jobs, int(cfg["seed"]) + 1000), steps=steps,
-                    seed=int(cfg["seed"]), progress=progress)
-    folder = r.save(sysdir.parent/"cascade")
+    r = fit_cascade(
+        rec,
+        cands,
+        jobs if jobs is not None else training_jobs(data, n_jobs, int(cfg["seed"]) + 1000),
+        steps=steps,
+        seed=int(cfg["seed"]),
+        progress=progress,
+    )
+    folder = r.save(sysdir.parent / "cascade")
     log.info(f"retrieval cascade saved in {folder}: held-out recall {r.info['held_out_recall']}")
     return {"folder": str(folder), **r.info}
 
 # %% ../nbs/10_recommend.ipynb #c032
 def _clean(o):
-    if isinstance(o, dict): return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [_clean(v) for v in o]
-    if isinstance(o, (np.bool_,)): return bool(o)
-    if isinstance(o, np.integer): return int(o)
-    if isinstance(o, np.floating): return float(o)
-    if isinstance(o, float) and not np.isfinite(o): return None
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, (np.bool_,)):
+        return bool(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, float) and not np.isfinite(o):
+        return None
     return o
 
-def results_json(results:Sequence[pd.DataFrame], # tables from `recommend` or `rank_candidates`
-                 **header # extra top-level fields (model, catalogue, ...)
-                )->dict:
+
+def results_json(
+    results: Sequence[pd.DataFrame],  # tables from `recommend` or `rank_candidates`
+    **header,  # extra top-level fields (model, catalogue, ...)
+) -> dict:
     "A JSON-ready dict: the header and, per table, its attributes and items."
     return _clean({**header, "results": [{**t.attrs, "items": t.to_dict("records")} for t in results]})
+
 
 def _fmt(v, nd=3):
     return f"{v:.{nd}f}" if isinstance(v, (float, np.floating)) else str(v)
 
-def results_table(results:Sequence[pd.DataFrame] # tables from `recommend` or `rank_candidates`
-                 )->str:
+
+def results_table(
+    results: Sequence[pd.DataFrame],  # tables from `recommend` or `rank_candidates`
+) -> str:
     "A readable plain-text rendering with one block per table."
     blocks = []
     for t in results:
         a = t.attrs
         if "candidate_id" in a:
             head = f"candidate {a['candidate_id']}: top {a['k']} of {a['n_jobs']} jobs"
-            if a["retrieval"]: head += f" (experts on a shortlist of {a['n_scored']})"
+            if a["retrieval"]:
+                head += f" (experts on a shortlist of {a['n_scored']})"
             if a["mode"] == "tau":
                 head += f" | tau {a['tau']:g} ({a.get('fusion')}): lambda {a['lambda']:.3g}, calibrated eligibility@{a['k']} {a['eligibility_at_k']:.3f}"
-                if not a["attainable"]: head += " (tau UNATTAINABLE)"
-            elif a["mode"] == "hard": head += f" | hard mode, eligibility@{a['k']} {a['eligibility_at_k']:.3f}" + (" (back-filled)" if a["backfilled"] else "")
-            else: head += f" | ranked by preference, eligibility@{a['k']} {a['eligibility_at_k']:.3f}"
+                if not a["attainable"]:
+                    head += " (tau UNATTAINABLE)"
+            elif a["mode"] == "hard":
+                head += f" | hard mode, eligibility@{a['k']} {a['eligibility_at_k']:.3f}" + (
+                    " (back-filled)" if a["backfilled"] else ""
+                )
+            else:
+                head += f" | ranked by preference, eligibility@{a['k']} {a['eligibility_at_k']:.3f}"
             cols = ["rank", "job_id", "industry", "preference", "p_qual", "fused", "why"]
         else:
             head = f"job {a['job_id']}: top {a['k']} of {a['n_candidates']} candidates, ranked by {a['ranked_by']}"
@@ -1030,7 +1537,9 @@ def results_table(results:Sequence[pd.DataFrame] # tables from `recommend` or `r
         blocks.append("\n".join([head, body] + [f"note: {n}" for n in a.get("notes", [])]))
     return "\n\n".join(blocks) + "\n"
 
-def write_output(text:str, path:str|Path)->Path:
+
+def write_output(text: str, path: str | Path) -> Path:
     "Write `text` to `path` atomically: the file is complete or absent."
-    with atomic_path(path) as tmp: tmp.write_text(text)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
     return Path(path)

@@ -28,46 +28,66 @@ __all__ = ['PREF_SPLITS', 'RELEASE_FILES', 'HISTORY_FEATURES', 'LABELLED', 'QUAL
 
 # %% ../nbs/08c_released.ipynb #r005
 PREF_SPLITS = ("train", "val", "test")
-RELEASE_FILES = ("Final_items.csv", "train.csv", "val.csv", "test.csv", "qual_train.csv", "qual_test.csv", "Final_users.csv")
+RELEASE_FILES = (
+    "Final_items.csv",
+    "train.csv",
+    "val.csv",
+    "test.csv",
+    "qual_train.csv",
+    "qual_test.csv",
+    "Final_users.csv",
+)
 
-def file_checksums(folder:str|Path # a released folder
-                  )->dict: # file name -> sha256 of the files of RELEASE_FILES present
+
+def file_checksums(
+    folder: str | Path,  # a released folder
+) -> dict:  # file name -> sha256 of the files of RELEASE_FILES present
     "The sha256 of each released file present, so that a figure names the exact files it was made from."
     out = {}
     for name in RELEASE_FILES:
-        p = Path(folder)/name
-        if p.exists(): out[name] = hashlib.sha256(p.read_bytes()).hexdigest()
+        p = Path(folder) / name
+        if p.exists():
+            out[name] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 
-def has_profiles(folder:str|Path # a released folder
-                )->bool:
+
+def has_profiles(
+    folder: str | Path,  # a released folder
+) -> bool:
     "Whether the folder holds the candidate profiles (`Final_users.csv`), which the public release lacks."
-    return (Path(folder)/"Final_users.csv").exists()
+    return (Path(folder) / "Final_users.csv").exists()
+
 
 @dataclass
 class ReleasedSplits:
     "The released preference splits as candidate x job masks, the qualification pairs and the files they came from."
-    users:list # candidate ids (rows)
-    jobs:list # Job records (columns)
-    pos:dict # split -> bool [U, J] preferred pairs
-    neg:dict # split -> bool [U, J] labelled non-preferred pairs
-    qual:dict # qual_train / qual_test -> DataFrame(user, item, label_qual)
-    files:dict # file name -> sha256
-    folder:str
-    dropped:int=0 # preference rows whose job is not in the catalogue
+
+    users: list  # candidate ids (rows)
+    jobs: list  # Job records (columns)
+    pos: dict  # split -> bool [U, J] preferred pairs
+    neg: dict  # split -> bool [U, J] labelled non-preferred pairs
+    qual: dict  # qual_train / qual_test -> DataFrame(user, item, label_qual)
+    files: dict  # file name -> sha256
+    folder: str
+    dropped: int = 0  # preference rows whose job is not in the catalogue
+
     @property
-    def shape(self)->tuple: return (len(self.users), len(self.jobs))
+    def shape(self) -> tuple:
+        return (len(self.users), len(self.jobs))
 
 # %% ../nbs/08c_released.ipynb #r006
-def read_released_splits(folder:str|Path # a released folder (profiles not needed)
-                        )->ReleasedSplits:
+def read_released_splits(
+    folder: str | Path,  # a released folder (profiles not needed)
+) -> ReleasedSplits:
     "The release's own preference splits (candidates: every user of train/val/test.csv) and its qualification pairs."
     folder = Path(folder)
-    if not (folder/"Final_items.csv").exists(): raise DataError("no Final_items.csv: not a released folder", file=folder)
-    jobs = read_jobs(folder/"Final_items.csv")
+    if not (folder / "Final_items.csv").exists():
+        raise DataError("no Final_items.csv: not a released folder", file=folder)
+    jobs = read_jobs(folder / "Final_items.csv")
     inter = read_interactions(folder)
     miss = [s for s in PREF_SPLITS if s not in inter]
-    if miss: raise DataError(f"missing preference split(s) {', '.join(s + '.csv' for s in miss)}", file=folder)
+    if miss:
+        raise DataError(f"missing preference split(s) {', '.join(s + '.csv' for s in miss)}", file=folder)
     users = sorted(set().union(*(set(inter[s].user) for s in PREF_SPLITS)))
     ui = {u: i for i, u in enumerate(users)}
     ji = {j.job_id: i for i, j in enumerate(jobs)}
@@ -77,7 +97,11 @@ def read_released_splits(folder:str|Path # a released folder (profiles not neede
         it = df.item.map(ji)
         ok = it.notna().to_numpy()
         dropped += int((~ok).sum())
-        u, j, y = df.user.map(ui).to_numpy()[ok].astype(int), it.to_numpy()[ok].astype(int), df.label_pref.to_numpy()[ok]
+        u, j, y = (
+            df.user.map(ui).to_numpy()[ok].astype(int),
+            it.to_numpy()[ok].astype(int),
+            df.label_pref.to_numpy()[ok],
+        )
         pos[s] = np.zeros((len(users), len(jobs)), bool)
         neg[s] = np.zeros_like(pos[s])
         pos[s][u[y == 1], j[y == 1]] = True
@@ -86,8 +110,9 @@ def read_released_splits(folder:str|Path # a released folder (profiles not neede
     return ReleasedSplits(users, jobs, pos, neg, qual, file_checksums(folder), str(folder), dropped)
 
 # %% ../nbs/08c_released.ipynb #r009
-def shared_negatives(s:ReleasedSplits # the splits
-                    )->dict:
+def shared_negatives(
+    s: ReleasedSplits,  # the splits
+) -> dict:
     "Labelled negatives per split, and the share of val/test negatives that are also training negatives (1.0 in the release)."
     out = {f"n_neg_{k}": int(s.neg[k].sum()) for k in PREF_SPLITS}
     for k in ("val", "test"):
@@ -98,23 +123,30 @@ def shared_negatives(s:ReleasedSplits # the splits
 # %% ../nbs/08c_released.ipynb #r012
 HISTORY_FEATURES = ("popularity", "taste", "text", "co_preference")
 
+
 def _zrows(x):
     sd = x.std(1, keepdims=True)
     return (x - x.mean(1, keepdims=True)) / np.where(sd > 0, sd, 1)
 
-def job_affinities(s:ReleasedSplits # the splits
-                  )->dict: # name -> [J, J]
+
+def job_affinities(
+    s: ReleasedSplits,  # the splits
+) -> dict:  # name -> [J, J]
     "Job x job affinities a history is read through: TF-IDF cosine of the job texts, cosine of the training preference columns."
     from sklearn.feature_extraction.text import TfidfVectorizer
+
     T = TfidfVectorizer(sublinear_tf=True).fit_transform([job_text(j) for j in s.jobs])
     A = s.pos["train"].astype(np.float64)
     n = np.sqrt(A.sum(0))
     n[n == 0] = 1
     return {"text": (T @ T.T).toarray(), "co_preference": (A.T @ A) / np.outer(n, n)}
 
-def history_features(s:ReleasedSplits, # the splits
-                     history:np.ndarray|None=None # bool [U, J] each candidate's visible history (default: training positives)
-                    )->np.ndarray: # [U, J, len(HISTORY_FEATURES)], standardised per candidate
+
+def history_features(
+    s: ReleasedSplits,  # the splits
+    history: np.ndarray
+    | None = None,  # bool [U, J] each candidate's visible history (default: training positives)
+) -> np.ndarray:  # [U, J, len(HISTORY_FEATURES)], standardised per candidate
     "Each (candidate, job) described by the candidate's history: popularity, taste, text and co-preference affinities."
     h = (s.pos["train"] if history is None else np.asarray(history, bool)).astype(np.float64)
     n = h.sum(1, keepdims=True).clip(1)
@@ -126,117 +158,173 @@ def history_features(s:ReleasedSplits, # the splits
     return np.stack([_zrows(x) for x in f], -1)
 
 # %% ../nbs/08c_released.ipynb #r013
-def history_ranker(s:ReleasedSplits # the splits
-                  )->tuple[np.ndarray, dict]: # ([U, J] scores, the fitted weights per feature)
+def history_ranker(
+    s: ReleasedSplits,  # the splits
+) -> tuple[np.ndarray, dict]:  # ([U, J] scores, the fitted weights per feature)
     "jobrec's history-only preference score: the logistic model on `history_features`, fitted on the validation preferences."
     F = history_features(s)
     m = fit_warm_preference(F, s.pos["val"].astype(np.int8), s.pos["train"])
     return m.score(F), dict(zip(HISTORY_FEATURES, map(float, m.coef)))
 
-def popularity_scores(s:ReleasedSplits)->np.ndarray:
+
+def popularity_scores(s: ReleasedSplits) -> np.ndarray:
     "Each job's count of training preferences, for every candidate."
     return np.broadcast_to(s.pos["train"].sum(0, dtype=np.float64), s.shape).copy()
 
-def push_down_training_negatives(scores:np.ndarray, # [U, J] scores
-                                 s:ReleasedSplits # the splits
-                                )->np.ndarray:
+
+def push_down_training_negatives(
+    scores: np.ndarray,  # [U, J] scores
+    s: ReleasedSplits,  # the splits
+) -> np.ndarray:
     "The leak made explicit: every labelled training negative ranked below every other job."
     x = np.asarray(scores, np.float64)
     return np.where(s.neg["train"], x - (np.ptp(x) + 1.0), x)
 
 # %% ../nbs/08c_released.ipynb #r016
-def split_labels(s:ReleasedSplits, # the splits
-                 split:str, # val | test
-                 protocol:str # full | sampled
-                )->np.ndarray: # int8 [U, J]: 1 preferred, 0 not, -1 not a candidate negative
+def split_labels(
+    s: ReleasedSplits,  # the splits
+    split: str,  # val | test
+    protocol: str,  # full | sampled
+) -> np.ndarray:  # int8 [U, J]: 1 preferred, 0 not, -1 not a candidate negative
     "The labels a protocol ranks: full: the split's positives against every other job; sampled: against its labelled negatives."
-    if protocol == "full": return s.pos[split].astype(np.int8)
-    if protocol != "sampled": raise ValueError(f"protocol must be full or sampled, got {protocol!r}")
+    if protocol == "full":
+        return s.pos[split].astype(np.int8)
+    if protocol != "sampled":
+        raise ValueError(f"protocol must be full or sampled, got {protocol!r}")
     return np.where(s.pos[split], 1, np.where(s.neg[split], 0, -1)).astype(np.int8)
 
-def evaluate_released(scores:np.ndarray, # [U, J] scores
-                      s:ReleasedSplits, # the splits
-                      split:str="test", # val | test
-                      protocol:str="full", # full | sampled
-                      n_neg:int=49, # sampled: negatives per positive
-                      seed:int=0 # sampled: the negatives' draw
-                     ):
+
+def evaluate_released(
+    scores: np.ndarray,  # [U, J] scores
+    s: ReleasedSplits,  # the splits
+    split: str = "test",  # val | test
+    protocol: str = "full",  # full | sampled
+    n_neg: int = 49,  # sampled: negatives per positive
+    seed: int = 0,  # sampled: the negatives' draw
+):
     "Ranking metrics of `scores` on a split under a protocol, training positives excluded."
     y = split_labels(s, split, protocol)
-    if protocol == "full": return full_protocol(scores, y, exclude=s.pos["train"])
-    return sampled_protocol(scores, y, n_neg=n_neg, rng=np.random.default_rng([seed, PREF_SPLITS.index(split)]),
-                            exclude=s.pos["train"])
+    if protocol == "full":
+        return full_protocol(scores, y, exclude=s.pos["train"])
+    return sampled_protocol(
+        scores,
+        y,
+        n_neg=n_neg,
+        rng=np.random.default_rng([seed, PREF_SPLITS.index(split)]),
+        exclude=s.pos["train"],
+    )
 
 # %% ../nbs/08c_released.ipynb #r019
-def _tok(x)->str: return "_".join(str(x).split()) or "none"
+def _tok(x) -> str:
+    return "_".join(str(x).split()) or "none"
 
-def released_item_rows(jobs:list # Job records
-                      )->tuple[str, list]: # (header, rows)
+
+def released_item_rows(
+    jobs: list,  # Job records
+) -> tuple[str, list]:  # (header, rows)
     "The catalogue as a RecBole `.item` file: tokens, token sequences and numbers scaled to about [0, 1]."
-    head = ("item_id:token j_industry:token j_level:token j_mode:token j_gpa:float j_months:float j_pubs:float "
-            "j_hours:float j_length:float j_skills:token_seq j_majors:token_seq")
-    rows = [[j.job_id, _tok(j.industry), j.min_academic_level, _tok(j.in_person), f"{j.min_gpa/4:.4f}",
-             f"{j.min_months_experience/24:.4f}", f"{j.min_num_publications/3:.4f}", f"{j.min_hours_per_week/40:.4f}",
-             f"{j.min_length_of_commitment/4:.4f}", " ".join(map(_tok, j.required_skills)) or "none",
-             " ".join(map(_tok, j.acceptable_majors)) or "none"] for j in jobs]
+    head = (
+        "item_id:token j_industry:token j_level:token j_mode:token j_gpa:float j_months:float j_pubs:float "
+        "j_hours:float j_length:float j_skills:token_seq j_majors:token_seq"
+    )
+    rows = [
+        [
+            j.job_id,
+            _tok(j.industry),
+            j.min_academic_level,
+            _tok(j.in_person),
+            f"{j.min_gpa / 4:.4f}",
+            f"{j.min_months_experience / 24:.4f}",
+            f"{j.min_num_publications / 3:.4f}",
+            f"{j.min_hours_per_week / 40:.4f}",
+            f"{j.min_length_of_commitment / 4:.4f}",
+            " ".join(map(_tok, j.required_skills)) or "none",
+            " ".join(map(_tok, j.acceptable_majors)) or "none",
+        ]
+        for j in jobs
+    ]
     return head, rows
 
-def _tsv(head, rows)->str: return "\t".join(head.split()) + "\n" + "".join("\t".join(r) + "\n" for r in rows)
 
-def write_released_atomic(s:ReleasedSplits, # the splits
-                          folder:str|Path, # RecBole data_path
-                          negatives:str="sampled", # sampled (positives only) | shared (also the labelled negative rows)
-                          name:str="released" # dataset name
-                         )->Path: # folder/name
+def _tsv(head, rows) -> str:
+    return "\t".join(head.split()) + "\n" + "".join("\t".join(r) + "\n" for r in rows)
+
+
+def write_released_atomic(
+    s: ReleasedSplits,  # the splits
+    folder: str | Path,  # RecBole data_path
+    negatives: str = "sampled",  # sampled (positives only) | shared (also the labelled negative rows)
+    name: str = "released",  # dataset name
+) -> Path:  # folder/name
     "RecBole atomic files of the released splits: `.user` (ids only), `.item` and benchmark `.train/.valid/.test.inter`."
-    if negatives not in ("sampled", "shared"): raise ValueError(f"negatives must be sampled or shared, got {negatives!r}")
-    d = Path(folder)/name
+    if negatives not in ("sampled", "shared"):
+        raise ValueError(f"negatives must be sampled or shared, got {negatives!r}")
+    d = Path(folder) / name
     d.mkdir(parents=True, exist_ok=True)
-    (d/f"{name}.item").write_text(_tsv(*released_item_rows(s.jobs)))
+    (d / f"{name}.item").write_text(_tsv(*released_item_rows(s.jobs)))
     # every candidate gets an id, also one whose training rows are all negatives (no profile features: there are none)
-    (d/f"{name}.user").write_text(_tsv("user_id:token", [[u] for u in s.users]))
+    (d / f"{name}.user").write_text(_tsv("user_id:token", [[u] for u in s.users]))
     jid = [j.job_id for j in s.jobs]
     lab = negatives == "shared"
+
     def inter(P, N=None):
         rows = [[s.users[u], jid[j]] + (["1"] if lab else []) for u, j in zip(*np.nonzero(P))]
-        if N is not None: rows += [[s.users[u], jid[j], "0"] for u, j in zip(*np.nonzero(N))]
+        if N is not None:
+            rows += [[s.users[u], jid[j], "0"] for u, j in zip(*np.nonzero(N))]
         return _tsv("user_id:token item_id:token" + (" label:float" if lab else ""), rows)
-    (d/f"{name}.train.inter").write_text(inter(s.pos["train"], s.neg["train"] if lab else None))
-    for part, k in (("valid", "val"), ("test", "test")): (d/f"{name}.{part}.inter").write_text(inter(s.pos[k]))
+
+    (d / f"{name}.train.inter").write_text(inter(s.pos["train"], s.neg["train"] if lab else None))
+    for part, k in (("valid", "val"), ("test", "test")):
+        (d / f"{name}.{part}.inter").write_text(inter(s.pos[k]))
     return d
 
 # %% ../nbs/08c_released.ipynb #r021
-LABELLED = {"distribution": None, "sample_num": "none", "alpha": "none", "dynamic": False, "candidate_num": 0}  # no sampling: the labels
+LABELLED = {
+    "distribution": None,
+    "sample_num": "none",
+    "alpha": "none",
+    "dynamic": False,
+    "candidate_num": 0,
+}  # no sampling: the labels
 
-def recbole_stages(s:ReleasedSplits, # the splits
-                   model:str, # bpr | lightgcn | simplex | dcnv2 | xdeepfm
-                   epochs:int=40, # most epochs
-                   every:int=5, # epochs between scorings
-                   seed:int=42, # RecBole's seed
-                   negatives:str="sampled", # context models: sampled | shared (train on the labelled negative rows)
-                   opts:dict|None=None, # baselines options (recbole_python, recbole_timeout)
-                   learning_rate:float|None=None, # RecBole's learning rate (None: its model default)
-                   batch_size:int|None=None # training batch size (None: the runner's)
-                  )->tuple[np.ndarray, dict]: # ([stages, U, J] scores, the runner's info)
+
+def recbole_stages(
+    s: ReleasedSplits,  # the splits
+    model: str,  # bpr | lightgcn | simplex | dcnv2 | xdeepfm
+    epochs: int = 40,  # most epochs
+    every: int = 5,  # epochs between scorings
+    seed: int = 42,  # RecBole's seed
+    negatives: str = "sampled",  # context models: sampled | shared (train on the labelled negative rows)
+    opts: dict | None = None,  # baselines options (recbole_python, recbole_timeout)
+    learning_rate: float | None = None,  # RecBole's learning rate (None: its model default)
+    batch_size: int | None = None,  # training batch size (None: the runner's)
+) -> tuple[np.ndarray, dict]:  # ([stages, U, J] scores, the runner's info)
     "Train a RecBole model on the released training split; its scores after every `every` epochs."
     over = {"train_neg_sample_args": LABELLED} if negatives == "shared" else {}
-    if learning_rate: over["learning_rate"] = float(learning_rate)
-    if batch_size: over["train_batch_size"] = int(batch_size)
+    if learning_rate:
+        over["learning_rate"] = float(learning_rate)
+    if batch_size:
+        over["train_batch_size"] = int(batch_size)
     with tempfile.TemporaryDirectory(prefix="jobrec-released-") as t:
-        d = write_released_atomic(s, Path(t)/"data", negatives)
+        d = write_released_atomic(s, Path(t) / "data", negatives)
         # several RecBole processes share the cores: one intra-op thread each (spinning threads collapse on a busy machine)
-        return run_recbole(d, list(s.users), [j.job_id for j in s.jobs], model, epochs, every, seed, opts, over, threads=1)
+        return run_recbole(
+            d, list(s.users), [j.job_id for j in s.jobs], model, epochs, every, seed, opts, over, threads=1
+        )
 
-def select_stage(stages:np.ndarray, # [stages, U, J] scores
-                 s:ReleasedSplits, # the splits
-                 metric:str="ndcg@10" # the validation metric (full protocol)
-                )->tuple[int, list]: # (best stage, the validation curve)
+
+def select_stage(
+    stages: np.ndarray,  # [stages, U, J] scores
+    s: ReleasedSplits,  # the splits
+    metric: str = "ndcg@10",  # the validation metric (full protocol)
+) -> tuple[int, list]:  # (best stage, the validation curve)
     "The stage with the best validation metric (full protocol): early stopping read on val only."
     curve = [float(np.mean(evaluate_released(x, s, "val", "full")[metric])) for x in stages]
     return best_stage(curve), curve
 
 # %% ../nbs/08c_released.ipynb #r023
 QUAL_RANKERS = ("random", "applicant_popularity", "job_side_history")
+
 
 def _qual_scores(s, test, sims, seed):
     tr = s.qual.get("qual_train")
@@ -245,27 +333,44 @@ def _qual_scores(s, test, sims, seed):
     ui = {u: i for i, u in enumerate(s.users)}
     hist = {}
     if sel is not None:
-        for u, it in tr[tr.label_qual == 1][["user", "item"]].itertuples(index=False): hist.setdefault(u, set()).add(ji.get(it))
-    for u, i in ui.items(): hist.setdefault(u, set()).update(np.flatnonzero(s.pos["train"][i]).tolist())
+        for u, it in tr[tr.label_qual == 1][["user", "item"]].itertuples(index=False):
+            hist.setdefault(u, set()).add(ji.get(it))
+    for u, i in ui.items():
+        hist.setdefault(u, set()).update(np.flatnonzero(s.pos["train"][i]).tolist())
     rng = np.random.default_rng(seed)
     out = {k: [] for k in QUAL_RANKERS}
     for job, g in test.groupby("item", sort=True):
         users = g.user.tolist()
         out["random"].append(rng.random(len(users)))
-        sm = sel.reindex(users).fillna(0) if sel is not None else pd.DataFrame({"sum": 0, "count": 0}, index=users)
+        sm = (
+            sel.reindex(users).fillna(0)
+            if sel is not None
+            else pd.DataFrame({"sum": 0, "count": 0}, index=users)
+        )
         out["applicant_popularity"].append(((sm["sum"] + 0.1) / (sm["count"] + 1.0)).to_numpy())
         j = ji.get(job)
-        out["job_side_history"].append(np.array([np.mean([sims[j, h] for h in hist.get(u, ()) if h is not None] or [0.0])
-                                                 if j is not None else 0.0 for u in users]))
+        out["job_side_history"].append(
+            np.array(
+                [
+                    np.mean([sims[j, h] for h in hist.get(u, ()) if h is not None] or [0.0])
+                    if j is not None
+                    else 0.0
+                    for u in users
+                ]
+            )
+        )
     return out
 
-def qualification_table(s:ReleasedSplits, # the splits (their qual_train / qual_test)
-                        n_boot:int=1000, # bootstrap resamples over test jobs
-                        seed:int=0
-                       )->pd.DataFrame:
+
+def qualification_table(
+    s: ReleasedSplits,  # the splits (their qual_train / qual_test)
+    n_boot: int = 1000,  # bootstrap resamples over test jobs
+    seed: int = 0,
+) -> pd.DataFrame:
     "Each test job's applicants ranked without profiles; MRR and hit@1 of the selected applicant, with bootstrap CIs over jobs."
     test = s.qual.get("qual_test")
-    if test is None or not len(test): return pd.DataFrame(columns=["ranker", "metric", "mean", "lo", "hi", "n_jobs"])
+    if test is None or not len(test):
+        return pd.DataFrame(columns=["ranker", "metric", "mean", "lo", "hi", "n_jobs"])
     sims = job_affinities(s)["text"]
     scores = _qual_scores(s, test, sims, seed)
     labels = [g.label_qual.to_numpy() for _, g in test.groupby("item", sort=True)]
@@ -281,17 +386,28 @@ def qualification_table(s:ReleasedSplits, # the splits (their qual_train / qual_
 # %% ../nbs/08c_released.ipynb #r026
 CONTEXT_MODELS = ("dcnv2", "xdeepfm")
 
+
 def _recbole_one(s, rc, opts, seed, model, neg):
     t = time.time()
     bs = rc["context_batch_size"] if model in CONTEXT_MODELS else None
     st, info = recbole_stages(s, model, rc["epochs"], rc["every"], seed, neg, opts, rc["learning_rate"], bs)
     best, curve = select_stage(st, s)
-    return st[best], dict(val_ndcg10=curve, best_epoch=stage_epochs(rc["epochs"], rc["every"])[best], seed=seed, seconds=round(time.time() - t, 1))
+    return st[best], dict(
+        val_ndcg10=curve,
+        best_epoch=stage_epochs(rc["epochs"], rc["every"])[best],
+        seed=seed,
+        seconds=round(time.time() - t, 1),
+    )
+
 
 def _recbole_systems(s, rc, opts, timings, curves, seed):
     from concurrent.futures import ThreadPoolExecutor
-    jobs = [(m + ("+shared_negatives" if neg == "shared" else ""), m, neg) for m in rc["recbole"]
-            for neg in (("shared", "sampled") if m in CONTEXT_MODELS else ("sampled",))]
+
+    jobs = [
+        (m + ("+shared_negatives" if neg == "shared" else ""), m, neg)
+        for m in rc["recbole"]
+        for neg in (("shared", "sampled") if m in CONTEXT_MODELS else ("sampled",))
+    ]
     jobs.sort(key=lambda x: x[1] not in CONTEXT_MODELS)  # the slow context models first
     # each model trains in its own RecBole process: threads only wait on them
     with ThreadPoolExecutor(max(1, int(rc["workers"]))) as ex:
@@ -300,14 +416,18 @@ def _recbole_systems(s, rc, opts, timings, curves, seed):
         for name, f in futs.items():
             out[name], curves[name] = f.result()
             timings[name] = curves[name]["seconds"]
-            log.info(f"{name}: {timings[name]}s, best epoch {curves[name]['best_epoch']} of {rc['epochs']} on val")
+            log.info(
+                f"{name}: {timings[name]}s, best epoch {curves[name]['best_epoch']} of {rc['epochs']} on val"
+            )
     return out
 
-def released_systems(s:ReleasedSplits, # the splits
-                     cfg:dict, # resolved config (released, baselines, seed)
-                     timings:dict|None=None, # receives seconds per system
-                     curves:dict|None=None # receives the RecBole validation curves
-                    )->tuple[dict, dict]: # (name -> [U, J] scores, jobrec's history weights)
+
+def released_systems(
+    s: ReleasedSplits,  # the splits
+    cfg: dict,  # resolved config (released, baselines, seed)
+    timings: dict | None = None,  # receives seconds per system
+    curves: dict | None = None,  # receives the RecBole validation curves
+) -> tuple[dict, dict]:  # (name -> [U, J] scores, jobrec's history weights)
     "Every system's scores on the released splits."
     timings = {} if timings is None else timings
     curves = {} if curves is None else curves
@@ -316,8 +436,12 @@ def released_systems(s:ReleasedSplits, # the splits
     hist, w = history_ranker(s)
     timings["jobrec_history"] = round(time.time() - t, 2)
     pop = popularity_scores(s)
-    systems = {"random": rng.random(s.shape), "popularity": pop, "jobrec_history": hist,
-               "popularity+train_negatives_pushed_down": push_down_training_negatives(pop, s)}
+    systems = {
+        "random": rng.random(s.shape),
+        "popularity": pop,
+        "jobrec_history": hist,
+        "popularity+train_negatives_pushed_down": push_down_training_negatives(pop, s),
+    }
     rc = cfg["released"]
     opts = baseline_options(cfg)
     if rc["recbole"] and not recbole_python(opts).exists():
@@ -329,16 +453,19 @@ def released_systems(s:ReleasedSplits, # the splits
 # %% ../nbs/08c_released.ipynb #r027
 def _leak_note(name, protocol):
     trained = name.endswith("+shared_negatives") or name.endswith("pushed_down")
-    if protocol == "sampled": return "trained on the test negatives" if trained else "negatives seen as training negatives"
+    if protocol == "sampled":
+        return "trained on the test negatives" if trained else "negatives seen as training negatives"
     return "trained on the shared negative rows" if trained else ""
 
-def released_table(systems:dict, # name -> [U, J] scores
-                   s:ReleasedSplits, # the splits
-                   ks:tuple=(5, 10), # cut-offs reported
-                   n_neg:int=49, # sampled protocol's negatives per positive
-                   n_boot:int=1000, # bootstrap resamples
-                   seed:int=0
-                  )->pd.DataFrame:
+
+def released_table(
+    systems: dict,  # name -> [U, J] scores
+    s: ReleasedSplits,  # the splits
+    ks: tuple = (5, 10),  # cut-offs reported
+    n_neg: int = 49,  # sampled protocol's negatives per positive
+    n_boot: int = 1000,  # bootstrap resamples
+    seed: int = 0,
+) -> pd.DataFrame:
     "Test metrics of every system under both protocols: mean and bootstrap CI over candidates, and the leak beside each row."
     rows = []
     metrics = [f"ndcg@{k}" for k in ks] + [f"recall@{k}" for k in ks] + ["mrr"]
@@ -347,8 +474,19 @@ def released_table(systems:dict, # name -> [U, J] scores
             r = evaluate_released(sc, s, "test", prot, n_neg, seed)
             for m in metrics:
                 mean, lo, hi = bootstrap_ci(r[m], n_boot, np.random.default_rng(seed), groups=r.units)
-                rows.append(dict(system=name, protocol=prot, metric=m, mean=mean, lo=lo, hi=hi, n_units=r.n_units,
-                                 n_values=len(r[m]), leak=_leak_note(name, prot)))
+                rows.append(
+                    dict(
+                        system=name,
+                        protocol=prot,
+                        metric=m,
+                        mean=mean,
+                        lo=lo,
+                        hi=hi,
+                        n_units=r.n_units,
+                        n_values=len(r[m]),
+                        leak=_leak_note(name, prot),
+                    )
+                )
     return pd.DataFrame(rows)
 
 # %% ../nbs/08c_released.ipynb #r028
@@ -356,19 +494,28 @@ def _figure(tab, key):
     r = tab[(tab.system == key[0]) & (tab.protocol == key[1]) & (tab.metric == key[2])]
     return float(r["mean"].iloc[0]) if len(r) else None
 
-def released_metrics(tab:pd.DataFrame, # `released_table`
-                     qual:pd.DataFrame, # `qualification_table`
-                     leak:dict, # `shared_negatives`
-                     files:dict # file name -> sha256
-                    )->dict:
+
+def released_metrics(
+    tab: pd.DataFrame,  # `released_table`
+    qual: pd.DataFrame,  # `qualification_table`
+    leak: dict,  # `shared_negatives`
+    files: dict,  # file name -> sha256
+) -> dict:
     "The headline figures: NDCG@10 full and sampled R@5 per system, the context models' leak, qualification MRR."
-    out = {"files": files, "shared_negatives": leak, "ndcg@10_full": {}, "recall@5_sampled": {}, "leak_ndcg@10_full": {}}
+    out = {
+        "files": files,
+        "shared_negatives": leak,
+        "ndcg@10_full": {},
+        "recall@5_sampled": {},
+        "leak_ndcg@10_full": {},
+    }
     for name in tab.system.unique():
         out["ndcg@10_full"][name] = _figure(tab, (name, "full", "ndcg@10"))
         out["recall@5_sampled"][name] = _figure(tab, (name, "sampled", "recall@5"))
     for m in CONTEXT_MODELS:
         a, b = out["ndcg@10_full"].get(m), out["ndcg@10_full"].get(m + "+shared_negatives")
-        if a is not None and b is not None: out["leak_ndcg@10_full"][m] = b - a
+        if a is not None and b is not None:
+            out["leak_ndcg@10_full"][m] = b - a
     q = qual[qual.metric == "mrr"]
     out["qualification_mrr"] = dict(zip(q.ranker, map(float, q["mean"])))
     return out
@@ -376,74 +523,134 @@ def released_metrics(tab:pd.DataFrame, # `released_table`
 # %% ../nbs/08c_released.ipynb #r029
 log = get_logger("released")
 
-def run_released(cfg:dict, # resolved config (data.path: the released folder)
-                 out_dir:str|Path, # run folder
-                 ablations:bool=True, # with profiles: the content experiment's ablations
-                 systems:list|None=None # with profiles: the content experiment's baselines
-                )->Path:
+
+def run_released(
+    cfg: dict,  # resolved config (data.path: the released folder)
+    out_dir: str | Path,  # run folder
+    ablations: bool = True,  # with profiles: the content experiment's ablations
+    systems: list | None = None,  # with profiles: the content experiment's baselines
+) -> Path:
     "The released-data experiment: the history-only table on the release's splits (and the content run when profiles are present)."
     t0 = time.time()
     out = Path(out_dir)
     folder = cfg["data"]["path"]
-    if not folder: raise DataError("data.source=released needs data.path (the folder of the released files)")
+    if not folder:
+        raise DataError("data.source=released needs data.path (the folder of the released files)")
     timings = {}
     if has_profiles(folder):
         from jobrec.pipeline import run_experiment
+
         t = time.time()
-        run_experiment(cfg, out/"content", ablations=ablations, systems=systems)
+        run_experiment(cfg, out / "content", ablations=ablations, systems=systems)
         timings["content"] = round(time.time() - t, 1)
     s = read_released_splits(folder)
-    (out/"results").mkdir(parents=True, exist_ok=True)
+    (out / "results").mkdir(parents=True, exist_ok=True)
     curves = {}
     sysd, w = released_systems(s, cfg, timings, curves)
     rc = cfg["released"]
-    tab = released_table(sysd, s, n_neg=cfg["eval"]["n_negatives"], n_boot=cfg["eval"]["bootstrap"], seed=cfg["seed"])
+    tab = released_table(
+        sysd, s, n_neg=cfg["eval"]["n_negatives"], n_boot=cfg["eval"]["bootstrap"], seed=cfg["seed"]
+    )
     qual = qualification_table(s, cfg["eval"]["bootstrap"], cfg["seed"])
-    tab.to_csv(out/"results"/"released.csv", index=False)
-    qual.to_csv(out/"results"/"released_qualification.csv", index=False)
+    tab.to_csv(out / "results" / "released.csv", index=False)
+    qual.to_csv(out / "results" / "released_qualification.csv", index=False)
     val = {k: float(np.mean(evaluate_released(v, s, "val", "full")["ndcg@10"])) for k, v in sysd.items()}
-    write_json({"val_ndcg@10_full": val, "recbole_curves": curves, "history_weights": w}, out/"results"/"released_val.json")
+    write_json(
+        {"val_ndcg@10_full": val, "recbole_curves": curves, "history_weights": w},
+        out / "results" / "released_val.json",
+    )
     m = released_metrics(tab, qual, shared_negatives(s), s.files)
     timings["total"] = round(time.time() - t0, 1)
-    write_json({"folder": str(folder), "files": s.files, "profiles": has_profiles(folder), "users": len(s.users),
-                "jobs": len(s.jobs), "dropped_rows": s.dropped, "budget": dict(rc),
-                "seconds": timings}, out/"released.json")
-    write_json(m, out/"metrics.json")
+    write_json(
+        {
+            "folder": str(folder),
+            "files": s.files,
+            "profiles": has_profiles(folder),
+            "users": len(s.users),
+            "jobs": len(s.jobs),
+            "dropped_rows": s.dropped,
+            "budget": dict(rc),
+            "seconds": timings,
+        },
+        out / "released.json",
+    )
+    write_json(m, out / "metrics.json")
     log.info(f"released experiment done in {timings['total']:.0f}s -> {out}")
     return out
 
 # %% ../nbs/08c_released.ipynb #r032
-ANCHORS = {"random": 0.062, "popularity": 0.204, "lightgcn": 0.285, "simplex": 0.333, "bpr": 0.375,
-           "dcnv2+shared_negatives": 0.601, "xdeepfm+shared_negatives": 0.614}  # NDCG@10, full catalogue, training positives excluded
+ANCHORS = {
+    "random": 0.062,
+    "popularity": 0.204,
+    "lightgcn": 0.285,
+    "simplex": 0.333,
+    "bpr": 0.375,
+    "dcnv2+shared_negatives": 0.601,
+    "xdeepfm+shared_negatives": 0.614,
+}  # NDCG@10, full catalogue, training positives excluded
 PAPER_SAMPLED_RECALL5 = 0.827  # the paper's quoted sampled R@5 (1 positive + 49 of the candidate's labelled negatives); unverified
 
-def load_released_run(run_dir:str|Path # a folder written by `run_released`
-                     )->dict:
+
+def load_released_run(
+    run_dir: str | Path,  # a folder written by `run_released`
+) -> dict:
     "The released run's tables (`table`, `qual`), its `info`, validation record `val` and `metrics`."
     d = Path(run_dir)
-    if not (d/"released.json").exists(): raise FileNotFoundError(f"{d} holds no released run (jobrec run --set data.source=released)")
-    rd = lambda n: json.loads((d/n).read_text())
-    return {"table": pd.read_csv(d/"results"/"released.csv"), "qual": pd.read_csv(d/"results"/"released_qualification.csv"),
-            "info": rd("released.json"), "val": rd("results/released_val.json"), "metrics": rd("metrics.json")}
+    if not (d / "released.json").exists():
+        raise FileNotFoundError(f"{d} holds no released run (jobrec run --set data.source=released)")
+    rd = lambda n: json.loads((d / n).read_text())
+    return {
+        "table": pd.read_csv(d / "results" / "released.csv"),
+        "qual": pd.read_csv(d / "results" / "released_qualification.csv"),
+        "info": rd("released.json"),
+        "val": rd("results/released_val.json"),
+        "metrics": rd("metrics.json"),
+    }
 
-def _ci(r)->str: return f"{r['mean']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]"
 
-def anchor_table(tab:pd.DataFrame # `released_table`
-                )->pd.DataFrame:
+def _ci(r) -> str:
+    return f"{r['mean']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]"
+
+
+def anchor_table(
+    tab: pd.DataFrame,  # `released_table`
+) -> pd.DataFrame:
     "Full-catalogue test figures with 95% CIs, and the anchor where one was measured; best NDCG@10 first."
     f = tab[tab.protocol == "full"].set_index(["system", "metric"])
     systems = f.xs("ndcg@10", level="metric")["mean"].sort_values(ascending=False).index
-    rows = [{"system": n, **{m: _ci(f.loc[(n, m)]) for m in ("ndcg@10", "recall@10", "mrr") if (n, m) in f.index},
-             "anchor ndcg@10": ANCHORS.get(n), "trained on": _leak_note(n, "full") or "training positives"} for n in systems]
+    rows = [
+        {
+            "system": n,
+            **{m: _ci(f.loc[(n, m)]) for m in ("ndcg@10", "recall@10", "mrr") if (n, m) in f.index},
+            "anchor ndcg@10": ANCHORS.get(n),
+            "trained on": _leak_note(n, "full") or "training positives",
+        }
+        for n in systems
+    ]
     return pd.DataFrame(rows)
 
-def sampled_table(tab:pd.DataFrame # `released_table`
-                 )->pd.DataFrame:
+
+def sampled_table(
+    tab: pd.DataFrame,  # `released_table`
+) -> pd.DataFrame:
     "The release's sampled protocol (1 + 49): recall@5 and NDCG@10 with CIs, the leak beside each row, the paper's figure last."
     f = tab[tab.protocol == "sampled"].set_index(["system", "metric"])
     systems = f.xs("recall@5", level="metric")["mean"].sort_values(ascending=False).index
-    rows = [{"system": n, "recall@5": _ci(f.loc[(n, "recall@5")]), "ndcg@10": _ci(f.loc[(n, "ndcg@10")]),
-             "leak": f.loc[(n, "recall@5"), "leak"]} for n in systems]
-    rows.append({"system": "paper (quoted, unverified)", "recall@5": f"{PAPER_SAMPLED_RECALL5:.3f}", "ndcg@10": "",
-                 "leak": "the same sampled protocol: its negatives are training negatives"})
+    rows = [
+        {
+            "system": n,
+            "recall@5": _ci(f.loc[(n, "recall@5")]),
+            "ndcg@10": _ci(f.loc[(n, "ndcg@10")]),
+            "leak": f.loc[(n, "recall@5"), "leak"],
+        }
+        for n in systems
+    ]
+    rows.append(
+        {
+            "system": "paper (quoted, unverified)",
+            "recall@5": f"{PAPER_SAMPLED_RECALL5:.3f}",
+            "ndcg@10": "",
+            "leak": "the same sampled protocol: its negatives are training negatives",
+        }
+    )
     return pd.DataFrame(rows)

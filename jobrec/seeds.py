@@ -17,56 +17,74 @@ __all__ = ['log', 'MAIN_KEYS', 'PAIRED_KEYS', 'seed_run_dir', 'check_seeds', 'se
 # %% ../nbs/08b_seeds.ipynb #s005
 log = get_logger("seeds")
 
-def seed_run_dir(out_dir:str|Path, # the configured run folder (the reference seed's)
-                 seed:int, # a training seed
-                 reference_seed:int # the configured seed
-                )->Path:
+
+def seed_run_dir(
+    out_dir: str | Path,  # the configured run folder (the reference seed's)
+    seed: int,  # a training seed
+    reference_seed: int,  # the configured seed
+) -> Path:
     "The run folder of one training seed: `out_dir` for the reference seed, `out_dir-seedN` beside it for the others."
     p = Path(out_dir)
-    if not p.is_absolute(): p = project_root()/p
+    if not p.is_absolute():
+        p = project_root() / p
     return p if int(seed) == int(reference_seed) else p.with_name(f"{p.name}-seed{int(seed)}")
 
-def check_seeds(seeds)->list[int]:
+
+def check_seeds(seeds) -> list[int]:
     "Whole, distinct seeds, at least two of them."
     out = []
     for s in seeds:
-        try: v = int(s)
-        except (TypeError, ValueError): raise UsageError(f"a seed must be a whole number, got {s!r}") from None
-        if v != s and str(v) != str(s).strip(): raise UsageError(f"a seed must be a whole number, got {s!r}")
+        try:
+            v = int(s)
+        except (TypeError, ValueError):
+            raise UsageError(f"a seed must be a whole number, got {s!r}") from None
+        if v != s and str(v) != str(s).strip():
+            raise UsageError(f"a seed must be a whole number, got {s!r}")
         out.append(v)
-    if len(set(out)) != len(out): raise UsageError(f"seeds must be distinct, got {out}")
-    if len(out) < 2: raise UsageError(f"a spread needs at least two seeds, got {out}")
+    if len(set(out)) != len(out):
+        raise UsageError(f"seeds must be distinct, got {out}")
+    if len(out) < 2:
+        raise UsageError(f"a spread needs at least two seeds, got {out}")
     return out
 
 # %% ../nbs/08b_seeds.ipynb #s008
-def _finished_with(run:Path, cfg:dict, ablations:bool=False)->bool:
+def _finished_with(run: Path, cfg: dict, ablations: bool = False) -> bool:
     "Has `run` finished an experiment with exactly this resolved config (and its ablations, when asked for)?"
-    p = run/"config.yaml"
-    if not (p.exists() and (run/"metrics.json").exists()): return False
-    if ablations and cfg.get("ablations") and not (run/"results"/"ablations_paired.csv").exists(): return False
+    p = run / "config.yaml"
+    if not (p.exists() and (run / "metrics.json").exists()):
+        return False
+    if ablations and cfg.get("ablations") and not (run / "results" / "ablations_paired.csv").exists():
+        return False
     return yaml.safe_load(p.read_text()) == yaml.safe_load(yaml.safe_dump(dict(cfg), sort_keys=False))
 
-def seed_config(cfg:dict, # a resolved config
-                seed:int # the training seed
-               )->Config:
+
+def seed_config(
+    cfg: dict,  # a resolved config
+    seed: int,  # the training seed
+) -> Config:
     "`cfg` with its seed replaced (checked like any override)."
     return Config(merge_config(dict(cfg), {"seed": int(seed)}, f"seed {seed}"))
 
-def run_seeds(cfg:dict, # resolved config; its `seed` is the reference seed
-              seeds:list, # training seeds (at least two, the reference among them or not)
-              ablations:bool=True, # run the ablations in every seed's experiment
-              reuse:bool=True # reuse a finished run folder with the same resolved config
-             )->dict:
+
+def run_seeds(
+    cfg: dict,  # resolved config; its `seed` is the reference seed
+    seeds: list,  # training seeds (at least two, the reference among them or not)
+    ablations: bool = True,  # run the ablations in every seed's experiment
+    reuse: bool = True,  # reuse a finished run folder with the same resolved config
+) -> dict:
     "Run the experiment once per training seed on the same data; seed -> run folder."
     from jobrec.pipeline import run_experiment, load_data
     from tqdm.auto import tqdm
+
     seeds, ref = check_seeds(seeds), int(cfg["seed"])
     data, out = None, {}
     for s in tqdm(seeds, desc="training seeds"):
         c, d = seed_config(cfg, s), seed_run_dir(cfg["out_dir"], s, ref)
-        if reuse and _finished_with(d, c, ablations): log.info(f"seed {s}: reusing the finished run {d}")
+        if reuse and _finished_with(d, c, ablations):
+            log.info(f"seed {s}: reusing the finished run {d}")
         else:
-            if data is None: data = load_data(cfg)  # one draw, with the reference seed, for every run
+            if data is None:
+                data = load_data(cfg)  # one draw, with the reference seed, for every run
             run_experiment(c, d, ablations=ablations, data=data)
         out[s] = d
     return out
@@ -75,152 +93,201 @@ def run_seeds(cfg:dict, # resolved config; its `seed` is the reference seed
 MAIN_KEYS = ["system", "side", "protocol", "metric"]
 PAIRED_KEYS = ["b_system", "side", "protocol", "metric"]
 
-def read_seed_tables(runs:dict, # seed -> run folder (from `run_seeds`)
-                     name:str # a table of `results/`, e.g. 'main.csv' or 'ablations_paired.csv'
-                    )->pd.DataFrame:
+
+def read_seed_tables(
+    runs: dict,  # seed -> run folder (from `run_seeds`)
+    name: str,  # a table of `results/`, e.g. 'main.csv' or 'ablations_paired.csv'
+) -> pd.DataFrame:
     "One run table per seed, stacked with a `seed` column (a missing table is an error naming the run)."
     parts = []
     for s, d in runs.items():
-        p = Path(d)/"results"/name
-        if not p.exists(): raise FileNotFoundError(f"seed {s}: {p} is missing (run `jobrec run` there, with its ablations)")
+        p = Path(d) / "results" / name
+        if not p.exists():
+            raise FileNotFoundError(f"seed {s}: {p} is missing (run `jobrec run` there, with its ablations)")
         parts.append(pd.read_csv(p).assign(seed=int(s)))
     return pd.concat(parts, ignore_index=True)
 
-def spread_table(stacked:pd.DataFrame, # tables of several seeds with a `seed` column
-                 keys:list, # the columns naming a row (e.g. `MAIN_KEYS`)
-                 value:str="mean", # the column whose spread is taken
-                 reference_seed:int|None=None # its value is kept as `reference`
-                )->pd.DataFrame:
+
+def spread_table(
+    stacked: pd.DataFrame,  # tables of several seeds with a `seed` column
+    keys: list,  # the columns naming a row (e.g. `MAIN_KEYS`)
+    value: str = "mean",  # the column whose spread is taken
+    reference_seed: int | None = None,  # its value is kept as `reference`
+) -> pd.DataFrame:
     "Per row of `keys`: mean, sd (ddof 1), min and max over the seeds, the number of seeds, and the reference seed's value."
     g = stacked.groupby(keys, sort=False)[value]
-    out = pd.DataFrame({"mean": g.mean(), "sd": g.std(ddof=1), "min": g.min(), "max": g.max(), "n_seeds": g.count()})
+    out = pd.DataFrame(
+        {"mean": g.mean(), "sd": g.std(ddof=1), "min": g.min(), "max": g.max(), "n_seeds": g.count()}
+    )
     if reference_seed is not None:
         out["reference"] = stacked[stacked.seed == reference_seed].set_index(keys)[value]
     return out.reset_index()
 
 # %% ../nbs/08b_seeds.ipynb #s015
-def ablation_verdicts(paired:pd.DataFrame, # stacked `ablations_paired.csv` of several seeds (`read_seed_tables`)
-                      reference_seed:int|None=None, # the seed the single-seed report shows
-                      protocol:str="full", metric:str="ndcg@10"
-                     )->pd.DataFrame:
+def ablation_verdicts(
+    paired: pd.DataFrame,  # stacked `ablations_paired.csv` of several seeds (`read_seed_tables`)
+    reference_seed: int | None = None,  # the seed the single-seed report shows
+    protocol: str = "full",
+    metric: str = "ndcg@10",
+) -> pd.DataFrame:
     "Per ablation and side: the difference's mean and sd over seeds, whether every seed's interval excludes 0, and the verdict."
     p = paired[(paired.protocol == protocol) & (paired.metric == metric)]
-    sp = spread_table(p, ["b_system", "side"], "diff", reference_seed).rename(columns={"b_system": "ablation"})
+    sp = spread_table(p, ["b_system", "side"], "diff", reference_seed).rename(
+        columns={"b_system": "ablation"}
+    )
     g = p.groupby(["b_system", "side"], sort=False)
     above, below = g.lo.min() > 0, g.hi.max() < 0
     sp["all_seeds_exclude_0"] = [bool(above[k] or below[k]) for k in zip(sp.ablation, sp.side)]
-    clear = sp["mean"].abs() > 2*sp["sd"].fillna(np.inf)
-    sp["verdict"] = np.where(sp.all_seeds_exclude_0 & clear, np.where(sp["mean"] > 0, "helps", "hurts"), "not shown to matter")
+    clear = sp["mean"].abs() > 2 * sp["sd"].fillna(np.inf)
+    sp["verdict"] = np.where(
+        sp.all_seeds_exclude_0 & clear, np.where(sp["mean"] > 0, "helps", "hurts"), "not shown to matter"
+    )
     return sp
 
 # %% ../nbs/08b_seeds.ipynb #s019
-def spread_matches(spread:pd.DataFrame, # from `spread_table` (with a `reference` column)
-                   table:pd.DataFrame, # the run's own table (e.g. `results/main.csv`)
-                   keys:list=MAIN_KEYS, value:str="mean", tol:float=1e-9
-                  )->bool:
+def spread_matches(
+    spread: pd.DataFrame,  # from `spread_table` (with a `reference` column)
+    table: pd.DataFrame,  # the run's own table (e.g. `results/main.csv`)
+    keys: list = MAIN_KEYS,
+    value: str = "mean",
+    tol: float = 1e-9,
+) -> bool:
     "Do the spread's reference-seed values equal the run's figures, row for row?"
-    if "reference" not in spread or not len(spread): return False
+    if "reference" not in spread or not len(spread):
+        return False
     a, t = spread.set_index(keys)["reference"], table.set_index(keys)[value]
-    if len(a) != len(t) or not a.index.isin(t.index).all(): return False  # other systems or metrics: another run
-    b = t.reindex(a.index)  # a metric undefined in the run (NaN) must be undefined in the spread's reference too
+    if len(a) != len(t) or not a.index.isin(t.index).all():
+        return False  # other systems or metrics: another run
+    b = t.reindex(
+        a.index
+    )  # a metric undefined in the run (NaN) must be undefined in the spread's reference too
     return bool(np.allclose(a.to_numpy(float), b.to_numpy(float), rtol=0, atol=tol, equal_nan=True))
 
-def format_spread(mean:float, sd:float, nd:int=3)->str:
+
+def format_spread(mean: float, sd: float, nd: int = 3) -> str:
     "'0.785 ± 0.003' (a lone value when the spread is unknown)."
     return f"{mean:.{nd}f}" if sd is None or not np.isfinite(sd) else f"{mean:.{nd}f} ± {sd:.{nd}f}"
 
 # %% ../nbs/08b_seeds.ipynb #s022
-def reference_world(cfg:dict # resolved config
-                   )->int:
+def reference_world(
+    cfg: dict,  # resolved config
+) -> int:
     "The generator seed of the configured data (the reference world): the seed its `meta.json` records."
     from jobrec.pipeline import load_data
+
     return int(load_data(cfg).meta["seed"])
 
-def check_worlds(worlds, # generator seeds of the fresh worlds
-                 cfg:dict # resolved config: its data is the reference world
-                )->list[int]:
+
+def check_worlds(
+    worlds,  # generator seeds of the fresh worlds
+    cfg: dict,  # resolved config: its data is the reference world
+) -> list[int]:
     "Whole, distinct generator seeds, at least two, none the reference world's (the same draw is no new world)."
     out = check_seeds(worlds)
     ref = reference_world(cfg)
     if ref in out:
-        raise UsageError(f"world {ref} is the reference world (the configured data); give fresh generator seeds")
+        raise UsageError(
+            f"world {ref} is the reference world (the configured data); give fresh generator seeds"
+        )
     return out
 
-def world_run_dir(out_dir:str|Path, # the configured run folder (the reference world's)
-                  world:int|None # a fresh world's generator seed; None: the reference world
-                 )->Path:
+
+def world_run_dir(
+    out_dir: str | Path,  # the configured run folder (the reference world's)
+    world: int | None,  # a fresh world's generator seed; None: the reference world
+) -> Path:
     "The run folder of a world's reference seed: `out_dir` for the reference world, `out_dir-worldW` for a fresh one."
     p = Path(out_dir)
-    if not p.is_absolute(): p = project_root()/p
+    if not p.is_absolute():
+        p = project_root() / p
     return p if world is None else p.with_name(f"{p.name}-world{int(world)}")
 
-def world_data_dir(out_dir:str|Path, # the configured run folder
-                   world:int # a fresh world's generator seed
-                  )->Path:
+
+def world_data_dir(
+    out_dir: str | Path,  # the configured run folder
+    world: int,  # a fresh world's generator seed
+) -> Path:
     "The dataset folder of a fresh world, beside its runs: `out_dir-worldW-data`."
     p = world_run_dir(out_dir, world)
     return p.with_name(f"{p.name}-data")
 
 # %% ../nbs/08b_seeds.ipynb #s025
-def make_world(cfg:dict, # resolved config: its data is the reference world
-               world:int, # the fresh world's generator seed
-               out:str|Path # the dataset folder to write (kept when it holds this world already)
-              )->Path:
+def make_world(
+    cfg: dict,  # resolved config: its data is the reference world
+    world: int,  # the fresh world's generator seed
+    out: str | Path,  # the dataset folder to write (kept when it holds this world already)
+) -> Path:
     "A fresh draw of the generator with the reference data's settings and seed `world`, saved as a dataset folder."
     from jobrec.data import generate_synthetic, save_dataset, load_dataset
     from jobrec.narratives import write_narratives
     from jobrec.card import write_card
     from jobrec.pipeline import load_data
+
     out = Path(out)
-    if not out.is_absolute(): out = project_root()/out
+    if not out.is_absolute():
+        out = project_root() / out
     ref = load_data(cfg).meta
-    if (out/"meta.json").exists():
+    if (out / "meta.json").exists():
         m = load_dataset(out).meta
-        if int(m["seed"]) == int(world) and m["config"] == ref["config"]: return out
+        if int(m["seed"]) == int(world) and m["config"] == ref["config"]:
+            return out
     settings = {k: v for k, v in ref["config"].items() if k != "catalogue"}
     # the reference records its vocabulary by name; the packaged vocabulary is the one with a name
     cat = "packaged" if ref["config"].get("catalogue") else None
-    data = generate_synthetic(settings, seed=int(world), split=ref["split_shares"], catalogue=cat, narrate=write_narratives)
-    if cat: data.meta["config"]["catalogue"] = data.meta["vocabulary"]
+    data = generate_synthetic(
+        settings, seed=int(world), split=ref["split_shares"], catalogue=cat, narrate=write_narratives
+    )
+    if cat:
+        data.meta["config"]["catalogue"] = data.meta["vocabulary"]
     if data.meta["config"] != ref["config"] or data.meta["vocabulary"] != ref["vocabulary"]:
-        raise UsageError(f"world {world} cannot be drawn with the reference data's settings "
-                         f"({ref['config']}, vocabulary {ref['vocabulary']})")
+        raise UsageError(
+            f"world {world} cannot be drawn with the reference data's settings "
+            f"({ref['config']}, vocabulary {ref['vocabulary']})"
+        )
     write_card(data, save_dataset(data, out))
     return out
 
-def world_config(cfg:dict, # resolved config (the reference world)
-                 world:int|None, # a fresh world's generator seed; None: the reference world
-                 data_dir:str|Path|None=None # the fresh world's dataset folder
-                )->Config:
+
+def world_config(
+    cfg: dict,  # resolved config (the reference world)
+    world: int | None,  # a fresh world's generator seed; None: the reference world
+    data_dir: str | Path | None = None,  # the fresh world's dataset folder
+) -> Config:
     "`cfg` reading the world's data (a dataset folder, relative to the checkout when inside it) into its run folder."
-    if world is None: return Config(dict(cfg))
+    if world is None:
+        return Config(dict(cfg))
     d, root = Path(data_dir).resolve(), project_root().resolve()
     src = d.relative_to(root).as_posix() if d.is_relative_to(root) else str(d)
     over = {"data": {"source": src}, "out_dir": str(world_run_dir(cfg["out_dir"], world))}
     return Config(merge_config(dict(cfg), over, f"world {world}"))
 
 # %% ../nbs/08b_seeds.ipynb #s028
-def world_runs(cfg:dict, # resolved config: the reference world and seed
-               worlds:list, # fresh worlds' generator seeds
-               seeds:list, # training seeds, the configured one among them
-               missing_ok:bool=True # False: a world or seed without a finished run is an error naming it
-              )->dict:
+def world_runs(
+    cfg: dict,  # resolved config: the reference world and seed
+    worlds: list,  # fresh worlds' generator seeds
+    seeds: list,  # training seeds, the configured one among them
+    missing_ok: bool = True,  # False: a world or seed without a finished run is an error naming it
+) -> dict:
     "world (generator seed) -> training seed -> run folder, the reference world first; nothing is run."
     ref, ref_world, out = int(cfg["seed"]), reference_world(cfg), {}
     for w in [None, *worlds]:
         base = world_run_dir(cfg["out_dir"], w)
         out[ref_world if w is None else int(w)] = {int(s): seed_run_dir(base, s, ref) for s in seeds}
-    missing = [str(d) for r in out.values() for d in r.values() if not (d/"metrics.json").exists()]
-    if missing and not missing_ok: raise UsageError(f"no finished run in {missing}; run without --skip-run")
+    missing = [str(d) for r in out.values() for d in r.values() if not (d / "metrics.json").exists()]
+    if missing and not missing_ok:
+        raise UsageError(f"no finished run in {missing}; run without --skip-run")
     return out
 
-def run_worlds(cfg:dict, # resolved config: the reference world and seed
-               worlds:list, # fresh worlds' generator seeds (see `check_worlds`)
-               seeds:list, # training seeds, the configured one among them
-               reuse:bool=True # reuse finished runs with the same resolved config
-              )->dict:
+
+def run_worlds(
+    cfg: dict,  # resolved config: the reference world and seed
+    worlds: list,  # fresh worlds' generator seeds (see `check_worlds`)
+    seeds: list,  # training seeds, the configured one among them
+    reuse: bool = True,  # reuse finished runs with the same resolved config
+) -> dict:
     "The experiment without ablations per world and training seed; world -> seed -> run folder."
     from jobrec.pipeline import run_experiment, load_data
+
     worlds, seeds, ref = check_worlds(worlds, cfg), [int(s) for s in seeds], int(cfg["seed"])
     ref_world, out = reference_world(cfg), {}
     for w in [None, *worlds]:
@@ -228,7 +295,8 @@ def run_worlds(cfg:dict, # resolved config: the reference world and seed
         wc, data, runs = world_config(cfg, w, data_dir), None, {}
         for s in seeds:
             c, d = seed_config(wc, s), seed_run_dir(wc["out_dir"], s, ref)
-            if reuse and _finished_with(d, c): log.info(f"world {w or 'reference'}, seed {s}: reusing {d}")
+            if reuse and _finished_with(d, c):
+                log.info(f"world {w or 'reference'}, seed {s}: reusing {d}")
             else:
                 data = data if data is not None else load_data(wc)
                 run_experiment(c, d, ablations=False, data=data)
@@ -237,29 +305,43 @@ def run_worlds(cfg:dict, # resolved config: the reference world and seed
     return out
 
 # %% ../nbs/08b_seeds.ipynb #s030
-def json_rows(run:str|Path, # a run folder
-              name:str # a JSON file of its `results/`, e.g. 'dominance.json'
-             )->pd.DataFrame:
+def json_rows(
+    run: str | Path,  # a run folder
+    name: str,  # a JSON file of its `results/`, e.g. 'dominance.json'
+) -> pd.DataFrame:
     "One row (`quantity`, `value`) per number or flag at the top of the JSON file; nested entries left out."
     import json
-    d = json.loads((Path(run)/"results"/name).read_text())
+
+    d = json.loads((Path(run) / "results" / name).read_text())
     rows = [(k, float(v)) for k, v in d.items() if isinstance(v, (bool, int, float))]
     return pd.DataFrame(rows, columns=["quantity", "value"])
 
-def world_spread(runs:dict, # world -> seed -> run folder (`run_worlds`)
-                 name:str, # a table of `results/` ('main.csv', 'sweep.csv') or a JSON file ('dominance.json')
-                 keys:list, # the columns naming a row ('quantity' for a JSON file)
-                 value:str="mean", # the column whose spread is taken ('value' for a JSON file)
-                 reference:int|None=None # the reference world (default: the first)
-                )->pd.DataFrame:
+
+def world_spread(
+    runs: dict,  # world -> seed -> run folder (`run_worlds`)
+    name: str,  # a table of `results/` ('main.csv', 'sweep.csv') or a JSON file ('dominance.json')
+    keys: list,  # the columns naming a row ('quantity' for a JSON file)
+    value: str = "mean",  # the column whose spread is taken ('value' for a JSON file)
+    reference: int | None = None,  # the reference world (default: the first)
+) -> pd.DataFrame:
     "Per row: the reference world's mean over seeds, then mean, sd (ddof 1), min and max of the world means, and counts."
     reference = next(iter(runs)) if reference is None else reference
-    json_table = lambda r: pd.concat([json_rows(d, name).assign(seed=s) for s, d in r.items()], ignore_index=True)
+    json_table = lambda r: pd.concat(
+        [json_rows(d, name).assign(seed=s) for s, d in r.items()], ignore_index=True
+    )
     read = json_table if name.endswith(".json") else (lambda r: read_seed_tables(r, name))
     stacked = pd.concat([read(r).assign(world=int(w)) for w, r in runs.items()], ignore_index=True)
     per = stacked.groupby([*keys, "world"], sort=False)[value].agg(["mean", "count"]).reset_index()
     g = per.groupby(keys, sort=False)["mean"]
-    out = pd.DataFrame({"reference": per[per.world == reference].set_index(keys)["mean"], "mean": g.mean(),
-                        "sd": g.std(ddof=1), "min": g.min(), "max": g.max(), "n_worlds": g.count(),
-                        "n_seeds": per.groupby(keys, sort=False)["count"].min()})
+    out = pd.DataFrame(
+        {
+            "reference": per[per.world == reference].set_index(keys)["mean"],
+            "mean": g.mean(),
+            "sd": g.std(ddof=1),
+            "min": g.min(),
+            "max": g.max(),
+            "n_worlds": g.count(),
+            "n_seeds": per.groupby(keys, sort=False)["count"].min(),
+        }
+    )
     return out.reset_index()

@@ -13,8 +13,14 @@ from fastcore.basics import patch
 from .core import get_logger, seed_everything, atomic_path, write_json, cfg_get, split_mask
 from .data import preference_groups, qualification_groups, hire_groups
 from .schema import resolve_view
-from .calibration import (NO_CALIBRATION, fit_calibration, apply_calibration, observed_pairs, fit_qualification_calibration,
-                                calibration_report)
+from jobrec.calibration import (
+    NO_CALIBRATION,
+    fit_calibration,
+    apply_calibration,
+    observed_pairs,
+    fit_qualification_calibration,
+    calibration_report,
+)
 from .distributed import init_from_env, is_main, barrier, shard, rank_seed, global_share, sync_grads
 from .experts import EXPERTS, ExpertSystem, info_nce, feature_stats, read_safetensors
 
@@ -29,66 +35,99 @@ log = get_logger("training")
 PHASES = ("pref1", "qual1", "coop2", "joint1")
 _FINGERPRINT_KEYS = ("seed", "backbone", "lora", "expert", "schema", "train", "calibration")
 
-def config_fingerprint(cfg:dict, target:str="two")->str:
+
+def config_fingerprint(cfg: dict, target: str = "two") -> str:
     "A hash of the config sections that determine training."
     d = {k: cfg.get(k) for k in _FINGERPRINT_KEYS if k in cfg}
     d["train"] = {k: v for k, v in (d.get("train") or {}).items() if k not in ("checkpoint_every",)}
     d["target"] = target
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-def stage1_budget(cfg:dict)->tuple[int, int]:
+
+def stage1_budget(cfg: dict) -> tuple[int, int]:
     "(head steps, adapter steps) of each stage-1 expert: with `train.stage2_init: none` stage 2's steps are added to stage 1's."
     g = lambda k, d=None: cfg_get(cfg, k, d)
     n_head, n_ad = int(g("train.head_steps", 0)), int(g("train.stage1_steps", 40))
-    if g("train.stage2_init", "stage1") != "none": return n_head, n_ad
+    if g("train.stage2_init", "stage1") != "none":
+        return n_head, n_ad
     s2 = int(g("train.stage2_steps", 20))
     cached = g("expert.mode", "dual") == "dual" and not g("train.stage2_adapters", True)
     return (n_head + s2, n_ad) if cached else (n_head, n_ad + s2)
 
-_STAGE2_ONLY = ("stage2_steps", "stage2_init", "stage2_adapters", "cooperation", "cooperation_floor", "checkpoint_every")
+
+_STAGE2_ONLY = (
+    "stage2_steps",
+    "stage2_init",
+    "stage2_adapters",
+    "cooperation",
+    "cooperation_floor",
+    "checkpoint_every",
+)
 _QUAL_ONLY = ("censoring", "ipw_clip", "qual_groups")
 
-def stage1_fingerprint(cfg:dict, data=None,
-                       phase:str="qual1" # the state after "pref1" (preference expert trained) or "qual1" (all of stage 1)
-                      )->str:
+
+def stage1_fingerprint(
+    cfg: dict,
+    data=None,
+    phase: str = "qual1",  # the state after "pref1" (preference expert trained) or "qual1" (all of stage 1)
+) -> str:
     "A hash of everything that determines the experts after a stage-1 phase (later keys and calibration left out; the dataset's identity in)."
-    if phase not in ("pref1", "qual1"): raise ValueError(f"phase must be pref1 or qual1, got {phase!r}")
+    if phase not in ("pref1", "qual1"):
+        raise ValueError(f"phase must be pref1 or qual1, got {phase!r}")
     d = {k: cfg.get(k) for k in _FINGERPRINT_KEYS if k in cfg and k != "calibration"}
     drop = _STAGE2_ONLY + (_QUAL_ONLY if phase == "pref1" else ())
     d["train"] = {k: v for k, v in (d.get("train") or {}).items() if k not in drop}
     if phase == "pref1":  # the qualification expert's view is not read before qual1
-        sch = dict(d.get("schema") or {}); sch["views"] = {k: v for k, v in dict(sch.get("views") or {}).items() if k != "qualification"}
+        sch = dict(d.get("schema") or {})
+        sch["views"] = {k: v for k, v in dict(sch.get("views") or {}).items() if k != "qualification"}
         d["schema"] = sch
     d["phase"] = phase
-    d["budget"] = stage1_budget(cfg)  # stage 2's steps moved into stage 1 (`stage2_init: none`) change stage 1
+    d["budget"] = stage1_budget(
+        cfg
+    )  # stage 2's steps moved into stage 1 (`stage2_init: none`) change stage 1
     if data is not None:
-        d["data"] = [data.shape, hashlib.sha256(np.ascontiguousarray(data.qual_observed).tobytes() + np.ascontiguousarray(data.pref).tobytes()
-                                                + np.asarray(data.split).astype(str).tobytes()).hexdigest()]
+        d["data"] = [
+            data.shape,
+            hashlib.sha256(
+                np.ascontiguousarray(data.qual_observed).tobytes()
+                + np.ascontiguousarray(data.pref).tobytes()
+                + np.asarray(data.split).astype(str).tobytes()
+            ).hexdigest(),
+        ]
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 # %% ../nbs/05b_training.ipynb #c012
-def group_mrr(scores:np.ndarray, # [G, K] scores, positive in column 0
-              valid:np.ndarray|None=None # [G, K] bool
-             )->float:
+def group_mrr(
+    scores: np.ndarray,  # [G, K] scores, positive in column 0
+    valid: np.ndarray | None = None,  # [G, K] bool
+) -> float:
     "Mean reciprocal rank of column 0 within each group (ties count half)."
     s = np.where(valid, scores, -np.inf) if valid is not None else scores
-    better = (s[:, 1:] > s[:, :1]).sum(1); ties = (s[:, 1:] == s[:, :1]).sum(1)
-    return float(np.mean(1.0/(1 + better + 0.5*ties)))
+    better = (s[:, 1:] > s[:, :1]).sum(1)
+    ties = (s[:, 1:] == s[:, :1]).sum(1)
+    return float(np.mean(1.0 / (1 + better + 0.5 * ties)))
 
-def flatten_optimizer(opt, prefix="opt")->tuple[dict, dict]:
+
+def flatten_optimizer(opt, prefix="opt") -> tuple[dict, dict]:
     "AdamW state as flat tensors plus a JSON-able description of the parameter groups."
     import torch
-    sd = opt.state_dict(); t = {}
+
+    sd = opt.state_dict()
+    t = {}
     for pid, st in sd["state"].items():
         for k, v in st.items():
-            t[f"{prefix}.{pid}.{k}"] = (v if torch.is_tensor(v) else torch.tensor(v)).detach().cpu().contiguous().clone()
+            t[f"{prefix}.{pid}.{k}"] = (
+                (v if torch.is_tensor(v) else torch.tensor(v)).detach().cpu().contiguous().clone()
+            )
     return t, {"param_groups": sd["param_groups"]}
+
 
 def unflatten_optimizer(opt, tensors, desc, prefix="opt"):
     "Load the state written by `flatten_optimizer` into `opt`."
     state = {}
     for k, v in tensors.items():
-        if not k.startswith(prefix + "."): continue
+        if not k.startswith(prefix + "."):
+            continue
         _, pid, name = k.split(".", 2)
         state.setdefault(int(pid), {})[name] = v
     opt.load_state_dict({"state": state, "param_groups": desc["param_groups"]})
@@ -96,33 +135,44 @@ def unflatten_optimizer(opt, tensors, desc, prefix="opt"):
 # %% ../nbs/05b_training.ipynb #c015
 _QUAL_ANCHORS = {"job": ("job",), "candidate": ("candidate",), "both": ("job", "candidate")}
 
-def _phase_key(phase:str)->int: return PHASES.index(phase) if phase in PHASES else 9
+
+def _phase_key(phase: str) -> int:
+    return PHASES.index(phase) if phase in PHASES else 9
+
 
 class GroupSampler:
     "Training groups of one dataset: a pool fixed per phase (seeded), a batch drawn from it per step."
-    def __init__(self, data, # a JobRecData
-                 seed:int=0, # the run's seed: every draw is keyed by it
-                 n_negatives:int=15, # negatives of a group
-                 hard_share:float=0.5, # share of hard negatives in a preference group
-                 qual_groups:str="both", # anchors of the qualification groups: job, candidate or both
-                 batch_groups:int=8 # groups of a step
-                ):
+
+    def __init__(
+        self,
+        data,  # a JobRecData
+        seed: int = 0,  # the run's seed: every draw is keyed by it
+        n_negatives: int = 15,  # negatives of a group
+        hard_share: float = 0.5,  # share of hard negatives in a preference group
+        qual_groups: str = "both",  # anchors of the qualification groups: job, candidate or both
+        batch_groups: int = 8,  # groups of a step
+    ):
         self.data, self.seed, self.n_negatives, self.hard_share = data, seed, n_negatives, hard_share
         self.qual_groups, self.batch_groups = qual_groups, batch_groups
 
-    def pool(self, phase:str):
+    def pool(self, phase: str):
         "The phase's training groups: (side, anchors, [G, K] others) or ('mix', [sub-pools])."
         d, n = self.data, self.n_negatives
         rng = np.random.default_rng([self.seed, _phase_key(phase), 7])
-        if phase == "hire1": return ("c",) + tuple(hire_groups(d, "train", n, rng))
-        if phase == "pref1": return ("c",) + tuple(preference_groups(d, "train", n, rng, self.hard_share))
+        if phase == "hire1":
+            return ("c",) + tuple(hire_groups(d, "train", n, rng))
+        if phase == "pref1":
+            return ("c",) + tuple(preference_groups(d, "train", n, rng, self.hard_share))
         if phase == "qual1":
             anchors = _QUAL_ANCHORS.get(self.qual_groups)
             if anchors is None:
                 raise ValueError(
-                    f"train.qual_groups must be job, candidate or both, got {self.qual_groups!r}")
-            subs = [("j" if an == "job" else "c",) + tuple(qualification_groups(d, "train", n, rng, an))
-                    for an in anchors]
+                    f"train.qual_groups must be job, candidate or both, got {self.qual_groups!r}"
+                )
+            subs = [
+                ("j" if an == "job" else "c",) + tuple(qualification_groups(d, "train", n, rng, an))
+                for an in anchors
+            ]
             return subs[0] if len(subs) == 1 else ("mix", subs)
         raise ValueError(phase)
 
@@ -132,7 +182,7 @@ class GroupSampler:
         A = np.broadcast_to(a[:, None], b.shape)
         return (A, b) if side == "c" else (b, A)
 
-    def batch(self, phase:str, pool, step:int, groups:int|None=None):
+    def batch(self, phase: str, pool, step: int, groups: int | None = None):
         "A step's groups: (side, anchors, others, their indices in the pool); `groups` (or `batch_groups`)."
         if pool[0] == "mix":  # alternate between the sub-pools; idx indexes their concatenation
             subs = pool[1]
@@ -147,20 +197,25 @@ class GroupSampler:
         return side, a[idx], b[idx], idx
 
 # %% ../nbs/05b_training.ipynb #t004
-def validation_groups(data, # a JobRecData
-                      seed:int=0, # the run's seed
-                      target:str="two", # "two": groups per expert; "hire": the conflated expert's
-                      n_negatives:int=19, # negatives of a group
-                      qual_groups:str="both", # anchors of the qualification groups, as in training
-                      cap:int=400 # groups of a set, at most: a stable MRR, evaluated in seconds
-                     )->dict:
+def validation_groups(
+    data,  # a JobRecData
+    seed: int = 0,  # the run's seed
+    target: str = "two",  # "two": groups per expert; "hire": the conflated expert's
+    n_negatives: int = 19,  # negatives of a group
+    qual_groups: str = "both",  # anchors of the qualification groups, as in training
+    cap: int = 400,  # groups of a set, at most: a stable MRR, evaluated in seconds
+) -> dict:
     "Validation groups, drawn once per run: expert -> [(side, anchors, others)], one set per kind of anchor."
     rng = np.random.default_rng([seed, 11])
+
     def capped(side, a, b):
-        if len(a) <= cap: return side, a, b
+        if len(a) <= cap:
+            return side, a, b
         keep = np.sort(np.random.default_rng([seed, 12]).choice(len(a), cap, replace=False))
         return side, a[keep], b[keep]
-    if target == "hire": return {"hire": [capped("c", *hire_groups(data, "val", n_negatives, rng))]}
+
+    if target == "hire":
+        return {"hire": [capped("c", *hire_groups(data, "val", n_negatives, rng))]}
     pref = capped("c", *preference_groups(data, "val", n_negatives, rng, 0.0))
     # the qualification expert is selected on the groups it is trained on: job-anchored (which applicant
     # does a job accept?) and, with qual_groups candidate or both, candidate-anchored (which of a candidate's
@@ -172,7 +227,8 @@ def validation_groups(data, # a JobRecData
 # %% ../nbs/05b_training.ipynb #t007
 class Encodings:
     "The data's context for a system: rebuilt, with an empty cache, when its cached encodings go stale."
-    def __init__(self, system:ExpertSystem, data):
+
+    def __init__(self, system: ExpertSystem, data):
         self.s, self.data = system, data
         self.ctx = system.context(data)
 
@@ -181,56 +237,69 @@ class Encodings:
         self.s.clear_cache()
         self.ctx = self.s.context(self.data)
 
-def validation_mrr(system:ExpertSystem, ctx, # the system and the data's context
-                   groups:dict, # expert -> [(side, anchors, others)] (`validation_groups`)
-                   experts # the experts to evaluate
-                  )->dict:
+
+def validation_mrr(
+    system: ExpertSystem,
+    ctx,  # the system and the data's context
+    groups: dict,  # expert -> [(side, anchors, others)] (`validation_groups`)
+    experts,  # the experts to evaluate
+) -> dict:
     "Validation MRR of each expert on its own groups (frozen encodings), the mean over its group sets."
     vals = {}
     for e in experts:
         mrr = []
         for side, a, b in groups[e]:
-            if len(a) == 0: continue
+            if len(a) == 0:
+                continue
             ci, ji = GroupSampler.pairs(side, a, b)
             valid = b >= 0
             z = np.full(b.shape, -np.inf, np.float32)
             z[valid] = system.frozen_logits(e, ctx, ci[valid], ji[valid])
             mrr.append(float(group_mrr(z, valid)))
-        if mrr: vals[e] = float(np.mean(mrr))
+        if mrr:
+            vals[e] = float(np.mean(mrr))
     return vals
 
 # %% ../nbs/05b_training.ipynb #c017
-def improves(score:float, # the validation score of a later step
-             kept:float|None, # the score of the step kept so far (None: nothing kept yet)
-             tol:float=0.0 # what a later step must gain to replace the kept one
-            )->bool:
+def improves(
+    score: float,  # the validation score of a later step
+    kept: float | None,  # the score of the step kept so far (None: nothing kept yet)
+    tol: float = 0.0,  # what a later step must gain to replace the kept one
+) -> bool:
     "True when `score` beats `kept` by more than `tol`: a tie or a gain within `tol` keeps the earlier step."
     return kept is None or score > kept + tol
 
-def select_step(curve:dict, # step -> validation score, in the order the steps ran
-                tol:float=0.0 # as in `improves`
-               ):
+
+def select_step(
+    curve: dict,  # step -> validation score, in the order the steps ran
+    tol: float = 0.0,  # as in `improves`
+):
     "The step that selection with tolerance `tol` keeps over `curve`: the first step of a plateau, not its arg-max."
     kept, step = None, None
     for s, v in curve.items():
-        if improves(v, kept, tol): kept, step = v, s
+        if improves(v, kept, tol):
+            kept, step = v, s
     return step
 
 # %% ../nbs/05b_training.ipynb #t010
 class Best:
     "The best state of a phase on validation so far: one, or one per expert when each has its own adapter."
-    def __init__(self, tol:float=0.0, # what a later step must gain to replace the kept one (`improves`)
-                 score=None, # the kept score (None: nothing kept), or expert -> score
-                 step=-1, # its step, or expert -> step
-                 state:dict|None=None # its tensors (those of each expert's own step)
-                ):
+
+    def __init__(
+        self,
+        tol: float = 0.0,  # what a later step must gain to replace the kept one (`improves`)
+        score=None,  # the kept score (None: nothing kept), or expert -> score
+        step=-1,  # its step, or expert -> step
+        state: dict | None = None,  # its tensors (those of each expert's own step)
+    ):
         self.tol, self.score, self.step, self.state = tol, score, step, state
 
-    def update(self, system:ExpertSystem, per:dict, step:int)->"Best":
+    def update(self, system: ExpertSystem, per: dict, step: int) -> "Best":
         "Keep `system`'s state at `step` where its validation MRRs `per` (expert -> MRR) beat the kept ones."
         s = system
         if len(per) > 1 and len({s.adapters[e] for e in per}) == len(per):
-            if not isinstance(self.score, dict): self.score, self.step, self.state = {}, {}, {}
+            if not isinstance(self.score, dict):
+                self.score, self.step, self.state = {}, {}, {}
             cur = s.state_tensors()
             for e, v in per.items():
                 if improves(v, self.score.get(e), self.tol):
@@ -242,53 +311,63 @@ class Best:
             self.score, self.step, self.state = sc, step, s.state_tensors()
         return self
 
-    def restore(self, system:ExpertSystem):
+    def restore(self, system: ExpertSystem):
         "Load the kept tensors into `system` (nothing kept: it stays as it is)."
-        if self.state: system.load_state_tensors({**system.state_tensors(), **self.state})
+        if self.state:
+            system.load_state_tensors({**system.state_tensors(), **self.state})
 
 # %% ../nbs/05b_training.ipynb #c021
 class TaskWeights:
     "The weights of a run's groups: inverse propensities of the qualification groups, cooperation weights."
-    def __init__(self, system:ExpertSystem, # its preference expert gives p(apply), its qualification one p_Q
-                 data, # the dataset: its validation candidates calibrate both
-                 enc:Encodings, # the data's context, rebuilt after each frozen pass
-                 censoring:str="ipw", # none, ipw (the groups) or ipw_pairs (the groups and their negatives)
-                 ipw_clip:float=0.05, # the smallest p(apply) a weight divides by
-                 cooperation:bool=True, # weight the preference negatives by p_Q in stage 2
-                 cooperation_floor:float=0.1, # the smallest cooperation weight
-                 calibration:str="temperature" # the qualification calibration's method
-                ):
+
+    def __init__(
+        self,
+        system: ExpertSystem,  # its preference expert gives p(apply), its qualification one p_Q
+        data,  # the dataset: its validation candidates calibrate both
+        enc: Encodings,  # the data's context, rebuilt after each frozen pass
+        censoring: str = "ipw",  # none, ipw (the groups) or ipw_pairs (the groups and their negatives)
+        ipw_clip: float = 0.05,  # the smallest p(apply) a weight divides by
+        cooperation: bool = True,  # weight the preference negatives by p_Q in stage 2
+        cooperation_floor: float = 0.1,  # the smallest cooperation weight
+        calibration: str = "temperature",  # the qualification calibration's method
+    ):
         self.s, self.data, self.enc, self.censoring, self.ipw_clip = system, data, enc, censoring, ipw_clip
         self.cooperation, self.cooperation_floor = cooperation, cooperation_floor
         self.calibration = calibration
         # set by the phase that uses them, or read from a checkpoint
         self.ipw = self.ipw_neg = self.coop = None
 
-    def fit_ipw(self, pool,
-                refit:bool=False # fit the propensity's calibration again (its preference expert changed)
-               )->tuple: # (group weights [G] | None, negative weights [G, K-1] | None)
+    def fit_ipw(
+        self,
+        pool,
+        refit: bool = False,  # fit the propensity's calibration again (its preference expert changed)
+    ) -> tuple:  # (group weights [G] | None, negative weights [G, K-1] | None)
         "Per group of `pool`, 1/p(apply) of its positive, clipped, mean 1; per negative with `ipw_pairs`."
         # returned, never stored: `ipw` / `ipw_neg` are set by the phase that uses them
-        if refit: self.s.calibration.pop("apply", None)
+        if refit:
+            self.s.calibration.pop("apply", None)
         if pool[0] == "mix":
             parts = [self.fit_ipw(x) for x in pool[1]]
-            if any(w is None for w, _ in parts): return None, None
+            if any(w is None for w, _ in parts):
+                return None, None
             w = np.concatenate([w for w, _ in parts])
             neg = None if parts[0][1] is None else np.concatenate([n for _, n in parts])
-            return (w/w.mean()).astype(np.float32), neg
+            return (w / w.mean()).astype(np.float32), neg
         side, a, b = pool
-        if self.censoring not in ("ipw", "ipw_pairs") or len(a) == 0: return None, None
+        if self.censoring not in ("ipw", "ipw_pairs") or len(a) == 0:
+            return None, None
         cal = self.s.calibration.get("apply")
-        if cal is None: cal = self._fit_propensity()
+        if cal is None:
+            cal = self._fit_propensity()
         ci, ji = (b[:, 0], a) if side == "j" else (a, b[:, 0])  # each group's positive (accepted) pair
         p = apply_calibration(self.s.frozen_logits("preference", self.enc.ctx, ci, ji), cal)
-        w = 1.0/np.clip(p, self.ipw_clip, 1.0)
-        w = w/w.mean()
+        w = 1.0 / np.clip(p, self.ipw_clip, 1.0)
+        w = w / w.mean()
         neg = self._negative_ipw(side, a, b, cal) if self.censoring == "ipw_pairs" else None
         self.enc.fresh()
         return w.astype(np.float32), neg
 
-    def _fit_propensity(self)->dict:
+    def _fit_propensity(self) -> dict:
         "p(apply): the preference expert Platt-calibrated on validation candidates' observed applications."
         val = np.flatnonzero(split_mask(self.data, "val"))
         z = self.s.logit_matrix("preference", self.enc.ctx, val)
@@ -297,47 +376,56 @@ class TaskWeights:
         self.s.calibration["apply"] = cal
         return cal
 
-    def _negative_ipw(self, side, a, b, cal)->np.ndarray:
+    def _negative_ipw(self, side, a, b, cal) -> np.ndarray:
         "Weights [G, K-1] of the negatives (rejected applications): 1/p(apply), clipped, mean 1 a group."
         ci, ji = GroupSampler.pairs(side, a, b[:, 1:])
         valid = b[:, 1:] >= 0
         q = np.ones(valid.shape, np.float64)
         p = apply_calibration(self.s.frozen_logits("preference", self.enc.ctx, ci[valid], ji[valid]), cal)
-        q[valid] = 1.0/np.clip(p, self.ipw_clip, 1.0)
-        m = np.where(valid, q, 0).sum(1, keepdims=True)/np.maximum(valid.sum(1, keepdims=True), 1)
-        return np.where(valid, q/np.maximum(m, 1e-12), 1.0).astype(np.float32)
+        q[valid] = 1.0 / np.clip(p, self.ipw_clip, 1.0)
+        m = np.where(valid, q, 0).sum(1, keepdims=True) / np.maximum(valid.sum(1, keepdims=True), 1)
+        return np.where(valid, q / np.maximum(m, 1e-12), 1.0).astype(np.float32)
 
 # %% ../nbs/05b_training.ipynb #t014
 @patch
-def qual_weights(self:TaskWeights, idx):
+def qual_weights(self: TaskWeights, idx):
     "(group weights, negative weights) of the qualification groups `idx` of a batch: torch tensors or None."
     import torch
+
     t = lambda x: None if x is None else torch.from_numpy(x[idx])
     return t(self.ipw), t(self.ipw_neg)
 
-def ipw_summary(w:np.ndarray # group weights
-               )->dict:
+
+def ipw_summary(
+    w: np.ndarray,  # group weights
+) -> dict:
     "What weights cost: Kish's effective sample size (share of the groups), the largest, the share capped."
     w = np.asarray(w, np.float64)
-    return {"ess_share": float(w.sum()**2/(len(w)*(w**2).sum())), "max_weight": float(w.max()),
-            "at_cap_share": float(np.mean(np.isclose(w, w.max())))}
+    return {
+        "ess_share": float(w.sum() ** 2 / (len(w) * (w**2).sum())),
+        "max_weight": float(w.max()),
+        "at_cap_share": float(np.mean(np.isclose(w, w.max()))),
+    }
+
 
 @patch
-def fit_q_calibration(self:TaskWeights)->tuple[dict, np.ndarray|None]:
+def fit_q_calibration(self: TaskWeights) -> tuple[dict, np.ndarray | None]:
     "The qualification calibration fitted on validation, and its logits (None: nothing observed)."
     d = self.data
     val = np.flatnonzero(split_mask(d, "val"))
     q, ap = np.asarray(d.qual)[val], np.asarray(d.applied, bool)[val]
-    if observed_pairs(q, ap).sum() == 0: return dict(NO_CALIBRATION), None
+    if observed_pairs(q, ap).sum() == 0:
+        return dict(NO_CALIBRATION), None
     e = "qualification" if "qualification" in self.s.experts else self.s.experts[0]
     z = self.s.logit_matrix(e, self.enc.ctx, val)
     return fit_qualification_calibration(z, q, ap, self.calibration), z
 
 # %% ../nbs/05b_training.ipynb #t014b
 @patch
-def coop_weights(self:TaskWeights, pool)->np.ndarray|None:
+def coop_weights(self: TaskWeights, pool) -> np.ndarray | None:
     "Weights [G, K-1] of the preference negatives: the frozen stage-1 p_Q, floored (None: cooperation off)."
-    if not self.cooperation: return None
+    if not self.cooperation:
+        return None
     side, a, b = pool
     cal, _ = self.fit_q_calibration()
     ci, ji = GroupSampler.pairs(side, a, b)
@@ -348,104 +436,156 @@ def coop_weights(self:TaskWeights, pool)->np.ndarray|None:
     self.enc.fresh()
     return np.maximum(p[:, 1:], self.cooperation_floor).astype(np.float32)
 
+
 @patch
-def tensors(self:TaskWeights)->dict:
+def tensors(self: TaskWeights) -> dict:
     "The weights a checkpoint carries."
     import torch
+
     arrays = {"ipw": self.ipw, "ipw_neg": self.ipw_neg, "coop": self.coop}
     return {k: torch.from_numpy(v) for k, v in arrays.items() if v is not None}
 
+
 @patch
-def load(self:TaskWeights, t:dict):
+def load(self: TaskWeights, t: dict):
     "Take the weights of a checkpoint's tensors `t` (absent: None)."
-    self.ipw, self.ipw_neg, self.coop = (
-        t[k].numpy() if k in t else None for k in ("ipw", "ipw_neg", "coop"))
+    self.ipw, self.ipw_neg, self.coop = (t[k].numpy() if k in t else None for k in ("ipw", "ipw_neg", "coop"))
 
 # %% ../nbs/05b_training.ipynb #c023
 class CheckpointFile:
     "A run's checkpoint: written atomically by rank 0, read back only by the configuration that wrote it."
+
     FORMAT = "jobrec-experts-ckpt-1"
-    def __init__(self, out_dir, # the run's folder
-                 fingerprint:str # `config_fingerprint` of the run's configuration
-                ):
-        self.path, self.fp = Path(out_dir)/"checkpoint.safetensors", fingerprint
 
-    def save(self, tensors:dict, meta:dict):
+    def __init__(
+        self,
+        out_dir,  # the run's folder
+        fingerprint: str,  # `config_fingerprint` of the run's configuration
+    ):
+        self.path, self.fp = Path(out_dir) / "checkpoint.safetensors", fingerprint
+
+    def save(self, tensors: dict, meta: dict):
         "Write `tensors` and `meta` (strings), and beside them a readable `checkpoint.json`."
-        if not is_main(): return
+        if not is_main():
+            return
         from safetensors.torch import save_file
-        meta = {"format": self.FORMAT, "fingerprint": self.fp, **meta}
-        with atomic_path(self.path) as tmp: save_file(tensors, str(tmp), metadata=meta)
-        readable = ("history", "best_score", "calibration", "compute")
-        shown = {k: (json.loads(v) if k in readable else v) for k, v in meta.items()
-                 if k not in ("optimizer", "feat_stats")}
-        write_json(shown, self.path.parent/"checkpoint.json")
 
-    def load(self)->tuple[dict, dict]:
+        meta = {"format": self.FORMAT, "fingerprint": self.fp, **meta}
+        with atomic_path(self.path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+        readable = ("history", "best_score", "calibration", "compute")
+        shown = {
+            k: (json.loads(v) if k in readable else v)
+            for k, v in meta.items()
+            if k not in ("optimizer", "feat_stats")
+        }
+        write_json(shown, self.path.parent / "checkpoint.json")
+
+    def load(self) -> tuple[dict, dict]:
         "Tensors and metadata of the checkpoint; refused when another configuration wrote it."
         from jobrec.core import ModelError
+
         t, meta = read_safetensors(self.path)
         if meta.get("format") != self.FORMAT:
             raise ModelError(f"{self.path} is not a jobrec experts checkpoint")
         if meta.get("fingerprint") != self.fp:
-            raise ModelError(f"checkpoint {self.path} was written with a different configuration "
-                             f"(fingerprint {meta.get('fingerprint')} != {self.fp}); train into another "
-                             "folder, or start again: --no-resume (jobrec train), "
-                             "resume=False (train_experts)")
+            raise ModelError(
+                f"checkpoint {self.path} was written with a different configuration "
+                f"(fingerprint {meta.get('fingerprint')} != {self.fp}); train into another "
+                "folder, or start again: --no-resume (jobrec train), "
+                "resume=False (train_experts)"
+            )
         return t, meta
+
 
 class Stage1Snapshots:
     "Stage-1 snapshots shared by runs: the state after `pref1` or `qual1`, named by what determines it."
-    def __init__(self, folder, # shared by the runs
-                 cfg:dict, data # the run's configuration and dataset (`stage1_fingerprint`)
-                ):
+
+    def __init__(
+        self,
+        folder,  # shared by the runs
+        cfg: dict,
+        data,  # the run's configuration and dataset (`stage1_fingerprint`)
+    ):
         self.folder = Path(folder)
         self.keys = {ph: stage1_fingerprint(cfg, data, ph) for ph in ("pref1", "qual1")}
 
-    def path(self, phase:str)->Path: return self.folder/f"{phase}-{self.keys[phase]}.safetensors"
+    def path(self, phase: str) -> Path:
+        return self.folder / f"{phase}-{self.keys[phase]}.safetensors"
 
-    def save(self, phase:str, tensors:dict, meta:dict):
+    def save(self, phase: str, tensors: dict, meta: dict):
         "Write the snapshot of `phase`, unless one is there (rank 0)."
         from safetensors.torch import save_file
-        p = self.path(phase)
-        if p.exists() or not is_main(): return
-        p.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(p) as tmp: save_file(tensors, str(tmp), metadata=meta)
 
-    def load(self, phase:str)->tuple|None:
+        p = self.path(phase)
+        if p.exists() or not is_main():
+            return
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(p) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+
+    def load(self, phase: str) -> tuple | None:
         "(tensors, metadata) of the snapshot of `phase`, None when there is none."
         from safetensors import safe_open
+
         p = self.path(phase)
-        if not p.exists(): return None
+        if not p.exists():
+            return None
         with safe_open(str(p), "pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
 
 # %% ../nbs/05b_training.ipynb #c027
-def phase_experts(phase:str)->tuple:
+def phase_experts(phase: str) -> tuple:
     "The experts a phase trains."
-    return {"pref1": ("preference",), "qual1": ("qualification",), "coop2": EXPERTS, "joint1": EXPERTS,
-            "hire1": ("hire",)}[phase]
+    return {
+        "pref1": ("preference",),
+        "qual1": ("qualification",),
+        "coop2": EXPERTS,
+        "joint1": EXPERTS,
+        "hire1": ("hire",),
+    }[phase]
+
 
 class Trainer:
     "One training run of an `ExpertSystem`: the plan of phases, the run's state, the parts it is made of."
-    def __init__(self, system:ExpertSystem, data, cfg, out_dir, target="two", max_steps=None, progress=True,
-                 stage1_cache=None, # folder of stage-1 snapshots shared by runs that differ only later
-                 init_state:dict|None=None # the state stage 2 restarts from (`train.stage2_init: scratch`)
-                ):
+
+    def __init__(
+        self,
+        system: ExpertSystem,
+        data,
+        cfg,
+        out_dir,
+        target="two",
+        max_steps=None,
+        progress=True,
+        stage1_cache=None,  # folder of stage-1 snapshots shared by runs that differ only later
+        init_state: dict | None = None,  # the state stage 2 restarts from (`train.stage2_init: scratch`)
+    ):
         self.s, self.data, self.cfg, self.out = system, data, cfg, Path(out_dir)
         g = lambda k, d=None: cfg_get(cfg, k, d)
         self.g, self.seed, self.target = g, int(g("seed", 0)), target
         self.max_steps, self.progress = max_steps, progress
         s1, s2 = int(g("train.stage1_steps", 40)), int(g("train.stage2_steps", 20))
         self.plan = self._plan(target, system, s1, s2)
-        self.groups = GroupSampler(data, self.seed, int(g("train.n_negatives", 15)),
-                                   float(g("train.hard_negative_share", 0.5)),
-                                   g("train.qual_groups", "both"), int(g("train.batch_groups", 8)))
+        self.groups = GroupSampler(
+            data,
+            self.seed,
+            int(g("train.n_negatives", 15)),
+            float(g("train.hard_negative_share", 0.5)),
+            g("train.qual_groups", "both"),
+            int(g("train.batch_groups", 8)),
+        )
         self.enc = Encodings(system, data)
-        self.weights = TaskWeights(system, data, self.enc, g("train.censoring", "ipw"),
-                                   float(g("train.ipw_clip", 0.05)), bool(g("train.cooperation", True)),
-                                   float(g("train.cooperation_floor", 0.1)),
-                                   g("calibration.method", "temperature"))
+        self.weights = TaskWeights(
+            system,
+            data,
+            self.enc,
+            g("train.censoring", "ipw"),
+            float(g("train.ipw_clip", 0.05)),
+            bool(g("train.cooperation", True)),
+            float(g("train.cooperation_floor", 0.1)),
+            g("calibration.method", "temperature"),
+        )
         self.checkpoint = CheckpointFile(self.out, config_fingerprint(cfg, target))
         shared = stage1_cache is not None and target == "two"
         self.snapshots = Stage1Snapshots(stage1_cache, cfg, data) if shared else None
@@ -456,61 +596,71 @@ class Trainer:
         self.t0, self.seconds_before = time.time(), 0.0
 
     @property
-    def ctx(self): return self.enc.ctx
+    def ctx(self):
+        return self.enc.ctx
 
-    def _plan(self, target, system, s1, s2)->list:
+    def _plan(self, target, system, s1, s2) -> list:
         "The phases and their steps: every variant gives each expert the same updates (`stage1_budget`)."
         init = self.g("train.stage2_init", "stage1")
         if init not in ("stage1", "scratch", "none"):
             raise ValueError(f"train.stage2_init must be stage1, scratch or none, got {init!r}")
-        if target == "hire": return [("hire1", 2*s1 + (s2 if self.g("train.stage2_adapters", True) else 0))]
+        if target == "hire":
+            return [("hire1", 2 * s1 + (s2 if self.g("train.stage2_adapters", True) else 0))]
         s2 = s2 if len(system.experts) == 2 and init != "none" else 0
         a1 = stage1_budget(self.cfg)[1]
         # stage 2 from scratch repeats stage 1's budget on top of its own: as many updates as jobrec's
         coop = [("coop2", s2 + (a1 if init == "scratch" else 0))] if s2 > 0 else []
-        if system.shared_head: return [("joint1", a1)] + coop
+        if system.shared_head:
+            return [("joint1", a1)] + coop
         return [("pref1", a1), ("qual1", a1)] + coop
 
-    def run(self, resume:bool=True)->str:
+    def run(self, resume: bool = True) -> str:
         "Train the remaining phases: 'done', or 'stopped' at `max_steps`."
         start_phase, start_step, loaded = self._restore(resume)
-        if start_phase is None: return "done"
+        if start_phase is None:
+            return "done"
         for pi in range(start_phase, len(self.plan)):
             first = start_step if pi == start_phase else 0
             status = self._run_phase(pi, first, loaded if pi == start_phase else None)
-            if status == "stopped": return "stopped"
+            if status == "stopped":
+                return "stopped"
         return "done"
 
 # %% ../nbs/05b_training.ipynb #t020
 @patch
-def evaluate_each(self:Trainer, experts, keep_cache:bool=False)->dict:
+def evaluate_each(self: Trainer, experts, keep_cache: bool = False) -> dict:
     "Validation MRR of each expert (`validation_mrr`); `keep_cache`: the encodings stay valid (head steps)."
     if self.vg is None:
         n = max(self.groups.n_negatives, 19)
         self.vg = validation_groups(self.data, self.seed, self.target, n, self.groups.qual_groups)
     vals = validation_mrr(self.s, self.ctx, self.vg, experts)
-    if not keep_cache: self.enc.fresh()
+    if not keep_cache:
+        self.enc.fresh()
     return vals
 
+
 @patch
-def elapsed(self:Trainer)->float:
+def elapsed(self: Trainer) -> float:
     "Training seconds so far (an interrupted run's included): the wall-clock axis of the validation curves."
     return round(self.seconds_before + time.time() - self.t0, 2)
 
+
 @patch
-def count_steps(self:Trainer, experts:tuple):
+def count_steps(self: Trainer, experts: tuple):
     "One update of each of `experts` (the compute a run reports)."
-    for e in experts: self.steps[e] = self.steps.get(e, 0) + 1
+    for e in experts:
+        self.steps[e] = self.steps.get(e, 0) + 1
 
 # %% ../nbs/05b_training.ipynb #t020b
 @patch
-def compute_record(self:Trainer)->dict:
+def compute_record(self: Trainer) -> dict:
     "Updates of each served expert since its initialisation, and entities (or pairs) asked of the encoder."
     encoded = int(self.encoded_before + self.s.n_encoded - self.n0)
     return {"expert_steps": dict(self.steps), "encoded": encoded}
 
+
 @patch
-def restore_compute(self:Trainer, rec:dict|None):
+def restore_compute(self: Trainer, rec: dict | None):
     "Continue the counts of a checkpoint or stage-1 snapshot."
     rec = rec or {}
     self.steps = dict(rec.get("expert_steps", {}))
@@ -521,52 +671,80 @@ def _bank_key(expert, side):
     "A negative bank per expert and side of its negatives: jobs of candidate-anchored groups, or candidates."
     return f"{expert}:{'j' if side == 'c' else 'c'}"
 
+
 def _scatter(values, valid):
     import torch
+
     z = torch.zeros(valid.shape, dtype=values.dtype, device=values.device)
     return z.masked_scatter(torch.from_numpy(valid).to(values.device), values)
 
+
 @patch
-def cached(self:Trainer, phase:str)->bool:
+def cached(self: Trainer, phase: str) -> bool:
     "Whether the phase's steps read frozen cached encodings (dual stage 2, `train.stage2_adapters: false`)."
     return phase == "coop2" and self.s.mode == "dual" and not self.g("train.stage2_adapters", True)
 
+
 @patch
-def _optimizer(self:Trainer, phase):
+def _optimizer(self: Trainer, phase):
     import torch
+
     both = phase in ("coop2", "joint1")
     es = phase_experts(phase)
     tr = self.s.trainable(None if both else es[0])
     lora = [] if self.cached(phase) else [v for k, v in tr.items() if k.startswith("lora.")]
     rest = [v for k, v in tr.items() if not k.startswith("lora.") and (both or k != "task_logits")]
     self.params = lora + rest
-    return torch.optim.AdamW([{"params": lora, "lr": float(self.g("train.lr", 5e-5))},
-                              {"params": rest, "lr": float(self.g("train.head_lr", 1e-3))}],
-                             weight_decay=float(self.g("train.weight_decay", 0.01)))
+    return torch.optim.AdamW(
+        [
+            {"params": lora, "lr": float(self.g("train.lr", 5e-5))},
+            {"params": rest, "lr": float(self.g("train.head_lr", 1e-3))},
+        ],
+        weight_decay=float(self.g("train.weight_decay", 0.01)),
+    )
+
 
 @patch
-def _group_loss(self:Trainer, expert, side, a, b, group_weight=None, neg_weight=None, cached:bool=False):
+def _group_loss(self: Trainer, expert, side, a, b, group_weight=None, neg_weight=None, cached: bool = False):
     "The InfoNCE of one expert on groups (`a`, `b`), this rank's share of the global batch's."
     import torch
+
     ci, ji = GroupSampler.pairs(side, a, b)
     valid = b >= 0
     neg = np.zeros(b.shape, bool)
     neg[:, 1:] = True
     bank = self.bank.get(_bank_key(expert, side)) if self.bank is not None else None
-    if cached: logits = self.s.cached_logits(expert, self.ctx, ci[valid], ji[valid]).float()
-    else: logits = self.s.pair_logits(expert, self.ctx, ci[valid], ji[valid], grad=True, bank=bank,
-                                      bank_side=("j" if side == "c" else "c"), bank_rows=neg[valid]).float()
+    if cached:
+        logits = self.s.cached_logits(expert, self.ctx, ci[valid], ji[valid]).float()
+    else:
+        logits = self.s.pair_logits(
+            expert,
+            self.ctx,
+            ci[valid],
+            ji[valid],
+            grad=True,
+            bank=bank,
+            bank_side=("j" if side == "c" else "c"),
+            bank_rows=neg[valid],
+        ).float()
     z = _scatter(logits, valid)
     dev = lambda x: None if x is None else x.to(z.device)
-    loss = info_nce(z, float(self.g("train.temperature", 1.0)), dev(group_weight), dev(neg_weight),
-                    torch.from_numpy(valid).to(z.device), float(self.g("train.bce_weight", 0.0)))
+    loss = info_nce(
+        z,
+        float(self.g("train.temperature", 1.0)),
+        dev(group_weight),
+        dev(neg_weight),
+        torch.from_numpy(valid).to(z.device),
+        float(self.g("train.bce_weight", 0.0)),
+    )
     return global_share(loss, len(a) if group_weight is None else float(group_weight.sum()))
 
 # %% ../nbs/05b_training.ipynb #t024
 @patch
-def _joint_loss(self:Trainer, pools:dict, key:int, groups:int|None, cached:bool):
+def _joint_loss(self: Trainer, pools: dict, key: int, groups: int | None, cached: bool):
     "Both experts' losses on one step's groups (`key` seeds the draw), weighted by the learned task weights."
     import torch
+
     side, a, b, idx = self.groups.batch("pref1", pools["preference"], key, groups)
     nw = torch.from_numpy(self.weights.coop[idx]) if self.weights.coop is not None else None
     lp = self._group_loss("preference", side, a, b, None, nw, cached)
@@ -574,12 +752,14 @@ def _joint_loss(self:Trainer, pools:dict, key:int, groups:int|None, cached:bool)
     gw, qn = self.weights.qual_weights(idx)
     lq = self._group_loss("qualification", side, a, b, gw, qn, cached=cached)
     w = torch.softmax(self.s.task_logits, 0)
-    return w[0]*lp + w[1]*lq
+    return w[0] * lp + w[1] * lq
+
 
 @patch
-def refresh_bank(self:Trainer, phase:str, pools:dict):
+def refresh_bank(self: Trainer, phase: str, pools: dict):
     "Encode the negatives of `pools` (expert -> pool) with the current adapters (dual mode; none otherwise)."
     import torch
+
     R = int(self.g("train.negative_bank_refresh", 10))
     if R <= 0 or self.s.mode != "dual":
         self.bank = None
@@ -588,7 +768,7 @@ def refresh_bank(self:Trainer, phase:str, pools:dict):
     was = self.s.backbone.model.training
     self.s.backbone.model.eval()
     for e, pool in pools.items():
-        for side, a, b in (pool[1] if pool[0] == "mix" else [pool]):
+        for side, a, b in pool[1] if pool[0] == "mix" else [pool]:
             other = "j" if side == "c" else "c"
             items = self.s.side_items(self.ctx, e, other)
             need = np.unique(b[:, 1:][b[:, 1:] >= 0])
@@ -600,28 +780,35 @@ def refresh_bank(self:Trainer, phase:str, pools:dict):
 
 # %% ../nbs/05b_training.ipynb #n7f5933
 @patch
-def head_budget(self:Trainer, phase:str)->int:
+def head_budget(self: Trainer, phase: str) -> int:
     "A phase's head steps: `train.head_steps`; the conflated expert's: both experts' and cached stage 2's."
     n = int(self.g("train.head_steps", 0))
-    if phase != "hire1": return stage1_budget(self.cfg)[0]
-    return 2*n + (0 if self.g("train.stage2_adapters", True) else int(self.g("train.stage2_steps", 20)))
+    if phase != "hire1":
+        return stage1_budget(self.cfg)[0]
+    return 2 * n + (0 if self.g("train.stage2_adapters", True) else int(self.g("train.stage2_steps", 20)))
+
 
 @patch
-def _head_opt(self:Trainer, params:list, n:int)->tuple:
+def _head_opt(self: Trainer, params: list, n: int) -> tuple:
     "Head steps' optimiser, gradient clip and validation interval (about ten: the steps are many, cheap)."
     import torch
-    opt = torch.optim.AdamW(params, float(self.g("train.head_lr", 1e-3)),
-                            weight_decay=float(self.g("train.weight_decay", 0.01)))
+
+    opt = torch.optim.AdamW(
+        params, float(self.g("train.head_lr", 1e-3)), weight_decay=float(self.g("train.weight_decay", 0.01))
+    )
     ee = int(self.g("train.eval_every", 20))
     return opt, float(self.g("train.grad_clip", 1.0)), (max(ee, n // 10) if ee > 0 else 0)
 
+
 @patch
-def head_steps(self:Trainer, phase:str, pools:dict):
+def head_steps(self: Trainer, phase: str, pools: dict):
     "Train the phase's expert head alone on cached encodings, keep its best state (dual mode; else nothing)."
     import torch
+
     n, G = self.head_budget(phase), int(self.g("train.head_batch_groups", 32))
-    if n <= 0 or self.s.mode != "dual": return
-    (e, pool), = pools.items()
+    if n <= 0 or self.s.mode != "dual":
+        return
+    ((e, pool),) = pools.items()
     s = self.s
     params = [v for k, v in s.trainable(e).items() if k.startswith("head.")]
     opt, clip, ee = self._head_opt(params, n)
@@ -636,25 +823,35 @@ def head_steps(self:Trainer, phase:str, pools:dict):
         loss = self._group_loss(e, side, a, b, gw, nw, cached=True)
         loss.backward()
         loss = sync_grads(params, loss)
-        if clip > 0: torch.nn.utils.clip_grad_norm_(params, clip)
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         self.count_steps((e,))
         if (ee > 0 and (step + 1) % ee == 0) or step + 1 == n:
             per = self.evaluate_each((e,), keep_cache=True)
             best.update(s, per, step + 1)
-            self.history.append({"phase": phase, "head_step": step + 1, "loss": float(loss.detach()),
-                                 "val_mrr": per.get(e), "seconds": self.elapsed()})
+            self.history.append(
+                {
+                    "phase": phase,
+                    "head_step": step + 1,
+                    "loss": float(loss.detach()),
+                    "val_mrr": per.get(e),
+                    "seconds": self.elapsed(),
+                }
+            )
     best.restore(s)
     log.info(f"{phase}: {n} head steps, best validation MRR {best.score} at head step {best.step}")
     self.enc.fresh()
 
 # %% ../nbs/05b_training.ipynb #t028
 @patch
-def joint_head_steps(self:Trainer, phase:str, pools:dict, n:int):
+def joint_head_steps(self: Trainer, phase: str, pools: dict, n: int):
     "Train both outputs on cached encodings: both losses every step, learned task weights; keep the best."
     import torch
-    if n <= 0 or self.s.mode != "dual": return
+
+    if n <= 0 or self.s.mode != "dual":
+        return
     s, G = self.s, int(self.g("train.head_batch_groups", 32))
     params = [v for k, v in s.trainable(None).items() if not k.startswith("lora.")]
     opt, clip, ee = self._head_opt(params, n)
@@ -668,16 +865,24 @@ def joint_head_steps(self:Trainer, phase:str, pools:dict, n:int):
         loss = self._joint_loss(pools, 50_000 + step, G, cached=True)
         loss.backward()
         loss = sync_grads(params, loss)
-        if clip > 0: torch.nn.utils.clip_grad_norm_(params, clip)
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         self.count_steps(EXPERTS)
         if (ee > 0 and (step + 1) % ee == 0) or step + 1 == n:
             per = self.evaluate_each(EXPERTS, keep_cache=True)
             best.update(s, per, step + 1)
-            self.history.append({"phase": phase, "head_step": step + 1, "loss": float(loss.detach()),
-                                 "val_mrr": float(np.mean(list(per.values()))) if per else 0.0,
-                                 "val_mrr_per_expert": per, "seconds": self.elapsed()})
+            self.history.append(
+                {
+                    "phase": phase,
+                    "head_step": step + 1,
+                    "loss": float(loss.detach()),
+                    "val_mrr": float(np.mean(list(per.values()))) if per else 0.0,
+                    "val_mrr_per_expert": per,
+                    "seconds": self.elapsed(),
+                }
+            )
             if refit:
                 w = self.weights
                 w.ipw, w.ipw_neg = w.fit_ipw(pools["qualification"], refit=True)
@@ -687,54 +892,75 @@ def joint_head_steps(self:Trainer, phase:str, pools:dict, n:int):
 
 # %% ../nbs/05b_training.ipynb #t031
 @patch
-def save_checkpoint(self:Trainer, phase_i:int, step:int, opt, best:Best, done:bool=False):
+def save_checkpoint(self: Trainer, phase_i: int, step: int, opt, best: Best, done: bool = False):
     "Write the checkpoint: training resumes at (phase_i, step). Rank 0 writes; the replicas hold the same."
-    if not is_main(): return
+    if not is_main():
+        return
     import torch
+
     t = {f"cur.{k}": v for k, v in self.s.state_tensors().items()}
-    if best.state is not None: t.update({f"best.{k}": v for k, v in best.state.items()})
+    if best.state is not None:
+        t.update({f"best.{k}": v for k, v in best.state.items()})
     ot, od = flatten_optimizer(opt) if opt is not None else ({}, {"param_groups": []})
     t.update(ot)
     t.update(self.weights.tensors())
-    if self.bank: t.update({f"bank.{e}": v.contiguous() for e, v in self.bank.items()})
+    if self.bank:
+        t.update({f"bank.{e}": v.contiguous() for e, v in self.bank.items()})
     t["rng.torch"] = torch.get_rng_state()
     s = self.s
-    meta = {"phase": str(phase_i), "step": str(step), "global_step": str(self.global_step),
-            "best_score": json.dumps(best.score), "best_step": json.dumps(best.step),
-            "history": json.dumps(self.history), "optimizer": json.dumps(od),
-            "calibration": json.dumps(s.calibration),
-            "feat_stats": json.dumps([s.feat_mean.tolist(), s.feat_std.tolist()]), "done": str(done),
-            "compute": json.dumps(self.compute_record()),
-            "train_seconds": f"{self.seconds_before + time.time() - self.t0:.3f}"}
+    meta = {
+        "phase": str(phase_i),
+        "step": str(step),
+        "global_step": str(self.global_step),
+        "best_score": json.dumps(best.score),
+        "best_step": json.dumps(best.step),
+        "history": json.dumps(self.history),
+        "optimizer": json.dumps(od),
+        "calibration": json.dumps(s.calibration),
+        "feat_stats": json.dumps([s.feat_mean.tolist(), s.feat_std.tolist()]),
+        "done": str(done),
+        "compute": json.dumps(self.compute_record()),
+        "train_seconds": f"{self.seconds_before + time.time() - self.t0:.3f}",
+    }
     self.checkpoint.save(t, meta)
 
-@patch
-def _save_stage1(self:Trainer, phase):
-    if self.snapshots is None: return
-    meta = {"calibration": json.dumps(self.s.calibration), "history": json.dumps(self.history),
-            "compute": json.dumps(self.compute_record())}
-    self.snapshots.save(phase, self.s.state_tensors(), meta)
 
 @patch
-def _load_stage1(self:Trainer)->int:
+def _save_stage1(self: Trainer, phase):
+    if self.snapshots is None:
+        return
+    meta = {
+        "calibration": json.dumps(self.s.calibration),
+        "history": json.dumps(self.history),
+        "compute": json.dumps(self.compute_record()),
+    }
+    self.snapshots.save(phase, self.s.state_tensors(), meta)
+
+
+@patch
+def _load_stage1(self: Trainer) -> int:
     "Restore the furthest stage-1 snapshot of this configuration; the number of phases it covers (0: none)."
-    if self.snapshots is None or [ph for ph, _ in self.plan[:2]] != ["pref1", "qual1"]: return 0
+    if self.snapshots is None or [ph for ph, _ in self.plan[:2]] != ["pref1", "qual1"]:
+        return 0
     for n_done, phase in ((2, "qual1"), (1, "pref1")):
         got = self.snapshots.load(phase)
-        if got is None: continue
+        if got is None:
+            continue
         t, meta = got
         self.s.load_state_tensors(t)
         self.s.calibration, self.history = json.loads(meta["calibration"]), json.loads(meta["history"])
         self.enc.fresh()
         self.restore_compute(json.loads(meta.get("compute", "{}")))
-        log.info(f"{phase} read from {self.snapshots.path(phase).name} (a run with the same configuration "
-                 "up to it); training continues after it")
+        log.info(
+            f"{phase} read from {self.snapshots.path(phase).name} (a run with the same configuration "
+            "up to it); training continues after it"
+        )
         return n_done
     return 0
 
 # %% ../nbs/05b_training.ipynb #c025
 @patch
-def _restore(self:Trainer, resume):
+def _restore(self: Trainer, resume):
     "(first phase, first step, checkpoint read or None); first phase None: the checkpoint's run is finished."
     s = self.s
     if resume and self.checkpoint.path.exists():
@@ -753,12 +979,13 @@ def _restore(self:Trainer, resume):
         log.info(f"resuming from {self.checkpoint.path}: phase {at}, step {start_step}")
         return (None if meta["done"] == "True" else start_phase), start_step, (t, meta)
     done = self._load_stage1()
-    if done: self.global_step = sum(n for _, n in self.plan[:done])
+    if done:
+        self.global_step = sum(n for _, n in self.plan[:done])
     return done, 0, None
 
 # %% ../nbs/05b_training.ipynb #c025b
 @patch
-def _start_phase(self:Trainer, phase, n, first):
+def _start_phase(self: Trainer, phase, n, first):
     "The phase's pools (expert -> pool), weights, optimiser and initial best state."
     s, w, init = self.s, self.weights, self.g("train.stage2_init", "stage1")
     if phase == "coop2" and init == "scratch" and first == 0 and self.init_state is not None:
@@ -766,33 +993,46 @@ def _start_phase(self:Trainer, phase, n, first):
         # the served experts' updates count from their initialisation; stage 1 only weighted the groups
         self.steps = {}
     both = phase in ("coop2", "joint1")
-    if both: pools = {"preference": self.groups.pool("pref1"), "qualification": self.groups.pool("qual1")}
-    else: pools = {phase_experts(phase)[0]: self.groups.pool(phase)}
+    if both:
+        pools = {"preference": self.groups.pool("pref1"), "qualification": self.groups.pool("qual1")}
+    else:
+        pools = {phase_experts(phase)[0]: self.groups.pool(phase)}
     if first == 0:  # phase-start quantities; a resumed mid-phase run reads them from the checkpoint
-        if phase in ("qual1", "coop2", "joint1"): w.ipw, w.ipw_neg = w.fit_ipw(pools["qualification"])
+        if phase in ("qual1", "coop2", "joint1"):
+            w.ipw, w.ipw_neg = w.fit_ipw(pools["qualification"])
         if phase in ("qual1", "coop2", "joint1") and w.ipw is not None:
             self.history.append({"phase": phase, "ipw": ipw_summary(w.ipw)})
-        if phase == "coop2": w.coop = w.coop_weights(pools["preference"])
-    if first == 0 and not both: self.head_steps(phase, pools)
+        if phase == "coop2":
+            w.coop = w.coop_weights(pools["preference"])
+    if first == 0 and not both:
+        self.head_steps(phase, pools)
     # a model trained from the start on both tasks (the shared model; stage 2 from scratch) gets stage 1's
     # head steps, jointly
     joint_heads = phase == "joint1" or (phase == "coop2" and init == "scratch")
-    if first == 0 and joint_heads: self.joint_head_steps(phase, pools, stage1_budget(self.cfg)[0])
+    if first == 0 and joint_heads:
+        self.joint_head_steps(phase, pools, stage1_budget(self.cfg)[0])
     opt, best = self._optimizer(phase), Best(self.tol)
     if first == 0 and n > 0 and (phase != "coop2" or init == "stage1" or joint_heads):
         # the phase's start (after its head steps; in stage 2 the stage-1 experts) is a candidate too
         per = self.evaluate_each(phase_experts(phase))
         best.update(s, per, 0)
-        self.history.append({"phase": phase, "step": 0,
-                             "val_mrr": float(np.mean(list(per.values()))) if per else 0.0,
-                             "val_mrr_per_expert": per, "seconds": self.elapsed()})
+        self.history.append(
+            {
+                "phase": phase,
+                "step": 0,
+                "val_mrr": float(np.mean(list(per.values()))) if per else 0.0,
+                "val_mrr_per_expert": per,
+                "seconds": self.elapsed(),
+            }
+        )
     return pools, opt, best
 
 # %% ../nbs/05b_training.ipynb #t037
 @patch
-def _resume_phase(self:Trainer, opt, best:Best, first, t, meta)->Best:
+def _resume_phase(self: Trainer, opt, best: Best, first, t, meta) -> Best:
     "Restore the optimiser and best state (mid-phase), the torch RNG and the bank from a checkpoint."
     import torch
+
     if first > 0:
         unflatten_optimizer(opt, t, json.loads(meta["optimizer"]))
         bs = {k[5:]: v for k, v in t.items() if k.startswith("best.")}
@@ -803,8 +1043,9 @@ def _resume_phase(self:Trainer, opt, best:Best, first, t, meta)->Best:
     self.bank = banks or None
     return best
 
+
 @patch
-def _end_phase(self:Trainer, pi, best:Best):
+def _end_phase(self: Trainer, pi, best: Best):
     "Keep the phase's best state, record it, write the boundary checkpoint and the stage-1 snapshot."
     phase = self.plan[pi][0]
     self.bank = None
@@ -812,31 +1053,39 @@ def _end_phase(self:Trainer, pi, best:Best):
     log.info(f"{phase}: {self.plan[pi][1]} steps, best validation MRR {best.score} at step {best.step}")
     self.history.append({"phase": phase, "best_step": best.step, "best_val_mrr": best.score})
     self.save_checkpoint(pi + 1, 0, None, Best(), done=False)
-    if phase in ("pref1", "qual1"): self._save_stage1(phase)
+    if phase in ("pref1", "qual1"):
+        self._save_stage1(phase)
 
 # %% ../nbs/05b_training.ipynb #c026
 @patch
-def _run_phase(self:Trainer, pi, first, loaded):
+def _run_phase(self: Trainer, pi, first, loaded):
     "Run phase `pi` from step `first` (`loaded`: the checkpoint it resumes from); 'stopped' at `max_steps`."
     from tqdm.auto import tqdm
+
     phase, n = self.plan[pi]
     pools, opt, best = self._start_phase(phase, n, first)
-    if loaded is not None: best = self._resume_phase(opt, best, first, *loaded)
-    if int(self.g("train.negative_bank_refresh", 10)) <= 0: self.bank = None
+    if loaded is not None:
+        best = self._resume_phase(opt, best, first, *loaded)
+    if int(self.g("train.negative_bank_refresh", 10)) <= 0:
+        self.bank = None
     ce, ee = int(self.g("train.checkpoint_every", 20)), int(self.g("train.eval_every", 20))
     bar = tqdm(range(first, n), desc=f"{phase}", disable=not self.progress, leave=False)
     for step in bar:
-        if self.max_steps is not None and self.global_step >= self.max_steps: return "stopped"
+        if self.max_steps is not None and self.global_step >= self.max_steps:
+            return "stopped"
         rec = self._step(phase, pi, step, pools, opt)
-        if (ee > 0 and (step + 1) % ee == 0) or step + 1 == n: best = self._validate(phase, n, rec, best)
+        if (ee > 0 and (step + 1) % ee == 0) or step + 1 == n:
+            best = self._validate(phase, n, rec, best)
         self.history.append(rec)
         bar.set_postfix(loss=f"{rec['loss']:.3f}")
-        if step + 1 != n and ce > 0 and (step + 1) % ce == 0: self.save_checkpoint(pi, step + 1, opt, best)
+        if step + 1 != n and ce > 0 and (step + 1) % ce == 0:
+            self.save_checkpoint(pi, step + 1, opt, best)
     bar.close()
     self._end_phase(pi, best)
 
+
 @patch
-def _validate(self:Trainer, phase, n, rec, best:Best)->Best:
+def _validate(self: Trainer, phase, n, rec, best: Best) -> Best:
     "Evaluate the phase's experts on validation, record it in `rec`, update the best state."
     per = self.evaluate_each(phase_experts(phase), keep_cache=self.cached(phase))
     sc = float(np.mean(list(per.values()))) if per else 0.0
@@ -846,12 +1095,14 @@ def _validate(self:Trainer, phase, n, rec, best:Best)->Best:
 
 # %% ../nbs/05b_training.ipynb #t040
 @patch
-def _step(self:Trainer, phase, pi, step, pools, opt)->dict:
+def _step(self: Trainer, phase, pi, step, pools, opt) -> dict:
     "One optimiser step; its record."
     import torch
+
     s, R, cached = self.s, int(self.g("train.negative_bank_refresh", 10)), self.cached(phase)
     torch.manual_seed(rank_seed(hash((self.seed, pi, step)) % 2**31))
-    if R > 0 and step % R == 0 and not cached: self.refresh_bank(phase, pools)
+    if R > 0 and step % R == 0 and not cached:
+        self.refresh_bank(phase, pools)
     # with a bank the backbone runs without dropout, so banked and live encodings come from the same function
     # (otherwise the head could tell positives, encoded with dropout, from banked negatives)
     s.backbone.model.train(self.bank is None and not cached)
@@ -867,7 +1118,8 @@ def _step(self:Trainer, phase, pi, step, pools, opt)->dict:
     loss.backward()
     loss = sync_grads(self.params, loss)  # gradients of the global batch on every rank
     clip = float(self.g("train.grad_clip", 1.0))
-    if clip > 0: torch.nn.utils.clip_grad_norm_(self.params, clip)
+    if clip > 0:
+        torch.nn.utils.clip_grad_norm_(self.params, clip)
     opt.step()
     opt.zero_grad(set_to_none=True)
     self.global_step += 1
@@ -878,71 +1130,112 @@ def _step(self:Trainer, phase, pi, step, pools, opt)->dict:
 def _hire_cfg(cfg):
     "The config of the conflated expert: one expert, `hire`, reading the union of the experts' views."
     v = cfg_get(cfg, "schema.views", {}) or {}
-    cfg = json.loads(json.dumps(cfg)); cfg.setdefault("schema", {})["views"] = {"hire": list(dict.fromkeys(
-        sum((list(resolve_view(x)) for x in v.values()), []) or ["domain", "capability", "logistics", "narrative"]))}
+    cfg = json.loads(json.dumps(cfg))
+    cfg.setdefault("schema", {})["views"] = {
+        "hire": list(
+            dict.fromkeys(
+                sum((list(resolve_view(x)) for x in v.values()), [])
+                or ["domain", "capability", "logistics", "narrative"]
+            )
+        )
+    }
     return cfg
+
 
 def _report(system, data, history, calib_z, elapsed, compute=None):
     "Validation calibration (ECE before/after) and the training record."
-    rep = {"history": history, "train_seconds": round(elapsed, 1), "task_weights": system.task_weights().tolist(), "compute": compute}
+    rep = {
+        "history": history,
+        "train_seconds": round(elapsed, 1),
+        "task_weights": system.task_weights().tolist(),
+        "compute": compute,
+    }
     if calib_z is not None:
         val = np.flatnonzero(split_mask(data, "val"))
         cal = system.calibration.get("qualification", NO_CALIBRATION)
-        rep.update(calibration_report(calib_z, np.asarray(data.qual)[val], np.asarray(data.applied, bool)[val], cal))
+        rep.update(
+            calibration_report(calib_z, np.asarray(data.qual)[val], np.asarray(data.applied, bool)[val], cal)
+        )
     return rep
 
-def train_experts(data, # a JobRecData (train/val/test split per candidate)
-                  cfg, # a resolved config
-                  out_dir, # where checkpoints and the trained system go
-                  resume:bool=True, # continue from out_dir/checkpoint.safetensors when present
-                  target:str="two", # "two": preference + qualification experts; "hire": one conflated expert on hires (baseline)
-                  max_steps:int|None=None, # stop after this many optimiser steps in total (time-boxing; resume later)
-                  progress:bool=True, # tqdm progress bars
-                  backbone=None, # an already loaded backbone with the right adapters (saves loading time)
-                  stage1_cache:str|Path|None=None # folder of stage-1 snapshots shared by runs that differ only in stage 2
-                 )->ExpertSystem:
+
+def train_experts(
+    data,  # a JobRecData (train/val/test split per candidate)
+    cfg,  # a resolved config
+    out_dir,  # where checkpoints and the trained system go
+    resume: bool = True,  # continue from out_dir/checkpoint.safetensors when present
+    target: str = "two",  # "two": preference + qualification experts; "hire": one conflated expert on hires (baseline)
+    max_steps: int | None = None,  # stop after this many optimiser steps in total (time-boxing; resume later)
+    progress: bool = True,  # tqdm progress bars
+    backbone=None,  # an already loaded backbone with the right adapters (saves loading time)
+    stage1_cache: str
+    | Path
+    | None = None,  # folder of stage-1 snapshots shared by runs that differ only in stage 2
+) -> ExpertSystem:
     "Train the experts (stage 1, then the cooperative stage 2), calibrate on validation and save to `out_dir/system`."
     import torch
-    if target not in ("two", "hire"): raise ValueError(f"target must be 'two' or 'hire', got {target!r}")
-    cfg = dict(cfg); seed = int(cfg.get("seed", 0))
+
+    if target not in ("two", "hire"):
+        raise ValueError(f"target must be 'two' or 'hire', got {target!r}")
+    cfg = dict(cfg)
+    seed = int(cfg.get("seed", 0))
     # without torch's deterministic mode, two cpu-small runs with one seed differed by up to 0.005 in the logits
     # (and 0.017 in test NDCG@10); the deterministic kernels cost about 1.4x in training time, one seed one result is worth it
     seed_everything(seed, deterministic=True)
-    init_from_env(str(cfg.get("device", "cpu"))); progress = progress and is_main()
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    init_from_env(str(cfg.get("device", "cpu")))
+    progress = progress and is_main()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     experts = ("hire",) if target == "hire" else EXPERTS
-    if target == "hire": cfg = _hire_cfg(cfg)
+    if target == "hire":
+        cfg = _hire_cfg(cfg)
     s = ExpertSystem(cfg, backbone, experts, feature_stats(data, cfg))
     tr = Trainer(s, data, cfg, out, target, max_steps, progress, stage1_cache, init_state=s.state_tensors())
     with torch.random.fork_rng(devices=[]):
         status = tr.run(resume)
     if status == "stopped":
-        barrier(); log.info(f"stopped after {tr.global_step} steps (max_steps); resume to finish"); return s
+        barrier()
+        log.info(f"stopped after {tr.global_step} steps (max_steps); resume to finish")
+        return s
     cal, z = tr.weights.fit_q_calibration()
     s.calibration["qualification"] = cal
-    s.report = _report(s, data, tr.history, z, tr.seconds_before + time.time() - t0, tr.compute_record())  # every process's training time
-    if is_main(): s.save(out/"system")
-    tr.save_checkpoint(len(tr.plan), 0, None, Best(), done=True); barrier()
-    log.info(f"trained {'+'.join(experts)} in {time.time()-t0:.1f}s; saved to {out/'system'}")
+    s.report = _report(
+        s, data, tr.history, z, tr.seconds_before + time.time() - t0, tr.compute_record()
+    )  # every process's training time
+    if is_main():
+        s.save(out / "system")
+    tr.save_checkpoint(len(tr.plan), 0, None, Best(), done=True)
+    barrier()
+    log.info(f"trained {'+'.join(experts)} in {time.time() - t0:.1f}s; saved to {out / 'system'}")
     return s
 
-def train_conflated(data, cfg, out_dir, resume:bool=True, **kw)->ExpertSystem:
+
+def train_conflated(data, cfg, out_dir, resume: bool = True, **kw) -> ExpertSystem:
     "One expert trained on the funnel's hire signal with the same backbone and step budget (the conflated baseline)."
     return train_experts(data, cfg, out_dir, resume, target="hire", **kw)
 
 # %% ../nbs/05b_training.ipynb #c041
-def evaluate_experts(system:ExpertSystem, data, split:str="test", scores:dict|None=None, seed:int=0)->dict:
+def evaluate_experts(
+    system: ExpertSystem, data, split: str = "test", scores: dict | None = None, seed: int = 0
+) -> dict:
     "NDCG@10, MRR and AUC of each expert on its own and the other's task, with a random scorer for reference."
     from jobrec.metrics import ranking_metrics
+
     idx = np.flatnonzero(split_mask(data, split))
     sc = scores or system.score_all(data, idx)
     pref, qual = np.asarray(data.pref)[idx], np.asarray(data.qual)[idx]
     rnd = np.random.default_rng(seed).random(pref.shape).astype(np.float32)
+
     def m(s, task):
         r = ranking_metrics(s, pref) if task == "preference" else ranking_metrics(s.T, qual.T)
         return {k: float(np.mean(r[k])) for k in ("ndcg@10", "mrr", "auc")}
+
     out = {}
-    for name, s in (("preference_expert", sc["s_pref"]), ("qualification_expert", sc["q_logit"]), ("random", rnd)):
+    for name, s in (
+        ("preference_expert", sc["s_pref"]),
+        ("qualification_expert", sc["q_logit"]),
+        ("random", rnd),
+    ):
         out[name] = {t: m(s, t) for t in ("preference", "qualification")}
     return out

@@ -17,96 +17,138 @@ __all__ = ['WARM_FEATURES', 'logged_applications', 'warm_split', 'with_history',
            'WarmPreference', 'fit_warm_preference', 'warm_preference', 'warm_description']
 
 # %% ../nbs/06b_warm.ipynb #w005
-def logged_applications(data:JobRecData # the dataset
-                       )->np.ndarray: # bool [C, J]
+def logged_applications(
+    data: JobRecData,  # the dataset
+) -> np.ndarray:  # bool [C, J]
     "The applications a platform logged (the observed preference labels stand in on data without a funnel)."
     a = np.asarray(data.applied, bool)
     return a if a.any() else np.asarray(data.pref) == 1
 
-def warm_split(data:JobRecData, # the dataset
-               share:float=0.5, # share of each candidate's logged applications made visible
-               seed:int=42, # the one seed; each candidate draws from its own stream
-               splits:tuple=("val", "test") # the candidates given a history
-              )->np.ndarray: # bool [C, J]: the visible history
+
+def warm_split(
+    data: JobRecData,  # the dataset
+    share: float = 0.5,  # share of each candidate's logged applications made visible
+    seed: int = 42,  # the one seed; each candidate draws from its own stream
+    splits: tuple = ("val", "test"),  # the candidates given a history
+) -> np.ndarray:  # bool [C, J]: the visible history
     "The warm protocol's visible history: a seeded share of each candidate's logged applications (and their screening outcomes)."
-    if not 0 <= share <= 1: raise ValueError(f"history share must be in [0, 1], got {share}")
-    A = logged_applications(data); H = np.zeros(A.shape, bool)
+    if not 0 <= share <= 1:
+        raise ValueError(f"history share must be in [0, 1], got {share}")
+    A = logged_applications(data)
+    H = np.zeros(A.shape, bool)
     for c in np.flatnonzero(np.isin(np.asarray(data.split), splits)):
-        a = np.flatnonzero(A[c]); k = int(np.floor(share * len(a) + 0.5))
-        if k: H[c, np.random.default_rng([seed, int(c)]).choice(a, k, replace=False)] = True
+        a = np.flatnonzero(A[c])
+        k = int(np.floor(share * len(a) + 0.5))
+        if k:
+            H[c, np.random.default_rng([seed, int(c)]).choice(a, k, replace=False)] = True
     return H
 
 # %% ../nbs/06b_warm.ipynb #w008
-def with_history(data:JobRecData, # the dataset
-                 history:np.ndarray # bool [C, J] visible history (`warm_split`)
-                )->JobRecData:
+def with_history(
+    data: JobRecData,  # the dataset
+    history: np.ndarray,  # bool [C, J] visible history (`warm_split`)
+) -> JobRecData:
     "A view of `data` whose visible histories count as logged training interactions (`jobrec.baselines.observed_signals`)."
     h = np.asarray(history, bool)
-    if h.shape != data.shape: raise ValueError(f"history has shape {h.shape}, expected {data.shape}")
+    if h.shape != data.shape:
+        raise ValueError(f"history has shape {h.shape}, expected {data.shape}")
     return dataclasses.replace(data, arrays={**data.arrays, "history": h})
 
 # %% ../nbs/06b_warm.ipynb #w011
 WARM_FEATURES = ("preference", "taste", "text", "co_application")
 
-def job_similarities(data:JobRecData # the dataset (job texts, training candidates' applications)
-                    )->dict: # name -> [J, J]
+
+def job_similarities(
+    data: JobRecData,  # the dataset (job texts, training candidates' applications)
+) -> dict:  # name -> [J, J]
     "Job x job affinities a history is read through: TF-IDF cosine of the job texts, cosine of the jobs' training application columns."
     from sklearn.feature_extraction.text import TfidfVectorizer
+
     T = TfidfVectorizer(sublinear_tf=True).fit_transform([job_text(j) for j in data.jobs])
     A = (logged_applications(data) & (np.asarray(data.split) == "train")[:, None]).astype(np.float64)
-    n = np.sqrt(A.sum(0)); n[n == 0] = 1
+    n = np.sqrt(A.sum(0))
+    n[n == 0] = 1
     return {"text": (T @ T.T).toarray(), "co_application": (A.T @ A) / np.outer(n, n)}
+
 
 def _zrow(x):
     s = x.std(1, keepdims=True)
     return (x - x.mean(1, keepdims=True)) / np.where(s > 0, s, 1)
 
-def warm_features(data:JobRecData, # the dataset
-                     history:np.ndarray, # bool [C, J] visible history
-                     idx:np.ndarray, # candidates to describe
-                     s_pref:np.ndarray, # [len(idx), J] their cold preference scores
-                     sims:dict|None=None # `job_similarities(data)` when already computed
-                    )->np.ndarray: # [len(idx), J, len(WARM_FEATURES)], standardised per candidate
+
+def warm_features(
+    data: JobRecData,  # the dataset
+    history: np.ndarray,  # bool [C, J] visible history
+    idx: np.ndarray,  # candidates to describe
+    s_pref: np.ndarray,  # [len(idx), J] their cold preference scores
+    sims: dict | None = None,  # `job_similarities(data)` when already computed
+) -> np.ndarray:  # [len(idx), J, len(WARM_FEATURES)], standardised per candidate
     "The warm view of each (candidate, job): cold preference, and the taste, text and co-application affinities to the candidate's history."
     sims = sims if sims is not None else job_similarities(data)
-    h = np.asarray(history, bool)[idx].astype(np.float64); n = h.sum(1, keepdims=True).clip(1)
-    a = job_attributes(data.jobs).astype(np.float64); a -= a.mean(0)
-    f = [np.asarray(s_pref, np.float64), (h @ a / n) @ a.T, h @ sims["text"] / n, h @ sims["co_application"] / n]
+    h = np.asarray(history, bool)[idx].astype(np.float64)
+    n = h.sum(1, keepdims=True).clip(1)
+    a = job_attributes(data.jobs).astype(np.float64)
+    a -= a.mean(0)
+    f = [
+        np.asarray(s_pref, np.float64),
+        (h @ a / n) @ a.T,
+        h @ sims["text"] / n,
+        h @ sims["co_application"] / n,
+    ]
     return np.stack([_zrow(x) for x in f], -1)
 
 # %% ../nbs/06b_warm.ipynb #w016
 @dataclass
 class WarmPreference:
     "A logistic model on `WARM_FEATURES`: score = features . coef + intercept."
-    coef:np.ndarray # [len(WARM_FEATURES)]
-    intercept:float
-    def score(self, features:np.ndarray)->np.ndarray: return features @ self.coef + self.intercept
-    def weights(self)->dict: return dict(zip(WARM_FEATURES, map(float, self.coef)))
 
-def fit_warm_preference(features:np.ndarray, # [n, J, F] of the fitting candidates
-                        pref:np.ndarray, # [n, J] their preference labels 1/0 (-1 unknown)
-                        history:np.ndarray # [n, J] their visible history (left out of the fit, as of the evaluation)
-                       )->WarmPreference:
+    coef: np.ndarray  # [len(WARM_FEATURES)]
+    intercept: float
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        return features @ self.coef + self.intercept
+
+    def weights(self) -> dict:
+        return dict(zip(WARM_FEATURES, map(float, self.coef)))
+
+
+def fit_warm_preference(
+    features: np.ndarray,  # [n, J, F] of the fitting candidates
+    pref: np.ndarray,  # [n, J] their preference labels 1/0 (-1 unknown)
+    history: np.ndarray,  # [n, J] their visible history (left out of the fit, as of the evaluation)
+) -> WarmPreference:
     "Fit the warm preference on labelled candidates' pairs outside their history."
     from sklearn.linear_model import LogisticRegression
-    y = np.asarray(pref); keep = ~np.asarray(history, bool) & (y >= 0)
-    if len(np.unique(y[keep])) < 2: raise ValueError("the warm preference needs both preferred and other jobs to fit on")
+
+    y = np.asarray(pref)
+    keep = ~np.asarray(history, bool) & (y >= 0)
+    if len(np.unique(y[keep])) < 2:
+        raise ValueError("the warm preference needs both preferred and other jobs to fit on")
     m = LogisticRegression(max_iter=2000).fit(features[keep], y[keep])
     return WarmPreference(m.coef_[0].astype(np.float64), float(m.intercept_[0]))
 
-def warm_preference(data:JobRecData, # the dataset
-                    history:np.ndarray, # bool [C, J] visible history
-                    s_pref:np.ndarray, # [C, J] cold preference scores (rows of `fit_idx` and `idx` filled)
-                    fit_idx:np.ndarray, # labelled candidates to fit on (validation)
-                    idx:np.ndarray # candidates to score
-                   )->tuple[np.ndarray, WarmPreference]: # ([len(idx), J] warm scores, the model)
+
+def warm_preference(
+    data: JobRecData,  # the dataset
+    history: np.ndarray,  # bool [C, J] visible history
+    s_pref: np.ndarray,  # [C, J] cold preference scores (rows of `fit_idx` and `idx` filled)
+    fit_idx: np.ndarray,  # labelled candidates to fit on (validation)
+    idx: np.ndarray,  # candidates to score
+) -> tuple[np.ndarray, WarmPreference]:  # ([len(idx), J] warm scores, the model)
     "jobrec's warm preference score of `idx`, fitted on `fit_idx`."
     sims = job_similarities(data)
-    m = fit_warm_preference(warm_features(data, history, fit_idx, s_pref[fit_idx], sims), np.asarray(data.pref)[fit_idx], history[fit_idx])
+    m = fit_warm_preference(
+        warm_features(data, history, fit_idx, s_pref[fit_idx], sims),
+        np.asarray(data.pref)[fit_idx],
+        history[fit_idx],
+    )
     return m.score(warm_features(data, history, idx, s_pref[idx], sims)), m
 
 # %% ../nbs/06b_warm.ipynb #w019
-def warm_description(share:float # the history share
-                    )->str:
-    return (f"warm: each test candidate's history ({share:.0%} of their logged applications, with screening outcomes) is visible; "
-            "every other job ranked, the history left out")
+def warm_description(
+    share: float,  # the history share
+) -> str:
+    return (
+        f"warm: each test candidate's history ({share:.0%} of their logged applications, with screening outcomes) is visible; "
+        "every other job ranked, the history left out"
+    )

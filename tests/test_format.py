@@ -1,5 +1,6 @@
 """One formatter for notebooks and library: the notebooks (the library's source), the report templates, the tools and
 the tests are formatted with ruff (ruff.toml), and no statement in the package is joined with `;`."""
+
 import io, subprocess, sys, tokenize
 from pathlib import Path
 
@@ -9,8 +10,12 @@ FORMATTED = ["nbs", "experiments/templates", "tools", "tests"]
 
 def test_sources_formatted():
     "`ruff format --check` finds nothing to change (`make format` applies it)."
-    r = subprocess.run([sys.executable, "-m", "ruff", "format", "--check", *FORMATTED],
-                       cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", *FORMATTED],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, "not formatted, run `make format`:\n" + r.stdout + r.stderr
 
 
@@ -26,15 +31,26 @@ def test_semicolon_detector_sees_joined_statements():
 
 
 def test_no_statement_joined_with_semicolon():
-    bad = [f"{p.name}:{n}" for p in sorted((ROOT / "jobrec").glob("*.py")) for n in _semicolons(p.read_text())]
+    bad = [
+        f"{p.name}:{n}" for p in sorted((ROOT / "jobrec").glob("*.py")) for n in _semicolons(p.read_text())
+    ]
     assert not bad, "statements joined with `;` (one statement per line): " + ", ".join(bad)
 
 
 def test_make_format_formats_what_is_checked():
     "`make format` formats the folders checked here, then exports and cleans, so the library follows the notebooks."
     out = subprocess.run(
-        ["make", "-n", "-B", "format", "VENV=/nonexistent/venv"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["make", "-n", "-B", "format", "VENV=/nonexistent/venv"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     line = next(l for l in out.splitlines() if "ruff format" in l)
     assert line.split("ruff format", 1)[1].split() == FORMATTED
-    assert out.index("ruff format") < out.index("nbdev_export") < out.index("nbdev_clean") < out.index("docs.py readme")
+    assert (
+        out.index("ruff format")
+        < out.index("nbdev_export")
+        < out.index("nbdev_clean")
+        < out.index("docs.py readme")
+    )

