@@ -40,8 +40,8 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	JOBREC_TEST_ALL_EXTRAS=1 $(PY) -m pytest -q -m slow tests
 
-# The golden run (tools/golden.py, compared at tolerance 0 by tests/test_golden.py): rewrite tests/golden/metrics.json
-# after a change that is meant to move the figures, then commit it.
+# The golden run (tools/golden.py, compared at tolerance 0 by tests/test_golden.py): rewrite this CPU vendor's reference,
+# tests/golden/<vendor_id>.json, after a change that is meant to move the figures; do it on an AMD and an Intel host, commit both.
 golden: $(STAMP)
 	$(PY) tools/golden.py --refresh
 

@@ -196,16 +196,16 @@ CPU_KERNELS = {
 
 
 def cpu_info() -> dict:
-    "The CPU model name and the flags that choose torch's kernels: avx2, fma, avx512*, amx* (Linux; empty elsewhere)."
+    "The CPU's vendor and model name and the flags that choose torch's kernels: avx2, fma, avx512*, amx* (Linux; empty elsewhere)."
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return {"model": None, "flags": []}
+        return {"vendor": None, "model": None, "flags": []}
     field = lambda k: next((l.split(":", 1)[1].strip() for l in text.splitlines() if l.startswith(k)), "")
     flags = sorted(
         f for f in field("flags").split() if f in ("avx2", "fma") or f.startswith(("avx512", "amx"))
     )
-    return {"model": field("model name") or None, "flags": flags}
+    return {"vendor": field("vendor_id") or None, "model": field("model name") or None, "flags": flags}
 
 
 def pin_cpu_kernels(

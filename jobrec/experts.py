@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from fastcore.basics import patch
 
 from .core import get_logger, atomic_path, write_json, cfg_get, split_mask, to_host
 from .calibration import NO_CALIBRATION, apply_calibration
@@ -29,8 +30,9 @@ from jobrec.schema import (
 
 # %% auto #0
 __all__ = ['SLOTS', 'log', 'EXPERTS', 'split_phrases', 'segment_phrases', 'PhraseLayout', 'TextCache', 'make_head', 'info_nce',
-           'late_interaction_class', 'pair_head', 'output_of_class', 'feature_stats', 'clear_phrase_cache', 'Context',
-           'phrases_through', 'read_safetensors', 'expert_heads', 'ExpertSystem', 'export_peft', 'head_config']
+           'late_interaction_class', 'pair_head', 'output_of_class', 'feature_stats', 'clear_phrase_cache',
+           'expert_heads', 'ExpertSystem', 'Context', 'phrases_through', 'export_peft', 'head_config',
+           'read_safetensors']
 
 # %% ../nbs/05_experts.ipynb #ndc9bd4
 _PHRASE_SPLIT = re.compile(r"(?<=[.!?])\s+|;\s+|,\s+|\s+and\s+")
@@ -399,402 +401,6 @@ def clear_phrase_cache():
     _PHRASE_CACHE.clear()
     _LOWER_CACHE.clear()
 
-# %% ../nbs/05_experts.ipynb #c020
-class Context:
-    "One dataset as the experts see it: texts per expert and standardised pair features, computed once."
-
-    def __init__(self, system, candidates, jobs):
-        import torch
-
-        self.candidates, self.jobs = list(candidates), list(jobs)
-        self.texts = {
-            e: TextCache(self.candidates, self.jobs, system.views[e], system.prompt, system.include_ids)
-            for e in system.experts
-        }
-        if system.use_features:
-            f = model_features(self.candidates, self.jobs, system.job_history)
-            self.feats = torch.from_numpy((f - system.feat_mean) / system.feat_std).float().to(system.device)
-        else:
-            self.feats = None
-        self.frozen = {}
-
-    def features(self, ci, ji):
-        "Standardised features of pairs (ci[n], ji[n]), or None when the system uses none."
-        return None if self.feats is None else self.feats[ci, ji]
-
-# %% ../nbs/05_experts.ipynb #c021p
-from .backbones import lower_states, encode_top
-
-
-def _phrase_key(system) -> tuple:
-    "Where a system's phrase encodings are kept: they depend on the backbone, its device and dtype, the phrase length, the adapted layers."
-    b = system.backbone
-    from jobrec.core import (
-        autocast_dtype,
-    )  # the dtype actually computed in, not the setting (auto differs between hosts)
-
-    dt = str(autocast_dtype(str(b.device), b.precision))
-    return (str(b.folder), str(b.device), dt, system.phrase_max_length, int(getattr(b, "top_layers", 0)))
-
-
-def phrases_through(
-    system,  # an ExpertSystem
-    phrases: list[str],
-    expert: str,
-    grad: bool = False,
-):
-    "Encodings [N, H] of phrases under `expert`'s adapter: the whole backbone, or (`lora.top_layers` > 0) its adapted top layers over cached lower states."
-    b = system.backbone
-    if not getattr(b, "top_layers", 0):
-        return system.encode(phrases, expert, grad, system.phrase_max_length)
-    low = _LOWER_CACHE.setdefault(_phrase_key(system), {})
-    need = [p for p in dict.fromkeys(phrases) if p not in low]
-    if need:
-        low.update(zip(need, lower_states(b, need, system.phrase_max_length)))
-    return encode_top(b, [low[p] for p in phrases], system.adapters[expert], grad=grad)
-
-# %% ../nbs/05_experts.ipynb #c021
-class _Encoding:
-    "Texts to logits: the encoder under an expert's adapter, the head, and the pairs of a batch."
-
-    def encode(self, texts: list[str], expert: str, grad: bool = False, max_length: int | None = None):
-        "Pooled encodings [N, H] of `texts` under `expert`'s adapter."
-        return self.backbone.encode(
-            texts, self.adapters[expert], max_length or self.max_length, batch_size=64, grad=grad
-        )
-
-    def adapter_digest(self, expert: str) -> str:
-        "Identity of `expert`'s adapter as an encoder: 'base' while every LoRA B is zero (the adapter is then the identity), else a hash of its tensors."
-        import hashlib
-
-        st = self.backbone.lora_state(self.adapters[expert])
-        if all(not bool(v.detach().abs().sum()) for k, v in st.items() if "lora_B" in k):
-            return "base"
-        h = hashlib.sha256()
-        for k in sorted(st):
-            h.update(k.encode())
-            h.update(st[k].detach().float().cpu().numpy().tobytes())
-        return h.hexdigest()[:16]
-
-    def encode_phrases(self, phrases: list[str], expert: str, grad: bool = False):
-        "Encodings [N, H] of distinct phrases. While the adapter is the identity ('base'), frozen encodings are kept per process and shared by every system on this backbone."
-        import torch
-
-        digest = None if grad or self.backbone.model.training else self.adapter_digest(expert)
-        if digest != "base":
-            return phrases_through(self, phrases, expert, grad)
-        cache = _PHRASE_CACHE.setdefault(_phrase_key(self), {})
-        need = [p for p in phrases if p not in cache]
-        if need:
-            cache.update(zip(need, phrases_through(self, need, expert, False)))
-        return torch.stack([cache[p] for p in phrases])
-
-    def encode_entities(self, items: list, expert: str, grad: bool = False):
-        "Encodings [N, D] of entities: one text each (pooled: D = H), or phrase slots ('' empty; phrases: D = slots x H, zeros in empty slots)."
-        import torch
-
-        self.n_encoded += len(items)
-        if self.encoding != "phrases" or self.mode != "dual":
-            return self.encode(list(items), expert, grad)
-        flat = [p for ps in items for p in ps]
-        uniq = sorted({p for p in flat if p})
-        pos = {p: i + 1 for i, p in enumerate(uniq)}
-        E = (
-            self.encode_phrases(uniq, expert, grad)
-            if uniq
-            else torch.zeros(0, self.backbone.hidden_size, device=self.device)
-        )
-        E = torch.cat([torch.zeros(1, E.shape[1], dtype=E.dtype, device=E.device), E])
-        return E[torch.as_tensor([pos.get(p, 0) for p in flat], dtype=torch.long, device=E.device)].reshape(
-            len(items), -1
-        )
-
-    def entity_texts(self, entities: Sequence, expert: str) -> list:
-        "What `encode_entities` reads for candidates or jobs (one kind) under `expert`'s view and prompt: texts (pooled), phrase slots (phrases)."
-        cands = [e for e in entities if isinstance(e, Candidate)]
-        jobs = [e for e in entities if isinstance(e, Job)]
-        if cands and jobs:
-            raise ValueError("encode candidates and jobs separately")
-        tc = TextCache(cands, jobs, self.views[expert], self.prompt, self.include_ids)
-        if self.mode == "dual" and self.encoding == "phrases":
-            return tc.cand_phrases if cands else tc.job_phrases
-        return tc.cand if cands else tc.job
-
-    def side_items(self, ctx, expert: str, side: str) -> list:
-        "What `encode_entities` reads for one side ('c' or 'j') of a context."
-        tc = ctx.texts[expert]
-        if self.encoding == "phrases":
-            return tc.cand_phrases if side == "c" else tc.job_phrases
-        return tc.cand if side == "c" else tc.job
-
-# %% ../nbs/05_experts.ipynb #c021b
-class _Pairs:
-    "Pairs to logits: the head's input, the head, and the pairs of a training batch."
-
-    def pair_input(self, expert: str, U, V=None, features=None, ui=None, vi=None):
-        "The head's input for pairs (`ui`, `vi` index rows of U and V; None: row n is pair n)."
-        return self.heads[expert].inputs(U, V, features, ui, vi)
-
-    def head_logits(self, expert: str, x):
-        "The expert's MLP on pair inputs [N, in_dim]: logits [N]."
-        return self.heads[expert].mlp(x).squeeze(-1)
-
-    def score_encoded(self, expert: str, U, V=None, features=None, ui=None, vi=None):
-        "Logits [N] of pairs from their encodings (no encoder call; the caller chooses grad or inference mode)."
-        return self.heads[expert](U, V, features, ui, vi)
-
-    def pair_logits(
-        self, expert: str, ctx: Context, ci, ji, grad: bool = False, bank=None, bank_side=None, bank_rows=None
-    ):
-        "Logits of pairs (ci[n], ji[n]); dual mode encodes each distinct entity once, negatives may read a bank of cached encodings."
-        import torch
-
-        ci, ji = torch.as_tensor(ci, dtype=torch.long), torch.as_tensor(ji, dtype=torch.long)
-        if self.mode == "dual":
-
-            def side(idx, items, use_bank):  # a table of encodings and each pair's row in it
-                if use_bank is None:
-                    u, inv = torch.unique(idx, return_inverse=True)
-                    return self.encode_entities([items[i] for i in u.tolist()], expert, grad), inv
-                # rows flagged in `use_bank` (the negatives) read the cached encodings; the others are encoded with gradients
-                live = ~use_bank
-                u, inv = torch.unique(idx[live], return_inverse=True)
-                T = (
-                    torch.cat([bank, self.encode_entities([items[i] for i in u.tolist()], expert, grad)])
-                    if live.any()
-                    else bank
-                )
-                rows = idx.clone()
-                rows[live] = len(bank) + inv
-                return T, rows
-
-            br = None if bank is None else torch.as_tensor(bank_rows, dtype=torch.bool)
-            U, ui = side(ci, self.side_items(ctx, expert, "c"), br if bank_side == "c" else None)
-            V, vi = side(ji, self.side_items(ctx, expert, "j"), br if bank_side == "j" else None)
-            with torch.enable_grad() if grad else torch.inference_mode():
-                return self.score_encoded(expert, U, V, ctx.features(ci, ji), ui, vi)
-        self.n_encoded += len(ci)
-        H = self.encode(
-            [ctx.texts[expert].pair(a, b) for a, b in zip(ci.tolist(), ji.tolist())], expert, grad
-        )
-        with torch.enable_grad() if grad else torch.inference_mode():
-            return self.score_encoded(expert, H, None, ctx.features(ci, ji))
-
-# %% ../nbs/05_experts.ipynb #c022
-class _Frozen:
-    "Frozen encodings: one table per expert and side, cached in the context while the weights do not change."
-
-    def entity_table(self, expert: str, ctx: Context, side: str, idx) -> tuple:
-        "Frozen encodings of the distinct entities of `idx` (cached in `ctx` until the weights change) and each element's row."
-        import torch
-
-        cache = ctx.frozen.setdefault(expert, {"c": {}, "j": {}})[side]
-        u, inv = np.unique(np.asarray(idx, np.int64), return_inverse=True)
-        need = [int(i) for i in u if int(i) not in cache]
-        self.n_encoded += len(u) - len(
-            need
-        )  # cache hits count too: the compute recorded does not depend on what was cached before
-        if need and self.mode == "dual" and self.encoding == "phrases":
-            self.warm_phrases(ctx, expert)
-        if need:
-            items = self.side_items(ctx, expert, side)
-            was = self.backbone.model.training
-            self.backbone.model.eval()
-            try:
-                E = self.encode_entities([items[i] for i in need], expert, False)
-            finally:
-                self.backbone.model.train(was)
-            cache.update({i: E[k] for k, i in enumerate(need)})
-        return torch.stack([cache[int(i)] for i in u]), torch.as_tensor(inv.ravel(), dtype=torch.long)
-
-    def warm_phrases(self, ctx: Context, expert: str):
-        "Encode every phrase of the context's entities under all experts' views in one call (sorted), so that frozen encodings do not depend on which entities asked first."
-        if ctx.frozen.get("warm") or self.adapter_digest(expert) != "base":
-            return
-        tcs = ctx.texts.values()
-        universe = sorted({p for tc in tcs for ps in tc.cand_phrases + tc.job_phrases for p in ps if p})
-        was = self.backbone.model.training
-        self.backbone.model.eval()
-        try:
-            self.encode_phrases(universe, expert)
-        finally:
-            self.backbone.model.train(was)
-        ctx.frozen["warm"] = True
-
-    def cached_logits(self, expert: str, ctx: Context, ci, ji):
-        "Logits of pairs from frozen cached encodings, with gradients for the head only (dual mode)."
-        Ut, ui = self.entity_table(expert, ctx, "c", ci)
-        Vt, vi = self.entity_table(expert, ctx, "j", ji)
-        import torch
-
-        return self.score_encoded(
-            expert, Ut, Vt, ctx.features(torch.as_tensor(ci), torch.as_tensor(ji)), ui, vi
-        )
-
-# %% ../nbs/05_experts.ipynb #c022b
-class _Scoring:
-    "Matrices of logits and calibrated probabilities under the current (frozen) weights."
-
-    def frozen_logits(self, expert: str, ctx: Context, ci, ji) -> np.ndarray:
-        "Logits of pairs under the current weights, in eval mode; dual mode encodes each entity once (cached)."
-        import torch
-
-        ci, ji = np.asarray(ci, np.int64).ravel(), np.asarray(ji, np.int64).ravel()
-        was = self.backbone.model.training
-        hw = self.heads.training
-        self.backbone.model.eval()
-        self.heads.eval()
-        step = (4096 if self.encoding == "phrases" else 65536) if self.mode == "dual" else 256
-        out = []
-        try:
-            for s in range(0, len(ci), step):
-                a, b = ci[s : s + step], ji[s : s + step]
-                if self.mode == "dual":
-                    with torch.inference_mode():
-                        out.append(to_host(self.cached_logits(expert, ctx, a, b)))
-                else:
-                    out.append(to_host(self.pair_logits(expert, ctx, a, b)))
-            return np.concatenate(out) if out else np.zeros(0, np.float32)
-        finally:
-            self.backbone.model.train(was)
-            self.heads.train(hw)
-
-    def logit_matrix(self, expert: str, ctx: Context, cand_idx) -> np.ndarray:
-        "Logits [len(cand_idx), J] of the given candidates against every job of `ctx`."
-        J = len(ctx.jobs)
-        ci = np.repeat(cand_idx, J)
-        ji = np.tile(np.arange(J), len(cand_idx))
-        return self.frozen_logits(expert, ctx, ci, ji).reshape(len(cand_idx), J)
-
-    def _score(self, ctx, cand_idx) -> dict:
-        out = {}
-        pe, qe = ("preference", "qualification") if "preference" in self.experts else (self.experts[0],) * 2
-        out["s_pref"] = self.logit_matrix(pe, ctx, cand_idx).astype(np.float32)
-        out["q_logit"] = (
-            out["s_pref"].copy() if qe == pe else self.logit_matrix(qe, ctx, cand_idx).astype(np.float32)
-        )
-        cal = self.calibration.get("qualification", NO_CALIBRATION)
-        out["p_qual"] = apply_calibration(out["q_logit"], cal)
-        return out
-
-    def score_all(
-        self,
-        data,  # a JobRecData (or anything with .candidates and .jobs)
-        candidate_idx=None,  # candidates to score (default: all)
-    ) -> dict:
-        "`s_pref`, `q_logit` and calibrated `p_qual`, each float32 [len(candidate_idx), J]."
-        ci = np.arange(len(data.candidates)) if candidate_idx is None else np.asarray(candidate_idx, np.int64)
-        return self._score(self.context(data), ci)
-
-    def score_pairs(
-        self,
-        candidates,  # Candidate objects (possibly unseen)
-        jobs,  # Job objects (possibly unseen)
-    ) -> dict:
-        "Scores of every (candidate, job) pair for new entities (cold start)."
-        ctx = Context(self, candidates, jobs)
-        return self._score(ctx, np.arange(len(ctx.candidates)))
-
-# %% ../nbs/05_experts.ipynb #c023z
-def read_safetensors(path) -> tuple[dict, dict]:
-    "Tensors and metadata of a safetensors file, or a clear error when it is unreadable."
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, (f.metadata() or {})
-    except Exception as e:
-        from jobrec.core import ModelError
-
-        raise ModelError(
-            f"cannot read checkpoint {path}: corrupt or not a safetensors file ({type(e).__name__}: {e})"
-        ) from e
-
-# %% ../nbs/05_experts.ipynb #c024
-class _State:
-    "The learned tensors, their saved form, and loading a saved system."
-
-    def trainable(self, expert: str | None = None) -> dict:
-        "Named trainable tensors: LoRA of the expert's adapter, its head (all experts and the task weights when None)."
-        es = self.experts if expert is None else (expert,)
-        out = {}
-        for a in dict.fromkeys(self.adapters[e] for e in es):
-            out.update({f"lora.{a}.{k}": v for k, v in self.backbone.lora_state(a).items()})
-        for e in es:  # a shared head (the shared-model ablation) is one set of tensors, named once
-            out.update(
-                {
-                    f"head.{'shared' if self.shared_head else e}.{k}": v
-                    for k, v in self.heads[e].named_parameters()
-                }
-            )
-        if expert is None:
-            out["task_logits"] = self.task_logits
-        return out
-
-    def state_tensors(self) -> dict:
-        "Every learned tensor, detached, contiguous, on CPU."
-        return {k: v.detach().cpu().contiguous().clone() for k, v in self.trainable().items()}
-
-    def load_state_tensors(self, sd: dict, prefix: str = ""):
-        "Copy the tensors of `sd` (keys after `prefix`) into the model."
-        import torch
-
-        own = self.trainable()
-        keys = (
-            {k[len(prefix) :] for k in sd if k.startswith(prefix)} & set(own)
-            if prefix
-            else set(sd) & set(own)
-        )
-        missing = set(own) - keys
-        if missing:
-            raise ValueError(
-                f"checkpoint does not match this model: {len(missing)} tensors missing, e.g. {sorted(missing)[:3]}"
-            )
-        with torch.no_grad():
-            for k in own:
-                src = sd[prefix + k]
-                if tuple(src.shape) != tuple(own[k].shape):
-                    raise ValueError(
-                        f"checkpoint does not match this model: {k} has shape {tuple(src.shape)}, expected {tuple(own[k].shape)}"
-                    )
-                own[k].copy_(src.to(own[k].dtype))
-        self.clear_cache()
-
-    def task_weights(self) -> np.ndarray:
-        "The stage-2 task weights (w_P, w_Q), a softmax of the task logits."
-        import torch
-
-        return to_host(torch.softmax(self.task_logits.detach(), 0))
-
-    def meta(self) -> dict:
-        return {
-            "experts": list(self.experts),
-            "mode": self.mode,
-            "shared_adapter": self.shared,
-            "shared_head": self.shared_head,
-            "views": {k: list(v) for k, v in self.views.items()},
-            "feat_mean": self.feat_mean.tolist(),
-            "feat_std": self.feat_std.tolist(),
-            "calibration": self.calibration,
-            "report": self.report,
-            "backbone": cfg_get(self.cfg, "backbone.name"),
-            "feature_names": list(FEATURE_NAMES),
-            "job_history": self.job_history,
-        }
-
-    def save(self, folder) -> Path:
-        "Write the learned tensors (safetensors), the config and the metadata (JSON) to `folder`."
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / "experts.safetensors") as tmp:
-            save_file(self.state_tensors(), str(tmp))
-        write_json(self.cfg, folder / "config.json")
-        write_json(self.meta(), folder / "meta.json")
-        export_peft(self, folder / "peft")
-        return folder
-
 # %% ../nbs/05_experts.ipynb #c024z
 def expert_heads(
     system,  # an ExpertSystem being built (its experts, views, prompt, shared_head and cfg)
@@ -825,7 +431,7 @@ def expert_heads(
     return torch.nn.ModuleDict({e: head(e, i) for i, e in enumerate(system.experts)})
 
 # %% ../nbs/05_experts.ipynb #c025
-class ExpertSystem(_Encoding, _Pairs, _Frozen, _Scoring, _State):
+class ExpertSystem:
     "Preference and qualification experts (or one conflated expert) on one shared backbone."
 
     def __init__(self, cfg, backbone=None, experts: Sequence[str] = EXPERTS, feat_stats=None):
@@ -912,6 +518,438 @@ class ExpertSystem(_Encoding, _Pairs, _Frozen, _Scoring, _State):
         s.calibration, s.report = meta["calibration"], meta["report"]
         return s
 
+# %% ../nbs/05_experts.ipynb #c020
+class Context:
+    "One dataset as the experts see it: texts per expert and standardised pair features, computed once."
+
+    def __init__(self, system, candidates, jobs):
+        import torch
+
+        self.candidates, self.jobs = list(candidates), list(jobs)
+        self.texts = {
+            e: TextCache(self.candidates, self.jobs, system.views[e], system.prompt, system.include_ids)
+            for e in system.experts
+        }
+        if system.use_features:
+            f = model_features(self.candidates, self.jobs, system.job_history)
+            self.feats = torch.from_numpy((f - system.feat_mean) / system.feat_std).float().to(system.device)
+        else:
+            self.feats = None
+        self.frozen = {}
+
+    def features(self, ci, ji):
+        "Standardised features of pairs (ci[n], ji[n]), or None when the system uses none."
+        return None if self.feats is None else self.feats[ci, ji]
+
+# %% ../nbs/05_experts.ipynb #c021p
+from .backbones import lower_states, encode_top
+
+
+def _phrase_key(system) -> tuple:
+    "Where a system's phrase encodings are kept: they depend on the backbone, its device and dtype, the phrase length, the adapted layers."
+    b = system.backbone
+    from jobrec.core import (
+        autocast_dtype,
+    )  # the dtype actually computed in, not the setting (auto differs between hosts)
+
+    dt = str(autocast_dtype(str(b.device), b.precision))
+    return (str(b.folder), str(b.device), dt, system.phrase_max_length, int(getattr(b, "top_layers", 0)))
+
+
+def phrases_through(
+    system,  # an ExpertSystem
+    phrases: list[str],
+    expert: str,
+    grad: bool = False,
+):
+    "Encodings [N, H] of phrases under `expert`'s adapter: the whole backbone, or (`lora.top_layers` > 0) its adapted top layers over cached lower states."
+    b = system.backbone
+    if not getattr(b, "top_layers", 0):
+        return system.encode(phrases, expert, grad, system.phrase_max_length)
+    low = _LOWER_CACHE.setdefault(_phrase_key(system), {})
+    need = [p for p in dict.fromkeys(phrases) if p not in low]
+    if need:
+        low.update(zip(need, lower_states(b, need, system.phrase_max_length)))
+    return encode_top(b, [low[p] for p in phrases], system.adapters[expert], grad=grad)
+
+# %% ../nbs/05_experts.ipynb #c021
+# Texts to logits: the encoder under an expert's adapter, the head, and the pairs of a batch.
+
+
+@patch
+def encode(
+    self: ExpertSystem, texts: list[str], expert: str, grad: bool = False, max_length: int | None = None
+):
+    "Pooled encodings [N, H] of `texts` under `expert`'s adapter."
+    return self.backbone.encode(
+        texts, self.adapters[expert], max_length or self.max_length, batch_size=64, grad=grad
+    )
+
+
+@patch
+def adapter_digest(self: ExpertSystem, expert: str) -> str:
+    "Identity of `expert`'s adapter as an encoder: 'base' while every LoRA B is zero (the adapter is then the identity), else a hash of its tensors."
+    import hashlib
+
+    st = self.backbone.lora_state(self.adapters[expert])
+    if all(not bool(v.detach().abs().sum()) for k, v in st.items() if "lora_B" in k):
+        return "base"
+    h = hashlib.sha256()
+    for k in sorted(st):
+        h.update(k.encode())
+        h.update(st[k].detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@patch
+def encode_phrases(self: ExpertSystem, phrases: list[str], expert: str, grad: bool = False):
+    "Encodings [N, H] of distinct phrases. While the adapter is the identity ('base'), frozen encodings are kept per process and shared by every system on this backbone."
+    import torch
+
+    digest = None if grad or self.backbone.model.training else self.adapter_digest(expert)
+    if digest != "base":
+        return phrases_through(self, phrases, expert, grad)
+    cache = _PHRASE_CACHE.setdefault(_phrase_key(self), {})
+    need = [p for p in phrases if p not in cache]
+    if need:
+        cache.update(zip(need, phrases_through(self, need, expert, False)))
+    return torch.stack([cache[p] for p in phrases])
+
+# %% ../nbs/05_experts.ipynb #c021c
+# Entities to encodings: an entity's phrase slots side by side, and what is encoded for a list of entities.
+
+
+@patch
+def encode_entities(self: ExpertSystem, items: list, expert: str, grad: bool = False):
+    "Encodings [N, D] of entities: one text each (pooled: D = H), or phrase slots ('' empty; phrases: D = slots x H, zeros in empty slots)."
+    import torch
+
+    self.n_encoded += len(items)
+    if self.encoding != "phrases" or self.mode != "dual":
+        return self.encode(list(items), expert, grad)
+    flat = [p for ps in items for p in ps]
+    uniq = sorted({p for p in flat if p})
+    pos = {p: i + 1 for i, p in enumerate(uniq)}
+    E = (
+        self.encode_phrases(uniq, expert, grad)
+        if uniq
+        else torch.zeros(0, self.backbone.hidden_size, device=self.device)
+    )
+    E = torch.cat([torch.zeros(1, E.shape[1], dtype=E.dtype, device=E.device), E])
+    return E[torch.as_tensor([pos.get(p, 0) for p in flat], dtype=torch.long, device=E.device)].reshape(
+        len(items), -1
+    )
+
+
+@patch
+def entity_texts(self: ExpertSystem, entities: Sequence, expert: str) -> list:
+    "What `encode_entities` reads for candidates or jobs (one kind) under `expert`'s view and prompt: texts (pooled), phrase slots (phrases)."
+    cands = [e for e in entities if isinstance(e, Candidate)]
+    jobs = [e for e in entities if isinstance(e, Job)]
+    if cands and jobs:
+        raise ValueError("encode candidates and jobs separately")
+    tc = TextCache(cands, jobs, self.views[expert], self.prompt, self.include_ids)
+    if self.mode == "dual" and self.encoding == "phrases":
+        return tc.cand_phrases if cands else tc.job_phrases
+    return tc.cand if cands else tc.job
+
+
+@patch
+def side_items(self: ExpertSystem, ctx, expert: str, side: str) -> list:
+    "What `encode_entities` reads for one side ('c' or 'j') of a context."
+    tc = ctx.texts[expert]
+    if self.encoding == "phrases":
+        return tc.cand_phrases if side == "c" else tc.job_phrases
+    return tc.cand if side == "c" else tc.job
+
+# %% ../nbs/05_experts.ipynb #c021b
+# Pairs to logits: the head's input, the head, and the pairs of a training batch.
+
+
+@patch
+def pair_input(self: ExpertSystem, expert: str, U, V=None, features=None, ui=None, vi=None):
+    "The head's input for pairs (`ui`, `vi` index rows of U and V; None: row n is pair n)."
+    return self.heads[expert].inputs(U, V, features, ui, vi)
+
+
+@patch
+def head_logits(self: ExpertSystem, expert: str, x):
+    "The expert's MLP on pair inputs [N, in_dim]: logits [N]."
+    return self.heads[expert].mlp(x).squeeze(-1)
+
+
+@patch
+def score_encoded(self: ExpertSystem, expert: str, U, V=None, features=None, ui=None, vi=None):
+    "Logits [N] of pairs from their encodings (no encoder call; the caller chooses grad or inference mode)."
+    return self.heads[expert](U, V, features, ui, vi)
+
+
+@patch
+def pair_logits(
+    self: ExpertSystem,
+    expert: str,
+    ctx: Context,
+    ci,
+    ji,
+    grad: bool = False,
+    bank=None,
+    bank_side=None,
+    bank_rows=None,
+):
+    "Logits of pairs (ci[n], ji[n]); dual mode encodes each distinct entity once, negatives may read a bank of cached encodings."
+    import torch
+
+    ci, ji = torch.as_tensor(ci, dtype=torch.long), torch.as_tensor(ji, dtype=torch.long)
+    if self.mode == "dual":
+
+        def side(idx, items, use_bank):  # a table of encodings and each pair's row in it
+            if use_bank is None:
+                u, inv = torch.unique(idx, return_inverse=True)
+                return self.encode_entities([items[i] for i in u.tolist()], expert, grad), inv
+            # rows flagged in `use_bank` (the negatives) read the cached encodings; the others are encoded with gradients
+            live = ~use_bank
+            u, inv = torch.unique(idx[live], return_inverse=True)
+            T = (
+                torch.cat([bank, self.encode_entities([items[i] for i in u.tolist()], expert, grad)])
+                if live.any()
+                else bank
+            )
+            rows = idx.clone()
+            rows[live] = len(bank) + inv
+            return T, rows
+
+        br = None if bank is None else torch.as_tensor(bank_rows, dtype=torch.bool)
+        U, ui = side(ci, self.side_items(ctx, expert, "c"), br if bank_side == "c" else None)
+        V, vi = side(ji, self.side_items(ctx, expert, "j"), br if bank_side == "j" else None)
+        with torch.enable_grad() if grad else torch.inference_mode():
+            return self.score_encoded(expert, U, V, ctx.features(ci, ji), ui, vi)
+    self.n_encoded += len(ci)
+    H = self.encode([ctx.texts[expert].pair(a, b) for a, b in zip(ci.tolist(), ji.tolist())], expert, grad)
+    with torch.enable_grad() if grad else torch.inference_mode():
+        return self.score_encoded(expert, H, None, ctx.features(ci, ji))
+
+# %% ../nbs/05_experts.ipynb #c022
+# Frozen encodings: one table per expert and side, cached in the context while the weights do not change.
+
+
+@patch
+def entity_table(self: ExpertSystem, expert: str, ctx: Context, side: str, idx) -> tuple:
+    "Frozen encodings of the distinct entities of `idx` (cached in `ctx` until the weights change) and each element's row."
+    import torch
+
+    cache = ctx.frozen.setdefault(expert, {"c": {}, "j": {}})[side]
+    u, inv = np.unique(np.asarray(idx, np.int64), return_inverse=True)
+    need = [int(i) for i in u if int(i) not in cache]
+    self.n_encoded += len(u) - len(
+        need
+    )  # cache hits count too: the compute recorded does not depend on what was cached before
+    if need and self.mode == "dual" and self.encoding == "phrases":
+        self.warm_phrases(ctx, expert)
+    if need:
+        items = self.side_items(ctx, expert, side)
+        was = self.backbone.model.training
+        self.backbone.model.eval()
+        try:
+            E = self.encode_entities([items[i] for i in need], expert, False)
+        finally:
+            self.backbone.model.train(was)
+        cache.update({i: E[k] for k, i in enumerate(need)})
+    return torch.stack([cache[int(i)] for i in u]), torch.as_tensor(inv.ravel(), dtype=torch.long)
+
+
+@patch
+def warm_phrases(self: ExpertSystem, ctx: Context, expert: str):
+    "Encode every phrase of the context's entities under all experts' views in one call (sorted), so that frozen encodings do not depend on which entities asked first."
+    if ctx.frozen.get("warm") or self.adapter_digest(expert) != "base":
+        return
+    tcs = ctx.texts.values()
+    universe = sorted({p for tc in tcs for ps in tc.cand_phrases + tc.job_phrases for p in ps if p})
+    was = self.backbone.model.training
+    self.backbone.model.eval()
+    try:
+        self.encode_phrases(universe, expert)
+    finally:
+        self.backbone.model.train(was)
+    ctx.frozen["warm"] = True
+
+
+@patch
+def cached_logits(self: ExpertSystem, expert: str, ctx: Context, ci, ji):
+    "Logits of pairs from frozen cached encodings, with gradients for the head only (dual mode)."
+    Ut, ui = self.entity_table(expert, ctx, "c", ci)
+    Vt, vi = self.entity_table(expert, ctx, "j", ji)
+    import torch
+
+    return self.score_encoded(expert, Ut, Vt, ctx.features(torch.as_tensor(ci), torch.as_tensor(ji)), ui, vi)
+
+# %% ../nbs/05_experts.ipynb #c022b
+# Matrices of logits and calibrated probabilities under the current (frozen) weights.
+
+
+@patch
+def frozen_logits(self: ExpertSystem, expert: str, ctx: Context, ci, ji) -> np.ndarray:
+    "Logits of pairs under the current weights, in eval mode; dual mode encodes each entity once (cached)."
+    import torch
+
+    ci, ji = np.asarray(ci, np.int64).ravel(), np.asarray(ji, np.int64).ravel()
+    was = self.backbone.model.training
+    hw = self.heads.training
+    self.backbone.model.eval()
+    self.heads.eval()
+    step = (4096 if self.encoding == "phrases" else 65536) if self.mode == "dual" else 256
+    out = []
+    try:
+        for s in range(0, len(ci), step):
+            a, b = ci[s : s + step], ji[s : s + step]
+            if self.mode == "dual":
+                with torch.inference_mode():
+                    out.append(to_host(self.cached_logits(expert, ctx, a, b)))
+            else:
+                out.append(to_host(self.pair_logits(expert, ctx, a, b)))
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+    finally:
+        self.backbone.model.train(was)
+        self.heads.train(hw)
+
+
+@patch
+def logit_matrix(self: ExpertSystem, expert: str, ctx: Context, cand_idx) -> np.ndarray:
+    "Logits [len(cand_idx), J] of the given candidates against every job of `ctx`."
+    J = len(ctx.jobs)
+    ci = np.repeat(cand_idx, J)
+    ji = np.tile(np.arange(J), len(cand_idx))
+    return self.frozen_logits(expert, ctx, ci, ji).reshape(len(cand_idx), J)
+
+
+@patch
+def _score(self: ExpertSystem, ctx, cand_idx) -> dict:
+    out = {}
+    pe, qe = ("preference", "qualification") if "preference" in self.experts else (self.experts[0],) * 2
+    out["s_pref"] = self.logit_matrix(pe, ctx, cand_idx).astype(np.float32)
+    out["q_logit"] = (
+        out["s_pref"].copy() if qe == pe else self.logit_matrix(qe, ctx, cand_idx).astype(np.float32)
+    )
+    cal = self.calibration.get("qualification", NO_CALIBRATION)
+    out["p_qual"] = apply_calibration(out["q_logit"], cal)
+    return out
+
+
+@patch
+def score_all(
+    self: ExpertSystem,
+    data,  # a JobRecData (or anything with .candidates and .jobs)
+    candidate_idx=None,  # candidates to score (default: all)
+) -> dict:
+    "`s_pref`, `q_logit` and calibrated `p_qual`, each float32 [len(candidate_idx), J]."
+    ci = np.arange(len(data.candidates)) if candidate_idx is None else np.asarray(candidate_idx, np.int64)
+    return self._score(self.context(data), ci)
+
+
+@patch
+def score_pairs(
+    self: ExpertSystem,
+    candidates,  # Candidate objects (possibly unseen)
+    jobs,  # Job objects (possibly unseen)
+) -> dict:
+    "Scores of every (candidate, job) pair for new entities (cold start)."
+    ctx = Context(self, candidates, jobs)
+    return self._score(ctx, np.arange(len(ctx.candidates)))
+
+# %% ../nbs/05_experts.ipynb #c024
+# The learned tensors, their saved form, and loading a saved system.
+
+
+@patch
+def trainable(self: ExpertSystem, expert: str | None = None) -> dict:
+    "Named trainable tensors: LoRA of the expert's adapter, its head (all experts and the task weights when None)."
+    es = self.experts if expert is None else (expert,)
+    out = {}
+    for a in dict.fromkeys(self.adapters[e] for e in es):
+        out.update({f"lora.{a}.{k}": v for k, v in self.backbone.lora_state(a).items()})
+    for e in es:  # a shared head (the shared-model ablation) is one set of tensors, named once
+        out.update(
+            {
+                f"head.{'shared' if self.shared_head else e}.{k}": v
+                for k, v in self.heads[e].named_parameters()
+            }
+        )
+    if expert is None:
+        out["task_logits"] = self.task_logits
+    return out
+
+
+@patch
+def state_tensors(self: ExpertSystem) -> dict:
+    "Every learned tensor, detached, contiguous, on CPU."
+    return {k: v.detach().cpu().contiguous().clone() for k, v in self.trainable().items()}
+
+
+@patch
+def load_state_tensors(self: ExpertSystem, sd: dict, prefix: str = ""):
+    "Copy the tensors of `sd` (keys after `prefix`) into the model."
+    import torch
+
+    own = self.trainable()
+    keys = {k[len(prefix) :] for k in sd if k.startswith(prefix)} & set(own) if prefix else set(sd) & set(own)
+    missing = set(own) - keys
+    if missing:
+        raise ValueError(
+            f"checkpoint does not match this model: {len(missing)} tensors missing, e.g. {sorted(missing)[:3]}"
+        )
+    with torch.no_grad():
+        for k in own:
+            src = sd[prefix + k]
+            if tuple(src.shape) != tuple(own[k].shape):
+                raise ValueError(
+                    f"checkpoint does not match this model: {k} has shape {tuple(src.shape)}, expected {tuple(own[k].shape)}"
+                )
+            own[k].copy_(src.to(own[k].dtype))
+    self.clear_cache()
+
+# %% ../nbs/05_experts.ipynb #c024a
+# The task weights and the saved form.
+
+
+@patch
+def task_weights(self: ExpertSystem) -> np.ndarray:
+    "The stage-2 task weights (w_P, w_Q), a softmax of the task logits."
+    import torch
+
+    return to_host(torch.softmax(self.task_logits.detach(), 0))
+
+
+@patch
+def meta(self: ExpertSystem) -> dict:
+    return {
+        "experts": list(self.experts),
+        "mode": self.mode,
+        "shared_adapter": self.shared,
+        "shared_head": self.shared_head,
+        "views": {k: list(v) for k, v in self.views.items()},
+        "feat_mean": self.feat_mean.tolist(),
+        "feat_std": self.feat_std.tolist(),
+        "calibration": self.calibration,
+        "report": self.report,
+        "backbone": cfg_get(self.cfg, "backbone.name"),
+        "feature_names": list(FEATURE_NAMES),
+        "job_history": self.job_history,
+    }
+
+
+@patch
+def save(self: ExpertSystem, folder) -> Path:
+    "Write the learned tensors (safetensors), the config and the metadata (JSON) to `folder`."
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "experts.safetensors") as tmp:
+        save_file(self.state_tensors(), str(tmp))
+    write_json(self.cfg, folder / "config.json")
+    write_json(self.meta(), folder / "meta.json")
+    export_peft(self, folder / "peft")
+    return folder
+
 # %% ../nbs/05_experts.ipynb #c027q
 def export_peft(
     system,  # an ExpertSystem
@@ -959,3 +997,18 @@ def head_config(system, expert: str) -> dict:
         "feat_mean": system.feat_mean.tolist(),
         "feat_std": system.feat_std.tolist(),
     }
+
+# %% ../nbs/05_experts.ipynb #c023z
+def read_safetensors(path) -> tuple[dict, dict]:
+    "Tensors and metadata of a safetensors file, or a clear error when it is unreadable."
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, (f.metadata() or {})
+    except Exception as e:
+        from jobrec.core import ModelError
+
+        raise ModelError(
+            f"cannot read checkpoint {path}: corrupt or not a safetensors file ({type(e).__name__}: {e})"
+        ) from e
