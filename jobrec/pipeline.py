@@ -305,10 +305,12 @@ def train_run(
 ) -> Path:
     "Train both experts (two stages), calibrate and fit the served fusion; writes `out_dir/model` (with `fusion.json`) and `out_dir/config.yaml`."
     from jobrec.training import train_experts
+    from jobrec.experts import clear_phrase_cache
 
     out = Path(out_dir)
     save_config(cfg, out)
     pin_cpu_kernels(cfg.get("cpu_kernels", "auto"))
+    clear_phrase_cache()  # as `run_experiment`: the run's bits do not depend on what this process encoded before
     write_json(numerics(cfg), out / "numerics.json")
     seed_everything(cfg["seed"])
     data = data if data is not None else load_data(cfg)
@@ -584,6 +586,7 @@ def run_experiment(
 ) -> Path:
     "Train, score, fuse and evaluate everything; write the run folder described above."
     from jobrec.training import train_experts, train_conflated
+    from jobrec.experts import clear_phrase_cache
 
     t_all = time.time()
     timings = {}
@@ -592,6 +595,9 @@ def run_experiment(
         out = project_root() / out
     save_config(cfg, out)
     pin_cpu_kernels(cfg.get("cpu_kernels", "auto"))
+    # a phrase's frozen encoding keeps the bits of the batch it was first encoded in, so a run starts from empty caches:
+    # its figures then do not depend on what this process encoded before (an earlier run, a test, a scoring shard)
+    clear_phrase_cache()
     write_json(numerics(cfg), out / "numerics.json")
     (out / "scores").mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(exist_ok=True)

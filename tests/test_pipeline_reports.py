@@ -577,15 +577,10 @@ def assert_same_choices(a_dir, b_dir):
     assert a.decoupling["headline"]["ndcg_jobrec"] != b.decoupling["headline"]["ndcg_jobrec"]
 
 
-# Open finding: at this revision the scrambled run's trained weights differ from the smoke run's (every tensor of `model/` and
-# `conflated/`), so either training reads the test split or two smoke trainings in one test process are not bitwise alike. Narrowed:
-# `train_experts` called twice in one process (seed_everything before each), on the smoke data and then on its scrambled twin, gives
-# bitwise-identical weights: training reads no test label. What differs is then the rest of `run_experiment` around training (its
-# stage-1 snapshot folder, kernel pinning) or process state left by the first run after training (conflated model, baselines,
-# ablations) that the second run's training sees. Strict: the day the choices are identical again this test passes and the marker must go.
-@pytest.mark.xfail(
-    strict=True, reason="trained weights differ between the smoke run and its test-label-scrambled twin"
-)
+# Run alone in one process (the smoke run, then its scrambled twin) the two train bitwise alike; in the test session they did
+# not. The state that outlived a run was the process's cache of frozen phrase encodings, whose bits depend on the batch a phrase
+# was first encoded in (padding), and which other tests fill and clear. Every run now starts from empty caches
+# (`run_experiment`, `train_run`), and this test holds in the session.
 def test_scrambled_test_labels_change_no_choice(smoke_run, tmp_path):
     "Permuting the test labels leaves every trained weight, selection, calibration, score and fusion choice identical."
     from jobrec.pipeline import load_data
