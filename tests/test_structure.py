@@ -334,15 +334,8 @@ KNOWN_UNSHOWN = {
     ("nbs/08_pipeline.ipynb", "c022", "Run"),
     ("nbs/08_pipeline.ipynb", "c022", "load_run"),
     ("nbs/08_pipeline.ipynb", "c022r", "qualification_auc"),
-    ("nbs/10_recommend.ipynb", "c014b", "torch_threads"),
-    ("nbs/10_recommend.ipynb", "c018", "file_digest"),
-    ("nbs/10_recommend.ipynb", "c018", "jobs_digest"),
-    ("nbs/10_recommend.ipynb", "c018", "Catalogue"),
-    ("nbs/10_recommend.ipynb", "c018", "build_index"),
-    ("nbs/10_recommend.ipynb", "c020a2", "SavedRun"),
     ("nbs/10_recommend.ipynb", "c020f1", "JobRanking"),
     ("nbs/10_recommend.ipynb", "c028f", "cascade_command"),
-    ("nbs/10_recommend.ipynb", "c032", "write_output"),
 }
 
 
