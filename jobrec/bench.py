@@ -12,13 +12,14 @@ import pandas as pd
 
 from .core import get_logger, load_config, write_json, has_module
 from .data import generate_synthetic
+from .fusion import fit_fusion, fusion_settings, synthetic_fusion_arrays
 from .recommend import Recommender, Catalogue, init_run, encode_entities, head_scores
 
 # %% auto #0
 __all__ = ['log', 'DDP_ARGS', 'training_throughput', 'scoring_throughput', 'released_style_description', 'released_style_jobs',
            'catalogue_encoding', 'TiledRows', 'tiled_catalogue', 'recommend_latency', 'shortlist_curve',
            'engine_throughput', 'ddp_throughput', 'peak_rss_mb', 'traced_peak_mb', 'cpu_model', 'bench_summary',
-           'run_benchmarks']
+           'run_benchmarks', 'benchmark_tau_change']
 
 # %% ../nbs/11_bench.ipynb #c005
 log = get_logger("bench")
@@ -809,7 +810,6 @@ def run_benchmarks(
 ) -> Path:
     "Run every benchmark; write `out/bench.json` and the figures; return the json's path."
     import torch
-    from jobrec.fusion import benchmark_tau_change
     from jobrec.core import merge_config
 
     T0 = time.perf_counter()
@@ -951,7 +951,6 @@ def _latencies(rec, base_cat, queries, sizes, quick, res):
 
 def _recall_tau_memory(rec, base_cat, data, queries, largest, n_base, n_q, quick, res, r):
     "Stages 5-7: recall of the shortlist, tau change, memory."
-    from jobrec.fusion import benchmark_tau_change
 
     # 5. recall of the shortlist over the distinct base jobs
     nr = 4 if quick else int(r["bench_recall_queries"])
@@ -1066,3 +1065,38 @@ def _run(cfg, out, quick, r, sizes, n_base, n_q, res, work, T0):
     p = write_json(res, out / "bench.json")
     log.info(f"benchmark written to {p} in {res['seconds']:.0f}s")
     return p
+
+# %% ../nbs/11_bench.ipynb #c035
+def benchmark_tau_change(
+    n_candidates: int = 1000,  # candidates
+    n_jobs: int = 100,  # jobs per candidate
+    seed: int = 0,  # seed of the synthetic arrays
+    taus: tuple = (0.4, 0.5, 0.6, 0.7),  # requirements to switch between
+    verbose: bool = True,  # print the figure
+) -> dict:  # seconds per tau change: global, per_candidate (means over taus)
+    "Time a change of tau at inference for n_candidates x n_jobs (global and per-candidate multiplier)."
+    a = synthetic_fusion_arrays(n_candidates, n_jobs, seed)
+    st = fusion_settings()
+    pol = fit_fusion(a, taus[0], "inference", st)
+    fit_fusion(a, taus[0], "inference", st, per_candidate=True).apply(a)  # warm-up
+    tg, tp = [], []
+    for tau in taus:
+        t0 = time.perf_counter()
+        pol = pol.retarget(tau, a)
+        pol.apply(a)
+        tg.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        fit_fusion(a, tau, "inference", st, per_candidate=True).apply(a)
+        tp.append(time.perf_counter() - t0)
+    out = {
+        "n_candidates": n_candidates,
+        "n_jobs": n_jobs,
+        "global_s": float(np.mean(tg)),
+        "per_candidate_s": float(np.mean(tp)),
+    }
+    if verbose:
+        print(
+            f"changing tau for {n_candidates} candidates x {n_jobs} jobs: global multiplier {out['global_s'] * 1e3:.0f} ms, "
+            f"per-candidate multipliers {out['per_candidate_s'] * 1e3:.0f} ms (mean over {len(taus)} taus)"
+        )
+    return out

@@ -16,16 +16,12 @@ from .calibration import sigmoid
 from .metrics import bootstrap_ci, paired_test, ndcg_at_k, tau_errors
 
 # %% auto #0
-__all__ = ['FUSIONS', 'FUSION_VARIANTS', 'FusionArrays', 'as_arrays', 'synthetic_fusion_arrays', 'topk_mean', 'policy_probs',
-           'softmax_mean', 'constraint_value', 'FusionSpec', 'fusion_system', 'system_settings', 'fusion_settings',
-           'eligibility_values', 'z_values', 'fuse', 'smallest_lambda', 'train_primal_dual', 'lambda_head_forward',
-           'train_lambda_head', 'tau_head_features', 'tau_head_shape', 'train_tau_head', 'FusionResult', 'oracle_value',
-           'FusionPolicy', 'fit_values', 'fit_fusion', 'tau_head_key', 'TauHeads', 'candidate_multiplier',
-           'estimated_range', 'FusionModel', 'save_fusion', 'load_fusion', 'tradeoff_curve', 'attainable_range',
-           'validated_window', 'dominance', 'dominance_ci', 'controllability_sweep', 'single_score_sweep',
-           'sweep_systems', 'compare_controllability', 'controllability_summary', 'estimated_eligibility',
-           'decoupling_at', 'decoupling', 'decoupling_words', 'head_models', 'head_vs_global', 'head_serving',
-           'benchmark_tau_change']
+__all__ = ['FUSIONS', 'FUSION_VARIANTS', 'FusionArrays', 'as_arrays', 'synthetic_fusion_arrays', 'masked', 'topk_mean',
+           'policy_probs', 'softmax_mean', 'constraint_value', 'FusionSpec', 'fusion_system', 'system_settings',
+           'fusion_settings', 'eligibility_values', 'z_values', 'fuse', 'lambda_grid', 'smallest_lambda',
+           'train_primal_dual', 'lambda_head_forward', 'train_lambda_head', 'tau_head_features', 'tau_head_shape',
+           'train_tau_head', 'FusionResult', 'oracle_value', 'FusionPolicy', 'fit_values', 'fit_fusion', 'tau_head_key',
+           'TauHeads', 'candidate_multiplier', 'estimated_range', 'FusionModel', 'save_fusion', 'load_fusion']
 
 # %% ../nbs/06_fusion.ipynb #c006
 @dataclass
@@ -135,7 +131,8 @@ def synthetic_fusion_arrays(
     return FusionArrays(s_pref, np.clip(p_qual, 0, 1), 2.0 * m + 3.0, valid, qual, pref, feats)
 
 # %% ../nbs/06_fusion.ipynb #c011
-def _masked(scores, valid):
+def masked(scores, valid):
+    "Scores with the invalid jobs at -inf (valid None: all valid)."
     return scores if valid is None else np.where(valid, scores, -np.inf)
 
 
@@ -151,7 +148,7 @@ def topk_mean(
     valid: np.ndarray | None = None,  # [C, J] bool, recommendable jobs
 ) -> np.ndarray:  # [C] per-candidate mean over the top-k valid jobs
     "Per candidate, the mean of `values` over the `k` highest-scored valid jobs."
-    s = _masked(np.asarray(scores, dtype=np.float64), valid)
+    s = masked(np.asarray(scores, dtype=np.float64), valid)
     idx = _topk_idx(s, k)
     v = np.take_along_axis(np.asarray(values, dtype=np.float64), idx, 1)
     ok = np.isfinite(np.take_along_axis(s, idx, 1)) & ~np.isnan(v)
@@ -166,11 +163,11 @@ def policy_probs(
     valid: np.ndarray | None = None,  # [C, J] bool
 ) -> np.ndarray:  # [C, J] pi(j | c), zero on invalid jobs
     "The ranking policy softmax(s / T) over each candidate's valid jobs."
-    s = _masked(np.asarray(scores, dtype=np.float64), valid) / temperature
+    s = masked(np.asarray(scores, dtype=np.float64), valid) / temperature
     e = np.exp(s - s.max(1, keepdims=True))
     return e / e.sum(1, keepdims=True)
 
-
+# %% ../nbs/06_fusion.ipynb #c011b
 def softmax_mean(scores, values, temperature=1.0, valid=None) -> np.ndarray:
     "Per candidate, E_pi[values] under the policy (NaN values are skipped and the policy renormalised)."
     pi = policy_probs(scores, temperature, valid)
@@ -355,7 +352,7 @@ def fuse(
     return s_pref + (lam[:, None] if lam.ndim == 1 else lam) * z
 
 # %% ../nbs/06_fusion.ipynb #c017
-def _lambda_grid(lambda_max, n=25):
+def lambda_grid(lambda_max, n=25):
     return np.concatenate([[0.0], np.geomspace(lambda_max * 1e-6, lambda_max, n)])
 
 
@@ -374,7 +371,7 @@ def smallest_lambda(
 ) -> tuple:  # (lam: float or [C], value: mean or [C] calibrated eligibility at lam, attainable: bool or [C])
     "The smallest lambda >= 0 whose policy's calibrated eligibility is >= tau (grid, then bisection)."
     value = lambda lam: constraint_value(fuse(s_pref, z, lam), p_qual, k, constraint, temperature, valid)
-    grid = _lambda_grid(lambda_max)
+    grid = lambda_grid(lambda_max)
     if not per_candidate:
         f = lambda lam: float(np.nanmean(value(lam)))
         vals = np.array([f(g) for g in grid])
@@ -613,7 +610,7 @@ def tau_head_features(
     "The tau head's input per pair: the experts' outputs and the candidate's context (no label, no other candidate)."
     a = as_arrays(arrays)
     s, p = a.s_pref, a.p_qual
-    sv = _masked(s, a.valid) / temperature
+    sv = masked(s, a.valid) / temperature
     logpi = np.maximum(sv - np.logaddexp.reduce(sv, axis=1, keepdims=True), -50.0)
     std = (s - s.mean(1, keepdims=True)) / (s.std(1, keepdims=True) + 1e-6)
     C, J = s.shape
@@ -847,7 +844,7 @@ def oracle_value(
     a = as_arrays(arrays)
     if constraint == "topk":
         return topk_mean(a.p_qual, a.p_qual, k, a.valid)
-    return _masked(a.p_qual, a.valid).max(1)
+    return masked(a.p_qual, a.valid).max(1)
 
 # %% ../nbs/06_fusion.ipynb #c027b
 @dataclass
@@ -926,7 +923,7 @@ class FusionPolicy:
         else:
             lam = np.full(C, self.lam)
             s = fuse(a.s_pref, z, lam)
-        s = _masked(s, a.valid)
+        s = masked(s, a.valid)
         return FusionResult(s, lam, constraint_value(s, a.p_qual, k, con, T, a.valid), cannot, back)
 
     def retarget(
@@ -976,7 +973,7 @@ def fit_fusion(
         tau,
         st,
         natural=mean_val(a.s_pref),
-        maximum=mean_val(_masked(a.p_qual, a.valid)),
+        maximum=mean_val(masked(a.p_qual, a.valid)),
         estimator=est,
     )
     if variant == "inference" and not st["per_candidate"]:
@@ -1233,542 +1230,3 @@ def load_fusion(
         with np.load(folder / "fusion_validation.npz", allow_pickle=False) as z:
             val = FusionArrays(**{k: z[k] for k in z.files})
     return FusionModel(fusion_settings(info["settings"], **overrides), val, info.get("seed", 0))
-
-# %% ../nbs/06_fusion.ipynb #c032
-def _report(test, scores, tau, st, system, extra, ndcg_k=10):
-    k, con, T = st["k"], st["constraint"], st["temperature"]
-    q = (
-        None
-        if test.qual is None
-        else np.where(np.asarray(test.qual) < 0, np.nan, np.asarray(test.qual, dtype=np.float64))
-    )
-    row = {"system": system, "tau": float(tau), "k": k, "constraint": con}
-    row["pred_eligibility"] = float(np.nanmean(constraint_value(scores, test.p_qual, k, con, T, test.valid)))
-    if q is not None:
-        row["achieved"] = float(np.nanmean(constraint_value(scores, q, k, con, T, test.valid)))
-        row[f"eligibility@{k}"] = float(np.nanmean(topk_mean(scores, q, k, test.valid)))
-        row.update(tau_errors(row["achieved"], tau))
-    if test.pref is not None:
-        row[f"ndcg@{ndcg_k}"] = float(np.nanmean(ndcg_at_k(scores, test.pref, ndcg_k, test.valid)))
-    row.update(extra)
-    row["n_candidates"] = test.n_candidates
-    return row
-
-
-def tradeoff_curve(
-    arrays: FusionArrays | dict,  # arrays with true labels (test)
-    cfg: dict | None = None,  # a jobrec config or its fusion section
-    n: int = 60,  # multipliers on the path (0, then geometric up to lambda_max)
-    ndcg_k: int = 10,  # NDCG cut-off
-    **overrides,
-) -> pd.DataFrame:  # one row per multiplier: lam, pred_eligibility, achieved, ndcg@k
-    "The policy family's whole trade-off on TRUE labels: s_P + lambda z for lambda from 0 up (reporting only, never fitting)."
-    a = as_arrays(arrays)
-    st = fusion_settings(cfg, **overrides)
-    if a.qual is None:
-        raise ValueError("tradeoff_curve needs true qualification labels")
-    z = z_values(a, st["z"])
-    return pd.DataFrame(
-        [
-            _report(a, fuse(a.s_pref, z, lam), np.nan, st, "path", {"lam": float(lam)}, ndcg_k)
-            for lam in _lambda_grid(st["lambda_max"], n)
-        ]
-    )
-
-
-def attainable_range(
-    arrays: FusionArrays | dict, cfg: dict | None = None, **overrides
-) -> tuple:  # (natural, maximum) on TRUE labels
-    "Achieved eligibility of pure preference ranking (lambda = 0) and the highest any multiplier reaches, on true labels."
-    c = tradeoff_curve(arrays, cfg, **overrides)
-    return float(c["achieved"].iloc[0]), float(c["achieved"].max())
-
-
-def validated_window(
-    val: FusionArrays | dict,  # validation arrays (observed screenings, propensities)
-    cfg: dict | None = None,  # a jobrec config or its fusion section
-    **overrides,  # fusion keys, e.g. k=5
-) -> tuple:  # (low, high) estimated eligibility on validation
-    "The controllability window: the validated global multiplier's range (`FusionModel.validated_range`), no true label read."
-    return FusionModel(system_settings("inference_global", cfg, **overrides), val).validated_range()
-
-# %% ../nbs/06_fusion.ipynb #c032b
-def dominance(
-    curve: pd.DataFrame,  # points of a trade-off curve: columns achieved and ndcg@k
-    point: tuple,  # (achieved eligibility, NDCG) of the single-score system
-    ndcg_col: str = "ndcg@10",
-) -> dict:
-    "Does the curve dominate the point? The best NDCG the curve reaches at eligibility >= the point's (linear between points)."
-    c = curve[["achieved", ndcg_col]].dropna().sort_values("achieved").to_numpy()
-    e0, n0 = float(point[0]), float(point[1])
-    x, y = c[:, 0], c[:, 1]
-    cand = list(y[x >= e0])
-    for i in range(len(x) - 1):  # where a segment crosses e0
-        if x[i] < e0 <= x[i + 1] and x[i + 1] > x[i]:
-            cand.append(y[i] + (y[i + 1] - y[i]) * (e0 - x[i]) / (x[i + 1] - x[i]))
-    best = max(cand) if cand else float("nan")
-    return {
-        "point_eligibility": e0,
-        "point_ndcg": n0,
-        "curve_ndcg_at_point": float(best),
-        "delta": float(best - n0),
-        "dominates": bool(cand) and bool(best >= n0),
-        "curve_max_eligibility": float(x.max()) if len(x) else float("nan"),
-    }
-
-# %% ../nbs/06_fusion.ipynb #c032db
-def dominance_ci(
-    arrays: FusionArrays | dict,  # test arrays with true labels
-    single_scores: np.ndarray,  # [C, J] scores of the single-score (conflated) system on the same candidates
-    cfg: dict | None = None,  # a jobrec config or its fusion section
-    n_boot: int = 1000,  # bootstrap resamples of the candidates
-    alpha: float = 0.05,  # 1 - confidence level
-    seed: int = 0,  # seed of the resampling
-    n: int = 60,  # multipliers on the path (as `tradeoff_curve`)
-    ndcg_k: int = 10,  # NDCG cut-off
-) -> (
-    dict
-):  # `dominance`'s keys, with ci_lo, ci_hi, n_boot, share_reached and ahead (the interval excludes 0 above)
-    "`dominance` of the multiplier path over the single-score point, with a paired bootstrap interval over candidates."
-    a = as_arrays(arrays)
-    st = fusion_settings(cfg)
-    if a.qual is None or a.pref is None:
-        raise ValueError("dominance_ci needs true qualification and preference labels")
-    q = np.where(np.asarray(a.qual) < 0, np.nan, np.asarray(a.qual, dtype=np.float64))
-    z = z_values(a, st["z"])
-    per = lambda s: (
-        constraint_value(s, q, st["k"], st["constraint"], st["temperature"], a.valid),
-        ndcg_at_k(s, a.pref, ndcg_k, a.valid),
-    )
-    E, N = (
-        np.array(x) for x in zip(*[per(fuse(a.s_pref, z, lam)) for lam in _lambda_grid(st["lambda_max"], n)])
-    )  # [L, C] each
-    e1, n1 = per(np.asarray(single_scores, dtype=np.float64))
-    col = f"ndcg@{ndcg_k}"
-
-    def lead(rows):
-        curve = pd.DataFrame({"achieved": np.nanmean(E[:, rows], 1), col: np.nanmean(N[:, rows], 1)})
-        return dominance(curve, (np.nanmean(e1[rows]), np.nanmean(n1[rows])), col)
-
-    out, C, rng = lead(np.arange(E.shape[1])), E.shape[1], np.random.default_rng(seed)
-    d = np.array([lead(rng.integers(0, C, C))["delta"] for _ in range(int(n_boot))])
-    reached = np.isfinite(d)
-    with np.errstate(invalid="ignore"):
-        lo, hi = np.quantile(np.where(reached, d, -np.inf), [alpha / 2, 1 - alpha / 2])
-    fin = lambda v: float(v) if np.isfinite(v) else None
-    out.update(
-        ci_lo=fin(lo),
-        ci_hi=fin(hi),
-        n_boot=int(n_boot),
-        share_reached=float(reached.mean()),
-        ahead=bool(np.isfinite(lo) and lo > 0),
-    )
-    return out
-
-# %% ../nbs/06_fusion.ipynb #c032e
-def controllability_sweep(
-    val: FusionArrays | dict,  # validation arrays (fitting)
-    test: FusionArrays | dict,  # test arrays (reporting, with true qual and pref)
-    taus: list | None = None,  # tau grid (default: fusion.taus)
-    variant: str | None = None,  # fusion variant (default: fusion.variant)
-    cfg: dict | None = None,  # a jobrec config or its fusion section
-    seed: int = 0,  # seed of the training variants
-    system: str | None = None,  # name in the table (default: the FUSIONS name of the settings)
-    window: tuple | None = None,  # controllability window (default: `validated_window(val)`)
-    model: FusionModel
-    | None = None,  # the system already built on `val` (e.g. a trained tau head), else built here
-    **overrides,  # fusion keys, e.g. per_candidate=True
-) -> pd.DataFrame:  # one row per tau
-    "Fit on validation per tau, apply to test, report achieved eligibility (true labels), NDCG and errors vs tau."
-    val, test = as_arrays(val), as_arrays(test)
-    st = fusion_settings(cfg, **({"variant": variant} if variant else {}), **overrides)
-    taus = st["taus"] if taus is None else list(taus)
-    system = system or fusion_system(st)
-    rows, model = [], model or FusionModel(st, val, seed)
-    lo, hi = window or validated_window(val, st)
-    for tau in taus:
-        ov = {"hard_threshold": float(tau)} if st["variant"] == "hard" else {}
-        pol, res = model.policy(tau, **ov), model.apply(test, tau, **ov)
-        lam = np.nan if res.lam is None else float(np.mean(res.lam))
-        extra = {
-            "lam": lam,
-            "val_eligibility": pol.value,
-            "attainable": bool(pol.attainable),
-            "n_unattainable": res.n_unattainable,
-            "n_backfilled": res.n_backfilled,
-            "natural": pol.natural,
-            "maximum": pol.maximum,
-            "window_lo": lo,
-            "window_hi": hi,
-            "in_range": bool(lo <= tau <= hi),
-        }
-        rows.append(_report(test, res.scores, tau, st, system, extra))
-    return pd.DataFrame(rows)
-
-
-def single_score_sweep(
-    scores: np.ndarray,  # [C, J] the single-score system's test scores
-    test: FusionArrays | dict,  # test arrays (true qual, pref, calibrated p_Q of the experts)
-    taus: list | None = None,  # tau grid (default: fusion.taus)
-    cfg: dict | None = None,  # a jobrec config or its fusion section
-    system: str = "conflated",  # name in the table
-    val: FusionArrays | dict | None = None,  # validation arrays: the window and the calibrated range
-    window: tuple | None = None,  # controllability window (default: `validated_window(val)`)
-    **overrides,
-) -> pd.DataFrame:
-    "A system without a qualification knob: one point, repeated across the tau grid."
-    test = as_arrays(test)
-    st = fusion_settings(cfg, **overrides)
-    taus = st["taus"] if taus is None else list(taus)
-    s = _masked(np.asarray(scores, dtype=np.float64), test.valid)
-    ref = as_arrays(val) if val is not None else test
-    nat = float(
-        np.nanmean(
-            constraint_value(ref.s_pref, ref.p_qual, st["k"], st["constraint"], st["temperature"], ref.valid)
-        )
-    )
-    mx = float(np.nanmean(oracle_value(ref, st["k"], st["constraint"])))
-    lo, hi = window or (validated_window(val, st) if val is not None else (np.nan, np.nan))
-    extra = lambda t: {
-        "lam": np.nan,
-        "natural": nat,
-        "maximum": mx,
-        "window_lo": lo,
-        "window_hi": hi,
-        "in_range": bool(lo <= t <= hi),
-    }
-    return pd.DataFrame([_report(test, s, t, st, system, extra(t)) for t in taus])
-
-# %% ../nbs/06_fusion.ipynb #c032g0
-def sweep_systems(
-    cfg: dict | None = None,  # a jobrec config or its fusion section (tau_head_serve)
-    **overrides,  # fusion keys for this sweep
-) -> list:  # FUSIONS names, in the registry's order
-    "The fusion systems the controllability sweep runs: the tau head only where a run may serve it."
-    # fusion.tau_head_serve never: the head is not trained, so it is neither swept nor compared
-    never = fusion_settings(cfg, **overrides)["tau_head_serve"] == "never"
-    return [n for n, s in FUSIONS.items() if s.sweep and not (never and n == "tau_head")]
-
-# %% ../nbs/06_fusion.ipynb #c032g
-def compare_controllability(
-    val: FusionArrays | dict,  # validation arrays
-    test: FusionArrays | dict,  # test arrays with true labels
-    taus: list | None = None,  # tau grid (default: fusion.taus)
-    cfg: dict | None = None,  # a jobrec config or its fusion section
-    single_scores: np.ndarray | None = None,  # [C, J] test scores of the single-score (conflated) system
-    systems: tuple | None = None,  # FUSIONS names (default: `sweep_systems`)
-    seed: int = 0,  # seed of the training variants
-    models: dict | None = None,  # FUSIONS name -> a FusionModel already built on `val` (not rebuilt)
-    **overrides,
-) -> pd.DataFrame:
-    "One controllability table for the fusion variants, fixed-weight fusion and the single-score system."
-    test = as_arrays(test)
-    # one window for every row, chosen on validation: the taus the served multiplier vouches for
-    win = validated_window(val, cfg, **overrides)
-    systems = sweep_systems(cfg, **overrides) if systems is None else list(systems)
-    models = models or {}
-    parts = [
-        controllability_sweep(
-            val, test, taus, None, system_settings(name, cfg, **overrides), seed, name, win, models.get(name)
-        )
-        for name in systems
-    ]
-    if single_scores is not None:
-        parts.append(single_score_sweep(single_scores, test, taus, cfg, val=val, window=win, **overrides))
-    return pd.concat(parts, ignore_index=True)
-
-
-def controllability_summary(
-    table: pd.DataFrame,  # from `controllability_sweep` / `compare_controllability`
-    tol: float = 0.03,  # allowed |achieved - tau| where tau is in range
-) -> pd.DataFrame:  # one row per system
-    "Per system: worst error where tau is in range, share within tol, monotonicity of achieved eligibility in tau."
-    rows = []
-    for system, g in table.groupby("system", sort=False):
-        g = g.sort_values("tau")
-        r = g[g["in_range"]]
-        dips = -np.diff(g["achieved"].to_numpy())
-        row = {
-            "system": system,
-            "n_taus": len(g),
-            "n_in_range": len(r),
-            "max_error_in_range": float(r["controllability_error"].max()) if len(r) else np.nan,
-            "share_within_tol": float((r["controllability_error"] <= tol).mean()) if len(r) else np.nan,
-            "max_violation": float(g["violation"].max()),
-            "max_dip": float(max(dips.max(), 0)) if len(dips) else 0.0,
-        }
-        row["monotone"] = row["max_dip"] <= 1e-12
-        row["meets"] = bool(len(r) and row["max_error_in_range"] <= tol and row["monotone"])
-        ndcg = [c for c in g.columns if c.startswith("ndcg@")]
-        if ndcg:
-            row[ndcg[0]] = float(g[ndcg[0]].mean())
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-# %% ../nbs/06_fusion.ipynb #c033b
-def estimated_eligibility(
-    val: FusionArrays | dict,  # validation arrays (observed screenings, propensities)
-    scores: np.ndarray,  # [C, J] a ranking's scores of the validation candidates
-    settings: dict,  # resolved fusion settings of the served policy (estimator, k, constraint)
-) -> tuple:  # (estimated eligibility, the estimator used)
-    "A ranking's eligibility estimated on validation as the served policy is fitted (`fit_values`): no true label."
-    a, st = as_arrays(val), settings
-    E, est = fit_values(a, st)
-    s = _masked(np.asarray(scores, dtype=np.float64), a.valid)
-    value = constraint_value(s, E, st["k"], st["constraint"], st["temperature"], a.valid)
-    return float(np.nanmean(value)), est
-
-
-def _true_qual(a):
-    return np.where(np.asarray(a.qual) < 0, np.nan, np.asarray(a.qual, dtype=np.float64))
-
-
-def _paired(a, b, n_boot, alpha, seed, name) -> dict:
-    "Means of a and b where both are defined, each with its interval, and a - b with its paired interval."
-    ok = ~(np.isnan(a) | np.isnan(b))
-    a, b = a[ok], b[ok]
-    out = {}
-    for who, v in (("jobrec", a), ("conflated", b)):
-        m, lo, hi = bootstrap_ci(v, n_boot, seed, alpha)
-        out.update({f"{name}_{who}": m, f"{name}_{who}_lo": lo, f"{name}_{who}_hi": hi})
-    d = paired_test(a, b, n_boot, seed, alpha)
-    out.update(
-        {
-            f"{name}_diff": d["diff"],
-            f"{name}_diff_lo": d["lo"],
-            f"{name}_diff_hi": d["hi"],
-            f"{name}_p": d["p"],
-            f"n_{name}": d["n"],
-        }
-    )
-    return out
-
-
-def decoupling_at(
-    model: FusionModel,  # jobrec's served fusion, with the validation arrays it is fitted on
-    test: FusionArrays | dict,  # test arrays with true qual and pref (reporting only)
-    single_test: np.ndarray,  # [C, J] the single-score (conflated) system's test scores
-    tau: float,  # the requirement jobrec is fitted to on validation
-    n_boot: int = 1000,  # bootstrap resamples of the test candidates
-    alpha: float = 0.05,  # 1 - confidence level
-    seed: int = 0,  # seed of the resampling
-    ndcg_k: int = 10,  # NDCG cut-off
-) -> dict:  # tau, lambda, validation estimate, both systems' NDCG and eligibility, verdict
-    "jobrec's policy for `tau` (fitted on validation) against the single-score system on test, paired."
-    t, st = as_arrays(test), model.settings
-    if t.qual is None or t.pref is None:
-        raise ValueError("decoupling needs the test candidates' true labels")
-    pol = model.policy(tau)
-    sj, sc = pol.apply(t).scores, _masked(np.asarray(single_test, dtype=np.float64), t.valid)
-    el = lambda s: constraint_value(s, _true_qual(t), st["k"], st["constraint"], st["temperature"], t.valid)
-    nd = lambda s: ndcg_at_k(s, t.pref, ndcg_k, t.valid)
-    out = {
-        "tau": float(tau),
-        "lambda": None if pol.lam is None else float(pol.lam),
-        "val_eligibility": float(pol.value),
-        "attainable": bool(pol.attainable),
-        "n_candidates": t.n_candidates,
-    }
-    out.update(_paired(nd(sj), nd(sc), n_boot, alpha, seed, "ndcg"))
-    out.update(_paired(el(sj), el(sc), n_boot, alpha, seed, "eligibility"))
-    lo, hi = out["ndcg_diff_lo"], out["ndcg_diff_hi"]
-    out["verdict"] = "ahead" if lo > 0 else "behind" if hi < 0 else "no difference shown"
-    return out
-
-# %% ../nbs/06_fusion.ipynb #c033b2
-def decoupling(
-    model: FusionModel,  # jobrec's served fusion, with the validation arrays it is fitted on
-    test: FusionArrays | dict,  # test arrays with true labels (reporting only)
-    single_val: np.ndarray,  # [C_val, J] the single-score system's validation scores
-    single_test: np.ndarray,  # [C, J] its test scores
-    taus: list | None = None,  # the grid of the same comparison (default: fusion.decoupling_taus)
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
-    ndcg_k: int = 10,  # as `decoupling_at`
-) -> dict:  # system, estimator, k, target (validation estimate), headline (`decoupling_at`), grid
-    "jobrec fitted on validation to the single-score system's estimated eligibility, and to each tau of the grid."
-    st = model.settings
-    target, est = estimated_eligibility(model.val, single_val, st)
-    taus = st["decoupling_taus"] if taus is None else list(taus)
-    at = lambda tau: decoupling_at(model, test, single_test, tau, n_boot, alpha, seed, ndcg_k)
-    return {
-        "system": model.system,
-        "estimator": est,
-        "k": st["k"],
-        "constraint": st["constraint"],
-        "ndcg_k": ndcg_k,
-        "alpha": alpha,
-        "n_boot": int(n_boot),
-        "target": target,
-        "headline": at(target),
-        "grid": [at(t) for t in taus],
-    }
-
-# %% ../nbs/06_fusion.ipynb #c033c
-def _iv(h, key, sign=False):
-    f = "{:+.3f}" if sign else "{:.3f}"
-    return f"{f.format(h[key])} [{f.format(h[key + '_lo'])}, {f.format(h[key + '_hi'])}]"
-
-
-_VERDICTS = {
-    "ahead": "**jobrec is ahead**: the interval excludes 0 on its side",
-    "behind": "**jobrec is behind**: the interval excludes 0 on the conflated model's side",
-    "no difference shown": "**no difference is shown**: the interval contains 0",
-}
-
-
-def decoupling_words(
-    d: dict,  # the output of `decoupling`
-) -> str:  # markdown: the headline comparison in words
-    "The decoupling headline in words, whatever its sign: the validated point, both systems on test, the verdict."
-    h, k, n = d["headline"], d["k"], d["ndcg_k"]
-    est = "doubly robust" if d["estimator"] == "dr" else "calibrated"
-    lam = "" if h["lambda"] is None else f", multiplier {h['lambda']:.3g}"
-    s = (
-        f"On the validation candidates the conflated model's eligibility@{k} is estimated at {d['target']:.3f} "
-        f"({est} estimate); jobrec's served fusion (`{d['system']}`{lam}) is fitted there to reach it. "
-        f"On the {h['n_candidates']} test candidates, read once, jobrec's NDCG@{n} is {_iv(h, 'ndcg_jobrec')} "
-        f"against the conflated model's {_iv(h, 'ndcg_conflated')}: a paired difference of "
-        f"{_iv(h, 'ndcg_diff', True)} ({1 - d['alpha']:.0%} bootstrap interval over {h['n_ndcg']} candidates), "
-        f"so {_VERDICTS[h['verdict']]}. The achieved eligibility@{k} (true labels) is "
-        f"{_iv(h, 'eligibility_jobrec')} for jobrec and {_iv(h, 'eligibility_conflated')} for the conflated model "
-        f"(difference {_iv(h, 'eligibility_diff', True)})."
-    )
-    if not h["attainable"]:
-        s += " No multiplier reaches that estimate on validation: jobrec serves the largest it searched."
-    return s
-
-# %% ../nbs/06_fusion.ipynb #c033f
-def _head_pair(mh, mg, a, tau, ndcg_k):
-    "Per-candidate NDCG of the head and the global multiplier at `tau`, their policies and scores."
-    ph, pg = mh.policy(tau), mg.policy(tau)
-    sh, sg = ph.apply(a).scores, pg.apply(a).scores
-    return ph, pg, sh, sg, ndcg_at_k(sh, a.pref, ndcg_k, a.valid), ndcg_at_k(sg, a.pref, ndcg_k, a.valid)
-
-
-def head_models(
-    val: FusionArrays | dict,  # validation arrays (both systems are fitted on them)
-    cfg: dict | None = None,  # a jobrec config or its fusion section
-    seed: int = 0,  # seed of the head's training
-) -> tuple:  # (tau_head FusionModel, inference_global FusionModel)
-    "The tau head and the global multiplier, as served, on the same validation arrays."
-    val = as_arrays(val)
-    return (
-        FusionModel(system_settings("tau_head", cfg), val, seed),
-        FusionModel(system_settings("inference_global", cfg), val, seed),
-    )
-
-
-def head_vs_global(
-    models: tuple,  # from `head_models`
-    arrays: FusionArrays | dict,  # the candidates read (validation for the rule, test to report), with pref
-    taus: list | None = None,  # tau grid (default: fusion.taus)
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,  # paired bootstrap over candidates
-    ndcg_k: int = 10,  # NDCG cut-off
-) -> pd.DataFrame:  # one row per tau
-    "The tau head against the global multiplier per tau: NDCG@k of both and the paired difference, at the same validation eligibility."
-    mh, mg = models
-    a, st = as_arrays(arrays), models[1].settings
-    if a.pref is None:
-        raise ValueError("head_vs_global needs preference labels")
-    lo, hi = mg.validated_range()
-    el = lambda s: float(
-        np.nanmean(constraint_value(s, _true_qual(a), st["k"], st["constraint"], st["temperature"], a.valid))
-    )
-    rows = []
-    for tau in st["taus"] if taus is None else taus:
-        ph, pg, sh, sg, nh, ng = _head_pair(mh, mg, a, tau, ndcg_k)
-        ok = ~(np.isnan(nh) | np.isnan(ng))
-        d = paired_test(nh[ok], ng[ok], n_boot, seed, alpha)
-        row = {
-            "tau": float(tau),
-            "in_range": bool(lo <= tau <= hi),
-            "level": ph.lam,
-            "lambda_global": pg.lam,
-            "val_eligibility_head": ph.value,
-            "val_eligibility_global": pg.value,
-            f"ndcg@{ndcg_k}_head": float(nh[ok].mean()),
-            f"ndcg@{ndcg_k}_global": float(ng[ok].mean()),
-            "ndcg_diff": d["diff"],
-            "ndcg_diff_lo": d["lo"],
-            "ndcg_diff_hi": d["hi"],
-            "p": d["p"],
-            "n": d["n"],
-        }
-        if a.qual is not None:
-            row.update(achieved_head=el(sh), achieved_global=el(sg))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-# %% ../nbs/06_fusion.ipynb #c033g
-def head_serving(
-    models: tuple,  # from `head_models`, fitted on `val`
-    val: FusionArrays | dict,  # the same validation arrays, with preference labels
-    cfg: dict | None = None,  # a jobrec config or its fusion section (tau_head_serve, variant, taus)
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
-    ndcg_k: int = 10,  # the paired bootstrap
-) -> dict:  # serve, reason, diff, lo, hi, n, taus
-    "The serving rule, on validation only: serve the tau head when its NDCG@k beats the global multiplier's over the validated taus (interval above 0)."
-    st, (mh, mg), a = fusion_settings(cfg), models, as_arrays(val)
-    lo, hi = mg.validated_range()
-    taus = [float(t) for t in st["taus"] if lo <= t <= hi]
-    out = {"serve": False, "taus": taus, "diff": None, "lo": None, "hi": None, "n": 0}
-    if st["tau_head_serve"] == "never":
-        return out | {"reason": "fusion.tau_head_serve is never"}
-    if fusion_system(st) != "inference_global":
-        return out | {"reason": f"the configured system is {fusion_system(st)}"}
-    if not taus:
-        return out | {"reason": "no tau of fusion.taus inside the validated window"}
-    pairs = [_head_pair(mh, mg, a, t, ndcg_k)[4:] for t in taus]
-    nh, ng = np.nanmean([p[0] for p in pairs], 0), np.nanmean([p[1] for p in pairs], 0)
-    ok = ~(np.isnan(nh) | np.isnan(ng))
-    d = paired_test(nh[ok], ng[ok], n_boot, seed, alpha)
-    serve = bool(d["lo"] > 0)
-    return out | {
-        "serve": serve,
-        "diff": d["diff"],
-        "lo": d["lo"],
-        "hi": d["hi"],
-        "n": d["n"],
-        "reason": "the head wins on validation" if serve else "the head does not win on validation",
-    }
-
-# %% ../nbs/06_fusion.ipynb #c035
-def benchmark_tau_change(
-    n_candidates: int = 1000,  # candidates
-    n_jobs: int = 100,  # jobs per candidate
-    seed: int = 0,  # seed of the synthetic arrays
-    taus: tuple = (0.4, 0.5, 0.6, 0.7),  # requirements to switch between
-    verbose: bool = True,  # print the figure
-) -> dict:  # seconds per tau change: global, per_candidate (means over taus)
-    "Time a change of tau at inference for n_candidates x n_jobs (global and per-candidate multiplier)."
-    a = synthetic_fusion_arrays(n_candidates, n_jobs, seed)
-    st = fusion_settings()
-    pol = fit_fusion(a, taus[0], "inference", st)
-    fit_fusion(a, taus[0], "inference", st, per_candidate=True).apply(a)  # warm-up
-    tg, tp = [], []
-    for tau in taus:
-        t0 = time.perf_counter()
-        pol = pol.retarget(tau, a)
-        pol.apply(a)
-        tg.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        fit_fusion(a, tau, "inference", st, per_candidate=True).apply(a)
-        tp.append(time.perf_counter() - t0)
-    out = {
-        "n_candidates": n_candidates,
-        "n_jobs": n_jobs,
-        "global_s": float(np.mean(tg)),
-        "per_candidate_s": float(np.mean(tp)),
-    }
-    if verbose:
-        print(
-            f"changing tau for {n_candidates} candidates x {n_jobs} jobs: global multiplier {out['global_s'] * 1e3:.0f} ms, "
-            f"per-candidate multipliers {out['per_candidate_s'] * 1e3:.0f} ms (mean over {len(taus)} taus)"
-        )
-    return out

@@ -30,12 +30,15 @@ from jobrec.core import (
 from .data import JobRecData, load_embedded, load_dataset, load_released, generate_synthetic
 from .metrics import evaluate_two_sided, compare_systems, protocol_descriptions
 from .narratives import write_narratives
+from .experts import clear_phrase_cache
 from .warm import warm_split, warm_preference, with_history, warm_description
 from jobrec.fusion import (
     FusionArrays,
     FusionModel,
     fusion_settings,
     save_fusion,
+)
+from jobrec.controllability import (
     compare_controllability,
     controllability_summary,
     tradeoff_curve,
@@ -305,7 +308,6 @@ def train_run(
 ) -> Path:
     "Train both experts (two stages), calibrate and fit the served fusion; writes `out_dir/model` (with `fusion.json`) and `out_dir/config.yaml`."
     from jobrec.training import train_experts
-    from jobrec.experts import clear_phrase_cache
 
     out = Path(out_dir)
     save_config(cfg, out)
@@ -586,7 +588,6 @@ def run_experiment(
 ) -> Path:
     "Train, score, fuse and evaluate everything; write the run folder described above."
     from jobrec.training import train_experts, train_conflated
-    from jobrec.experts import clear_phrase_cache
 
     t_all = time.time()
     timings = {}

@@ -8,22 +8,24 @@ from jobrec.core import ConfigError, load_config
 from jobrec.fusion import (
     FusionArrays,
     as_arrays,
-    compare_controllability,
     constraint_value,
-    controllability_summary,
-    controllability_sweep,
-    benchmark_tau_change,
     fit_fusion,
     fusion_settings,
     ndcg_at_k,
     oracle_value,
-    single_score_sweep,
     smallest_lambda,
     synthetic_fusion_arrays,
     topk_mean,
     train_primal_dual,
     z_values,
 )
+from jobrec.controllability import (
+    compare_controllability,
+    controllability_summary,
+    controllability_sweep,
+    single_score_sweep,
+)
+from jobrec.bench import benchmark_tau_change
 
 
 @pytest.fixture(scope="module")
@@ -318,7 +320,8 @@ def test_tau_head_is_fitted_without_test_labels(tau_head_split):
 
 def test_head_serving_rule_reads_the_validation_comparison(tau_head_split):
     "Served exactly when the paired interval over validation candidates lies above 0; its difference is the per-tau comparison's mean."
-    from jobrec.fusion import FusionModel, head_serving, head_vs_global, system_settings
+    from jobrec.fusion import FusionModel, system_settings
+    from jobrec.controllability import head_serving, head_vs_global
 
     val, test, st, model = tau_head_split
     models = (model, FusionModel(system_settings("inference_global"), val, seed=0))
@@ -335,6 +338,7 @@ def test_head_serving_rule_reads_the_validation_comparison(tau_head_split):
 def test_tau_head_serve_never_trains_no_head(tau_head_split, monkeypatch):
     "With fusion.tau_head_serve never the sweep leaves the tau head out and trains none; with auto it trains one."
     import jobrec.fusion as F
+    from jobrec.controllability import compare_controllability
 
     val, test, st, _ = tau_head_split
     trained = []
@@ -345,7 +349,7 @@ def test_tau_head_serve_never_trains_no_head(tau_head_split, monkeypatch):
         return real(*a, **kw)
 
     monkeypatch.setattr(F, "train_tau_head", spy)
-    never = F.compare_controllability(val, test, [0.5], F.fusion_settings(st, tau_head_serve="never"))
+    never = compare_controllability(val, test, [0.5], F.fusion_settings(st, tau_head_serve="never"))
     assert trained == [] and "tau_head" not in set(never.system) and "inference_global" in set(never.system)
-    auto = F.compare_controllability(val, test, [0.5], st)
+    auto = compare_controllability(val, test, [0.5], st)
     assert trained and "tau_head" in set(auto.system)

@@ -10,7 +10,12 @@ import pandas as pd
 import pytest
 
 from jobrec.core import load_config, UsageError
-from jobrec.fusion import FusionArrays, fit_fusion, load_fusion, topk_mean
+from jobrec.fusion import (
+    FusionArrays,
+    fit_fusion,
+    load_fusion,
+    topk_mean,
+)
 from jobrec.pipeline import load_data, train_run
 from jobrec.recommend import Recommender, write_entities, served_controllability
 from jobrec.cli import main
