@@ -317,7 +317,9 @@ def test_train_seconds_count_every_process(data, tmp_path):
     t0 = time.time()
     s = train_experts(data, tiny_cfg(), tmp_path / "r", progress=False)
     second = time.time() - t0
-    assert first > 0.2 and first + second - 0.2 <= s.report["train_seconds"] <= first + second + 0.2
+    # the resumed run's clock starts from the first run's seconds and adds its own training, never more than its wall time
+    # (its set-up before the clock starts, loading the checkpoint and building the system, varies with the host's load)
+    assert first > 0.2 and first < s.report["train_seconds"] <= first + second + 0.2
 
 
 def test_top_layer_adapters_train_and_reload(data, tmp_path):
