@@ -1,4 +1,4 @@
-"The cross-host comparison (tools/hosts.py, reports/hosts/): generated from the stored metrics, never typed by hand."
+"The cross-host comparison (tools/hosts.py, docs/hosts/): generated from the stored metrics, never typed by hand."
 
 import json, sys
 from pathlib import Path
@@ -9,9 +9,9 @@ from hosts import compare, flat, vendor_of  # noqa: E402
 
 
 def test_committed_comparison_is_what_the_tool_writes():
-    other = ROOT / "reports" / "hosts" / "GenuineIntel"
-    assert (ROOT / "reports" / "hosts" / "comparison.md").read_text() == compare(ROOT / "reports", other), (
-        "reports/hosts/comparison.md is stale: python tools/hosts.py compare reports reports/hosts/GenuineIntel"
+    other = ROOT / "docs" / "hosts" / "GenuineIntel"
+    assert (ROOT / "docs" / "hosts" / "comparison.md").read_text() == compare(ROOT / "reports", other), (
+        "docs/hosts/comparison.md is stale: python tools/hosts.py compare reports docs/hosts/GenuineIntel"
     )
 
 

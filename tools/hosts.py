@@ -1,7 +1,7 @@
 """The same commit's reports made on hosts of two CPU vendors, compared figure by figure.
 
-    python tools/hosts.py store REPORTS_DIR            # copy the reports made with REPORTS_DIR/main_results under reports/hosts/<vendor>/
-    python tools/hosts.py compare REF_DIR OTHER_DIR    # write reports/hosts/comparison.md from two such folders
+    python tools/hosts.py store REPORTS_DIR            # copy the reports made with REPORTS_DIR/main_results under docs/hosts/<vendor>/
+    python tools/hosts.py compare REF_DIR OTHER_DIR    # write docs/hosts/comparison.md from two such folders
 
 Nothing here is typed by hand: the table is computed from the stored metrics.json files, and `tests/test_hosts.py` checks that
 the committed comparison is what this tool writes from the committed files. Timings are left out (`jobrec.report`'s rule).
@@ -12,7 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-HOSTS = ROOT / "reports" / "hosts"
+# kept outside reports/, so that what reads reports/**/*.json sees only the committed reports
+HOSTS = ROOT / "docs" / "hosts"
 # the figures the README and the scoreboard lead with: (report, dotted path, what it is)
 HEADLINE = (
     ("main_results", "jobrec.candidate_ndcg@10", "jobrec candidate NDCG@10"),
@@ -63,7 +64,7 @@ def vendor_of(cpu: dict) -> str | None:
 
 
 def store(reports: Path) -> Path:
-    "Copy the metrics and environment of the reports made with main_results (same host, same revision) under reports/hosts/<vendor>/."
+    "Copy the metrics and environment of the reports made with main_results (same host, same revision) under docs/hosts/<vendor>/."
     env = lambda d: json.loads((d / "environment.json").read_text())
     made = lambda e: (vendor_of((e.get("numerics") or {}).get("cpu") or {}), e.get("git_revision"))
     ref = made(env(reports / "main_results"))
